@@ -1,0 +1,93 @@
+"""The lowering contract shared by every backend (see spec/backends.md).
+
+A backend's ``lower(graph, **options) -> Program``. A :class:`Program` is
+callable on the backend's native arrays or on numpy arrays and returns the same
+kind; it validates its inputs (count, rank, dtype, symbol bindings) before any
+work and knows its input/output specs.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..ir.graph import Graph
+from ..ir.types import DType, IRError, TensorSpec, as_dtype, bind_symbols
+
+
+class Program:
+    """A lowered graph. Subclasses implement ``_run(arrays, env) -> list`` and conversions."""
+
+    backend: str = "?"
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.input_specs: list[TensorSpec] = graph.input_specs
+        self.output_specs: list[TensorSpec] = graph.output_specs
+        self.input_names: list[str] = graph.input_names
+        self.output_names: list[str] = list(graph.output_names)
+
+    # ---- hooks for subclasses
+    def _is_native(self, x: Any) -> bool:
+        return False
+
+    def _from_numpy(self, x: np.ndarray, spec: TensorSpec) -> Any:
+        return x
+
+    def _to_numpy(self, x: Any, spec: TensorSpec) -> np.ndarray:
+        return np.asarray(x)
+
+    def _native_dtype(self, x: Any) -> DType:
+        return as_dtype(x.dtype)
+
+    def _run(self, args: list, env: dict) -> list:
+        raise NotImplementedError
+
+    def export(self, path: str) -> str:
+        raise IRError(f"backend {self.backend} has no export format; lower to torch, tensorflow, jax or onnx")
+
+    # ---- calling
+    def bind(self, args: Sequence[Any], kwargs: dict) -> list:
+        args = list(args)
+        if kwargs:
+            for name in self.input_names[len(args):]:
+                if name not in kwargs:
+                    raise IRError(f"missing input {name!r}; the program takes {self.input_names}")
+                args.append(kwargs.pop(name))
+            if kwargs:
+                raise IRError(f"unknown input(s) {sorted(kwargs)}; the program takes {self.input_names}")
+        if len(args) != len(self.input_specs):
+            raise IRError(f"the program takes {len(self.input_specs)} input(s) {self.input_names}, got {len(args)}")
+        return args
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        args = self.bind(args, kwargs)
+        native = bool(args) and all(self._is_native(a) for a in args) and not all(
+            isinstance(a, np.ndarray) for a in args)
+        prepared, shapes = [], []
+        for a, spec, name in zip(args, self.input_specs, self.input_names):
+            if self._is_native(a) and not isinstance(a, np.ndarray):
+                dt = self._native_dtype(a)
+                shape = tuple(int(d) for d in a.shape)
+                arr = a
+            else:
+                arr = np.asarray(a)
+                if arr.dtype.kind in "iuf" and arr.dtype.name not in DType.__members__ and arr.dtype.name != "bfloat16":
+                    raise IRError(f"input {name!r} has dtype {arr.dtype}, expected {spec.dtype}; cast it with .astype")
+                dt = as_dtype(arr.dtype) if arr.dtype.name != "bfloat16" else DType.bfloat16
+                shape = arr.shape
+                arr = self._from_numpy(arr, spec) if dt == spec.dtype else arr
+            if dt != spec.dtype:
+                raise IRError(f"input {name!r} has dtype {dt}, expected {spec.dtype}; cast it with .astype")
+            prepared.append(arr)
+            shapes.append(shape)
+        env = bind_symbols(self.input_specs, shapes)
+        outs = self._run(prepared, env)
+        if not native:
+            outs = [self._to_numpy(o, s) for o, s in zip(outs, self.output_specs)]
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+    def __repr__(self) -> str:
+        ins = ", ".join(f"{n}: {s}" for n, s in zip(self.input_names, self.input_specs))
+        outs = ", ".join(f"{n}: {s}" for n, s in zip(self.output_names, self.output_specs))
+        return f"<{type(self).__name__} {self.graph.name}({ins}) -> ({outs})>"

@@ -1,0 +1,1 @@
+"""Math written once against an Array-API namespace; imports only tensorweave.ir."""
