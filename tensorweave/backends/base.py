@@ -91,3 +91,64 @@ class Program:
         ins = ", ".join(f"{n}: {s}" for n, s in zip(self.input_names, self.input_specs))
         outs = ", ".join(f"{n}: {s}" for n, s in zip(self.output_names, self.output_specs))
         return f"<{type(self).__name__} {self.graph.name}({ins}) -> ({outs})>"
+
+
+def symbol_plan(specs: Sequence[TensorSpec]) -> list[tuple[str, int, int, Any]]:
+    """How to compute every input symbol from input shapes, in order.
+
+    Returns ``(symbol, input_index, axis, rest)`` steps: ``symbol = shape(input)[axis] - rest``
+    where ``rest`` is a Dim over symbols computed by earlier steps (0 when the symbol stands
+    alone on that axis). Backends that keep shapes symbolic at run time (TensorFlow, ONNX)
+    evaluate these steps inside the lowered graph; the others use the bound ints.
+    """
+    from ..ir.types import SymDim
+
+    plan: list = []
+    known: set = set()
+    pending: list = []
+    for i, spec in enumerate(specs):
+        for ax, d in enumerate(spec.shape):
+            if isinstance(d, SymDim):
+                if len(d.terms) == 1 and d.terms[0][1] == 1 and len(d.terms[0][0]) == 1:
+                    s = d.terms[0][0][0]
+                    if s not in known:
+                        known.add(s)
+                        plan.append((s, i, ax, 0))
+                else:
+                    pending.append((i, ax, d))
+    progress = True
+    while pending and progress:
+        progress = False
+        rest_pending = []
+        for i, ax, d in pending:
+            unknown = [s for s in d.symbols if s not in known]
+            if not unknown:
+                progress = True
+                continue
+            s = unknown[0]
+            if len(unknown) == 1 and dict(d.terms).get((s,)) == 1 and all(s not in k or k == (s,) for k, _ in d.terms):
+                known.add(s)
+                plan.append((s, i, ax, d - SymDim.symbol(s)))
+                progress = True
+            else:
+                rest_pending.append((i, ax, d))
+        pending = rest_pending
+    if pending:
+        i, ax, d = pending[0]
+        raise IRError(f"input {i} axis {ax}: cannot compute the symbols of {d} from the input shapes")
+    return plan
+
+
+def eval_dim(d: Any, env: dict) -> Any:
+    """Evaluate a Dim with ``env`` values that may be ints or framework scalars (uses + and * only)."""
+    from ..ir.types import SymDim
+
+    if not isinstance(d, SymDim):
+        return d
+    total: Any = 0
+    for monomial, coeff in d.terms:
+        p: Any = coeff
+        for s in monomial:
+            p = p * env[s] if not (isinstance(p, int) and p == 1) else env[s]
+        total = p if (isinstance(total, int) and total == 0) else total + p
+    return total
