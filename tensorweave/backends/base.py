@@ -40,6 +40,14 @@ class Program:
     def _native_dtype(self, x: Any) -> DType:
         return as_dtype(x.dtype)
 
+    def _prepare_native(self, x: Any, spec: TensorSpec) -> Any:
+        """A native input as the lowered function wants it (e.g. torch uint32 -> int64)."""
+        return x
+
+    def _finish_native(self, x: Any, spec: TensorSpec) -> Any:
+        """A native output as the caller gets it (e.g. int64 -> torch uint32)."""
+        return x
+
     def _run(self, args: list, env: dict) -> list:
         raise NotImplementedError
 
@@ -69,7 +77,7 @@ class Program:
             if self._is_native(a) and not isinstance(a, np.ndarray):
                 dt = self._native_dtype(a)
                 shape = tuple(int(d) for d in a.shape)
-                arr = a
+                arr = self._prepare_native(a, spec) if dt == spec.dtype else a
             else:
                 arr = np.asarray(a)
                 if arr.dtype.kind in "iuf" and arr.dtype.name not in DType.__members__ and arr.dtype.name != "bfloat16":
@@ -83,7 +91,9 @@ class Program:
             shapes.append(shape)
         env = bind_symbols(self.input_specs, shapes)
         outs = self._run(prepared, env)
-        if not native:
+        if native:
+            outs = [self._finish_native(o, s) for o, s in zip(outs, self.output_specs)]
+        else:
             outs = [self._to_numpy(o, s) for o, s in zip(outs, self.output_specs)]
         return outs[0] if len(outs) == 1 else tuple(outs)
 

@@ -31,8 +31,12 @@ def _infer_full(ins, attrs):
 @register("full", inputs=0, attrs={"shape": AttrSpec("dims"), "fill_value": AttrSpec("scalar"),
                                    "dtype": AttrSpec("dtype")}, infer=_infer_full, category="creation")
 def full(shape, fill_value, dtype):
-    """An array of ``shape`` (dims may be symbolic) filled with ``fill_value`` converted to ``dtype``."""
-    return np.full(shape, fill_value, dtype=dtype.to_numpy())
+    """An array of ``shape`` (dims may be symbolic) filled with ``fill_value`` converted to ``dtype``
+    (integers wrap modulo 2**bits, e.g. -1 as uint32 is 0xFFFFFFFF)."""
+    value = np.array(fill_value)
+    if value.dtype.kind in "iu" and dtype.is_integer:
+        value = value.astype(np.int64)
+    return np.full(shape, value.astype(dtype.to_numpy()), dtype=dtype.to_numpy())
 
 
 def arange_length(start, stop, step):
