@@ -1,0 +1,401 @@
+"""The JAX backend: a graph becomes a function over ``jax.numpy``/``jax.lax``, wrapped in ``jax.jit``.
+
+The graph is walked once per input signature while jax traces it; the compiled
+XLA program then runs with no per-op Python work. ``while_loop`` -> ``lax.while_loop``,
+``cond`` -> ``lax.cond``. ``export(path)`` writes serialised StableHLO from
+``jax.export`` with one symbolic dimension per IR symbol.
+
+64-bit types: the IR has int64 and float64, which JAX disables by default. Importing
+this backend turns on ``jax_enable_x64`` (a process-wide JAX setting; documented in
+spec/backends-jax.md). Arrays are still created with the IR's exact dtypes.
+"""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from typing import Any, Callable
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from jax import lax  # noqa: E402
+
+from ..ir.graph import Graph  # noqa: E402
+from ..ir.ops import OPS, resolve_attrs  # noqa: E402
+from ..ir.types import DType, IRError, SymDim, TensorSpec  # noqa: E402
+from .base import Program, eval_dim, symbol_plan  # noqa: E402
+
+NAME = "jax"
+LOW = (jnp.float16, jnp.bfloat16)
+
+
+def _jdt(dt: DType) -> Any:
+    return jnp.dtype(dt.to_numpy())
+
+
+def _low(fn: Callable) -> Callable:
+    """Compute in float32 for float16/bfloat16 inputs and round back (the reference's rule)."""
+    def run(*xs: Any, **kw: Any) -> Any:
+        dt = xs[0].dtype
+        if dt in LOW:
+            return fn(*[x.astype(jnp.float32) if hasattr(x, "astype") else x for x in xs], **kw).astype(dt)
+        return fn(*xs, **kw)
+    return run
+
+
+def _is_float(x: Any) -> bool:
+    return jnp.issubdtype(x.dtype, jnp.floating)
+
+
+def _sort_keys(x: Any, axis: int, descending: bool) -> list:
+    """Lexicographic keys for a stable sort: nan sorts as the largest value."""
+    if _is_float(x):
+        v = x.astype(jnp.float32) if x.dtype in LOW else x
+        nan = jnp.isnan(v)
+        v = jnp.where(nan, jnp.zeros_like(v), v)
+        if descending:
+            return [(~nan).astype(jnp.int8), -v]
+        return [nan.astype(jnp.int8), v]
+    if x.dtype == jnp.bool_:
+        v = x.astype(jnp.int8)
+        return [-v if descending else v]
+    return [jnp.bitwise_not(x) if descending else x]
+
+
+def _argsort(x: Any, axis: int, descending: bool) -> Any:
+    axis = axis % x.ndim
+    keys = _sort_keys(x, axis, descending)
+    idx = lax.broadcasted_iota(jnp.int64, x.shape, axis)
+    out = lax.sort(tuple(keys) + (idx,), dimension=axis, is_stable=True, num_keys=len(keys))
+    return out[-1]
+
+
+def _argext(x: Any, axis: int, keepdims: bool, largest: bool) -> Any:
+    if _is_float(x):
+        nan = jnp.isnan(x)
+        filled = jnp.where(nan, jnp.asarray(-jnp.inf if largest else jnp.inf, x.dtype), x)
+        best = jnp.argmax(filled, axis=axis) if largest else jnp.argmin(filled, axis=axis)
+        first_nan = jnp.argmax(nan, axis=axis)
+        out = jnp.where(jnp.any(nan, axis=axis), first_nan, best)
+    else:
+        out = jnp.argmax(x, axis=axis) if largest else jnp.argmin(x, axis=axis)
+    out = out.astype(jnp.int64)
+    return jnp.expand_dims(out, axis) if keepdims else out
+
+
+def _astype(x: Any, dtype: DType) -> Any:
+    if dtype is DType.bool:
+        return x != 0
+    target = _jdt(dtype)
+    if _is_float(x) and dtype.is_integer:
+        t = jnp.trunc(x.astype(jnp.float64))
+        t = jnp.where(jnp.isfinite(t), t, 0.0)
+        if dtype is DType.uint32:
+            return jnp.mod(t, 2.0 ** 32).astype(jnp.uint64).astype(jnp.uint32)
+        info = np.iinfo(dtype.to_numpy())
+        return jnp.clip(t, info.min, info.max).astype(target)
+    if x.dtype != jnp.bool_ and jnp.issubdtype(x.dtype, jnp.integer) and dtype.is_integer:
+        return x.astype(jnp.int64).astype(target) if x.dtype != jnp.uint32 else x.astype(target)
+    return x.astype(target)
+
+
+def _reduce(fn: Callable, acc_low: bool = True) -> Callable:
+    def run(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+        ax = None if axis is None else tuple(axis)
+        if acc_low and x.dtype in LOW:
+            return fn(x.astype(jnp.float32), axis=ax, keepdims=keepdims).astype(x.dtype)
+        return fn(x, axis=ax, keepdims=keepdims)
+    return run
+
+
+def _sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    ax = None if axis is None else tuple(axis)
+    if x.dtype in LOW:
+        return jnp.sum(x.astype(jnp.float32), axis=ax, keepdims=keepdims).astype(x.dtype)
+    return jnp.sum(x, axis=ax, keepdims=keepdims, dtype=x.dtype)
+
+
+def _prod(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    ax = None if axis is None else tuple(axis)
+    if x.dtype in LOW:
+        return jnp.prod(x.astype(jnp.float32), axis=ax, keepdims=keepdims).astype(x.dtype)
+    return jnp.prod(x, axis=ax, keepdims=keepdims, dtype=x.dtype)
+
+
+def _logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    ax = None if axis is None else tuple(axis)
+    v = x.astype(jnp.float32) if x.dtype in LOW else x
+    if v.size == 0:
+        return jnp.log(jnp.sum(jnp.exp(v), axis=ax, keepdims=keepdims)).astype(x.dtype)
+    m = jnp.max(v, axis=ax, keepdims=True)
+    m = jnp.where(jnp.isfinite(m), m, jnp.zeros_like(m))
+    s = jnp.log(jnp.sum(jnp.exp(v - m), axis=ax, keepdims=True)) + m
+    if not keepdims:
+        s = jnp.squeeze(s, axis=ax if ax is not None else tuple(range(v.ndim)))
+    return s.astype(x.dtype)
+
+
+def _softmax(x: Any, axis: int = -1, log: bool = False) -> Any:
+    v = x.astype(jnp.float32) if x.dtype in LOW else x
+    m = jnp.max(v, axis=axis, keepdims=True)
+    m = jnp.where(jnp.isfinite(m), m, jnp.zeros_like(m))
+    s = v - m
+    if log:
+        out = s - jnp.log(jnp.sum(jnp.exp(s), axis=axis, keepdims=True))
+    else:
+        e = jnp.exp(s)
+        out = e / jnp.sum(e, axis=axis, keepdims=True)
+    return out.astype(x.dtype)
+
+
+def _int_div_safe(y: Any) -> Any:
+    return jnp.where(y == 0, jnp.ones_like(y), y)
+
+
+def _shift_amount(x: Any, y: Any) -> Any:
+    return jnp.clip(y, 0, x.dtype.itemsize * 8 - 1).astype(x.dtype)
+
+
+def _clip(x: Any, min: Any = None, max: Any = None) -> Any:  # noqa: A002
+    y = x
+    if min is not None:
+        y = jnp.maximum(y, jnp.asarray(min).astype(x.dtype))
+    if max is not None:
+        y = jnp.minimum(y, jnp.asarray(max).astype(x.dtype))
+    return y
+
+
+def _full(shape: tuple, fill_value: Any, dtype: DType) -> Any:
+    v = np.array(fill_value)
+    if v.dtype.kind in "iu" and dtype.is_integer:
+        v = v.astype(np.int64)
+    return jnp.full(shape, v.astype(dtype.to_numpy()), dtype=_jdt(dtype))
+
+
+def _gelu(x: Any, approximate: str = "none") -> Any:
+    return _low(lambda v: jax.nn.gelu(v, approximate=(approximate == "tanh")))(x)
+
+
+def _rms_norm(x: Any, w: Any, eps: float = 1e-6) -> Any:
+    return _low(lambda v, ww: v * lax.rsqrt(jnp.mean(v * v, axis=-1, keepdims=True) + eps) * ww)(x, w)
+
+
+def _layer_norm(x: Any, w: Any, b: Any, eps: float = 1e-5) -> Any:
+    def f(v: Any, ww: Any, bb: Any) -> Any:
+        mu = jnp.mean(v, axis=-1, keepdims=True)
+        var = jnp.mean((v - mu) ** 2, axis=-1, keepdims=True)
+        return (v - mu) / jnp.sqrt(var + eps) * ww + bb
+    return _low(f)(x, w, b)
+
+
+def _sign(x: Any) -> Any:
+    return jnp.sign(x)
+
+
+def _clamped(starts: tuple, sizes: tuple, shape: tuple) -> list:
+    """XLA clamping done explicitly: jax first wraps negative starts numpy-style, the IR does not."""
+    return [jnp.clip(jnp.asarray(s, jnp.int64), 0, d - n) for s, n, d in zip(starts, sizes, shape)]
+
+
+def _dynamic_slice(x: Any, *starts: Any, sizes: tuple) -> Any:
+    return lax.dynamic_slice(x, _clamped(starts, sizes, x.shape), sizes)
+
+
+def _dynamic_update_slice(x: Any, u: Any, *starts: Any) -> Any:
+    return lax.dynamic_update_slice(x, u, _clamped(starts, u.shape, x.shape))
+
+
+def _put_along_axis(x: Any, idx: Any, v: Any, axis: int = -1) -> Any:
+    axis = axis % x.ndim
+    grids = list(jnp.meshgrid(*[jnp.arange(n) for n in idx.shape], indexing="ij"))
+    grids[axis] = idx
+    return x.at[tuple(grids)].set(v)
+
+
+def _top_k(x: Any, k: int) -> tuple:
+    idx = _argsort(x, x.ndim - 1, True)[..., :k]
+    return jnp.take_along_axis(x, idx, axis=-1), idx
+
+
+def _slice(x: Any, starts: tuple, stops: tuple, steps: tuple) -> Any:
+    return x[tuple(slice(a, b, s) for a, b, s in zip(starts, stops, steps))]
+
+
+def _repeat(x: Any, repeats: int, axis: Any = None) -> Any:
+    if axis is None:
+        return jnp.repeat(jnp.reshape(x, (-1,)), repeats, total_repeat_length=x.size * repeats)
+    return jnp.repeat(x, repeats, axis=axis, total_repeat_length=x.shape[axis] * repeats)
+
+
+def _arange(start: Any, stop: Any, step: int, dtype: DType) -> Any:
+    return _astype(jnp.arange(start, stop, step, dtype=jnp.int64), dtype) if dtype is not DType.int64 else \
+        jnp.arange(start, stop, step, dtype=jnp.int64)
+
+
+def _pow(x: Any, y: Any) -> Any:
+    if jnp.issubdtype(x.dtype, jnp.integer):
+        return jnp.power(x, jnp.maximum(y, 0))
+    return _low(jnp.power)(x, y)
+
+
+LOWERINGS: dict[str, Callable] = {
+    # unary
+    "abs": jnp.abs, "negative": jnp.negative, "sign": _sign, "exp": _low(jnp.exp), "log": _low(jnp.log),
+    "log1p": _low(jnp.log1p), "sqrt": _low(jnp.sqrt), "rsqrt": _low(lax.rsqrt), "tanh": _low(jnp.tanh),
+    "erf": _low(jax.scipy.special.erf), "sin": _low(jnp.sin), "cos": _low(jnp.cos), "floor": jnp.floor,
+    "ceil": jnp.ceil, "sigmoid": _low(jax.nn.sigmoid), "silu": _low(jax.nn.silu), "isnan": jnp.isnan,
+    "isinf": jnp.isinf, "isfinite": jnp.isfinite, "logical_not": jnp.logical_not, "bitwise_invert": jnp.invert,
+    "gelu": _gelu,
+    # binary
+    "add": jnp.add, "subtract": jnp.subtract, "multiply": jnp.multiply, "divide": _low(jnp.divide),
+    "floor_divide": lambda x, y: (jnp.floor_divide(x, _int_div_safe(y)) if not _is_float(x)
+                                  else _low(jnp.floor_divide)(x, y)),
+    "remainder": lambda x, y: (jnp.remainder(x, _int_div_safe(y)) if not _is_float(x) else _low(jnp.remainder)(x, y)),
+    "pow": _pow, "maximum": jnp.maximum, "minimum": jnp.minimum, "equal": jnp.equal, "not_equal": jnp.not_equal,
+    "less": jnp.less, "less_equal": jnp.less_equal, "greater": jnp.greater, "greater_equal": jnp.greater_equal,
+    "logical_and": jnp.logical_and, "logical_or": jnp.logical_or, "logical_xor": jnp.logical_xor,
+    "bitwise_and": jnp.bitwise_and, "bitwise_or": jnp.bitwise_or, "bitwise_xor": jnp.bitwise_xor,
+    "bitwise_left_shift": lambda x, y: jnp.left_shift(x, _shift_amount(x, y)),
+    "bitwise_right_shift": lambda x, y: jnp.right_shift(x, _shift_amount(x, y)),
+    "where": jnp.where, "clip": _clip, "astype": _astype,
+    # reductions
+    "sum": _sum, "prod": _prod, "mean": _reduce(jnp.mean), "max": _reduce(jnp.max, False),
+    "min": _reduce(jnp.min, False), "any": _reduce(jnp.any, False), "all": _reduce(jnp.all, False),
+    "logsumexp": _logsumexp,
+    "argmax": lambda x, axis=-1, keepdims=False: _argext(x, axis, keepdims, True),
+    "argmin": lambda x, axis=-1, keepdims=False: _argext(x, axis, keepdims, False),
+    "cumulative_sum": lambda x, axis=-1: (jnp.cumsum(x.astype(jnp.float32), axis=axis).astype(x.dtype)
+                                          if x.dtype in LOW else jnp.cumsum(x, axis=axis, dtype=x.dtype)),
+    # linear algebra
+    "matmul": _low(jnp.matmul),
+    "einsum": lambda *xs, subscripts: _low(lambda *v: jnp.einsum(subscripts, *v))(*xs),
+    # creation / manipulation
+    "full": _full, "arange": _arange,
+    "reshape": lambda x, shape: jnp.reshape(x, shape), "permute_dims": lambda x, axes: jnp.transpose(x, axes),
+    "expand_dims": lambda x, axis: jnp.expand_dims(x, axis), "squeeze": lambda x, axis: jnp.squeeze(x, axis),
+    "broadcast_to": lambda x, shape: jnp.broadcast_to(x, shape),
+    "concat": lambda *xs, axis=0: jnp.concatenate(xs, axis=axis), "stack": lambda *xs, axis=0: jnp.stack(xs, axis=axis),
+    "flip": lambda x, axis=None: jnp.flip(x, axis=axis) if x.ndim else x, "repeat": _repeat,
+    "tile": lambda x, reps: jnp.tile(x, reps), "slice": _slice,
+    "dynamic_slice": _dynamic_slice, "dynamic_update_slice": _dynamic_update_slice,
+    "take": lambda x, idx, axis=0: jnp.take(x, idx, axis=axis),
+    "take_along_axis": lambda x, idx, axis=-1: jnp.take_along_axis(x, idx, axis=axis),
+    "put_along_axis": _put_along_axis,
+    "sort": lambda x, axis=-1, descending=False: jnp.take_along_axis(x, _argsort(x, axis, descending), axis=axis),
+    "argsort": lambda x, axis=-1, descending=False: _argsort(x, axis, descending),
+    "top_k": _top_k,
+    # fused
+    "softmax": lambda x, axis=-1: _softmax(x, axis, False), "log_softmax": lambda x, axis=-1: _softmax(x, axis, True),
+    "rms_norm": _rms_norm, "layer_norm": _layer_norm,
+    "while_loop": "lax.while_loop", "cond": "lax.cond",
+}
+
+
+def run_graph(graph: Graph, args: list, env: dict) -> list:
+    """Evaluate ``graph`` with jax ops (called under jit / export tracing)."""
+    vals: dict = dict(zip(graph.inputs, args))
+    for v, arr in graph.constants.items():
+        vals[v] = jnp.asarray(arr, dtype=_jdt(v.dtype))
+    for node in graph.nodes:
+        ins = [vals[v] for v in node.inputs]
+        if node.op == "while_loop":
+            n = node.attrs["num_state"]
+            cap = ins[n:]
+            cg, bg = node.subgraphs["cond"], node.subgraphs["body"]
+            out = lax.while_loop(lambda s: run_graph(cg, list(s) + cap, env)[0],
+                                 lambda s: tuple(run_graph(bg, list(s) + cap, env)), tuple(ins[:n]))
+        elif node.op == "cond":
+            tg, eg = node.subgraphs["then"], node.subgraphs["else"]
+            out = lax.cond(ins[0], lambda ops: tuple(run_graph(tg, list(ops), env)),
+                           lambda ops: tuple(run_graph(eg, list(ops), env)), tuple(ins[1:]))
+        else:
+            attrs = resolve_attrs(OPS[node.op], node.attrs, env) if not _symbolic_env(env) else \
+                _resolve_symbolic(node, env)
+            out = LOWERINGS[node.op](*ins, **attrs)
+        outs = out if isinstance(out, (tuple, list)) else (out,)
+        for v, o in zip(node.outputs, outs):
+            vals[v] = o
+    return [vals[v] for v in graph.outputs]
+
+
+def _symbolic_env(env: dict) -> bool:
+    return any(not isinstance(v, (int, np.integer)) for v in env.values())
+
+
+def _resolve_symbolic(node: Any, env: dict) -> dict:
+    out = dict(node.attrs)
+    for key, spec in OPS[node.op].attrs.items():
+        if spec.kind == "dim":
+            out[key] = eval_dim(out[key], env)
+        elif spec.kind == "dims":
+            out[key] = tuple(eval_dim(d, env) for d in out[key])
+    return out
+
+
+class JaxProgram(Program):
+    backend = NAME
+
+    def __init__(self, graph: Graph):
+        super().__init__(graph)
+        self.plan = symbol_plan(graph.input_specs)
+
+        def fn(*xs: Any) -> tuple:
+            env = {}
+            for s, i, ax, rest in self.plan:
+                env[s] = xs[i].shape[ax] - eval_dim(rest, env) if not (isinstance(rest, int) and rest == 0) \
+                    else xs[i].shape[ax]
+            return tuple(run_graph(graph, list(xs), env))
+
+        self.fn = fn
+        self.jitted = jax.jit(fn)
+
+    def _is_native(self, x: Any) -> bool:
+        return isinstance(x, jax.Array)
+
+    def _from_numpy(self, x: np.ndarray, spec: TensorSpec) -> Any:
+        return jnp.asarray(x, dtype=_jdt(spec.dtype))
+
+    def _to_numpy(self, x: Any, spec: TensorSpec) -> np.ndarray:
+        return np.asarray(x)
+
+    def _native_dtype(self, x: Any) -> DType:
+        return DType(np.dtype(x.dtype).name)
+
+    def _run(self, args: list, env: dict) -> list:
+        return list(self.jitted(*args))
+
+    def export(self, path: str) -> str:
+        """Serialised StableHLO (jax.export) with one symbolic dimension per IR symbol."""
+        from jax import export as jexport
+        symbols = [s for s, *_ in self.plan]
+        scope = jexport.SymbolicScope()
+        sym = dict(zip(symbols, jexport.symbolic_shape(",".join(symbols), scope=scope))) if symbols else {}
+        args = []
+        for spec in self.input_specs:
+            shape = tuple(d if isinstance(d, int) else eval_dim(d, sym) for d in spec.shape)
+            args.append(jax.ShapeDtypeStruct(shape, _jdt(spec.dtype)))
+        exported = jexport.export(jax.jit(self.fn))(*args)
+        data = exported.serialize()
+        path = os.fspath(path)
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(bytes(data))
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        return path
+
+
+def lower(graph: Graph, **options: Any) -> JaxProgram:
+    if options:
+        raise IRError(f"the jax backend takes no options, got {sorted(options)}")
+    graph.check()
+    return JaxProgram(graph)
