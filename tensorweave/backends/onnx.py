@@ -826,7 +826,7 @@ class OnnxProgram(Program):
         feeds = dict(zip(self.input_names, args))
         if args and all(isinstance(a, self._ort.OrtValue) for a in args):
             return list(self.session.run_with_ort_values(self.output_names, feeds))
-        return list(self.session.run(self.output_names, {k: np.ascontiguousarray(v) for k, v in feeds.items()}))
+        return list(self.session.run(self.output_names, {k: np.asarray(v, order="C") for k, v in feeds.items()}))
 
     def export(self, path: str, external_data_threshold: int = EXTERNAL_DATA_THRESHOLD) -> str:
         return save_model(self.model, path, external_data_threshold)

@@ -468,9 +468,9 @@ class _Codegen:
 
 def _to_torch(arr: np.ndarray, dt: DType) -> torch.Tensor:
     if dt is DType.uint32:
-        return torch.from_numpy(np.ascontiguousarray(arr.astype(np.int64)))
+        return torch.from_numpy(np.array(arr.astype(np.int64), order="C"))
     if dt is DType.bfloat16:
-        return torch.from_numpy(np.ascontiguousarray(arr.astype(np.float32))).to(torch.bfloat16)
+        return torch.from_numpy(np.array(arr.astype(np.float32), order="C")).to(torch.bfloat16)
     return torch.from_numpy(np.array(arr, copy=True))
 
 

@@ -87,7 +87,7 @@ def sign(x):
 
 @unary("exp", FLOAT)
 def exp(x):
-    """e**x."""
+    """e**x, the natural exponential."""
     return _f(x, np.exp)
 
 
@@ -312,7 +312,7 @@ def equal(x, y):
 
 @binary("not_equal", ANY, DType.bool)
 def not_equal(x, y):
-    """x != y."""
+    """x != y; True where either operand is nan."""
     return np.not_equal(x, y)
 
 
@@ -324,19 +324,19 @@ def less(x, y):
 
 @binary("less_equal", NUMERIC, DType.bool)
 def less_equal(x, y):
-    """x <= y."""
+    """x <= y; False where either operand is nan."""
     return np.less_equal(x, y)
 
 
 @binary("greater", NUMERIC, DType.bool)
 def greater(x, y):
-    """x > y."""
+    """x > y; False where either operand is nan."""
     return np.greater(x, y)
 
 
 @binary("greater_equal", NUMERIC, DType.bool)
 def greater_equal(x, y):
-    """x >= y."""
+    """x >= y; False where either operand is nan."""
     return np.greater_equal(x, y)
 
 
@@ -360,19 +360,19 @@ def logical_xor(x, y):
 
 @binary("bitwise_and", INT_OR_BOOL)
 def bitwise_and(x, y):
-    """x & y."""
+    """Bitwise and x & y (logical and for bool)."""
     return np.bitwise_and(x, y)
 
 
 @binary("bitwise_or", INT_OR_BOOL)
 def bitwise_or(x, y):
-    """x | y."""
+    """Bitwise or x | y (logical or for bool)."""
     return np.bitwise_or(x, y)
 
 
 @binary("bitwise_xor", INT_OR_BOOL)
 def bitwise_xor(x, y):
-    """x ^ y."""
+    """Bitwise xor x ^ y (logical xor for bool)."""
     return np.bitwise_xor(x, y)
 
 
