@@ -40,6 +40,9 @@ class Program:
     def _native_dtype(self, x: Any) -> DType:
         return as_dtype(x.dtype)
 
+    def _native_shape(self, x: Any) -> tuple:
+        return tuple(int(d) for d in x.shape)
+
     def _prepare_native(self, x: Any, spec: TensorSpec) -> Any:
         """A native input as the lowered function wants it (e.g. torch uint32 -> int64)."""
         return x
@@ -76,7 +79,7 @@ class Program:
         for a, spec, name in zip(args, self.input_specs, self.input_names):
             if self._is_native(a) and not isinstance(a, np.ndarray):
                 dt = self._native_dtype(a)
-                shape = tuple(int(d) for d in a.shape)
+                shape = self._native_shape(a)
                 arr = self._prepare_native(a, spec) if dt == spec.dtype else a
             else:
                 arr = np.asarray(a)

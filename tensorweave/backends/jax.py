@@ -295,11 +295,15 @@ LOWERINGS: dict[str, Callable] = {
 }
 
 
-def run_graph(graph: Graph, args: list, env: dict) -> list:
-    """Evaluate ``graph`` with jax ops (called under jit / export tracing)."""
+def run_graph(graph: Graph, args: list, env: dict, params: dict | None = None) -> list:
+    """Evaluate ``graph`` with jax ops (called under jit / export tracing). ``params`` replaces
+    named constants (weights) by the given arrays, e.g. Flax parameters."""
     vals: dict = dict(zip(graph.inputs, args))
     for v, arr in graph.constants.items():
-        vals[v] = jnp.asarray(arr, dtype=_jdt(v.dtype))
+        if params is not None and v.name in params:
+            vals[v] = params[v.name]
+        else:
+            vals[v] = jnp.asarray(arr, dtype=_jdt(v.dtype))
     for node in graph.nodes:
         ins = [vals[v] for v in node.inputs]
         if node.op == "while_loop":
@@ -387,6 +391,7 @@ class JaxProgram(Program):
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(bytes(data))
+            os.chmod(tmp, 0o644)
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):

@@ -124,7 +124,7 @@ class Lowering:
     def run(self, graph: Graph, inputs: Sequence[str]) -> list[str]:
         names: dict = dict(zip(graph.inputs, inputs))
         for v, arr in graph.constants.items():
-            names[v] = self.constant(arr, v.dtype)
+            names[v] = self.constant(arr, v.dtype, v.name)
         for node in graph.nodes:
             ins = [names[v] for v in node.inputs]
             outs = self.emit(node, ins)
@@ -133,14 +133,15 @@ class Lowering:
                 names[v] = o
         return [names[v] for v in graph.outputs]
 
-    def constant(self, arr: np.ndarray, dt: DType) -> str:
+    def constant(self, arr: np.ndarray, dt: DType, name: str | None = None) -> str:
         a = np.asarray(arr)
         if dt is DType.uint32:
             a = a.astype(np.int64)
         elif dt in (DType.float16, DType.bfloat16):
             a = a.astype(np.float32)
         if a.size > 64:
-            name = self.b.fresh("init")
+            used = {t.name for t in self.b.root.initializers}
+            name = name if (name and name not in used) else self.b.fresh("init")
             self.b.root.initializers.append(numpy_helper.from_array(np.ascontiguousarray(a), name))
             return name
         return self.b.const(a)
@@ -806,6 +807,9 @@ class OnnxProgram(Program):
     def _is_native(self, x: Any) -> bool:
         return isinstance(x, self._ort.OrtValue)
 
+    def _native_shape(self, x: Any) -> tuple:
+        return tuple(int(d) for d in x.shape())
+
     def _native_dtype(self, x: Any) -> DType:
         t = x.data_type()  # e.g. "tensor(float)"
         name = t[len("tensor("):-1]
@@ -856,9 +860,12 @@ def save_model(model: onnx.ModelProto, path: str, external_data_threshold: int =
                         entry.value = data_name
             with open(tmp, "wb") as f:
                 f.write(m2.SerializeToString())
-            os.replace(tmp_data, os.path.join(directory, data_name))
+            if os.path.exists(tmp_data):
+                os.chmod(tmp_data, 0o644)
+                os.replace(tmp_data, os.path.join(directory, data_name))
         else:
             onnx.save_model(model, tmp)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -502,6 +502,7 @@ class TFProgram(Program):
         tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp-savedmodel-")
         try:
             tf.saved_model.save(module, tmp, signatures={"serving_default": self.fn.get_concrete_function()})
+            os.chmod(tmp, 0o755)
             if os.path.exists(path):
                 shutil.rmtree(path)
             os.replace(tmp, path)

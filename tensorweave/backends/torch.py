@@ -580,7 +580,7 @@ def export_program(prog: TorchProgram, path: str) -> str:
         def forward(self, *xs):
             return prog.fn(*xs)
 
-    exported = torch.export.export(Wrapped(), tuple(example), dynamic_shapes=tuple(dynamic))
+    exported = torch.export.export(Wrapped(), tuple(example), dynamic_shapes=(tuple(dynamic),))
     path = os.fspath(path)
     if not path.endswith(".pt2"):
         path += ".pt2"
@@ -590,6 +590,7 @@ def export_program(prog: TorchProgram, path: str) -> str:
     os.close(fd)
     try:
         torch.export.save(exported, tmp)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
