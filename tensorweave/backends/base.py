@@ -26,6 +26,7 @@ class Program:
         self.output_specs: list[TensorSpec] = graph.output_specs
         self.input_names: list[str] = graph.input_names
         self.output_names: list[str] = list(graph.output_names)
+        self._np_dtypes = [s.dtype.to_numpy() for s in self.input_specs]
 
     # ---- hooks for subclasses
     def _is_native(self, x: Any) -> bool:
@@ -83,11 +84,13 @@ class Program:
                 arr = self._prepare_native(a, spec) if dt == spec.dtype else a
             else:
                 arr = np.asarray(a)
-                if arr.dtype.kind in "iuf" and arr.dtype.name not in DType.__members__ and arr.dtype.name != "bfloat16":
-                    raise IRError(f"input {name!r} has dtype {arr.dtype}, expected {spec.dtype}; cast it with .astype")
-                dt = as_dtype(arr.dtype) if arr.dtype.name != "bfloat16" else DType.bfloat16
                 shape = arr.shape
-                arr = self._from_numpy(arr, spec) if dt == spec.dtype else arr
+                if arr.dtype == self._np_dtypes[len(prepared)]:  # fast path: the expected dtype
+                    dt = spec.dtype
+                    arr = self._from_numpy(arr, spec)
+                else:
+                    raise IRError(f"input {name!r} has dtype {arr.dtype}, expected {spec.dtype}; "
+                                  "cast it with .astype")
             if dt != spec.dtype:
                 raise IRError(f"input {name!r} has dtype {dt}, expected {spec.dtype}; cast it with .astype")
             prepared.append(arr)

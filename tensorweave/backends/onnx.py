@@ -73,10 +73,16 @@ class Builder:
         return outs[0] if n_out == 1 else outs
 
     def const(self, value: Any, dtype: Any = None) -> str:
+        """A constant as a main-graph initializer (deduplicated); subgraphs use it as an outer-scope
+        name, so loop bodies do not re-run Constant nodes every iteration."""
         arr = np.asarray(value, dtype=dtype)
-        name = self.fresh("const")
-        self.nodes.append(helper.make_node("Constant", [], [name], value=numpy_helper.from_array(arr, name)))
-        return name
+        key = (arr.dtype.str, arr.shape, arr.tobytes())
+        cache = self.root.const_cache
+        if key not in cache:
+            name = self.fresh("const")
+            self.root.initializers.append(numpy_helper.from_array(arr, name))
+            cache[key] = name
+        return cache[key]
 
     def i64(self, values: Sequence[int] | int) -> str:
         return self.const(np.asarray(values, dtype=np.int64))
@@ -139,10 +145,10 @@ class Lowering:
             a = a.astype(np.int64)
         elif dt in (DType.float16, DType.bfloat16):
             a = a.astype(np.float32)
-        if a.size > 64:
+        if a.size > 64 or name:
             used = {t.name for t in self.b.root.initializers}
             name = name if (name and name not in used) else self.b.fresh("init")
-            self.b.root.initializers.append(numpy_helper.from_array(np.ascontiguousarray(a), name))
+            self.b.root.initializers.append(numpy_helper.from_array(np.asarray(a, order="C"), name))
             return name
         return self.b.const(a)
 
