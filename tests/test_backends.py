@@ -233,3 +233,14 @@ def test_jax_export_keeps_symbols_and_control_flow(tmp_path):
     from jax import export
     e = export.deserialize(bytearray(open(path, "rb").read()))
     np.testing.assert_allclose(np.asarray(e.call(np.ones(3, np.float32))[0]), [4.0, 4.0, 4.0])
+
+
+def test_torch_compile_option_matches_eager():
+    """torch.compile (inductor, CPU) over the generated function; dynamic shapes keep one program."""
+    require_backend("torch")
+    g = tw.trace(lambda x: xp.tanh(x) * 2.0 + xp.sum(x, axis=-1, keepdims=True), TensorSpec(("b", 4), "float32"))
+    prog = tw.lower(g, "torch", compile=True)
+    assert prog.compiled
+    for b in (3, 5):
+        x = np.random.default_rng(b).random((b, 4)).astype(np.float32)
+        np.testing.assert_allclose(prog(x), tw.lower(g, "numpy")(x), rtol=1e-5, atol=1e-6)
