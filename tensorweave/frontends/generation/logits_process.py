@@ -522,7 +522,7 @@ class HammingDiversityLogitsProcessor(LogitsProcessor):
         self._num_sub_beams = num_beams // num_beam_groups
         self._num_beams = num_beams
 
-    def __call__(self, input_ids, scores, cur_len=None, current_tokens=None, beam_group_idx=0):
+    def __call__(self, input_ids, scores, cur_len, current_tokens, beam_group_idx):
         xp = array_namespace(scores)
         if beam_group_idx == 0:
             return scores
