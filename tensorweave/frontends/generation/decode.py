@@ -1,0 +1,122 @@
+"""Fused generation for tensorweave models, written once: prompt step + a ``while_loop`` decode
+with a static KV cache, as one traced program.
+
+The loop is one step ahead: the prompt step (outside the loop) gives the next-token logits;
+each iteration picks a token from them (processors, warpers, greedy/sample/beam), writes it at
+``cur_len`` and runs the model on that one token to get the following logits. Finished rows
+emit ``pad_token_id``; the loop ends when every row (or beam hypothesis set) is finished or
+``cur_len == max_length``. The attention mask grows with ones, as in Hugging Face.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ...ir import array_namespace, random
+from ...ir.control import while_loop
+from ..models import attention
+from .beam_search import BeamConfig, beam_finalize, beam_init, beam_step
+
+
+def _prefill(forward: Callable, params: dict, cfg: Any, ids: Any, mask: Any, max_length: int) -> tuple:
+    xp = array_namespace(ids)
+    rows, prompt = ids.shape
+    full_mask = xp.concat([xp.astype(mask, xp.int64), xp.ones((rows, max_length - prompt), dtype=xp.int64)], axis=1)
+    cache = attention.static_cache(xp, cfg.num_hidden_layers, rows, cfg.num_key_value_heads, max_length, cfg.head_dim,
+                                   xp.float32)
+    pos = attention.position_ids_from_mask(full_mask, 0, prompt)
+    logits, cache = forward(params, cfg, ids, full_mask, pos, cache, 0)
+    return logits[:, -1], cache, full_mask
+
+
+def _step(forward: Callable, params: dict, cfg: Any, tok: Any, full_mask: Any, cache: Any, cur_len: Any) -> tuple:
+    pos = attention.position_ids_from_mask(full_mask, cur_len, 1)
+    logits, cache = forward(params, cfg, tok[:, None], full_mask, pos, cache, cur_len)
+    return logits[:, -1], cache
+
+
+def decode_greedy_or_sample(forward: Callable, params: dict, cfg: Any, ids: Any, mask: Any, *, max_length: int,
+                            eos_token_id: tuple, pad_token_id: int, processors: Any = None, warpers: Any = None,
+                            do_sample: bool = False, key: Any = None, output_scores: bool = False) -> dict:
+    xp = array_namespace(ids)
+    rows, prompt = ids.shape
+    logits, cache, full_mask = _prefill(forward, params, cfg, ids, mask, max_length)
+    tokens = xp.concat([xp.astype(ids, xp.int64), xp.full((rows, max_length - prompt), pad_token_id, dtype=xp.int64)],
+                       axis=1)
+    state = {"cur_len": xp.asarray(prompt, dtype=xp.int64), "tokens": tokens, "logits": logits,
+             "unfinished": xp.ones((rows,), dtype=xp.bool), "cache": cache}
+    steps = max(max_length - prompt, 1)
+    if output_scores:
+        state["scores"] = xp.zeros((steps, rows, cfg.vocab_size), dtype=xp.float32)
+
+    def body(s: dict) -> dict:
+        scores = xp.astype(s["logits"], xp.float32)
+        if processors:
+            scores = processors(s["tokens"], scores, s["cur_len"])
+        if do_sample:
+            if warpers:
+                scores = warpers(s["tokens"], scores, s["cur_len"])
+            nxt = random.categorical(random.fold_in(key, s["cur_len"]), scores)
+        else:
+            nxt = xp.argmax(scores, axis=-1)
+        nxt = xp.where(s["unfinished"], nxt, xp.full_like(nxt, pad_token_id))
+        toks = xp.where((xp.arange(max_length) == s["cur_len"])[None, :], nxt[:, None], s["tokens"])
+        hit = xp.zeros((rows,), dtype=xp.bool)
+        for e in eos_token_id:
+            hit = hit | (nxt == e)
+        logits, cache = _step(forward, params, cfg, nxt, full_mask, s["cache"], s["cur_len"])
+        out = {"cur_len": s["cur_len"] + 1, "tokens": toks, "logits": logits, "unfinished": s["unfinished"] & ~hit,
+               "cache": cache}
+        if output_scores:
+            out["scores"] = xp.dynamic_update_slice(s["scores"], scores[None], [s["cur_len"] - prompt, 0, 0])
+        return out
+
+    final = while_loop(lambda s: (s["cur_len"] < max_length) & xp.any(s["unfinished"]), body, state)
+    out = {"sequences": final["tokens"], "length": final["cur_len"]}
+    if output_scores:
+        out["scores"] = final["scores"]
+    return out
+
+
+def decode_beam(forward: Callable, params: dict, cfg: Any, ids: Any, mask: Any, bcfg: BeamConfig, *,
+                processors: Any = None, warpers: Any = None, do_sample: bool = False, key: Any = None,
+                output_scores: bool = False) -> dict:
+    """Beam search / beam sampling over ``ids`` already repeated per beam (``[B*n, prompt]``)."""
+    xp = array_namespace(ids)
+    B, n, L, V = bcfg.batch_size, bcfg.num_beams, bcfg.max_length, bcfg.vocab_size
+    logits, cache, full_mask = _prefill(forward, params, cfg, ids, mask, L)
+    state = {"cur_len": xp.asarray(bcfg.prompt_len, dtype=xp.int64), "beam": beam_init(xp, bcfg, ids, do_sample),
+             "logits": logits, "cache": cache}
+    if output_scores:
+        state["scores"] = xp.zeros((max(bcfg.gen_len, 1), B * n, V), dtype=xp.float32)
+
+    def body(s: dict) -> dict:
+        flat = xp.reshape(s["beam"]["seqs"], (B * n, L))
+        logp = xp.log_softmax(xp.astype(s["logits"], xp.float32), axis=-1)
+        if processors:
+            logp = processors(flat, logp, s["cur_len"])
+        candidates = None
+        if do_sample:
+            if warpers:
+                logp = warpers(flat, logp, s["cur_len"])
+            total = xp.reshape(xp.reshape(logp, (B, n, V)) + s["beam"]["scores"][:, :, None], (B, n * V))
+            g = random.gumbel(random.fold_in(key, s["cur_len"]), tuple(total.shape))
+            _, cand = xp.top_k(total + g, 2 * n)
+            cand_scores = xp.take_along_axis(total, cand, axis=-1)
+            order = xp.argsort(cand_scores, axis=-1, descending=True)
+            candidates = (xp.take_along_axis(cand_scores, order, axis=-1), xp.take_along_axis(cand, order, axis=-1))
+        beam, rows = beam_step(s["beam"], logp, s["cur_len"], bcfg, candidates)
+        cache = attention.reorder_static_cache(s["cache"], rows)
+        seqs = xp.reshape(beam["seqs"], (B * n, L))
+        tok = xp.take_along_axis(seqs, xp.broadcast_to(xp.reshape(s["cur_len"], (1, 1)), (B * n, 1)), axis=1)[:, 0]
+        logits, cache = _step(forward, params, cfg, tok, full_mask, cache, s["cur_len"])
+        out = {"cur_len": s["cur_len"] + 1, "beam": beam, "logits": logits, "cache": cache}
+        if output_scores:
+            out["scores"] = xp.dynamic_update_slice(s["scores"], logp[None], [s["cur_len"] - bcfg.prompt_len, 0, 0])
+        return out
+
+    final = while_loop(lambda s: (s["cur_len"] < L) & ~xp.all(s["beam"]["done"]), body, state)
+    out = beam_finalize(final["beam"], final["cur_len"], bcfg)
+    out["length"] = final["cur_len"]
+    if output_scores:
+        out["scores"] = final["scores"]
+    return out
