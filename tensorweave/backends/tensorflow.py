@@ -1,44 +1,81 @@
 """The TensorFlow backend: a graph becomes one ``tf.function`` with a symbolic input signature.
 
-Symbolic dims are ``None`` in the ``input_signature``, so one concrete function serves
-every size; inside, each symbol is read from ``tf.shape`` of an input and every
-symbolic attribute is computed from those tensors. ``while_loop`` -> ``tf.while_loop``,
-``cond`` -> ``tf.cond``. ``jit_compile=True`` compiles with XLA. ``export(path)`` writes a
-SavedModel (to a temporary directory, then renamed).
+Symbolic dims are ``None`` in the ``input_signature``, so one concrete function serves every
+size; inside, each symbol is read from ``tf.shape`` of an input (``symbol_plan``) and every
+symbolic ``dim``/``dims`` attribute is computed from those int64 scalars (``eval_dim``).
+``while_loop`` -> ``tf.while_loop`` (shape invariants from the IR types), ``cond`` -> ``tf.cond``,
+subgraphs lowered recursively. ``jit_compile=True`` compiles with XLA. ``export(path)`` writes a
+SavedModel directory (to a temporary directory, then renamed).
 
-Semantics that need care (spec/backends-tensorflow.md): uint32 is carried as int64 in
-[0, 2**32) with masking (the signature itself is uint32); NaN propagation in max/min/maximum
-is made explicit; sorts are stable two-pass (value, then nan flag) argsorts; float16/bfloat16
-math runs in float32.
+How the numpy reference semantics are kept (spec/backends-tensorflow.md):
+
+- uint32 is carried as int64 holding [0, 2**32); ops that can leave that range are masked with
+  ``& 0xFFFFFFFF`` (the signature itself is uint32, so callers see uint32).
+- float16/bfloat16 math runs in float32 and is rounded once, like the reference.
+- max/min/maximum/minimum/clip propagate nan explicitly; argmax/argmin take the first index of
+  the extreme (nan counts as the largest for argmax, the smallest for argmin).
+- sort/argsort/top_k order an integer key that maps floats monotonically (nan above +inf,
+  -0.0 equal to 0.0) and use ``tf.math.top_k``, which puts the lower index first on ties.
+- float floor_divide/remainder follow numpy's divmod algorithm (not ``floor(x / y)``).
+- integer matmul/einsum are exact (products and sums in the integer dtype, wrapping).
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
+import re
 import shutil
 import tempfile
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from ..ir.graph import Graph  # noqa: E402
+from ..ir.graph import Graph, Node, Value  # noqa: E402
 from ..ir.ops import OPS  # noqa: E402
+from ..ir.ops.linalg import parse_einsum  # noqa: E402
 from ..ir.types import DType, IRError, SymDim, TensorSpec  # noqa: E402
 from .base import Program, eval_dim, symbol_plan  # noqa: E402
 
 NAME = "tensorflow"
 MASK32 = 0xFFFFFFFF
-TF_DTYPES = {DType.bool: tf.bool, DType.int32: tf.int32, DType.int64: tf.int64, DType.uint32: tf.int64,
-             DType.float16: tf.float16, DType.bfloat16: tf.bfloat16, DType.float32: tf.float32,
-             DType.float64: tf.float64}
-SIG_DTYPES = {**TF_DTYPES, DType.uint32: tf.uint32}
+#: Constants at least this large become non-trainable tf.Variables (kept in the SavedModel's
+#: variables/ files, so an export is not bound by the 2 GiB protobuf limit); smaller ones are
+#: eager tf constants captured by the function.
+VARIABLE_BYTES = 1 << 20
+
+#: How each IR dtype is carried inside the function (uint32 as int64 holding [0, 2**32)).
+CARRIED = {DType.bool: tf.bool, DType.int32: tf.int32, DType.int64: tf.int64, DType.uint32: tf.int64,
+           DType.float16: tf.float16, DType.bfloat16: tf.bfloat16, DType.float32: tf.float32,
+           DType.float64: tf.float64}
+#: The dtypes of the signature (what callers pass and get back).
+BOUNDARY = {**CARRIED, DType.uint32: tf.uint32}
 LOW = (tf.float16, tf.bfloat16)
 
 
+class _QuietRetracing(logging.Filter):
+    """Drops TF's "triggered tf.function retracing" warning. Every lowered program is its own
+    tf.function traced once; TF's heuristic counts traces per Python code object, so lowering
+    many programs looks to it like retracing one function."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+tf.get_logger().addFilter(_QuietRetracing())
+
+
+# ---------------------------------------------------------------------------- small helpers
+
+def _is_float(x: Any) -> bool:
+    return x.dtype.is_floating
+
+
 def _low(fn: Callable) -> Callable:
+    """Run ``fn`` in float32 when the first input is float16/bfloat16, then round back once."""
     def run(*xs: Any, **kw: Any) -> Any:
         dt = xs[0].dtype
         if dt in LOW:
@@ -47,183 +84,341 @@ def _low(fn: Callable) -> Callable:
     return run
 
 
-def _is_float(x: Any) -> bool:
-    return x.dtype.is_floating
+def _nan(x: Any) -> Any:
+    return tf.constant(float("nan"), x.dtype)
 
 
 def _nanprop(fn: Callable) -> Callable:
+    """A binary ``fn`` whose result is nan wherever either float operand is nan."""
     def run(x: Any, y: Any) -> Any:
         out = fn(x, y)
         if _is_float(x):
-            nan = tf.math.is_nan(x) | tf.math.is_nan(y)
-            out = tf.where(nan, tf.cast(float("nan"), x.dtype), out)
+            out = tf.where(tf.math.is_nan(x) | tf.math.is_nan(y), _nan(out), out)
         return out
     return run
 
 
-def _u32(out: Any, dt: DType) -> Any:
-    return tf.bitwise.bitwise_and(out, tf.constant(MASK32, tf.int64)) if dt is DType.uint32 else out
+def _mask32(x: Any) -> Any:
+    """x mod 2**32 for int64-carried uint32 values (two's complement: the low 32 bits)."""
+    return tf.bitwise.bitwise_and(x, tf.constant(MASK32, tf.int64))
 
 
-# ---------------------------------------------------------------------------- sorting
+def _dims(dims: Sequence[Any]) -> Any:
+    """A shape argument: a Python list when every dim is static, else an int64 vector."""
+    if all(isinstance(d, int) for d in dims):
+        return list(dims)
+    return tf.stack([tf.cast(d, tf.int64) for d in dims])
 
-def _argsort(x: Any, axis: int, descending: bool) -> Any:
-    """Stable argsort, nan larger than +inf: sort by value, then stably by the nan flag."""
+
+def _static(spec: TensorSpec) -> list:
+    """The IR shape as a TF static shape: ints stay, symbolic dims are None."""
+    return [d if isinstance(d, int) else None for d in spec.shape]
+
+
+def _to_last(x: Any, axis: int) -> tuple[Any, list | None]:
+    """Transpose ``axis`` to the end; returns (x, permutation or None). The permutation is an
+    involution, so applying it again restores the order."""
     rank = len(x.shape)
-    axis = axis % rank
-    perm = None
-    if axis != rank - 1:
-        perm = list(range(rank))
-        perm[axis], perm[-1] = perm[-1], perm[axis]
-        x = tf.transpose(x, perm)
+    axis %= rank
+    if axis == rank - 1:
+        return x, None
+    perm = list(range(rank))
+    perm[axis], perm[-1] = perm[-1], perm[axis]
+    return tf.transpose(x, perm), perm
+
+
+def _from_last(x: Any, perm: list | None) -> Any:
+    return x if perm is None else tf.transpose(x, perm)
+
+
+def _signed_zero(s: Any) -> Any:
+    """copysign(0, s): -0.0 where s is negative or -0.0, else +0.0."""
+    neg = (s < 0) | (tf.equal(s, tf.zeros_like(s)) & (tf.math.reciprocal(s) < 0))
+    return tf.where(neg, tf.constant(-0.0, s.dtype), tf.zeros_like(s))
+
+
+# ---------------------------------------------------------------------------- elementwise
+
+def _sign(x: Any) -> Any:
+    """sign with sign(nan) = nan."""
     if _is_float(x):
-        v = tf.cast(x, tf.float64)
-        nan = tf.math.is_nan(v)
-        v = tf.where(nan, tf.zeros_like(v), v)
-        key1 = -v if descending else v
-        key2 = tf.cast(~nan if descending else nan, tf.int32)
-    else:
-        v = tf.cast(x, tf.int64)
-        key1 = tf.bitwise.invert(v) if descending else v
-        key2 = None
-    idx = tf.argsort(key1, axis=-1, stable=True)
-    if key2 is not None:
-        k2 = tf.gather(key2, idx, batch_dims=rank - 1)
-        idx2 = tf.argsort(k2, axis=-1, stable=True)
-        idx = tf.gather(idx, idx2, batch_dims=rank - 1)
-    idx = tf.cast(idx, tf.int64)
-    if perm is not None:
-        idx = tf.transpose(idx, perm)
-    return idx
+        return tf.where(tf.math.is_nan(x), x, tf.sign(x))
+    return tf.sign(x)
 
 
-def _take_along(x: Any, idx: Any, axis: int) -> Any:
-    rank = len(x.shape)
-    axis = axis % rank
-    perm = None
-    if axis != rank - 1:
-        perm = list(range(rank))
-        perm[axis], perm[-1] = perm[-1], perm[axis]
-        x = tf.transpose(x, perm)
-        idx = tf.transpose(idx, perm)
-    out = tf.gather(x, tf.cast(idx, tf.int64), batch_dims=rank - 1)
-    return tf.transpose(out, perm) if perm is not None else out
+def _erf(x: Any) -> Any:
+    """erf; |x| >= 10 is +-1 exactly (TF's float64 kernel returns nan for +-inf)."""
+    def f(v: Any) -> Any:
+        return tf.where(tf.abs(v) >= 10.0, tf.sign(v), tf.math.erf(v))
+    return _low(f)(x)
 
 
-def _top_k(x: Any, k: int) -> tuple:
-    idx = _argsort(x, -1, True)[..., :k]
-    return _take_along(x, idx, -1), idx
+def _gelu(x: Any, approximate: str = "none") -> Any:
+    """'none': 0.5*x*erfc(-x/sqrt(2)) (= 0.5*x*(1 + erf(x/sqrt(2))) without cancellation);
+    'tanh': x*sigmoid(2u) with u = sqrt(2/pi)*(x + 0.044715*x**3) (= 0.5*x*(1 + tanh(u)))."""
+    def f(v: Any) -> Any:
+        if approximate == "tanh":
+            u = math.sqrt(2.0 / math.pi) * (v + 0.044715 * (v * v * v))
+            return v * tf.sigmoid(2.0 * u)
+        return 0.5 * v * tf.math.erfc(-v * (1.0 / math.sqrt(2.0)))
+    return _low(f)(x)
 
 
-def _argext(x: Any, axis: int, keepdims: bool, largest: bool) -> Any:
+def _float_floor_divide(x: Any, y: Any) -> Any:
+    """numpy's floor_divide for floats: mod = fmod(x, y); div = (x - mod) / y, minus 1 where mod
+    and y differ in sign; then div snapped to the nearest integer below (+1 if the fraction
+    exceeds 0.5); a zero quotient takes the sign of x / y; y == 0 gives x / y."""
+    mod = tf.truncatemod(x, y)
+    div = (x - mod) / y
+    fix = tf.not_equal(mod, 0.0) & tf.not_equal(y < 0, mod < 0)
+    div = tf.where(fix, div - 1.0, div)
+    fl = tf.floor(div)
+    fl = tf.where(div - fl > 0.5, fl + 1.0, fl)
+    fl = tf.where(tf.equal(div, 0.0), _signed_zero(x / y), fl)
+    return tf.where(tf.equal(y, 0.0), x / y, fl)
+
+
+def _float_remainder(x: Any, y: Any) -> Any:
+    """numpy's remainder for floats: fmod(x, y), plus y where it and y differ in sign; a zero
+    result takes the sign of y (Python %)."""
+    mod = tf.truncatemod(x, y)
+    mod = tf.where(tf.not_equal(mod, 0.0) & tf.not_equal(y < 0, mod < 0), mod + y, mod)
+    return tf.where(tf.equal(mod, 0.0), _signed_zero(y), mod)
+
+
+def _int_divisor(y: Any) -> Any:
+    """The divisor used for integer floor_divide/remainder: 1 where y is 0 (unspecified) or -1."""
+    bad = tf.equal(y, tf.zeros_like(y)) | tf.equal(y, -tf.ones_like(y))
+    return tf.where(bad, tf.ones_like(y), y)
+
+
+def _floor_divide(x: Any, y: Any) -> Any:
+    """Python floor division; ints: x // -1 is -x (wrapping), x // 0 is x (unspecified)."""
     if _is_float(x):
-        v = tf.cast(x, tf.float64)
-        nan = tf.math.is_nan(v)
-        filled = tf.where(nan, tf.constant(-math.inf if largest else math.inf, tf.float64), v)
-        best = tf.argmax(filled, axis=axis) if largest else tf.argmin(filled, axis=axis)
-        first_nan = tf.argmax(tf.cast(nan, tf.int32), axis=axis)
-        out = tf.where(tf.reduce_any(nan, axis=axis), first_nan, best)
-    else:
-        out = tf.argmax(x, axis=axis) if largest else tf.argmin(x, axis=axis)
-    out = tf.cast(out, tf.int64)
-    return tf.expand_dims(out, axis) if keepdims else out
+        return _low(_float_floor_divide)(x, y)
+    q = tf.math.floordiv(x, _int_divisor(y))
+    return tf.where(tf.equal(y, -tf.ones_like(y)), tf.negative(x), q)
 
 
-# ---------------------------------------------------------------------------- other helpers
-
-def _astype(x: Any, src: DType, dst: DType) -> Any:
-    if dst is DType.bool:
-        return tf.not_equal(x, tf.zeros_like(x))
-    if src.is_floating and dst.is_integer:
-        t = tf.where(tf.math.is_finite(x), x, tf.zeros_like(x))
-        t = tf.cast(tf.cast(t, tf.float64), tf.float64)
-        if dst is DType.uint32:
-            return tf.cast(tf.math.floormod(tf.math.sign(t) * tf.floor(tf.abs(t)), 2.0 ** 32), tf.int64)
-        info = np.iinfo(dst.to_numpy())
-        t = tf.clip_by_value(tf.math.sign(t) * tf.floor(tf.abs(t)), float(info.min), float(info.max))
-        return tf.cast(t, TF_DTYPES[dst])
-    if dst is DType.uint32:
-        return tf.bitwise.bitwise_and(tf.cast(x, tf.int64), tf.constant(MASK32, tf.int64))
-    if dst is DType.int32 and src in (DType.int64, DType.uint32):
-        v = tf.bitwise.bitwise_and(tf.cast(x, tf.int64), tf.constant(MASK32, tf.int64))
-        return tf.cast(tf.where(v >= 2 ** 31, v - 2 ** 32, v), tf.int32)
-    return tf.cast(x, TF_DTYPES[dst])
+def _remainder(x: Any, y: Any) -> Any:
+    """x - floor_divide(x, y) * y (sign of y); ints: x % 0 is 0 (unspecified)."""
+    if _is_float(x):
+        return _low(_float_remainder)(x, y)
+    return tf.math.floormod(x, _int_divisor(y))
 
 
-def _reduce(fn: Callable, nan_prop: bool = False, acc_low: bool = True) -> Callable:
-    def run(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-        ax = list(range(len(x.shape))) if axis is None else list(axis)
-        if not ax:
-            return tf.identity(x)
-        v = tf.cast(x, tf.float32) if (acc_low and x.dtype in LOW) else x
-        out = fn(v, axis=ax, keepdims=keepdims)
-        if nan_prop and _is_float(x):
-            out = tf.where(tf.reduce_any(tf.math.is_nan(v), axis=ax, keepdims=keepdims),
-                           tf.cast(float("nan"), out.dtype), out)
-        return tf.cast(out, x.dtype)
+def _pow(x: Any, y: Any) -> Any:
+    if not _is_float(x):
+        return tf.pow(x, tf.maximum(y, tf.zeros_like(y)))
+    return _low(tf.pow)(x, y)
+
+
+def _shift(left: bool) -> Callable:
+    """x << y or x >> y; y clamped to [0, bits) (outside is unspecified; the reference clamps)."""
+    def run(x: Any, y: Any, src: DType) -> Any:
+        bits = 32 if src in (DType.int32, DType.uint32) else 64
+        y = tf.clip_by_value(y, tf.cast(0, y.dtype), tf.cast(bits - 1, y.dtype))
+        return tf.bitwise.left_shift(x, y) if left else tf.bitwise.right_shift(x, y)
     return run
-
-
-def _logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    ax = list(range(len(x.shape))) if axis is None else list(axis)
-    if not ax:
-        return tf.identity(x)
-    v = tf.cast(x, tf.float32) if x.dtype in LOW else x
-    m = tf.reduce_max(v, axis=ax, keepdims=True)
-    m = tf.where(tf.math.is_finite(m), m, tf.zeros_like(m))
-    s = tf.math.log(tf.reduce_sum(tf.exp(v - m), axis=ax, keepdims=True)) + m
-    s = tf.where(tf.reduce_any(tf.math.is_nan(v), axis=ax, keepdims=True), tf.cast(float("nan"), s.dtype), s)
-    if not keepdims:
-        s = tf.squeeze(s, axis=ax)
-    return tf.cast(s, x.dtype)
-
-
-def _softmax(x: Any, axis: int, log: bool) -> Any:
-    v = tf.cast(x, tf.float32) if x.dtype in LOW else x
-    m = tf.reduce_max(v, axis=axis, keepdims=True)
-    m = tf.where(tf.math.is_finite(m), m, tf.zeros_like(m))
-    s = v - m
-    if log:
-        out = s - tf.math.log(tf.reduce_sum(tf.exp(s), axis=axis, keepdims=True))
-    else:
-        e = tf.exp(s)
-        out = e / tf.reduce_sum(e, axis=axis, keepdims=True)
-    return tf.cast(out, x.dtype)
-
-
-def _safe_div(y: Any) -> Any:
-    return tf.where(tf.equal(y, tf.zeros_like(y)), tf.ones_like(y), y)
-
-
-def _shift(fn: Callable, bits: int) -> Callable:
-    def run(x: Any, y: Any) -> Any:
-        return fn(x, tf.clip_by_value(y, tf.cast(0, y.dtype), tf.cast(bits - 1, y.dtype)))
-    return run
-
-
-def _clip(x: Any, min: Any = None, max: Any = None) -> Any:  # noqa: A002
-    y = x
-    if min is not None:
-        y = _nanprop(tf.maximum)(y, tf.cast(min, x.dtype) + tf.zeros_like(x))
-    if max is not None:
-        y = _nanprop(tf.minimum)(y, tf.cast(max, x.dtype) + tf.zeros_like(x))
-    return y
 
 
 def _bitwise(fn_int: Callable, fn_bool: Callable) -> Callable:
     return lambda x, y: fn_bool(x, y) if x.dtype == tf.bool else fn_int(x, y)
 
 
+def _bound(value: Any, x: Any, dt: DType) -> Any:
+    """A clip bound converted to x's dtype the way the reference does (numpy ``astype``)."""
+    with np.errstate(all="ignore"):
+        v = np.asarray(value).astype(dt.to_numpy())
+    return tf.constant(v.astype(np.int64) if dt is DType.uint32 else v, x.dtype)
+
+
+def _clip(x: Any, min: Any = None, max: Any = None, *, src: DType) -> Any:  # noqa: A002
+    """minimum(maximum(x, min), max) with nan propagation; bounds converted like numpy."""
+    y = x
+    if min is not None:
+        y = _nanprop(tf.maximum)(y, _bound(min, x, src))
+    if max is not None:
+        y = _nanprop(tf.minimum)(y, _bound(max, x, src))
+    return y
+
+
+def _f64_to_f16(x: Any) -> Any:
+    """float64 -> float16 rounded once to nearest even: round to float32 *to odd* first (truncate
+    toward zero, then set the last bit if inexact), which makes the second rounding exact. A
+    plain cast rounds twice (via float32), which numpy does not."""
+    r = tf.cast(x, tf.float32)
+    bits = tf.bitcast(r, tf.int32)
+    finite = tf.math.is_finite(r)
+    bits = tf.where(finite & (tf.abs(tf.cast(r, tf.float64)) > tf.abs(x)), bits - 1, bits)
+    inexact = finite & tf.not_equal(tf.cast(tf.bitcast(bits, tf.float32), tf.float64), x)
+    bits = tf.where(inexact, tf.bitwise.bitwise_or(bits, 1), bits)
+    return tf.cast(tf.bitcast(bits, tf.float32), tf.float16)
+
+
+def _astype(x: Any, dtype: DType, src: DType) -> Any:
+    """The reference's astype: float -> int truncates toward zero (nan/inf -> 0, others clipped to
+    the int range; uint32 wraps modulo 2**32); int -> narrower int wraps; x -> bool is x != 0."""
+    if dtype is DType.bool:
+        return tf.not_equal(x, tf.zeros_like(x))
+    if src.is_floating and dtype.is_integer:
+        t = tf.cast(x, tf.float64)
+        t = tf.where(tf.math.is_finite(t), t, tf.zeros_like(t))
+        t = tf.math.sign(t) * tf.floor(tf.abs(t))
+        if dtype is DType.uint32:
+            return tf.cast(tf.math.floormod(t, 2.0 ** 32), tf.int64)
+        info = np.iinfo(dtype.to_numpy())
+        return tf.cast(tf.clip_by_value(t, float(info.min), float(info.max)), CARRIED[dtype])
+    if dtype is DType.uint32:
+        return _mask32(tf.cast(x, tf.int64))
+    if dtype is DType.int32 and src in (DType.int64, DType.uint32):
+        v = _mask32(tf.cast(x, tf.int64))
+        return tf.cast(tf.where(v >= 2 ** 31, v - 2 ** 32, v), tf.int32)
+    if src is DType.float64 and dtype is DType.float16:
+        return _f64_to_f16(x)
+    return tf.cast(x, CARRIED[dtype])
+
+
+# ---------------------------------------------------------------------------- reductions
+
+def _axes(x: Any, axis: Any) -> list:
+    return list(range(len(x.shape))) if axis is None else list(axis)
+
+
+def _reduce(fn: Callable, nan_prop: bool = False, upcast: bool = True) -> Callable:
+    """A reduction over ``axis`` (None: all; (): identity); f16/bf16 accumulate in float32."""
+    def run(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+        ax = _axes(x, axis)
+        if not ax:
+            return tf.identity(x)
+        v = tf.cast(x, tf.float32) if (upcast and x.dtype in LOW) else x
+        out = fn(v, axis=ax, keepdims=keepdims)
+        if nan_prop and _is_float(x):
+            out = tf.where(tf.reduce_any(tf.math.is_nan(v), axis=ax, keepdims=keepdims), _nan(out), out)
+        return tf.cast(out, x.dtype)
+    return run
+
+
+def _logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """m + log(sum(exp(x - m))), m = max(x) (0 where infinite); any nan -> nan."""
+    ax = _axes(x, axis)
+    if not ax:
+        return tf.identity(x)
+    v = tf.cast(x, tf.float32) if x.dtype in LOW else x
+    m = tf.reduce_max(v, axis=ax, keepdims=True)
+    m = tf.where(tf.math.is_finite(m), m, tf.zeros_like(m))
+    s = tf.math.log(tf.reduce_sum(tf.exp(v - m), axis=ax, keepdims=True)) + m
+    s = tf.where(tf.reduce_any(tf.math.is_nan(v), axis=ax, keepdims=True), _nan(s), s)
+    if not keepdims:
+        s = tf.squeeze(s, axis=ax)
+    return tf.cast(s, x.dtype)
+
+
+def _order_key(x: Any) -> Any:
+    """An integer tensor ordered like the sort semantics: ints are their own key; a float is
+    mapped through its bits (b ^ ((b >> (bits-1)) & max_int) orders IEEE values as integers)
+    after canonicalising nan (one positive nan, above +inf) and -0.0 (to 0.0)."""
+    if not _is_float(x):
+        return x
+    if x.dtype in LOW:
+        x = tf.cast(x, tf.float32)
+    x = tf.where(tf.math.is_nan(x), _nan(x), tf.where(tf.equal(x, 0.0), tf.zeros_like(x), x))
+    itype, bits = (tf.int64, 64) if x.dtype == tf.float64 else (tf.int32, 32)
+    b = tf.bitcast(x, itype)
+    sign_fill = tf.bitwise.right_shift(b, tf.constant(bits - 1, itype))
+    return tf.bitwise.bitwise_xor(b, tf.bitwise.bitwise_and(sign_fill, tf.constant(2 ** (bits - 1) - 1, itype)))
+
+
+def _argsort_last(x: Any, descending: bool) -> Any:
+    """Stable argsort along the last axis (int64): top_k of the order key puts the lower index
+    first among equal keys; ascending sorts top_k of ~key."""
+    key = _order_key(x)
+    if not descending:
+        key = tf.bitwise.invert(key)
+    n = tf.shape(key)[-1]
+    return tf.cast(tf.math.top_k(key, n, sorted=True).indices, tf.int64)
+
+
+def _argsort(x: Any, axis: int = -1, descending: bool = False) -> Any:
+    x, perm = _to_last(x, axis)
+    return _from_last(_argsort_last(x, descending), perm)
+
+
+def _take_along(x: Any, idx: Any, axis: int = -1) -> Any:
+    """out[..., j, ...] = x[..., idx[..., j, ...], ...] (tf.gather with batch dims)."""
+    x, perm = _to_last(x, axis)
+    idx, _ = _to_last(idx, axis)
+    out = tf.gather(x, tf.cast(idx, tf.int64), batch_dims=len(x.shape) - 1)
+    return _from_last(out, perm)
+
+
+def _sort(x: Any, axis: int = -1, descending: bool = False) -> Any:
+    return _take_along(x, _argsort(x, axis, descending), axis)
+
+
+def _top_k(x: Any, k: int) -> tuple:
+    """The k largest along the last axis, descending; ties -> lower index; nan largest."""
+    idx = tf.cast(tf.math.top_k(_order_key(x), k, sorted=True).indices, tf.int64)
+    return _take_along(x, idx, -1), idx
+
+
+def _arg_extreme(largest: bool) -> Callable:
+    """argmax/argmin: the first index holding the extreme key (nan is the largest value for argmax,
+    the smallest for argmin; the first nan wins)."""
+    def run(x: Any, axis: int = -1, keepdims: bool = False) -> Any:
+        key = _order_key(x)
+        if _is_float(x) and not largest:
+            key = tf.where(tf.math.is_nan(x), tf.constant(key.dtype.min, key.dtype), key)
+        best = (tf.reduce_max if largest else tf.reduce_min)(key, axis=axis, keepdims=True)
+        rank = len(x.shape)
+        n = tf.shape(x, out_type=tf.int64)[axis]
+        iota = tf.reshape(tf.range(n), [-1 if i == axis % rank else 1 for i in range(rank)])
+        return tf.reduce_min(tf.where(tf.equal(key, best), iota, n), axis=axis, keepdims=keepdims)
+    return run
+
+
+def _cumulative_sum(x: Any, axis: int = -1) -> Any:
+    if x.dtype in LOW:
+        return tf.cast(tf.cumsum(tf.cast(x, tf.float32), axis=axis), x.dtype)
+    return tf.cumsum(x, axis=axis)
+
+
+# ---------------------------------------------------------------------------- linalg
+
+def _int_einsum(subscripts: str, xs: Sequence[Any]) -> Any:
+    """Exact integer einsum: align every operand on one index order (output indices first), take
+    the broadcast product and sum the contracted indices (products and sums wrap)."""
+    terms, out = parse_einsum(subscripts, len(xs))
+    order = list(out) + sorted({c for t in terms for c in t} - set(out))
+    prod = None
+    for term, x in zip(terms, xs):
+        present = sorted(term, key=order.index)
+        x = tf.transpose(x, [term.index(c) for c in present]) if list(term) != present else x
+        for pos, c in enumerate(order):
+            if c not in term:
+                x = tf.expand_dims(x, pos)
+        prod = x if prod is None else prod * x
+    summed = list(range(len(out), len(order)))
+    return tf.reduce_sum(prod, axis=summed) if summed else prod
+
+
+def _einsum(*xs: Any, subscripts: str) -> Any:
+    if not _is_float(xs[0]):
+        return _int_einsum(subscripts, xs)
+    return _low(lambda *v: tf.einsum(subscripts, *v))(*xs)
+
+
 def _matmul(a: Any, b: Any) -> Any:
+    """Array-API matmul (1-D operands promoted, batch axes broadcast); ints exact (wrapping)."""
     va, vb = len(a.shape) == 1, len(b.shape) == 1
     if va:
         a = a[None, :]
     if vb:
         b = b[:, None]
-    if a.dtype in (tf.int64, tf.int32):
-        out = tf.cast(tf.linalg.matmul(tf.cast(a, tf.float64), tf.cast(b, tf.float64)), a.dtype)
-    else:
+    if _is_float(a):
         out = _low(tf.linalg.matmul)(a, b)
+    else:
+        out = tf.reduce_sum(a[..., :, :, None] * b[..., None, :, :], axis=-2)
     if va:
         out = out[..., 0, :]
     if vb:
@@ -231,66 +426,43 @@ def _matmul(a: Any, b: Any) -> Any:
     return out
 
 
-def _einsum(*xs: Any, subscripts: str) -> Any:
-    if xs[0].dtype in (tf.int64, tf.int32):
-        return tf.cast(tf.einsum(subscripts, *[tf.cast(x, tf.float64) for x in xs]), xs[0].dtype)
-    return _low(lambda *v: tf.einsum(subscripts, *v))(*xs)
-
-
-def _dyn_starts(starts: tuple, sizes: tuple, shape: Any) -> list:
-    return [tf.clip_by_value(tf.cast(s, tf.int64), tf.constant(0, tf.int64), tf.cast(shape[i], tf.int64) - tf.cast(n, tf.int64))
-            for i, (s, n) in enumerate(zip(starts, sizes))]
-
-
-def _dynamic_slice(x: Any, *starts: Any, sizes: tuple) -> Any:
-    st = _dyn_starts(starts, sizes, tf.shape(x, out_type=tf.int64))
-    return tf.slice(x, tf.stack(st), tf.stack([tf.cast(n, tf.int64) for n in sizes]))
-
-
-def _dynamic_update_slice(x: Any, u: Any, *starts: Any) -> Any:
-    shape = tf.shape(x, out_type=tf.int64)
-    ushape = tf.shape(u, out_type=tf.int64)
-    st = _dyn_starts(starts, [ushape[i] for i in range(len(u.shape))], shape)
-    paddings = tf.stack([tf.stack([st[i], shape[i] - st[i] - ushape[i]]) for i in range(len(u.shape))])
-    padded = tf.pad(u, paddings)
-    mask = tf.pad(tf.ones_like(u, dtype=tf.bool), paddings)
-    return tf.where(mask, padded, x)
-
-
-def _put_along_axis(x: Any, idx: Any, v: Any, axis: int = -1) -> Any:
-    rank = len(x.shape)
-    axis = axis % rank
-    ishape = tf.shape(idx, out_type=tf.int64)
-    grids = tf.meshgrid(*[tf.range(ishape[i]) for i in range(rank)], indexing="ij")
-    grids[axis] = tf.cast(idx, tf.int64)
-    indices = tf.stack(grids, axis=-1)
-    return tf.tensor_scatter_nd_update(x, indices, v)
-
-
-def _take(x: Any, idx: Any, axis: int = 0) -> Any:
-    return tf.gather(x, tf.cast(idx, tf.int64), axis=axis)
-
+# ---------------------------------------------------------------------------- creation & shapes
 
 def _full(shape: tuple, fill_value: Any, dtype: DType) -> Any:
+    """fill_value converted exactly as the reference does (ints wrap), then broadcast."""
     v = np.array(fill_value)
-    if v.dtype.kind in "iu" and dtype.is_integer:
+    with np.errstate(all="ignore"):
+        if v.dtype.kind in "iu" and dtype.is_integer:
+            v = v.astype(np.int64)
+        v = v.astype(dtype.to_numpy())
+    if dtype is DType.uint32:
         v = v.astype(np.int64)
-        if dtype is DType.uint32:
-            v = v & MASK32
-    v = v.astype(np.float32 if dtype is DType.bfloat16 else (np.int64 if dtype is DType.uint32 else dtype.to_numpy()))
-    return tf.fill(tf.stack([tf.cast(d, tf.int64) for d in shape]) if shape else tf.constant([], tf.int64),
-                   tf.cast(tf.constant(v), TF_DTYPES[dtype]))
+    return tf.fill(_dims(shape) if shape else tf.constant([], tf.int64), tf.constant(v))
 
 
 def _arange(start: Any, stop: Any, step: int, dtype: DType) -> Any:
-    r = tf.range(tf.cast(start, tf.int64), tf.cast(stop, tf.int64), tf.constant(step, tf.int64))
-    return r if dtype is DType.int64 else _astype(r, DType.int64, dtype)
+    """[start, start+step, ...) below stop; empty when the range is empty (tf.range would fail)."""
+    start, stop = tf.cast(start, tf.int64), tf.cast(stop, tf.int64)
+    stop = tf.maximum(stop, start) if step > 0 else tf.minimum(stop, start)
+    r = tf.range(start, stop, tf.constant(step, tf.int64))
+    return r if dtype is DType.int64 else _astype(r, dtype, DType.int64)
+
+
+def _reshape(x: Any, shape: tuple) -> Any:
+    return tf.reshape(x, _dims(shape) if shape else tf.constant([], tf.int64))
+
+
+def _broadcast_to(x: Any, shape: tuple) -> Any:
+    return tf.broadcast_to(x, _dims(shape) if shape else tf.constant([], tf.int64))
 
 
 def _slice(x: Any, starts: tuple, stops: tuple, steps: tuple) -> Any:
     if not starts:
         return tf.identity(x)
-    return x[tuple(slice(a, b, s) for a, b, s in zip(starts, stops, steps))]
+    if all(isinstance(d, int) for d in starts + stops):
+        return tf.strided_slice(x, list(starts), list(stops), list(steps))
+    as64 = lambda ds: tf.stack([tf.cast(d, tf.int64) for d in ds])  # noqa: E731
+    return tf.strided_slice(x, as64(starts), as64(stops), tf.constant(steps, tf.int64))
 
 
 def _repeat(x: Any, repeats: int, axis: Any = None) -> Any:
@@ -302,29 +474,75 @@ def _repeat(x: Any, repeats: int, axis: Any = None) -> Any:
 def _tile(x: Any, reps: tuple) -> Any:
     rank = len(x.shape)
     r = max(rank, len(reps))
-    if r > rank:
-        x = tf.reshape(x, tf.concat([tf.ones([r - rank], tf.int32), tf.shape(x)], axis=0))
-    reps = (1,) * (r - len(reps)) + tuple(reps)
-    return tf.tile(x, reps)
+    for _ in range(r - rank):
+        x = tf.expand_dims(x, 0)
+    return tf.tile(x, (1,) * (r - len(reps)) + tuple(reps))
 
 
-def _sign(x: Any) -> Any:
-    if _is_float(x):
-        return tf.where(tf.math.is_nan(x), x, tf.sign(x))
-    return tf.sign(x)
+def _clamped_starts(starts: Sequence[Any], sizes: Sequence[Any], shape: Any) -> list:
+    """XLA start clamping: each start to [0, dim - size] (int64 scalars)."""
+    out = []
+    for i, (s, n) in enumerate(zip(starts, sizes)):
+        hi = shape[i] - tf.cast(n, tf.int64)
+        out.append(tf.clip_by_value(tf.cast(s, tf.int64), tf.constant(0, tf.int64), hi))
+    return out
 
 
-def _pow(x: Any, y: Any) -> Any:
-    if not _is_float(x):
-        return tf.pow(x, tf.maximum(y, tf.zeros_like(y)))
-    return _low(tf.pow)(x, y)
+def _dynamic_slice(x: Any, *starts: Any, sizes: tuple) -> Any:
+    if not starts:
+        return tf.identity(x)
+    st = _clamped_starts(starts, sizes, tf.shape(x, out_type=tf.int64))
+    return tf.slice(x, tf.stack(st), tf.stack([tf.cast(n, tf.int64) for n in sizes]))
+
+
+def _dynamic_update_slice(x: Any, u: Any, *starts: Any) -> Any:
+    """Pad the update to x's shape at the clamped starts and select it where it lands."""
+    if not starts:
+        return tf.identity(u)
+    shape = tf.shape(x, out_type=tf.int64)
+    ushape = tf.shape(u, out_type=tf.int64)
+    st = _clamped_starts(starts, [ushape[i] for i in range(len(starts))], shape)
+    pads = tf.stack([tf.stack([st[i], shape[i] - st[i] - ushape[i]]) for i in range(len(starts))])
+    return tf.where(tf.pad(tf.ones_like(u, dtype=tf.bool), pads), tf.pad(u, pads), x)
+
+
+def _take(x: Any, idx: Any, axis: int = 0) -> Any:
+    return tf.gather(x, tf.cast(idx, tf.int64), axis=axis)
+
+
+def _put_along_axis(x: Any, idx: Any, v: Any, axis: int = -1) -> Any:
+    """Scatter with tf.tensor_scatter_nd_update; full coordinates from an index grid."""
+    rank = len(x.shape)
+    axis %= rank
+    ishape = tf.shape(idx, out_type=tf.int64)
+    grids = tf.meshgrid(*[tf.range(ishape[i]) for i in range(rank)], indexing="ij")
+    grids[axis] = tf.cast(idx, tf.int64)
+    return tf.tensor_scatter_nd_update(x, tf.stack(grids, axis=-1), v)
+
+
+# ---------------------------------------------------------------------------- nn
+
+def _softmax(log: bool) -> Callable:
+    """exp(x - m) / sum(exp(x - m)) (or x - m - log(sum(exp(x - m)))), m = max (0 if infinite)."""
+    def run(x: Any, axis: int = -1) -> Any:
+        def f(v: Any) -> Any:
+            m = tf.reduce_max(v, axis=axis, keepdims=True)
+            s = v - tf.where(tf.math.is_finite(m), m, tf.zeros_like(m))
+            if log:
+                return s - tf.math.log(tf.reduce_sum(tf.exp(s), axis=axis, keepdims=True))
+            e = tf.exp(s)
+            return e / tf.reduce_sum(e, axis=axis, keepdims=True)
+        return _low(f)(x)
+    return run
 
 
 def _rms_norm(x: Any, w: Any, eps: float = 1e-6) -> Any:
-    return _low(lambda v, ww: v * tf.math.rsqrt(tf.reduce_mean(v * v, axis=-1, keepdims=True) + eps) * ww)(x, w)
+    """x / sqrt(mean(x**2, -1) + eps) * w."""
+    return _low(lambda v, ww: v * (1.0 / tf.sqrt(tf.reduce_mean(v * v, axis=-1, keepdims=True) + eps)) * ww)(x, w)
 
 
 def _layer_norm(x: Any, w: Any, b: Any, eps: float = 1e-5) -> Any:
+    """(x - mean) / sqrt(var + eps) * w + b over the last axis (biased variance)."""
     def f(v: Any, ww: Any, bb: Any) -> Any:
         mu = tf.reduce_mean(v, axis=-1, keepdims=True)
         var = tf.reduce_mean(tf.square(v - mu), axis=-1, keepdims=True)
@@ -332,193 +550,255 @@ def _layer_norm(x: Any, w: Any, b: Any, eps: float = 1e-5) -> Any:
     return _low(f)(x, w, b)
 
 
-def _gelu(x: Any, approximate: str = "none") -> Any:
-    return _low(lambda v: tf.nn.gelu(v, approximate=(approximate == "tanh")))(x)
+# ---------------------------------------------------------------------------- control flow
+
+def _while_loop(node: Node, ins: list, env: dict, consts: dict) -> tuple:
+    """tf.while_loop over the state; captured values are closed over; the IR types give the shape
+    invariants (symbolic dims None)."""
+    n = node.attrs["num_state"]
+    if n == 0:
+        return ()
+    state, captured = ins[:n], ins[n:]
+    cond_g, body_g = node.subgraphs["cond"], node.subgraphs["body"]
+    invariants = [tf.TensorShape(_static(v.spec)) for v in node.inputs[:n]]
+    return tuple(tf.while_loop(lambda *s: run_graph(cond_g, [*s, *captured], env, consts)[0],
+                               lambda *s: tuple(run_graph(body_g, [*s, *captured], env, consts)),
+                               tuple(state), shape_invariants=invariants))
 
 
-def _abs(x: Any) -> Any:
-    return tf.abs(x)
+def _cond(node: Node, ins: list, env: dict, consts: dict) -> tuple:
+    """tf.cond; only the taken branch runs."""
+    if not node.outputs:
+        return ()
+    then_g, else_g = node.subgraphs["then"], node.subgraphs["else"]
+    operands = ins[1:]
+    return tuple(tf.cond(ins[0], lambda: tuple(run_graph(then_g, list(operands), env, consts)),
+                         lambda: tuple(run_graph(else_g, list(operands), env, consts))))
 
+
+# ---------------------------------------------------------------------------- the table
 
 LOWERINGS: dict[str, Callable] = {
-    "abs": _abs, "negative": tf.negative, "sign": _sign, "exp": _low(tf.exp), "log": _low(tf.math.log),
-    "log1p": _low(tf.math.log1p), "sqrt": _low(tf.sqrt), "rsqrt": _low(tf.math.rsqrt), "tanh": _low(tf.tanh),
-    "erf": _low(tf.math.erf), "sin": _low(tf.sin), "cos": _low(tf.cos), "floor": tf.floor, "ceil": tf.math.ceil,
-    "sigmoid": _low(tf.sigmoid), "silu": _low(lambda v: v * tf.sigmoid(v)), "isnan": None, "isinf": None,
-    "isfinite": None, "logical_not": tf.logical_not, "bitwise_invert": None, "gelu": _gelu,
+    # unary
+    "abs": tf.abs, "negative": tf.negative, "sign": _sign, "exp": _low(tf.exp), "log": _low(tf.math.log),
+    "log1p": _low(tf.math.log1p), "sqrt": _low(tf.sqrt), "rsqrt": _low(lambda v: 1.0 / tf.sqrt(v)),
+    "tanh": _low(tf.tanh), "erf": _erf, "sin": _low(tf.sin), "cos": _low(tf.cos), "floor": tf.floor,
+    "ceil": tf.math.ceil, "sigmoid": _low(tf.sigmoid), "silu": _low(lambda v: v * tf.sigmoid(v)),
+    "isnan": lambda x: tf.math.is_nan(x) if _is_float(x) else tf.zeros_like(x, dtype=tf.bool),
+    "isinf": lambda x: tf.math.is_inf(x) if _is_float(x) else tf.zeros_like(x, dtype=tf.bool),
+    "isfinite": lambda x: tf.math.is_finite(x) if _is_float(x) else tf.ones_like(x, dtype=tf.bool),
+    "logical_not": tf.logical_not,
+    "bitwise_invert": lambda x: tf.logical_not(x) if x.dtype == tf.bool else tf.bitwise.invert(x),
+    "gelu": _gelu,
+    # binary
     "add": tf.add, "subtract": tf.subtract, "multiply": tf.multiply, "divide": _low(tf.divide),
-    "floor_divide": lambda x, y: tf.math.floordiv(x, _safe_div(y)) if not _is_float(x) else _low(tf.math.floordiv)(x, y),
-    "remainder": lambda x, y: tf.math.floormod(x, _safe_div(y)) if not _is_float(x) else _low(tf.math.floormod)(x, y),
-    "pow": _pow, "maximum": _nanprop(tf.maximum), "minimum": _nanprop(tf.minimum), "equal": tf.equal,
-    "not_equal": tf.not_equal, "less": tf.less, "less_equal": tf.less_equal, "greater": tf.greater,
-    "greater_equal": tf.greater_equal, "logical_and": tf.logical_and, "logical_or": tf.logical_or,
-    "logical_xor": tf.math.logical_xor,
+    "floor_divide": _floor_divide, "remainder": _remainder, "pow": _pow,
+    "maximum": _nanprop(tf.maximum), "minimum": _nanprop(tf.minimum),
+    "equal": tf.equal, "not_equal": tf.not_equal, "less": tf.less, "less_equal": tf.less_equal,
+    "greater": tf.greater, "greater_equal": tf.greater_equal,
+    "logical_and": tf.logical_and, "logical_or": tf.logical_or, "logical_xor": tf.math.logical_xor,
     "bitwise_and": _bitwise(tf.bitwise.bitwise_and, tf.logical_and),
     "bitwise_or": _bitwise(tf.bitwise.bitwise_or, tf.logical_or),
     "bitwise_xor": _bitwise(tf.bitwise.bitwise_xor, tf.math.logical_xor),
-    "bitwise_left_shift": None, "bitwise_right_shift": None,
-    "where": tf.where, "clip": _clip, "astype": None,
+    "bitwise_left_shift": _shift(True), "bitwise_right_shift": _shift(False),
+    "where": tf.where, "clip": _clip, "astype": _astype,
+    # reductions
     "sum": _reduce(tf.reduce_sum), "prod": _reduce(tf.reduce_prod), "mean": _reduce(tf.reduce_mean),
-    "max": _reduce(tf.reduce_max, nan_prop=True, acc_low=False), "min": _reduce(tf.reduce_min, nan_prop=True, acc_low=False),
-    "any": _reduce(tf.reduce_any, acc_low=False), "all": _reduce(tf.reduce_all, acc_low=False), "logsumexp": _logsumexp,
-    "argmax": lambda x, axis=-1, keepdims=False: _argext(x, axis, keepdims, True),
-    "argmin": lambda x, axis=-1, keepdims=False: _argext(x, axis, keepdims, False),
-    "cumulative_sum": lambda x, axis=-1: (tf.cast(tf.cumsum(tf.cast(x, tf.float32), axis=axis), x.dtype)
-                                          if x.dtype in LOW else tf.cumsum(x, axis=axis)),
-    "matmul": _matmul, "einsum": _einsum, "full": _full, "arange": _arange,
-    "reshape": lambda x, shape: tf.reshape(x, tf.stack([tf.cast(d, tf.int64) for d in shape]) if shape
-                                           else tf.constant([], tf.int64)),
+    "max": _reduce(tf.reduce_max, nan_prop=True, upcast=False),
+    "min": _reduce(tf.reduce_min, nan_prop=True, upcast=False),
+    "any": _reduce(tf.reduce_any, upcast=False), "all": _reduce(tf.reduce_all, upcast=False),
+    "logsumexp": _logsumexp, "argmax": _arg_extreme(True), "argmin": _arg_extreme(False),
+    "cumulative_sum": _cumulative_sum,
+    # linalg
+    "matmul": _matmul, "einsum": _einsum,
+    # creation, shapes, indexing
+    "full": _full, "arange": _arange, "reshape": _reshape,
     "permute_dims": lambda x, axes: tf.transpose(x, axes), "expand_dims": lambda x, axis: tf.expand_dims(x, axis),
     "squeeze": lambda x, axis: tf.squeeze(x, axis=list(axis)) if axis else tf.identity(x),
-    "broadcast_to": lambda x, shape: tf.broadcast_to(x, tf.stack([tf.cast(d, tf.int64) for d in shape])
-                                                     if shape else tf.constant([], tf.int64)),
-    "concat": lambda *xs, axis=0: tf.concat(list(xs), axis=axis), "stack": lambda *xs, axis=0: tf.stack(list(xs), axis=axis),
-    "flip": lambda x, axis=None: tf.reverse(x, list(range(len(x.shape))) if axis is None else list(axis)),
+    "broadcast_to": _broadcast_to,
+    "concat": lambda *xs, axis=0: tf.concat(list(xs), axis=axis),
+    "stack": lambda *xs, axis=0: tf.stack(list(xs), axis=axis),
+    "flip": lambda x, axis=None: tf.reverse(x, _axes(x, axis)),
     "repeat": _repeat, "tile": _tile, "slice": _slice, "dynamic_slice": _dynamic_slice,
-    "dynamic_update_slice": _dynamic_update_slice, "take": _take,
-    "take_along_axis": lambda x, idx, axis=-1: _take_along(x, idx, axis), "put_along_axis": _put_along_axis,
-    "sort": lambda x, axis=-1, descending=False: _take_along(x, _argsort(x, axis, descending), axis),
-    "argsort": lambda x, axis=-1, descending=False: _argsort(x, axis, descending), "top_k": _top_k,
-    "softmax": lambda x, axis=-1: _softmax(x, axis, False), "log_softmax": lambda x, axis=-1: _softmax(x, axis, True),
-    "rms_norm": _rms_norm, "layer_norm": _layer_norm, "while_loop": "tf.while_loop", "cond": "tf.cond",
+    "dynamic_update_slice": _dynamic_update_slice, "take": _take, "take_along_axis": _take_along,
+    "put_along_axis": _put_along_axis,
+    # sorting
+    "sort": _sort, "argsort": _argsort, "top_k": _top_k,
+    # nn
+    "softmax": _softmax(False), "log_softmax": _softmax(True), "rms_norm": _rms_norm, "layer_norm": _layer_norm,
+    # control flow: (node, inputs, env, constants) -> outputs
+    "while_loop": _while_loop, "cond": _cond,
 }
 
-
-def _apply(node: Any, ins: list, attrs: dict) -> Any:
-    """Dtype-dependent ops (their IR input dtype decides the TF code)."""
-    op = node.op
-    src = node.inputs[0].dtype if node.inputs else None
-    if op in ("isnan", "isinf", "isfinite"):
-        x = ins[0]
-        if not _is_float(x):
-            return tf.fill(tf.shape(x), op == "isfinite")
-        return {"isnan": tf.math.is_nan, "isinf": tf.math.is_inf, "isfinite": tf.math.is_finite}[op](x)
-    if op == "bitwise_invert":
-        return tf.logical_not(ins[0]) if src is DType.bool else tf.bitwise.invert(ins[0])
-    if op in ("bitwise_left_shift", "bitwise_right_shift"):
-        bits = 32 if src in (DType.int32, DType.uint32) else 64
-        fn = tf.bitwise.left_shift if op == "bitwise_left_shift" else tf.bitwise.right_shift
-        return _shift(fn, bits)(*ins)
-    if op == "astype":
-        return _astype(ins[0], src, attrs["dtype"])
-    if op == "abs" and src is DType.uint32:
-        return tf.identity(ins[0])
-    return LOWERINGS[op](*ins, **attrs)
+#: ops whose lowering also receives the IR dtype of their first input as ``src`` (uint32 is
+#: carried as int64, so the TF dtype alone cannot tell them apart).
+TAKES_SRC = frozenset({"astype", "clip", "bitwise_left_shift", "bitwise_right_shift"})
+#: ops whose int64-carried uint32 result can leave [0, 2**32) and is masked back.
+U32_WRAPS = frozenset({"add", "subtract", "multiply", "negative", "bitwise_invert", "bitwise_left_shift",
+                       "pow", "sum", "prod", "cumulative_sum", "matmul", "einsum"})
 
 
-U32_MASKED = {"add", "subtract", "multiply", "negative", "bitwise_invert", "bitwise_left_shift", "pow", "sum",
-              "prod", "cumulative_sum", "matmul", "einsum"}
+def _attrs(node: Node, env: dict) -> dict:
+    """The node's attributes with symbolic dims evaluated from the symbol tensors in ``env``."""
+    attrs = dict(node.attrs)
+    for key, spec in OPS[node.op].attrs.items():
+        if spec.kind == "dim":
+            attrs[key] = eval_dim(attrs[key], env)
+        elif spec.kind == "dims":
+            attrs[key] = tuple(eval_dim(d, env) for d in attrs[key])
+    if node.op in TAKES_SRC:
+        attrs["src"] = node.inputs[0].dtype
+    return attrs
 
 
-def run_graph(graph: Graph, args: list, env: dict) -> list:
-    vals: dict = dict(zip(graph.inputs, args))
-    for v, arr in graph.constants.items():
-        vals[v] = _const(arr, v.dtype)
+def run_graph(graph: Graph, args: list, env: dict, consts: dict) -> list:
+    """Build the TF ops of ``graph`` on carried-dtype tensors ``args`` (inside a tf.function).
+
+    ``env`` maps symbols to int64 scalars; ``consts`` maps every constant Value (of the graph and
+    its subgraphs) to its tf constant or variable. Each result gets its IR static shape.
+    """
+    vals: dict[Value, Any] = dict(zip(graph.inputs, args))
+    for v in graph.constants:
+        c = consts[v]
+        vals[v] = tf.convert_to_tensor(c) if isinstance(c, tf.Variable) else c
     for node in graph.nodes:
         ins = [vals[v] for v in node.inputs]
-        if node.op == "while_loop":
-            n = node.attrs["num_state"]
-            cap = ins[n:]
-            cg, bg = node.subgraphs["cond"], node.subgraphs["body"]
-            out = tf.while_loop(lambda *s: run_graph(cg, list(s) + cap, env)[0],
-                                lambda *s: tuple(run_graph(bg, list(s) + cap, env)), tuple(ins[:n]))
-        elif node.op == "cond":
-            tg, eg = node.subgraphs["then"], node.subgraphs["else"]
-            ops = ins[1:]
-            out = tf.cond(ins[0], lambda: tuple(run_graph(tg, list(ops), env)),
-                          lambda: tuple(run_graph(eg, list(ops), env)))
+        if OPS[node.op].subgraphs:
+            out = LOWERINGS[node.op](node, ins, env, consts)
         else:
-            attrs = dict(node.attrs)
-            for key, spec in OPS[node.op].attrs.items():
-                if spec.kind == "dim":
-                    attrs[key] = eval_dim(attrs[key], env)
-                elif spec.kind == "dims":
-                    attrs[key] = tuple(eval_dim(d, env) for d in attrs[key])
-            out = _apply(node, ins, attrs)
-            if node.outputs and node.outputs[0].dtype is DType.uint32 and node.op in U32_MASKED:
-                out = _u32(out, DType.uint32)
+            out = LOWERINGS[node.op](*ins, **_attrs(node, env))
         outs = out if isinstance(out, (tuple, list)) else (out,)
         for v, o in zip(node.outputs, outs):
+            if v.dtype is DType.uint32 and node.op in U32_WRAPS:
+                o = _mask32(o)
+            o.set_shape(_static(v.spec))
             vals[v] = o
     return [vals[v] for v in graph.outputs]
 
 
-def _const(arr: np.ndarray, dt: DType) -> Any:
-    if dt is DType.uint32:
-        return tf.constant(arr.astype(np.int64))
-    if dt is DType.bfloat16:
-        return tf.cast(tf.constant(arr.astype(np.float32)), tf.bfloat16)
-    return tf.constant(arr)
+def _constants(graph: Graph, prefix: str = "") -> dict:
+    """Every constant of ``graph`` and its subgraphs as a carried-dtype tf constant, converted once
+    (large ones as non-trainable tf.Variables)."""
+    out: dict = {}
+    for k, (v, arr) in enumerate(graph.constants.items()):
+        a = np.asarray(arr)
+        if v.dtype is DType.uint32:
+            a = a.astype(np.int64)
+        if a.nbytes >= VARIABLE_BYTES:
+            out[v] = tf.Variable(a, trainable=False, name=_tf_name(v.name or f"{prefix}constant_{k}"))
+        else:
+            out[v] = tf.constant(a)
+    for j, node in enumerate(graph.nodes):
+        for key, sub in node.subgraphs.items():
+            out.update(_constants(sub, f"{prefix}{j}_{key}_"))
+    return out
 
+
+def _tf_name(name: str) -> str:
+    """A name TF accepts for a signature argument / output / variable."""
+    s = re.sub(r"[^A-Za-z0-9_.]", "_", name)
+    return s if s and s[0].isalpha() else f"x_{s}"
+
+
+def _unique(names: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    for n in names:
+        base, k = _tf_name(n), 1
+        cand = base
+        while cand in out:
+            cand = f"{base}_{k}"
+            k += 1
+        out.append(cand)
+    return out
+
+
+# ---------------------------------------------------------------------------- the program
 
 class TFProgram(Program):
+    """A graph lowered to one ``tf.function`` (``self.fn``) with a None-dim input signature."""
+
     backend = NAME
 
     def __init__(self, graph: Graph, jit_compile: bool = False):
         super().__init__(graph)
-        plan = symbol_plan(graph.input_specs)
-        self.signature = [tf.TensorSpec([d if isinstance(d, int) else None for d in s.shape], SIG_DTYPES[s.dtype],
-                                        name=_tf_name(n)) for s, n in zip(self.input_specs, self.input_names)]
-        specs = self.input_specs
-        out_specs = self.output_specs
+        self.jit_compile = jit_compile
+        self.constants = _constants(graph)
+        self.variables = [c for c in self.constants.values() if isinstance(c, tf.Variable)]
+        self.tf_input_names = _unique(self.input_names)
+        self.tf_output_names = _unique(self.output_names)
+        self.signature = [tf.TensorSpec(_static(s), BOUNDARY[s.dtype], name=n)
+                          for s, n in zip(self.input_specs, self.tf_input_names)]
+        plan = symbol_plan(self.input_specs)
+        specs, out_specs, consts = self.input_specs, self.output_specs, self.constants
 
         def fn(*xs: Any) -> tuple:
             xs = [tf.cast(x, tf.int64) if s.dtype is DType.uint32 else x for x, s in zip(xs, specs)]
             env: dict = {}
-            for s, i, ax, rest in plan:
-                size = tf.shape(xs[i], out_type=tf.int64)[ax]
-                env[s] = size if (isinstance(rest, int) and rest == 0) else size - eval_dim(rest, env)
-            outs = run_graph(graph, list(xs), env)
-            return tuple(tf.cast(o, tf.uint32) if s.dtype is DType.uint32 else o for o, s in zip(outs, out_specs))
+            for sym, i, axis, rest in plan:  # symbol = shape(input)[axis] - rest
+                size = tf.shape(xs[i], out_type=tf.int64)[axis]
+                env[sym] = size if (isinstance(rest, int) and rest == 0) else size - eval_dim(rest, env)
+            outs = run_graph(graph, list(xs), env, consts)
+            return tuple(tf.cast(o, tf.uint32) if s.dtype is DType.uint32 else tf.identity(o)
+                         for o, s in zip(outs, out_specs))
 
         self.fn = tf.function(fn, input_signature=self.signature, jit_compile=jit_compile, autograph=False)
 
+    # ---- conversions (Program hooks)
     def _is_native(self, x: Any) -> bool:
         return isinstance(x, (tf.Tensor, tf.Variable))
 
-    def _native_dtype(self, x: Any) -> DType:
-        return DType(x.dtype.name)
+    def _native_dtype(self, x: Any) -> Any:
+        try:
+            return DType(x.dtype.name)
+        except ValueError:  # not an IR dtype: the caller's error message names it
+            return x.dtype.name
 
     def _from_numpy(self, x: np.ndarray, spec: TensorSpec) -> Any:
-        if spec.dtype is DType.bfloat16:
-            return tf.cast(tf.constant(x.astype(np.float32)), tf.bfloat16)
         return tf.constant(x)
 
     def _to_numpy(self, x: Any, spec: TensorSpec) -> np.ndarray:
-        if spec.dtype is DType.bfloat16:
-            return tf.cast(x, tf.float32).numpy().astype(spec.dtype.to_numpy())
         return np.asarray(x.numpy())
 
     def _run(self, args: list, env: dict) -> list:
         return list(self.fn(*args))
 
+    # ---- export
     def export(self, path: str) -> str:
-        """A SavedModel directory at ``path`` (written to a temporary directory, then renamed)."""
+        """A SavedModel directory at ``path``: ``tf.saved_model.load(path).fn(*tensors)`` returns the
+        output tuple; the ``serving_default`` signature takes the inputs by name and returns a
+        dict by output name. Written to a temporary directory beside ``path``, then renamed."""
+        path = os.path.abspath(os.fspath(path))
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise IRError(f"cannot export a SavedModel to {path}: it exists and is not a directory; "
+                          "remove it or choose another path")
+        parent, base = os.path.split(path)
+        os.makedirs(parent, exist_ok=True)
         module = tf.Module()
         module.fn = self.fn
-        path = os.path.abspath(os.fspath(path))
-        parent = os.path.dirname(path)
-        os.makedirs(parent, exist_ok=True)
-        tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp-savedmodel-")
+        module.constants = list(self.variables)
+        names, fn = self.tf_output_names, self.fn
+        serve = tf.function(lambda *xs: dict(zip(names, fn(*xs))), input_signature=self.signature, autograph=False)
+        tmp = tempfile.mkdtemp(dir=parent, prefix=f".{base}.tmp-")
+        old = None
         try:
-            tf.saved_model.save(module, tmp, signatures={"serving_default": self.fn.get_concrete_function()})
+            tf.saved_model.save(module, tmp, signatures={"serving_default": serve.get_concrete_function()})
             os.chmod(tmp, 0o755)
             if os.path.exists(path):
-                shutil.rmtree(path)
+                old = tempfile.mkdtemp(dir=parent, prefix=f".{base}.old-")
+                os.replace(path, old)
             os.replace(tmp, path)
         finally:
-            if os.path.exists(tmp):
-                shutil.rmtree(tmp)
+            for leftover in (tmp, old):
+                if leftover is not None and os.path.exists(leftover):
+                    shutil.rmtree(leftover)
         return path
 
 
-def _tf_name(name: str) -> str:
-    import re
-    return re.sub(r"[^A-Za-z0-9_]", "_", name) or "x"
-
-
 def lower(graph: Graph, jit_compile: bool = False, **options: Any) -> TFProgram:
+    """Lower ``graph`` to a :class:`TFProgram`; ``jit_compile=True`` compiles it with XLA."""
     if options:
         raise IRError(f"the tensorflow backend takes the option jit_compile=True/False only, got {sorted(options)}")
+    if not isinstance(jit_compile, bool):
+        raise IRError(f"the tensorflow backend's jit_compile must be True or False, got {jit_compile!r}")
     graph.check()
     return TFProgram(graph, jit_compile=jit_compile)

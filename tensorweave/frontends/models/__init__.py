@@ -1,9 +1,24 @@
-"""Models written once against ``xp``: GPT-2 and Llama forward passes, configs, KV caches."""
-from . import attention, gpt2, llama
-from .config import CONFIGS, GPT2Config, LlamaConfig, config_from_dict, config_from_json_file
+"""Models written once against ``xp``: GPT-2, Llama and BERT forward passes, configs, KV caches.
 
-FORWARD = {"gpt2": gpt2.forward, "llama": llama.forward}
-PARAMETER_SHAPES = {"gpt2": gpt2.parameter_shapes, "llama": llama.parameter_shapes}
+Each architecture module has ``parameter_shapes(cfg)`` (Hugging Face name -> shape),
+``BASE_PREFIX`` (the base-model prefix of its names), ``IGNORED_SUFFIXES`` (checkpoint buffers
+that are not parameters) and ``forward``. Decoders share one signature:
+``forward(params, cfg, input_ids, attention_mask, position_ids, cache=None, offset=0)
+-> (logits, cache)`` (see spec/models.md).
+"""
+from . import attention, bert, cache, gpt2, llama, weights
+from .attention import position_ids_from_mask
+from .cache import growing_cache, static_cache
+from .config import (BERT_HEADS, CONFIGS, BertConfig, GPT2Config, LlamaConfig, config_from_dict,
+                     config_from_json_file)
+from .weights import bind_params, param_specs
 
-__all__ = ["attention", "gpt2", "llama", "CONFIGS", "GPT2Config", "LlamaConfig", "config_from_dict",
-           "config_from_json_file", "FORWARD", "PARAMETER_SHAPES"]
+ARCHITECTURES = {"gpt2": gpt2, "llama": llama, "bert": bert}
+DECODERS = ("gpt2", "llama")
+FORWARD = {name: mod.forward for name, mod in ARCHITECTURES.items()}
+PARAMETER_SHAPES = {name: mod.parameter_shapes for name, mod in ARCHITECTURES.items()}
+
+__all__ = ["attention", "bert", "cache", "gpt2", "llama", "weights", "position_ids_from_mask", "growing_cache",
+           "static_cache", "BERT_HEADS", "CONFIGS", "BertConfig", "GPT2Config", "LlamaConfig", "config_from_dict",
+           "config_from_json_file", "bind_params", "param_specs", "ARCHITECTURES", "DECODERS", "FORWARD",
+           "PARAMETER_SHAPES"]

@@ -1,13 +1,15 @@
-"""Model configs compatible with Hugging Face ``config.json`` fields (gpt2, llama).
+"""Model configs compatible with Hugging Face ``config.json`` fields (gpt2, llama, bert).
 
-``config_from_dict(d)`` dispatches on ``model_type``; unknown types and invalid fields raise a
-``ValueError`` naming the field and the fix.
+``config_from_dict(d)`` (or ``GPT2Config.from_dict(d)``, ...) dispatches on ``model_type``;
+unknown types and invalid fields raise a one-line ``ValueError`` naming the field and the fix.
+Keys a config does not use (``architectures``, ``torch_dtype``, dropout rates, ...) are ignored;
+``architectures`` is kept because it names the head a checkpoint was saved with.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -16,8 +18,37 @@ def _positive(name: str, value: Any) -> None:
         raise ValueError(f"config field `{name}` must be a positive integer, got {value!r}")
 
 
+def _positive_float(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"config field `{name}` must be a positive number, got {value!r}")
+
+
+class _ConfigMixin:
+    """``from_dict`` / ``from_json_file`` / ``to_dict`` shared by the config dataclasses."""
+
+    model_type: str
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Any:
+        """A config from a Hugging Face config dict; its ``model_type`` must be this class's."""
+        if not isinstance(d, dict):
+            raise ValueError(f"a model config must be a dict, got {type(d).__name__}")
+        want = cls.__dataclass_fields__["model_type"].default  # type: ignore[attr-defined]
+        if d.get("model_type", want) != want:
+            raise ValueError(f"config field `model_type` is {d.get('model_type')!r}, but {cls.__name__} "
+                             f"needs {want!r}; use config_from_dict to dispatch on model_type")
+        return config_from_dict({**d, "model_type": want})
+
+    @classmethod
+    def from_json_file(cls, path: str) -> Any:
+        return cls.from_dict(_read_json(path))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+
 @dataclass
-class GPT2Config:
+class GPT2Config(_ConfigMixin):
     """GPT-2: learned positions, pre-LayerNorm blocks, gelu (tanh) MLP, lm_head tied to wte."""
 
     vocab_size: int = 50257
@@ -29,36 +60,56 @@ class GPT2Config:
     layer_norm_epsilon: float = 1e-5
     activation_function: str = "gelu_new"
     scale_attn_weights: bool = True
+    scale_attn_by_inverse_layer_idx: bool = False
+    reorder_and_upcast_attn: bool = False
     bos_token_id: int | None = 50256
     eos_token_id: Any = 50256
     pad_token_id: int | None = None
     tie_word_embeddings: bool = True
+    architectures: list | None = None
     model_type: str = "gpt2"
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head"):
             _positive(name, getattr(self, name))
+        if self.n_inner is not None:
+            _positive("n_inner", self.n_inner)
+        _positive_float("layer_norm_epsilon", self.layer_norm_epsilon)
         if self.n_embd % self.n_head:
             raise ValueError(f"config field `n_embd` ({self.n_embd}) must be divisible by `n_head` ({self.n_head})")
-        if self.activation_function not in ("gelu_new", "gelu", "gelu_pytorch_tanh", "relu"):
+        if self.activation_function not in ACTIVATIONS:
             raise ValueError(f"config field `activation_function` {self.activation_function!r} is not supported; "
-                             "use gelu_new, gelu, gelu_pytorch_tanh or relu")
+                             f"use one of {sorted(ACTIVATIONS)}")
+        if self.scale_attn_by_inverse_layer_idx:
+            raise ValueError("config field `scale_attn_by_inverse_layer_idx` is not supported; set it to false")
 
     @property
     def head_dim(self) -> int:
         return self.n_embd // self.n_head
 
     @property
+    def hidden_size(self) -> int:
+        return self.n_embd
+
+    @property
     def num_hidden_layers(self) -> int:
         return self.n_layer
+
+    @property
+    def num_attention_heads(self) -> int:
+        return self.n_head
 
     @property
     def num_key_value_heads(self) -> int:
         return self.n_head
 
+    @property
+    def max_position_embeddings(self) -> int:
+        return self.n_positions
+
 
 @dataclass
-class LlamaConfig:
+class LlamaConfig(_ConfigMixin):
     """Llama (SmolLM2): RMSNorm, rotary embeddings, grouped-query attention, SwiGLU."""
 
     vocab_size: int = 32000
@@ -79,29 +130,95 @@ class LlamaConfig:
     eos_token_id: Any = 2
     pad_token_id: int | None = None
     rope_scaling: dict | None = None
+    pretraining_tp: int = 1
+    architectures: list | None = None
     model_type: str = "llama"
 
     def __post_init__(self) -> None:
         if self.num_key_value_heads is None:
             self.num_key_value_heads = self.num_attention_heads
         for name in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-                     "num_key_value_heads"):
+                     "num_key_value_heads", "max_position_embeddings"):
             _positive(name, getattr(self, name))
+        _positive_float("rms_norm_eps", self.rms_norm_eps)
+        _positive_float("rope_theta", self.rope_theta)
         if self.head_dim is None:
             if self.hidden_size % self.num_attention_heads:
                 raise ValueError(f"config field `hidden_size` ({self.hidden_size}) must be divisible by "
                                  f"`num_attention_heads` ({self.num_attention_heads})")
             self.head_dim = self.hidden_size // self.num_attention_heads
+        _positive("head_dim", self.head_dim)
+        if self.head_dim % 2:
+            raise ValueError(f"config field `head_dim` ({self.head_dim}) must be even for rotary embeddings")
         if self.num_attention_heads % self.num_key_value_heads:
             raise ValueError(f"config field `num_attention_heads` ({self.num_attention_heads}) must be a multiple of "
                              f"`num_key_value_heads` ({self.num_key_value_heads})")
         if self.hidden_act != "silu":
             raise ValueError(f"config field `hidden_act` {self.hidden_act!r} is not supported; use silu")
-        if self.rope_scaling not in (None, {}) and (self.rope_scaling or {}).get("rope_type", "default") != "default":
+        if self.rope_scaling not in (None, {}) and (self.rope_scaling or {}).get(
+                "rope_type", self.rope_scaling.get("type", "default")) != "default":
             raise ValueError(f"config field `rope_scaling` {self.rope_scaling!r} is not supported yet; use None")
+        if self.pretraining_tp != 1:
+            raise ValueError(f"config field `pretraining_tp` must be 1 (got {self.pretraining_tp}); it only "
+                             "changes how PyTorch splits matmuls")
 
 
-CONFIGS = {"gpt2": GPT2Config, "llama": LlamaConfig}
+BERT_HEADS = ("default", "masked-lm", "sequence-classification", "token-classification", "question-answering",
+              "multiple-choice")
+
+
+@dataclass
+class BertConfig(_ConfigMixin):
+    """BERT encoder: word + position + token-type embeddings, post-LayerNorm blocks, tanh pooler."""
+
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12
+    position_embedding_type: str = "absolute"
+    pad_token_id: int | None = 0
+    is_decoder: bool = False
+    id2label: dict | None = None
+    num_labels: int | None = None
+    tie_word_embeddings: bool = True
+    architectures: list | None = None
+    model_type: str = "bert"
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                     "max_position_embeddings", "type_vocab_size"):
+            _positive(name, getattr(self, name))
+        _positive_float("layer_norm_eps", self.layer_norm_eps)
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(f"config field `hidden_size` ({self.hidden_size}) must be divisible by "
+                             f"`num_attention_heads` ({self.num_attention_heads})")
+        if self.hidden_act not in ACTIVATIONS:
+            raise ValueError(f"config field `hidden_act` {self.hidden_act!r} is not supported; "
+                             f"use one of {sorted(ACTIVATIONS)}")
+        if self.position_embedding_type != "absolute":
+            raise ValueError(f"config field `position_embedding_type` {self.position_embedding_type!r} is not "
+                             "supported; use 'absolute'")
+        if self.is_decoder:
+            raise ValueError("config field `is_decoder` must be false: tensorweave's BERT is an encoder")
+        if self.id2label is not None:
+            self.id2label = {int(k): v for k, v in self.id2label.items()}
+        if self.num_labels is None:
+            self.num_labels = len(self.id2label) if self.id2label else 2
+        _positive("num_labels", self.num_labels)
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+
+# activation name -> (gelu approximate mode or "relu"), shared by GPT-2 and BERT
+ACTIVATIONS = {"gelu": "none", "gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "relu": "relu"}
+CONFIGS = {"gpt2": GPT2Config, "llama": LlamaConfig, "bert": BertConfig}
 
 
 def config_from_dict(d: dict) -> Any:
@@ -114,15 +231,29 @@ def config_from_dict(d: dict) -> Any:
     cls = CONFIGS[model_type]
     names = {f.name for f in dataclasses.fields(cls)}
     kwargs = {k: v for k, v in d.items() if k in names}
-    if model_type == "llama" and "rope_parameters" in d and "rope_theta" not in d:
-        kwargs["rope_theta"] = float((d["rope_parameters"] or {}).get("rope_theta", 10000.0))
-    return cls(**kwargs)
+    if model_type == "llama" and "rope_theta" not in d and isinstance(d.get("rope_parameters"), dict):
+        rp = d["rope_parameters"]  # transformers v5 keeps rope_theta / rope_type here
+        kwargs["rope_theta"] = float(rp.get("rope_theta", 10000.0))
+        if rp.get("rope_type", "default") != "default" and "rope_scaling" not in d:
+            kwargs["rope_scaling"] = dict(rp)
+    if model_type == "bert" and "num_labels" in d and "id2label" not in d:
+        kwargs["num_labels"] = d["num_labels"]
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # a field of the wrong kind that dataclass init itself rejects
+        raise ValueError(f"bad {model_type} config: {exc}") from None
+
+
+def _read_json(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise ValueError(f"cannot read config {path}: {exc.strerror}") from None
 
 
 def config_from_json_file(path: str) -> Any:
-    with open(path, encoding="utf-8") as f:
-        try:
-            data = json.load(f)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path} is not valid JSON ({exc})") from None
-    return config_from_dict(data)
+    """A config from a ``config.json`` file (dispatching on its ``model_type``)."""
+    return config_from_dict(_read_json(path))

@@ -1,7 +1,8 @@
 """GPT-2 forward pass, written once against ``xp``.
 
 ``h = wte[ids] + wpe[pos]``; per block ``h += c_proj(attn(ln_1(h)))``,
-``h += mlp(ln_2(h))`` with ``mlp(x) = c_proj(gelu_tanh(c_fc(x)))``; ``logits = ln_f(h) @ wte^T``.
+``h += mlp(ln_2(h))`` with ``mlp(x) = c_proj(act(c_fc(x)))``; ``logits = ln_f(h) @ wte^T``
+(or ``lm_head.weight^T`` when ``tie_word_embeddings`` is false).
 Weights use GPT-2's Conv1D layout (``x @ W + b`` with ``W: [in, out]``) and Hugging Face names.
 """
 from __future__ import annotations
@@ -9,11 +10,18 @@ from __future__ import annotations
 from typing import Any
 
 from ...ir import array_namespace
-from .attention import attend, default_scale, merge_heads, split_heads, update_cache
-from .config import GPT2Config
+from .attention import attend, default_scale, merge_heads, split_heads
+from .cache import update_cache
+from .config import ACTIVATIONS, GPT2Config
+from .weights import ParamView
+
+BASE_PREFIX = "transformer."
+# buffers some checkpoints carry that are not parameters (the causal-mask tables of old GPT-2s)
+IGNORED_SUFFIXES = (".attn.bias", ".attn.masked_bias")
 
 
 def parameter_shapes(cfg: GPT2Config) -> dict[str, tuple]:
+    """Hugging Face name -> shape of every parameter ``forward`` reads."""
     d = cfg.n_embd
     inner = cfg.n_inner or 4 * d
     shapes = {"transformer.wte.weight": (cfg.vocab_size, d), "transformer.wpe.weight": (cfg.n_positions, d),
@@ -27,25 +35,34 @@ def parameter_shapes(cfg: GPT2Config) -> dict[str, tuple]:
             p + "mlp.c_fc.weight": (d, inner), p + "mlp.c_fc.bias": (inner,),
             p + "mlp.c_proj.weight": (inner, d), p + "mlp.c_proj.bias": (d,),
         })
+    if not cfg.tie_word_embeddings:
+        shapes["lm_head.weight"] = (cfg.vocab_size, d)
     return shapes
 
 
-def _act(xp: Any, name: str, x: Any) -> Any:
-    if name in ("gelu_new", "gelu_pytorch_tanh"):
-        return xp.gelu(x, approximate="tanh")
-    if name == "gelu":
-        return xp.gelu(x)
-    return xp.maximum(x, xp.zeros_like(x))
+def activation(xp: Any, name: str, x: Any) -> Any:
+    """gelu (erf), gelu_new / gelu_pytorch_tanh (tanh approximation) or relu."""
+    mode = ACTIVATIONS[name]
+    if mode == "relu":
+        return xp.maximum(x, xp.zeros_like(x))
+    return xp.gelu(x, approximate=mode)
 
 
 def forward(params: dict, cfg: GPT2Config, input_ids: Any, attention_mask: Any, position_ids: Any,
-            cache: Any = None, offset: Any = 0) -> tuple[Any, Any]:
-    """Logits ``[b, s, vocab]`` and the updated cache."""
+            cache: Any = None, offset: Any = 0, output_hidden_states: bool = False) -> tuple:
+    """``(logits [b, s, vocab], cache)``; with ``output_hidden_states`` also the tuple of
+    ``n_layer + 1`` hidden states (embeddings, each block's output, the last one after ``ln_f``).
+
+    ``attention_mask`` covers the key positions (see attention.py), ``position_ids`` the queries,
+    ``offset`` is the key position of the first query (0 without a cache)."""
     xp = array_namespace(input_ids)
-    P = {k: xp.asarray(v) for k, v in params.items()}
+    P = ParamView(params)
     d, nh, hd = cfg.n_embd, cfg.n_head, cfg.head_dim
-    h = xp.take(P["transformer.wte.weight"], input_ids, axis=0) + xp.take(P["transformer.wpe.weight"], position_ids, axis=0)
     eps = cfg.layer_norm_epsilon
+    scale = default_scale(hd) if cfg.scale_attn_weights else 1.0
+    h = xp.take(P["transformer.wte.weight"], input_ids, axis=0) + xp.take(P["transformer.wpe.weight"], position_ids,
+                                                                         axis=0)
+    hidden = [h]
     for i in range(cfg.n_layer):
         p = f"transformer.h.{i}."
         x = xp.layer_norm(h, P[p + "ln_1.weight"], P[p + "ln_1.bias"], eps=eps)
@@ -54,11 +71,14 @@ def forward(params: dict, cfg: GPT2Config, input_ids: Any, attention_mask: Any, 
         k = split_heads(qkv[..., d:2 * d], nh, hd)
         v = split_heads(qkv[..., 2 * d:], nh, hd)
         keys, values, cache = update_cache(cache, i, k, v, offset)
-        scale = default_scale(hd) if cfg.scale_attn_weights else 1.0
         a = merge_heads(attend(q, keys, values, attention_mask, offset, scale))
-        h = h + xp.matmul(a, P[p + "attn.c_proj.weight"]) + P[p + "attn.c_proj.bias"]
+        h = h + (xp.matmul(a, P[p + "attn.c_proj.weight"]) + P[p + "attn.c_proj.bias"])
         x = xp.layer_norm(h, P[p + "ln_2.weight"], P[p + "ln_2.bias"], eps=eps)
-        m = _act(xp, cfg.activation_function, xp.matmul(x, P[p + "mlp.c_fc.weight"]) + P[p + "mlp.c_fc.bias"])
-        h = h + xp.matmul(m, P[p + "mlp.c_proj.weight"]) + P[p + "mlp.c_proj.bias"]
+        m = activation(xp, cfg.activation_function, xp.matmul(x, P[p + "mlp.c_fc.weight"]) + P[p + "mlp.c_fc.bias"])
+        h = h + (xp.matmul(m, P[p + "mlp.c_proj.weight"]) + P[p + "mlp.c_proj.bias"])
+        hidden.append(h)
     h = xp.layer_norm(h, P["transformer.ln_f.weight"], P["transformer.ln_f.bias"], eps=eps)
-    return xp.matmul(h, xp.permute_dims(P["transformer.wte.weight"], (1, 0))), cache
+    hidden[-1] = h
+    head = P["transformer.wte.weight"] if cfg.tie_word_embeddings else P["lm_head.weight"]
+    logits = xp.matmul(h, xp.permute_dims(head, (1, 0)))
+    return (logits, cache, tuple(hidden)) if output_hidden_states else (logits, cache)

@@ -1,0 +1,159 @@
+"""Hugging Face checkpoints: directories (config.json + safetensors), live ``transformers``
+models, and the strict parameter check every loader ends with.
+
+Safetensors files are opened with the ``safetensors`` numpy API (memory-mapped; each tensor is
+copied out once, and bfloat16/float16 ones are widened to float32 one at a time). A sharded
+checkpoint is read through ``model.safetensors.index.json``. ``pytorch_model.bin`` files are
+never unpickled: they are refused with the fix (convert to safetensors).
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+from ..frontends.models import ARCHITECTURES, BERT_HEADS, PARAMETER_SHAPES, config_from_dict
+from ..ir.types import IRError
+
+# Hugging Face class name -> BERT head
+BERT_CLASS_HEADS = {"BertModel": "default", "BertForMaskedLM": "masked-lm", "BertForPreTraining": "masked-lm",
+                    "BertForSequenceClassification": "sequence-classification",
+                    "BertForTokenClassification": "token-classification",
+                    "BertForQuestionAnswering": "question-answering", "BertForMultipleChoice": "multiple-choice"}
+# tensors of *other* heads that a checkpoint may carry (dropped, as transformers drops them)
+_HEAD_PREFIXES = {"bert": ("bert.pooler.", "cls.", "classifier.", "qa_outputs."), "gpt2": ("lm_head.",),
+                  "llama": ("lm_head.",)}
+
+
+def default_head(config: Any, class_name: str | None = None) -> str | None:
+    """The BERT head named by a class name or the config's ``architectures`` (decoders: None)."""
+    if config.model_type != "bert":
+        return None
+    names = [class_name] if class_name else list(config.architectures or [])
+    for n in names:
+        if n in BERT_CLASS_HEADS:
+            return BERT_CLASS_HEADS[n]
+    return "default"
+
+
+def expected_shapes(config: Any, head: str | None = None) -> dict[str, tuple]:
+    if config.model_type == "bert":
+        return PARAMETER_SHAPES["bert"](config, head or "default")
+    return PARAMETER_SHAPES[config.model_type](config)
+
+
+def canonical_names(model_type: str, params: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint saved from a base model (``GPT2Model``, ``BertModel``, ...) has no base-model
+    prefix: add it (``h.0.attn...`` -> ``transformer.h.0.attn...``)."""
+    prefix = ARCHITECTURES[model_type].BASE_PREFIX
+    if params and not any(k.startswith(prefix) for k in params):
+        return {prefix + k: v for k, v in params.items()}
+    return dict(params)
+
+
+def check_params(config: Any, params: dict[str, Any], head: str | None = None) -> dict[str, np.ndarray]:
+    """The parameters the architecture (and head) reads, under their canonical names.
+
+    One ``IRError`` lists every missing, mis-shaped and unexpected tensor. Ignored: buffers that
+    are not parameters (``IGNORED_SUFFIXES``), tied copies (``lm_head.weight`` when embeddings
+    are tied) and tensors of other heads of the same model type."""
+    mt = config.model_type
+    want = expected_shapes(config, head)
+    arch = ARCHITECTURES[mt]
+    got = canonical_names(mt, params)
+    missing = sorted(k for k in want if k not in got)
+    bad = sorted(f"{k}: {tuple(np.shape(got[k]))} != {tuple(want[k])}" for k in want
+                 if k in got and tuple(np.shape(got[k])) != tuple(want[k]))
+    extra = sorted(k for k in got if k not in want and not k.endswith(arch.IGNORED_SUFFIXES)
+                   and not k.startswith(_HEAD_PREFIXES.get(mt, ())))
+    if missing or bad or extra:
+        parts = []
+        for label, items in (("missing", missing), ("mis-shaped", bad), ("unexpected", extra)):
+            if items:
+                parts.append(f"{label} ({len(items)}) {items[:8]}{' ...' if len(items) > 8 else ''}")
+        what = f"{mt} config" + (f" with head {head!r}" if head else "")
+        raise IRError(f"checkpoint does not match the {what}: " + "; ".join(parts))
+    return {k: np.asarray(got[k]) for k in want}
+
+
+def _to_float32(arr: np.ndarray) -> np.ndarray:
+    if arr.dtype.kind == "f" or arr.dtype.name == "bfloat16":
+        return arr if arr.dtype == np.float32 else arr.astype(np.float32)
+    return arr
+
+
+def load_safetensors(path: str) -> dict[str, np.ndarray]:
+    """All tensors of one safetensors file (floats as float32); a bad file is one IRError."""
+    try:
+        import ml_dtypes  # noqa: F401  (lets numpy name bfloat16 for the safetensors reader)
+        from safetensors import SafetensorError, safe_open
+    except ImportError:
+        raise IRError("reading safetensors checkpoints needs the safetensors package: pip install safetensors") \
+            from None
+    try:
+        out = {}
+        with safe_open(path, framework="numpy") as f:
+            for name in f.keys():
+                out[name] = _to_float32(f.get_tensor(name))
+        return out
+    except SafetensorError as exc:
+        raise IRError(f"{path} is not a valid safetensors file ({exc}); it is truncated or corrupt") from None
+    except FileNotFoundError:
+        raise IRError(f"safetensors file {path} does not exist") from None
+
+
+def read_checkpoint_dir(path: str) -> tuple[Any, dict[str, np.ndarray]]:
+    """``(config, raw tensors)`` of a Hugging Face checkpoint directory."""
+    from ..frontends.models import config_from_json_file
+    cfg_path = os.path.join(path, "config.json")
+    if not os.path.isfile(cfg_path):
+        raise IRError(f"{path} has no config.json; pass a Hugging Face checkpoint directory")
+    config = config_from_json_file(cfg_path)
+    index = os.path.join(path, "model.safetensors.index.json")
+    single = os.path.join(path, "model.safetensors")
+    params: dict = {}
+    if os.path.isfile(index):
+        try:
+            with open(index, encoding="utf-8") as f:
+                weight_map = json.load(f)["weight_map"]
+            shards = sorted(set(weight_map.values()))
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+            raise IRError(f"{index} is not a valid safetensors index ({type(exc).__name__}: {exc})") from None
+        for shard in shards:
+            tensors = load_safetensors(os.path.join(path, shard))
+            wrong = sorted(k for k in tensors if weight_map.get(k) != shard)
+            if wrong:
+                raise IRError(f"{shard} holds tensors its index does not place there: {wrong[:8]}")
+            params.update(tensors)
+        absent = sorted(set(weight_map) - set(params))
+        if absent:
+            raise IRError(f"{index} lists tensors no shard holds: {absent[:8]}")
+    elif os.path.isfile(single):
+        params = load_safetensors(single)
+    elif os.path.isfile(os.path.join(path, "pytorch_model.bin")):
+        raise IRError(f"{path} has only pytorch_model.bin; tensorweave never unpickles checkpoints: convert it with "
+                      "transformers (model.save_pretrained(dir, safe_serialization=True)) to safetensors")
+    else:
+        raise IRError(f"{path} has no model.safetensors or model.safetensors.index.json")
+    return config, params
+
+
+def transformers_state(hf_model: Any) -> tuple[Any, dict[str, np.ndarray], str | None]:
+    """``(config, float32 numpy copies of the state dict, BERT head)`` of a live PyTorch model."""
+    if not hasattr(hf_model, "state_dict") or not hasattr(hf_model, "config"):
+        raise IRError(f"from_transformers needs a transformers PreTrainedModel, got {type(hf_model).__name__}")
+    config = config_from_dict(hf_model.config.to_dict())
+    head = default_head(config, type(hf_model).__name__)
+    if config.model_type == "bert" and type(hf_model).__name__ not in BERT_CLASS_HEADS:
+        raise IRError(f"{type(hf_model).__name__} is not supported; BERT classes: {sorted(BERT_CLASS_HEADS)}")
+    state = {}
+    for k, v in hf_model.state_dict().items():
+        t = v.detach().cpu()
+        state[k] = (t.float() if t.is_floating_point() else t).numpy().copy()
+    return config, state, head
+
+
+__all__ = ["BERT_CLASS_HEADS", "BERT_HEADS", "canonical_names", "check_params", "default_head", "expected_shapes", "load_safetensors",
+           "read_checkpoint_dir", "transformers_state"]

@@ -1,0 +1,160 @@
+"""A loaded model: config + flat numpy parameters (Hugging Face names) + optional tokenizer.
+
+``model(input_ids, attention_mask)`` runs the forward pass on any backend; the traced program
+(symbolic ``batch`` / ``sequence`` dims, parameters as named constants converted once) is
+lowered once per (backend, kind) and cached on the model. ``tw.generate(model, ...)`` uses
+``model.forward`` / ``model.params`` / ``model.config`` directly.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from ..frontends.models import ARCHITECTURES, DECODERS, bert
+from ..frontends.models.attention import position_ids_from_mask
+from ..frontends.models.weights import bind_params
+from ..ir.types import IRError, TensorSpec
+from .tokenizer import Tokenizer
+
+
+@dataclass(eq=False)
+class Model:
+    """``config`` (a GPT2Config / LlamaConfig / BertConfig), ``params`` (name -> float32 array),
+    ``head`` (BERT only), ``tokenizer`` (when the checkpoint has one)."""
+
+    config: Any
+    params: dict[str, np.ndarray]
+    head: str | None = None
+    tokenizer: Tokenizer | None = None
+    source: str | None = None
+    _programs: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def model_type(self) -> str:
+        return self.config.model_type
+
+    @property
+    def is_decoder(self) -> bool:
+        return self.model_type in DECODERS
+
+    @property
+    def forward(self) -> Callable:
+        """The architecture's forward (BERT: bound to this model's head)."""
+        fn = ARCHITECTURES[self.model_type].forward
+        return fn if self.is_decoder else functools.partial(fn, head=self.head)
+
+    def num_parameters(self) -> int:
+        return int(sum(v.size for v in self.params.values()))
+
+    def __repr__(self) -> str:
+        head = f", head={self.head!r}" if self.head else ""
+        return f"Model({self.model_type}{head}, {self.num_parameters():,} parameters, source={self.source!r})"
+
+    # ------------------------------------------------------------------ programs
+    def _program(self, kind: str, backend: str | None, build: Callable[[], Any]) -> Any:
+        from ..backends import registry
+        name = registry.resolve(backend)
+        key = (kind, name)
+        if key not in self._programs:
+            self._programs[key] = registry.lower(build(), name)
+        return self._programs[key]
+
+    def _ids_spec(self, name: str) -> TensorSpec:
+        shape = ("batch", "choice", "sequence") if self.head == "multiple-choice" else ("batch", "sequence")
+        return TensorSpec(shape, "int64", name)
+
+    def program(self, backend: str | None = None, output_hidden_states: bool = False) -> Any:
+        """The lowered forward program: ``(input_ids, attention_mask[, token_type_ids]) -> outputs``."""
+        from ..ir.trace import trace
+        kind = "forward+hidden" if output_hidden_states else "forward"
+
+        def fn(input_ids: Any, attention_mask: Any, *rest: Any) -> dict:
+            params = bind_params(self.params)
+            if self.is_decoder:
+                pos = position_ids_from_mask(attention_mask)
+                out = self.forward(params, self.config, input_ids, attention_mask, pos,
+                                   output_hidden_states=output_hidden_states)
+                res = {"logits": out[0]}
+                if output_hidden_states:
+                    res.update({f"hidden_states.{i}": h for i, h in enumerate(out[2])})
+                return res
+            out = self.forward(params, self.config, input_ids, attention_mask, rest[0],
+                               output_hidden_states=output_hidden_states)
+            hidden = out.pop("hidden_states", ())
+            out.update({f"hidden_states.{i}": h for i, h in enumerate(hidden)})
+            return out
+
+        specs = [self._ids_spec("input_ids"), self._ids_spec("attention_mask")]
+        if not self.is_decoder:
+            specs.append(self._ids_spec("token_type_ids"))
+        return self._program(kind, backend, lambda: trace(fn, *specs, name=f"{self.model_type}_{kind}"))
+
+    def __call__(self, input_ids: Any, attention_mask: Any = None, token_type_ids: Any = None, *,
+                 backend: str | None = None, output_hidden_states: bool = False) -> dict:
+        """Outputs as a dict of arrays (decoders: ``logits``; BERT: the head's outputs), plus
+        ``hidden_states`` (a tuple) when asked. Arrays in = arrays out of the same kind."""
+        ids, mask, types = self._check_inputs(input_ids, attention_mask, token_type_ids)
+        prog = self.program(backend, output_hidden_states)
+        args = (ids, mask) if self.is_decoder else (ids, mask, types)
+        outs = prog(*args)
+        outs = outs if isinstance(outs, tuple) else (outs,)
+        named = dict(zip(prog.output_names, outs))
+        keys = sorted((k for k in named if k.startswith("hidden_states.")), key=lambda k: int(k.rsplit(".", 1)[1]))
+        hidden = tuple(named.pop(k) for k in keys)
+        if output_hidden_states:
+            named["hidden_states"] = hidden
+        return named
+
+    def _check_inputs(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> tuple:
+        rank = 3 if self.head == "multiple-choice" else 2
+        shape = tuple(getattr(input_ids, "shape", np.shape(input_ids)))
+        if len(shape) != rank:
+            raise IRError(f"input_ids must have rank {rank} ({'[batch, choice, sequence]' if rank == 3 else '[batch, sequence]'}), "
+                          f"got shape {shape}")
+        if self.is_decoder and shape[1] > self.config.max_position_embeddings:
+            raise IRError(f"sequence length {shape[1]} exceeds max_position_embeddings "
+                          f"({self.config.max_position_embeddings}); truncate the input")
+        if attention_mask is None:
+            attention_mask = np.ones(shape, np.int64)
+        if not self.is_decoder and token_type_ids is None:
+            token_type_ids = np.zeros(shape, np.int64)
+        return input_ids, attention_mask, token_type_ids
+
+    # ------------------------------------------------------------------ BERT sentence embeddings
+    def embed(self, input_ids: Any, attention_mask: Any = None, token_type_ids: Any = None, *,
+              normalize: bool = True, backend: str | None = None) -> Any:
+        """Mean-pooled (and L2-normalised) sentence embeddings ``[batch, hidden]`` (BERT only);
+        ``input_ids`` may also be a list of strings when the model has a tokenizer."""
+        from ..ir.trace import trace
+        if self.model_type != "bert":
+            raise IRError(f"embed needs a BERT model, this is {self.model_type}")
+        if isinstance(input_ids, (str, list)) and (isinstance(input_ids, str) or isinstance(input_ids[0], str)):
+            if self.tokenizer is None:
+                raise IRError("this model has no tokenizer; pass input_ids")
+            batch = self.tokenizer(input_ids)
+            input_ids, attention_mask, token_type_ids = (batch["input_ids"], batch["attention_mask"],
+                                                         batch["token_type_ids"])
+        ids, mask, types = self._check_inputs(input_ids, attention_mask, token_type_ids)
+
+        def fn(input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            return bert.sentence_embedding(bind_params(self.params), self.config, input_ids, attention_mask,
+                                           token_type_ids, normalize=normalize)
+
+        spec = TensorSpec(("batch", "sequence"), "int64")
+        prog = self._program(f"embed{'+norm' if normalize else ''}", backend,
+                             lambda: trace(fn, spec, spec, spec, name="sentence_embedding"))
+        return prog(ids, mask, types)
+
+    # ------------------------------------------------------------------ chat
+    def chat(self, messages: list[dict], *, max_new_tokens: int = 32, backend: str | None = None,
+             **generate_kwargs: Any) -> str:
+        """Greedy (by default) reply to a chat, through the tokenizer's chat template."""
+        from ..generation import generate
+        if self.tokenizer is None or not self.is_decoder:
+            raise IRError("chat needs a decoder model with a tokenizer (e.g. tw.models.load('smollm2'))")
+        ids = np.asarray([self.tokenizer.apply_chat_template(messages, tokenize=True)], np.int64)
+        out = generate(self, ids, max_new_tokens=max_new_tokens, backend=backend, **generate_kwargs)
+        return self.tokenizer.decode(np.asarray(out)[0, ids.shape[1]:], skip_special_tokens=True)
