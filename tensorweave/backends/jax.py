@@ -1,13 +1,18 @@
 """The JAX backend: a graph becomes a function over ``jax.numpy``/``jax.lax``, wrapped in ``jax.jit``.
 
-The graph is walked once per input signature while jax traces it; the compiled
-XLA program then runs with no per-op Python work. ``while_loop`` -> ``lax.while_loop``,
-``cond`` -> ``lax.cond``. ``export(path)`` writes serialised StableHLO from
-``jax.export`` with one symbolic dimension per IR symbol.
+``run_graph`` walks the graph while jax traces it, once per input shapes (jit's cache); the
+compiled XLA program then runs with no per-op Python work. ``while_loop`` -> ``lax.while_loop``,
+``cond`` -> ``lax.cond`` (closed subgraphs lowered recursively). Symbols are read from the input
+shapes: Python ints under jit, jax symbolic dimensions under ``jax.export``.
 
-64-bit types: the IR has int64 and float64, which JAX disables by default. Importing
-this backend turns on ``jax_enable_x64`` (a process-wide JAX setting; documented in
-spec/backends-jax.md). Arrays are still created with the IR's exact dtypes.
+Constants: those with more than ``HOIST_ABOVE`` elements, and every named one (weights), are
+converted to device arrays once at lowering and passed to the jitted function as arguments;
+small ones become literals. ``export(path)`` closes over them, so the StableHLO file is
+self-contained.
+
+64-bit types: the IR has int64 and float64, which JAX disables by default. Importing this backend
+turns on ``jax_enable_x64`` (a process-wide JAX setting, spec/backends-jax.md); every array is still
+created with the IR's exact dtype.
 """
 from __future__ import annotations
 
@@ -25,7 +30,7 @@ from jax import lax  # noqa: E402
 
 from ..ir.graph import Graph, Value  # noqa: E402
 from ..ir.ops import OPS, resolve_attrs  # noqa: E402
-from ..ir.types import DType, IRError, TensorSpec  # noqa: E402
+from ..ir.types import DType, IRError, TensorSpec, as_dtype  # noqa: E402
 from .base import Program, eval_dim, symbol_plan  # noqa: E402
 
 NAME = "jax"
@@ -305,7 +310,8 @@ LOWERINGS: dict[str, Callable] = {
     # fused
     "softmax": lambda x, axis=-1: _softmax(x, axis, False), "log_softmax": lambda x, axis=-1: _softmax(x, axis, True),
     "rms_norm": _rms_norm, "layer_norm": _layer_norm,
-    "while_loop": "lax.while_loop", "cond": "lax.cond",
+    # control flow: run_graph lowers the subgraphs and calls these
+    "while_loop": lax.while_loop, "cond": lax.cond,
 }
 
 
@@ -392,7 +398,7 @@ class JaxProgram(Program):
         return np.asarray(x)
 
     def _native_dtype(self, x: Any) -> DType:
-        return DType(np.dtype(x.dtype).name)
+        return as_dtype(np.dtype(x.dtype))  # an unknown dtype (e.g. int8) is a one-line IRError
 
     def _run(self, args: list, env: dict) -> list:
         return list(self.jitted(self.hoisted_arrays, *args))
