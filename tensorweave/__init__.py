@@ -1,5 +1,5 @@
 """tensorweave: write generation and optimizer math once; run it on PyTorch, TensorFlow, JAX and ONNX."""
-from . import backends, ir
+from . import backends, ir, models
 from .api import Function, function
 from .frontends.generation import GenerationConfig, compute_transition_scores
 from .generation import GenerateOutput, generate
@@ -8,5 +8,5 @@ from .ir import DType, Graph, IRError, SymDim, TensorSpec, trace
 
 __version__ = "0.1.0"
 
-__all__ = ["GenerationConfig", "compute_transition_scores", "GenerateOutput", "generate", "backends", "ir", "Function", "function", "available", "lower", "use_backend", "DType", "Graph",
+__all__ = ["GenerationConfig", "compute_transition_scores", "GenerateOutput", "generate", "backends", "ir", "models", "Function", "function", "available", "lower", "use_backend", "DType", "Graph",
            "IRError", "SymDim", "TensorSpec", "trace", "__version__"]

@@ -8,7 +8,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1] / "tensorweave"
 FRAMEWORKS = {"torch", "tensorflow", "jax", "jaxlib", "flax", "optax", "keras", "onnx", "onnxruntime"}
 IR_ALLOWED = {"numpy", "ml_dtypes", "__future__", "typing", "dataclasses", "enum", "re", "math", "itertools",
               "inspect", "functools", "json", "os", "io", "struct", "base64", "tempfile", "pathlib", "builtins",
-              "collections", "contextlib", "hashlib", "copy", "warnings", "sys", "weakref", "abc", "operator"}
+              "collections", "contextlib", "binascii", "zlib", "hashlib", "copy", "warnings", "sys", "weakref", "abc", "operator"}
 
 
 def _imports(path: pathlib.Path):

@@ -54,7 +54,7 @@ def _open(path: str) -> Any:
     try:
         return gguf.GGUFReader(path, "r")
     except Exception as exc:  # the reader raises ValueError/IndexError/struct errors on bad files
-        raise IRError(f"{path} is not a valid GGUF file ({type(exc).__name__}: {str(exc)[:200]}); "
+        raise IRError(f"{path} is not a readable GGUF file ({type(exc).__name__}: {str(exc)[:200]}); "
                       "it may be truncated") from None
 
 
@@ -62,8 +62,7 @@ def _field(reader: Any, key: str, default: Any = None) -> Any:
     f = reader.fields.get(key)
     if f is None:
         return default
-    value = f.contents()
-    return value
+    return f.contents()
 
 
 def hf_name(gguf_name: str) -> str | None:
@@ -109,7 +108,7 @@ def config_from_gguf(reader: Any, path: str = "GGUF") -> LlamaConfig:
         rope_theta=float(_field(reader, a + "rope.freq_base", 10000.0)),
         vocab_size=int(_field(reader, a + "vocab_size", len(tokens))),
         tie_word_embeddings="output.weight" not in names,
-        attention_bias=f"blk.0.attn_q.bias" in names,
+        attention_bias="blk.0.attn_q.bias" in names,
         bos_token_id=_field(reader, "tokenizer.ggml.bos_token_id"),
         eos_token_id=_field(reader, "tokenizer.ggml.eos_token_id"),
         pad_token_id=_field(reader, "tokenizer.ggml.padding_token_id"),

@@ -123,6 +123,47 @@ class Model:
             token_type_ids = np.zeros(shape, np.int64)
         return input_ids, attention_mask, token_type_ids
 
+    # ------------------------------------------------------------------ step-wise with a growing cache
+    def past_names(self) -> list[str]:
+        """``past_key_values.{i}.key`` / ``.value`` per layer (Hugging Face's ONNX names)."""
+        return [f"past_key_values.{i}.{kv}" for i in range(self.config.num_hidden_layers) for kv in ("key", "value")]
+
+    def with_past_program(self, backend: str | None = None) -> Any:
+        """The step-wise decoder program with a growing cache:
+        ``(input_ids [batch, sequence], attention_mask [batch, past_sequence + sequence],
+        past_key_values.{i}.key/value [batch, kv_heads, past_sequence, head_dim]) ->
+        (logits, present.{i}.key/value [batch, kv_heads, past_sequence + sequence, head_dim])``.
+        The first step passes ``past_sequence = 0`` (empty arrays, see :meth:`empty_past`)."""
+        from ..ir import namespace as xp
+        from ..ir.trace import trace
+        if not self.is_decoder:
+            raise IRError(f"{self.model_type} is not a decoder; it has no key/value cache")
+        cfg = self.config
+        L = cfg.num_hidden_layers
+
+        def fn(input_ids: Any, attention_mask: Any, *past: Any) -> dict:
+            params = bind_params(self.params)
+            cache = [(past[2 * i], past[2 * i + 1]) for i in range(L)]
+            offset = xp.sum(xp.ones((past[0].shape[2],), dtype=xp.int64))  # past_sequence as an array
+            pos = position_ids_from_mask(attention_mask, offset, input_ids.shape[1])
+            logits, cache = self.forward(params, cfg, input_ids, attention_mask, pos, cache, offset)
+            out = {"logits": logits}
+            for i, (k, v) in enumerate(cache):
+                out[f"present.{i}.key"], out[f"present.{i}.value"] = k, v
+            return out
+
+        kv = TensorSpec(("batch", cfg.num_key_value_heads, "past_sequence", cfg.head_dim), "float32")
+        specs = [TensorSpec(("batch", "sequence"), "int64", "input_ids"),
+                 TensorSpec(("batch", "past_sequence + sequence"), "int64", "attention_mask")]
+        specs += [kv.with_name(n) for n in self.past_names()]
+        return self._program("with-past", backend, lambda: trace(fn, *specs, name=f"{self.model_type}_with_past"))
+
+    def empty_past(self, batch: int) -> list[np.ndarray]:
+        """Zero-length past keys/values for the first call of :meth:`with_past_program`."""
+        cfg = self.config
+        return [np.zeros((batch, cfg.num_key_value_heads, 0, cfg.head_dim), np.float32)
+                for _ in range(2 * cfg.num_hidden_layers)]
+
     # ------------------------------------------------------------------ BERT sentence embeddings
     def embed(self, input_ids: Any, attention_mask: Any = None, token_type_ids: Any = None, *,
               normalize: bool = True, backend: str | None = None) -> Any:
