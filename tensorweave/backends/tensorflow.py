@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 import tempfile
+import weakref
 from typing import Any, Callable, Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -37,7 +38,7 @@ import tensorflow as tf  # noqa: E402
 from ..ir.graph import Graph, Node, Value  # noqa: E402
 from ..ir.ops import OPS  # noqa: E402
 from ..ir.ops.linalg import parse_einsum  # noqa: E402
-from ..ir.types import DType, IRError, SymDim, TensorSpec  # noqa: E402
+from ..ir.types import DType, IRError, TensorSpec  # noqa: E402
 from .base import Program, eval_dim, symbol_plan  # noqa: E402
 
 NAME = "tensorflow"
@@ -70,6 +71,19 @@ tf.get_logger().addFilter(_QuietRetracing())
 
 # ---------------------------------------------------------------------------- small helpers
 
+_SCALARS: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+
+
+def _scalar(value: Any, dtype: Any) -> Any:
+    """A scalar constant of ``dtype``, created once per graph being traced (the loop-heavy
+    programs, e.g. the Threefry RNG, would otherwise add a Const op per use)."""
+    cache = _SCALARS.setdefault(tf.compat.v1.get_default_graph(), {})
+    key = (repr(value), dtype)
+    if key not in cache:
+        cache[key] = tf.constant(value, dtype)
+    return cache[key]
+
+
 def _is_float(x: Any) -> bool:
     return x.dtype.is_floating
 
@@ -85,7 +99,7 @@ def _low(fn: Callable) -> Callable:
 
 
 def _nan(x: Any) -> Any:
-    return tf.constant(float("nan"), x.dtype)
+    return _scalar(float("nan"), x.dtype)
 
 
 def _nanprop(fn: Callable) -> Callable:
@@ -100,7 +114,7 @@ def _nanprop(fn: Callable) -> Callable:
 
 def _mask32(x: Any) -> Any:
     """x mod 2**32 for int64-carried uint32 values (two's complement: the low 32 bits)."""
-    return tf.bitwise.bitwise_and(x, tf.constant(MASK32, tf.int64))
+    return tf.bitwise.bitwise_and(x, _scalar(MASK32, tf.int64))
 
 
 def _dims(dims: Sequence[Any]) -> Any:
@@ -217,7 +231,7 @@ def _shift(left: bool) -> Callable:
     """x << y or x >> y; y clamped to [0, bits) (outside is unspecified; the reference clamps)."""
     def run(x: Any, y: Any, src: DType) -> Any:
         bits = 32 if src in (DType.int32, DType.uint32) else 64
-        y = tf.clip_by_value(y, tf.cast(0, y.dtype), tf.cast(bits - 1, y.dtype))
+        y = tf.minimum(tf.maximum(y, _scalar(0, y.dtype)), _scalar(bits - 1, y.dtype))
         return tf.bitwise.left_shift(x, y) if left else tf.bitwise.right_shift(x, y)
     return run
 
@@ -402,9 +416,28 @@ def _int_einsum(subscripts: str, xs: Sequence[Any]) -> Any:
     return tf.reduce_sum(prod, axis=summed) if summed else prod
 
 
+def _broadcast_size1(terms: Sequence[str], xs: Sequence[Any]) -> list:
+    """Broadcast each static size-1 axis to the size its index has in another operand (the IR's
+    einsum broadcasts size-1 dims; tf.einsum does not)."""
+    source: dict = {}  # index letter -> (operand, axis) whose size is not a static 1
+    for k, (term, x) in enumerate(zip(terms, xs)):
+        for i, c in enumerate(term):
+            if x.shape[i] != 1:
+                source.setdefault(c, (k, i))
+    out = []
+    for term, x in zip(terms, xs):
+        if any(x.shape[i] == 1 and c in source for i, c in enumerate(term)):
+            shape = [tf.shape(xs[source[c][0]])[source[c][1]] if (x.shape[i] == 1 and c in source)
+                     else tf.shape(x)[i] for i, c in enumerate(term)]
+            x = tf.broadcast_to(x, tf.stack(shape))
+        out.append(x)
+    return out
+
+
 def _einsum(*xs: Any, subscripts: str) -> Any:
     if not _is_float(xs[0]):
         return _int_einsum(subscripts, xs)
+    xs = _broadcast_size1(parse_einsum(subscripts, len(xs))[0], xs)
     return _low(lambda *v: tf.einsum(subscripts, *v))(*xs)
 
 
@@ -560,7 +593,7 @@ def _while_loop(node: Node, ins: list, env: dict, consts: dict) -> tuple:
         return ()
     state, captured = ins[:n], ins[n:]
     cond_g, body_g = node.subgraphs["cond"], node.subgraphs["body"]
-    invariants = [tf.TensorShape(_static(v.spec)) for v in node.inputs[:n]]
+    invariants = tuple(tf.TensorShape(_static(v.spec)) for v in node.inputs[:n])
     return tuple(tf.while_loop(lambda *s: run_graph(cond_g, [*s, *captured], env, consts)[0],
                                lambda *s: tuple(run_graph(body_g, [*s, *captured], env, consts)),
                                tuple(state), shape_invariants=invariants))
