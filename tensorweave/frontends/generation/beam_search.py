@@ -43,6 +43,11 @@ class BeamConfig:
     length_penalty: float = 1.0
     early_stopping: Any = False  # True, False or "never"
     num_return_sequences: int = 1
+    #: the run-time stopping length (a traced int64 scalar, <= max_length) when the generation
+    #: length is an input of the program (exported generation); None: ``max_length``. ``prompt_len``
+    #: and ``max_length`` may then be symbolic dims (``sequence``, ``sequence + cap``): they size
+    #: the buffers, while ``length_limit`` decides when to stop and how long outputs are.
+    length_limit: Any = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.num_beams, int) or self.num_beams <= 1:
@@ -51,7 +56,8 @@ class BeamConfig:
         if self.num_return_sequences > self.num_beams:
             raise ValueError(f"`num_return_sequences` ({self.num_return_sequences}) has to be smaller or equal to "
                              f"`num_beams` ({self.num_beams}).")
-        if self.early_stopping == "never" and self.length_penalty > 0 and self.max_length <= self.prompt_len:
+        if (self.early_stopping == "never" and self.length_penalty > 0 and isinstance(self.max_length, int)
+                and isinstance(self.prompt_len, int) and self.max_length <= self.prompt_len):
             raise ValueError("max_length is not larger than decoder prompt length")
         if self.early_stopping not in (True, False, "never"):
             raise ValueError(f"`early_stopping` must be a boolean or 'never', but is {self.early_stopping}.")
@@ -63,6 +69,20 @@ class BeamConfig:
     @property
     def gen_len(self) -> int:
         return self.max_length - self.prompt_len
+
+
+def dim_scalar(xp: Any, d: Any) -> Any:
+    """A dim as an int64 scalar usable in arithmetic with traced values: an int stays an int; a
+    symbolic dim (e.g. ``sequence``) becomes ``sum(ones(d))``, evaluated at run time."""
+    if isinstance(d, int):
+        return d
+    return xp.sum(xp.ones((d,), dtype=xp.int64))
+
+
+def stop_length(xp: Any, cfg: BeamConfig) -> Any:
+    """Where decoding stops: ``cfg.length_limit`` when given, else ``cfg.max_length`` (an int, or
+    an int64 scalar when it is symbolic)."""
+    return dim_scalar(xp, cfg.max_length) if cfg.length_limit is None else cfg.length_limit
 
 
 def beam_init(xp: Any, cfg: BeamConfig, input_ids: Any, do_sample: bool = False) -> dict:
@@ -94,11 +114,15 @@ def _is_done(xp: Any, cfg: BeamConfig, count: Any, worst: Any, best: Any, cur_le
     full = count >= cfg.num_beams
     if cfg.early_stopping is True:
         return full
+    prompt = dim_scalar(xp, cfg.prompt_len)
     if cfg.early_stopping == "never" and cfg.length_penalty > 0.0:
-        denom = float(cfg.max_length - cfg.prompt_len) ** cfg.length_penalty
+        if cfg.length_limit is None:
+            denom = float(cfg.max_length - cfg.prompt_len) ** cfg.length_penalty
+        else:
+            denom = _lp_denominator(xp, cfg.length_limit - prompt, cfg.length_penalty)
         attainable = best / denom
     else:
-        attainable = best / _lp_denominator(xp, cur_len - cfg.prompt_len, cfg.length_penalty)
+        attainable = best / _lp_denominator(xp, cur_len - prompt, cfg.length_penalty)
     return full & (worst >= attainable)
 
 
@@ -155,14 +179,15 @@ def beam_step(state: dict, logprobs: Any, cur_len: Any, cfg: BeamConfig, candida
 
     # EOS candidates of rank < n become hypotheses (not for finished items)
     new_hyp = is_eos & (rank < n) & ~done[:, None]  # [B, K]
-    gen_len = cur_len + 1 - cfg.prompt_len
+    prompt = dim_scalar(xp, cfg.prompt_len)
+    gen_len = cur_len + 1 - prompt
     new_hyp_scores = xp.where(new_hyp, cand_scores / _lp_denominator(xp, gen_len, cfg.length_penalty),
                               xp.full_like(cand_scores, -math.inf))
     new_hyp_k = new_hyp_scores[:, :n]  # only ranks < n can be hypotheses
     src_beam = cand_beam[:, :n]
     new_seqs = _gather_beams(xp, state["seqs"], src_beam)  # [B, n, L] (EOS not stored)
     rows = xp.arange(B)[:, None] * n + src_beam  # global rows
-    g = cur_len - cfg.prompt_len
+    g = cur_len - prompt
     G = state["beam_idx"].shape[-1]
     step_onehot = (xp.arange(G) == g)[None, None, :]
     new_bidx = xp.where(step_onehot, rows[:, :, None], _gather_beams(xp, state["beam_idx"], src_beam))
@@ -205,7 +230,8 @@ def beam_finalize(state: dict, cur_len: Any, cfg: BeamConfig) -> dict:
     xp = array_namespace(state["scores"])
     B, n, k = cfg.batch_size, cfg.num_beams, cfg.num_return_sequences
     done = state["done"]
-    run_scores = state["scores"] / _lp_denominator(xp, cur_len - cfg.prompt_len, cfg.length_penalty)
+    prompt = dim_scalar(xp, cfg.prompt_len)
+    run_scores = state["scores"] / _lp_denominator(xp, cur_len - prompt, cfg.length_penalty)
     run_scores = xp.where(done[:, None], xp.full_like(run_scores, -math.inf), run_scores)
     run_len = xp.broadcast_to(xp.reshape(xp.astype(cur_len, xp.int64), (1, 1)), (B, n))
     all_scores = xp.concat([state["hyp_scores"], run_scores], axis=1)
@@ -214,12 +240,14 @@ def beam_finalize(state: dict, cur_len: Any, cfg: BeamConfig) -> dict:
     seqs = _gather_beams(xp, xp.concat([state["hyp_seqs"], state["seqs"]], axis=1), best)
     lens = xp.take_along_axis(xp.concat([state["hyp_len"], run_len], axis=1), best, axis=-1)
     bidx = _gather_beams(xp, xp.concat([state["hyp_beam_idx"], state["beam_idx"]], axis=1), best)
-    out_len = xp.minimum(xp.max(lens) + 1, xp.asarray(cfg.max_length, dtype=xp.int64))
+    limit = stop_length(xp, cfg)
+    limit = xp.asarray(limit, dtype=xp.int64) if isinstance(limit, int) else limit
+    out_len = xp.minimum(xp.max(lens) + 1, limit)
     positions = xp.arange(cfg.max_length)[None, None, :]
     eos_pos = (positions == lens[:, :, None]) & (lens[:, :, None] < out_len)
     seqs = xp.where(positions < lens[:, :, None], seqs,
                     xp.where(eos_pos, xp.full_like(seqs, cfg.eos_token_id[0]), xp.full_like(seqs, cfg.pad_token_id)))
-    gen = lens - cfg.prompt_len  # generated tokens kept (EOS excluded)
+    gen = lens - prompt  # generated tokens kept (EOS excluded)
     # an EOS hypothesis records the EOS step in its beam indices too
     is_hyp = xp.take_along_axis(xp.concat([xp.ones((B, n), dtype=xp.bool), xp.zeros((B, n), dtype=xp.bool)], axis=1),
                                 best, axis=-1)

@@ -6,6 +6,12 @@ each iteration picks a token from them (processors, warpers, greedy/sample/beam)
 ``cur_len`` and runs the model on that one token to get the following logits. Finished rows
 emit ``pad_token_id``; the loop ends when every row (or beam hypothesis set) is finished or
 ``cur_len == max_length``. The attention mask grows with ones, as in Hugging Face.
+
+For an exported generation (``tensorweave.export_generation``) the prompt length may be a
+symbolic dim (``sequence``), ``max_length`` the buffer size ``sequence + cap`` and
+``max_length_limit`` (``length_limit`` in the beam config) a traced int64 scalar
+``<= max_length``: the buffers and the static cache are sized by ``max_length`` while the loop
+stops at the limit. Positions past the limit are never written or attended.
 """
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ from typing import Any, Callable
 from ...ir import array_namespace, random
 from ...ir.control import while_loop
 from ..models import attention
-from .beam_search import BeamConfig, beam_finalize, beam_init, beam_step
+from .beam_search import BeamConfig, beam_finalize, beam_init, beam_step, dim_scalar, stop_length
 
 
 def _prefill(forward: Callable, params: dict, cfg: Any, ids: Any, mask: Any, max_length: int) -> tuple:
@@ -36,13 +42,18 @@ def _step(forward: Callable, params: dict, cfg: Any, tok: Any, full_mask: Any, c
 
 def decode_greedy_or_sample(forward: Callable, params: dict, cfg: Any, ids: Any, mask: Any, *, max_length: int,
                             eos_token_id: tuple, pad_token_id: int, processors: Any = None, warpers: Any = None,
-                            do_sample: bool = False, key: Any = None, output_scores: bool = False) -> dict:
+                            do_sample: bool = False, key: Any = None, output_scores: bool = False,
+                            max_length_limit: Any = None) -> dict:
+    """Greedy / multinomial sampling; ``max_length_limit`` (optional traced int64 scalar) stops the
+    loop before the buffer length ``max_length`` (see the module docstring)."""
     xp = array_namespace(ids)
     rows, prompt = ids.shape
+    prompt_n = dim_scalar(xp, prompt)
+    limit = max_length if max_length_limit is None else max_length_limit
     logits, cache, full_mask = _prefill(forward, params, cfg, ids, mask, max_length)
     tokens = xp.concat([xp.astype(ids, xp.int64), xp.full((rows, max_length - prompt), pad_token_id, dtype=xp.int64)],
                        axis=1)
-    state = {"cur_len": xp.asarray(prompt, dtype=xp.int64), "tokens": tokens, "logits": logits,
+    state = {"cur_len": xp.astype(xp.asarray(prompt_n), xp.int64), "tokens": tokens, "logits": logits,
              "unfinished": xp.ones((rows,), dtype=xp.bool), "cache": cache}
     steps = max(max_length - prompt, 1)
     if output_scores:
@@ -67,10 +78,10 @@ def decode_greedy_or_sample(forward: Callable, params: dict, cfg: Any, ids: Any,
         out = {"cur_len": s["cur_len"] + 1, "tokens": toks, "logits": logits, "unfinished": s["unfinished"] & ~hit,
                "cache": cache}
         if output_scores:
-            out["scores"] = xp.dynamic_update_slice(s["scores"], scores[None], [s["cur_len"] - prompt, 0, 0])
+            out["scores"] = xp.dynamic_update_slice(s["scores"], scores[None], [s["cur_len"] - prompt_n, 0, 0])
         return out
 
-    final = while_loop(lambda s: (s["cur_len"] < max_length) & xp.any(s["unfinished"]), body, state)
+    final = while_loop(lambda s: (s["cur_len"] < limit) & xp.any(s["unfinished"]), body, state)
     out = {"sequences": final["tokens"], "length": final["cur_len"]}
     if output_scores:
         out["scores"] = final["scores"]
@@ -84,7 +95,9 @@ def decode_beam(forward: Callable, params: dict, cfg: Any, ids: Any, mask: Any, 
     xp = array_namespace(ids)
     B, n, L, V = bcfg.batch_size, bcfg.num_beams, bcfg.max_length, bcfg.vocab_size
     logits, cache, full_mask = _prefill(forward, params, cfg, ids, mask, L)
-    state = {"cur_len": xp.asarray(bcfg.prompt_len, dtype=xp.int64), "beam": beam_init(xp, bcfg, ids, do_sample),
+    prompt_n = dim_scalar(xp, bcfg.prompt_len)
+    limit = stop_length(xp, bcfg)
+    state = {"cur_len": xp.astype(xp.asarray(prompt_n), xp.int64), "beam": beam_init(xp, bcfg, ids, do_sample),
              "logits": logits, "cache": cache}
     if output_scores:
         state["scores"] = xp.zeros((max(bcfg.gen_len, 1), B * n, V), dtype=xp.float32)
@@ -111,10 +124,10 @@ def decode_beam(forward: Callable, params: dict, cfg: Any, ids: Any, mask: Any, 
         logits, cache = _step(forward, params, cfg, tok, full_mask, cache, s["cur_len"])
         out = {"cur_len": s["cur_len"] + 1, "beam": beam, "logits": logits, "cache": cache}
         if output_scores:
-            out["scores"] = xp.dynamic_update_slice(s["scores"], logp[None], [s["cur_len"] - bcfg.prompt_len, 0, 0])
+            out["scores"] = xp.dynamic_update_slice(s["scores"], logp[None], [s["cur_len"] - prompt_n, 0, 0])
         return out
 
-    final = while_loop(lambda s: (s["cur_len"] < L) & ~xp.all(s["beam"]["done"]), body, state)
+    final = while_loop(lambda s: (s["cur_len"] < limit) & ~xp.all(s["beam"]["done"]), body, state)
     out = beam_finalize(final["beam"], final["cur_len"], bcfg)
     out["length"] = final["cur_len"]
     if output_scores:
