@@ -5,8 +5,9 @@ from .frontends.generation import GenerationConfig, compute_transition_scores
 from .generation import GenerateOutput, generate
 from .backends import available, lower, use_backend
 from .ir import DType, Graph, IRError, SymDim, TensorSpec, trace
+from .export import export, validate_model_outputs  # noqa: E402 - the name `export` is the function
 
 __version__ = "0.1.0"
 
 __all__ = ["GenerationConfig", "compute_transition_scores", "GenerateOutput", "generate", "backends", "ir", "models", "Function", "function", "available", "lower", "use_backend", "DType", "Graph",
-           "IRError", "SymDim", "TensorSpec", "trace", "__version__"]
+           "IRError", "SymDim", "TensorSpec", "trace", "__version__", "export", "validate_model_outputs"]
