@@ -18,6 +18,7 @@ from .frontends.generation.beam_search import BeamConfig
 from .frontends.generation.builder import get_logits_processor, get_logits_warper
 from .frontends.generation.configuration import GenerationConfig
 from .frontends.generation.decode import decode_beam, decode_greedy_or_sample
+from .frontends.generation.logits_process import PrefixConstrainedLogitsProcessor
 from .ir import random
 from .ir.trace import constant, trace
 from .ir.types import IRError, TensorSpec
@@ -49,23 +50,55 @@ def _eos_tuple(eos: Any) -> tuple:
 
 
 def generate(model: Any, input_ids: Any, attention_mask: Any = None, generation_config: GenerationConfig | None = None,
-             backend: str | None = None, seed: int | None = None, logits_processor: list | None = None,
-             **kwargs: Any) -> Any:
-    """Generate with a tensorweave model (see the module docstring). Extra keyword arguments update
-    the generation config; unknown ones are a ValueError naming them. Returns ``sequences`` (numpy)
-    or a :class:`GenerateOutput` with ``return_dict_in_generate=True``."""
+             backend: str | None = None, seed: int | None = None, logits_processor: list | None = None, *,
+             trace: bool | None = None, streamer: Any = None, prefix_allowed_tokens_fn: Any = None,
+             prng_key: Any = None, reorder_cache: Any = None, **kwargs: Any) -> Any:
+    """Generate with a tensorweave ``Model`` or a native causal-LM callable (e.g. a ``transformers``
+    PyTorch model). Extra keyword arguments update the generation config; unknown ones are a
+    ValueError naming them. Returns ``sequences`` (numpy) or a :class:`GenerateOutput` with
+    ``return_dict_in_generate=True``.
+
+    ``trace``: True runs the fused program (the default for tensorweave models); False runs the
+    step-wise host loop around a compiled per-step strategy program (always the case for native
+    callables). ``seed`` / ``prng_key`` (a uint32 [2] key, wins over seed) drive sampling with
+    the same key schedule in both modes. ``streamer``: an object with ``put(array)`` / ``end()``
+    (Hugging Face's BaseStreamer protocol), see :mod:`tensorweave.frontends.generation.streamers`.
+    ``prefix_allowed_tokens_fn(batch_id, ids) -> allowed ids``: step-wise only.
+    ``reorder_cache(cache, rows) -> cache``: how to reorder a native model's cache for beam search
+    (default: the cache's own ``reorder_cache`` method, or a gather of nested arrays)."""
     import copy
-    config = copy.deepcopy(generation_config) if generation_config is not None else _model_generation_config(model)
+    from .models.model import Model
+    native = not isinstance(model, Model)
+    if native and not callable(model):
+        raise ValueError(f"model must be a tensorweave Model or a callable causal LM, got {type(model).__name__}")
+    if native and trace:
+        raise ValueError("a native model callable runs step-wise only: pass trace=False (or leave trace unset)")
+    fused = (not native) if trace is None else bool(trace)
+    if fused and prefix_allowed_tokens_fn is not None:
+        raise ValueError("`prefix_allowed_tokens_fn` is a Python callback on concrete token ids, which a fused "
+                         "program cannot call: pass trace=False to generate step-wise")
+    if not native and not model.is_decoder:
+        raise ValueError(f"tw.generate needs a decoder model; {model.model_type} is not one")
+    if generation_config is not None:
+        config = copy.deepcopy(generation_config)
+    elif getattr(model, "config", None) is not None:
+        config = _model_generation_config(model)
+    else:
+        config = GenerationConfig()
     unused = config.update(**kwargs)
     if unused:
         raise ValueError(f"The following `model_kwargs` are not used by the model: {list(unused)} (note: typos in the "
                          "generate arguments will also show up in this list)")
     config.validate()
-    ids = np.asarray(input_ids)
+    ids = np.asarray(input_ids.detach().cpu().numpy() if hasattr(input_ids, "detach") else input_ids)
     if ids.ndim != 2 or ids.dtype.kind not in "iu":
         raise IRError(f"input_ids must be an integer [batch, length] array, got {ids.dtype}{list(ids.shape)}")
     ids = ids.astype(np.int64)
-    mask = np.ones_like(ids) if attention_mask is None else np.asarray(attention_mask).astype(np.int64)
+    if attention_mask is None:
+        mask = np.ones_like(ids)
+    else:
+        mask = np.asarray(attention_mask.detach().cpu().numpy() if hasattr(attention_mask, "detach")
+                          else attention_mask).astype(np.int64)
     if mask.shape != ids.shape:
         raise IRError(f"attention_mask shape {mask.shape} must equal input_ids shape {ids.shape}")
     eos = _eos_tuple(config.eos_token_id)
@@ -80,14 +113,67 @@ def generate(model: Any, input_ids: Any, attention_mask: Any = None, generation_
     if config.max_length <= prompt:
         raise ValueError(f"`max_length` ({config.max_length}) must exceed the prompt length ({prompt}); "
                          "set `max_new_tokens`")
-    if config.num_beam_groups > 1 or config.penalty_alpha is not None or config.constraints is not None:
-        raise ValueError("group beam search, contrastive search and constrained beam search are not implemented "
-                         "in tensorweave yet; use greedy, sampling, beam search or beam sampling")
+    if config.penalty_alpha is not None or config.constraints is not None:
+        raise ValueError("contrastive search and constrained beam search are not implemented in tensorweave yet; use "
+                         "greedy, sampling, beam search, beam sampling or (step-wise) group beam search")
+    if config.num_beam_groups > 1 and fused:
+        raise ValueError("group (diverse) beam search runs step-wise only: pass trace=False")
+    if streamer is not None and config.num_beams > 1:
+        raise ValueError("`streamer` cannot be used with beam search (yet!). Make sure that `num_beams` is set to 1.")
+    if native and backend is None:
+        backend = "torch" if _is_torch_module(model) and registry.is_installed("torch") else None
     name = registry.resolve(backend)
-    key = random.key(0 if seed is None else seed)
-    program = _program(model, config, name, ids.shape, logits_processor)
-    outs = program(ids, mask, key)
-    return _outputs(outs, config, prompt)
+    if prng_key is not None:
+        key = np.asarray(prng_key)
+        if key.shape != (2,) or key.dtype != np.uint32:
+            raise ValueError(f"prng_key must be a uint32 array of shape [2] (tw.ir.random.key(seed)), got "
+                             f"{key.dtype}{list(key.shape)}")
+    else:
+        key = random.key(0 if seed is None else seed)
+    if streamer is not None:
+        streamer.put(ids.copy())
+    if fused:
+        program = _program(model, config, name, ids.shape, logits_processor)
+        outs = program(ids, mask, key)
+        d = dict(zip(program.output_names, [np.asarray(o) for o in outs]))
+        if streamer is not None:
+            for t in range(prompt, int(d["length"])):
+                streamer.put(d["sequences"][:, t].copy())
+    else:
+        d = _stepwise(model, native, config, name, ids, mask, key, logits_processor, prefix_allowed_tokens_fn,
+                      streamer, reorder_cache)
+    if streamer is not None:
+        streamer.end()
+    return _outputs(d, config, prompt)
+
+
+def _is_torch_module(model: Any) -> bool:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is optional
+        return False
+    return isinstance(model, torch.nn.Module)
+
+
+def _stepwise(model: Any, native: bool, config: GenerationConfig, backend: str, ids: np.ndarray, mask: np.ndarray,
+              key: np.ndarray, custom: list | None, prefix_fn: Any, streamer: Any, reorder_cache: Any) -> dict:
+    from .frontends.generation import stepwise
+    prompt = ids.shape[1]
+    procs = get_logits_processor(config, prompt, prefix_allowed_tokens_fn=prefix_fn, logits_processor=custom)
+    prefix = next((p for p in procs if isinstance(p, PrefixConstrainedLogitsProcessor)), None)
+    setup = stepwise.StepwiseSetup(config=config, processors=procs,
+                                   warpers=get_logits_warper(config) if config.do_sample else None, backend=backend,
+                                   config_key=config.to_json_string(use_diff=False), prefix=prefix, streamer=streamer)
+    step = stepwise.NativeModelStep(model, reorder_cache) if native else stepwise.TensorweaveModelStep(model, backend)
+    extra = (id(custom) if custom else None,)
+    if config.num_beam_groups > 1:
+        return stepwise.group_beam_loop(step, setup, ids, mask, extra)
+    if config.num_beams > 1:
+        return stepwise.beam_loop(step, setup, ids, mask, key, extra)
+    r = config.num_return_sequences
+    if r > 1:
+        ids, mask = np.repeat(ids, r, axis=0), np.repeat(mask, r, axis=0)
+    return stepwise.sample_loop(step, setup, ids, mask, key, extra)
 
 
 def _program(model: Any, config: GenerationConfig, backend: str, shape: tuple, custom: list | None) -> Any:
@@ -134,10 +220,8 @@ def _fused(model: Any, config: GenerationConfig, ids: Any, mask: Any, key: Any, 
     return res
 
 
-def _outputs(outs: Any, config: GenerationConfig, prompt: int) -> Any:
-    names = ["sequences", "length"] + (["sequences_scores", "beam_indices"] if config.num_beams > 1 else []) + \
-        ["steps"] + (["scores"] if config.output_scores else [])
-    d = dict(zip(names, [np.asarray(o) for o in outs]))
+def _outputs(d: dict, config: GenerationConfig, prompt: int) -> Any:
+    """The fused / step-wise raw outputs (numpy, by name) as Hugging Face's results."""
     length = int(d["length"])
     sequences = d["sequences"][:, :length]
     if not config.return_dict_in_generate:

@@ -1,0 +1,438 @@
+"""Step-wise generation: a host loop around a compiled per-step strategy program.
+
+The model runs one step at a time through a :class:`ModelStep` (our growing-cache ``with_past``
+program, or any native callable such as a live ``transformers`` PyTorch model); everything that
+chooses tokens runs in a small *strategy program* traced once and lowered to the chosen backend:
+
+- greedy / sampling step: ``(tokens [rows, L], logits [rows, V], cur_len, unfinished [rows], key
+  [, prefix_mask [rows, V]]) -> (next_tokens [rows], unfinished, [scores [rows, V]])`` with
+  ``scores = warpers(processors(tokens, logits))``, ``next = argmax(scores)`` or
+  ``categorical(fold_in(key, cur_len), scores)``, finished rows emitting ``pad_token_id``;
+- beam init / beam step / beam finalize over the static-shape beam state of ``beam_search.py``:
+  one step is ``logp = processors(seqs, log_softmax(logits))`` (then the warpers and a
+  Gumbel-top-2n draw from ``fold_in(key, cur_len)`` for beam sampling) followed by
+  :func:`beam_step`; the host reorders the model's cache with the returned beam rows.
+
+``tokens`` is the same static ``[rows, max_length]`` buffer (pad beyond ``cur_len``) that the fused
+loop carries and the keys are the same ``fold_in(key, cur_len)``, so step-wise and fused runs give
+the same tokens for the same seed (up to the model's own float differences between its static and
+growing caches).
+
+``prefix_allowed_tokens_fn`` is a host callback: each step the host calls it on the concrete ids
+(``ids[row, :cur_len]`` as a numpy int64 array) and feeds the resulting 0/-inf mask into the
+program, where it is added at the processor list position Hugging Face gives it.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from ...ir import random
+from ...ir.types import TensorSpec
+from . import logits_process as lp
+from .beam_search import BeamConfig, beam_finalize, beam_init, beam_step
+
+_PROGRAMS: dict = {}
+
+
+# ---------------------------------------------------------------------------------------- models
+class ModelStep(Protocol):
+    """What the host loop needs from a model: next-token logits and a cache it can reorder."""
+
+    def prefill(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Run the prompt ``ids [rows, P]`` (``mask [rows, P]``); return float32 logits ``[rows, V]``
+        at the last position and keep the cache."""
+
+    def step(self, tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Run one token per row (``tokens [rows]``) with the full mask ``[rows, cur_len + 1]``."""
+
+    def reorder(self, rows: np.ndarray) -> None:
+        """Gather the cache rows (beam search): new row i takes old row ``rows[i]``."""
+
+
+def _positions(mask: np.ndarray, length: int) -> np.ndarray:
+    """Hugging Face's position ids ``cumsum(mask) - 1`` (1 on padding), last ``length`` columns."""
+    pos = np.cumsum(mask, axis=-1) - 1
+    pos = np.where(mask == 0, 1, pos)
+    return pos[:, mask.shape[1] - length:].astype(np.int64)
+
+
+class TensorweaveModelStep:
+    """A tensorweave decoder ``Model`` through its growing-cache ``with_past_program``."""
+
+    def __init__(self, model: Any, backend: str):
+        self.model = model
+        self.program = model.with_past_program(backend)
+        self.past: list = []
+
+    def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        outs = self.program(ids, mask, *self.past)
+        self.past = list(outs[1:])
+        return np.asarray(outs[0])[:, -1].astype(np.float32)
+
+    def prefill(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        self.past = self.model.empty_past(ids.shape[0])
+        return self._run(ids, mask)
+
+    def step(self, tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return self._run(tokens[:, None], mask)
+
+    def reorder(self, rows: np.ndarray) -> None:
+        self.past = [np.take(np.asarray(p), rows, axis=0) for p in self.past]
+
+
+class NativeModelStep:
+    """Any callable following Hugging Face's causal-LM calling convention:
+    ``model(input_ids=..., attention_mask=..., <cache>=..., use_cache=True[, position_ids=...])``
+    returning ``.logits [rows, seq, V]`` and the cache (``.past_key_values`` in 4.37, ``.cache``
+    in transformers v5; a dict with those keys or a ``(logits, cache)`` tuple also work).
+
+    A ``torch.nn.Module`` gets torch tensors (under ``torch.no_grad()``); anything else numpy.
+    The cache keyword is ``cache`` when the signature has it and not ``past_key_values``, else
+    ``past_key_values``; ``position_ids`` (Hugging Face's rule from the mask, so left padding
+    works) is passed when the signature names it. ``reorder_cache(cache, rows) -> cache`` reorders
+    for beam search; by default a cache's own ``reorder_cache(rows)`` method is used, or nested
+    tuples/lists of arrays are gathered along axis 0."""
+
+    def __init__(self, fn: Callable, reorder_cache: Callable | None = None):
+        self.fn = fn
+        self.reorder_cache = reorder_cache
+        self.cache: Any = None
+        target = getattr(fn, "forward", fn)
+        try:
+            params = inspect.signature(target).parameters
+        except (TypeError, ValueError):
+            params = {}
+        self.cache_kw = "cache" if "cache" in params and "past_key_values" not in params else "past_key_values"
+        self.pass_positions = "position_ids" in params
+        try:
+            import torch
+            self.torch = torch if isinstance(fn, torch.nn.Module) else None
+        except ImportError:  # pragma: no cover - torch is optional
+            self.torch = None
+
+    def _array(self, x: np.ndarray) -> Any:
+        return self.torch.from_numpy(np.ascontiguousarray(x)) if self.torch is not None else x
+
+    def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        kw: dict = {"input_ids": self._array(ids), "attention_mask": self._array(mask), "use_cache": True}
+        if self.cache is not None:
+            kw[self.cache_kw] = self.cache
+        if self.pass_positions:
+            kw["position_ids"] = self._array(_positions(mask, ids.shape[1]))
+        if self.torch is not None:
+            with self.torch.no_grad():
+                out = self.fn(**kw)
+        else:
+            out = self.fn(**kw)
+        logits, self.cache = _split_output(out)
+        if self.torch is not None and isinstance(logits, self.torch.Tensor):
+            logits = logits[:, -1].float().cpu().numpy()
+        else:
+            logits = np.asarray(logits)[:, -1]
+        return logits.astype(np.float32)
+
+    def prefill(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        self.cache = None
+        return self._run(ids, mask)
+
+    def step(self, tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return self._run(tokens[:, None], mask)
+
+    def reorder(self, rows: np.ndarray) -> None:
+        if self.reorder_cache is not None:
+            self.cache = self.reorder_cache(self.cache, rows)
+            return
+        index = self._array(rows.astype(np.int64))
+        if hasattr(self.cache, "reorder_cache"):
+            self.cache.reorder_cache(index)
+            return
+        self.cache = _gather_nested(self.cache, rows, index, self.torch)
+
+
+def _split_output(out: Any) -> tuple[Any, Any]:
+    if isinstance(out, tuple) and not hasattr(out, "keys"):
+        if len(out) != 2:
+            raise ValueError(f"a native model returning a tuple must return (logits, cache), got {len(out)} items")
+        return out
+    get = out.get if hasattr(out, "get") else (lambda k, d=None: getattr(out, k, d))
+    logits = get("logits", None)
+    cache = get("past_key_values", None)
+    if cache is None:
+        cache = get("cache", None)
+    if logits is None or cache is None:
+        raise ValueError("the native model's output needs `logits` and a cache (`past_key_values` or `cache`); "
+                         "call it with use_cache=True or pass a tensorweave Model")
+    return logits, cache
+
+
+def _gather_nested(cache: Any, rows: np.ndarray, index: Any, torch: Any) -> Any:
+    if isinstance(cache, (tuple, list)):
+        return type(cache)(_gather_nested(c, rows, index, torch) for c in cache)
+    if torch is not None and isinstance(cache, torch.Tensor):
+        return cache.index_select(0, index)
+    if isinstance(cache, np.ndarray):
+        return np.take(cache, rows, axis=0)
+    raise ValueError(f"cannot reorder a cache of type {type(cache).__name__} for beam search; pass "
+                     "`reorder_cache=fn(cache, rows) -> cache` to generate")
+
+
+# ---------------------------------------------------------------------------------------- programs
+class _MaskInput(lp.LogitsProcessor):
+    """Stands in for PrefixConstrainedLogitsProcessor inside the traced step: adds the host mask."""
+
+    def __init__(self, mask: Any):
+        self.mask = mask
+
+    def __call__(self, input_ids, scores, cur_len=None):
+        return scores + self.mask
+
+
+def _with_mask(procs: Any, mask: Any) -> Any:
+    if procs is None or mask is None:
+        return procs
+    out = lp.LogitsProcessorList()
+    for p in procs:
+        out.append(_MaskInput(mask) if isinstance(p, lp.PrefixConstrainedLogitsProcessor) else p)
+    return out
+
+
+def _cached(key: tuple, build: Callable[[], Any], backend: str) -> Any:
+    from ...backends import registry
+    prog = _PROGRAMS.get(key)
+    if prog is None:
+        prog = registry.lower(build(), backend)
+        _PROGRAMS[key] = prog
+    return prog
+
+
+def _named(prog: Any, outs: Any) -> dict:
+    outs = outs if isinstance(outs, tuple) else (outs,)
+    return {n: np.asarray(o) for n, o in zip(prog.output_names, outs)}
+
+
+@dataclass
+class StepwiseSetup:
+    """What the host loop needs besides the model: the config, the processors and warpers built
+    from it (``warpers`` only when sampling), the backend and a cache key for the config."""
+
+    config: Any
+    processors: Any
+    warpers: Any
+    backend: str
+    config_key: str
+    prefix: Any = None  # the PrefixConstrainedLogitsProcessor, when prefix_allowed_tokens_fn is set
+    streamer: Any = None
+
+
+def _prefix_mask(setup: StepwiseSetup, tokens: np.ndarray, cur_len: int, vocab: int) -> list:
+    if setup.prefix is None:
+        return []
+    zeros = np.zeros((tokens.shape[0], vocab), np.float32)
+    return [np.asarray(setup.prefix(tokens[:, :cur_len], zeros), dtype=np.float32)]
+
+
+def _sample_program(setup: StepwiseSetup, rows: int, L: int, V: int, key_extra: tuple) -> Any:
+    from ...ir.trace import trace
+    cfg = setup.config
+    has_mask = setup.prefix is not None
+
+    def fn(tokens: Any, logits: Any, cur_len: Any, unfinished: Any, key: Any, *mask: Any) -> dict:
+        import tensorweave.ir.namespace as xp
+        procs = _with_mask(setup.processors, mask[0] if mask else None)
+        scores = xp.astype(logits, xp.float32)
+        if procs:
+            scores = procs(tokens, scores, cur_len)
+        if cfg.do_sample:
+            if setup.warpers:
+                scores = setup.warpers(tokens, scores, cur_len)
+            nxt = random.categorical(random.fold_in(key, cur_len), scores)
+        else:
+            nxt = xp.argmax(scores, axis=-1)
+        nxt = xp.where(unfinished, nxt, xp.full_like(nxt, cfg.pad_token_id))
+        hit = xp.zeros((rows,), dtype=xp.bool)
+        for e in _eos(cfg):
+            hit = hit | (nxt == e)
+        out = {"next_tokens": nxt, "next_unfinished": unfinished & ~hit}
+        if cfg.output_scores:
+            out["scores"] = scores
+        return out
+
+    specs = [TensorSpec((rows, L), "int64", "tokens"), TensorSpec((rows, V), "float32", "logits"),
+             TensorSpec((), "int64", "cur_len"), TensorSpec((rows,), "bool", "unfinished"),
+             TensorSpec((2,), "uint32", "key")]
+    if has_mask:
+        specs.append(TensorSpec((rows, V), "float32", "prefix_mask"))
+    key = ("sample-step", setup.backend, rows, L, V, setup.config_key, has_mask) + key_extra
+    return _cached(key, lambda: trace(fn, *specs, name="generate_step"), setup.backend)
+
+
+def _eos(cfg: Any) -> tuple:
+    eos = cfg.eos_token_id
+    if eos is None:
+        return ()
+    return (eos,) if isinstance(eos, int) else tuple(int(e) for e in eos)
+
+
+def sample_loop(model: ModelStep, setup: StepwiseSetup, ids: np.ndarray, mask: np.ndarray, key: np.ndarray,
+                key_extra: tuple = ()) -> dict:
+    """Greedy or multinomial sampling, step-wise. Returns the fused program's outputs as numpy:
+    ``sequences [rows, max_length]``, ``length``, ``steps`` and ``scores [steps, rows, V]``."""
+    cfg = setup.config
+    rows, prompt = ids.shape
+    L = cfg.max_length
+    logits = model.prefill(ids, mask)
+    V = logits.shape[-1]
+    prog = _sample_program(setup, rows, L, V, key_extra)
+    tokens = np.full((rows, L), cfg.pad_token_id, np.int64)
+    tokens[:, :prompt] = ids
+    unfinished = np.ones((rows,), bool)
+    full_mask = mask
+    scores: list = []
+    cur_len = prompt
+    while cur_len < L and unfinished.any():
+        args = [tokens, logits, np.asarray(cur_len, np.int64), unfinished, key]
+        out = _named(prog, prog(*args, *_prefix_mask(setup, tokens, cur_len, V)))
+        nxt = out["next_tokens"].astype(np.int64)
+        tokens[:, cur_len] = nxt
+        unfinished = out["next_unfinished"].astype(bool)
+        if cfg.output_scores:
+            scores.append(out["scores"])
+        if setup.streamer is not None:
+            setup.streamer.put(nxt.copy())
+        cur_len += 1
+        if cur_len < L and unfinished.any():
+            full_mask = np.concatenate([full_mask, np.ones((rows, 1), np.int64)], axis=1)
+            logits = model.step(nxt, full_mask)
+    res = {"sequences": tokens, "length": np.asarray(cur_len), "steps": np.asarray(cur_len)}
+    if cfg.output_scores:
+        res["scores"] = np.stack(scores)
+    return res
+
+
+# ---------------------------------------------------------------------------------------- beam search
+_STATE = ("seqs", "scores", "beam_idx", "hyp_seqs", "hyp_scores", "hyp_len", "hyp_beam_idx", "hyp_count", "done")
+
+
+def _beam_programs(setup: StepwiseSetup, bcfg: BeamConfig, key_extra: tuple) -> tuple[Any, Any, Any]:
+    from ...ir.trace import trace
+    cfg = setup.config
+    B, n, V, L = bcfg.batch_size, bcfg.num_beams, bcfg.vocab_size, bcfg.max_length
+    do_sample = bool(cfg.do_sample)
+    has_mask = setup.prefix is not None
+    base = (setup.backend, repr(bcfg), setup.config_key, has_mask) + key_extra
+
+    def init(ids: Any) -> dict:
+        import tensorweave.ir.namespace as xp
+        return beam_init(xp, bcfg, ids, do_sample)
+
+    init_prog = _cached(("beam-init",) + base, lambda: trace(init, TensorSpec((B * n, bcfg.prompt_len), "int64", "ids"),
+                                                            name="beam_init"), setup.backend)
+    if tuple(init_prog.output_names) != _STATE:
+        raise RuntimeError(f"beam state names changed: {init_prog.output_names}")
+    state_specs = [s.with_name(name) for s, name in zip(init_prog.output_specs, init_prog.output_names)]
+
+    def step(*args: Any) -> dict:
+        import tensorweave.ir.namespace as xp
+        state = dict(zip(_STATE, args[:len(_STATE)]))
+        logits, cur_len, key = args[len(_STATE):len(_STATE) + 3]
+        procs = _with_mask(setup.processors, args[len(_STATE) + 3] if has_mask else None)
+        flat = xp.reshape(state["seqs"], (B * n, L))
+        logp = xp.log_softmax(xp.astype(logits, xp.float32), axis=-1)
+        if procs:
+            logp = procs(flat, logp, cur_len)
+        candidates = None
+        if do_sample:
+            if setup.warpers:
+                logp = setup.warpers(flat, logp, cur_len)
+            total = xp.reshape(xp.reshape(logp, (B, n, V)) + state["scores"][:, :, None], (B, n * V))
+            g = random.gumbel(random.fold_in(key, cur_len), tuple(total.shape))
+            _, cand = xp.top_k(total + g, 2 * n)
+            cand_scores = xp.take_along_axis(total, cand, axis=-1)
+            order = xp.argsort(cand_scores, axis=-1, descending=True)
+            candidates = (xp.take_along_axis(cand_scores, order, axis=-1), xp.take_along_axis(cand, order, axis=-1))
+        new, rows = beam_step(state, logp, cur_len, bcfg, candidates)
+        out = {f"new_{k}": v for k, v in new.items()}  # output names differ from input names (ONNX)
+        out["rows"] = rows
+        if cfg.output_scores:
+            out["logp"] = logp
+        return out
+
+    specs = state_specs + [TensorSpec((B * n, V), "float32", "logits"), TensorSpec((), "int64", "cur_len"),
+                           TensorSpec((2,), "uint32", "key")]
+    if has_mask:
+        specs.append(TensorSpec((B * n, V), "float32", "prefix_mask"))
+    step_prog = _cached(("beam-step",) + base, lambda: trace(step, *specs, name="beam_step"), setup.backend)
+
+    def final(*args: Any) -> dict:
+        return beam_finalize(dict(zip(_STATE, args[:len(_STATE)])), args[len(_STATE)], bcfg)
+
+    final_prog = _cached(("beam-final",) + base,
+                         lambda: trace(final, *state_specs, TensorSpec((), "int64", "cur_len"), name="beam_finalize"),
+                         setup.backend)
+    return init_prog, step_prog, final_prog
+
+
+def beam_loop(model: ModelStep, setup: StepwiseSetup, ids: np.ndarray, mask: np.ndarray, key: np.ndarray,
+              key_extra: tuple = ()) -> dict:
+    """Beam search / beam sampling, step-wise, over ``ids [B, P]`` (repeated per beam here).
+    Returns the fused program's outputs as numpy (``sequences``, ``length`` = the output length,
+    ``sequences_scores``, ``beam_indices``, ``steps`` and ``scores``)."""
+    cfg = setup.config
+    n = cfg.num_beams
+    B, prompt = ids.shape
+    L = cfg.max_length
+    ids = np.repeat(ids, n, axis=0)
+    mask = np.repeat(mask, n, axis=0)
+    logits = model.prefill(ids, mask)
+    V = logits.shape[-1]
+    eos = _eos(cfg)
+    bcfg = BeamConfig(batch_size=B, num_beams=n, vocab_size=V, prompt_len=prompt, max_length=L,
+                      eos_token_id=eos or (-1,), pad_token_id=cfg.pad_token_id, length_penalty=cfg.length_penalty,
+                      early_stopping=cfg.early_stopping, num_return_sequences=cfg.num_return_sequences)
+    init_prog, step_prog, final_prog = _beam_programs(setup, bcfg, key_extra)
+    state = _named(init_prog, init_prog(ids))
+    state = [state[k] for k in init_prog.output_names]
+    names = list(init_prog.output_names)
+    full_mask = mask
+    scores: list = []
+    cur_len = prompt
+    done = np.zeros((B,), bool)
+    while cur_len < L and not done.all():
+        seqs = state[names.index("seqs")].reshape(B * n, L)
+        extra = _prefix_mask(setup, seqs, cur_len, V)
+        out = _named(step_prog, step_prog(*state, logits, np.asarray(cur_len, np.int64), key, *extra))
+        state = [out[f"new_{k}"] for k in names]
+        done = out["new_done"].astype(bool)
+        if cfg.output_scores:
+            scores.append(out["logp"])
+        cur_len += 1
+        if cur_len < L and not done.all():
+            model.reorder(out["rows"].astype(np.int64))
+            tok = out["new_seqs"].reshape(B * n, L)[:, cur_len - 1].astype(np.int64)
+            full_mask = np.concatenate([full_mask, np.ones((B * n, 1), np.int64)], axis=1)
+            logits = model.step(tok, full_mask)
+    fin = _named(final_prog, final_prog(*state, np.asarray(cur_len, np.int64)))
+    res = {"sequences": fin["sequences"], "length": fin["out_len"], "sequences_scores": fin["sequences_scores"],
+           "beam_indices": fin["beam_indices"], "steps": np.asarray(cur_len)}
+    if cfg.output_scores:
+        res["scores"] = np.stack(scores)
+    return res
+
+
+def clear_cache() -> None:
+    """Drop the cached strategy programs."""
+    _PROGRAMS.clear()
+
+
+__all__ = ["ModelStep", "TensorweaveModelStep", "NativeModelStep", "StepwiseSetup", "sample_loop", "beam_loop",
+           "clear_cache"]
+
+
+def group_beam_loop(model: ModelStep, setup: StepwiseSetup, ids: np.ndarray, mask: np.ndarray,
+                    key_extra: tuple = ()) -> dict:
+    """Group (diverse) beam search is not implemented yet."""
+    raise ValueError("group (diverse) beam search (num_beam_groups > 1) is not implemented in tensorweave yet")
