@@ -243,7 +243,7 @@ def test_configs_follow_hugging_face_fields(tmp_path):
 
 
 @pytest.mark.parametrize("d, match", [
-    ({"model_type": "mamba"}, r"`model_type` 'mamba' is not supported; supported: \['bert', 'gpt2', 'llama'\]"),
+    ({"model_type": "mamba"}, r"`model_type` 'mamba' is not supported; supported: \['bert', 'gpt2', 'llama', 't5'\]"),
     ({"model_type": "gpt2", "n_embd": 10, "n_head": 4}, "`n_embd`"),
     ({"model_type": "gpt2", "n_layer": 0}, "`n_layer` must be a positive integer"),
     ({"model_type": "llama", "hidden_size": 16, "num_attention_heads": 4, "num_key_value_heads": 3},

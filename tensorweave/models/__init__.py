@@ -95,6 +95,10 @@ def load(name_or_path: str, head: str | None = None) -> Model:
 
 
 def _head(config: Any, head: str | None) -> str | None:
+    if config.model_type == "t5":
+        if head not in (None, "seq2seq-lm"):
+            raise IRError(f"t5 models have no head {head!r}; they are seq2seq-lm (T5ForConditionalGeneration)")
+        return "seq2seq-lm"
     if config.model_type != "bert":
         if head not in (None, "default", "causal-lm"):
             raise IRError(f"{config.model_type} models have no head {head!r}; they are causal LMs")

@@ -24,7 +24,7 @@ BERT_CLASS_HEADS = {"BertModel": "default", "BertForMaskedLM": "masked-lm", "Ber
                     "BertForQuestionAnswering": "question-answering", "BertForMultipleChoice": "multiple-choice"}
 # tensors of *other* heads that a checkpoint may carry (dropped, as transformers drops them)
 _HEAD_PREFIXES = {"bert": ("bert.pooler.", "cls.", "classifier.", "qa_outputs."), "gpt2": ("lm_head.",),
-                  "llama": ("lm_head.",)}
+                  "llama": ("lm_head.",), "t5": ("lm_head.",)}
 
 
 def default_head(config: Any, class_name: str | None = None) -> str | None:
@@ -146,6 +146,8 @@ def transformers_state(hf_model: Any) -> tuple[Any, dict[str, np.ndarray], str |
         raise IRError(f"from_transformers needs a transformers PreTrainedModel, got {type(hf_model).__name__}")
     config = config_from_dict(hf_model.config.to_dict())
     head = default_head(config, type(hf_model).__name__)
+    if config.model_type == "t5":
+        config = _t5_live_config(hf_model, config)
     if config.model_type == "bert" and type(hf_model).__name__ not in BERT_CLASS_HEADS:
         raise IRError(f"{type(hf_model).__name__} is not supported; BERT classes: {sorted(BERT_CLASS_HEADS)}")
     state = {}
@@ -153,6 +155,18 @@ def transformers_state(hf_model: Any) -> tuple[Any, dict[str, np.ndarray], str |
         t = v.detach().cpu()
         state[k] = (t.float() if t.is_floating_point() else t).numpy().copy()
     return config, state, head
+
+
+def _t5_live_config(hf_model: Any, config: Any) -> Any:
+    """A live T5: only ``T5ForConditionalGeneration`` (the ``seq2seq-lm`` head); its lm_head is
+    tied when it *is* the shared embedding (transformers v5 always reports
+    ``tie_word_embeddings=True`` and keeps the old flag's meaning in ``scale_decoder_outputs``)."""
+    import dataclasses
+    if type(hf_model).__name__ != "T5ForConditionalGeneration":
+        raise IRError(f"{type(hf_model).__name__} is not supported; T5 classes: ['T5ForConditionalGeneration']")
+    head, shared = getattr(hf_model, "lm_head", None), getattr(hf_model, "shared", None)
+    tied = head is not None and shared is not None and head.weight.data_ptr() == shared.weight.data_ptr()
+    return dataclasses.replace(config, tie_word_embeddings=tied, scale_decoder_outputs=config.scale_decoder_outputs)
 
 
 __all__ = ["BERT_CLASS_HEADS", "BERT_HEADS", "canonical_names", "check_params", "default_head", "expected_shapes", "load_safetensors",

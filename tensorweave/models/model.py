@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..frontends.models import ARCHITECTURES, DECODERS, bert
+from ..frontends.models import ARCHITECTURES, DECODERS, ENCODER_DECODERS, bert, t5
 from ..frontends.models.attention import position_ids_from_mask
 from ..frontends.models.weights import bind_params
 from ..ir.types import IRError, TensorSpec
@@ -22,7 +22,7 @@ from .tokenizer import Tokenizer
 
 @dataclass(eq=False)
 class Model:
-    """``config`` (a GPT2Config / LlamaConfig / BertConfig), ``params`` (name -> float32 array),
+    """``config`` (a GPT2Config / LlamaConfig / BertConfig / T5Config), ``params`` (name -> float32 array),
     ``head`` (BERT only), ``tokenizer`` (when the checkpoint has one)."""
 
     config: Any
@@ -41,10 +41,15 @@ class Model:
         return self.model_type in DECODERS
 
     @property
+    def is_encoder_decoder(self) -> bool:
+        return self.model_type in ENCODER_DECODERS
+
+    @property
     def forward(self) -> Callable:
-        """The architecture's forward (BERT: bound to this model's head)."""
+        """The architecture's forward (BERT: bound to this model's head; T5: ``t5.forward``, with
+        ``t5.encode`` / ``t5.decode`` for step-wise use)."""
         fn = ARCHITECTURES[self.model_type].forward
-        return fn if self.is_decoder else functools.partial(fn, head=self.head)
+        return fn if self.is_decoder or self.is_encoder_decoder else functools.partial(fn, head=self.head)
 
     def num_parameters(self) -> int:
         return int(sum(v.size for v in self.params.values()))
@@ -70,6 +75,8 @@ class Model:
         """The lowered forward program: ``(input_ids, attention_mask[, token_type_ids]) -> outputs``."""
         from ..ir.trace import trace
         kind = "forward+hidden" if output_hidden_states else "forward"
+        if self.is_encoder_decoder:
+            return self._seq2seq_program(backend, output_hidden_states)
 
         def fn(input_ids: Any, attention_mask: Any, *rest: Any) -> dict:
             params = bind_params(self.params)
@@ -93,9 +100,17 @@ class Model:
         return self._program(kind, backend, lambda: trace(fn, *specs, name=f"{self.model_type}_{kind}"))
 
     def __call__(self, input_ids: Any, attention_mask: Any = None, token_type_ids: Any = None, *,
-                 backend: str | None = None, output_hidden_states: bool = False) -> dict:
+                 backend: str | None = None, output_hidden_states: bool = False,
+                 decoder_input_ids: Any = None) -> dict:
         """Outputs as a dict of arrays (decoders: ``logits``; BERT: the head's outputs), plus
-        ``hidden_states`` (a tuple) when asked. Arrays in = arrays out of the same kind."""
+        ``hidden_states`` (a tuple) when asked. Arrays in = arrays out of the same kind.
+        T5: ``model(input_ids, attention_mask, decoder_input_ids)`` (third positional argument or
+        keyword) returns ``logits`` and ``encoder_last_hidden_state`` (plus
+        ``encoder_hidden_states`` / ``decoder_hidden_states`` when asked)."""
+        if self.is_encoder_decoder:
+            return self._call_seq2seq(input_ids, attention_mask,
+                                      token_type_ids if decoder_input_ids is None else decoder_input_ids,
+                                      backend, output_hidden_states)
         ids, mask, types = self._check_inputs(input_ids, attention_mask, token_type_ids)
         prog = self.program(backend, output_hidden_states)
         args = (ids, mask) if self.is_decoder else (ids, mask, types)
@@ -122,6 +137,48 @@ class Model:
         if not self.is_decoder and token_type_ids is None:
             token_type_ids = np.zeros(shape, np.int64)
         return input_ids, attention_mask, token_type_ids
+
+    # ------------------------------------------------------------------ T5 (encoder-decoder)
+    def _seq2seq_program(self, backend: str | None, output_hidden_states: bool) -> Any:
+        """``(input_ids [batch, sequence], attention_mask [batch, sequence], decoder_input_ids
+        [batch, decoder_sequence]) -> logits, encoder_last_hidden_state[, hidden states]``."""
+        from ..ir.trace import trace
+        kind = "seq2seq+hidden" if output_hidden_states else "seq2seq"
+
+        def fn(input_ids: Any, attention_mask: Any, decoder_input_ids: Any) -> dict:
+            out = t5.forward(bind_params(self.params), self.config, input_ids, attention_mask, decoder_input_ids,
+                             output_hidden_states=output_hidden_states)
+            for name in ("encoder_hidden_states", "decoder_hidden_states"):
+                out.update({f"{name}.{i}": h for i, h in enumerate(out.pop(name, ()))})
+            return out
+
+        specs = [TensorSpec(("batch", "sequence"), "int64", "input_ids"),
+                 TensorSpec(("batch", "sequence"), "int64", "attention_mask"),
+                 TensorSpec(("batch", "decoder_sequence"), "int64", "decoder_input_ids")]
+        return self._program(kind, backend, lambda: trace(fn, *specs, name=f"{self.model_type}_{kind}"))
+
+    def _call_seq2seq(self, input_ids: Any, attention_mask: Any, decoder_input_ids: Any, backend: str | None,
+                      output_hidden_states: bool) -> dict:
+        shape = tuple(getattr(input_ids, "shape", np.shape(input_ids)))
+        if len(shape) != 2:
+            raise IRError(f"input_ids must have rank 2 ([batch, sequence]), got shape {shape}")
+        if decoder_input_ids is None:
+            raise IRError("T5 needs decoder_input_ids [batch, decoder_sequence]; start them with "
+                          f"decoder_start_token_id ({self.config.decoder_start_token_id})")
+        dshape = tuple(getattr(decoder_input_ids, "shape", np.shape(decoder_input_ids)))
+        if len(dshape) != 2 or dshape[0] != shape[0]:
+            raise IRError(f"decoder_input_ids must be [batch, decoder_sequence] with batch {shape[0]}, got shape "
+                          f"{dshape}")
+        if attention_mask is None:
+            attention_mask = np.ones(shape, np.int64)
+        prog = self.program(backend, output_hidden_states)
+        outs = prog(input_ids, attention_mask, decoder_input_ids)
+        named = dict(zip(prog.output_names, outs if isinstance(outs, tuple) else (outs,)))
+        for name in ("encoder_hidden_states", "decoder_hidden_states"):
+            keys = sorted((k for k in named if k.startswith(name + ".")), key=lambda k: int(k.rsplit(".", 1)[1]))
+            if keys:
+                named[name] = tuple(named.pop(k) for k in keys)
+        return named
 
     # ------------------------------------------------------------------ step-wise with a growing cache
     def past_names(self) -> list[str]:

@@ -1,4 +1,4 @@
-"""Model configs compatible with Hugging Face ``config.json`` fields (gpt2, llama, bert).
+"""Model configs compatible with Hugging Face ``config.json`` fields (gpt2, llama, bert, t5).
 
 ``config_from_dict(d)`` (or ``GPT2Config.from_dict(d)``, ...) dispatches on ``model_type``;
 unknown types and invalid fields raise a one-line ``ValueError`` naming the field and the fix.
@@ -216,9 +216,101 @@ class BertConfig(_ConfigMixin):
         return self.hidden_size // self.num_attention_heads
 
 
+@dataclass
+class T5Config(_ConfigMixin):
+    """T5 encoder-decoder: relative attention bias, RMS LayerNorm without bias, no linear biases.
+
+    ``feed_forward_proj`` is ``ACT`` (``wo(act(wi(x)))``, original T5: ``relu``) or ``gated-ACT``
+    (``wo(act(wi_0(x)) * wi_1(x))``, T5 v1.1: ``gated-gelu``, whose gelu is the tanh
+    approximation ``gelu_new`` as in Hugging Face). ``tie_word_embeddings`` (default true) makes
+    the lm_head the ``shared`` embedding; ``scale_decoder_outputs`` (transformers v5's field;
+    defaults to ``tie_word_embeddings``, Hugging Face 4.x's rule) multiplies the decoder output
+    by ``d_model ** -0.5`` before the lm_head."""
+
+    vocab_size: int = 32128
+    d_model: int = 512
+    d_kv: int = 64
+    d_ff: int = 2048
+    num_layers: int = 6
+    num_decoder_layers: int | None = None
+    num_heads: int = 8
+    relative_attention_num_buckets: int = 32
+    relative_attention_max_distance: int = 128
+    layer_norm_epsilon: float = 1e-6
+    feed_forward_proj: str = "relu"
+    tie_word_embeddings: bool = True
+    scale_decoder_outputs: bool | None = None
+    decoder_start_token_id: int | None = 0
+    pad_token_id: int | None = 0
+    eos_token_id: Any = 1
+    bos_token_id: int | None = None
+    architectures: list | None = None
+    model_type: str = "t5"
+
+    def __post_init__(self) -> None:
+        if self.num_decoder_layers is None:
+            self.num_decoder_layers = self.num_layers
+        for name in ("vocab_size", "d_model", "d_kv", "d_ff", "num_layers", "num_decoder_layers", "num_heads",
+                     "relative_attention_num_buckets", "relative_attention_max_distance"):
+            _positive(name, getattr(self, name))
+        _positive_float("layer_norm_epsilon", self.layer_norm_epsilon)
+        if self.relative_attention_num_buckets < 4:
+            raise ValueError(f"config field `relative_attention_num_buckets` must be at least 4 (half of them per "
+                             f"direction, half of those exact), got {self.relative_attention_num_buckets}")
+        if self.relative_attention_max_distance <= self.relative_attention_num_buckets // 2:
+            raise ValueError(f"config field `relative_attention_max_distance` ({self.relative_attention_max_distance}) "
+                             f"must exceed relative_attention_num_buckets // 2 "
+                             f"({self.relative_attention_num_buckets // 2})")
+        parts = self.feed_forward_proj.split("-") if isinstance(self.feed_forward_proj, str) else []
+        if not (len(parts) == 1 or (len(parts) == 2 and parts[0] == "gated")) or parts[-1] not in T5_ACTIVATIONS:
+            raise ValueError(f"config field `feed_forward_proj` {self.feed_forward_proj!r} is not supported; use "
+                             f"ACT or gated-ACT with ACT one of {sorted(T5_ACTIVATIONS)} (e.g. 'relu', 'gated-gelu')")
+        if self.scale_decoder_outputs is None:
+            self.scale_decoder_outputs = bool(self.tie_word_embeddings)
+        if self.decoder_start_token_id is not None:
+            _nonnegative("decoder_start_token_id", self.decoder_start_token_id)
+
+    @property
+    def is_gated_act(self) -> bool:
+        return self.feed_forward_proj.startswith("gated-")
+
+    @property
+    def dense_act_fn(self) -> str:
+        """The activation's name; ``gated-gelu`` means ``gelu_new`` (Hugging Face's compatibility rule)."""
+        return "gelu_new" if self.feed_forward_proj == "gated-gelu" else self.feed_forward_proj.split("-")[-1]
+
+    @property
+    def hidden_size(self) -> int:
+        return self.d_model
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_kv
+
+    @property
+    def num_attention_heads(self) -> int:
+        return self.num_heads
+
+    @property
+    def num_key_value_heads(self) -> int:
+        return self.num_heads
+
+    @property
+    def num_hidden_layers(self) -> int:
+        """Encoder layers (Hugging Face's ``attribute_map``)."""
+        return self.num_layers
+
+
+def _nonnegative(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"config field `{name}` must be a non-negative integer, got {value!r}")
+
+
 # activation name -> (gelu approximate mode or "relu"), shared by GPT-2 and BERT
 ACTIVATIONS = {"gelu": "none", "gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "relu": "relu"}
-CONFIGS = {"gpt2": GPT2Config, "llama": LlamaConfig, "bert": BertConfig}
+CONFIGS = {"gpt2": GPT2Config, "llama": LlamaConfig, "bert": BertConfig, "t5": T5Config}
+# activations a T5 `feed_forward_proj` may name (alone or after "gated-")
+T5_ACTIVATIONS = (*ACTIVATIONS, "silu")
 
 
 def config_from_dict(d: dict) -> Any:
