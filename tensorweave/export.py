@@ -405,6 +405,7 @@ def run_artefact(path: str, inputs: Mapping[str, np.ndarray], target: str | None
         return {n: o.detach().numpy() for n, o in zip(out_names, outs)}
     import jax
     from jax import export as jexport
+    jax.config.update("jax_enable_x64", True)  # the artefact takes int64 token ids
     with open(path, "rb") as f:
         exported = jexport.deserialize(bytearray(f.read()))
     outs = exported.call(*[jax.numpy.asarray(inputs[n]) for n in in_names])

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from functools import partial
 
 import numpy as np
 import pytest
@@ -37,8 +38,8 @@ def random_model(cfg, head=None, seed=0, scale=0.2):
     return Model(cfg, params, head=head)
 
 
-def gpt2_config(vocab=VOCAB):
-    return GPT2Config(vocab_size=vocab, n_positions=64, n_embd=16, n_layer=2, n_head=4, bos_token_id=1,
+def gpt2_config(vocab=VOCAB, layers=2):
+    return GPT2Config(vocab_size=vocab, n_positions=64, n_embd=16, n_layer=layers, n_head=4, bos_token_id=1,
                       eos_token_id=2)
 
 
@@ -55,13 +56,16 @@ def bert_config(num_labels=3):
 _MODELS: dict = {}
 
 
-def model_for(arch: str, feature: str) -> Model:
-    """One cached random model per (architecture, head)."""
+def model_for(arch: str, feature: str, one_layer: bool = False) -> Model:
+    """One cached random model per (architecture, head); ``one_layer`` gives GPT-2 a single block
+    (torch.export time grows with the graph; two-layer past naming is covered on the other targets)."""
     task = FeaturesManager.feature_to_task(feature)
     head = task if arch == "bert" else None
-    key = (arch, head)
+    one_layer = one_layer and arch == "gpt2"
+    key = (arch, head, one_layer)
     if key not in _MODELS:
-        cfg = {"gpt2": gpt2_config, "llama": llama_config, "bert": bert_config}[arch]()
+        cfg = {"gpt2": partial(gpt2_config, layers=1 if one_layer else 2), "llama": llama_config,
+               "bert": bert_config}[arch]()
         if head == "question-answering":
             cfg = bert_config(num_labels=2)  # start and end logits
         _MODELS[key] = random_model(cfg, head)
@@ -88,16 +92,18 @@ def _mark(target):
 @pytest.mark.parametrize("arch,feature", CASES)
 def test_every_feature_exports_and_validates(arch, feature, target, tmp_path):
     require_backend(target)
-    model = model_for(arch, feature)
-    res = tw.export(model, feature, target, tmp_path)
+    model = model_for(arch, feature, one_layer=target == "torch")
+    res = tw.export(model, feature, target, tmp_path / "out")
     cfg = res.onnx_config
     assert res.input_names == list(cfg.inputs) and res.output_names == list(cfg.outputs)
     E.validate_model_outputs(cfg, model, res.path, res.output_names, cfg.atol_for_validation)
-    assert os.path.exists(res.path)
-    # nothing but the artefact (and its signature side file) is left in the directory
-    left = sorted(os.listdir(tmp_path))
-    assert left == sorted([os.path.basename(res.path)] + ([os.path.basename(res.path) + ".json"]
-                                                          if target in ("torch", "jax") else []))
+    # nothing but the artefact (and its signature side file) is left: no temporary names
+    if target == "tensorflow":
+        assert res.path == str(tmp_path / "out") and os.path.isfile(tmp_path / "out" / "saved_model.pb")
+        assert os.listdir(tmp_path) == ["out"]
+    else:
+        side = [E.DEFAULT_NAMES[target] + ".json"] if target in ("torch", "jax") else []
+        assert sorted(os.listdir(tmp_path / "out")) == sorted([E.DEFAULT_NAMES[target]] + side)
     if target == "onnx":
         import onnx
         onnx.checker.check_model(res.path, full_check=True)
@@ -135,7 +141,7 @@ def test_gpt2_features_without_a_head_are_refused_before_any_work(tmp_path):
 def with_past_artefacts(tmp_path_factory):
     """gpt2 causal-lm-with-past exported to every installed target (module-scoped, reused)."""
     out = tmp_path_factory.mktemp("with_past")
-    model = model_for("gpt2", "causal-lm-with-past")
+    model = model_for("gpt2", "causal-lm-with-past", one_layer=True)
     arts = {}
     for target in TARGETS:
         require_backend(target)
@@ -167,6 +173,7 @@ FRESH_SCRIPT = textwrap.dedent("""
             outs = {k: v.numpy() for k, v in sig(**{k: tf.constant(v) for k, v in feeds.items()}).items()}
         else:
             import jax, jax.numpy as jnp
+            jax.config.update("jax_enable_x64", True)  # int64 token ids
             side = json.load(open(path + ".json"))
             exp = jax.export.deserialize(bytearray(open(path, "rb").read()))
             got = exp.call(*[jnp.asarray(feeds[i["name"]]) for i in side["inputs"]])
@@ -198,6 +205,7 @@ def test_artefacts_reload_in_a_fresh_process(with_past_artefacts, tmp_path):
             assert out.shape == ref[name].shape, (target, name)
             np.testing.assert_allclose(out, ref[name], rtol=1e-5, atol=cfg.atol_for_validation, err_msg=target)
     assert ref["present.0.key"].shape == (2, 4, 3 + 5, 4)
+    assert "present.0.value" in cfg.outputs
 
 
 def test_onnx_decode_loop_matches_generate(tmp_path):
@@ -333,3 +341,41 @@ def test_cli_export_end_to_end(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") <= 8 and "gpt2 doesn't support feature masked-lm" in err
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.xdist_group("export")
+def test_one_symbolic_signature_drives_every_target(with_past_artefacts):
+    """The config's dynamic axes are dynamic in every artefact (and its fixed axes fixed):
+    ONNX dim_params, SavedModel None dims, torch.export symbolic sizes, jax.export symbolic dims."""
+    model, arts = with_past_artefacts
+    cfg = arts["onnx"].onnx_config
+    dynamic = {s.name: [not isinstance(d, int) for d in s.shape] for s in cfg.input_specs()}
+    assert dynamic["past_key_values.0.key"] == [True, False, True, False]
+    assert dynamic["attention_mask"] == [True, True]
+
+    import onnx
+    m = onnx.load(arts["onnx"].path)
+    onnx_dyn = {i.name: [bool(d.dim_param) for d in i.type.tensor_type.shape.dim] for i in m.graph.input}
+    assert onnx_dyn == dynamic
+    out_dims = {o.name: [d.dim_param or d.dim_value for d in o.type.tensor_type.shape.dim] for o in m.graph.output}
+    assert out_dims["logits"] == ["batch", "sequence", VOCAB]
+
+    import tensorflow as tf
+    sig = tf.saved_model.load(arts["tensorflow"].path).signatures["serving_default"]
+    # TF sanitises the Python argument names (past_key_values_0_key); the TensorSpec keeps the config's name
+    tf_dyn = {v.name: [d is None for d in v.shape.as_list()] for v in sig.structured_input_signature[1].values()}
+    assert set(sig.structured_outputs) == set(cfg.outputs)
+    assert tf_dyn == dynamic
+
+    import torch
+    ep = torch.export.load(arts["torch"].path)
+    vals = [n.meta["val"] for n in ep.graph.nodes if n.op == "placeholder" and n.name in
+            {s.arg.name for s in ep.graph_signature.input_specs if s.kind.name == "USER_INPUT"}]
+    torch_dyn = [[not isinstance(d, int) for d in v.shape] for v in vals]
+    assert torch_dyn == list(dynamic.values())
+
+    from jax import export as jexport
+    exp = jexport.deserialize(bytearray(open(arts["jax"].path, "rb").read()))
+    jax_dyn = [[not isinstance(d, int) for d in a.shape] for a in exp.in_avals]
+    assert jax_dyn == list(dynamic.values())
+    assert "past_sequence" in str(exp.in_avals[1].shape[2]) and str(exp.in_avals[0].shape[0]) == "batch"
