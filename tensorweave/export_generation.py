@@ -176,12 +176,10 @@ def export_generation(model: Any, output: str, target: str = "onnx", num_beams: 
             "outputs": list(graph.output_names), "pad_token_id": config.pad_token_id,
             "max_position_embeddings": getattr(model.config, "max_position_embeddings", None)}
     if target == "onnx":
-        import onnx
-
-        from .backends.onnx import save_model
-        prog = registry.lower(graph, "onnx", opset=opset)
-        proto = onnx.ModelProto()
-        proto.CopyFrom(prog.model)
+        registry.get("onnx")  # one-line error when onnx / onnxruntime is missing
+        from .backends.onnx import save_model, to_model_proto
+        graph.check()
+        proto = to_model_proto(graph, opset)  # the ModelProto only: no session is needed to write it
         for key in ("num_beams", "num_return_sequences", "max_new_tokens_cap", "pad_token_id"):
             entry = proto.metadata_props.add()
             entry.key, entry.value = f"tensorweave.{key}", str(meta[key])

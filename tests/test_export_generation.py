@@ -182,9 +182,12 @@ SMOLLM2_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("smollm2")
 def test_smollm2_exported_greedy_answers_paris(tmp_path):
-    """Real weights: the exported greedy graph answers in a fresh process running only ORT."""
+    """Real weights: the exported greedy graph answers in a fresh process running only ORT.
+    Slow (~30 s export of 540 MB of weights + ~30 s ORT session creation on 2 cores, more when the
+    machine is busy); benchmarks/export.py runs the same check and times it."""
     require_backend("onnx")
     from tensorweave.ir.types import IRError
     from tensorweave.models import packaged_path
