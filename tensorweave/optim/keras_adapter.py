@@ -39,6 +39,11 @@ from ..ir import TensorSpec, trace
 from ..ir.control import tree_flatten
 from ..ir.types import DType
 
+if keras.backend.backend() != "tensorflow":
+    raise ImportError(f"tensorweave.optim.keras runs the TensorFlow lowering inside Keras, but Keras uses the "
+                      f"{keras.backend.backend()!r} backend; set KERAS_BACKEND=tensorflow before importing keras "
+                      "(or use tensorweave.optim.optax / .torch)")
+
 
 class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """A tensorweave schedule (``step -> lr`` written with ``xp``) as a Keras schedule: traced once over
