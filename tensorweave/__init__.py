@@ -2,6 +2,7 @@
 from . import backends, ir, models
 from .api import Function, function
 from .frontends.generation import GenerationConfig, compute_transition_scores
+from .frontends.generation.streamers import TextIteratorStreamer, TextStreamer
 from .generation import GenerateOutput, generate
 from .backends import available, lower, use_backend
 from .ir import DType, Graph, IRError, SymDim, TensorSpec, trace
@@ -9,5 +10,5 @@ from .export import export, validate_model_outputs  # noqa: E402 - the name `exp
 
 __version__ = "0.1.0"
 
-__all__ = ["GenerationConfig", "compute_transition_scores", "GenerateOutput", "generate", "backends", "ir", "models", "Function", "function", "available", "lower", "use_backend", "DType", "Graph",
+__all__ = ["GenerationConfig", "compute_transition_scores", "TextStreamer", "TextIteratorStreamer", "GenerateOutput", "generate", "backends", "ir", "models", "Function", "function", "available", "lower", "use_backend", "DType", "Graph",
            "IRError", "SymDim", "TensorSpec", "trace", "__version__", "export", "validate_model_outputs"]

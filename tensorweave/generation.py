@@ -164,7 +164,7 @@ def _stepwise(model: Any, native: bool, config: GenerationConfig, backend: str, 
     setup = stepwise.StepwiseSetup(config=config, processors=procs,
                                    warpers=get_logits_warper(config) if config.do_sample else None, backend=backend,
                                    config_key=config.to_json_string(use_diff=False), prefix=prefix, streamer=streamer)
-    step = stepwise.NativeModelStep(model, reorder_cache) if native else stepwise.TensorweaveModelStep(model, backend)
+    step = stepwise.NativeModelStep(model, reorder_cache) if native else stepwise.StaticCacheModelStep(model, backend, config.max_length)
     extra = (id(custom) if custom else None,)
     if config.num_beam_groups > 1:
         return stepwise.group_beam_loop(step, setup, ids, mask, extra)

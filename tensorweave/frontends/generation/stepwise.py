@@ -1,7 +1,9 @@
 """Step-wise generation: a host loop around a compiled per-step strategy program.
 
-The model runs one step at a time through a :class:`ModelStep` (our growing-cache ``with_past``
-program, or any native callable such as a live ``transformers`` PyTorch model); everything that
+The model runs one step at a time through a :class:`ModelStep` (for tensorweave models, the fused
+loop's own prefill and one-token step over a static cache, each lowered once; or any native
+callable such as a live ``transformers`` PyTorch model, or our growing-cache ``with_past`` program
+wrapped as one); everything that
 chooses tokens runs in a small *strategy program* traced once and lowered to the chosen backend:
 
 - greedy / sampling step: ``(tokens [rows, L], logits [rows, V], cur_len, unfinished [rows], key
@@ -15,8 +17,8 @@ chooses tokens runs in a small *strategy program* traced once and lowered to the
 
 ``tokens`` is the same static ``[rows, max_length]`` buffer (pad beyond ``cur_len``) that the fused
 loop carries and the keys are the same ``fold_in(key, cur_len)``, so step-wise and fused runs give
-the same tokens for the same seed (up to the model's own float differences between its static and
-growing caches).
+the same tokens for the same seed (tensorweave models run the very same model programs; a native
+model's logits are its own).
 
 ``prefix_allowed_tokens_fn`` is a host callback: each step the host calls it on the concrete ids
 (``ids[row, :cur_len]`` as a numpy int64 array) and feeds the resulting 0/-inf mask into the
@@ -60,28 +62,75 @@ def _positions(mask: np.ndarray, length: int) -> np.ndarray:
     return pos[:, mask.shape[1] - length:].astype(np.int64)
 
 
-class TensorweaveModelStep:
-    """A tensorweave decoder ``Model`` through its growing-cache ``with_past_program``."""
+class StaticCacheModelStep:
+    """A tensorweave decoder ``Model`` through two programs over a static ``[rows, kv_heads,
+    max_length, head_dim]`` cache (the fused loop's own prefill and one-token step, see
+    ``decode.py``): shapes never change, so each program is lowered once per (backend, rows,
+    prompt, max_length), and the logits are those of the fused program. The mask passed to the
+    model is the prompt mask followed by ones up to ``max_length`` (as in the fused loop)."""
 
-    def __init__(self, model: Any, backend: str):
-        self.model = model
-        self.program = model.with_past_program(backend)
-        self.past: list = []
+    def __init__(self, model: Any, backend: str, max_length: int):
+        self.model, self.backend, self.max_length = model, backend, max_length
+        self.cache: list = []
+        self.full_mask: np.ndarray | None = None
+        self.cur_len = 0
+        self.step_prog: Any = None
 
-    def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        outs = self.program(ids, mask, *self.past)
-        self.past = list(outs[1:])
-        return np.asarray(outs[0])[:, -1].astype(np.float32)
+    def _programs(self, rows: int, prompt: int) -> tuple[Any, Any]:
+        from ...ir.trace import constant, trace
+        from .decode import _prefill, _step
+        m, L = self.model, self.max_length
+        cfg = m.config
+        n = cfg.num_hidden_layers
+        kv = TensorSpec((rows, cfg.num_key_value_heads, L, cfg.head_dim), "float32")
+
+        def params() -> dict:
+            return {k: constant(v, name=k) for k, v in m.params.items()}
+
+        def flat(cache: dict) -> dict:
+            out = {f"new.key.{i}": cache["key"][i] for i in range(n)}
+            out.update({f"new.value.{i}": cache["value"][i] for i in range(n)})
+            return out
+
+        def prefill(ids: Any, mask: Any) -> dict:
+            logits, cache, _ = _prefill(m.forward, params(), cfg, ids, mask, L)
+            return {"logits": logits, **flat(cache)}
+
+        def step(tok: Any, full_mask: Any, cur_len: Any, *cache: Any) -> dict:
+            c = {"key": list(cache[:n]), "value": list(cache[n:])}
+            logits, c = _step(m.forward, params(), cfg, tok, full_mask, c, cur_len)
+            return {"logits": logits, **flat(c)}
+
+        base = ("static-model", id(m), self.backend, rows, L)
+        mask_spec = TensorSpec((rows, L), "int64", "full_mask")
+        pre = _cached(base + ("prefill", prompt), lambda: trace(
+            prefill, TensorSpec((rows, prompt), "int64", "ids"), TensorSpec((rows, prompt), "int64", "mask"), name=f"{cfg.model_type}_prefill"),
+            self.backend)
+        specs = [TensorSpec((rows,), "int64", "tok"), mask_spec, TensorSpec((), "int64", "cur_len")]
+        specs += [kv.with_name(f"cache.{kind}.{i}") for kind in ("key", "value") for i in range(n)]
+        stp = _cached(base + ("step",), lambda: trace(step, *specs, name=f"{cfg.model_type}_static_step"),
+                      self.backend)
+        return pre, stp
 
     def prefill(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        self.past = self.model.empty_past(ids.shape[0])
-        return self._run(ids, mask)
+        rows, prompt = ids.shape
+        pre, self.step_prog = self._programs(rows, prompt)
+        self.full_mask = np.concatenate([mask, np.ones((rows, self.max_length - prompt), np.int64)], axis=1)
+        outs = pre(ids, mask)
+        self.cache = list(outs[1:])
+        self.cur_len = prompt
+        return np.asarray(outs[0]).astype(np.float32)
 
     def step(self, tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        return self._run(tokens[:, None], mask)
+        outs = self.step_prog(tokens.astype(np.int64), self.full_mask, np.asarray(self.cur_len, np.int64),
+                              *self.cache)
+        self.cache = list(outs[1:])
+        self.cur_len += 1
+        return np.asarray(outs[0]).astype(np.float32)
 
     def reorder(self, rows: np.ndarray) -> None:
-        self.past = [np.take(np.asarray(p), rows, axis=0) for p in self.past]
+        self.cache = [np.take(np.asarray(c), rows, axis=0) for c in self.cache]
+        self.full_mask = np.take(self.full_mask, rows, axis=0)
 
 
 class NativeModelStep:
@@ -128,9 +177,9 @@ class NativeModelStep:
                 out = self.fn(**kw)
         else:
             out = self.fn(**kw)
-        logits, self.cache = _split_output(out)
-        if self.torch is not None and isinstance(logits, self.torch.Tensor):
-            logits = logits[:, -1].float().cpu().numpy()
+        logits, self.cache = _split_output(out, self.cache_kw)
+        if _is_torch(logits):
+            logits = logits[:, -1].detach().float().cpu().numpy()
         else:
             logits = np.asarray(logits)[:, -1]
         return logits.astype(np.float32)
@@ -147,22 +196,30 @@ class NativeModelStep:
             self.cache = self.reorder_cache(self.cache, rows)
             return
         index = self._array(rows.astype(np.int64))
+        if _is_torch(self.cache) or type(self.cache).__module__.startswith("transformers"):
+            import torch
+            index = torch.from_numpy(rows.astype(np.int64))
         if hasattr(self.cache, "reorder_cache"):
             self.cache.reorder_cache(index)
             return
         self.cache = _gather_nested(self.cache, rows, index, self.torch)
 
 
-def _split_output(out: Any) -> tuple[Any, Any]:
+def _is_torch(x: Any) -> bool:
+    return type(x).__module__.startswith("torch")
+
+
+def _split_output(out: Any, cache_name: str = "past_key_values") -> tuple[Any, Any]:
     if isinstance(out, tuple) and not hasattr(out, "keys"):
         if len(out) != 2:
             raise ValueError(f"a native model returning a tuple must return (logits, cache), got {len(out)} items")
         return out
     get = out.get if hasattr(out, "get") else (lambda k, d=None: getattr(out, k, d))
     logits = get("logits", None)
-    cache = get("past_key_values", None)
+    other = "cache" if cache_name == "past_key_values" else "past_key_values"
+    cache = get(cache_name, None)
     if cache is None:
-        cache = get("cache", None)
+        cache = get(other, None)
     if logits is None or cache is None:
         raise ValueError("the native model's output needs `logits` and a cache (`past_key_values` or `cache`); "
                          "call it with use_cache=True or pass a tensorweave Model")
@@ -172,8 +229,9 @@ def _split_output(out: Any) -> tuple[Any, Any]:
 def _gather_nested(cache: Any, rows: np.ndarray, index: Any, torch: Any) -> Any:
     if isinstance(cache, (tuple, list)):
         return type(cache)(_gather_nested(c, rows, index, torch) for c in cache)
-    if torch is not None and isinstance(cache, torch.Tensor):
-        return cache.index_select(0, index)
+    if _is_torch(cache):
+        import torch
+        return cache.index_select(0, torch.from_numpy(rows.astype(np.int64)))
     if isinstance(cache, np.ndarray):
         return np.take(cache, rows, axis=0)
     raise ValueError(f"cannot reorder a cache of type {type(cache).__name__} for beam search; pass "
@@ -428,7 +486,7 @@ def clear_cache() -> None:
     _PROGRAMS.clear()
 
 
-__all__ = ["ModelStep", "TensorweaveModelStep", "NativeModelStep", "StepwiseSetup", "sample_loop", "beam_loop",
+__all__ = ["ModelStep", "StaticCacheModelStep", "NativeModelStep", "StepwiseSetup", "sample_loop", "beam_loop",
            "clear_cache"]
 
 
