@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import tensorweave as tw
-from conftest import IN_CI
+from conftest import IN_CI, require_backend
 from tensorweave.frontends.models import bind_params, config_from_dict, t5
 from tensorweave.frontends.models.config import T5Config
 from tensorweave.ir import IRError, TensorSpec
@@ -345,3 +345,32 @@ def test_bad_calls_are_clear_errors():
     with pytest.raises(IRError, match="seq2seq-lm"):
         from tensorweave.models import _head
         _head(model.config, "masked-lm")
+
+
+# ------------------------------------------------------------------ step-wise programs (ONNX-with-past names)
+@pytest.mark.xdist_group("t5_cached")
+@pytest.mark.parametrize("name", ["numpy", "onnx"])
+def test_encoder_and_decoder_programs_step_equal_full_forward(name):
+    """encoder program -> decoder program (prefill) -> decoder-with-past program (3 steps): the
+    growing cache crosses program boundaries as Hugging Face's ONNX inputs/outputs."""
+    require_backend(name)
+    model = OURS["relu"]  # 3 decoder layers over a 2-layer encoder
+    L = model.config.num_decoder_layers
+    enc = model.encoder_program(name)(IDS, LEFT)
+    first = model.decoder_program(name)
+    assert first.input_names == ["input_ids", "encoder_hidden_states", "encoder_attention_mask"]
+    outs = dict(zip(first.output_names, first(DEC_IDS[:, :PREFILL], enc, LEFT)))
+    got = [np.asarray(outs["logits"])]
+    step = model.decoder_program(name, with_past=True)
+    assert step.input_names == ["input_ids", "encoder_attention_mask"] + model.seq2seq_past_names()
+    cross = {k: outs[k.replace("past_key_values", "present")] for k in model.seq2seq_past_names() if ".encoder." in k}
+    selfkv = {k: outs[k.replace("past_key_values", "present")] for k in model.seq2seq_past_names()
+              if ".decoder." in k}
+    for start in (PREFILL, PREFILL + 1, PREFILL + 2):
+        past = [selfkv[k] if k in selfkv else cross[k] for k in model.seq2seq_past_names()]
+        res = dict(zip(step.output_names, step(DEC_IDS[:, start:start + 1], LEFT, *past)))
+        got.append(np.asarray(res["logits"]))
+        selfkv = {k: res[k.replace("past_key_values", "present")] for k in selfkv}
+        assert np.shape(selfkv["past_key_values.0.decoder.key"]) == (2, 4, start + 1, 4)
+    assert len(selfkv) == 2 * L
+    assert_close(np.concatenate(got, axis=1), hf_out("relu", LEFT).logits.numpy())

@@ -180,6 +180,75 @@ class Model:
                 named[name] = tuple(named.pop(k) for k in keys)
         return named
 
+    def seq2seq_past_names(self, prefix: str = "past_key_values") -> list[str]:
+        """T5 cache names in Hugging Face's ONNX order: ``{prefix}.{i}.decoder.key``,
+        ``.decoder.value``, ``.encoder.key``, ``.encoder.value`` per decoder layer."""
+        return [f"{prefix}.{i}.{part}.{kv}" for i in range(self.config.num_decoder_layers)
+                for part in ("decoder", "encoder") for kv in ("key", "value")]
+
+    def encoder_program(self, backend: str | None = None) -> Any:
+        """T5's encoder: ``(input_ids, attention_mask [batch, encoder_sequence]) ->
+        last_hidden_state [batch, encoder_sequence, d_model]``."""
+        from ..ir.trace import trace
+        self._need_seq2seq()
+
+        def fn(input_ids: Any, attention_mask: Any) -> dict:
+            return {"last_hidden_state": t5.encode(bind_params(self.params), self.config, input_ids, attention_mask)}
+
+        spec = TensorSpec(("batch", "encoder_sequence"), "int64")
+        return self._program("encoder", backend, lambda: trace(fn, spec.with_name("input_ids"),
+                                                               spec.with_name("attention_mask"), name="t5_encoder"))
+
+    def decoder_program(self, backend: str | None = None, with_past: bool = False) -> Any:
+        """T5's decoder step with a growing cache, Hugging Face's ONNX names.
+
+        Without past (first call): ``(input_ids [batch, sequence], encoder_hidden_states,
+        encoder_attention_mask) -> (logits, present.{i}.decoder.key/value [batch, heads,
+        sequence, d_kv], present.{i}.encoder.key/value [batch, heads, encoder_sequence, d_kv])``.
+        With past: ``(input_ids, encoder_attention_mask, past_key_values.{i}.decoder.* [batch,
+        heads, past_sequence, d_kv], past_key_values.{i}.encoder.*) -> (logits,
+        present.{i}.decoder.*)`` (the cross-attention keys/values are not recomputed or
+        returned); decoder positions start at ``past_sequence``."""
+        from ..ir import namespace as xp
+        from ..ir.trace import trace
+        self._need_seq2seq()
+        cfg = self.config
+        L = cfg.num_decoder_layers
+
+        def run(input_ids: Any, enc: Any, enc_mask: Any, past: tuple) -> dict:
+            params = bind_params(self.params)
+            if past:
+                cache = {"self": [(past[4 * i], past[4 * i + 1]) for i in range(L)],
+                         "cross": [(past[4 * i + 2], past[4 * i + 3]) for i in range(L)]}
+                offset = xp.sum(xp.ones((past[0].shape[2],), dtype=xp.int64))  # past_sequence as an array
+            else:
+                cache = t5.init_cache(params, cfg, enc, "growing")
+                offset = 0
+            logits, cache = t5.decode(params, cfg, input_ids, enc, enc_mask, cache, offset)
+            out = {"logits": logits}
+            for i in range(L):
+                out[f"present.{i}.decoder.key"], out[f"present.{i}.decoder.value"] = cache["self"][i]
+                if not past:
+                    out[f"present.{i}.encoder.key"], out[f"present.{i}.encoder.value"] = cache["cross"][i]
+            return out
+
+        ids = TensorSpec(("batch", "sequence"), "int64", "input_ids")
+        mask = TensorSpec(("batch", "encoder_sequence"), "int64", "encoder_attention_mask")
+        if not with_past:
+            enc = TensorSpec(("batch", "encoder_sequence", cfg.d_model), "float32", "encoder_hidden_states")
+            return self._program("decoder", backend, lambda: trace(
+                lambda i, e, m: run(i, e, m, ()), ids, enc, mask, name="t5_decoder"))
+        specs = []
+        for name in self.seq2seq_past_names():
+            seq = "past_sequence" if ".decoder." in name else "encoder_sequence"
+            specs.append(TensorSpec(("batch", cfg.num_heads, seq, cfg.d_kv), "float32", name))
+        return self._program("decoder-with-past", backend, lambda: trace(
+            lambda i, m, *past: run(i, None, m, past), ids, mask, *specs, name="t5_decoder_with_past"))
+
+    def _need_seq2seq(self) -> None:
+        if not self.is_encoder_decoder:
+            raise IRError(f"{self.model_type} is not an encoder-decoder; use program / with_past_program")
+
     # ------------------------------------------------------------------ step-wise with a growing cache
     def past_names(self) -> list[str]:
         """``past_key_values.{i}.key`` / ``.value`` per layer (Hugging Face's ONNX names)."""
