@@ -232,6 +232,32 @@ def test_torch_bf16_adafactor_state_survives_load(torch_mod):
     assert opt2.state[p]["exp_avg_sq_row"].data_ptr() != row.data_ptr()
 
 
+def test_torch_accumulate_steps_and_compile_fallback(torch_mod):
+    """A wrapper rule (AccumulateSteps, whose traced step holds a cond) runs in the torch adapter; its
+    data-dependent branch cannot be compiled with fullgraph, so compile=True warns and runs eagerly."""
+    torch = torch_mod
+    params, grads = _params(), _grads(6)
+    rule = two.AccumulateSteps(two.AdamW(no_deprecation_warning=True, **ADAMW_KW), 3)
+    tp = _torch_params(torch, params)
+    opt = two.torch.TorchOptimizer(tp.values(), rule, compile=True)
+    with pytest.warns(RuntimeWarning, match="torch.compile of the optimizer step failed"):
+        traj = _torch_run(torch, opt, tp, grads)
+    p, st = {f"{i}": v for i, v in enumerate(params.values())}, None
+    st = rule.init(p)
+    for g, a in zip(grads, traj):
+        p, st = rule.update(p, {f"{i}": v for i, v in enumerate(g.values())}, st)
+        _close(dict(zip(params, a.values())), dict(zip(params, p.values())))
+    state = opt.state[tp["conv"]]
+    assert int(state["step"]) == 6 and int(state["inner/step"]) == 2 and "inner/exp_avg" in state
+    # compile="auto" (the default) keeps small groups eager
+    small = two.torch.AdamW([torch.nn.Parameter(torch.zeros(3))], no_deprecation_warning=True)
+    small.param_groups[0]["params"][0].grad = torch.ones(3)
+    small.step()
+    assert [s.compiled for s in small._steps.values()] == [None]
+    with pytest.raises(ValueError, match="compile must be"):
+        two.torch.AdamW([torch.nn.Parameter(torch.zeros(3))], no_deprecation_warning=True, compile="yes")
+
+
 @pytest.mark.xdist_group("optim_torch_compile")
 def test_torch_compiled_step_matches_eager(torch_mod):
     """compile=True (torch.compile of program + in-place writes) gives the reference trajectory too."""

@@ -13,7 +13,10 @@ updates every parameter of the group, then ``p.copy_(new_p)`` writes the paramet
 the new state tensors replace the old ones. The learning rate is a program input
 (``hyper/lr = group["lr"]``), so schedulers never cause a retrace. ``compile=True`` runs the
 program and the in-place writes through ``torch.compile`` as one function (inductor fuses each
-parameter's update into one loop and writes parameters and state in place).
+parameter's update into one loop and writes parameters and state in place). ``compile="auto"``
+(the default) compiles the calls that update at least ``AUTO_COMPILE_ELEMENTS`` elements when a
+C++ compiler is installed, and runs the others eagerly; a step whose compilation fails warns once
+and runs eagerly.
 
 State per parameter (``optimizer.state[p]``): the rule's per-parameter slots by name
 (``exp_avg``, ``exp_avg_sq``, ... ; nested rules give ``inner/exp_avg``) and the rule's scalar
@@ -22,7 +25,7 @@ counters (``step``: int64, the number of updates applied to this parameter).
 from __future__ import annotations
 
 import copy
-import math
+import shutil
 import warnings
 from collections import defaultdict
 from typing import Any, Callable, Iterable
@@ -34,6 +37,10 @@ from ..frontends.optim import adafactor as _adafactor
 from ..frontends.optim import adamw as _adamw
 from ..frontends.optim.base import UpdateRule, trace_update
 from ..ir.types import DType, TensorSpec
+
+#: ``compile="auto"`` compiles a call updating at least this many elements (the eager program keeps
+#: ~15 full-size temporaries per parameter: fine for small models, far slower for big ones).
+AUTO_COMPILE_ELEMENTS = 1 << 22
 
 _TORCH_DTYPES = {torch.float16: DType.float16, torch.bfloat16: DType.bfloat16, torch.float32: DType.float32,
                  torch.float64: DType.float64}
@@ -86,6 +93,7 @@ class _Step:
         self.leaves = _state_leaves(template, set(names))
         self.counters = sorted({k for k, n in self.leaves if n is None})
         self.compiled = self._compile() if compile else None
+        self.compile_failed = False
 
     def _compile(self) -> Callable:
         """``torch.compile`` of: run the program, copy new params and new non-counter state in place,
@@ -125,7 +133,17 @@ class _Step:
         flat += [torch.tensor(float(hyper[k]), dtype=torch.float64) for k in self.hyper_keys]
         n = len(params)
         if self.compiled is not None:
-            counters = self.compiled(*flat)
+            try:
+                counters = self.compiled(*flat)
+            except Exception as exc:  # compilation happens before anything is written
+                if self.compile_failed is not False:
+                    raise
+                warnings.warn(f"torch.compile of the optimizer step failed ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''}); running the eager program",
+                              RuntimeWarning, stacklevel=3)
+                self.compiled, self.compile_failed = None, True
+                return self(params, states, hyper)
+            self.compile_failed = None  # compiled and ran once: later errors are real errors
             it = iter(counters)
             for key, name in self.leaves:
                 if name is None:
@@ -145,9 +163,26 @@ class _Step:
                 states[index[name]][key] = value
 
 
+def rule_defaults(rule: UpdateRule) -> dict | None:
+    """``rule.defaults``, or the wrapped rule's for wrappers such as ``AccumulateSteps`` (``.rule``)."""
+    defaults = getattr(rule, "defaults", None)
+    if isinstance(defaults, dict):
+        return defaults
+    inner = getattr(rule, "rule", None)
+    return rule_defaults(inner) if isinstance(inner, UpdateRule) else None
+
+
 def with_hyperparameters(rule: UpdateRule, values: dict) -> UpdateRule:
     """``rule`` with the entries of ``values`` that name keys of ``rule.defaults`` replaced (validated by
-    building ``type(rule)(**defaults)`` first, so a bad group value is the rule's own error)."""
+    building ``type(rule)(**defaults)`` first, so a bad group value is the rule's own error). For a
+    wrapper (``AccumulateSteps``) the wrapped rule is replaced."""
+    if not isinstance(getattr(rule, "defaults", None), dict):
+        inner = with_hyperparameters(rule.rule, values)
+        if inner is rule.rule:
+            return rule
+        new = copy.copy(rule)
+        new.rule = inner
+        return new
     defaults = rule.defaults
     changed = {k: values[k] for k in defaults if k in values and values[k] != defaults[k]}
     if not changed:
@@ -162,7 +197,7 @@ def with_hyperparameters(rule: UpdateRule, values: dict) -> UpdateRule:
 
 
 class TorchOptimizer(torch.optim.Optimizer):
-    """``TorchOptimizer(params, rule, compile=False)``: a ``torch.optim.Optimizer`` running ``rule``.
+    """``TorchOptimizer(params, rule, compile="auto")``: a ``torch.optim.Optimizer`` running ``rule``.
 
     ``params``: tensors, ``(name, tensor)`` pairs (``module.named_parameters()``; names feed
     name-based rules such as ``exclude_from_weight_decay``) or param-group dicts overriding any key
@@ -170,18 +205,20 @@ class TorchOptimizer(torch.optim.Optimizer):
     step); drive it with a scheduler, e.g. :func:`lambda_lr`.
     """
 
-    def __init__(self, params: Iterable[Any], rule: UpdateRule, compile: bool = False):
+    def __init__(self, params: Iterable[Any], rule: UpdateRule, compile: bool | str = "auto"):
         if not isinstance(rule, UpdateRule):
             raise ValueError(f"TorchOptimizer needs an update rule (tensorweave.optim.AdamW, ...), got "
                              f"{type(rule).__name__}")
-        defaults = getattr(rule, "defaults", None)
+        defaults = rule_defaults(rule)
         if not isinstance(defaults, dict) or "lr" not in defaults:
             raise ValueError(f"{type(rule).__name__} has no `defaults` dict with 'lr'; wrap AdamW or Adafactor")
         if callable(defaults["lr"]):
             raise ValueError("the torch adapter takes a numeric lr; pass lr=<number> and drive it with "
                              "tensorweave.optim.torch.lambda_lr(schedule, optimizer) (a LambdaLR)")
         self.rule = rule
-        self.compile = bool(compile)
+        if compile not in (True, False, "auto"):
+            raise ValueError(f"compile must be True, False or 'auto', got {compile!r}")
+        self.compile = compile
         self._steps: dict = {}
         super().__init__(params, dict(defaults))
 
@@ -201,7 +238,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         return with_hyperparameters(self.rule, {k: v for k, v in group.items() if k != "params"})
 
     def _group_key(self, group: dict) -> tuple:
-        return tuple((k, repr(group[k])) for k in self.rule.defaults if k != "lr") + (("lr_none", group["lr"] is None),)
+        return tuple((k, repr(group[k])) for k in rule_defaults(self.rule) if k != "lr") + (("lr_none", group["lr"] is None),)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -240,10 +277,14 @@ class TorchOptimizer(torch.optim.Optimizer):
         return loss
 
     def _get_step(self, rule: UpdateRule, group: dict, members: list) -> _Step:
-        key = (self._group_key(group), tuple((n, tuple(p.shape), p.dtype) for n, p in members), self.compile)
+        compile = self.compile
+        if compile == "auto":
+            compile = (sum(p.numel() for _, p in members) >= AUTO_COMPILE_ELEMENTS
+                       and any(shutil.which(c) for c in ("g++", "c++", "clang++", "cl")))
+        key = (self._group_key(group), tuple((n, tuple(p.shape), p.dtype) for n, p in members), compile)
         step = self._steps.get(key)
         if step is None:
-            step = self._steps[key] = _Step(rule, [n for n, _ in members], [p for _, p in members], self.compile)
+            step = self._steps[key] = _Step(rule, [n for n, _ in members], [p for _, p in members], compile)
         return step
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -264,13 +305,14 @@ class TorchOptimizer(torch.optim.Optimizer):
 class AdamW(TorchOptimizer):
     """``AdamW(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0, correct_bias=True,
     no_deprecation_warning=False, *, weight_decay_order="after", include_in_weight_decay=None,
-    exclude_from_weight_decay=None, compile=False)``: Transformers' AdamW math
+    exclude_from_weight_decay=None, compile="auto")``: Transformers' AdamW math
     (tensorweave.optim.AdamW) as a torch optimizer."""
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-6, weight_decay: float = 0.0, correct_bias: bool = True,
                  no_deprecation_warning: bool = False, *, weight_decay_order: str = "after",
-                 include_in_weight_decay: Any = None, exclude_from_weight_decay: Any = None, compile: bool = False):
+                 include_in_weight_decay: Any = None, exclude_from_weight_decay: Any = None,
+                 compile: bool | str = "auto"):
         if not no_deprecation_warning:
             warnings.warn(_adamw.DEPRECATION, FutureWarning, stacklevel=2)
         rule = _adamw.AdamW(lr, betas, eps, weight_decay, correct_bias, True, weight_decay_order=weight_decay_order,
@@ -281,12 +323,12 @@ class AdamW(TorchOptimizer):
 
 class Adafactor(TorchOptimizer):
     """``Adafactor(params, lr=None, eps=(1e-30, 1e-3), clip_threshold=1.0, decay_rate=-0.8, beta1=None,
-    weight_decay=0.0, scale_parameter=True, relative_step=True, warmup_init=False, compile=False)``."""
+    weight_decay=0.0, scale_parameter=True, relative_step=True, warmup_init=False, compile="auto")``."""
 
     def __init__(self, params: Iterable[Any], lr: float | None = None, eps: tuple[float, float] = (1e-30, 1e-3),
                  clip_threshold: float = 1.0, decay_rate: float = -0.8, beta1: float | None = None,
                  weight_decay: float = 0.0, scale_parameter: bool = True, relative_step: bool = True,
-                 warmup_init: bool = False, *, compile: bool = False):
+                 warmup_init: bool = False, *, compile: bool | str = "auto"):
         rule = _adafactor.Adafactor(lr, eps, clip_threshold, decay_rate, beta1, weight_decay, scale_parameter,
                                     relative_step, warmup_init)
         super().__init__(params, rule, compile=compile)
