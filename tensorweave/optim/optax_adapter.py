@@ -2,9 +2,10 @@
 
 ``transformation(rule)`` returns ``optax.GradientTransformation(init, update)``:
 
-- ``init(params)``: the rule's state (``{"step": int64, slot: {name: array}}``, a plain pytree);
-  per-parameter slots are placed with the parameter's sharding when the parameter is a concrete
-  sharded array (inside ``jit`` they are ordinary traced zeros and XLA propagates the sharding).
+- ``init(params)``: the rule's state (``{"step": int64, slot: {name: array}}``, a plain pytree),
+  built by ``rule.init`` on the JAX arrays themselves (jax.numpy is their namespace), so zeros are
+  made on device; per-parameter slots carry the parameter's sharding when it is a concrete array
+  (inside ``jit`` they are traced zeros and XLA propagates the sharding).
 - ``update(grads, state, params)``: flattens the (any) pytree with names = the key path joined by
   ``/`` (``{"dense": {"kernel": k}}`` -> ``"dense/kernel"``), runs the rule's step, traced once per
   (names, shapes, dtypes) and lowered with the jax backend (a ``jax.jit`` function, which inlines
@@ -73,8 +74,10 @@ def transformation(rule: UpdateRule) -> optax.GradientTransformation:
 
     def init_fn(params: Any) -> dict:
         names, leaves, _ = _named(params)
-        template = rule.init({n: np.zeros(tuple(l.shape), np.dtype(l.dtype)) for n, l in zip(names, leaves)})
         by_name = dict(zip(names, leaves))
+        # the rule's init on the JAX arrays themselves (jax.numpy is their array namespace): zeros are
+        # created on device (zeros_like keeps a parameter's sharding), never staged through host memory
+        state = rule.init(by_name)
 
         def place(node: Any, key: str | None = None) -> Any:
             if isinstance(node, dict):
@@ -82,11 +85,11 @@ def transformation(rule: UpdateRule) -> optax.GradientTransformation:
             arr = jnp.asarray(node)
             p = by_name.get(key)
             if (p is not None and tuple(arr.shape) == tuple(p.shape) and isinstance(p, jax.Array)
-                    and not isinstance(p, jax.core.Tracer) and hasattr(p, "sharding")):
+                    and not isinstance(p, jax.core.Tracer) and getattr(arr, "sharding", None) != p.sharding):
                 arr = jax.device_put(arr, p.sharding)
             return arr
 
-        return place(template)
+        return place(state)
 
     def update_fn(updates: Any, state: dict, params: Any = None) -> tuple[Any, dict]:
         if params is None:
