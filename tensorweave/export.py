@@ -75,6 +75,10 @@ def _is_decoder(model: Any) -> bool:
     return getattr(model, "is_decoder", False)
 
 
+def _is_seq2seq(model: Any) -> bool:
+    return getattr(model, "is_encoder_decoder", False)
+
+
 def onnx_config_for(model: Any, feature: str = "default") -> OnnxConfig:
     """The feature's OnnxConfig for ``model`` (``FeaturesManager``'s constructor on a copy of the
     model config, so HF's ``pad_token_id = 0`` side effect does not touch the model)."""
@@ -92,6 +96,10 @@ def check_exportable(model: Any, config: OnnxConfig) -> None:
     without past); BERT the head it was loaded with."""
     task = _task(config)
     mt = model.model_type
+    if _is_seq2seq(model):
+        if task not in ("default", "seq2seq-lm"):
+            raise ValueError(f"{mt} exports 'default' and 'seq2seq-lm' (with or without past), not {task!r}")
+        return
     if _is_decoder(model):
         if task not in ("default", "causal-lm"):
             raise ValueError(f"{mt} feature {task!r} needs a {task} head, which tensorweave's {mt} does not "
@@ -153,19 +161,22 @@ def trace_feature(model: Any, config: OnnxConfig) -> Any:
     from .frontends.models.attention import position_ids_from_mask
     from .frontends.models.weights import bind_params
     from .ir import namespace as xp
+    from .ir.passes import dead_code_elimination
     from .ir.trace import trace
 
     check_exportable(model, config)
-    specs = config.input_specs()
+    specs = feature_input_specs(model, config)
     names = [s.name for s in specs]
     out_names = list(config.outputs)
     task, use_past = _task(config), bool(getattr(config, "use_past", False))
     cfg, forward = model.config, model.forward
-    decoder = _is_decoder(model)
+    decoder, seq2seq = _is_decoder(model), _is_seq2seq(model)
 
     def fn(*args: Any) -> dict:
         feeds = dict(zip(names, args))
         params = bind_params(model.params)
+        if seq2seq:
+            return {k: v for k, v in _seq2seq_outputs(feeds, params, cfg, task, use_past).items() if k in out_names}
         if not decoder:
             res = forward(params, cfg, feeds["input_ids"], feeds["attention_mask"], feeds["token_type_ids"])
             return {k: res[k] for k in out_names}
@@ -186,15 +197,88 @@ def trace_feature(model: Any, config: OnnxConfig) -> Any:
         return {k: out[k] for k in out_names}
 
     graph = trace(fn, *specs, name=f"{model.model_type}_{task}{'_with_past' if use_past else ''}")
-    _check_output_axes(graph, config)
+    graph = dead_code_elimination(graph)  # e.g. the encoder weights a with-past decoder step never reads
+    if graph.output_names != out_names:
+        raise IRError(f"the traced outputs {graph.output_names} are not the config's {out_names}")
+    _check_output_axes(graph, config, seq2seq and use_past)
     return graph
 
 
-def _check_output_axes(graph: Any, config: OnnxConfig) -> None:
-    """Every dynamic output axis the config names must be that symbol in the traced program."""
+def feature_input_specs(model: Any, config: OnnxConfig) -> list[TensorSpec]:
+    """The IR input signature: ``config.input_specs()``, except for an encoder-decoder with past.
+
+    There the config keeps 4.37's labels (``attention_mask`` axis 1 ``past_encoder_sequence +
+    sequence``, ``decoder_attention_mask`` ``past_decoder_sequence + sequence`` with a one-token
+    ``decoder_input_ids``), which are names, not a consistent size relation. The exported signature
+    uses the same input names with sizes that hold at run time: ``input_ids`` / ``attention_mask``
+    ``[batch, encoder_sequence]``, ``decoder_input_ids [batch, decoder_sequence]`` (one token per
+    step in 4.37; any number here), ``decoder_attention_mask [batch, past_decoder_sequence +
+    decoder_sequence]``, ``past_key_values.{i}.decoder.*`` ``[batch, heads, past_decoder_sequence,
+    d_kv]`` and ``.encoder.*`` ``[batch, heads, encoder_sequence, d_kv]``."""
+    if not (_is_seq2seq(model) and getattr(config, "use_past", False)):
+        return config.input_specs()
+    cfg = model.config
+    heads, d_kv = cfg.num_heads, cfg.d_kv
+    shapes = {"input_ids": ("batch", "encoder_sequence"), "attention_mask": ("batch", "encoder_sequence"),
+              "decoder_input_ids": ("batch", "decoder_sequence"),
+              "decoder_attention_mask": ("batch", "past_decoder_sequence + decoder_sequence")}
+    specs = []
+    for name in config.inputs:
+        if name.startswith("past_key_values."):
+            seq = "past_decoder_sequence" if ".decoder." in name else "encoder_sequence"
+            specs.append(TensorSpec(("batch", heads, seq, d_kv), "float32", name))
+        else:
+            specs.append(TensorSpec(shapes[name], "int64", name))
+    return specs
+
+
+def _seq2seq_outputs(feeds: dict, params: dict, cfg: Any, task: str, use_past: bool) -> dict:
+    """T5 for ``default`` (``last_hidden_state``: the decoder's normed output) and ``seq2seq-lm``
+    (``logits``). Without past: encoder, then the decoder over ``decoder_input_ids``. With past:
+    one decoder step over the given self-attention past (``present.{i}.decoder.*`` = past + the
+    new token) and the given cross-attention keys/values (returned as ``present.{i}.encoder.*``);
+    ``input_ids`` is part of the signature (as in 4.37) but the encoder need not run."""
+    from .frontends.models import t5
+    from .ir import namespace as xp
+    mask, dec_ids, dec_mask = feeds["attention_mask"], feeds["decoder_input_ids"], feeds["decoder_attention_mask"]
+    want_hidden = task == "default"
+    if use_past:
+        n = cfg.num_decoder_layers
+        self_cache = [(feeds[f"past_key_values.{i}.decoder.key"], feeds[f"past_key_values.{i}.decoder.value"])
+                      for i in range(n)]
+        cross = [(feeds[f"past_key_values.{i}.encoder.key"], feeds[f"past_key_values.{i}.encoder.value"])
+                 for i in range(n)]
+        offset = xp.sum(xp.ones((self_cache[0][0].shape[2],), dtype=xp.int64))  # past_decoder_sequence
+        res = t5.decode(params, cfg, dec_ids, None, mask, {"self": self_cache, "cross": cross}, offset,
+                        decoder_attention_mask=dec_mask, output_hidden_states=want_hidden)
+    else:
+        enc = t5.encode(params, cfg, feeds["input_ids"], mask)
+        res = t5.decode(params, cfg, dec_ids, enc, mask, decoder_attention_mask=dec_mask,
+                        output_hidden_states=want_hidden)
+    out = {"last_hidden_state": res[2][-1]} if want_hidden else {"logits": res[0]}
+    if use_past:
+        for i, ((k, v), (ck, cv)) in enumerate(zip(res[1]["self"], res[1]["cross"])):
+            out[f"present.{i}.decoder.key"], out[f"present.{i}.decoder.value"] = k, v
+            out[f"present.{i}.encoder.key"], out[f"present.{i}.encoder.value"] = ck, cv
+    return out
+
+
+_SEQ2SEQ_PAST_OUTPUT_AXES = {"logits": {0: "batch", 1: "decoder_sequence"},
+                             "last_hidden_state": {0: "batch", 1: "decoder_sequence"},
+                             "decoder": {0: "batch", 2: "past_decoder_sequence + decoder_sequence"},
+                             "encoder": {0: "batch", 2: "encoder_sequence"}}
+
+
+def _check_output_axes(graph: Any, config: OnnxConfig, seq2seq_past: bool = False) -> None:
+    """Every dynamic output axis the config names must be that symbol in the traced program
+    (encoder-decoder with past: the sizes of :func:`feature_input_specs`)."""
     outputs = config.outputs
     for name, spec in zip(graph.output_names, graph.output_specs):
-        for axis, label in outputs[name].items():
+        axes = outputs[name]
+        if seq2seq_past:
+            key = "decoder" if ".decoder." in name else "encoder" if ".encoder." in name else name
+            axes = _SEQ2SEQ_PAST_OUTPUT_AXES[key]
+        for axis, label in axes.items():
             want = SymDim.parse(label)
             got = spec.shape[axis] if axis < len(spec.shape) else None
             if got != want:
@@ -426,8 +510,8 @@ def validation_inputs(config: OnnxConfig, model: Any, batch_size: int = VALIDATI
              "past_decoder_sequence": past_length, "past_encoder_sequence": seq_length}
     vocab = model.config.vocab_size
     out = {}
-    for spec in config.input_specs():
-        shape = tuple(d if isinstance(d, int) else SymDim.parse(str(d)).evaluate(sizes) for d in spec.shape)
+    for spec in feature_input_specs(model, config):
+        shape = tuple(d if isinstance(d, int) else d.evaluate(sizes) for d in spec.shape)
         name = spec.name
         if "mask" in name:
             out[name] = np.ones(shape, np.int64)
@@ -446,6 +530,16 @@ def reference_outputs(config: OnnxConfig, model: Any, inputs: Mapping[str, np.nd
     on numpy. Past outputs are named ``present.*`` (Hugging Face renames ``past_key_values``)."""
     from .backends import registry
     task, use_past = _task(config), bool(getattr(config, "use_past", False))
+    if _is_seq2seq(model) and not use_past:
+        res = model(inputs["input_ids"], inputs["attention_mask"], decoder_input_ids=inputs["decoder_input_ids"],
+                    backend="numpy", output_hidden_states=task == "default")
+        return {"last_hidden_state": res["decoder_hidden_states"][-1]} if task == "default" else \
+            {"logits": res["logits"]}
+    if _is_seq2seq(model) or (_is_decoder(model) and task == "default" and use_past):
+        graph = trace_feature(model, config)
+        prog = registry.lower(graph, "numpy")
+        outs = prog(*[inputs[n] for n in prog.input_names])
+        return dict(zip(prog.output_names, outs if isinstance(outs, tuple) else (outs,)))
     if not _is_decoder(model):
         return {k: np.asarray(v) for k, v in model(inputs["input_ids"], inputs["attention_mask"],
                                                      inputs["token_type_ids"], backend="numpy").items()}
@@ -455,13 +549,8 @@ def reference_outputs(config: OnnxConfig, model: Any, inputs: Mapping[str, np.nd
         return dict(zip(prog.output_names, outs))
     if task == "causal-lm":
         return {"logits": model(inputs["input_ids"], inputs["attention_mask"], backend="numpy")["logits"]}
-    if not use_past:
-        res = model(inputs["input_ids"], inputs["attention_mask"], backend="numpy", output_hidden_states=True)
-        return {"last_hidden_state": res["hidden_states"][-1]}
-    graph = trace_feature(model, config)
-    prog = registry.lower(graph, "numpy")
-    outs = prog(*[inputs[n] for n in prog.input_names])
-    return dict(zip(prog.output_names, outs if isinstance(outs, tuple) else (outs,)))
+    res = model(inputs["input_ids"], inputs["attention_mask"], backend="numpy", output_hidden_states=True)
+    return {"last_hidden_state": res["hidden_states"][-1]}
 
 
 def validate_model_outputs(config: OnnxConfig, model: Any, output_path: str | os.PathLike,

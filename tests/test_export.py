@@ -20,7 +20,7 @@ import pytest
 
 import tensorweave as tw
 import tensorweave.export  # noqa: F401 - the module (tw.export is the function)
-from tensorweave.frontends.models import BertConfig, GPT2Config, LlamaConfig
+from tensorweave.frontends.models import BertConfig, GPT2Config, LlamaConfig, T5Config
 from tensorweave.models import Model
 from tensorweave.models.checkpoint import expected_shapes
 from tensorweave.onnx import FeaturesManager
@@ -53,6 +53,12 @@ def bert_config(num_labels=3):
                       intermediate_size=24, max_position_embeddings=64, num_labels=num_labels)
 
 
+def t5_config():
+    # unequal depths: one encoder block, two decoder blocks
+    return T5Config(vocab_size=VOCAB, d_model=16, d_kv=4, d_ff=24, num_layers=1, num_decoder_layers=2, num_heads=4,
+                    relative_attention_num_buckets=8, relative_attention_max_distance=16)
+
+
 _MODELS: dict = {}
 
 
@@ -65,7 +71,7 @@ def model_for(arch: str, feature: str, one_layer: bool = False) -> Model:
     key = (arch, head, one_layer)
     if key not in _MODELS:
         cfg = {"gpt2": partial(gpt2_config, layers=1 if one_layer else 2), "llama": llama_config,
-               "bert": bert_config}[arch]()
+               "bert": bert_config, "t5": t5_config}[arch]()
         if head == "question-answering":
             cfg = bert_config(num_labels=2)  # start and end logits
         _MODELS[key] = random_model(cfg, head)
@@ -78,6 +84,7 @@ IMPLEMENTED = {  # features FeaturesManager lists that tensorweave's models impl
     "bert": ["default", "masked-lm", "causal-lm", "sequence-classification", "multiple-choice",
              "token-classification", "question-answering"],
 }
+IMPLEMENTED["t5"] = ["default", "default-with-past", "seq2seq-lm", "seq2seq-lm-with-past"]
 # bert causal-lm is listed by 4.37 but needs an LM head on a decoder BERT, which tensorweave lacks
 IMPLEMENTED["bert"].remove("causal-lm")
 CASES = [(a, f) for a, fs in IMPLEMENTED.items() for f in fs]
@@ -110,9 +117,12 @@ def test_every_feature_exports_and_validates(arch, feature, target, tmp_path):
         m = onnx.load(res.path)
         dims = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in m.graph.input}
         assert dims["input_ids"][0] == "batch"
-        if "with-past" in feature:
+        if "with-past" in feature and arch != "t5":
             assert dims["past_key_values.0.key"][2] == "past_sequence"
             assert "past_sequence" in dims["attention_mask"][1] and "sequence" in dims["attention_mask"][1]
+        if "with-past" in feature and arch == "t5":
+            assert dims["past_key_values.1.decoder.key"][2] == "past_decoder_sequence"
+            assert dims["past_key_values.1.encoder.key"][2] == "encoder_sequence"
 
 
 def test_gpt2_features_without_a_head_are_refused_before_any_work(tmp_path):
@@ -379,3 +389,44 @@ def test_one_symbolic_signature_drives_every_target(with_past_artefacts):
     jax_dyn = [[not isinstance(d, int) for d in a.shape] for a in exp.in_avals]
     assert jax_dyn == list(dynamic.values())
     assert "past_sequence" in str(exp.in_avals[1].shape[2]) and str(exp.in_avals[0].shape[0]) == "batch"
+
+
+def test_t5_with_past_steps_equal_the_full_decoder(tmp_path):
+    """The seq2seq-lm-with-past ONNX file, stepped one decoder token at a time from an empty
+    decoder past (cross-attention keys/values from the encoder), gives the no-past model's logits."""
+    import onnxruntime as ort
+    from tensorweave.frontends.models import t5
+    from tensorweave.frontends.models.weights import bind_params
+    model = model_for("t5", "seq2seq-lm-with-past")
+    cfg = model.config
+    res = tw.export(model, "seq2seq-lm-with-past", "onnx", tmp_path)
+    assert res.input_names[:4] == ["input_ids", "attention_mask", "decoder_input_ids", "decoder_attention_mask"]
+    assert "present.1.encoder.value" in res.output_names  # decoder depth (2), not encoder depth (1)
+    rng = np.random.default_rng(5)
+    ids = rng.integers(2, VOCAB, (2, 7)).astype(np.int64)
+    mask = np.ones_like(ids)
+    mask[0, 5:] = 0  # right padding in the encoder
+    dec = rng.integers(2, VOCAB, (2, 5)).astype(np.int64)
+    full = model(ids, mask, decoder_input_ids=dec, backend="numpy")["logits"]
+
+    def cross_fn(input_ids, attention_mask):
+        p = bind_params(model.params)
+        return [x for kv in t5.cross_attention_cache(p, cfg, t5.encode(p, cfg, input_ids, attention_mask))
+                for x in kv]
+    cross = tw.lower(tw.trace(cross_fn, (("batch", "sequence"), "int64"), (("batch", "sequence"), "int64")),
+                     backend="numpy")(ids, mask)
+    feeds = {}
+    for i in range(cfg.num_decoder_layers):
+        feeds[f"past_key_values.{i}.decoder.key"] = np.zeros((2, cfg.num_heads, 0, cfg.d_kv), np.float32)
+        feeds[f"past_key_values.{i}.decoder.value"] = np.zeros((2, cfg.num_heads, 0, cfg.d_kv), np.float32)
+        feeds[f"past_key_values.{i}.encoder.key"] = cross[2 * i]
+        feeds[f"past_key_values.{i}.encoder.value"] = cross[2 * i + 1]
+    sess = ort.InferenceSession(res.path, providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    for t in range(dec.shape[1]):
+        outs = dict(zip(names, sess.run(names, {"input_ids": ids, "attention_mask": mask,
+                                                "decoder_input_ids": dec[:, t:t + 1],
+                                                "decoder_attention_mask": np.ones((2, t + 1), np.int64), **feeds})))
+        np.testing.assert_allclose(outs["logits"][:, 0], full[:, t], rtol=1e-5, atol=1e-5)
+        feeds = {k: outs[k.replace("past_key_values", "present")] for k in feeds}
+    assert feeds["past_key_values.1.decoder.key"].shape == (2, cfg.num_heads, 5, cfg.d_kv)
