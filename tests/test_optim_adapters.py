@@ -409,6 +409,9 @@ def test_keras_adamw_and_adafactor_match_reference(keras_mods):
     for i, (a, r) in enumerate(zip(traj, ref)):
         _close(a, r, i + 1)
     assert isinstance(opt, keras.optimizers.Optimizer)
+    again = two.keras.AdamW.from_config(opt.get_config())  # what model.save / clone_model rely on
+    assert again.rule.defaults == opt.rule.defaults
+    assert two.keras.Adafactor.from_config(two.keras.Adafactor().get_config()).rule.relative_step
     traj = _keras_run(tf, two.keras.Adafactor(), _keras_vars(keras, params), grads)
     ref, _ = ref_adafactor(params, grads)
     for i, (a, r) in enumerate(zip(traj, ref)):

@@ -205,7 +205,10 @@ class Adafactor(KerasOptimizer):
         super().__init__(rule, learning_rate=learning_rate, name=name, config=config, **kwargs)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), **self._config}
+        config = {**super().get_config(), **self._config}
+        if self._config["relative_step"]:
+            config["learning_rate"] = None  # Keras stores 0.0; the relative step takes no lr
+        return config
 
 
 __all__ = ["KerasOptimizer", "KerasSchedule", "AdamW", "Adafactor"]
