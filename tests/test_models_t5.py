@@ -345,6 +345,14 @@ def test_bad_calls_are_clear_errors():
     with pytest.raises(IRError, match="seq2seq-lm"):
         from tensorweave.models import _head
         _head(model.config, "masked-lm")
+    enc_spec = TensorSpec((2, ENC, 16), "float32")
+    with pytest.raises(ValueError, match="unknown cache layout 'paged'"):
+        tw.trace(lambda e: t5.init_cache(model.params, model.config, e, "paged")["cross"][0][0], enc_spec)
+    with pytest.raises(ValueError, match="needs a positive int max_length"):
+        tw.trace(lambda e: t5.init_cache(model.params, model.config, e, "static")["cross"][0][0], enc_spec)
+    with pytest.raises(IRError, match="not an encoder-decoder"):
+        from tensorweave.models import Model
+        Model(config_from_dict({"model_type": "gpt2", "n_embd": 8, "n_head": 2}), {}).decoder_program()
 
 
 # ------------------------------------------------------------------ step-wise programs (ONNX-with-past names)
