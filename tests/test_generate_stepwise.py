@@ -327,3 +327,151 @@ def test_native_model_rejects_fused_mode(models):
         tw.generate(object(), IDS, MASK, max_new_tokens=2)
     with pytest.raises(ValueError, match="prng_key must be a uint32"):
         tw.generate(hf, IDS, MASK, max_new_tokens=2, prng_key=np.zeros(2, np.int64))
+
+
+# ------------------------------------------------------------------------------------------ group beam search
+def _log_softmax(x):
+    x = x.astype(np.float64)
+    m = x.max()
+    return (x - m - np.log(np.exp(x - m).sum())).astype(np.float32)
+
+
+def ref_group_beam_search(model, prompts, pmask, n, groups, max_length, eos, pad, lp, early, keep, penalty):
+    """An independent transcription of PT 4.37 group_beam_search + BeamSearchScorer (with groups),
+    recomputing the model's logits on the whole sequence each step (no cache). Beam indices are
+    global rows (see spec/generation.md)."""
+    from test_decode_loops import Hyps
+    B, P = prompts.shape
+    gs, V = n // groups, model.config.vocab_size
+    seqs = [list(p) for p in prompts for _ in range(n)]
+    masks = [list(m) for m in pmask for _ in range(n)]
+    bidx = [[] for _ in range(B * n)]
+    scores = np.array([0.0 if j % gs == 0 else -1e9 for _ in range(B) for j in range(n)], np.float32)
+    hyps = [[Hyps(gs, lp, early, max_length) for _ in range(groups)] for _ in range(B)]
+    done = [[False] * groups for _ in range(B)]
+    K = max(2, 1 + len(eos)) * gs
+    while True:
+        cur_len = len(seqs[0])
+        full = np.array([m + [1] * (cur_len - P) for m in masks])
+        logits = np.asarray(model(np.array(seqs), full, backend="numpy")["logits"])[:, -1]
+        new_seqs, new_scores, new_bidx = list(seqs), scores.copy(), list(bidx)
+        current = np.zeros(B * n, np.int64)
+        for g in range(groups):
+            for b in range(B):
+                rows = [b * n + g * gs + j for j in range(gs)]
+                logp = np.stack([_log_softmax(logits[r]) for r in rows])
+                if g > 0:  # HammingDiversity: tokens chosen this step by earlier groups of the item
+                    logp = logp - np.float32(penalty) * np.bincount(current[b * n:b * n + g * gs],
+                                                                     minlength=V).astype(np.float32)
+                total = (logp + scores[rows][:, None]).reshape(gs * V)
+                order = sorted(range(gs * V), key=lambda i: (-total[i], i))[:K]
+                if done[b][g]:
+                    for r in rows:
+                        new_seqs[r], new_scores[r], new_bidx[r], current[r] = seqs[rows[0]] + [pad], 0.0, bidx[rows[0]], pad
+                    continue
+                filled = 0
+                for rank, idx in enumerate(order):
+                    row, tok = rows[idx // V], idx % V
+                    if tok in eos:
+                        if rank < gs:
+                            hyps[b][g].add(list(seqs[row]), float(total[idx]), bidx[row] + [row], cur_len + 1 - P)
+                    else:
+                        r = rows[filled]
+                        new_seqs[r], new_scores[r], new_bidx[r], current[r] = seqs[row] + [tok], total[idx], bidx[row] + [row], tok
+                        filled += 1
+                    if filled == gs:
+                        break
+                done[b][g] = done[b][g] or hyps[b][g].is_done(float(total[order[0]]), cur_len + 1, P)
+        seqs, scores, bidx = new_seqs, np.array(new_scores, np.float32), new_bidx
+        if all(all(d) for d in done) or len(seqs[0]) >= max_length:
+            break
+    best = []
+    for b in range(B):
+        cands = []
+        for g in range(groups):
+            if not done[b][g]:
+                for j in range(gs):
+                    row = b * n + g * gs + j
+                    hyps[b][g].add(list(seqs[row]), float(scores[row]), bidx[row], len(seqs[row]) - P)
+            cands += hyps[b][g].beams
+        ranked = sorted(cands, key=lambda x: x[0])  # stable; the best is popped from the end
+        best += [ranked.pop() for _ in range(keep)]
+    out_len = min(max(len(h) for _, h, _ in best) + 1, max_length)
+    out = np.full((len(best), out_len), pad, np.int64)
+    ind = np.full((len(best), out_len), -1, np.int64)
+    for i, (_, h, bi) in enumerate(best):
+        out[i, :len(h)] = h
+        if len(h) < out_len:
+            out[i, len(h)] = eos[0]
+        ind[i, :len(bi)] = bi
+    return out, np.array([s for s, _, _ in best], np.float32), ind
+
+
+GROUP_CASES = {  # (num_beams, num_beam_groups, num_return_sequences, length_penalty, early_stopping)
+    "4x2": (4, 2, 2, 1.0, False),
+    "6x3-early": (6, 3, 3, 2.0, True),
+    "3x3-never": (3, 3, 2, 1.0, "never"),  # group size 1
+}
+
+
+@pytest.fixture(scope="module")
+def group_reference(models):
+    cache = {}
+
+    def get(case):
+        if case not in cache:
+            n, g, k, lp, early = GROUP_CASES[case]
+            cache[case] = ref_group_beam_search(models["llama"][1], IDS, MASK, n, g, IDS.shape[1] + 5, (EOS,), PAD, lp,
+                                                early, k, 1.5)
+        return cache[case]
+    return get
+
+
+def group_kwargs(case):
+    n, g, k, lp, early = GROUP_CASES[case]
+    return dict(max_new_tokens=5, num_beams=n, num_beam_groups=g, diversity_penalty=1.5, num_return_sequences=k,
+                length_penalty=lp, early_stopping=early, eos_token_id=EOS, output_scores=True,
+                return_dict_in_generate=True)
+
+
+@pytest.mark.parametrize("case", list(GROUP_CASES))
+def test_group_beam_search_matches_reference(models, group_reference, case):
+    _, model = models["llama"]
+    ours = quiet_generate(model, IDS, MASK, backend="numpy", trace=False, **group_kwargs(case))
+    seqs, seq_scores, bidx = group_reference(case)
+    np.testing.assert_array_equal(ours.sequences, seqs)
+    np.testing.assert_allclose(ours.sequences_scores, seq_scores, atol=1e-5)
+    np.testing.assert_array_equal(ours.beam_indices, bidx)
+    # scores / beam_indices are consistent: transition scores rebuild sequences_scores
+    lp = GROUP_CASES[case][3]
+    trans = tw.compute_transition_scores(ours.sequences, ours.scores, ours.beam_indices)
+    np.testing.assert_allclose(trans.sum(1) / (trans < 0).sum(1) ** lp, ours.sequences_scores, atol=1e-4)
+
+
+def test_group_beam_search_on_every_backend(models, group_reference, framework_backend):
+    _, model = models["llama"]
+    ours = quiet_generate(model, IDS, MASK, backend=framework_backend, trace=False, **group_kwargs("4x2"))
+    np.testing.assert_array_equal(ours.sequences, group_reference("4x2")[0])
+    np.testing.assert_array_equal(ours.beam_indices, group_reference("4x2")[2])
+
+
+def test_group_beam_search_with_a_native_transformers_model(models, group_reference):
+    hf, _ = models["llama"]
+    ours = quiet_generate(hf, IDS, MASK, backend="numpy", **group_kwargs("6x3-early"))
+    np.testing.assert_array_equal(ours.sequences, group_reference("6x3-early")[0])
+
+
+def test_diversity_penalty_changes_the_groups(models):
+    _, model = models["llama"]
+    kw = dict(group_kwargs("4x2"), return_dict_in_generate=False, output_scores=False, num_return_sequences=4)
+    diverse = quiet_generate(model, IDS, MASK, backend="numpy", trace=False, **kw)
+    plain = quiet_generate(model, IDS, MASK, backend="numpy", trace=False, **dict(kw, diversity_penalty=1e-6))
+    assert not np.array_equal(diverse, plain)
+
+
+def test_group_beam_search_needs_stepwise_and_valid_groups(models):
+    _, model = models["llama"]
+    with pytest.raises(ValueError, match="trace=False"):
+        quiet_generate(model, IDS, MASK, backend="numpy", **group_kwargs("4x2"))
+    with pytest.raises(ValueError, match="diversity_penalty"):
+        quiet_generate(model, IDS, MASK, backend="numpy", trace=False, **dict(group_kwargs("4x2"), diversity_penalty=0.0))

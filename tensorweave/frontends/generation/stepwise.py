@@ -27,6 +27,7 @@ program, where it is added at the processor list position Hugging Face gives it.
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
@@ -487,10 +488,185 @@ def clear_cache() -> None:
 
 
 __all__ = ["ModelStep", "StaticCacheModelStep", "NativeModelStep", "StepwiseSetup", "sample_loop", "beam_loop",
-           "clear_cache"]
+           "group_beam_loop", "clear_cache"]
+
+
+# ---------------------------------------------------------------------------------------- group beam search
+@dataclass(frozen=True)
+class _GroupConfig(BeamConfig):
+    """One group's BeamConfig: ``num_beams`` is the group size, which may be 1."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.num_beams, int) or self.num_beams < 1:
+            raise ValueError(f"the beam group size must be a positive integer, got {self.num_beams}")
+
+
+def _group_finalize(xp: Any, states: list, cur_len: Any, gcfg: BeamConfig, n: int, k: int) -> dict:
+    """PT 4.37 ``BeamSearchScorer.finalize`` with groups: each unfinished (batch, group) adds its
+    running beams to its pool of ``group_size`` hypotheses (keeping the best), then the best ``k``
+    of all groups' pools are returned per batch item, with ``eos[0]`` appended to those shorter
+    than the output and pad after it. Beam indices are global ``batch * num_beams + beam`` rows."""
+    B, gs, L, P = gcfg.batch_size, gcfg.num_beams, gcfg.max_length, gcfg.prompt_len
+    pools = {"scores": [], "seqs": [], "lens": [], "bidx": [], "is_hyp": []}
+    for g, st in enumerate(states):
+        run = st["scores"] / xp.astype(cur_len - P, xp.float32) ** gcfg.length_penalty
+        run = xp.where(st["done"][:, None], xp.full_like(run, -math.inf), run)
+        scores = xp.concat([st["hyp_scores"], run], axis=1)
+        best = xp.argsort(scores, axis=-1, descending=True)[:, :gs]
+        run_len = xp.broadcast_to(xp.reshape(xp.astype(cur_len, xp.int64), (1, 1)), (B, gs))
+        local = xp.concat([st["hyp_beam_idx"], st["beam_idx"]], axis=1)
+        glob = xp.where(local >= 0, (local // gs) * n + g * gs + local % gs, local)
+        is_hyp = xp.concat([xp.ones((B, gs), dtype=xp.bool), xp.zeros((B, gs), dtype=xp.bool)], axis=1)
+        pools["scores"].append(xp.take_along_axis(scores, best, axis=-1))
+        pools["seqs"].append(_gather(xp, xp.concat([st["hyp_seqs"], st["seqs"]], axis=1), best))
+        pools["lens"].append(xp.take_along_axis(xp.concat([st["hyp_len"], run_len], axis=1), best, axis=-1))
+        pools["bidx"].append(_gather(xp, glob, best))
+        pools["is_hyp"].append(xp.take_along_axis(is_hyp, best, axis=-1))
+    # HF sorts all groups' hypotheses ascending (stable) and pops the best from the end, so on an exact
+    # tie (e.g. the same EOS hypothesis found by several groups) the later group wins: concatenate the
+    # groups in reverse order and take a stable descending sort
+    allp = {name: xp.concat(v[::-1], axis=1) for name, v in pools.items()}
+    best = xp.argsort(allp["scores"], axis=-1, descending=True)[:, :k]
+    scores = xp.take_along_axis(allp["scores"], best, axis=-1)
+    seqs = _gather(xp, allp["seqs"], best)
+    lens = xp.take_along_axis(allp["lens"], best, axis=-1)
+    bidx = _gather(xp, allp["bidx"], best)
+    is_hyp = xp.take_along_axis(allp["is_hyp"], best, axis=-1)
+    out_len = xp.minimum(xp.max(lens) + 1, xp.asarray(L, dtype=xp.int64))
+    positions = xp.arange(L)[None, None, :]
+    eos_pos = (positions == lens[:, :, None]) & (lens[:, :, None] < out_len)
+    seqs = xp.where(positions < lens[:, :, None], seqs,
+                    xp.where(eos_pos, xp.full_like(seqs, gcfg.eos_token_id[0]), xp.full_like(seqs, gcfg.pad_token_id)))
+    used = lens - P + xp.astype(is_hyp, xp.int64)  # an EOS hypothesis also records the EOS step
+    G = bidx.shape[-1]
+    bidx = xp.where(xp.arange(G)[None, None, :] < used[:, :, None], bidx, xp.full_like(bidx, -1))
+    return {"sequences": xp.reshape(seqs, (B * k, L)), "sequences_scores": xp.reshape(scores, (B * k,)),
+            "beam_indices": xp.reshape(bidx, (B * k, G)), "out_len": out_len}
+
+
+def _gather(xp: Any, x: Any, idx: Any) -> Any:
+    ix = xp.reshape(idx, tuple(idx.shape) + (1,) * (x.ndim - 2))
+    return xp.take_along_axis(x, xp.broadcast_to(ix, tuple(idx.shape) + tuple(x.shape[2:])), axis=1)
+
+
+def _group_programs(setup: StepwiseSetup, gcfg: BeamConfig, groups: int, key_extra: tuple) -> tuple[Any, Any, Any]:
+    from ...ir.trace import trace
+    cfg = setup.config
+    B, gs, V, L, P = gcfg.batch_size, gcfg.num_beams, gcfg.vocab_size, gcfg.max_length, gcfg.prompt_len
+    n = gs * groups
+    has_mask = setup.prefix is not None
+    base = (setup.backend, repr(gcfg), groups, setup.config_key, has_mask) + key_extra
+    names = [f"g{g}.{k}" for g in range(groups) for k in _STATE]
+
+    def init(ids: Any) -> dict:
+        import tensorweave.ir.namespace as xp
+        per = xp.reshape(ids, (B, groups, gs, P))
+        out = {}
+        for g in range(groups):
+            st = beam_init(xp, gcfg, xp.reshape(per[:, g], (B * gs, P)), False)
+            out.update({f"g{g}.{k}": st[k] for k in _STATE})
+        return out
+
+    init_prog = _cached(("group-init",) + base, lambda: trace(init, TensorSpec((B * n, P), "int64", "ids"),
+                                                             name="group_beam_init"), setup.backend)
+    specs = [s.with_name(nm) for s, nm in zip(init_prog.output_specs, init_prog.output_names)]
+
+    def states_of(args: tuple) -> list:
+        return [dict(zip(_STATE, args[g * len(_STATE):(g + 1) * len(_STATE)])) for g in range(groups)]
+
+    def step(*args: Any) -> dict:
+        import tensorweave.ir.namespace as xp
+        states = states_of(args)
+        logits, cur_len = args[len(names):len(names) + 2]
+        mask = xp.reshape(args[len(names) + 2], (B, groups, gs, V)) if has_mask else None
+        per_logits = xp.reshape(xp.astype(logits, xp.float32), (B, groups, gs, V))
+        chosen: list = []
+        out: dict = {}
+        rows_all, logp_all = [], []
+        for g, st in enumerate(states):
+            procs = _with_mask(setup.processors, xp.reshape(mask[:, g], (B * gs, V)) if has_mask else None)
+            flat = xp.reshape(st["seqs"], (B * gs, L))
+            logp = xp.log_softmax(xp.reshape(per_logits[:, g], (B * gs, V)), axis=-1)
+            if procs:
+                rest = [xp.zeros((B, gs), dtype=xp.int64)] * (groups - len(chosen))
+                current = xp.reshape(xp.stack(chosen + rest, axis=1), (B * n,))
+                logp = procs(flat, logp, cur_len, current_tokens=current, beam_group_idx=g)
+            new, rows = beam_step(st, logp, cur_len, gcfg)
+            pos = xp.broadcast_to(xp.reshape(cur_len, (1, 1)), (B * gs, 1))
+            chosen.append(xp.reshape(xp.take_along_axis(xp.reshape(new["seqs"], (B * gs, L)), pos, axis=1), (B, gs)))
+            rows_all.append(xp.reshape((rows // gs) * n + g * gs + rows % gs, (B, gs)))
+            logp_all.append(xp.reshape(logp, (B, gs, V)))
+            out.update({f"new.g{g}.{k}": new[k] for k in _STATE})
+        out["rows"] = xp.reshape(xp.stack(rows_all, axis=1), (B * n,))
+        out["next_tokens"] = xp.reshape(xp.stack(chosen, axis=1), (B * n,))
+        if cfg.output_scores:
+            out["logp"] = xp.reshape(xp.stack(logp_all, axis=1), (B * n, V))
+        return out
+
+    step_specs = specs + [TensorSpec((B * n, V), "float32", "logits"), TensorSpec((), "int64", "cur_len")]
+    if has_mask:
+        step_specs.append(TensorSpec((B * n, V), "float32", "prefix_mask"))
+    step_prog = _cached(("group-step",) + base, lambda: trace(step, *step_specs, name="group_beam_step"),
+                        setup.backend)
+
+    def final(*args: Any) -> dict:
+        import tensorweave.ir.namespace as xp
+        return _group_finalize(xp, states_of(args), args[len(names)], gcfg, n, cfg.num_return_sequences)
+
+    final_prog = _cached(("group-final",) + base, lambda: trace(final, *specs, TensorSpec((), "int64", "cur_len"),
+                                                               name="group_beam_finalize"), setup.backend)
+    return init_prog, step_prog, final_prog
 
 
 def group_beam_loop(model: ModelStep, setup: StepwiseSetup, ids: np.ndarray, mask: np.ndarray,
                     key_extra: tuple = ()) -> dict:
-    """Group (diverse) beam search is not implemented yet."""
-    raise ValueError("group (diverse) beam search (num_beam_groups > 1) is not implemented in tensorweave yet")
+    """Group (diverse) beam search, PT 4.37 semantics: the ``num_beams`` beams of each batch item
+    form ``num_beam_groups`` groups of ``group_size``; each step the groups are processed in order,
+    each one a beam-search step of its own (``max(2, 1 + n_eos) * group_size`` candidates, its own
+    hypothesis pool of ``group_size``), with the processors called on the group's rows and
+    ``current_tokens`` / ``beam_group_idx`` (HammingDiversity subtracts ``diversity_penalty`` x the
+    count of each token chosen this step by earlier groups of the same batch item). Finalize picks
+    the best ``num_return_sequences`` across groups. ``scores`` are the per-step processed scores
+    of every row; ``beam_indices`` are global rows (4.37 records group-local ones, see spec)."""
+    cfg = setup.config
+    n, groups = cfg.num_beams, cfg.num_beam_groups
+    gs = n // groups
+    B, prompt = ids.shape
+    L = cfg.max_length
+    ids = np.repeat(ids, n, axis=0)
+    mask = np.repeat(mask, n, axis=0)
+    logits = model.prefill(ids, mask)
+    V = logits.shape[-1]
+    eos = _eos(cfg)
+    gcfg = _GroupConfig(batch_size=B, num_beams=gs, vocab_size=V, prompt_len=prompt, max_length=L,
+                        eos_token_id=eos or (-1,), pad_token_id=cfg.pad_token_id, length_penalty=cfg.length_penalty,
+                        early_stopping=cfg.early_stopping, num_return_sequences=cfg.num_return_sequences)
+    init_prog, step_prog, final_prog = _group_programs(setup, gcfg, groups, key_extra)
+    names = list(init_prog.output_names)
+    state = [np.asarray(a) for a in init_prog(ids)]
+    full_mask = mask
+    scores: list = []
+    cur_len = prompt
+    done = np.zeros((B * groups,), bool)
+    while cur_len < L and not done.all():
+        extra = []
+        if setup.prefix is not None:  # per group, as HF calls the processors on each group's rows
+            per = [_prefix_mask(setup, state[names.index(f"g{g}.seqs")].reshape(B * gs, L), cur_len, V)[0]
+                   for g in range(groups)]
+            extra = [np.stack([m.reshape(B, gs, V) for m in per], axis=1).reshape(B * n, V)]
+        out = _named(step_prog, step_prog(*state, logits, np.asarray(cur_len, np.int64), *extra))
+        state = [out[f"new.{k}"] for k in names]
+        done = np.concatenate([out[f"new.g{g}.done"] for g in range(groups)]).astype(bool)
+        if cfg.output_scores:
+            scores.append(out["logp"])
+        cur_len += 1
+        if cur_len < L and not done.all():
+            model.reorder(out["rows"].astype(np.int64))
+            full_mask = np.concatenate([full_mask, np.ones((B * n, 1), np.int64)], axis=1)
+            logits = model.step(out["next_tokens"].astype(np.int64), full_mask)
+    fin = _named(final_prog, final_prog(*state, np.asarray(cur_len, np.int64)))
+    res = {"sequences": fin["sequences"], "length": fin["out_len"], "sequences_scores": fin["sequences_scores"],
+           "beam_indices": fin["beam_indices"], "steps": np.asarray(cur_len)}
+    if cfg.output_scores:
+        res["scores"] = np.stack(scores)
+    return res
