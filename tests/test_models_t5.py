@@ -314,6 +314,12 @@ def test_checkpoint_directories_load(tmp_path):
         ref = theirs(input_ids=torch.from_numpy(IDS), attention_mask=torch.from_numpy(LEFT),
                      decoder_input_ids=torch.from_numpy(DEC_IDS)).logits.numpy()
     assert_close(v11(IDS, LEFT, DEC_IDS)["logits"], ref)
+    # transformers v5 saves an untied model with tie_word_embeddings: true and its own lm_head.weight
+    HF["gated"].save_pretrained(str(tmp_path / "v5"))
+    assert json.loads((tmp_path / "v5" / "config.json").read_text())["tie_word_embeddings"] is True
+    v5 = from_pretrained(str(tmp_path / "v5"))
+    assert (v5.config.tie_word_embeddings, v5.config.scale_decoder_outputs) == (False, False)
+    assert_close(v5(IDS, LEFT, DEC_IDS)["logits"], hf_out("gated", LEFT).logits.numpy())
 
 
 def test_missing_and_misshaped_tensors_are_one_error():

@@ -137,7 +137,20 @@ def read_checkpoint_dir(path: str) -> tuple[Any, dict[str, np.ndarray]]:
                       "transformers (model.save_pretrained(dir, safe_serialization=True)) to safetensors")
     else:
         raise IRError(f"{path} has no model.safetensors or model.safetensors.index.json")
+    if config.model_type == "t5":
+        config = _t5_file_config(config, params)
     return config, params
+
+
+def _t5_file_config(config: Any, params: dict[str, np.ndarray]) -> Any:
+    """transformers v5 writes ``tie_word_embeddings: true`` for every T5, also one whose
+    ``lm_head.weight`` is its own; like v5's loader, an ``lm_head.weight`` that differs from
+    ``shared.weight`` makes the head untied (the rescale still follows ``scale_decoder_outputs``)."""
+    import dataclasses
+    head, shared = params.get("lm_head.weight"), params.get("shared.weight")
+    if config.tie_word_embeddings and head is not None and shared is not None and not np.array_equal(head, shared):
+        return dataclasses.replace(config, tie_word_embeddings=False, scale_decoder_outputs=config.scale_decoder_outputs)
+    return config
 
 
 def transformers_state(hf_model: Any) -> tuple[Any, dict[str, np.ndarray], str | None]:
