@@ -1,15 +1,21 @@
-"""``tw.generate``: Hugging Face's ``generate()`` for tensorweave models, fused into one program.
+"""``tw.generate``: Hugging Face's ``generate()`` for tensorweave models and native callables.
 
-The prompt step and the whole decode loop (greedy, multinomial sampling, beam search, beam
-sampling) are traced once per (backend, batch, prompt length, config) into one IR program,
-lowered and cached; the same seed gives the same tokens on every backend (the IR's Threefry RNG).
+Fused (``trace=True``, the default for tensorweave models): the prompt step and the whole decode
+loop (greedy, multinomial sampling, beam search, beam sampling) are traced once per (backend,
+batch, prompt length, config) into one IR program, lowered and cached. Step-wise (``trace=False``,
+and always for native callables such as a ``transformers`` PyTorch model): a host loop around
+compiled per-step strategy programs (``frontends/generation/stepwise.py``), which also runs group
+beam search and ``prefix_allowed_tokens_fn``. Both modes give the same tokens; the same seed gives
+the same tokens on every backend (the IR's Threefry RNG).
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -147,6 +153,119 @@ def generate(model: Any, input_ids: Any, attention_mask: Any = None, generation_
     return _outputs(d, config, prompt)
 
 
+# ---------------------------------------------------------------------------------------- native models
+def _positions(mask: np.ndarray, length: int) -> np.ndarray:
+    """Hugging Face's position ids ``cumsum(mask) - 1`` (1 on padding), last ``length`` columns."""
+    pos = np.cumsum(mask, axis=-1) - 1
+    pos = np.where(mask == 0, 1, pos)
+    return pos[:, mask.shape[1] - length:].astype(np.int64)
+
+
+class NativeModelStep:
+    """Any callable following Hugging Face's causal-LM calling convention:
+    ``model(input_ids=..., attention_mask=..., <cache>=..., use_cache=True[, position_ids=...])``
+    returning ``.logits [rows, seq, V]`` and the cache (``.past_key_values`` in 4.37, ``.cache``
+    in transformers v5; a dict with those keys or a ``(logits, cache)`` tuple also work).
+
+    A ``torch.nn.Module`` gets torch tensors (under ``torch.no_grad()``); anything else numpy.
+    The cache keyword is ``cache`` when the signature has it and not ``past_key_values``, else
+    ``past_key_values``; ``position_ids`` (Hugging Face's rule from the mask, so left padding
+    works) is passed when the signature names it. ``reorder_cache(cache, rows) -> cache`` reorders
+    for beam search; by default a cache's own ``reorder_cache(rows)`` method is used, or nested
+    tuples/lists of arrays are gathered along axis 0."""
+
+    def __init__(self, fn: Callable, reorder_cache: Callable | None = None):
+        self.fn = fn
+        self.reorder_cache = reorder_cache
+        self.cache: Any = None
+        target = getattr(fn, "forward", fn)
+        try:
+            params = inspect.signature(target).parameters
+        except (TypeError, ValueError):
+            params = {}
+        self.cache_kw = "cache" if "cache" in params and "past_key_values" not in params else "past_key_values"
+        self.pass_positions = "position_ids" in params
+        try:
+            import torch
+            self.torch = torch if isinstance(fn, torch.nn.Module) else None
+        except ImportError:  # pragma: no cover - torch is optional
+            self.torch = None
+
+    def _array(self, x: np.ndarray) -> Any:
+        return self.torch.from_numpy(np.ascontiguousarray(x)) if self.torch is not None else x
+
+    def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        kw: dict = {"input_ids": self._array(ids), "attention_mask": self._array(mask), "use_cache": True}
+        if self.cache is not None:
+            kw[self.cache_kw] = self.cache
+        if self.pass_positions:
+            kw["position_ids"] = self._array(_positions(mask, ids.shape[1]))
+        if self.torch is not None:
+            with self.torch.no_grad():
+                out = self.fn(**kw)
+        else:
+            out = self.fn(**kw)
+        logits, self.cache = _split_output(out, self.cache_kw)
+        if _is_torch(logits):
+            logits = logits[:, -1].detach().float().cpu().numpy()
+        else:
+            logits = np.asarray(logits)[:, -1]
+        return logits.astype(np.float32)
+
+    def prefill(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        self.cache = None
+        return self._run(ids, mask)
+
+    def step(self, tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return self._run(tokens[:, None], mask)
+
+    def reorder(self, rows: np.ndarray) -> None:
+        if self.reorder_cache is not None:
+            self.cache = self.reorder_cache(self.cache, rows)
+            return
+        index = self._array(rows.astype(np.int64))
+        if _is_torch(self.cache) or type(self.cache).__module__.startswith("transformers"):
+            import torch
+            index = torch.from_numpy(rows.astype(np.int64))
+        if hasattr(self.cache, "reorder_cache"):
+            self.cache.reorder_cache(index)
+            return
+        self.cache = _gather_nested(self.cache, rows, index, self.torch)
+
+
+def _is_torch(x: Any) -> bool:
+    return type(x).__module__.startswith("torch")
+
+
+def _split_output(out: Any, cache_name: str = "past_key_values") -> tuple[Any, Any]:
+    if isinstance(out, tuple) and not hasattr(out, "keys"):
+        if len(out) != 2:
+            raise ValueError(f"a native model returning a tuple must return (logits, cache), got {len(out)} items")
+        return out
+    get = out.get if hasattr(out, "get") else (lambda k, d=None: getattr(out, k, d))
+    logits = get("logits", None)
+    other = "cache" if cache_name == "past_key_values" else "past_key_values"
+    cache = get(cache_name, None)
+    if cache is None:
+        cache = get(other, None)
+    if logits is None or cache is None:
+        raise ValueError("the native model's output needs `logits` and a cache (`past_key_values` or `cache`); "
+                         "call it with use_cache=True or pass a tensorweave Model")
+    return logits, cache
+
+
+def _gather_nested(cache: Any, rows: np.ndarray, index: Any, torch: Any) -> Any:
+    if isinstance(cache, (tuple, list)):
+        return type(cache)(_gather_nested(c, rows, index, torch) for c in cache)
+    if _is_torch(cache):
+        import torch
+        return cache.index_select(0, torch.from_numpy(rows.astype(np.int64)))
+    if isinstance(cache, np.ndarray):
+        return np.take(cache, rows, axis=0)
+    raise ValueError(f"cannot reorder a cache of type {type(cache).__name__} for beam search; pass "
+                     "`reorder_cache=fn(cache, rows) -> cache` to generate")
+
+
 def _is_torch_module(model: Any) -> bool:
     try:
         import torch
@@ -161,10 +280,13 @@ def _stepwise(model: Any, native: bool, config: GenerationConfig, backend: str, 
     prompt = ids.shape[1]
     procs = get_logits_processor(config, prompt, prefix_allowed_tokens_fn=prefix_fn, logits_processor=custom)
     prefix = next((p for p in procs if isinstance(p, PrefixConstrainedLogitsProcessor)), None)
+    lower = functools.partial(_lower, backend=backend)
     setup = stepwise.StepwiseSetup(config=config, processors=procs,
                                    warpers=get_logits_warper(config) if config.do_sample else None, backend=backend,
-                                   config_key=config.to_json_string(use_diff=False), prefix=prefix, streamer=streamer)
-    step = stepwise.NativeModelStep(model, reorder_cache) if native else stepwise.StaticCacheModelStep(model, backend, config.max_length)
+                                   config_key=config.to_json_string(use_diff=False), lower=lower, prefix=prefix,
+                                   streamer=streamer)
+    step = (NativeModelStep(model, reorder_cache) if native
+            else stepwise.StaticCacheModelStep(model, backend, config.max_length, lower))
     extra = (id(custom) if custom else None,)
     if config.num_beam_groups > 1:
         return stepwise.group_beam_loop(step, setup, ids, mask, extra)
@@ -174,6 +296,10 @@ def _stepwise(model: Any, native: bool, config: GenerationConfig, backend: str, 
     if r > 1:
         ids, mask = np.repeat(ids, r, axis=0), np.repeat(mask, r, axis=0)
     return stepwise.sample_loop(step, setup, ids, mask, key, extra)
+
+
+def _lower(graph: Any, backend: str) -> Any:
+    return registry.lower(graph, backend)
 
 
 def _program(model: Any, config: GenerationConfig, backend: str, shape: tuple, custom: list | None) -> Any:

@@ -26,7 +26,6 @@ program, where it is added at the processor list position Hugging Face gives it.
 """
 from __future__ import annotations
 
-import inspect
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
@@ -56,13 +55,6 @@ class ModelStep(Protocol):
         """Gather the cache rows (beam search): new row i takes old row ``rows[i]``."""
 
 
-def _positions(mask: np.ndarray, length: int) -> np.ndarray:
-    """Hugging Face's position ids ``cumsum(mask) - 1`` (1 on padding), last ``length`` columns."""
-    pos = np.cumsum(mask, axis=-1) - 1
-    pos = np.where(mask == 0, 1, pos)
-    return pos[:, mask.shape[1] - length:].astype(np.int64)
-
-
 class StaticCacheModelStep:
     """A tensorweave decoder ``Model`` through two programs over a static ``[rows, kv_heads,
     max_length, head_dim]`` cache (the fused loop's own prefill and one-token step, see
@@ -70,8 +62,8 @@ class StaticCacheModelStep:
     prompt, max_length), and the logits are those of the fused program. The mask passed to the
     model is the prompt mask followed by ones up to ``max_length`` (as in the fused loop)."""
 
-    def __init__(self, model: Any, backend: str, max_length: int):
-        self.model, self.backend, self.max_length = model, backend, max_length
+    def __init__(self, model: Any, backend: str, max_length: int, lower: Callable[[Any], Any]):
+        self.model, self.backend, self.max_length, self.lower = model, backend, max_length, lower
         self.cache: list = []
         self.full_mask: np.ndarray | None = None
         self.cur_len = 0
@@ -106,11 +98,11 @@ class StaticCacheModelStep:
         mask_spec = TensorSpec((rows, L), "int64", "full_mask")
         pre = _cached(base + ("prefill", prompt), lambda: trace(
             prefill, TensorSpec((rows, prompt), "int64", "ids"), TensorSpec((rows, prompt), "int64", "mask"), name=f"{cfg.model_type}_prefill"),
-            self.backend)
+            self.lower)
         specs = [TensorSpec((rows,), "int64", "tok"), mask_spec, TensorSpec((), "int64", "cur_len")]
         specs += [kv.with_name(f"cache.{kind}.{i}") for kind in ("key", "value") for i in range(n)]
         stp = _cached(base + ("step",), lambda: trace(step, *specs, name=f"{cfg.model_type}_static_step"),
-                      self.backend)
+                      self.lower)
         return pre, stp
 
     def prefill(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -134,111 +126,6 @@ class StaticCacheModelStep:
         self.full_mask = np.take(self.full_mask, rows, axis=0)
 
 
-class NativeModelStep:
-    """Any callable following Hugging Face's causal-LM calling convention:
-    ``model(input_ids=..., attention_mask=..., <cache>=..., use_cache=True[, position_ids=...])``
-    returning ``.logits [rows, seq, V]`` and the cache (``.past_key_values`` in 4.37, ``.cache``
-    in transformers v5; a dict with those keys or a ``(logits, cache)`` tuple also work).
-
-    A ``torch.nn.Module`` gets torch tensors (under ``torch.no_grad()``); anything else numpy.
-    The cache keyword is ``cache`` when the signature has it and not ``past_key_values``, else
-    ``past_key_values``; ``position_ids`` (Hugging Face's rule from the mask, so left padding
-    works) is passed when the signature names it. ``reorder_cache(cache, rows) -> cache`` reorders
-    for beam search; by default a cache's own ``reorder_cache(rows)`` method is used, or nested
-    tuples/lists of arrays are gathered along axis 0."""
-
-    def __init__(self, fn: Callable, reorder_cache: Callable | None = None):
-        self.fn = fn
-        self.reorder_cache = reorder_cache
-        self.cache: Any = None
-        target = getattr(fn, "forward", fn)
-        try:
-            params = inspect.signature(target).parameters
-        except (TypeError, ValueError):
-            params = {}
-        self.cache_kw = "cache" if "cache" in params and "past_key_values" not in params else "past_key_values"
-        self.pass_positions = "position_ids" in params
-        try:
-            import torch
-            self.torch = torch if isinstance(fn, torch.nn.Module) else None
-        except ImportError:  # pragma: no cover - torch is optional
-            self.torch = None
-
-    def _array(self, x: np.ndarray) -> Any:
-        return self.torch.from_numpy(np.ascontiguousarray(x)) if self.torch is not None else x
-
-    def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        kw: dict = {"input_ids": self._array(ids), "attention_mask": self._array(mask), "use_cache": True}
-        if self.cache is not None:
-            kw[self.cache_kw] = self.cache
-        if self.pass_positions:
-            kw["position_ids"] = self._array(_positions(mask, ids.shape[1]))
-        if self.torch is not None:
-            with self.torch.no_grad():
-                out = self.fn(**kw)
-        else:
-            out = self.fn(**kw)
-        logits, self.cache = _split_output(out, self.cache_kw)
-        if _is_torch(logits):
-            logits = logits[:, -1].detach().float().cpu().numpy()
-        else:
-            logits = np.asarray(logits)[:, -1]
-        return logits.astype(np.float32)
-
-    def prefill(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        self.cache = None
-        return self._run(ids, mask)
-
-    def step(self, tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        return self._run(tokens[:, None], mask)
-
-    def reorder(self, rows: np.ndarray) -> None:
-        if self.reorder_cache is not None:
-            self.cache = self.reorder_cache(self.cache, rows)
-            return
-        index = self._array(rows.astype(np.int64))
-        if _is_torch(self.cache) or type(self.cache).__module__.startswith("transformers"):
-            import torch
-            index = torch.from_numpy(rows.astype(np.int64))
-        if hasattr(self.cache, "reorder_cache"):
-            self.cache.reorder_cache(index)
-            return
-        self.cache = _gather_nested(self.cache, rows, index, self.torch)
-
-
-def _is_torch(x: Any) -> bool:
-    return type(x).__module__.startswith("torch")
-
-
-def _split_output(out: Any, cache_name: str = "past_key_values") -> tuple[Any, Any]:
-    if isinstance(out, tuple) and not hasattr(out, "keys"):
-        if len(out) != 2:
-            raise ValueError(f"a native model returning a tuple must return (logits, cache), got {len(out)} items")
-        return out
-    get = out.get if hasattr(out, "get") else (lambda k, d=None: getattr(out, k, d))
-    logits = get("logits", None)
-    other = "cache" if cache_name == "past_key_values" else "past_key_values"
-    cache = get(cache_name, None)
-    if cache is None:
-        cache = get(other, None)
-    if logits is None or cache is None:
-        raise ValueError("the native model's output needs `logits` and a cache (`past_key_values` or `cache`); "
-                         "call it with use_cache=True or pass a tensorweave Model")
-    return logits, cache
-
-
-def _gather_nested(cache: Any, rows: np.ndarray, index: Any, torch: Any) -> Any:
-    if isinstance(cache, (tuple, list)):
-        return type(cache)(_gather_nested(c, rows, index, torch) for c in cache)
-    if _is_torch(cache):
-        import torch
-        return cache.index_select(0, torch.from_numpy(rows.astype(np.int64)))
-    if isinstance(cache, np.ndarray):
-        return np.take(cache, rows, axis=0)
-    raise ValueError(f"cannot reorder a cache of type {type(cache).__name__} for beam search; pass "
-                     "`reorder_cache=fn(cache, rows) -> cache` to generate")
-
-
 # ---------------------------------------------------------------------------------------- programs
 class _MaskInput(lp.LogitsProcessor):
     """Stands in for PrefixConstrainedLogitsProcessor inside the traced step: adds the host mask."""
@@ -259,11 +146,10 @@ def _with_mask(procs: Any, mask: Any) -> Any:
     return out
 
 
-def _cached(key: tuple, build: Callable[[], Any], backend: str) -> Any:
-    from ...backends import registry
+def _cached(key: tuple, build: Callable[[], Any], lower: Callable[[Any], Any]) -> Any:
     prog = _PROGRAMS.get(key)
     if prog is None:
-        prog = registry.lower(build(), backend)
+        prog = lower(build())
         _PROGRAMS[key] = prog
     return prog
 
@@ -276,13 +162,15 @@ def _named(prog: Any, outs: Any) -> dict:
 @dataclass
 class StepwiseSetup:
     """What the host loop needs besides the model: the config, the processors and warpers built
-    from it (``warpers`` only when sampling), the backend and a cache key for the config."""
+    from it (``warpers`` only when sampling), the backend, a cache key for the config and the
+    lowering function."""
 
     config: Any
     processors: Any
     warpers: Any
     backend: str
     config_key: str
+    lower: Callable[[Any], Any]  # graph -> program on ``backend`` (the backends live outside frontends/)
     prefix: Any = None  # the PrefixConstrainedLogitsProcessor, when prefix_allowed_tokens_fn is set
     streamer: Any = None
 
@@ -326,7 +214,7 @@ def _sample_program(setup: StepwiseSetup, rows: int, L: int, V: int, key_extra: 
     if has_mask:
         specs.append(TensorSpec((rows, V), "float32", "prefix_mask"))
     key = ("sample-step", setup.backend, rows, L, V, setup.config_key, has_mask) + key_extra
-    return _cached(key, lambda: trace(fn, *specs, name="generate_step"), setup.backend)
+    return _cached(key, lambda: trace(fn, *specs, name="generate_step"), setup.lower)
 
 
 def _eos(cfg: Any) -> tuple:
@@ -389,7 +277,7 @@ def _beam_programs(setup: StepwiseSetup, bcfg: BeamConfig, key_extra: tuple) -> 
         return beam_init(xp, bcfg, ids, do_sample)
 
     init_prog = _cached(("beam-init",) + base, lambda: trace(init, TensorSpec((B * n, bcfg.prompt_len), "int64", "ids"),
-                                                            name="beam_init"), setup.backend)
+                                                            name="beam_init"), setup.lower)
     if tuple(init_prog.output_names) != _STATE:
         raise RuntimeError(f"beam state names changed: {init_prog.output_names}")
     state_specs = [s.with_name(name) for s, name in zip(init_prog.output_specs, init_prog.output_names)]
@@ -424,14 +312,14 @@ def _beam_programs(setup: StepwiseSetup, bcfg: BeamConfig, key_extra: tuple) -> 
                            TensorSpec((2,), "uint32", "key")]
     if has_mask:
         specs.append(TensorSpec((B * n, V), "float32", "prefix_mask"))
-    step_prog = _cached(("beam-step",) + base, lambda: trace(step, *specs, name="beam_step"), setup.backend)
+    step_prog = _cached(("beam-step",) + base, lambda: trace(step, *specs, name="beam_step"), setup.lower)
 
     def final(*args: Any) -> dict:
         return beam_finalize(dict(zip(_STATE, args[:len(_STATE)])), args[len(_STATE)], bcfg)
 
     final_prog = _cached(("beam-final",) + base,
                          lambda: trace(final, *state_specs, TensorSpec((), "int64", "cur_len"), name="beam_finalize"),
-                         setup.backend)
+                         setup.lower)
     return init_prog, step_prog, final_prog
 
 
@@ -487,7 +375,7 @@ def clear_cache() -> None:
     _PROGRAMS.clear()
 
 
-__all__ = ["ModelStep", "StaticCacheModelStep", "NativeModelStep", "StepwiseSetup", "sample_loop", "beam_loop",
+__all__ = ["ModelStep", "StaticCacheModelStep", "StepwiseSetup", "sample_loop", "beam_loop",
            "group_beam_loop", "clear_cache"]
 
 
@@ -568,7 +456,7 @@ def _group_programs(setup: StepwiseSetup, gcfg: BeamConfig, groups: int, key_ext
         return out
 
     init_prog = _cached(("group-init",) + base, lambda: trace(init, TensorSpec((B * n, P), "int64", "ids"),
-                                                             name="group_beam_init"), setup.backend)
+                                                             name="group_beam_init"), setup.lower)
     specs = [s.with_name(nm) for s, nm in zip(init_prog.output_specs, init_prog.output_names)]
 
     def states_of(args: tuple) -> list:
@@ -607,14 +495,14 @@ def _group_programs(setup: StepwiseSetup, gcfg: BeamConfig, groups: int, key_ext
     if has_mask:
         step_specs.append(TensorSpec((B * n, V), "float32", "prefix_mask"))
     step_prog = _cached(("group-step",) + base, lambda: trace(step, *step_specs, name="group_beam_step"),
-                        setup.backend)
+                        setup.lower)
 
     def final(*args: Any) -> dict:
         import tensorweave.ir.namespace as xp
         return _group_finalize(xp, states_of(args), args[len(names)], gcfg, n, cfg.num_return_sequences)
 
     final_prog = _cached(("group-final",) + base, lambda: trace(final, *specs, TensorSpec((), "int64", "cur_len"),
-                                                               name="group_beam_finalize"), setup.backend)
+                                                               name="group_beam_finalize"), setup.lower)
     return init_prog, step_prog, final_prog
 
 
