@@ -314,6 +314,10 @@ def export(model: Any, feature: str = "default", target: str = "onnx", output: s
             raise ValueError(f"onnx_config is for task {onnx_config.task!r}, the feature {feature!r} needs "
                              f"{FeaturesManager.feature_to_task(feature)!r}")
     check_exportable(model, onnx_config)
+    clash = sorted(set(onnx_config.inputs) & set(onnx_config.outputs))
+    if clash:  # an ONNX graph cannot have an input and an output of the same name
+        raise ValueError(f"the config names {clash} both as inputs and as outputs; rename the outputs in the "
+                         "OnnxConfig (e.g. present.* for past_key_values.*)")
     if target == "onnx":
         opset = _resolve_opset(onnx_config, opset, model.model_type)
     elif opset is not None:

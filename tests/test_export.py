@@ -23,7 +23,7 @@ import tensorweave.export  # noqa: F401 - the module (tw.export is the function)
 from tensorweave.frontends.models import BertConfig, GPT2Config, LlamaConfig, T5Config
 from tensorweave.models import Model
 from tensorweave.models.checkpoint import expected_shapes
-from tensorweave.onnx import FeaturesManager
+from tensorweave.onnx import FeaturesManager, GPT2OnnxConfig
 
 E = sys.modules["tensorweave.export"]
 
@@ -92,7 +92,8 @@ TARGETS = list(E.TARGETS)
 
 
 def _mark(target):
-    return [pytest.mark.xdist_group("export")] if target in ("torch", "tensorflow", "jax") else []
+    # one group per framework: a worker imports one framework and the three share the load
+    return [pytest.mark.xdist_group(f"export-{target}")] if target in ("torch", "tensorflow", "jax") else []
 
 
 @pytest.mark.parametrize("target", [pytest.param(t, marks=_mark(t)) for t in TARGETS])
@@ -142,6 +143,16 @@ def test_gpt2_features_without_a_head_are_refused_before_any_work(tmp_path):
         tw.export(model, "causal-lm", "onnx", tmp_path, opset=19)
     with pytest.raises(ValueError, match="opset applies to the onnx target only"):
         tw.export(model, "causal-lm", "jax", tmp_path, opset=21)
+
+    class Clash(GPT2OnnxConfig):
+        @property
+        def outputs(self):
+            return {"attention_mask": {0: "batch", 1: "sequence"}}
+
+    with pytest.raises(ValueError, match=r"names \['attention_mask'\] both as inputs and as outputs"):
+        tw.export(model, "causal-lm", "onnx", tmp_path, onnx_config=Clash(model.config.to_dict(), task="causal-lm"))
+    with pytest.raises(ValueError, match="onnx_config is for task 'default', the feature 'causal-lm' needs"):
+        tw.export(model, "causal-lm", "onnx", tmp_path, onnx_config=GPT2OnnxConfig(model.config.to_dict()))
     assert os.listdir(tmp_path) == []
 
 
