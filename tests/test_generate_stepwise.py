@@ -475,3 +475,27 @@ def test_group_beam_search_needs_stepwise_and_valid_groups(models):
         quiet_generate(model, IDS, MASK, backend="numpy", **group_kwargs("4x2"))
     with pytest.raises(ValueError, match="diversity_penalty"):
         quiet_generate(model, IDS, MASK, backend="numpy", trace=False, **dict(group_kwargs("4x2"), diversity_penalty=0.0))
+
+
+def test_custom_processor_runs_inside_the_step_program(models):
+    """A user's processor (any xp-written LogitsProcessor) is traced into the per-step program."""
+    from tensorweave.frontends.generation import logits_process as lp
+
+    class BanBelow(lp.LogitsProcessor):
+        def __call__(self, input_ids, scores, cur_len=None):
+            xp = tw.ir.array_namespace(scores)
+            return xp.where(xp.arange(scores.shape[-1])[None, :] < 20, xp.full_like(scores, -np.inf), scores)
+
+    _, model = models["gpt2"]
+    custom = [BanBelow()]
+    kw = dict(max_new_tokens=4, eos_token_id=EOS, logits_processor=custom)
+    step = quiet_generate(model, IDS, MASK, backend="numpy", trace=False, **kw)
+    np.testing.assert_array_equal(step, quiet_generate(model, IDS, MASK, backend="numpy", **kw))
+    assert (step[:, IDS.shape[1]:] >= 20).all()
+
+
+def test_native_model_accepts_torch_inputs(models):
+    hf, _ = models["gpt2"]
+    kw = dict(max_new_tokens=4, eos_token_id=EOS)
+    ours = quiet_generate(hf, torch.from_numpy(IDS), torch.from_numpy(MASK), **kw)
+    np.testing.assert_array_equal(ours, hf_generate(hf, **kw).numpy())
