@@ -441,3 +441,17 @@ def test_t5_with_past_steps_equal_the_full_decoder(tmp_path):
         np.testing.assert_allclose(outs["logits"][:, 0], full[:, t], rtol=1e-5, atol=1e-5)
         feeds = {k: outs[k.replace("past_key_values", "present")] for k in feeds}
     assert feeds["past_key_values.1.decoder.key"].shape == (2, cfg.num_heads, 5, cfg.d_kv)
+
+
+@pytest.mark.xdist_group("export")
+def test_with_past_artefacts_accept_an_empty_past(with_past_artefacts):
+    """The first decode step (past_sequence = 0) runs on every target's artefact, loaded from its file."""
+    model, arts = with_past_artefacts
+    cfg = arts["onnx"].onnx_config
+    feeds = E.validation_inputs(cfg, model, batch_size=2, seq_length=5, past_length=0)
+    ref = E.reference_outputs(cfg, model, feeds)
+    for target, res in arts.items():
+        got = E.run_artefact(res.path, feeds)
+        for name in cfg.outputs:
+            assert got[name].shape == ref[name].shape, (target, name)
+            np.testing.assert_allclose(got[name], ref[name], rtol=1e-5, atol=1e-5, err_msg=target)
