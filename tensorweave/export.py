@@ -92,8 +92,8 @@ def _task(config: OnnxConfig) -> str:
 
 
 def check_exportable(model: Any, config: OnnxConfig) -> None:
-    """The model implements the config's task: decoders ``default`` / ``causal-lm`` (with or
-    without past); BERT the head it was loaded with."""
+    """The model implements the config's task: decoders ``default`` / ``causal-lm`` and T5
+    ``default`` / ``seq2seq-lm`` (with or without past); BERT the head it was loaded with."""
     task = _task(config)
     mt = model.model_type
     if _is_seq2seq(model):
@@ -114,8 +114,8 @@ def check_exportable(model: Any, config: OnnxConfig) -> None:
 
 
 def _resolve_target(target: str) -> str:
-    from .backends.registry import _canonical
-    name = _canonical(target) if isinstance(target, str) else target
+    from .backends.registry import ALIASES
+    name = ALIASES.get(target.lower(), target.lower()) if isinstance(target, str) else target
     if name not in TARGETS:
         raise ValueError(f"unknown export target {target!r}; choose one of {', '.join(TARGETS)}")
     return name
@@ -124,6 +124,7 @@ def _resolve_target(target: str) -> str:
 def artefact_path(output: str | os.PathLike, target: str) -> str:
     """``output`` itself when it names the artefact (``.onnx`` / ``.pt2`` / ``.stablehlo``; a
     SavedModel directory for tensorflow), else ``output/<DEFAULT_NAMES[target]>``."""
+    target = _resolve_target(target)
     path = os.path.abspath(os.fspath(output))
     if target == "tensorflow":
         is_saved_model = os.path.isfile(os.path.join(path, "saved_model.pb"))

@@ -137,6 +137,9 @@ def test_gpt2_features_without_a_head_are_refused_before_any_work(tmp_path):
         tw.export(model_for("bert", "masked-lm"), "question-answering", "onnx", tmp_path)
     with pytest.raises(ValueError, match="unknown export target"):
         tw.export(model, "causal-lm", "numpy", tmp_path)
+    with pytest.raises(ValueError, match="unknown export target 'mx'; choose one of onnx, torch, tensorflow, jax"):
+        tw.export(model, "causal-lm", "mx", tmp_path)
+    assert E.artefact_path(tmp_path, "tf") == str(tmp_path)  # aliases as for backends
     with pytest.raises(ValueError, match="Opset 12 is not sufficient to export gpt2. At least 13 is required."):
         tw.export(model, "causal-lm", "onnx", tmp_path, opset=12)
     with pytest.raises(ValueError, match="opset 19 is too old"):
