@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 import warnings
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -29,7 +29,7 @@ from .ir import random
 from .ir.trace import constant, trace
 from .ir.types import IRError, TensorSpec
 
-_PROGRAMS: dict = {}
+_PROGRAMS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> {key: fused program}
 
 
 @dataclass
@@ -287,7 +287,7 @@ def _stepwise(model: Any, native: bool, config: GenerationConfig, backend: str, 
                                    streamer=streamer)
     step = (NativeModelStep(model, reorder_cache) if native
             else stepwise.StaticCacheModelStep(model, backend, config.max_length, lower))
-    extra = (id(custom) if custom else None,)
+    extra = (_processors_key(custom),)
     if config.num_beam_groups > 1:
         return stepwise.group_beam_loop(step, setup, ids, mask, extra)
     if config.num_beams > 1:
@@ -298,19 +298,33 @@ def _stepwise(model: Any, native: bool, config: GenerationConfig, backend: str, 
     return stepwise.sample_loop(step, setup, ids, mask, key, extra)
 
 
+def _processors_key(custom: list | None) -> Any:
+    """Custom processors as part of a program cache key: the objects themselves (kept alive by the
+    key, so an id is never reused by another object), or their ids when unhashable."""
+    if not custom:
+        return None
+    try:
+        key = tuple(custom)
+        hash(key)
+        return key
+    except TypeError:
+        return tuple(id(p) for p in custom)
+
+
 def _lower(graph: Any, backend: str) -> Any:
     return registry.lower(graph, backend)
 
 
 def _program(model: Any, config: GenerationConfig, backend: str, shape: tuple, custom: list | None) -> Any:
-    cache_key = (id(model), backend, shape, config.to_json_string(use_diff=False), id(custom) if custom else None)
-    prog = _PROGRAMS.get(cache_key)
+    store = _PROGRAMS.setdefault(model, {})  # programs live as long as the model (its weights are constants)
+    cache_key = (backend, shape, config.to_json_string(use_diff=False), _processors_key(custom))
+    prog = store.get(cache_key)
     if prog is None:
         graph = trace(lambda ids, mask, key: _fused(model, config, ids, mask, key, custom),
                       TensorSpec(shape, "int64", "input_ids"), TensorSpec(shape, "int64", "attention_mask"),
                       TensorSpec((2,), "uint32", "key"))
         prog = registry.lower(graph, backend)
-        _PROGRAMS[cache_key] = prog
+        store[cache_key] = prog
     return prog
 
 

@@ -27,6 +27,7 @@ program, where it is added at the processor list position Hugging Face gives it.
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
@@ -38,6 +39,7 @@ from . import logits_process as lp
 from .beam_search import BeamConfig, beam_finalize, beam_init, beam_step
 
 _PROGRAMS: dict = {}
+_MODEL_PROGRAMS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> its step programs
 
 
 # ---------------------------------------------------------------------------------------- models
@@ -94,15 +96,16 @@ class StaticCacheModelStep:
             logits, c = _step(m.forward, params(), cfg, tok, full_mask, c, cur_len)
             return {"logits": logits, **flat(c)}
 
-        base = ("static-model", id(m), self.backend, rows, L)
+        base = ("static-model", self.backend, rows, L)
+        store = _MODEL_PROGRAMS.setdefault(m, {})  # lives as long as the model (its weights are constants)
         mask_spec = TensorSpec((rows, L), "int64", "full_mask")
         pre = _cached(base + ("prefill", prompt), lambda: trace(
             prefill, TensorSpec((rows, prompt), "int64", "ids"), TensorSpec((rows, prompt), "int64", "mask"), name=f"{cfg.model_type}_prefill"),
-            self.lower)
+            self.lower, store)
         specs = [TensorSpec((rows,), "int64", "tok"), mask_spec, TensorSpec((), "int64", "cur_len")]
         specs += [kv.with_name(f"cache.{kind}.{i}") for kind in ("key", "value") for i in range(n)]
         stp = _cached(base + ("step",), lambda: trace(step, *specs, name=f"{cfg.model_type}_static_step"),
-                      self.lower)
+                      self.lower, store)
         return pre, stp
 
     def prefill(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -146,11 +149,12 @@ def _with_mask(procs: Any, mask: Any) -> Any:
     return out
 
 
-def _cached(key: tuple, build: Callable[[], Any], lower: Callable[[Any], Any]) -> Any:
-    prog = _PROGRAMS.get(key)
+def _cached(key: tuple, build: Callable[[], Any], lower: Callable[[Any], Any], store: dict | None = None) -> Any:
+    store = _PROGRAMS if store is None else store
+    prog = store.get(key)
     if prog is None:
         prog = lower(build())
-        _PROGRAMS[key] = prog
+        store[key] = prog
     return prog
 
 
@@ -182,7 +186,7 @@ def _prefix_mask(setup: StepwiseSetup, tokens: np.ndarray, cur_len: int, vocab: 
     return [np.asarray(setup.prefix(tokens[:, :cur_len], zeros), dtype=np.float32)]
 
 
-def _sample_program(setup: StepwiseSetup, rows: int, L: int, V: int, key_extra: tuple) -> Any:
+def _sample_program(setup: StepwiseSetup, rows: int, prompt: int, L: int, V: int, key_extra: tuple) -> Any:
     from ...ir.trace import trace
     cfg = setup.config
     has_mask = setup.prefix is not None
@@ -213,7 +217,8 @@ def _sample_program(setup: StepwiseSetup, rows: int, L: int, V: int, key_extra: 
              TensorSpec((2,), "uint32", "key")]
     if has_mask:
         specs.append(TensorSpec((rows, V), "float32", "prefix_mask"))
-    key = ("sample-step", setup.backend, rows, L, V, setup.config_key, has_mask) + key_extra
+    # the processors built from the config depend on the prompt length (min_new_tokens, ...)
+    key = ("sample-step", setup.backend, rows, prompt, L, V, setup.config_key, has_mask) + key_extra
     return _cached(key, lambda: trace(fn, *specs, name="generate_step"), setup.lower)
 
 
@@ -233,7 +238,7 @@ def sample_loop(model: ModelStep, setup: StepwiseSetup, ids: np.ndarray, mask: n
     L = cfg.max_length
     logits = model.prefill(ids, mask)
     V = logits.shape[-1]
-    prog = _sample_program(setup, rows, L, V, key_extra)
+    prog = _sample_program(setup, rows, prompt, L, V, key_extra)
     tokens = np.full((rows, L), cfg.pad_token_id, np.int64)
     tokens[:, :prompt] = ids
     unfinished = np.ones((rows,), bool)
@@ -371,8 +376,9 @@ def beam_loop(model: ModelStep, setup: StepwiseSetup, ids: np.ndarray, mask: np.
 
 
 def clear_cache() -> None:
-    """Drop the cached strategy programs."""
+    """Drop the cached strategy and model-step programs."""
     _PROGRAMS.clear()
+    _MODEL_PROGRAMS.clear()
 
 
 __all__ = ["ModelStep", "StaticCacheModelStep", "StepwiseSetup", "sample_loop", "beam_loop",
