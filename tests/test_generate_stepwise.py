@@ -499,3 +499,19 @@ def test_native_model_accepts_torch_inputs(models):
     kw = dict(max_new_tokens=4, eos_token_id=EOS)
     ours = quiet_generate(hf, torch.from_numpy(IDS), torch.from_numpy(MASK), **kw)
     np.testing.assert_array_equal(ours, hf_generate(hf, **kw).numpy())
+
+
+def test_step_programs_are_dropped_with_their_model(models):
+    """Programs holding a model's weights are cached weakly per model, not by a reusable id."""
+    import gc
+
+    from tensorweave.frontends.generation import stepwise
+    _, base = models["gpt2"]
+    from tensorweave.models.model import Model
+    temp = Model(base.config, {k: v.copy() for k, v in base.params.items()})
+    quiet_generate(temp, IDS, MASK, backend="numpy", trace=False, max_new_tokens=2, eos_token_id=EOS)
+    assert temp in stepwise._MODEL_PROGRAMS
+    before = len(stepwise._MODEL_PROGRAMS)
+    del temp
+    gc.collect()
+    assert len(stepwise._MODEL_PROGRAMS) == before - 1
