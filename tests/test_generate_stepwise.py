@@ -367,7 +367,8 @@ def ref_group_beam_search(model, prompts, pmask, n, groups, max_length, eos, pad
                 order = sorted(range(gs * V), key=lambda i: (-total[i], i))[:K]
                 if done[b][g]:
                     for r in rows:
-                        new_seqs[r], new_scores[r], new_bidx[r], current[r] = seqs[rows[0]] + [pad], 0.0, bidx[rows[0]], pad
+                        new_seqs[r], new_scores[r], new_bidx[r] = seqs[rows[0]] + [pad], 0.0, bidx[rows[0]]
+                        current[r] = pad
                     continue
                 filled = 0
                 for rank, idx in enumerate(order):
@@ -377,7 +378,8 @@ def ref_group_beam_search(model, prompts, pmask, n, groups, max_length, eos, pad
                             hyps[b][g].add(list(seqs[row]), float(total[idx]), bidx[row] + [row], cur_len + 1 - P)
                     else:
                         r = rows[filled]
-                        new_seqs[r], new_scores[r], new_bidx[r], current[r] = seqs[row] + [tok], total[idx], bidx[row] + [row], tok
+                        new_seqs[r], new_scores[r], new_bidx[r] = seqs[row] + [tok], total[idx], bidx[row] + [row]
+                        current[r] = tok
                         filled += 1
                     if filled == gs:
                         break
@@ -474,7 +476,8 @@ def test_group_beam_search_needs_stepwise_and_valid_groups(models):
     with pytest.raises(ValueError, match="trace=False"):
         quiet_generate(model, IDS, MASK, backend="numpy", **group_kwargs("4x2"))
     with pytest.raises(ValueError, match="diversity_penalty"):
-        quiet_generate(model, IDS, MASK, backend="numpy", trace=False, **dict(group_kwargs("4x2"), diversity_penalty=0.0))
+        quiet_generate(model, IDS, MASK, backend="numpy", trace=False,
+                       **dict(group_kwargs("4x2"), diversity_penalty=0.0))
 
 
 def test_custom_processor_runs_inside_the_step_program(models):

@@ -99,9 +99,9 @@ class StaticCacheModelStep:
         base = ("static-model", self.backend, rows, L)
         store = _MODEL_PROGRAMS.setdefault(m, {})  # lives as long as the model (its weights are constants)
         mask_spec = TensorSpec((rows, L), "int64", "full_mask")
-        pre = _cached(base + ("prefill", prompt), lambda: trace(
-            prefill, TensorSpec((rows, prompt), "int64", "ids"), TensorSpec((rows, prompt), "int64", "mask"), name=f"{cfg.model_type}_prefill"),
-            self.lower, store)
+        prompt_specs = (TensorSpec((rows, prompt), "int64", "ids"), TensorSpec((rows, prompt), "int64", "mask"))
+        pre = _cached(base + ("prefill", prompt),
+                      lambda: trace(prefill, *prompt_specs, name=f"{cfg.model_type}_prefill"), self.lower, store)
         specs = [TensorSpec((rows,), "int64", "tok"), mask_spec, TensorSpec((), "int64", "cur_len")]
         specs += [kv.with_name(f"cache.{kind}.{i}") for kind in ("key", "value") for i in range(n)]
         stp = _cached(base + ("step",), lambda: trace(step, *specs, name=f"{cfg.model_type}_static_step"),
