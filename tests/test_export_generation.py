@@ -186,8 +186,8 @@ SMOLLM2_SCRIPT = textwrap.dedent("""
 @pytest.mark.xdist_group("smollm2")
 def test_smollm2_exported_greedy_answers_paris(tmp_path):
     """Real weights: the exported greedy graph answers in a fresh process running only ORT.
-    Slow (~30 s export of 540 MB of weights + ~30 s ORT session creation on 2 cores, more when the
-    machine is busy); benchmarks/export.py runs the same check and times it."""
+    About 30 s on 2 idle cores (export of 540 MB of weights, ORT session creation, 12 tokens; two
+    minutes on a busy machine), hence the marker; benchmarks/export.py runs the same check and times it."""
     require_backend("onnx")
     from tensorweave.ir.types import IRError
     from tensorweave.models import packaged_path
