@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import onnx
@@ -283,15 +283,38 @@ def _nanprop_bin(op: str):
 def _safe_divisor(L: Lowering, y: str, dt: DType) -> str:
     zero = L.b.const(np.asarray(0, NP_CARRIED[dt]))
     one = L.b.const(np.asarray(1, NP_CARRIED[dt]))
-    return L.b.node("Where", [L.b.node("Equal", [y, zero]), one, y])
+    bad = L.b.node("Equal", [y, zero])
+    if dt.is_signed:
+        bad = L.b.node("Or", [bad, L.b.node("Equal", [y, L.b.const(np.asarray(-1, NP_CARRIED[dt]))])])
+    return L.b.node("Where", [bad, one, y])
+
+
+def _float_floor_divide(L: Lowering, x: str, y: str, dt: DType) -> str:
+    """numpy's float floor_divide: m = fmod(x, y); d = (x - m) / y, minus 1 when m != 0 and its
+    sign differs from y's; then floor(d), plus 1 when d - floor(d) > 0.5; a zero result takes the
+    sign of x / y; y == 0 gives x / y. (floor(x / y) differs when x / y rounds up to an integer.)"""
+    c = lambda v: L.b.const(np.asarray(v, NP_CARRIED[dt]))  # noqa: E731
+    m = L.b.node("Mod", [x, y], fmod=1)
+    d = L.b.node("Div", [L.b.node("Sub", [x, m]), y])
+    fix = L.b.node("And", [L.b.node("Not", [L.b.node("Equal", [m, c(0)])]),
+                           L.b.node("Xor", [L.b.node("Less", [m, c(0)]), L.b.node("Less", [y, c(0)])])])
+    d = L.b.node("Where", [fix, L.b.node("Sub", [d, c(1)]), d])
+    f = L.b.node("Floor", [d])
+    f = L.b.node("Where", [L.b.node("Greater", [L.b.node("Sub", [d, f]), c(0.5)]), L.b.node("Add", [f, c(1)]), f])
+    q = L.b.node("Div", [x, y])
+    f = L.b.node("Where", [L.b.node("Equal", [f, c(0)]), L.b.node("Mul", [q, c(0)]), f])
+    return L.b.node("Where", [L.b.node("Equal", [y, c(0)]), q, f])
 
 
 def _floor_divide(L, n, i, a, idt, odt):
     x, y = i
     if _is_float(idt):
-        return L.b.node("Floor", [L.b.node("Div", [x, y])])
+        return _float_floor_divide(L, x, y, idt)
+    yy = y
     y = _safe_divisor(L, y, idt)
     q = L.b.node("Div", [x, y])
+    if idt.is_signed:
+        q = L.b.node("Where", [L.b.node("Equal", [yy, L.b.const(np.asarray(-1, NP_CARRIED[idt]))]), L.b.node("Neg", [x]), q])
     r = L.b.node("Mod", [x, y], fmod=1)
     zero = L.b.const(np.asarray(0, NP_CARRIED[idt]))
     adjust = L.b.node("And", [L.b.node("Not", [L.b.node("Equal", [r, zero])]),
@@ -308,13 +331,6 @@ def _remainder(L, n, i, a, idt, odt):
                                L.b.node("Xor", [L.b.node("Less", [r, zero]), L.b.node("Less", [y, zero])])])
         return L.b.node("Where", [fix, L.b.node("Add", [r, y]), r])
     return L.b.node("Mod", [x, _safe_divisor(L, y, idt)], fmod=0)
-
-
-def _pow(L, n, i, a, idt, odt):
-    if _is_float(idt):
-        return L.b.node("Pow", i[:2])
-    zero = L.b.const(np.asarray(0, NP_CARRIED[idt]))
-    return L.b.node("Pow", [i[0], L.b.node("Max", [i[1], zero])])
 
 
 def _bool_or_bitwise(bool_op: str, int_op: str):
@@ -458,8 +474,8 @@ def _logsumexp(L, n, i, a, idt, odt):
     m = L.b.node("Where", [finite, m, L.b.const(np.asarray(0, NP_CARRIED[idt]))])
     s = L.b.node("Add", [L.b.node("Log", [L.b.node("ReduceSum", [L.b.node("Exp", [L.b.node("Sub", [x, m])]),
                                                                   L.b.i64(axes)], keepdims=1)]), m])
-    anynan = L.b.node("Cast", [L.b.node("ReduceMax", [L.b.node("Cast", [L.b.node("IsNaN", [x])], to=TensorProto.INT32),
-                                                      L.b.i64(axes)], keepdims=1)], to=TensorProto.BOOL)
+    anynan = L.b.node("Greater", [L.b.node("ReduceSum", [L.b.node("Cast", [L.b.node("IsNaN", [x])], to=TensorProto.INT64),
+                                                         L.b.i64(axes)], keepdims=1), L.b.i64(0)])
     s = L.b.node("Where", [anynan, _nan_like(L, s, idt), s])
     if not a["keepdims"]:
         s = L.b.node("Squeeze", [s, L.b.i64(axes)])
@@ -560,6 +576,8 @@ def _repeat(L, n, i, a, idt, odt):
         shape, axis = [n.inputs[0].shape.size()], 0
     else:
         axis = a["axis"]
+    if r == 0:  # ORT's Expand treats a 0 target dim against 1 as 1: slice the axis empty instead
+        return L.b.node("Slice", [x, L.b.i64([0]), L.b.i64([0]), L.b.i64([axis])])
     u = L.b.node("Unsqueeze", [x, L.b.i64([axis + 1])])
     target = shape[:axis + 1] + [r] + shape[axis + 1:]
     e = L.b.node("Expand", [u, L.shape(target)])
@@ -620,7 +638,7 @@ def _dynamic_update_slice(L, n, i, a, idt, odt):
     padded = L.b.node("Pad", [u, pads])
     ones = L.b.node("ConstantOfShape", [ushape], value=numpy_helper.from_array(np.asarray([1], np.int32), "v"))
     mask = L.b.node("Cast", [L.b.node("Pad", [ones, pads])], to=TensorProto.BOOL)
-    return L.b.node("Where", [mask, padded, x])
+    return _where_any(L, mask, padded, x, idt)
 
 
 def _take(L, n, i, a, idt, odt):
@@ -699,10 +717,6 @@ def _layer_norm(L, n, i, a, idt, odt):
     return L.b.node("LayerNormalization", i[:3], axis=-1, epsilon=float(a["eps"]))
 
 
-def _gelu(L, n, i, a, idt, odt):
-    return L.b.node("Gelu", [i[0]], approximate=a["approximate"])
-
-
 def _clip(L, n, i, a, idt, odt):
     y = i[0]
     for bound, op in ((a["min"], "Max"), (a["max"], "Min")):
@@ -711,14 +725,146 @@ def _clip(L, n, i, a, idt, odt):
     return y if y != i[0] else L.b.node("Identity", [y])
 
 
+# ---------------------------------------------------------------------------- exact helpers
+# ONNX Runtime lacks some kernels (Erf/Gelu for double, Where for bool) and computes others
+# inexactly (Pow for ints goes through floating point; ReduceSum/ReduceMean on int64 and empty
+# axes); these helpers build the reference semantics from exact standard ops.
+
+def _counted_loop(L: Lowering, trips: int, state: list[str], types: list[int], body_fn: Callable) -> list[str]:
+    """A ``Loop`` with a fixed trip count; ``body_fn(builder, iter_name, state_names)`` returns the
+    new state. Outer-scope names (e.g. the loop's operands) are visible inside the body."""
+    body = Builder(L.b.root)
+    it, c_in = L.b.fresh("iter"), L.b.fresh("cond_in")
+    s_in = [L.b.fresh("state_in") for _ in state]
+    new = [body.node("Identity", [x]) for x in body_fn(body, it, s_in)]
+    c_out = body.node("Identity", [c_in])
+    vi = helper.make_tensor_value_info
+    graph = helper.make_graph(
+        body.nodes, L.b.fresh("loop_body"),
+        [vi(it, TensorProto.INT64, []), vi(c_in, TensorProto.BOOL, [])] + [vi(s, t, None) for s, t in zip(s_in, types)],
+        [vi(c_out, TensorProto.BOOL, [])] + [vi(s, t, None) for s, t in zip(new, types)])
+    outs = [L.b.fresh("loop_out") for _ in state]
+    L.b.nodes.append(helper.make_node("Loop", [L.b.const(np.int64(trips)), ""] + state, outs, body=graph))
+    return outs
+
+
+#: terms of the erf series used for float64 (enough for |x| <= 6; erf(6) rounds to 1 in float64)
+ERF64_TERMS = 170
+
+
+def _erf64(L: Lowering, x: str) -> str:
+    """erf for float64 (ORT has no double Erf): erf(x) = 2/sqrt(pi) * x * exp(-x^2) * S with
+    S = sum_n (2x^2)^n / (2n+1)!!, a series of positive terms (no cancellation), x clamped to
+    [-6, 6] (|erf| rounds to 1 beyond) and nan passed through."""
+    d = lambda v: L.b.const(np.asarray(v, np.float64))  # noqa: E731
+    isnan = L.b.node("IsNaN", [x])
+    xc = L.b.node("Min", [L.b.node("Max", [L.b.node("Where", [isnan, d(0.0), x]), d(-6.0)]), d(6.0)])
+    t2 = L.b.node("Mul", [d(2.0), L.b.node("Mul", [xc, xc])])
+    one = L.b.node("Add", [L.b.node("Mul", [xc, d(0.0)]), d(1.0)])
+
+    def body(b: Builder, it: str, s: list[str]) -> list[str]:
+        k = b.node("Add", [b.node("Mul", [b.node("Cast", [it], to=TensorProto.DOUBLE), d(2.0)]), d(3.0)])
+        term = b.node("Div", [b.node("Mul", [s[0], t2]), k])
+        return [term, b.node("Add", [s[1], term])]
+
+    _, total = _counted_loop(L, ERF64_TERMS, [one, one], [TensorProto.DOUBLE] * 2, body)
+    scale = L.b.node("Mul", [L.b.node("Mul", [d(2.0 / math.sqrt(math.pi)), xc]),
+                             L.b.node("Exp", [L.b.node("Neg", [L.b.node("Mul", [xc, xc])])])])
+    val = L.b.node("Mul", [scale, total])
+    val = L.b.node("Where", [L.b.node("GreaterOrEqual", [L.b.node("Abs", [xc]), d(6.0)]), L.b.node("Sign", [xc]), val])
+    return L.b.node("Where", [isnan, x, val])
+
+
+def _erf(L, n, i, a, idt, odt):
+    if idt is DType.float64:
+        return _erf64(L, i[0])
+    return L.b.node("Erf", [i[0]])
+
+
+def _gelu(L, n, i, a, idt, odt):
+    if idt is DType.float64 and a["approximate"] == "none":
+        d = lambda v: L.b.const(np.asarray(v, np.float64))  # noqa: E731
+        e = _erf64(L, L.b.node("Div", [i[0], d(math.sqrt(2.0))]))
+        return L.b.node("Mul", [L.b.node("Mul", [d(0.5), i[0]]), L.b.node("Add", [d(1.0), e])])
+    return L.b.node("Gelu", [i[0]], approximate=a["approximate"])
+
+
+def _where_any(L: Lowering, c: str, x: str, y: str, dt: DType) -> str:
+    """Where for every carried type (ORT's Where has no bool kernel: go through int32)."""
+    if dt is DType.bool:
+        xi, yi = (L.b.node("Cast", [v], to=TensorProto.INT32) for v in (x, y))
+        return L.b.node("Cast", [L.b.node("Where", [c, xi, yi])], to=TensorProto.BOOL)
+    return L.b.node("Where", [c, x, y])
+
+
 def _where(L, n, i, a, idt, odt):
-    return L.b.node("Where", i[:3])
+    return _where_any(L, i[0], i[1], i[2], odt)
+
+
+def _mul_wrapped(b: Builder, x: str, y: str, dt: DType) -> str:
+    """x * y with the dtype's two's-complement wrap-around (carried types: int32 as int32,
+    uint32 and int64 as int64). uint32 uses 16-bit halves so no int64 product overflows."""
+    if dt is DType.int32:
+        p = b.node("Mul", [b.node("Cast", [x], to=TensorProto.INT64), b.node("Cast", [y], to=TensorProto.INT64)])
+        v = b.node("BitwiseAnd", [p, b.i64(MASK32)])
+        v = b.node("Where", [b.node("GreaterOrEqual", [v, b.i64(2 ** 31)]), b.node("Sub", [v, b.i64(2 ** 32)]), v])
+        return b.node("Cast", [v], to=TensorProto.INT32)
+    if dt is DType.uint32:
+        lo = b.node("BitwiseAnd", [x, b.i64(0xFFFF)])
+        hi = b.node("Div", [x, b.i64(0x10000)])
+        hi_part = b.node("Mul", [b.node("BitwiseAnd", [b.node("Mul", [hi, y]), b.i64(0xFFFF)]), b.i64(0x10000)])
+        return b.node("BitwiseAnd", [b.node("Add", [b.node("Mul", [lo, y]), hi_part]), b.i64(MASK32)])
+    return b.node("Mul", [x, y])  # int64: ORT's integer Mul wraps
+
+
+def _pow(L, n, i, a, idt, odt):
+    """Floats: Pow. Integers: exact square-and-multiply over the exponent's bits with
+    wrap-around (ORT's integer Pow goes through floating point and saturates)."""
+    if _is_float(idt):
+        return L.b.node("Pow", i[:2])
+    carried = CARRIED[idt]
+    zero = L.b.const(np.asarray(0, NP_CARRIED[idt]))
+    one = L.b.const(np.asarray(1, NP_CARRIED[idt]))
+    two = L.b.const(np.asarray(2, NP_CARRIED[idt]))
+    base = L.b.node("Add", [i[0], L.b.node("Mul", [i[1], zero])])  # broadcast both operands
+    exp = L.b.node("Add", [L.b.node("Max", [i[1], zero]), L.b.node("Mul", [i[0], zero])])
+    acc = L.b.node("Add", [L.b.node("Mul", [base, zero]), one])
+    bits = 63 if idt is DType.int64 else 32
+
+    def body(b: Builder, it: str, s: list[str]) -> list[str]:
+        acc, base, e = s
+        odd = b.node("Equal", [b.node("Mod", [e, two]), one])
+        acc = b.node("Where", [odd, _mul_wrapped(b, acc, base, idt), acc])
+        return [acc, _mul_wrapped(b, base, base, idt), b.node("Div", [e, two])]
+
+    return _counted_loop(L, bits, [acc, base, exp], [carried] * 3, body)[0]
+
+
+def _int64_sum(L: Lowering, x: str, axes: list[int], shape: list, keepdims: bool) -> str:
+    """Exact int64 sum (ORT's ReduceSum on int64 loses low bits for large values): move the
+    reduced axes last, flatten them, prepend a zero, CumSum and take the last element."""
+    rank = len(shape)
+    rest = [k for k in range(rank) if k not in axes]
+    t = L.b.node("Transpose", [x], perm=rest + axes)
+    rest_dims = [shape[k] for k in rest]
+    count = shape[axes[0]]
+    for k in axes[1:]:
+        count = count * shape[k]
+    flat = L.b.node("Reshape", [t, L.shape(rest_dims + [count])], allowzero=1)
+    zshape = L.b.node("Concat", [L.shape(rest_dims), L.b.i64([1])], axis=0) if rest_dims else L.b.i64([1])
+    zeros = L.b.node("ConstantOfShape", [zshape], value=numpy_helper.from_array(np.asarray([0], np.int64), "v"))
+    cs = L.b.node("CumSum", [L.b.node("Concat", [zeros, flat], axis=-1), L.b.const(np.int64(-1))])
+    last = L.b.node("Squeeze", [L.b.node("Slice", [cs, L.b.i64([-1]), L.b.i64([2 ** 62]), L.b.i64([-1])]),
+                                L.b.i64([-1])])
+    if keepdims:
+        return L.b.node("Reshape", [last, L.shape([1 if k in axes else shape[k] for k in range(rank)])], allowzero=1)
+    return last
 
 
 LOWERINGS = {
     "abs": _abs, "negative": _u("Neg"), "sign": _sign, "exp": _u("Exp"), "log": _u("Log"),
     "log1p": lambda L, n, i, a, idt, odt: L.b.node("Log", [L.b.node("Add", [i[0], L.b.const(np.asarray(1.0, NP_CARRIED[idt]))])]),
-    "sqrt": _u("Sqrt"), "rsqrt": _rsqrt, "tanh": _u("Tanh"), "erf": _u("Erf"), "sin": _u("Sin"), "cos": _u("Cos"),
+    "sqrt": _u("Sqrt"), "rsqrt": _rsqrt, "tanh": _u("Tanh"), "erf": _erf, "sin": _u("Sin"), "cos": _u("Cos"),
     "floor": _u("Floor"), "ceil": _u("Ceil"), "sigmoid": _u("Sigmoid"), "silu": _silu, "isnan": _isx("isnan"),
     "isinf": _isx("isinf"), "isfinite": _isx("isfinite"), "logical_not": _u("Not"), "bitwise_invert": _bitwise_invert,
     "gelu": _gelu, "add": _bin("Add"), "subtract": _bin("Sub"), "multiply": _bin("Mul"), "divide": _bin("Div"),
@@ -884,3 +1030,27 @@ def lower(graph: Graph, opset: int | None = None, **options: Any) -> OnnxProgram
         raise IRError(f"the onnx backend takes the option opset=<int> only, got {sorted(options)}")
     graph.check()
     return OnnxProgram(graph, opset)
+
+
+def _sum(L, n, i, a, idt, odt):
+    if idt in (DType.int64, DType.uint32):
+        axes = _axes_of(a, len(n.inputs[0].shape))
+        if not axes:
+            return L.b.node("Identity", [i[0]])
+        return _int64_sum(L, i[0], [k % len(n.inputs[0].shape) for k in axes], list(n.inputs[0].shape),
+                          bool(a["keepdims"]))
+    return _reduce("ReduceSum")(L, n, i, a, idt, odt)
+
+
+def _mean(L, n, i, a, idt, odt):
+    """ReduceSum / count (ReduceMean of an empty axis gives 0 in ORT; the reference gives nan)."""
+    axes = _axes_of(a, len(n.inputs[0].shape))
+    if not axes:
+        return L.b.node("Identity", [i[0]])
+    total = _reduce("ReduceSum")(L, n, i, a, idt, odt)
+    dims = L.b.node("Gather", [L.b.node("Shape", [i[0]]), L.b.i64(axes)], axis=0)
+    count = L.b.node("Cast", [L.b.node("ReduceProd", [dims], keepdims=0)], to=CARRIED[idt])
+    return L.b.node("Div", [total, count])
+
+
+LOWERINGS.update(sum=_sum, mean=_mean)

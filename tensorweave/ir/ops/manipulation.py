@@ -80,7 +80,7 @@ def reshape(x, shape):
 def _infer_permute(ins, attrs):
     axes = attrs["axes"]
     r = ins[0].rank
-    require(sorted(a % r if r else a for a in axes) == list(range(r)) and len(axes) == r,
+    require(len(axes) == r and all(-r <= a < r for a in axes) and sorted(a % r for a in axes) == list(range(r)),
             f"op permute_dims: axes {axes} are not a permutation of range({r})")
     return [TensorSpec([ins[0].shape[a] for a in axes], ins[0].dtype)]
 
