@@ -45,7 +45,8 @@ class GenerateOutput:
 
 def _model_generation_config(model: Any) -> GenerationConfig:
     cfg = model.config
-    fields = {k: getattr(cfg, k) for k in ("bos_token_id", "eos_token_id", "pad_token_id") if getattr(cfg, k, None) is not None}
+    fields = {k: getattr(cfg, k) for k in ("bos_token_id", "eos_token_id", "pad_token_id",
+                                                   "decoder_start_token_id") if getattr(cfg, k, None) is not None}
     return GenerationConfig(**fields)
 
 
@@ -83,7 +84,8 @@ def generate(model: Any, input_ids: Any, attention_mask: Any = None, generation_
     if fused and prefix_allowed_tokens_fn is not None:
         raise ValueError("`prefix_allowed_tokens_fn` is a Python callback on concrete token ids, which a fused "
                          "program cannot call: pass trace=False to generate step-wise")
-    if not native and not model.is_decoder:
+    seq2seq = not native and model.is_encoder_decoder
+    if not native and not model.is_decoder and not seq2seq:
         raise ValueError(f"tw.generate needs a decoder model; {model.model_type} is not one")
     if generation_config is not None:
         config = copy.deepcopy(generation_config)
@@ -113,7 +115,9 @@ def generate(model: Any, input_ids: Any, attention_mask: Any = None, generation_
         config.pad_token_id = eos[0]
     if config.pad_token_id is None:
         raise ValueError("generation needs `pad_token_id` (or `eos_token_id`) to fill finished rows")
-    prompt = ids.shape[1]
+    if seq2seq:
+        start = _decoder_start(config)
+    prompt = 1 if seq2seq else ids.shape[1]
     if config.max_new_tokens is not None:
         config.max_length = config.max_new_tokens + prompt
     if config.max_length <= prompt:
@@ -137,7 +141,9 @@ def generate(model: Any, input_ids: Any, attention_mask: Any = None, generation_
     else:
         key = random.key(0 if seed is None else seed)
     if streamer is not None:
-        streamer.put(ids.copy())
+        streamer.put(np.full((ids.shape[0], 1), start, np.int64) if seq2seq else ids.copy())
+    if seq2seq and not fused:
+        raise ValueError(f"{model.model_type} (encoder-decoder) generates fused only: leave trace unset or pass trace=True")
     if fused:
         program = _program(model, config, name, ids.shape, logits_processor)
         outs = program(ids, mask, key)
@@ -330,6 +336,8 @@ def _program(model: Any, config: GenerationConfig, backend: str, shape: tuple, c
 
 def _fused(model: Any, config: GenerationConfig, ids: Any, mask: Any, key: Any, custom: list | None) -> dict:
     import tensorweave.ir.namespace as xp
+    if model.is_encoder_decoder:
+        return _fused_seq2seq(model, config, ids, mask, key, custom)
     B, prompt = ids.shape
     params = {k: constant(v, name=k) for k, v in model.params.items()}
     procs = get_logits_processor(config, prompt, logits_processor=custom)
@@ -354,6 +362,54 @@ def _fused(model: Any, config: GenerationConfig, ids: Any, mask: Any, key: Any, 
         out = decode_greedy_or_sample(model.forward, params, model.config, ids, mask, max_length=config.max_length,
                                       eos_token_id=eos, pad_token_id=config.pad_token_id, processors=procs,
                                       warpers=warpers, do_sample=config.do_sample, key=key, output_scores=out_scores)
+        res = {"sequences": out["sequences"], "length": out["length"], "steps": out["length"]}
+    if out_scores:
+        res["scores"] = out["scores"]
+    return res
+
+
+def _decoder_start(config: GenerationConfig) -> int:
+    """Hugging Face's decoder start: ``decoder_start_token_id``, else ``bos_token_id``."""
+    start = config.decoder_start_token_id if config.decoder_start_token_id is not None else config.bos_token_id
+    if start is None:
+        raise ValueError("`decoder_start_token_id` or `bos_token_id` has to be defined for encoder-decoder generation.")
+    if isinstance(start, (list, tuple)):
+        raise ValueError("a list of `decoder_start_token_id` (one per batch item) is not supported; pass one int")
+    return int(start)
+
+
+def _fused_seq2seq(model: Any, config: GenerationConfig, ids: Any, mask: Any, key: Any, custom: list | None) -> dict:
+    """Encoder-decoder (T5) fused program: the encoder runs once on ``ids``/``mask``, its output
+    (and cross-attention keys/values) is repeated per beam / return sequence, and the decoder
+    loop starts from ``[decoder_start_token_id]`` (decoder prompt length 1). The encoder-side
+    processors get the encoder ids repeated the same way."""
+    import tensorweave.ir.namespace as xp
+    from .frontends.generation.decode import decode_seq2seq
+    from .frontends.models import t5
+    B = ids.shape[0]
+    params = {k: constant(v, name=k) for k, v in model.params.items()}
+    n = config.num_beams
+    rep = n if n > 1 else config.num_return_sequences
+    enc_rows = xp.repeat(ids, rep, axis=0) if rep > 1 else ids
+    procs = get_logits_processor(config, 1, encoder_input_ids=enc_rows, logits_processor=custom)
+    warpers = get_logits_warper(config) if config.do_sample else None
+    eos = _eos_tuple(config.eos_token_id)
+    out_scores = bool(config.output_scores)
+    bcfg = None
+    if n > 1:
+        bcfg = BeamConfig(batch_size=B, num_beams=n, vocab_size=model.config.vocab_size, prompt_len=1,
+                          max_length=config.max_length, eos_token_id=eos or (-1,), pad_token_id=config.pad_token_id,
+                          length_penalty=config.length_penalty, early_stopping=config.early_stopping,
+                          num_return_sequences=config.num_return_sequences)
+    out = decode_seq2seq(t5.encode, t5.decode, t5.init_cache, params, model.config, ids, mask, _decoder_start(config),
+                         max_length=config.max_length, eos_token_id=eos, pad_token_id=config.pad_token_id,
+                         num_return_sequences=config.num_return_sequences, bcfg=bcfg, processors=procs,
+                         warpers=warpers, do_sample=config.do_sample, key=key, output_scores=out_scores,
+                         vocab_size=model.config.vocab_size)
+    if n > 1:
+        res = {"sequences": out["sequences"], "length": out["out_len"], "sequences_scores": out["sequences_scores"],
+               "beam_indices": out["beam_indices"], "steps": out["length"]}
+    else:
         res = {"sequences": out["sequences"], "length": out["length"], "steps": out["length"]}
     if out_scores:
         res["scores"] = out["scores"]

@@ -133,3 +133,64 @@ def decode_beam(forward: Callable, params: dict, cfg: Any, ids: Any, mask: Any, 
     if output_scores:
         out["scores"] = final["scores"]
     return out
+
+
+# ---------------------------------------------------------------------------------------- encoder-decoder
+def seq2seq_start(encode: Callable, init_cache: Callable, params: dict, cfg: Any, enc_ids: Any, enc_mask: Any,
+                  repeats: int, max_length: Any) -> tuple:
+    """Run the encoder once on ``enc_ids [B, S]``, repeat its output and mask ``repeats`` times per
+    row (``repeat_interleave``, as Hugging Face expands encoder outputs for beams / return
+    sequences) and build the decoder cache: a static self-attention cache of ``max_length``
+    decoder positions plus the cross-attention keys/values. Returns ``(cache, enc_mask_rows)``."""
+    xp = array_namespace(enc_ids)
+    enc = encode(params, cfg, enc_ids, enc_mask)
+    if repeats > 1:
+        enc, enc_mask = xp.repeat(enc, repeats, axis=0), xp.repeat(enc_mask, repeats, axis=0)
+    return init_cache(params, cfg, enc, "static", max_length), enc_mask
+
+
+def seq2seq_step(decode: Callable, params: dict, cfg: Any, enc_mask: Any) -> Callable:
+    """A ``loops.StepFn`` for an encoder-decoder: ``step(tokens, cur_len, cache)`` runs the decoder
+    on the token at position ``cur_len - 1`` (offset ``cur_len - 1`` of the static cache; the
+    causal rule hides the unwritten positions) and returns its next-token logits."""
+
+    def step(tokens: Any, cur_len: Any, cache: Any) -> tuple:
+        xp = array_namespace(tokens)
+        pos = cur_len - 1
+        tok = xp.take_along_axis(tokens, xp.broadcast_to(xp.reshape(pos, (1, 1)), (tokens.shape[0], 1)), axis=1)
+        logits, cache = decode(params, cfg, tok, None, enc_mask, cache, pos)
+        return logits[:, -1], cache
+
+    return step
+
+
+def seq2seq_reorder(cache: dict, rows: Any) -> dict:
+    """Beam reorder for an encoder-decoder cache: gather the self-attention cache rows. The
+    cross-attention keys/values are left as they are: beam rows only move within their batch
+    item, whose ``num_beams`` rows hold identical encoder keys/values."""
+    from ..models import cache as kv_cache
+    return {"self": kv_cache.reorder_cache(cache["self"], rows), "cross": cache["cross"]}
+
+
+def decode_seq2seq(encode: Callable, decode: Callable, init_cache: Callable, params: dict, cfg: Any, enc_ids: Any,
+                   enc_mask: Any, decoder_start_token_id: int, *, max_length: int, eos_token_id: tuple,
+                   pad_token_id: int, num_return_sequences: int = 1, bcfg: BeamConfig | None = None,
+                   processors: Any = None, warpers: Any = None, do_sample: bool = False, key: Any = None,
+                   output_scores: bool = False, vocab_size: int | None = None) -> dict:
+    """Fused encoder-decoder generation: encoder once, then the decode ``while_loop`` (greedy /
+    sampling via ``loops.sample_loop``, beam search / beam sampling via ``loops.beam_search_loop``
+    when ``bcfg`` is given) over decoder buffers that start with ``decoder_start_token_id``
+    (``max_length`` counts decoder tokens). The processors see the decoder tokens."""
+    from .loops import beam_search_loop, sample_loop
+    xp = array_namespace(enc_ids)
+    B = enc_ids.shape[0]
+    rep = bcfg.num_beams if bcfg is not None else num_return_sequences
+    cache, mask_rows = seq2seq_start(encode, init_cache, params, cfg, enc_ids, enc_mask, rep, max_length)
+    start = xp.full((B * rep, 1), decoder_start_token_id, dtype=xp.int64)
+    step = seq2seq_step(decode, params, cfg, mask_rows)
+    if bcfg is not None:
+        return beam_search_loop(step, seq2seq_reorder, start, cache, bcfg, processors=processors, warpers=warpers,
+                                do_sample=do_sample, key=key, output_scores=output_scores)
+    return sample_loop(step, start, cache, max_length=max_length, eos_token_id=eos_token_id,
+                       pad_token_id=pad_token_id, processors=processors, warpers=warpers, do_sample=do_sample,
+                       key=key, output_scores=output_scores, vocab_size=vocab_size)
