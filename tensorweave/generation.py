@@ -142,8 +142,6 @@ def generate(model: Any, input_ids: Any, attention_mask: Any = None, generation_
         key = random.key(0 if seed is None else seed)
     if streamer is not None:
         streamer.put(np.full((ids.shape[0], 1), start, np.int64) if seq2seq else ids.copy())
-    if seq2seq and not fused:
-        raise ValueError(f"{model.model_type} (encoder-decoder) generates fused only: leave trace unset or pass trace=True")
     if fused:
         program = _program(model, config, name, ids.shape, logits_processor)
         outs = program(ids, mask, key)
@@ -283,17 +281,31 @@ def _is_torch_module(model: Any) -> bool:
 def _stepwise(model: Any, native: bool, config: GenerationConfig, backend: str, ids: np.ndarray, mask: np.ndarray,
               key: np.ndarray, custom: list | None, prefix_fn: Any, streamer: Any, reorder_cache: Any) -> dict:
     from .frontends.generation import stepwise
+    seq2seq = not native and model.is_encoder_decoder
+    enc_rows = None
+    if seq2seq:  # the loops run over the decoder: a start column; the encoder inputs go to the model step
+        enc_ids, enc_mask = ids, mask
+        rep = config.num_beams if config.num_beams > 1 else config.num_return_sequences
+        enc_rows = np.repeat(enc_ids, rep, axis=0)
+        ids = np.full((ids.shape[0], 1), _decoder_start(config), np.int64)
+        mask = np.ones_like(ids)
     prompt = ids.shape[1]
-    procs = get_logits_processor(config, prompt, prefix_allowed_tokens_fn=prefix_fn, logits_processor=custom)
+    procs = get_logits_processor(config, prompt, encoder_input_ids=enc_rows, prefix_allowed_tokens_fn=prefix_fn,
+                                 logits_processor=custom)
     prefix = next((p for p in procs if isinstance(p, PrefixConstrainedLogitsProcessor)), None)
     lower = functools.partial(_lower, backend=backend)
     setup = stepwise.StepwiseSetup(config=config, processors=procs,
                                    warpers=get_logits_warper(config) if config.do_sample else None, backend=backend,
                                    config_key=config.to_json_string(use_diff=False), lower=lower, prefix=prefix,
                                    streamer=streamer)
-    step = (NativeModelStep(model, reorder_cache) if native
-            else stepwise.StaticCacheModelStep(model, backend, config.max_length, lower))
+    if seq2seq:
+        step: Any = stepwise.Seq2SeqModelStep(model, backend, config.max_length, lower, enc_ids, enc_mask)
+    else:
+        step = (NativeModelStep(model, reorder_cache) if native
+                else stepwise.StaticCacheModelStep(model, backend, config.max_length, lower))
     extra = (_processors_key(custom),)
+    if enc_rows is not None and any(p.__class__.__name__.startswith("Encoder") for p in procs):
+        extra += (enc_rows.shape, enc_rows.tobytes())  # the encoder ids are constants of the step programs
     if config.num_beam_groups > 1:
         return stepwise.group_beam_loop(step, setup, ids, mask, extra)
     if config.num_beams > 1:

@@ -1,4 +1,4 @@
-"""Encoder-decoder generation (T5), fused: greedy and beam search (4 beams, 2 return sequences,
+"""Encoder-decoder generation (T5), fused and step-wise: greedy and beam search (4 beams, 2 return sequences,
 length penalties, early_stopping True/False/"never") give transformers' T5ForConditionalGeneration
 .generate() sequences on every backend, for a batch of 3 with padding in the encoder mask; scores
 and sequences_scores within 1e-4; encoder_repetition_penalty / encoder_no_repeat_ngram_size as
@@ -13,6 +13,8 @@ import pytest
 import tensorweave as tw
 from conftest import IN_CI
 from tensorweave.models import from_transformers
+
+pytestmark = pytest.mark.xdist_group("t5_generate")  # one worker: the models and programs are shared
 
 if IN_CI:  # the test extra installs transformers; CI must not skip these tests
     import torch
@@ -62,8 +64,12 @@ MASK[2, -3:] = 0  # right padding
 # eos as a list: the model's eos (1) plus a token these models produce mid-sequence, so rows and
 # beams finish early while others run to max_length
 EOS = {"relu": [1, 20], "gated-gelu": [1, 13]}
-BEAM_CONFIGS = [dict(length_penalty=1.5, early_stopping=True), dict(length_penalty=0.0, early_stopping=False),
-                dict(length_penalty=1.0, early_stopping="never")]
+# one beam configuration per model on every backend (the beam bookkeeping is the same IR on all of
+# them); the other length-penalty / early-stopping combinations on the numpy reference only
+BEAM_EVERY = {"relu": dict(length_penalty=1.5, early_stopping=True),
+              "gated-gelu": dict(length_penalty=0.0, early_stopping=False)}
+BEAM_MORE = [dict(length_penalty=1.0, early_stopping="never"), dict(length_penalty=2.0, early_stopping=False),
+             dict(length_penalty=0.0, early_stopping=True)]
 
 
 def hf_generate(kind: str, **kw):
@@ -113,39 +119,51 @@ def test_greedy_matches_transformers(kind, backend):
 BEAM = {"relu": dict(eos_token_id=20, pad_token_id=2), "gated-gelu": dict(eos_token_id=13, pad_token_id=2)}
 
 
+def check_beam(kind: str, backend: str, extra: dict) -> None:
+    """Beam search (4 beams, 2 return sequences) against transformers: sequences, sequences_scores,
+    beam indices and the transition scores along the returned hypotheses."""
+    kw = dict(num_beams=4, num_return_sequences=2, **BEAM[kind], **extra)
+    ref = hf_generate(kind, **kw)
+    out = ours(kind, backend, **kw)
+    np.testing.assert_array_equal(out.sequences, ref.sequences.numpy(), err_msg=str(extra))
+    np.testing.assert_allclose(out.sequences_scores, ref.sequences_scores.numpy(), atol=ATOL, rtol=0,
+                               err_msg=str(extra))
+    assert len(out.scores) == len(ref.scores)
+    # per-step scores of batch items already done are implementation details (4.37 feeds pads,
+    # v5 keeps running beams): compare beam indices and the scores along the returned hypotheses
+    ref_bidx = ref.beam_indices.numpy()
+    np.testing.assert_array_equal(out.beam_indices[:, :ref_bidx.shape[1]], ref_bidx)
+    ours_t = tw.compute_transition_scores(out.sequences, out.scores, out.beam_indices)
+    ref_t = tw.compute_transition_scores(ref.sequences.numpy(), [x.numpy() for x in ref.scores], ref_bidx)
+    np.testing.assert_allclose(ours_t, ref_t, atol=ATOL, rtol=RTOL_SCORES)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_beam_search_matches_transformers(kind, backend):
-    for extra in BEAM_CONFIGS:
-        kw = dict(num_beams=4, num_return_sequences=2, **BEAM[kind], **extra)
-        ref = hf_generate(kind, **kw)
-        out = ours(kind, backend, **kw)
-        np.testing.assert_array_equal(out.sequences, ref.sequences.numpy(), err_msg=str(extra))
-        np.testing.assert_allclose(out.sequences_scores, ref.sequences_scores.numpy(), atol=ATOL, rtol=0,
-                                   err_msg=str(extra))
-        assert len(out.scores) == len(ref.scores)
-        # per-step scores of batch items already done are implementation details (4.37 feeds pads,
-        # v5 keeps running beams): compare beam indices and the scores along the returned hypotheses
-        ref_bidx = ref.beam_indices.numpy()
-        np.testing.assert_array_equal(out.beam_indices[:, :ref_bidx.shape[1]], ref_bidx)
-        ours_t = tw.compute_transition_scores(out.sequences, out.scores, out.beam_indices)
-        ref_t = tw.compute_transition_scores(ref.sequences.numpy(), [x.numpy() for x in ref.scores], ref_bidx)
-        np.testing.assert_allclose(ours_t, ref_t, atol=ATOL, rtol=RTOL_SCORES)
+    check_beam(kind, backend, BEAM_EVERY[kind])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("extra", BEAM_MORE, ids=lambda e: f"lp{e['length_penalty']}-{e['early_stopping']}")
+def test_beam_length_penalty_and_early_stopping(kind, extra):
+    check_beam(kind, "numpy", extra)
 
 
 def test_beam_transition_scores_sum_to_sequence_scores(backend):
     """length_penalty=0: each row's transition scores (via beam_indices) sum to its sequence score."""
-    out = ours("gated-gelu", backend, num_beams=4, num_return_sequences=2, length_penalty=0.0, **BEAM["gated-gelu"])
+    out = ours("gated-gelu", backend, num_beams=4, num_return_sequences=2, **BEAM["gated-gelu"],
+               **BEAM_EVERY["gated-gelu"])  # the program of test_beam_search_matches_transformers
     trans = tw.compute_transition_scores(out.sequences, out.scores, out.beam_indices)
     np.testing.assert_allclose(np.asarray(trans).sum(axis=1), out.sequences_scores, atol=1e-3)
 
 
-def test_encoder_processors_match_transformers(backend):
+def test_encoder_processors_match_transformers():
     """encoder_repetition_penalty boosts the encoder's tokens and encoder_no_repeat_ngram_size
     bans copying encoder bigrams: greedy with both equals Hugging Face, and differs from plain
     greedy (so the processors did something)."""
     kw = dict(encoder_repetition_penalty=3.0, encoder_no_repeat_ngram_size=2)
     ref = hf_generate("relu", **kw)
-    out = ours("relu", backend, **kw)
+    out = ours("relu", "numpy", **kw)
     np.testing.assert_array_equal(out.sequences, ref.sequences.numpy())
     assert_scores(out.scores, ref.scores)
     assert not np.array_equal(out.sequences, hf_generate("relu").sequences.numpy())
@@ -174,9 +192,35 @@ def test_max_new_tokens_counts_decoder_tokens():
     assert out.shape[1] <= 5
 
 
+STEPWISE_CASES = {"greedy": dict(), "beam": dict(num_beams=4, num_return_sequences=2, **BEAM["relu"]),
+                  "sample": dict(do_sample=True, top_k=10, num_return_sequences=2, seed=3),
+                  "encoder_processors": dict(encoder_repetition_penalty=3.0, encoder_no_repeat_ngram_size=2)}
+
+
+@pytest.mark.parametrize("case", list(STEPWISE_CASES))
+def test_stepwise_equals_fused(case):
+    """trace=False (host loop around the encoder/decoder step programs) gives the fused tokens and
+    scores (same IR functions, so exactly equal on the numpy reference)."""
+    kw = STEPWISE_CASES[case]
+    fused = ours("relu", "numpy", **kw)
+    step = ours("relu", "numpy", trace=False, **kw)
+    np.testing.assert_array_equal(step.sequences, fused.sequences)
+    assert len(step.scores) == len(fused.scores)
+    for a, b in zip(step.scores, fused.scores):
+        np.testing.assert_array_equal(a, b)
+    if "num_beams" in kw:
+        np.testing.assert_array_equal(step.sequences_scores, fused.sequences_scores)
+
+
+def test_stepwise_beam_matches_transformers_on_a_framework(framework_backend):
+    kw = dict(num_beams=4, num_return_sequences=2, **BEAM["relu"], **BEAM_EVERY["relu"])
+    ref = hf_generate("relu", **kw)
+    out = ours("relu", framework_backend, trace=False, **kw)
+    np.testing.assert_array_equal(out.sequences, ref.sequences.numpy())
+    np.testing.assert_allclose(out.sequences_scores, ref.sequences_scores.numpy(), atol=ATOL, rtol=0)
+
+
 def test_errors():
-    with pytest.raises(ValueError, match="fused only"):
-        tw.generate(OURS["relu"], IDS, MASK, backend="numpy", trace=False, max_length=5)
     with pytest.raises(ValueError, match="decoder_start_token_id"):
         tw.generate(OURS["relu"], IDS, MASK, backend="numpy", generation_config=tw.GenerationConfig(eos_token_id=1, pad_token_id=0),
                     max_length=5)

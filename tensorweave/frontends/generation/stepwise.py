@@ -564,3 +564,92 @@ def group_beam_loop(model: ModelStep, setup: StepwiseSetup, ids: np.ndarray, mas
     if cfg.output_scores:
         res["scores"] = np.stack(scores)
     return res
+
+
+class Seq2SeqModelStep:
+    """A tensorweave encoder-decoder ``Model`` (T5) step-wise, with the fused path's functions
+    (``decode.seq2seq_start`` / ``seq2seq_step``): a prefill program runs the encoder on the
+    encoder inputs repeated to the loop's rows, builds the static self-attention cache and the
+    cross-attention keys/values and decodes the start token; a step program decodes one token.
+    ``prefill(ids, mask)`` gets the decoder start column ``[rows, 1]`` (its mask is ignored: the
+    decoder attends causally, as in the fused loop)."""
+
+    def __init__(self, model: Any, backend: str, max_length: int, lower: Callable[[Any], Any], enc_ids: np.ndarray,
+                 enc_mask: np.ndarray):
+        self.model, self.backend, self.max_length, self.lower = model, backend, max_length, lower
+        self.enc_ids, self.enc_mask = enc_ids, enc_mask
+        self.state: list = []
+        self.cur_len = 0
+        self.step_prog: Any = None
+
+    def _programs(self, rows: int) -> tuple[Any, Any]:
+        from ...ir.trace import constant, trace
+        from ..models import t5
+        from .decode import seq2seq_start, seq2seq_step
+        m, L = self.model, self.max_length
+        cfg = m.config
+        n = cfg.num_decoder_layers
+        B, S = self.enc_ids.shape
+        rep = rows // B
+
+        def params() -> dict:
+            return {k: constant(v, name=k) for k, v in m.params.items()}
+
+        def flat(cache: dict, enc_mask: Any) -> dict:
+            out = {f"new.self.{kind}.{i}": cache["self"][kind][i] for kind in ("key", "value") for i in range(n)}
+            out.update({f"new.cross.{j}.{i}": cache["cross"][i][j] for j in range(2) for i in range(n)})
+            out["new.enc_mask"] = enc_mask
+            return out
+
+        def unflat(arrays: tuple) -> tuple:
+            self_c = {"key": list(arrays[:n]), "value": list(arrays[n:2 * n])}
+            cross = list(zip(arrays[2 * n:3 * n], arrays[3 * n:4 * n]))
+            return {"self": self_c, "cross": cross}, arrays[4 * n]
+
+        def prefill(enc_ids: Any, enc_mask: Any, start: Any) -> dict:
+            import tensorweave.ir.namespace as xp
+            P = params()
+            cache, mask_rows = seq2seq_start(t5.encode, t5.init_cache, P, cfg, enc_ids, enc_mask, rep, L)
+            logits, cache = seq2seq_step(t5.decode, P, cfg, mask_rows)(start, xp.asarray(1, dtype=xp.int64), cache)
+            return {"logits": logits, **flat(cache, mask_rows)}
+
+        def step(tokens: Any, cur_len: Any, *arrays: Any) -> dict:
+            cache, mask_rows = unflat(arrays)
+            logits, cache = seq2seq_step(t5.decode, params(), cfg, mask_rows)(tokens, cur_len, cache)
+            return {"logits": logits, **flat(cache, mask_rows)}
+
+        base = ("seq2seq-model", self.backend, rows, B, S, L)
+        store = _MODEL_PROGRAMS.setdefault(m, {})
+        pre = _cached(base + ("prefill",), lambda: trace(
+            prefill, TensorSpec((B, S), "int64", "enc_ids"), TensorSpec((B, S), "int64", "enc_mask"),
+            TensorSpec((rows, 1), "int64", "start"), name=f"{cfg.model_type}_seq2seq_prefill"), self.lower, store)
+        sk = TensorSpec((rows, cfg.num_heads, L, cfg.d_kv), "float32")
+        ck = TensorSpec((rows, cfg.num_heads, S, cfg.d_kv), "float32")
+        specs = [TensorSpec((rows, L), "int64", "tokens"), TensorSpec((), "int64", "cur_len")]
+        specs += [sk.with_name(f"self.{kind}.{i}") for kind in ("key", "value") for i in range(n)]
+        specs += [ck.with_name(f"cross.{j}.{i}") for j in range(2) for i in range(n)]
+        specs.append(TensorSpec((rows, S), "int64", "enc_mask_rows"))
+        stp = _cached(base + ("step",), lambda: trace(step, *specs, name=f"{cfg.model_type}_seq2seq_step"),
+                      self.lower, store)
+        return pre, stp
+
+    def prefill(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        rows = ids.shape[0]
+        pre, self.step_prog = self._programs(rows)
+        outs = pre(self.enc_ids, self.enc_mask, ids.astype(np.int64))
+        self.state = [np.asarray(o) for o in outs[1:]]
+        self.tokens = np.zeros((rows, self.max_length), np.int64)
+        self.tokens[:, 0] = ids[:, 0]
+        self.cur_len = 1
+        return np.asarray(outs[0]).astype(np.float32)
+
+    def step(self, tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        self.tokens[:, self.cur_len] = tokens
+        self.cur_len += 1
+        outs = self.step_prog(self.tokens, np.asarray(self.cur_len, np.int64), *self.state)
+        self.state = [np.asarray(o) for o in outs[1:]]
+        return np.asarray(outs[0]).astype(np.float32)
+
+    def reorder(self, rows: np.ndarray) -> None:
+        self.state = [np.take(s, rows, axis=0) for s in self.state]
+        self.tokens = np.take(self.tokens, rows, axis=0)
