@@ -224,3 +224,20 @@ def test_errors():
     with pytest.raises(ValueError, match="decoder_start_token_id"):
         tw.generate(OURS["relu"], IDS, MASK, backend="numpy", generation_config=tw.GenerationConfig(eos_token_id=1, pad_token_id=0),
                     max_length=5)
+
+
+@pytest.mark.parametrize("trace", [True, False])
+def test_streamer_gets_start_token_then_each_step(trace):
+    got = []
+
+    class Collect:
+        def put(self, x):
+            got.append(np.asarray(x).reshape(len(x), -1))
+
+        def end(self):
+            got.append(None)
+
+    out = tw.generate(OURS["relu"], IDS, MASK, backend="numpy", max_length=MAX_LENGTH, eos_token_id=EOS["relu"],
+                      streamer=Collect(), trace=trace)
+    assert got[-1] is None and (got[0] == 0).all()  # the decoder start column first
+    np.testing.assert_array_equal(np.concatenate(got[:-1], axis=1), out)
