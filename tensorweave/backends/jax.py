@@ -17,7 +17,6 @@ created with the IR's exact dtype.
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
@@ -28,6 +27,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from jax import lax  # noqa: E402
 
+from ..ir.safetensors_io import atomic_write
 from ..ir.graph import Graph, Value  # noqa: E402
 from ..ir.ops import OPS, resolve_attrs  # noqa: E402
 from ..ir.types import DType, IRError, TensorSpec, as_dtype  # noqa: E402
@@ -432,23 +432,9 @@ class JaxProgram(Program):
             raise IRError(f"jax export: {first} (jax.export assumes every symbol >= 1"
                           + (f"; drop {list(allow_zero)} from allow_zero" if allow_zero else "")
                           + ", or export to onnx/tensorflow)") from None
-        return _write_atomic(os.fspath(path), bytes(data))
-
-
-def _write_atomic(path: str, data: bytes) -> str:
-    """Write ``data`` to a temporary file next to ``path``, then rename it (never a partial file)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+        path = os.path.abspath(os.fspath(path))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return atomic_write(path, bytes(data))
 
 
 def lower(graph: Graph, **options: Any) -> JaxProgram:
