@@ -74,6 +74,11 @@ def _export(args: argparse.Namespace) -> int:
     say(f"loading {args.model}")
     model = load(args.model)
     say(f"loaded {model!r}")
+    from .onnx import FeaturesManager
+    features = FeaturesManager.get_supported_features_for_model_type(model.model_type)
+    if args.feature not in features:  # HF's message prints the whole feature table; name the choices instead
+        raise ValueError(f"{model.model_type} doesn't support feature {args.feature}; choose one of "
+                         f"{', '.join(features)} (--feature)")
     res = export(model, args.feature, args.target, args.output, opset=args.opset, progress=say)
     if args.validate:
         validate_model_outputs(res.onnx_config, model, res.path, res.output_names, args.atol, target=res.target,
