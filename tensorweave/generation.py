@@ -23,6 +23,7 @@ from .backends import registry
 from .frontends.generation.beam_search import BeamConfig
 from .frontends.generation.builder import get_logits_processor, get_logits_warper
 from .frontends.generation.configuration import GenerationConfig
+from .frontends.generation.contrastive import decode_contrastive
 from .frontends.generation.decode import decode_beam, decode_greedy_or_sample
 from .frontends.generation.logits_process import PrefixConstrainedLogitsProcessor
 from .ir import random
@@ -48,6 +49,13 @@ def _model_generation_config(model: Any) -> GenerationConfig:
     fields = {k: getattr(cfg, k) for k in ("bos_token_id", "eos_token_id", "pad_token_id",
                                                    "decoder_start_token_id") if getattr(cfg, k, None) is not None}
     return GenerationConfig(**fields)
+
+
+def _is_contrastive(config: GenerationConfig) -> bool:
+    """Hugging Face's mode rule: contrastive search when not sampling, one beam, ``top_k > 1`` and
+    ``penalty_alpha > 0``."""
+    return (not config.do_sample and config.num_beams == 1 and config.penalty_alpha is not None
+            and config.penalty_alpha > 0 and config.top_k is not None and config.top_k > 1)
 
 
 def _eos_tuple(eos: Any) -> tuple:
@@ -123,9 +131,15 @@ def generate(model: Any, input_ids: Any, attention_mask: Any = None, generation_
     if config.max_length <= prompt:
         raise ValueError(f"`max_length` ({config.max_length}) must exceed the prompt length ({prompt}); "
                          "set `max_new_tokens`")
-    if config.penalty_alpha is not None or config.constraints is not None:
-        raise ValueError("contrastive search and constrained beam search are not implemented in tensorweave yet; use "
-                         "greedy, sampling, beam search, beam sampling or (step-wise) group beam search")
+    if config.constraints is not None:
+        raise ValueError("constrained beam search is not implemented in tensorweave yet; use greedy, sampling, "
+                         "contrastive search, beam search, beam sampling or (step-wise) group beam search")
+    if _is_contrastive(config):
+        if not config.use_cache:
+            raise ValueError("Contrastive search requires `use_cache=True`")
+        if seq2seq:
+            raise ValueError("contrastive search runs on decoder-only models in tensorweave; T5 (encoder-decoder) "
+                             "supports greedy, sampling and the beam modes")
     if config.num_beam_groups > 1 and fused:
         raise ValueError("group (diverse) beam search runs step-wise only: pass trace=False")
     if streamer is not None and config.num_beams > 1:
@@ -198,30 +212,40 @@ class NativeModelStep:
     def _array(self, x: np.ndarray) -> Any:
         return self.torch.from_numpy(np.ascontiguousarray(x)) if self.torch is not None else x
 
-    def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def _run(self, ids: np.ndarray, mask: np.ndarray, hidden: bool = False) -> Any:
         kw: dict = {"input_ids": self._array(ids), "attention_mask": self._array(mask), "use_cache": True}
         if self.cache is not None:
             kw[self.cache_kw] = self.cache
         if self.pass_positions:
             kw["position_ids"] = self._array(_positions(mask, ids.shape[1]))
+        if hidden:
+            kw["output_hidden_states"] = True
         if self.torch is not None:
             with self.torch.no_grad():
                 out = self.fn(**kw)
         else:
             out = self.fn(**kw)
         logits, self.cache = _split_output(out, self.cache_kw)
-        if _is_torch(logits):
-            logits = logits[:, -1].detach().float().cpu().numpy()
-        else:
-            logits = np.asarray(logits)[:, -1]
-        return logits.astype(np.float32)
+        logits = _numpy(logits[:, -1])
+        if not hidden:
+            return logits
+        states = out.get("hidden_states") if hasattr(out, "get") else getattr(out, "hidden_states", None)
+        if not states:
+            raise ValueError("contrastive search needs the model's hidden states: a native model must return "
+                             "`hidden_states` when called with output_hidden_states=True")
+        return logits, _numpy(states[-1])
 
-    def prefill(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def prefill(self, ids: np.ndarray, mask: np.ndarray, hidden: bool = False) -> Any:
+        """Logits ``[rows, V]`` at the last prompt position (with ``hidden``: and the last hidden
+        states ``[rows, prompt, H]``)."""
         self.cache = None
-        return self._run(ids, mask)
+        return self._run(ids, mask, hidden)
 
-    def step(self, tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        return self._run(tokens[:, None], mask)
+    def step(self, tokens: np.ndarray, mask: np.ndarray, hidden: bool = False) -> Any:
+        """Logits ``[rows, V]`` after one token per row (with ``hidden``: and its last hidden state
+        ``[rows, H]``)."""
+        out = self._run(tokens[:, None], mask, hidden)
+        return (out[0], out[1][:, -1]) if hidden else out
 
     def reorder(self, rows: np.ndarray) -> None:
         if self.reorder_cache is not None:
@@ -239,6 +263,13 @@ class NativeModelStep:
 
 def _is_torch(x: Any) -> bool:
     return type(x).__module__.startswith("torch")
+
+
+def _numpy(x: Any) -> np.ndarray:
+    """A float32 numpy copy of a torch tensor or any array."""
+    if _is_torch(x):
+        return x.detach().float().cpu().numpy()
+    return np.asarray(x).astype(np.float32)
 
 
 def _split_output(out: Any, cache_name: str = "past_key_values") -> tuple[Any, Any]:
@@ -306,6 +337,9 @@ def _stepwise(model: Any, native: bool, config: GenerationConfig, backend: str, 
     extra = (_processors_key(custom),)
     if enc_rows is not None and any(p.__class__.__name__.startswith("Encoder") for p in procs):
         extra += (enc_rows.shape, enc_rows.tobytes())  # the encoder ids are constants of the step programs
+    if _is_contrastive(config):
+        from .frontends.generation.contrastive import contrastive_loop
+        return contrastive_loop(step, setup, ids, mask, extra)
     if config.num_beam_groups > 1:
         return stepwise.group_beam_loop(step, setup, ids, mask, extra)
     if config.num_beams > 1:
@@ -356,7 +390,12 @@ def _fused(model: Any, config: GenerationConfig, ids: Any, mask: Any, key: Any, 
     warpers = get_logits_warper(config) if config.do_sample else None
     eos = _eos_tuple(config.eos_token_id)
     out_scores = bool(config.output_scores)
-    if config.num_beams > 1:
+    if _is_contrastive(config):
+        out = decode_contrastive(model.forward, params, model.config, ids, mask, max_length=config.max_length,
+                                 top_k=config.top_k, penalty_alpha=config.penalty_alpha, eos_token_id=eos,
+                                 pad_token_id=config.pad_token_id, processors=procs, output_scores=out_scores)
+        res = {"sequences": out["sequences"], "length": out["length"], "steps": out["length"]}
+    elif config.num_beams > 1:
         n = config.num_beams
         bcfg = BeamConfig(batch_size=B, num_beams=n, vocab_size=model.config.vocab_size, prompt_len=prompt,
                           max_length=config.max_length, eos_token_id=eos or (-1,), pad_token_id=config.pad_token_id,

@@ -62,67 +62,99 @@ class StaticCacheModelStep:
     max_length, head_dim]`` cache (the fused loop's own prefill and one-token step, see
     ``decode.py``): shapes never change, so each program is lowered once per (backend, rows,
     prompt, max_length), and the logits are those of the fused program. The mask passed to the
-    model is the prompt mask followed by ones up to ``max_length`` (as in the fused loop)."""
+    model is the prompt mask followed by ones up to ``max_length`` (as in the fused loop).
+
+    ``hidden=True`` (contrastive search) also returns the last hidden state (after the final
+    norm): ``[rows, prompt, H]`` from ``prefill``, ``[rows, H]`` from ``step``; a step may run on
+    more rows than the prompt had once :meth:`reorder` has repeated them."""
 
     def __init__(self, model: Any, backend: str, max_length: int, lower: Callable[[Any], Any]):
         self.model, self.backend, self.max_length, self.lower = model, backend, max_length, lower
         self.cache: list = []
         self.full_mask: np.ndarray | None = None
         self.cur_len = 0
-        self.step_prog: Any = None
 
-    def _programs(self, rows: int, prompt: int) -> tuple[Any, Any]:
-        from ...ir.trace import constant, trace
-        from .decode import _prefill, _step
+    def _flat(self, cache: dict) -> dict:
+        n = self.model.config.num_hidden_layers
+        out = {f"new.key.{i}": cache["key"][i] for i in range(n)}
+        out.update({f"new.value.{i}": cache["value"][i] for i in range(n)})
+        return out
+
+    def _params(self) -> dict:
+        from ...ir.trace import constant
+        return {k: constant(v, name=k) for k, v in self.model.params.items()}
+
+    def _store(self) -> dict:
+        return _MODEL_PROGRAMS.setdefault(self.model, {})  # lives as long as the model (its weights are constants)
+
+    def _prefill_program(self, rows: int, prompt: int, hidden: bool) -> Any:
+        from ...ir.trace import trace
+        from ..models import attention
+        from .decode import _prefill
+        m, L = self.model, self.max_length
+        cfg = m.config
+
+        def prefill(ids: Any, mask: Any) -> dict:
+            if not hidden:
+                logits, cache, _ = _prefill(m.forward, self._params(), cfg, ids, mask, L)
+                return {"logits": logits, **self._flat(cache)}
+            import tensorweave.ir.namespace as xp
+            full = xp.concat([mask, xp.ones((rows, L - prompt), dtype=xp.int64)], axis=1)
+            cache = attention.static_cache(xp, cfg.num_hidden_layers, rows, cfg.num_key_value_heads, L, cfg.head_dim,
+                                           xp.float32)
+            pos = attention.position_ids_from_mask(full, 0, prompt)
+            logits, cache, states = m.forward(self._params(), cfg, ids, full, pos, cache, 0, output_hidden_states=True)
+            return {"logits": logits[:, -1], **self._flat(cache), "hidden": states[-1]}
+
+        specs = (TensorSpec((rows, prompt), "int64", "ids"), TensorSpec((rows, prompt), "int64", "mask"))
+        key = ("static-model", self.backend, rows, L, "prefill", prompt, hidden)
+        return _cached(key, lambda: trace(prefill, *specs, name=f"{cfg.model_type}_prefill"), self.lower,
+                       self._store())
+
+    def _step_program(self, rows: int, hidden: bool) -> Any:
+        from ...ir.trace import trace
+        from ..models import attention
         m, L = self.model, self.max_length
         cfg = m.config
         n = cfg.num_hidden_layers
-        kv = TensorSpec((rows, cfg.num_key_value_heads, L, cfg.head_dim), "float32")
-
-        def params() -> dict:
-            return {k: constant(v, name=k) for k, v in m.params.items()}
-
-        def flat(cache: dict) -> dict:
-            out = {f"new.key.{i}": cache["key"][i] for i in range(n)}
-            out.update({f"new.value.{i}": cache["value"][i] for i in range(n)})
-            return out
-
-        def prefill(ids: Any, mask: Any) -> dict:
-            logits, cache, _ = _prefill(m.forward, params(), cfg, ids, mask, L)
-            return {"logits": logits, **flat(cache)}
 
         def step(tok: Any, full_mask: Any, cur_len: Any, *cache: Any) -> dict:
             c = {"key": list(cache[:n]), "value": list(cache[n:])}
-            logits, c = _step(m.forward, params(), cfg, tok, full_mask, c, cur_len)
-            return {"logits": logits, **flat(c)}
+            pos = attention.position_ids_from_mask(full_mask, cur_len, 1)
+            res = m.forward(self._params(), cfg, tok[:, None], full_mask, pos, c, cur_len,
+                            output_hidden_states=hidden)
+            out = {"logits": res[0][:, -1], **self._flat(res[1])}
+            if hidden:
+                out["hidden"] = res[2][-1][:, -1]
+            return out
 
-        base = ("static-model", self.backend, rows, L)
-        store = _MODEL_PROGRAMS.setdefault(m, {})  # lives as long as the model (its weights are constants)
-        mask_spec = TensorSpec((rows, L), "int64", "full_mask")
-        prompt_specs = (TensorSpec((rows, prompt), "int64", "ids"), TensorSpec((rows, prompt), "int64", "mask"))
-        pre = _cached(base + ("prefill", prompt),
-                      lambda: trace(prefill, *prompt_specs, name=f"{cfg.model_type}_prefill"), self.lower, store)
-        specs = [TensorSpec((rows,), "int64", "tok"), mask_spec, TensorSpec((), "int64", "cur_len")]
+        kv = TensorSpec((rows, cfg.num_key_value_heads, L, cfg.head_dim), "float32")
+        specs = [TensorSpec((rows,), "int64", "tok"), TensorSpec((rows, L), "int64", "full_mask"),
+                 TensorSpec((), "int64", "cur_len")]
         specs += [kv.with_name(f"cache.{kind}.{i}") for kind in ("key", "value") for i in range(n)]
-        stp = _cached(base + ("step",), lambda: trace(step, *specs, name=f"{cfg.model_type}_static_step"),
-                      self.lower, store)
-        return pre, stp
+        key = ("static-model", self.backend, rows, L, "step", hidden)
+        return _cached(key, lambda: trace(step, *specs, name=f"{cfg.model_type}_static_step"), self.lower,
+                       self._store())
 
-    def prefill(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def prefill(self, ids: np.ndarray, mask: np.ndarray, hidden: bool = False) -> Any:
         rows, prompt = ids.shape
-        pre, self.step_prog = self._programs(rows, prompt)
         self.full_mask = np.concatenate([mask, np.ones((rows, self.max_length - prompt), np.int64)], axis=1)
-        outs = pre(ids, mask)
-        self.cache = list(outs[1:])
+        prog = self._prefill_program(rows, prompt, hidden)
         self.cur_len = prompt
-        return np.asarray(outs[0]).astype(np.float32)
+        return self._take(prog, prog(ids, mask), hidden)
 
-    def step(self, tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        outs = self.step_prog(tokens.astype(np.int64), self.full_mask, np.asarray(self.cur_len, np.int64),
-                              *self.cache)
-        self.cache = list(outs[1:])
+    def _take(self, prog: Any, outs: tuple, hidden: bool) -> Any:
+        """Keep the new cache as the backend returned it (no host copy); logits (and hidden) as numpy."""
+        named = dict(zip(prog.output_names, outs))
+        self.cache = [named[k] for k in prog.output_names if k.startswith("new.")]
+        logits = np.asarray(named["logits"]).astype(np.float32)
+        return (logits, np.asarray(named["hidden"]).astype(np.float32)) if hidden else logits
+
+    def step(self, tokens: np.ndarray, mask: np.ndarray, hidden: bool = False) -> Any:
+        prog = self._step_program(tokens.shape[0], hidden)
+        outs = prog(tokens.astype(np.int64), self.full_mask, np.asarray(self.cur_len, np.int64), *self.cache)
         self.cur_len += 1
-        return np.asarray(outs[0]).astype(np.float32)
+        return self._take(prog, outs, hidden)
 
     def reorder(self, rows: np.ndarray) -> None:
         self.cache = [np.take(np.asarray(c), rows, axis=0) for c in self.cache]

@@ -1,0 +1,212 @@
+"""Contrastive search (Su et al. 2022, Hugging Face's ``penalty_alpha`` / ``top_k`` mode), written once.
+
+Each step, from the next-token logits of every row:
+
+1. ``scores = processors(tokens, logits)`` (the logits processors only: Hugging Face's
+   ``generate()`` passes no warpers to contrastive search), ``p = softmax(scores)``,
+   ``top_k_probs, top_k_ids = top_k(p, k)``;
+2. the model runs the ``k`` candidates of each row (``rows * k`` one-token rows over a copy of the
+   row's cache), giving each candidate's last hidden state ``h_c`` (after the final norm) and the
+   logits that follow it;
+3. the degeneration penalty of a candidate is its largest cosine similarity with the hidden states
+   of the row's context (the prompt and the tokens chosen so far, padding excluded):
+   ``penalty_c = max_j cos(h_c, h_j)``; the chosen candidate is
+   ``argmax_c((1 - alpha) * top_k_probs_c - alpha * penalty_c)`` (first index on ties);
+4. the chosen candidate's token, cache, logits and hidden state become the row's; finished rows
+   emit ``pad_token_id``.
+
+``scores`` (with ``output_scores``) are the processed logits of step 1, as for greedy search.
+Padding positions of a left-padded prompt are excluded from the penalty (Hugging Face 4.37 left
+them in, later releases mask them: spec/generation.md).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from ...ir import array_namespace
+from ...ir.control import while_loop
+from ..models import attention
+
+
+def top_candidates(xp: Any, scores: Any, top_k: int) -> tuple[Any, Any]:
+    """``top_k(softmax(scores), k)`` -> ``(probs [rows, k], ids [rows, k])``, most likely first."""
+    return xp.top_k(xp.softmax(scores, axis=-1), top_k)
+
+
+def rank_candidates(xp: Any, context: Any, context_mask: Any, candidates: Any, top_k_probs: Any,
+                    penalty_alpha: float) -> Any:
+    """The index in ``[0, k)`` of each row's chosen candidate.
+
+    ``context [rows, T, H]`` hidden states with ``context_mask [rows, T]`` (true where a position
+    counts), ``candidates [rows, k, H]``, ``top_k_probs [rows, k]``:
+    ``argmax_c((1 - alpha) * p_c - alpha * max_{j: mask_j} <h_c, h_j> / (|h_c| |h_j|))``."""
+    ctx = context / xp.sqrt(xp.sum(context * context, axis=-1, keepdims=True))
+    cand = candidates / xp.sqrt(xp.sum(candidates * candidates, axis=-1, keepdims=True))
+    cosine = xp.matmul(cand, xp.permute_dims(ctx, (0, 2, 1)))  # [rows, k, T]
+    cosine = xp.where(context_mask[:, None, :], cosine, xp.full_like(cosine, xp.finfo(cosine.dtype).min))
+    penalty = xp.max(cosine, axis=-1)
+    score = (1.0 - penalty_alpha) * top_k_probs - penalty_alpha * penalty
+    return xp.argmax(score, axis=-1)
+
+
+def decode_contrastive(forward: Callable, params: dict, cfg: Any, ids: Any, mask: Any, *, max_length: int,
+                       top_k: int, penalty_alpha: float, eos_token_id: tuple, pad_token_id: int,
+                       processors: Any = None, output_scores: bool = False) -> dict:
+    """Fused contrastive search for a decoder-only model over a static cache (see ``decode.py``):
+    the prompt step, then a ``while_loop`` whose body runs the ``rows * top_k`` candidates.
+    Returns ``sequences [rows, max_length]``, ``length`` and, with ``output_scores``,
+    ``scores [max_length - prompt, rows, V]``."""
+    xp = array_namespace(ids)
+    rows, prompt = ids.shape
+    k, L = top_k, max_length
+    full_mask = xp.concat([xp.astype(mask, xp.int64), xp.ones((rows, L - prompt), dtype=xp.int64)], axis=1)
+    cache = attention.static_cache(xp, cfg.num_hidden_layers, rows, cfg.num_key_value_heads, L, cfg.head_dim,
+                                   xp.float32)
+    pos = attention.position_ids_from_mask(full_mask, 0, prompt)
+    logits, cache, hidden = forward(params, cfg, ids, full_mask, pos, cache, 0, output_hidden_states=True)
+    last = hidden[-1]  # [rows, prompt, H]
+    H = last.shape[-1]
+    context = xp.concat([last, xp.zeros((rows, L - prompt, H), dtype=last.dtype)], axis=1)
+    tokens = xp.concat([xp.astype(ids, xp.int64), xp.full((rows, L - prompt), pad_token_id, dtype=xp.int64)], axis=1)
+    cand_mask = xp.repeat(full_mask, k, axis=0)
+    pick_base = xp.arange(rows, dtype=xp.int64) * k
+    state = {"cur_len": xp.asarray(prompt, dtype=xp.int64), "tokens": tokens, "logits": logits[:, -1],
+             "unfinished": xp.ones((rows,), dtype=xp.bool), "cache": cache, "context": context}
+    if output_scores:
+        state["scores"] = xp.zeros((max(L - prompt, 1), rows, cfg.vocab_size), dtype=xp.float32)
+
+    def body(s: dict) -> dict:
+        cur = s["cur_len"]
+        scores = xp.astype(s["logits"], xp.float32)
+        if processors:
+            scores = processors(s["tokens"], scores, cur)
+        probs, cand_ids = top_candidates(xp, scores, k)
+        expanded = {kind: [xp.repeat(c, k, axis=0) for c in s["cache"][kind]] for kind in ("key", "value")}
+        cpos = attention.position_ids_from_mask(cand_mask, cur, 1)
+        c_logits, c_cache, c_hidden = forward(params, cfg, xp.reshape(cand_ids, (rows * k, 1)), cand_mask, cpos,
+                                              expanded, cur, output_hidden_states=True)
+        c_last = xp.reshape(c_hidden[-1], (rows, k, H))
+        positions = xp.arange(L)[None, :]
+        ctx_mask = (positions < cur) & (full_mask != 0)
+        chosen = rank_candidates(xp, s["context"], ctx_mask, c_last, probs, penalty_alpha)
+        pick = pick_base + chosen
+        nxt = xp.take_along_axis(cand_ids, chosen[:, None], axis=1)[:, 0]
+        nxt = xp.where(s["unfinished"], nxt, xp.full_like(nxt, pad_token_id))
+        at_cur = (positions == cur)
+        toks = xp.where(at_cur, nxt[:, None], s["tokens"])
+        chosen_hidden = xp.take(xp.reshape(c_last, (rows * k, H)), pick, axis=0)
+        ctx = xp.where(at_cur[:, :, None], chosen_hidden[:, None, :], s["context"])
+        hit = xp.zeros((rows,), dtype=xp.bool)
+        for e in eos_token_id:
+            hit = hit | (nxt == e)
+        out = {"cur_len": cur + 1, "tokens": toks, "logits": xp.take(c_logits[:, -1], pick, axis=0),
+               "unfinished": s["unfinished"] & ~hit,
+               "cache": {kind: [xp.take(c, pick, axis=0) for c in c_cache[kind]] for kind in ("key", "value")},
+               "context": ctx}
+        if output_scores:
+            out["scores"] = xp.dynamic_update_slice(s["scores"], scores[None], [cur - prompt, 0, 0])
+        return out
+
+    final = while_loop(lambda s: (s["cur_len"] < L) & xp.any(s["unfinished"]), body, state)
+    out = {"sequences": final["tokens"], "length": final["cur_len"]}
+    if output_scores:
+        out["scores"] = final["scores"]
+    return out
+
+
+# ---------------------------------------------------------------------------------------- step-wise
+def _step_programs(setup: Any, rows: int, prompt: int, L: int, V: int, H: int, key_extra: tuple) -> tuple[Any, Any]:
+    """The two strategy programs of a step: ``propose`` (processors, softmax, top-k) before the
+    candidates run, ``choose`` (ranking, pad for finished rows, eos) after."""
+    from ...ir.trace import trace
+    from ...ir.types import TensorSpec
+    from .stepwise import _cached, _eos, _with_mask
+    cfg = setup.config
+    k = cfg.top_k
+    has_mask = setup.prefix is not None
+
+    def propose(tokens: Any, logits: Any, cur_len: Any, *mask: Any) -> dict:
+        import tensorweave.ir.namespace as xp
+        procs = _with_mask(setup.processors, mask[0] if mask else None)
+        scores = xp.astype(logits, xp.float32)
+        if procs:
+            scores = procs(tokens, scores, cur_len)
+        probs, ids = top_candidates(xp, scores, k)
+        return {"top_k_probs": probs, "top_k_ids": ids, "scores": scores}
+
+    def choose(context: Any, context_mask: Any, candidates: Any, probs: Any, ids: Any, unfinished: Any) -> dict:
+        import tensorweave.ir.namespace as xp
+        chosen = rank_candidates(xp, context, context_mask, candidates, probs, cfg.penalty_alpha)
+        nxt = xp.take_along_axis(ids, chosen[:, None], axis=1)[:, 0]
+        nxt = xp.where(unfinished, nxt, xp.full_like(nxt, cfg.pad_token_id))
+        hit = xp.zeros((rows,), dtype=xp.bool)
+        for e in _eos(cfg):
+            hit = hit | (nxt == e)
+        return {"next_tokens": nxt, "chosen": chosen, "next_unfinished": unfinished & ~hit}
+
+    p_specs = [TensorSpec((rows, L), "int64", "tokens"), TensorSpec((rows, V), "float32", "logits"),
+               TensorSpec((), "int64", "cur_len")]
+    if has_mask:
+        p_specs.append(TensorSpec((rows, V), "float32", "prefix_mask"))
+    c_specs = [TensorSpec((rows, L, H), "float32", "context"), TensorSpec((rows, L), "bool", "context_mask"),
+               TensorSpec((rows, k, H), "float32", "candidates"), TensorSpec((rows, k), "float32", "top_k_probs"),
+               TensorSpec((rows, k), "int64", "top_k_ids"), TensorSpec((rows,), "bool", "unfinished")]
+    base = (setup.backend, rows, prompt, L, V, H, setup.config_key, has_mask) + key_extra
+    prop = _cached(("contrastive-propose",) + base, lambda: trace(propose, *p_specs, name="contrastive_propose"),
+                   setup.lower)
+    cho = _cached(("contrastive-choose",) + base, lambda: trace(choose, *c_specs, name="contrastive_choose"),
+                  setup.lower)
+    return prop, cho
+
+
+def contrastive_loop(model: Any, setup: Any, ids: np.ndarray, mask: np.ndarray, key_extra: tuple = ()) -> dict:
+    """Contrastive search, step-wise: the host runs the model (prompt, then ``rows * top_k``
+    candidate rows per step over the repeated cache) and keeps the context hidden states; the
+    strategy programs propose and choose. Same outputs as ``sample_loop``."""
+    from .stepwise import _named, _prefix_mask
+    cfg = setup.config
+    rows, prompt = ids.shape
+    L, k = cfg.max_length, cfg.top_k
+    logits, hidden = model.prefill(ids, mask, hidden=True)
+    V, H = logits.shape[-1], hidden.shape[-1]
+    propose, choose = _step_programs(setup, rows, prompt, L, V, H, key_extra)
+    context = np.zeros((rows, L, H), np.float32)
+    context[:, :prompt] = hidden
+    context_mask = np.zeros((rows, L), bool)
+    context_mask[:, :prompt] = mask != 0
+    tokens = np.full((rows, L), cfg.pad_token_id, np.int64)
+    tokens[:, :prompt] = ids
+    unfinished = np.ones((rows,), bool)
+    full_mask = mask
+    expand = np.repeat(np.arange(rows), k)
+    base = np.arange(rows) * k
+    scores: list = []
+    cur_len = prompt
+    while cur_len < L and unfinished.any():
+        p = _named(propose, propose(tokens, logits, np.asarray(cur_len, np.int64),
+                                    *_prefix_mask(setup, tokens, cur_len, V)))
+        full_mask = np.concatenate([full_mask, np.ones((rows, 1), np.int64)], axis=1)
+        model.reorder(expand)
+        c_logits, c_hidden = model.step(p["top_k_ids"].reshape(-1).astype(np.int64), np.repeat(full_mask, k, axis=0),
+                                        hidden=True)
+        c = _named(choose, choose(context, context_mask, c_hidden.reshape(rows, k, H), p["top_k_probs"],
+                                  p["top_k_ids"].astype(np.int64), unfinished))
+        pick = base + c["chosen"].astype(np.int64)
+        model.reorder(pick)
+        logits = c_logits[pick]
+        context[:, cur_len] = c_hidden[pick]
+        context_mask[:, cur_len] = True
+        nxt = c["next_tokens"].astype(np.int64)
+        tokens[:, cur_len] = nxt
+        unfinished = c["next_unfinished"].astype(bool)
+        if cfg.output_scores:
+            scores.append(p["scores"])
+        if setup.streamer is not None:
+            setup.streamer.put(nxt.copy())
+        cur_len += 1
+    res = {"sequences": tokens, "length": np.asarray(cur_len), "steps": np.asarray(cur_len)}
+    if cfg.output_scores:
+        res["scores"] = np.stack(scores)
+    return res
