@@ -179,6 +179,29 @@ def _log_softmax(v: torch.Tensor, axis: int) -> torch.Tensor:
     return s - torch.log(torch.sum(torch.exp(s), dim=axis, keepdim=True))
 
 
+def _top_k(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k largest along the last axis, descending, ties -> lower index first, nan largest: the
+    IR's top_k. torch.topk finds the k-th largest value ``t``; every element ``> t`` is taken and
+    the ties ``== t`` in index order until there are k; the k chosen are then sorted stably.
+    Rows with nan (and short or empty rows) take the full stable sort."""
+    n = x.shape[-1]
+    if k == 0 or x.numel() == 0 or k * 8 >= n or (x.is_floating_point() and bool(torch.isnan(x).any())):
+        srt = torch.sort(x, dim=-1, descending=True, stable=True)
+        return srt.values[..., :k], srt.indices[..., :k]
+    lead = tuple(x.shape[:-1])
+    flat = x.reshape(-1, n)
+    kth = torch.topk(flat, k, dim=-1, sorted=True).values[:, k - 1:k]
+    above = flat > kth
+    tied = flat == kth
+    need = k - above.sum(-1, keepdim=True)
+    take = above | (tied & (torch.cumsum(tied.to(torch.int64), -1) <= need))
+    idx = torch.nonzero(take)[:, 1].reshape(-1, k)  # row-major: ascending positions per row
+    vals = torch.gather(flat, 1, idx)
+    order = torch.sort(vals, dim=-1, descending=True, stable=True).indices
+    idx = torch.gather(idx, 1, order)
+    return torch.gather(flat, 1, idx).reshape(lead + (k,)), idx.reshape(lead + (k,))
+
+
 def _take(x: torch.Tensor, idx: torch.Tensor, axis: int) -> torch.Tensor:
     """np.take: out shape x.shape[:axis] + idx.shape + x.shape[axis+1:]."""
     flat = torch.index_select(x, axis, idx.reshape(-1))
@@ -686,9 +709,16 @@ def _e_argsort(s: Site) -> str:
 
 
 def _emit_top_k(cg: "_Codegen", s: Site) -> list[str]:
-    """Values and indices of a stable descending sort, first k (ties: lower index first)."""
+    """Values and indices of a stable descending sort, first k (ties: lower index first).
+
+    Eager code uses ``_top_k`` (torch.topk plus an exact tie rule, much cheaper than sorting a
+    long row); the export flavour keeps the one stable sort (no data-dependent shapes)."""
     k, tmp = s.at["k"], cg.fresh("srt")
-    values = f"{tmp}.values[..., :{k}]" + (f".to({_tdt(s.in_dt)})" if s.in_dt in LOW else "")
+    low = f".to({_tdt(s.in_dt)})" if s.in_dt in LOW else ""
+    if not cg.export:
+        key = s.args[0] + (".float()" if s.in_dt in LOW else "")
+        return [f"{tmp} = _top_k({key}, {k})", f"{s.outs[0]}, {s.outs[1]} = {tmp}[0]{low}, {tmp}[1]"]
+    values = f"{tmp}.values[..., :{k}]" + low
     return [f"{tmp} = {_sort_call(s, -1, True)}", f"{s.outs[0]}, {s.outs[1]} = {values}, {tmp}.indices[..., :{k}]"]
 
 

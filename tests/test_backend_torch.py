@@ -1,0 +1,60 @@
+"""The torch backend's eager top_k (torch.topk plus the IR's tie rule, spec/backends.md) against
+the numpy reference on long rows with many ties, ints, -inf and nan, and through a lowered
+program."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import IN_CI
+from tensorweave.backends import registry
+
+if not registry.is_installed("torch") and not IN_CI:  # in CI a missing backend fails the session
+    pytest.skip(registry.missing_message("torch"), allow_module_level=True)
+
+import torch  # noqa: E402
+
+import tensorweave as tw  # noqa: E402
+import tensorweave.ir.namespace as xp  # noqa: E402
+from tensorweave.backends.torch import _top_k  # noqa: E402
+from tensorweave.ir import TensorSpec  # noqa: E402
+from tensorweave.ir.ops.manipulation import top_k as reference_top_k  # noqa: E402
+
+
+def rows(kind, shape, rng):
+    if kind == "normal":
+        return rng.standard_normal(shape).astype(np.float32)
+    if kind == "ties":
+        return rng.integers(0, 4, size=shape).astype(np.float32)
+    if kind == "int":
+        return rng.integers(-3, 3, size=shape).astype(np.int64)
+    if kind == "inf":
+        x = rng.integers(0, 3, size=shape).astype(np.float64)
+        return np.where(x == 2, -np.inf, x)
+    x = rng.standard_normal(shape).astype(np.float32)  # nan: counts as the largest value
+    x.flat[rng.integers(0, x.size, size=3)] = np.nan
+    return x
+
+
+@pytest.mark.parametrize("kind", ["normal", "ties", "int", "inf", "nan"])
+def test_eager_top_k_equals_the_stable_sort_rule(kind):
+    rng = np.random.default_rng(len(kind))
+    for trial in range(40):
+        n = int(rng.integers(1, 400))
+        shape = tuple(int(d) for d in rng.integers(1, 4, size=trial % 3)) + (n,)
+        x = rows(kind, shape, rng)
+        k = int(rng.integers(1, max(2, n // 9))) if trial % 2 else int(rng.integers(0, n + 1))
+        values, indices = _top_k(torch.from_numpy(x), k)
+        ref_values, ref_indices = reference_top_k(x, k)
+        np.testing.assert_array_equal(indices.numpy(), ref_indices, err_msg=f"{shape} k={k}")
+        np.testing.assert_array_equal(values.numpy(), ref_values)
+
+
+def test_top_k_program_on_a_vocabulary_row_with_ties():
+    x = np.zeros((2, 5000), np.float32)
+    x[0, [10, 4000, 7, 4999]] = 3.0  # four-way tie: lower indices first
+    x[1, 123] = 1.0
+    prog = tw.lower(tw.trace(lambda a: xp.top_k(a, 3), TensorSpec((2, 5000), "float32")), backend="torch")
+    values, indices = prog(x)
+    np.testing.assert_array_equal(indices, [[7, 10, 4000], [123, 0, 1]])
+    np.testing.assert_array_equal(values, [[3, 3, 3], [1, 0, 0]])
