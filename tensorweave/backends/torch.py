@@ -179,6 +179,14 @@ def _log_softmax(v: torch.Tensor, axis: int) -> torch.Tensor:
     return s - torch.log(torch.sum(torch.exp(s), dim=axis, keepdim=True))
 
 
+def _mm_nk(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``x @ w`` for a ``w [K, N]`` whose memory is ``[N, K]`` row-major (``w = base.t()``), as
+    ``(base @ x2^T)^T``: CPU BLAS runs that 2-3x faster than ``x @ base^T`` for a few rows."""
+    k, n = w.shape
+    out = torch.mm(w.t(), x.reshape(-1, k).t()).t()
+    return out.reshape(tuple(x.shape[:-1]) + (n,))
+
+
 def _top_k(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The k largest along the last axis, descending, ties -> lower index first, nan largest: the
     IR's top_k. torch.topk finds the k-th largest value ``t``; every element ``> t`` is taken and
@@ -546,6 +554,8 @@ def _e_cumsum(s: Site) -> str:
 def _e_matmul(s: Site) -> str:
     if s.in_dt is DType.uint32:
         return f"_matmul_u32({s.args[0]}, {s.args[1]})"
+    if id(s.node) in s.cg.nk_sites:
+        return f"_mm_nk({s.args[0]}, {s.args[1]})"
     return s.f32("torch.matmul({0}, {1})")
 
 
@@ -733,14 +743,75 @@ class _Codegen:
         self.consts: dict[str, torch.Tensor] = {}
         self.funcs: list[str] = []
         self.count = 0
+        self.transposed: set = set()  # 2-D weight constants stored transposed (see plan_weight_layouts)
+        self.nk_sites: set = set()  # matmul nodes emitted as _mm_nk
+
+    def plan_weight_layouts(self, graph: Graph) -> None:
+        """Choose the memory layout of 2-D float weight constants for the matmuls that use them.
+
+        On CPU, ``x [M, K] @ W`` is fastest with ``W`` stored ``[K, N]`` row-major when ``M == 1``
+        (a decode step) and as ``(Wt @ x^T)^T`` with ``Wt`` stored ``[N, K]`` when ``M >= 2``
+        (beams, prompts), 2-3x apart on this kind of machine (benchmarks/generate.py). A weight
+        reaches a matmul directly, through ``permute_dims(.., (1, 0))`` (a tied or ``[out, in]``
+        head) or as a captured operand of a loop. The uses inside the deepest loop decide (they
+        run most often); the constant is stored in the chosen layout and bound under its own name
+        as a transposed view, so it costs no extra memory and every other use reads the same
+        values. Values are unchanged; only float summation order may differ (within the
+        tolerances of spec/backends.md)."""
+        wanted: dict = {}  # constant -> [(depth, stored transposed?)]
+        sites: list = []  # (node, constant, operand is the transposed constant, M)
+
+        def walk(g: Graph, origin: dict, depth: int) -> None:
+            origin = dict(origin)
+            for v in g.constants:
+                if len(v.shape) == 2 and v.dtype in (DType.float32, DType.float64):
+                    origin[v] = (v, False)
+            for node in g.nodes:
+                ins = node.inputs
+                if node.op == "permute_dims" and ins[0] in origin and tuple(node.attrs["axes"]) == (1, 0):
+                    c, t = origin[ins[0]]
+                    origin[node.outputs[0]] = (c, not t)
+                elif node.op == "matmul" and len(ins) == 2 and ins[1] in origin and len(ins[0].shape) >= 2 \
+                        and ins[0].dtype is ins[1].dtype and all(isinstance(d, int) for d in ins[0].shape[:-1]):
+                    c, t = origin[ins[1]]
+                    m = math.prod(ins[0].shape[:-1])
+                    if m >= 1:
+                        sites.append((node, c, t, m))
+                        # want [K, N] rows (the operand itself contiguous) for M == 1, [N, K] otherwise
+                        wanted.setdefault(c, []).append((depth, t if m == 1 else not t))
+                elif node.op == "while_loop":
+                    n = node.attrs["num_state"]
+                    for sub in node.subgraphs.values():
+                        walk(sub, {sub.inputs[i]: origin[ins[i]] for i in range(n, min(len(ins), len(sub.inputs)))
+                                   if ins[i] in origin}, depth + 1)
+                elif node.op == "cond":
+                    for sub in node.subgraphs.values():
+                        walk(sub, {sub.inputs[i]: origin[ins[i + 1]] for i in range(min(len(ins) - 1, len(sub.inputs)))
+                                   if ins[i + 1] in origin}, depth)
+                else:
+                    for sub in node.subgraphs.values():
+                        walk(sub, {}, depth + 1)
+
+        walk(graph, {}, 0)
+        for c, uses in wanted.items():
+            deepest = max(d for d, _ in uses)
+            choices = {tr for d, tr in uses if d == deepest}
+            if choices == {True}:
+                self.transposed.add(c)
+        for node, c, t, m in sites:
+            if m >= 2 and (c in self.transposed) != t:  # the operand's memory is [N, K] rows
+                self.nk_sites.add(id(node))
 
     def fresh(self, prefix: str) -> str:
         self.count += 1
         return f"{prefix}{self.count}"
 
-    def const(self, arr: np.ndarray, dt: DType) -> str:
+    def const(self, arr: np.ndarray, dt: DType, transposed: bool = False) -> str:
         name = self.fresh("c")
-        self.consts[name] = _array_to_torch(np.asarray(arr), dt, copy=True)
+        if transposed:  # stored [b, a] row-major, seen as the [a, b] constant (plan_weight_layouts)
+            self.consts[name] = _array_to_torch(np.ascontiguousarray(np.asarray(arr).T), dt, copy=True).t()
+        else:
+            self.consts[name] = _array_to_torch(np.asarray(arr), dt, copy=True)
         return name
 
     def function(self, graph: Graph, fname: str, symbols: list[str], top: bool) -> str:
@@ -758,7 +829,7 @@ class _Codegen:
             alias[v] = "input"
             params.append(names[v])
         for v, arr in graph.constants.items():
-            names[v] = self.const(arr, v.dtype)
+            names[v] = self.const(arr, v.dtype, transposed=v in self.transposed)
             alias[v] = "const"
         lines = [f"def {fname}({''.join(p + ', ' for p in params + [f's_{s}' for s in symbols])}):"]
         for node in graph.nodes:
@@ -847,6 +918,8 @@ def generate_source(graph: Graph, export: bool = False) -> tuple[str, dict[str, 
     plan = symbol_plan(graph.input_specs)
     symbols = [s for s, *_ in plan]
     cg = _Codegen(export, symbols)
+    if not export:
+        cg.plan_weight_layouts(graph)
     inner = cg.function(graph, "graph_fn", symbols, top=True)
     taken: set = set()
     params = [_identifier(n, taken) if export else f"x{i}" for i, n in enumerate(graph.input_names)]
