@@ -27,6 +27,7 @@ from .frontends.generation.contrastive import decode_contrastive
 from .frontends.generation.decode import decode_beam, decode_greedy_or_sample
 from .frontends.generation.logits_process import PrefixConstrainedLogitsProcessor
 from .ir import random
+from .ir.passes import optimize
 from .ir.trace import constant, trace
 from .ir.types import IRError, TensorSpec
 
@@ -375,7 +376,7 @@ def _program(model: Any, config: GenerationConfig, backend: str, shape: tuple, c
         graph = trace(lambda ids, mask, key: _fused(model, config, ids, mask, key, custom),
                       TensorSpec(shape, "int64", "input_ids"), TensorSpec(shape, "int64", "attention_mask"),
                       TensorSpec((2,), "uint32", "key"))
-        prog = registry.lower(graph, backend)
+        prog = registry.lower(optimize(graph), backend)
         store[cache_key] = prog
     return prog
 

@@ -91,4 +91,4 @@ def test_weight_layout_plan_keeps_values_and_picks_the_fast_form(rows, transpose
     consts = [t for t in prog.entry.__globals__.values() if isinstance(t, torch.Tensor) and t.shape == (8, 8)]
     assert len(consts) == 1  # stored once, in the chosen layout
     operand = consts[0].t() if transposed_weight else consts[0]
-    assert operand.is_contiguous() == (rows == 1)  # [K, N] rows for one row, [N, K] rows otherwise
+    assert operand.is_contiguous() == (rows == 1)  # [K, N] rows for one row (N >= K here), else [N, K]

@@ -750,8 +750,9 @@ class _Codegen:
         """Choose the memory layout of 2-D float weight constants for the matmuls that use them.
 
         On CPU, ``x [M, K] @ W`` is fastest with ``W`` stored ``[K, N]`` row-major when ``M == 1``
-        (a decode step) and as ``(Wt @ x^T)^T`` with ``Wt`` stored ``[N, K]`` when ``M >= 2``
-        (beams, prompts), 2-3x apart on this kind of machine (benchmarks/generate.py). A weight
+        (a decode step) and ``N >= K``, with ``W`` stored ``[N, K]`` when ``M == 1`` and ``N < K``
+        (a plain matmul on the transposed view), and as ``(Wt @ x^T)^T`` with ``Wt`` stored
+        ``[N, K]`` when ``M >= 2`` (beams, prompts): up to 2-3x apart on this kind of machine. A weight
         reaches a matmul directly, through ``permute_dims(.., (1, 0))`` (a tied or ``[out, in]``
         head) or as a captured operand of a loop. The uses inside the deepest loop decide (they
         run most often); the constant is stored in the chosen layout and bound under its own name
@@ -775,10 +776,12 @@ class _Codegen:
                         and ins[0].dtype is ins[1].dtype and all(isinstance(d, int) for d in ins[0].shape[:-1]):
                     c, t = origin[ins[1]]
                     m = math.prod(ins[0].shape[:-1])
+                    k, n = ins[1].shape
                     if m >= 1:
                         sites.append((node, c, t, m))
-                        # want [K, N] rows (the operand itself contiguous) for M == 1, [N, K] otherwise
-                        wanted.setdefault(c, []).append((depth, t if m == 1 else not t))
+                        # want [K, N] rows (the operand itself contiguous) for one row and N >= K,
+                        # [N, K] rows otherwise
+                        wanted.setdefault(c, []).append((depth, t if (m == 1 and n >= k) else not t))
                 elif node.op == "while_loop":
                     n = node.attrs["num_state"]
                     for sub in node.subgraphs.values():
