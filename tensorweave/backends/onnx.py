@@ -625,8 +625,32 @@ def _dynamic_slice(L, n, i, a, idt, odt):
     return L.b.node("Slice", [x, begin, end, L.b.i64(list(range(len(starts))))])
 
 
+def _scatter_update(L: Lowering, x: str, u: str, starts: list[str], xs: list[int], us: list[int]) -> str:
+    """dynamic_update_slice as one ``ScatterND`` when both shapes are static: the index tuples
+    cover the axes up to the last one the update does not span (``r`` axes); the rest of each
+    update row is copied whole. Cost O(update) instead of O(x) (ORT may update in place)."""
+    r = max(k for k in range(len(xs)) if us[k] != xs[k]) + 1
+    grid = us[:r]
+    cols = []
+    for k in range(r):
+        hi = L.b.i64([xs[k] - us[k]])
+        s1 = L.b.node("Reshape", [L.b.node("Cast", [starts[k]], to=TensorProto.INT64), L.b.i64([1])])
+        start = L.b.node("Max", [L.b.node("Min", [s1, hi]), L.b.i64([0])])
+        ix = L.b.node("Add", [start, L.b.i64(list(range(us[k])))])
+        view = [1] * r
+        view[k] = us[k]
+        ix = L.b.node("Expand", [L.b.node("Reshape", [ix, L.b.i64(view + [1])]), L.b.i64(grid + [1])])
+        cols.append(ix)
+    index = cols[0] if r == 1 else L.b.node("Concat", cols, axis=-1)
+    return L.b.node("ScatterND", [x, index, u])
+
+
 def _dynamic_update_slice(L, n, i, a, idt, odt):
     x, u, starts = i[0], i[1], i[2:]
+    xs, us = list(n.inputs[0].shape), list(n.inputs[1].shape)
+    static = all(isinstance(d, int) for d in xs + us)
+    if static and idt is not DType.bool and xs != us and 0 not in us:
+        return _scatter_update(L, x, u, starts, xs, us)
     rank = len(starts)
     ushape = L.b.node("Shape", [u])
     sizes = [L.b.node("Gather", [ushape, L.b.i64([k])], axis=0) for k in range(rank)]
