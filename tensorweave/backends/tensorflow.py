@@ -528,10 +528,29 @@ def _dynamic_slice(x: Any, *starts: Any, sizes: tuple) -> Any:
     return tf.slice(x, tf.stack(st), tf.stack([tf.cast(n, tf.int64) for n in sizes]))
 
 
+def _scatter_update(x: Any, u: Any, starts: Sequence[Any], xs: list, us: list) -> Any:
+    """Static shapes: one ``tensor_scatter_nd_update`` whose index tuples cover the axes up to the
+    last one the update does not span; O(update) instead of a select over all of x."""
+    r = max(k for k in range(len(xs)) if us[k] != xs[k]) + 1
+    cols = []
+    for k in range(r):
+        start = tf.clip_by_value(tf.cast(starts[k], tf.int64), tf.constant(0, tf.int64),
+                                 tf.constant(xs[k] - us[k], tf.int64))
+        view = [1] * r
+        view[k] = us[k]
+        ix = tf.reshape(start + tf.range(us[k], dtype=tf.int64), view)
+        cols.append(tf.broadcast_to(ix, us[:r]))
+    return tf.tensor_scatter_nd_update(x, tf.stack(cols, axis=-1), u)
+
+
 def _dynamic_update_slice(x: Any, u: Any, *starts: Any) -> Any:
-    """Pad the update to x's shape at the clamped starts and select it where it lands."""
+    """A scatter with static shapes (``_scatter_update``); otherwise pad the update to x's shape at
+    the clamped starts and select it where it lands."""
     if not starts:
         return tf.identity(u)
+    xs, us = x.shape.as_list(), u.shape.as_list()
+    if None not in xs + us and xs != us and 0 not in us and x.dtype != tf.bool:
+        return _scatter_update(x, u, starts, xs, us)
     shape = tf.shape(x, out_type=tf.int64)
     ushape = tf.shape(u, out_type=tf.int64)
     st = _clamped_starts(starts, [ushape[i] for i in range(len(starts))], shape)
