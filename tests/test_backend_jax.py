@@ -396,3 +396,32 @@ def test_flax_module_params_apply_grad_and_optax_step():
         module.apply(params, x.astype(np.float64))
     with pytest.raises(IRError, match=r"rank 1 but rank 2"):
         module.apply(params, x[0])
+
+
+@pytest.mark.parametrize("kind", ["normal", "ties at the k-th value", "infinities", "nan", "signed zeros", "float16"])
+def test_top_k_on_long_rows_equals_the_stable_sort_rule(kind):
+    """Rows much longer than k take lax.top_k plus the tie check (spec/backends-jax.md); every
+    case must still equal the numpy reference (ties -> lower index, nan largest)."""
+    from tensorweave.ir.ops.manipulation import top_k as reference_top_k
+    rng = np.random.default_rng(7)
+    for trial in range(6):
+        n = int(rng.integers(100, 3000))
+        shape = (int(rng.integers(1, 4)), n)
+        x = rng.standard_normal(shape).astype(np.float32)
+        if kind == "ties at the k-th value":
+            x = rng.integers(0, 6, size=shape).astype(np.float32)
+        elif kind == "infinities":
+            x = np.where(rng.integers(0, 3, size=shape) == 0, -np.inf, x).astype(np.float32)
+            x[:, :2] = np.inf
+        elif kind == "nan":
+            x.flat[rng.integers(0, x.size, size=2)] = np.nan
+        elif kind == "signed zeros":
+            x = np.where(rng.integers(0, 2, size=shape) == 1, -0.0, 0.0).astype(np.float32)
+            x[:, 5] = 1.0
+        elif kind == "float16":
+            x = x.astype(np.float16)
+        k = int(rng.integers(1, n // 9))
+        values, indices = jax.jit(lambda a: jax_backend._top_k(a, k))(jnp.asarray(x))
+        ref_values, ref_indices = reference_top_k(x, k)
+        np.testing.assert_array_equal(np.asarray(indices), ref_indices, err_msg=f"{kind} {shape} k={k}")
+        np.testing.assert_array_equal(np.asarray(values), ref_values)
