@@ -190,9 +190,9 @@ class Lowering:
             body.nodes, self.b.fresh("loop_body"),
             [helper.make_tensor_value_info(it, TensorProto.INT64, []),
              helper.make_tensor_value_info(c_in, TensorProto.BOOL, [])]
-            + [helper.make_tensor_value_info(nm, CARRIED[s.dtype], None) for nm, s in zip(s_in, specs)],
+            + [helper.make_tensor_value_info(nm, CARRIED[s.dtype], _static(s)) for nm, s in zip(s_in, specs)],
             [helper.make_tensor_value_info(c_out, TensorProto.BOOL, [])]
-            + [helper.make_tensor_value_info(nm, CARRIED[s.dtype], None) for nm, s in zip(new_state, specs)])
+            + [helper.make_tensor_value_info(nm, CARRIED[s.dtype], _static(s)) for nm, s in zip(new_state, specs)])
         outs = [self.b.fresh("loop_out") for _ in range(n)]
         self.b.nodes.append(helper.make_node("Loop", ["", cond0] + state, outs, body=graph))
         return outs
@@ -921,6 +921,13 @@ U32_MASKED = {"add", "subtract", "multiply", "negative", "bitwise_invert", "bitw
 
 
 # ---------------------------------------------------------------------------- model building
+
+def _static(spec: TensorSpec) -> list | None:
+    """A loop-carried value's shape when every dim is static (ORT then folds shape arithmetic
+    inside the body), else unknown."""
+    dims = list(spec.shape)
+    return dims if all(isinstance(d, int) for d in dims) else None
+
 
 def _value_info(name: str, spec: TensorSpec) -> Any:
     dims = [d if isinstance(d, int) else str(d) for d in spec.shape]
