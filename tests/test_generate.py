@@ -10,7 +10,7 @@ import pytest
 
 import tensorweave as tw
 from conftest import IN_CI, require_backend
-from tensorweave.models import from_transformers
+from tiny_lm import BOS, EOS, PAD, VOCAB, tiny_lm  # noqa: F401
 
 if IN_CI:
     import torch
@@ -22,23 +22,10 @@ else:
 # PAD is not 0: transformers v5's vectorised beam search fills finished rows with
 # `pad_token_id or eos_token_id[0]`, so a pad id of 0 (falsy) becomes the eos id there. 4.37 (which
 # we follow, spec/generation.md) fills with pad; a non-zero pad makes both agree.
-VOCAB, EOS, PAD = 40, 3, 2
 
 
 def build(kind):
-    torch.manual_seed(1)
-    common = dict(vocab_size=VOCAB, eos_token_id=EOS, pad_token_id=PAD, bos_token_id=1)
-    if kind == "llama":
-        cfg = transformers.LlamaConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                       num_key_value_heads=2, max_position_embeddings=64, **common)
-        hf = transformers.LlamaForCausalLM(cfg).eval()
-    else:
-        cfg = transformers.GPT2Config(n_positions=64, n_embd=16, n_layer=2, n_head=4, **common)
-        hf = transformers.GPT2LMHeadModel(cfg).eval()
-    with torch.no_grad():  # make EOS likely so that rows finish at different steps
-        head = hf.lm_head.weight if kind == "llama" else hf.transformer.wte.weight
-        head[EOS] *= 3.0
-    return hf, from_transformers(hf)
+    return tiny_lm(kind, seed=1)
 
 
 MODELS = {k: build(k) for k in ("gpt2", "llama")}

@@ -12,7 +12,7 @@ import pytest
 import tensorweave as tw
 from conftest import IN_CI, require_backend
 from tensorweave.frontends.generation import TokenCollector
-from tensorweave.models import from_transformers
+from tiny_lm import BOS, EOS, PAD, VOCAB, tiny_lm  # noqa: F401
 
 if IN_CI:
     import torch
@@ -24,23 +24,10 @@ else:
 pytestmark = pytest.mark.xdist_group("generate_stepwise")
 
 # pad != 0: transformers v5 fills finished beams with `pad or eos`, 4.37 (which we follow) with pad
-VOCAB, EOS, PAD, BOS = 40, 3, 2, 1
 
 
 def build(kind):
-    torch.manual_seed(2)
-    common = dict(vocab_size=VOCAB, eos_token_id=EOS, pad_token_id=PAD, bos_token_id=BOS)
-    if kind == "llama":
-        cfg = transformers.LlamaConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                       num_key_value_heads=2, max_position_embeddings=64, **common)
-        hf = transformers.LlamaForCausalLM(cfg).eval()
-    else:
-        cfg = transformers.GPT2Config(n_positions=64, n_embd=16, n_layer=2, n_head=4, **common)
-        hf = transformers.GPT2LMHeadModel(cfg).eval()
-    with torch.no_grad():  # make EOS likely so that rows finish at different steps
-        head = hf.lm_head.weight if kind == "llama" else hf.transformer.wte.weight
-        head[EOS] *= 3.0
-    return hf, from_transformers(hf)
+    return tiny_lm(kind, seed=2)
 
 
 @pytest.fixture(scope="module")
