@@ -168,3 +168,8 @@ def test_rank_candidates_by_hand(case, backend):
     got = prog(np.array([[[1.0, 0.0], [0.0, 1.0]]], np.float32), np.array([mask]),
                np.array([[[1.0, 0.0], [1.0, 1.0]]], np.float32), np.array([[0.5, 0.4]], np.float32))
     assert int(np.asarray(got)[0]) == expected
+
+
+def test_stepwise_contrastive_search_without_scores(refs):
+    out = generate("gpt2", backend="numpy", trace=False, output_scores=False, return_dict_in_generate=False)
+    np.testing.assert_array_equal(out, refs["gpt2"][0])

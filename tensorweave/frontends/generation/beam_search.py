@@ -31,6 +31,14 @@ from ...ir import array_namespace
 BIG = 1e9
 
 
+def eos_hit(xp: Any, tokens: Any, eos: Sequence[int]) -> Any:
+    """``tokens`` (any shape) equal to one of the ``eos`` ids, elementwise (all false for none)."""
+    hit = xp.zeros(tuple(tokens.shape), dtype=xp.bool)
+    for e in eos:
+        hit = hit | (tokens == e)
+    return hit
+
+
 @dataclass(frozen=True)
 class BeamConfig:
     batch_size: int
@@ -160,9 +168,7 @@ def beam_step(state: dict, logprobs: Any, cur_len: Any, cfg: BeamConfig, candida
     K = cand_scores.shape[-1]
     cand_beam = cand_ids // V
     cand_tok = cand_ids % V
-    is_eos = xp.zeros((B, K), dtype=xp.bool)
-    for e in cfg.eos_token_id:
-        is_eos = is_eos | (cand_tok == e)
+    is_eos = eos_hit(xp, cand_tok, cfg.eos_token_id)
     rank = xp.arange(K)[None, :]
     # next beams: the first n non-EOS candidates in rank order
     non_eos = ~is_eos

@@ -27,7 +27,8 @@ import numpy as np
 
 from ...ir import array_namespace
 from ...ir.control import while_loop
-from ..models import attention
+from .beam_search import eos_hit
+from .decode import _prefill, _step
 
 
 def top_candidates(xp: Any, scores: Any, top_k: int) -> tuple[Any, Any]:
@@ -61,18 +62,13 @@ def decode_contrastive(forward: Callable, params: dict, cfg: Any, ids: Any, mask
     xp = array_namespace(ids)
     rows, prompt = ids.shape
     k, L = top_k, max_length
-    full_mask = xp.concat([xp.astype(mask, xp.int64), xp.ones((rows, L - prompt), dtype=xp.int64)], axis=1)
-    cache = attention.static_cache(xp, cfg.num_hidden_layers, rows, cfg.num_key_value_heads, L, cfg.head_dim,
-                                   xp.float32)
-    pos = attention.position_ids_from_mask(full_mask, 0, prompt)
-    logits, cache, hidden = forward(params, cfg, ids, full_mask, pos, cache, 0, output_hidden_states=True)
-    last = hidden[-1]  # [rows, prompt, H]
+    logits, cache, full_mask, last = _prefill(forward, params, cfg, ids, mask, L, hidden=True)  # last [rows, P, H]
     H = last.shape[-1]
     context = xp.concat([last, xp.zeros((rows, L - prompt, H), dtype=last.dtype)], axis=1)
     tokens = xp.concat([xp.astype(ids, xp.int64), xp.full((rows, L - prompt), pad_token_id, dtype=xp.int64)], axis=1)
     cand_mask = xp.repeat(full_mask, k, axis=0)
     pick_base = xp.arange(rows, dtype=xp.int64) * k
-    state = {"cur_len": xp.asarray(prompt, dtype=xp.int64), "tokens": tokens, "logits": logits[:, -1],
+    state = {"cur_len": xp.asarray(prompt, dtype=xp.int64), "tokens": tokens, "logits": logits,
              "unfinished": xp.ones((rows,), dtype=xp.bool), "cache": cache, "context": context}
     if output_scores:
         state["scores"] = xp.zeros((max(L - prompt, 1), rows, cfg.vocab_size), dtype=xp.float32)
@@ -84,10 +80,9 @@ def decode_contrastive(forward: Callable, params: dict, cfg: Any, ids: Any, mask
             scores = processors(s["tokens"], scores, cur)
         probs, cand_ids = top_candidates(xp, scores, k)
         expanded = {kind: [xp.repeat(c, k, axis=0) for c in s["cache"][kind]] for kind in ("key", "value")}
-        cpos = attention.position_ids_from_mask(cand_mask, cur, 1)
-        c_logits, c_cache, c_hidden = forward(params, cfg, xp.reshape(cand_ids, (rows * k, 1)), cand_mask, cpos,
-                                              expanded, cur, output_hidden_states=True)
-        c_last = xp.reshape(c_hidden[-1], (rows, k, H))
+        c_logits, c_cache, c_hidden = _step(forward, params, cfg, xp.reshape(cand_ids, (rows * k,)), cand_mask,
+                                            expanded, cur, hidden=True)
+        c_last = xp.reshape(c_hidden, (rows, k, H))
         positions = xp.arange(L)[None, :]
         ctx_mask = (positions < cur) & (full_mask != 0)
         chosen = rank_candidates(xp, s["context"], ctx_mask, c_last, probs, penalty_alpha)
@@ -98,10 +93,8 @@ def decode_contrastive(forward: Callable, params: dict, cfg: Any, ids: Any, mask
         toks = xp.where(at_cur, nxt[:, None], s["tokens"])
         chosen_hidden = xp.take(xp.reshape(c_last, (rows * k, H)), pick, axis=0)
         ctx = xp.where(at_cur[:, :, None], chosen_hidden[:, None, :], s["context"])
-        hit = xp.zeros((rows,), dtype=xp.bool)
-        for e in eos_token_id:
-            hit = hit | (nxt == e)
-        out = {"cur_len": cur + 1, "tokens": toks, "logits": xp.take(c_logits[:, -1], pick, axis=0),
+        hit = eos_hit(xp, nxt, eos_token_id)
+        out = {"cur_len": cur + 1, "tokens": toks, "logits": xp.take(c_logits, pick, axis=0),
                "unfinished": s["unfinished"] & ~hit,
                "cache": {kind: [xp.take(c, pick, axis=0) for c in c_cache[kind]] for kind in ("key", "value")},
                "context": ctx}
@@ -134,16 +127,17 @@ def _step_programs(setup: Any, rows: int, prompt: int, L: int, V: int, H: int, k
         if procs:
             scores = procs(tokens, scores, cur_len)
         probs, ids = top_candidates(xp, scores, k)
-        return {"top_k_probs": probs, "top_k_ids": ids, "scores": scores}
+        out = {"top_k_probs": probs, "top_k_ids": ids}
+        if cfg.output_scores:  # a [rows, V] copy to the host per step only when asked for
+            out["scores"] = scores
+        return out
 
     def choose(context: Any, context_mask: Any, candidates: Any, probs: Any, ids: Any, unfinished: Any) -> dict:
         import tensorweave.ir.namespace as xp
         chosen = rank_candidates(xp, context, context_mask, candidates, probs, cfg.penalty_alpha)
         nxt = xp.take_along_axis(ids, chosen[:, None], axis=1)[:, 0]
         nxt = xp.where(unfinished, nxt, xp.full_like(nxt, cfg.pad_token_id))
-        hit = xp.zeros((rows,), dtype=xp.bool)
-        for e in _eos(cfg):
-            hit = hit | (nxt == e)
+        hit = eos_hit(xp, nxt, _eos(cfg))
         return {"next_tokens": nxt, "chosen": chosen, "next_unfinished": unfinished & ~hit}
 
     p_specs = [TensorSpec((rows, L), "int64", "tokens"), TensorSpec((rows, V), "float32", "logits"),

@@ -20,24 +20,31 @@ from typing import Any, Callable
 from ...ir import array_namespace, random
 from ...ir.control import while_loop
 from ..models import attention
-from .beam_search import BeamConfig, beam_finalize, beam_init, beam_step, dim_scalar, stop_length
+from .beam_search import BeamConfig, beam_finalize, beam_init, beam_step, dim_scalar, eos_hit, stop_length
 
 
-def _prefill(forward: Callable, params: dict, cfg: Any, ids: Any, mask: Any, max_length: int) -> tuple:
+def _prefill(forward: Callable, params: dict, cfg: Any, ids: Any, mask: Any, max_length: int,
+             hidden: bool = False) -> tuple:
+    """The prompt over a fresh static cache: ``(logits [rows, V] at the last position, cache,
+    full_mask [rows, max_length])``, plus the last hidden states ``[rows, prompt, H]`` (after the
+    final norm) with ``hidden``."""
     xp = array_namespace(ids)
     rows, prompt = ids.shape
     full_mask = xp.concat([xp.astype(mask, xp.int64), xp.ones((rows, max_length - prompt), dtype=xp.int64)], axis=1)
     cache = attention.static_cache(xp, cfg.num_hidden_layers, rows, cfg.num_key_value_heads, max_length, cfg.head_dim,
                                    xp.float32)
     pos = attention.position_ids_from_mask(full_mask, 0, prompt)
-    logits, cache = forward(params, cfg, ids, full_mask, pos, cache, 0)
-    return logits[:, -1], cache, full_mask
+    out = forward(params, cfg, ids, full_mask, pos, cache, 0, output_hidden_states=hidden)
+    return (out[0][:, -1], out[1], full_mask) + ((out[2][-1],) if hidden else ())
 
 
-def _step(forward: Callable, params: dict, cfg: Any, tok: Any, full_mask: Any, cache: Any, cur_len: Any) -> tuple:
+def _step(forward: Callable, params: dict, cfg: Any, tok: Any, full_mask: Any, cache: Any, cur_len: Any,
+          hidden: bool = False) -> tuple:
+    """One token per row (``tok [rows]``) at ``cur_len``: ``(logits [rows, V], cache)``, plus its
+    last hidden state ``[rows, H]`` with ``hidden``."""
     pos = attention.position_ids_from_mask(full_mask, cur_len, 1)
-    logits, cache = forward(params, cfg, tok[:, None], full_mask, pos, cache, cur_len)
-    return logits[:, -1], cache
+    out = forward(params, cfg, tok[:, None], full_mask, pos, cache, cur_len, output_hidden_states=hidden)
+    return (out[0][:, -1], out[1]) + ((out[2][-1][:, -1],) if hidden else ())
 
 
 def decode_greedy_or_sample(forward: Callable, params: dict, cfg: Any, ids: Any, mask: Any, *, max_length: int,
@@ -71,9 +78,7 @@ def decode_greedy_or_sample(forward: Callable, params: dict, cfg: Any, ids: Any,
             nxt = xp.argmax(scores, axis=-1)
         nxt = xp.where(s["unfinished"], nxt, xp.full_like(nxt, pad_token_id))
         toks = xp.where((xp.arange(max_length) == s["cur_len"])[None, :], nxt[:, None], s["tokens"])
-        hit = xp.zeros((rows,), dtype=xp.bool)
-        for e in eos_token_id:
-            hit = hit | (nxt == e)
+        hit = eos_hit(xp, nxt, eos_token_id)
         logits, cache = _step(forward, params, cfg, nxt, full_mask, s["cache"], s["cur_len"])
         out = {"cur_len": s["cur_len"] + 1, "tokens": toks, "logits": logits, "unfinished": s["unfinished"] & ~hit,
                "cache": cache}

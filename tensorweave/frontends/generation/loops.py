@@ -17,16 +17,9 @@ from typing import Any, Callable
 
 from ...ir import array_namespace, random
 from ...ir.control import while_loop
-from .beam_search import BeamConfig, beam_finalize, beam_init, beam_step
+from .beam_search import BeamConfig, beam_finalize, beam_init, beam_step, eos_hit
 
 StepFn = Callable[[Any, Any, Any], tuple[Any, Any]]
-
-
-def _eos_hit(xp: Any, tokens: Any, eos: tuple[int, ...]) -> Any:
-    hit = xp.zeros(tuple(tokens.shape), dtype=xp.bool)
-    for e in eos:
-        hit = hit | (tokens == e)
-    return hit
 
 
 def sample_loop(step: StepFn, input_ids: Any, cache: Any, *, max_length: int, eos_token_id: tuple[int, ...],
@@ -62,7 +55,7 @@ def sample_loop(step: StepFn, input_ids: Any, cache: Any, *, max_length: int, eo
         nxt = xp.where(s["unfinished"], nxt, xp.full_like(nxt, pad_token_id))
         pos = (xp.arange(max_length) == s["cur_len"])[None, :]
         tokens = xp.where(pos, nxt[:, None], s["tokens"])
-        unfinished = s["unfinished"] & ~_eos_hit(xp, nxt, eos_token_id)
+        unfinished = s["unfinished"] & ~eos_hit(xp, nxt, eos_token_id)
         out = {"cur_len": s["cur_len"] + 1, "tokens": tokens, "unfinished": unfinished, "cache": new_cache}
         if output_scores:
             out["scores"] = xp.dynamic_update_slice(s["scores"], scores[None], [s["cur_len"] - prompt, 0, 0])

@@ -36,7 +36,7 @@ import numpy as np
 from ...ir import random
 from ...ir.types import TensorSpec
 from . import logits_process as lp
-from .beam_search import BeamConfig, beam_finalize, beam_init, beam_step
+from .beam_search import BeamConfig, beam_finalize, beam_init, beam_step, eos_hit
 
 _PROGRAMS: dict = {}
 _MODEL_PROGRAMS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> its step programs
@@ -89,22 +89,13 @@ class StaticCacheModelStep:
 
     def _prefill_program(self, rows: int, prompt: int, hidden: bool) -> Any:
         from ...ir.trace import trace
-        from ..models import attention
         from .decode import _prefill
         m, L = self.model, self.max_length
         cfg = m.config
 
         def prefill(ids: Any, mask: Any) -> dict:
-            if not hidden:
-                logits, cache, _ = _prefill(m.forward, self._params(), cfg, ids, mask, L)
-                return {"logits": logits, **self._flat(cache)}
-            import tensorweave.ir.namespace as xp
-            full = xp.concat([mask, xp.ones((rows, L - prompt), dtype=xp.int64)], axis=1)
-            cache = attention.static_cache(xp, cfg.num_hidden_layers, rows, cfg.num_key_value_heads, L, cfg.head_dim,
-                                           xp.float32)
-            pos = attention.position_ids_from_mask(full, 0, prompt)
-            logits, cache, states = m.forward(self._params(), cfg, ids, full, pos, cache, 0, output_hidden_states=True)
-            return {"logits": logits[:, -1], **self._flat(cache), "hidden": states[-1]}
+            res = _prefill(m.forward, self._params(), cfg, ids, mask, L, hidden=hidden)
+            return {"logits": res[0], **self._flat(res[1]), **({"hidden": res[3]} if hidden else {})}
 
         specs = (TensorSpec((rows, prompt), "int64", "ids"), TensorSpec((rows, prompt), "int64", "mask"))
         key = ("static-model", self.backend, rows, L, "prefill", prompt, hidden)
@@ -113,20 +104,15 @@ class StaticCacheModelStep:
 
     def _step_program(self, rows: int, hidden: bool) -> Any:
         from ...ir.trace import trace
-        from ..models import attention
+        from .decode import _step
         m, L = self.model, self.max_length
         cfg = m.config
         n = cfg.num_hidden_layers
 
         def step(tok: Any, full_mask: Any, cur_len: Any, *cache: Any) -> dict:
             c = {"key": list(cache[:n]), "value": list(cache[n:])}
-            pos = attention.position_ids_from_mask(full_mask, cur_len, 1)
-            res = m.forward(self._params(), cfg, tok[:, None], full_mask, pos, c, cur_len,
-                            output_hidden_states=hidden)
-            out = {"logits": res[0][:, -1], **self._flat(res[1])}
-            if hidden:
-                out["hidden"] = res[2][-1][:, -1]
-            return out
+            res = _step(m.forward, self._params(), cfg, tok, full_mask, c, cur_len, hidden=hidden)
+            return {"logits": res[0], **self._flat(res[1]), **({"hidden": res[2]} if hidden else {})}
 
         kv = TensorSpec((rows, cfg.num_key_value_heads, L, cfg.head_dim), "float32")
         specs = [TensorSpec((rows,), "int64", "tok"), TensorSpec((rows, L), "int64", "full_mask"),
@@ -236,9 +222,7 @@ def _sample_program(setup: StepwiseSetup, rows: int, prompt: int, L: int, V: int
         else:
             nxt = xp.argmax(scores, axis=-1)
         nxt = xp.where(unfinished, nxt, xp.full_like(nxt, cfg.pad_token_id))
-        hit = xp.zeros((rows,), dtype=xp.bool)
-        for e in _eos(cfg):
-            hit = hit | (nxt == e)
+        hit = eos_hit(xp, nxt, _eos(cfg))
         out = {"next_tokens": nxt, "next_unfinished": unfinished & ~hit}
         if cfg.output_scores:
             out["scores"] = scores
