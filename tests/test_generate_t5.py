@@ -13,6 +13,7 @@ import pytest
 import tensorweave as tw
 from conftest import IN_CI, require_backend
 from tensorweave.models import from_transformers
+from tensorweave.parity import tolerance
 
 pytestmark = pytest.mark.xdist_group("t5_generate")  # one worker: the models and programs are shared
 
@@ -199,17 +200,21 @@ STEPWISE_CASES = {"greedy": dict(), "beam": dict(num_beams=4, num_return_sequenc
 
 @pytest.mark.parametrize("case", list(STEPWISE_CASES))
 def test_stepwise_equals_fused(case):
-    """trace=False (host loop around the encoder/decoder step programs) gives the fused tokens and
-    scores (same IR functions, so exactly equal on the numpy reference)."""
+    """trace=False (host loop around the encoder/decoder step programs) gives the fused tokens, and
+    scores within the float32 parity tolerance: the two are differently shaped programs (the fused
+    one attends over a static cache, the step-wise one over the cache it grows), so BLAS may sum in
+    another order and the last bits can differ (1.4e-6 seen on an AVX-512 machine; spec/generation.md)."""
+    rtol, atol = tolerance("float32")
     kw = STEPWISE_CASES[case]
     fused = ours("relu", "numpy", **kw)
     step = ours("relu", "numpy", trace=False, **kw)
     np.testing.assert_array_equal(step.sequences, fused.sequences)
     assert len(step.scores) == len(fused.scores)
     for a, b in zip(step.scores, fused.scores):
-        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
+        np.testing.assert_array_equal(np.isfinite(a), np.isfinite(b))
     if "num_beams" in kw:
-        np.testing.assert_array_equal(step.sequences_scores, fused.sequences_scores)
+        np.testing.assert_allclose(step.sequences_scores, fused.sequences_scores, rtol=rtol, atol=atol)
 
 
 def test_stepwise_beam_matches_transformers_on_torch():

@@ -189,3 +189,38 @@ def test_cases_stay_inside_the_specified_domains():
         if node.op in ("take", "take_along_axis", "put_along_axis"):
             n = case.inputs[0].shape[node.attrs["axis"]]
             assert np.all((case.inputs[1] >= 0) & (case.inputs[1] < n)), case.id
+
+
+# ------------------------------------------------------------------ CPU-dependent kernels
+
+def _torch_capabilities() -> list[str]:
+    """The ATEN_CPU_CAPABILITY values this CPU can run: default always, avx2 / avx512 by its flags."""
+    try:
+        flags = set(open("/proc/cpuinfo").read().split())
+    except OSError:
+        return ["default"]
+    caps = ["default"]
+    if "avx2" in flags:
+        caps.append("avx2")
+    if {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= flags:
+        caps.append("avx512")
+    return caps
+
+
+@pytest.mark.parametrize("capability", _torch_capabilities())
+def test_torch_special_values_under_every_cpu_capability(capability):
+    """PyTorch dispatches to default / AVX2 / AVX-512 kernels by CPU; the special-value cases
+    (nan, +-inf, signed zero) must give the IR's values under each one this machine supports
+    (spec/backends.md, "CPU-dependent kernels"). A fresh process per capability: torch reads
+    ATEN_CPU_CAPABILITY once, at import."""
+    require_backend("torch")
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    here = pathlib.Path(__file__).parent
+    env = dict(os.environ, ATEN_CPU_CAPABILITY=capability)
+    run = subprocess.run([sys.executable, str(here / "special_values_run.py"), "torch"], cwd=here, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, f"ATEN_CPU_CAPABILITY={capability}:\n{run.stdout[-3000:]}{run.stderr[-2000:]}"

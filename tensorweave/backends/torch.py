@@ -61,6 +61,12 @@ LOW = (DType.float16, DType.bfloat16)
 # ============================================================================ runtime helpers
 # Functions the generated code calls where one torch call does not give the reference semantics.
 
+def _gelu(x: Any, approximate: str) -> Any:
+    """gelu with the IR's values at the infinities (+inf -> +inf, -inf -> nan) on every CPU."""
+    y = torch.nn.functional.gelu(x, approximate=approximate)
+    return torch.where(torch.isinf(x), torch.where(x > 0, x, torch.nan), y)
+
+
 def _mul_u32(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """(a * b) mod 2**32 for int64 tensors holding [0, 2**32), with no int64 overflow:
     a*b = a*lo + 2**16 * a*hi (b = lo + 2**16 hi); a*lo < 2**48 and only the low 16 bits of a*hi
@@ -386,7 +392,10 @@ for _op, _fn in PLAIN_BINARY.items():
 
 @emits("gelu")
 def _e_gelu(s: Site) -> str:
-    return s.f32(f"torch.nn.functional.gelu({{0}}, approximate={s.at['approximate']!r})")
+    # The IR's formula at +-inf is +inf / nan (0.5*x*(1+erf) with -inf*0 = nan). PyTorch's CPU
+    # kernels for approximate='none' return nan at +inf on some CPUs (seen on AVX-512 machines,
+    # every ATEN_CPU_CAPABILITY): the infinities are set explicitly, never left to the kernel.
+    return s.f32(f"_gelu({{0}}, {s.at['approximate']!r})")
 
 
 @emits("abs")
