@@ -10,6 +10,7 @@ in its own InferenceSession. Prints time per call, the ratio tensorweave/peer
 
     python benchmarks/dispatch.py [--repeats 200]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,6 +38,7 @@ def loop_ir(h, w):
     def body(s):
         i, v = s
         return i + 1, xp.tanh(v @ w) + v
+
     return xp.while_loop(lambda s: s[0] < STEPS, body, (0, h))[1]
 
 
@@ -56,9 +58,11 @@ def peers(name):
                 h = torch.tanh(h @ w) + h
                 i += 1
             return h
+
         return chain, loop, torch.from_numpy
     if name == "tensorflow":
         import tensorflow as tf
+
         spec = [tf.TensorSpec([None, DIM], tf.float32), tf.TensorSpec([DIM, DIM], tf.float32)]
 
         @tf.function(input_signature=spec)
@@ -69,8 +73,12 @@ def peers(name):
 
         @tf.function(input_signature=spec)
         def loop(h, w):
-            return tf.while_loop(lambda i, v: i < STEPS, lambda i, v: (i + 1, tf.tanh(v @ w) + v),
-                                 (tf.constant(0, tf.int64), h))[1]
+            return tf.while_loop(
+                lambda i, v: i < STEPS,
+                lambda i, v: (i + 1, tf.tanh(v @ w) + v),
+                (tf.constant(0, tf.int64), h),
+            )[1]
+
         return chain, loop, tf.convert_to_tensor
     if name == "jax":
         import jax
@@ -84,8 +92,10 @@ def peers(name):
 
         @jax.jit
         def loop(h, w):
-            return jax.lax.while_loop(lambda s: s[0] < STEPS, lambda s: (s[0] + 1, jnp.tanh(s[1] @ w) + s[1]),
-                                      (0, h))[1]
+            return jax.lax.while_loop(
+                lambda s: s[0] < STEPS, lambda s: (s[0] + 1, jnp.tanh(s[1] @ w) + s[1]), (0, h)
+            )[1]
+
         return chain, loop, jnp.asarray
     if name == "onnx":
         return onnx_peers()
@@ -98,35 +108,57 @@ def onnx_peers():
     from onnx import TensorProto, helper
 
     def session(nodes, extra_inits=()):
-        g = helper.make_graph(nodes, "peer", [helper.make_tensor_value_info("h", TensorProto.FLOAT, ["b", DIM]),
-                                              helper.make_tensor_value_info("w", TensorProto.FLOAT, [DIM, DIM])],
-                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["b", DIM])],
-                              list(extra_inits))
+        g = helper.make_graph(
+            nodes,
+            "peer",
+            [
+                helper.make_tensor_value_info("h", TensorProto.FLOAT, ["b", DIM]),
+                helper.make_tensor_value_info("w", TensorProto.FLOAT, [DIM, DIM]),
+            ],
+            [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["b", DIM])],
+            list(extra_inits),
+        )
         m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
         return ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
 
     half = helper.make_tensor("half", TensorProto.FLOAT, [], [0.5])
     nodes, cur = [], "h"
     for i in range(N):
-        nodes += [helper.make_node("MatMul", [cur, "w"], [f"m{i}"]), helper.make_node("Tanh", [f"m{i}"], [f"t{i}"]),
-                  helper.make_node("Mul", [f"t{i}", "half"], [f"s{i}"]),
-                  helper.make_node("Add", [f"s{i}", cur], ["out" if i == N - 1 else f"h{i}"])]
+        nodes += [
+            helper.make_node("MatMul", [cur, "w"], [f"m{i}"]),
+            helper.make_node("Tanh", [f"m{i}"], [f"t{i}"]),
+            helper.make_node("Mul", [f"t{i}", "half"], [f"s{i}"]),
+            helper.make_node("Add", [f"s{i}", cur], ["out" if i == N - 1 else f"h{i}"]),
+        ]
         cur = f"h{i}"
     chain_sess = session(nodes, [half])
     body = helper.make_graph(
-        [helper.make_node("MatMul", ["v_in", "w"], ["bm"]), helper.make_node("Tanh", ["bm"], ["bt"]),
-         helper.make_node("Add", ["bt", "v_in"], ["v_out"]), helper.make_node("Identity", ["c_in"], ["c_out"])],
-        "body", [helper.make_tensor_value_info("it", TensorProto.INT64, []),
-                 helper.make_tensor_value_info("c_in", TensorProto.BOOL, []),
-                 helper.make_tensor_value_info("v_in", TensorProto.FLOAT, ["b", DIM])],
-        [helper.make_tensor_value_info("c_out", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, ["b", DIM])])
+        [
+            helper.make_node("MatMul", ["v_in", "w"], ["bm"]),
+            helper.make_node("Tanh", ["bm"], ["bt"]),
+            helper.make_node("Add", ["bt", "v_in"], ["v_out"]),
+            helper.make_node("Identity", ["c_in"], ["c_out"]),
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("it", TensorProto.INT64, []),
+            helper.make_tensor_value_info("c_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v_in", TensorProto.FLOAT, ["b", DIM]),
+        ],
+        [
+            helper.make_tensor_value_info("c_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v_out", TensorProto.FLOAT, ["b", DIM]),
+        ],
+    )
     trips = helper.make_tensor("trips", TensorProto.INT64, [], [STEPS])
     true = helper.make_tensor("true", TensorProto.BOOL, [], [True])
     loop_sess = session([helper.make_node("Loop", ["trips", "true", "h"], ["out"], body=body)], [trips, true])
     del onnx
-    return (lambda h, w: chain_sess.run(None, {"h": h, "w": w})[0],
-            lambda h, w: loop_sess.run(None, {"h": h, "w": w})[0], lambda a: a)
+    return (
+        lambda h, w: chain_sess.run(None, {"h": h, "w": w})[0],
+        lambda h, w: loop_sess.run(None, {"h": h, "w": w})[0],
+        lambda a: a,
+    )
 
 
 def timeit(fn, *args, repeats):
@@ -150,8 +182,12 @@ def main() -> None:
     h = rng.standard_normal((args.batch, DIM)).astype(np.float32)
     w = (rng.standard_normal((DIM, DIM)) * 0.05).astype(np.float32)
     specs = (TensorSpec(("batch", DIM), "float32", "h"), TensorSpec((DIM, DIM), "float32", "w"))
-    print(f"dispatch benchmark: batch={args.batch}, dim={DIM}; per-call times are the best of 3 x {args.repeats}")
-    print(f"{'backend':<11}{'program':<7}{'trace+lower ms':>15}{'tensorweave us':>16}{'peer us':>10}{'ratio':>7}")
+    print(
+        f"dispatch benchmark: batch={args.batch}, dim={DIM}; per-call times are the best of 3 x {args.repeats}"
+    )
+    print(
+        f"{'backend':<11}{'program':<7}{'trace+lower ms':>15}{'tensorweave us':>16}{'peer us':>10}{'ratio':>7}"
+    )
     for name in [b for b in tw.backends.available() if b != "numpy"]:
         chain_peer, loop_peer, native = peers(name)
         for label, fn, peer in (("chain", chain_ir, chain_peer), ("loop", loop_ir, loop_peer)):
@@ -164,8 +200,10 @@ def main() -> None:
             np.testing.assert_allclose(np.asarray(out), np.asarray(ref), rtol=1e-4, atol=1e-4)
             t_tw = timeit(prog, nh, nw, repeats=args.repeats)
             t_peer = timeit(peer, nh, nw, repeats=args.repeats)
-            print(f"{name:<11}{label:<7}{t_lower * 1e3:>15.1f}{t_tw * 1e6:>16.1f}{t_peer * 1e6:>10.1f}"
-                  f"{t_tw / t_peer:>7.2f}")
+            print(
+                f"{name:<11}{label:<7}{t_lower * 1e3:>15.1f}{t_tw * 1e6:>16.1f}{t_peer * 1e6:>10.1f}"
+                f"{t_tw / t_peer:>7.2f}"
+            )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ weights once per step for all beams, so its roofline in steps/s is the same.
                                   [--backends torch,jax,onnx,tensorflow] [--repeats 2]
 (add ``numpy`` to ``--backends`` for the reference interpreter; it is slow.)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,6 +57,7 @@ def _timed(fn) -> float:
 def build_smollm2():
     import torch
     import transformers
+
     ours = tw.models.load("smollm2")
     d = {k: v for k, v in ours.config.to_dict().items() if k not in ("model_type", "architectures")}
     hf = transformers.LlamaForCausalLM(transformers.LlamaConfig(**d)).eval()
@@ -71,7 +73,9 @@ def build_smollm2():
 def build_gpt2():
     import torch
     import transformers
+
     from tensorweave.models import from_transformers
+
     torch.manual_seed(0)
     hf = transformers.GPT2LMHeadModel(transformers.GPT2Config()).eval()
     return from_transformers(hf), hf
@@ -87,6 +91,7 @@ def weight_bytes(model) -> int:
 
 def run_hf(hf, ids, kw: dict, repeats: int) -> tuple[np.ndarray, float, float]:
     import torch
+
     t_ids = torch.from_numpy(ids)
     mask = torch.ones_like(t_ids)
 
@@ -94,6 +99,7 @@ def run_hf(hf, ids, kw: dict, repeats: int) -> tuple[np.ndarray, float, float]:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return hf.generate(t_ids, attention_mask=mask, **kw).numpy()
+
     first_t = time.perf_counter()
     out = call()
     first = time.perf_counter() - first_t
@@ -106,6 +112,7 @@ def run_tw(model, ids, backend: str, kw: dict, repeats: int) -> tuple[np.ndarray
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return tw.generate(model, ids, np.ones_like(ids), backend=backend, **kw)
+
     first_t = time.perf_counter()
     out = call()
     first = time.perf_counter() - first_t
@@ -121,32 +128,46 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
     import torch
+
     torch.set_num_threads(os.cpu_count() or 1)
     backends = [b for b in args.backends.split(",") if b]
     for b in backends:
         if not registry.is_installed(b):
             raise SystemExit(registry.missing_message(b))
     bw = measure_bandwidth()
-    print(f"measured memory bandwidth (numpy copy, read+write): {bw / 1e9:.2f} GB/s; "
-          f"{os.cpu_count()} CPU cores; torch threads {torch.get_num_threads()}")
+    print(
+        f"measured memory bandwidth (numpy copy, read+write): {bw / 1e9:.2f} GB/s; "
+        f"{os.cpu_count()} CPU cores; torch threads {torch.get_num_threads()}"
+    )
     rows = []
     for name in args.models.split(","):
         t = time.perf_counter()
         model, hf = BUILDERS[name]()
         wb = weight_bytes(model)
         roof = bw / wb
-        print(f"\n== {name}: {model.num_parameters() / 1e6:.1f}M parameters, {wb / 2**20:.0f} MiB fp32 "
-              f"(built in {time.perf_counter() - t:.1f} s); roofline {roof:.1f} tokens/s (steps/s) "
-              f"at {bw / 1e9:.2f} GB/s")
-        ids = np.random.default_rng(0).integers(100, min(model.config.vocab_size, 30000),
-                                                size=(1, PROMPT)).astype(np.int64)
+        print(
+            f"\n== {name}: {model.num_parameters() / 1e6:.1f}M parameters, {wb / 2**20:.0f} MiB fp32 "
+            f"(built in {time.perf_counter() - t:.1f} s); roofline {roof:.1f} tokens/s (steps/s) "
+            f"at {bw / 1e9:.2f} GB/s"
+        )
+        ids = (
+            np.random.default_rng(0)
+            .integers(100, min(model.config.vocab_size, 30000), size=(1, PROMPT))
+            .astype(np.int64)
+        )
         for mode in args.modes.split(","):
-            kw = dict(max_new_tokens=NEW, min_new_tokens=NEW, do_sample=False,
-                      num_beams=BEAMS if mode == "beam" else 1)
+            kw = dict(
+                max_new_tokens=NEW,
+                min_new_tokens=NEW,
+                do_sample=False,
+                num_beams=BEAMS if mode == "beam" else 1,
+            )
             ref, first, steady = run_hf(hf, ids, kw, args.repeats)
             hf_tps = NEW / steady
-            print(f"  {mode:6s} transformers  {hf_tps:8.1f} tok/s   (first call {first:6.2f} s)   "
-                  f"{100 * hf_tps / roof:5.1f}% of roofline")
+            print(
+                f"  {mode:6s} transformers  {hf_tps:8.1f} tok/s   (first call {first:6.2f} s)   "
+                f"{100 * hf_tps / roof:5.1f}% of roofline"
+            )
             rows.append((name, mode, "transformers", hf_tps, 1.0, first - steady, True, hf_tps / roof))
             for b in backends:
                 try:
@@ -156,17 +177,21 @@ def main() -> None:
                     continue
                 tps = NEW / steady
                 same = out.shape == ref.shape and bool(np.array_equal(out, ref))
-                print(f"  {mode:6s} tw/{b:10s} {tps:8.1f} tok/s   (compile {first - steady:6.2f} s)   "
-                      f"x{tps / hf_tps:5.2f} vs transformers   {100 * tps / roof:5.1f}% of roofline   "
-                      f"tokens {'identical' if same else 'DIFFER'}")
+                print(
+                    f"  {mode:6s} tw/{b:10s} {tps:8.1f} tok/s   (compile {first - steady:6.2f} s)   "
+                    f"x{tps / hf_tps:5.2f} vs transformers   {100 * tps / roof:5.1f}% of roofline   "
+                    f"tokens {'identical' if same else 'DIFFER'}"
+                )
                 rows.append((name, mode, b, tps, tps / hf_tps, first - steady, same, tps / roof))
         del model, hf
         getattr(generation_module, "_PROGRAMS", {}).clear()  # free the lowered programs (weight copies)
         gc.collect()
     print("\nmodel    mode   runner        tok/s   x transformers  compile s  same tokens  % roofline")
     for name, mode, runner, tps, ratio, comp, same, frac in rows:
-        print(f"{name:8s} {mode:6s} {runner:12s} {tps:7.1f}   {ratio:6.2f}          {comp:7.2f}    "
-              f"{'yes' if same else 'NO':4s}         {100 * frac:5.1f}")
+        print(
+            f"{name:8s} {mode:6s} {runner:12s} {tps:7.1f}   {ratio:6.2f}          {comp:7.2f}    "
+            f"{'yes' if same else 'NO':4s}         {100 * frac:5.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ before the variant. The memory-bandwidth bound is ``7 * 4 bytes * params / bandw
 step must read p, g, m, v and write p, m, v; the bandwidth is measured with a large numpy copy
 (2 x the array's bytes moved per copy).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -112,15 +113,19 @@ def run_variant(name: str, make: Callable[[], Callable[[], None]], steps: int, r
             step()
             times.append(time.perf_counter() - t)
     results.append((name, first, statistics.median(times), min(times), mem.peak - mem.base, mem.peak))
-    print(f"  {name:<40} first {first:8.2f} s   median {statistics.median(times) * 1e3:9.1f} ms   "
-          f"min {min(times) * 1e3:9.1f} ms   peak RSS +{(mem.peak - mem.base) / 2**30:5.2f} GiB "
-          f"(total {mem.peak / 2**30:5.2f} GiB)", flush=True)
+    print(
+        f"  {name:<40} first {first:8.2f} s   median {statistics.median(times) * 1e3:9.1f} ms   "
+        f"min {min(times) * 1e3:9.1f} ms   peak RSS +{(mem.peak - mem.base) / 2**30:5.2f} GiB "
+        f"(total {mem.peak / 2**30:5.2f} GiB)",
+        flush=True,
+    )
     del step
     gc.collect()
 
 
 def torch_variants(shapes, steps: int, compile: bool, results: list) -> None:
     import torch
+
     import tensorweave.optim as two
 
     torch.manual_seed(0)
@@ -133,18 +138,32 @@ def torch_variants(shapes, steps: int, compile: bool, results: list) -> None:
         return opt.step
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
-    run_variant("torch.optim.AdamW(foreach=True)", lambda: stepper(torch.optim.AdamW(params, foreach=True, **kw)),
-                steps, results)
-    run_variant("torch.optim.AdamW(fused=True)", lambda: stepper(torch.optim.AdamW(params, fused=True, **kw)),
-                steps, results)
-    run_variant("tensorweave torch AdamW (compile=False)",
-                lambda: stepper(two.torch.AdamW(params, no_deprecation_warning=True, compile=False, **kw)),
-                steps, results)
+    run_variant(
+        "torch.optim.AdamW(foreach=True)",
+        lambda: stepper(torch.optim.AdamW(params, foreach=True, **kw)),
+        steps,
+        results,
+    )
+    run_variant(
+        "torch.optim.AdamW(fused=True)",
+        lambda: stepper(torch.optim.AdamW(params, fused=True, **kw)),
+        steps,
+        results,
+    )
+    run_variant(
+        "tensorweave torch AdamW (compile=False)",
+        lambda: stepper(two.torch.AdamW(params, no_deprecation_warning=True, compile=False, **kw)),
+        steps,
+        results,
+    )
     if compile:
-        run_variant("tensorweave torch AdamW (compile=True)",
-                    lambda: stepper(two.torch.AdamW(params, no_deprecation_warning=True, compile=True, **kw)),
-                    steps, results)
-    del params
+        run_variant(
+            "tensorweave torch AdamW (compile=True)",
+            lambda: stepper(two.torch.AdamW(params, no_deprecation_warning=True, compile=True, **kw)),
+            steps,
+            results,
+        )
+    params.clear()  # release the tensors before the next variant
     gc.collect()
 
 
@@ -152,11 +171,14 @@ def jax_variants(shapes, steps: int, results: list) -> None:
     import jax
     import jax.numpy as jnp
     import optax
+
     import tensorweave.optim as two
 
     keys = jax.random.split(jax.random.PRNGKey(0), 2 * len(shapes))
     params0 = {f"p{i}": jax.random.normal(keys[i], s, jnp.float32) for i, s in enumerate(shapes)}
-    grads = {f"p{i}": jax.random.normal(keys[len(shapes) + i], s, jnp.float32) * 1e-2 for i, s in enumerate(shapes)}
+    grads = {
+        f"p{i}": jax.random.normal(keys[len(shapes) + i], s, jnp.float32) * 1e-2 for i, s in enumerate(shapes)
+    }
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}", flush=True)
 
     def make(tx) -> Callable[[], Callable[[], None]]:
@@ -175,11 +197,18 @@ def jax_variants(shapes, steps: int, results: list) -> None:
                 jax.block_until_ready(box["p"])
 
             return step
+
         return build
 
-    run_variant("optax.adamw (jit, donated)", make(optax.adamw(1e-3, eps=1e-6, weight_decay=0.01)), steps, results)
-    run_variant("tensorweave optax adamw (jit, donated)", make(two.optax.adamw(1e-3, weight_decay=0.01)), steps,
-                results)
+    run_variant(
+        "optax.adamw (jit, donated)", make(optax.adamw(1e-3, eps=1e-6, weight_decay=0.01)), steps, results
+    )
+    run_variant(
+        "tensorweave optax adamw (jit, donated)",
+        make(two.optax.adamw(1e-3, weight_decay=0.01)),
+        steps,
+        results,
+    )
 
 
 def main() -> None:
@@ -187,7 +216,9 @@ def main() -> None:
     ap.add_argument("--params", type=float, default=124e6)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--only", default="torch,jax")
-    ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant (slow to compile)")
+    ap.add_argument(
+        "--no-compile", action="store_true", help="skip the torch.compile variant (slow to compile)"
+    )
     args = ap.parse_args()
     total = int(args.params)
     shapes = shapes_for(total)
@@ -195,12 +226,17 @@ def main() -> None:
     bw_torch = torch_bandwidth() if "torch" in args.only else None
     bw = max(bw_np, bw_torch or 0.0)
     bound = 7 * 4 * total / bw
-    print(f"{total / 1e6:.1f}M float32 parameters in {len(shapes)} tensors {shapes}; {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f}")
-    print(f"copy bandwidth: numpy {bw_np / 1e9:.2f} GB/s"
-          + (f", torch copy_ {bw_torch / 1e9:.2f} GB/s" if bw_torch else "")
-          + f" -> AdamW bandwidth bound 7*4*params/max(bw) = {bound * 1e3:.1f} ms (numpy alone: "
-          f"{7 * 4 * total / bw_np * 1e3:.1f} ms)", flush=True)
+    print(
+        f"{total / 1e6:.1f}M float32 parameters in {len(shapes)} tensors {shapes}; {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"copy bandwidth: numpy {bw_np / 1e9:.2f} GB/s"
+        + (f", torch copy_ {bw_torch / 1e9:.2f} GB/s" if bw_torch else "")
+        + f" -> AdamW bandwidth bound 7*4*params/max(bw) = {bound * 1e3:.1f} ms (numpy alone: "
+        f"{7 * 4 * total / bw_np * 1e3:.1f} ms)",
+        flush=True,
+    )
     results: list = []
     only = set(args.only.split(","))
     if "torch" in only:
@@ -208,13 +244,17 @@ def main() -> None:
     if "jax" in only:
         jax_variants(shapes, args.steps, results)
     print("\nsummary (median per step; ratio to the faster framework peer; x bound)")
-    peers = {"torch": [r for r in results if r[0].startswith("torch.optim")],
-             "jax": [r for r in results if r[0].startswith("optax")]}
+    peers = {
+        "torch": [r for r in results if r[0].startswith("torch.optim")],
+        "jax": [r for r in results if r[0].startswith("optax")],
+    }
     for name, first, med, best, delta, peak in results:
         fam = "torch" if "torch" in name else "jax"
         fastest = min((r[2] for r in peers[fam]), default=med)
-        print(f"  {name:<40} {med * 1e3:9.1f} ms  {med / fastest:5.2f}x peer  {med / bound:5.2f}x bound  "
-              f"+{delta / 2**30:.2f} GiB")
+        print(
+            f"  {name:<40} {med * 1e3:9.1f} ms  {med / fastest:5.2f}x peer  {med / bound:5.2f}x bound  "
+            f"+{delta / 2**30:.2f} GiB"
+        )
 
 
 if __name__ == "__main__":

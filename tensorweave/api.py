@@ -1,4 +1,5 @@
 """The user-facing wrapper: trace on first call per input signature, lower, cache, run."""
+
 from __future__ import annotations
 
 import functools
@@ -17,8 +18,13 @@ class Function:
     ``input_specs`` (symbolic dims allowed) one program serves every size.
     """
 
-    def __init__(self, fn: Callable, backend: str | None = None, input_specs: Sequence[TensorSpec] | None = None,
-                 **lower_options: Any):
+    def __init__(
+        self,
+        fn: Callable,
+        backend: str | None = None,
+        input_specs: Sequence[TensorSpec] | None = None,
+        **lower_options: Any,
+    ):
         self.fn = fn
         self.backend = backend
         self.input_specs = list(input_specs) if input_specs is not None else None
@@ -51,8 +57,13 @@ class Function:
         return self.program(*args, backend=backend)(*args)
 
 
-def function(fn: Callable | None = None, *, backend: str | None = None,
-             input_specs: Sequence[TensorSpec] | None = None, **lower_options: Any) -> Any:
+def function(
+    fn: Callable | None = None,
+    *,
+    backend: str | None = None,
+    input_specs: Sequence[TensorSpec] | None = None,
+    **lower_options: Any,
+) -> Any:
     """Decorator form of :class:`Function`."""
     if fn is None:
         return lambda f: Function(f, backend, input_specs, **lower_options)

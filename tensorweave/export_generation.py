@@ -24,6 +24,7 @@ Targets: ``onnx`` (standard-domain ModelProto with a ``Loop``; a plain
 ``while_loop`` higher-order op). Each file is written to a temporary name and renamed; a JSON
 side file ``<output>.generation.json`` records the signature for :func:`load_generation`.
 """
+
 from __future__ import annotations
 
 import copy
@@ -63,38 +64,54 @@ def _eos_tuple(eos: Any) -> tuple:
     return (eos,) if isinstance(eos, int) else tuple(int(e) for e in eos)
 
 
-def generation_config_for_export(model: Any, num_beams: int, generation_config: GenerationConfig | None,
-                                 **kwargs: Any) -> GenerationConfig:
+def generation_config_for_export(
+    model: Any, num_beams: int, generation_config: GenerationConfig | None, **kwargs: Any
+) -> GenerationConfig:
     """The model's special tokens (or ``generation_config``) updated with ``kwargs``, validated for
     export: greedy (``num_beams=1``) or beam search, no sampling, no length-dependent processors."""
     if generation_config is not None:
         config = copy.deepcopy(generation_config)
     else:
         cfg = model.config
-        config = GenerationConfig(**{k: getattr(cfg, k) for k in ("bos_token_id", "eos_token_id", "pad_token_id")
-                                     if getattr(cfg, k, None) is not None})
+        config = GenerationConfig(
+            **{
+                k: getattr(cfg, k)
+                for k in ("bos_token_id", "eos_token_id", "pad_token_id")
+                if getattr(cfg, k, None) is not None
+            }
+        )
     unused = config.update(num_beams=num_beams, **kwargs)
     if unused:
-        raise ValueError(f"export_generation got unknown generation settings {sorted(unused)}; check their names")
+        raise ValueError(
+            f"export_generation got unknown generation settings {sorted(unused)}; check their names"
+        )
     config.validate()
     if not isinstance(config.num_beams, int) or config.num_beams < 1:
         raise ValueError(f"num_beams must be a positive int, got {config.num_beams!r}")
     if config.do_sample:
         raise ValueError("export_generation exports greedy search and beam search; set do_sample=False")
     if config.num_beam_groups > 1 or config.penalty_alpha is not None or config.constraints is not None:
-        raise ValueError("export_generation exports greedy search and beam search only (no group beam, contrastive "
-                         "or constrained search)")
+        raise ValueError(
+            "export_generation exports greedy search and beam search only (no group beam, contrastive "
+            "or constrained search)"
+        )
     if config.output_scores:
         raise ValueError("export_generation does not export per-step scores; set output_scores=False")
     for name, why in _UNSUPPORTED.items():
         if getattr(config, name, None) is not None:
-            raise ValueError(f"`{name}` cannot be exported ({why}, and both are run-time values in the exported "
-                             "graph); drop it")
+            raise ValueError(
+                f"`{name}` cannot be exported ({why}, and both are run-time values in the exported "
+                "graph); drop it"
+            )
     if config.num_beams == 1 and config.num_return_sequences != 1:
-        raise ValueError("num_return_sequences > 1 needs beam search (num_beams > 1) in an exported generation")
+        raise ValueError(
+            "num_return_sequences > 1 needs beam search (num_beams > 1) in an exported generation"
+        )
     eos = _eos_tuple(config.eos_token_id)
     if config.pad_token_id is None and eos:
-        warnings.warn(f"Setting `pad_token_id` to `eos_token_id`:{eos[0]} for open-end generation.", UserWarning)
+        warnings.warn(
+            f"Setting `pad_token_id` to `eos_token_id`:{eos[0]} for open-end generation.", UserWarning
+        )
         config.pad_token_id = eos[0]
     if config.pad_token_id is None:
         raise ValueError("generation needs `pad_token_id` (or `eos_token_id`) to fill finished rows")
@@ -107,7 +124,9 @@ def build_generation_graph(model: Any, config: GenerationConfig, cap: int) -> An
     import tensorweave.ir.namespace as xp
 
     if not getattr(model, "is_decoder", False):
-        raise IRError(f"export_generation needs a decoder model (gpt2, llama), got {getattr(model, 'model_type', model)}")
+        raise IRError(
+            f"export_generation needs a decoder model (gpt2, llama), got {getattr(model, 'model_type', model)}"
+        )
     eos = _eos_tuple(config.eos_token_id)
     n = config.num_beams
 
@@ -119,22 +138,52 @@ def build_generation_graph(model: Any, config: GenerationConfig, cap: int) -> An
         limit = prompt + xp.clip(max_new, 0, cap)
         procs = get_logits_processor(config, P)
         if n > 1:
-            bcfg = BeamConfig(batch_size=B, num_beams=n, vocab_size=model.config.vocab_size, prompt_len=P,
-                              max_length=L, eos_token_id=eos or (-1,), pad_token_id=config.pad_token_id,
-                              length_penalty=config.length_penalty, early_stopping=config.early_stopping,
-                              num_return_sequences=config.num_return_sequences, length_limit=limit)
-            out = decode_beam(model.forward, params, model.config, xp.repeat(ids, n, axis=0),
-                              xp.repeat(mask, n, axis=0), bcfg, processors=procs)
-            return {"sequences": out["sequences"], "length": out["out_len"],
-                    "sequences_scores": out["sequences_scores"]}
-        out = decode_greedy_or_sample(model.forward, params, model.config, ids, mask, max_length=L,
-                                      eos_token_id=eos, pad_token_id=config.pad_token_id, processors=procs,
-                                      max_length_limit=limit)
+            bcfg = BeamConfig(
+                batch_size=B,
+                num_beams=n,
+                vocab_size=model.config.vocab_size,
+                prompt_len=P,
+                max_length=L,
+                eos_token_id=eos or (-1,),
+                pad_token_id=config.pad_token_id,
+                length_penalty=config.length_penalty,
+                early_stopping=config.early_stopping,
+                num_return_sequences=config.num_return_sequences,
+                length_limit=limit,
+            )
+            out = decode_beam(
+                model.forward,
+                params,
+                model.config,
+                xp.repeat(ids, n, axis=0),
+                xp.repeat(mask, n, axis=0),
+                bcfg,
+                processors=procs,
+            )
+            return {
+                "sequences": out["sequences"],
+                "length": out["out_len"],
+                "sequences_scores": out["sequences_scores"],
+            }
+        out = decode_greedy_or_sample(
+            model.forward,
+            params,
+            model.config,
+            ids,
+            mask,
+            max_length=L,
+            eos_token_id=eos,
+            pad_token_id=config.pad_token_id,
+            processors=procs,
+            max_length_limit=limit,
+        )
         return {"sequences": out["sequences"], "length": out["length"]}
 
-    specs = (TensorSpec(("batch", "sequence"), "int64", "input_ids"),
-             TensorSpec(("batch", "sequence"), "int64", "attention_mask"),
-             TensorSpec((), "int64", "max_new_tokens"))
+    specs = (
+        TensorSpec(("batch", "sequence"), "int64", "input_ids"),
+        TensorSpec(("batch", "sequence"), "int64", "attention_mask"),
+        TensorSpec((), "int64", "max_new_tokens"),
+    )
     name = f"{model.model_type}_{'beam' if n > 1 else 'greedy'}_generation"
     return trace(fn, *specs, name=name)
 
@@ -152,9 +201,16 @@ def _write_json_atomic(path: str, data: dict) -> None:
             os.remove(tmp)
 
 
-def export_generation(model: Any, output: str, target: str = "onnx", num_beams: int = 1, max_new_tokens: int = 64,
-                      generation_config: GenerationConfig | None = None, opset: int | None = None,
-                      **generation_kwargs: Any) -> str:
+def export_generation(
+    model: Any,
+    output: str,
+    target: str = "onnx",
+    num_beams: int = 1,
+    max_new_tokens: int = 64,
+    generation_config: GenerationConfig | None = None,
+    opset: int | None = None,
+    **generation_kwargs: Any,
+) -> str:
     """Export greedy (``num_beams=1``) or beam search generation of ``model`` as one artefact at
     ``output`` (see the module docstring); ``max_new_tokens`` is the cap the buffers are sized for.
     Other keyword arguments are generation settings (``eos_token_id``, ``length_penalty``,
@@ -162,7 +218,9 @@ def export_generation(model: Any, output: str, target: str = "onnx", num_beams: 
     if target not in TARGETS:
         raise ValueError(f"unknown export target {target!r}; choose one of {', '.join(TARGETS)}")
     if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens (the export-time cap) must be a positive int, got {max_new_tokens!r}")
+        raise ValueError(
+            f"max_new_tokens (the export-time cap) must be a positive int, got {max_new_tokens!r}"
+        )
     if opset is not None and target != "onnx":
         raise ValueError(f"opset applies to target='onnx' only, not {target!r}")
     if target == "torch" and not os.fspath(output).endswith(".pt2"):
@@ -170,14 +228,23 @@ def export_generation(model: Any, output: str, target: str = "onnx", num_beams: 
     output = os.fspath(output)
     config = generation_config_for_export(model, num_beams, generation_config, **generation_kwargs)
     graph = build_generation_graph(model, config, max_new_tokens)
-    meta = {"format": "tensorweave-generation", "version": 1, "target": target, "model_type": model.model_type,
-            "num_beams": config.num_beams, "num_return_sequences": config.num_return_sequences,
-            "max_new_tokens_cap": max_new_tokens, "inputs": list(INPUT_NAMES),
-            "outputs": list(graph.output_names), "pad_token_id": config.pad_token_id,
-            "max_position_embeddings": getattr(model.config, "max_position_embeddings", None)}
+    meta = {
+        "format": "tensorweave-generation",
+        "version": 1,
+        "target": target,
+        "model_type": model.model_type,
+        "num_beams": config.num_beams,
+        "num_return_sequences": config.num_return_sequences,
+        "max_new_tokens_cap": max_new_tokens,
+        "inputs": list(INPUT_NAMES),
+        "outputs": list(graph.output_names),
+        "pad_token_id": config.pad_token_id,
+        "max_position_embeddings": getattr(model.config, "max_position_embeddings", None),
+    }
     if target == "onnx":
         registry.get("onnx")  # one-line error when onnx / onnxruntime is missing
         from .backends.onnx import save_model, to_model_proto
+
         graph.check()
         proto = to_model_proto(graph, opset)  # the ModelProto only: no session is needed to write it
         for key in ("num_beams", "num_return_sequences", "max_new_tokens_cap", "pad_token_id"):
@@ -201,7 +268,9 @@ class GenerationRunner:
         if not os.path.exists(path):
             raise FileNotFoundError(f"no exported generation at {path!r}")
         if not os.path.isfile(side):
-            raise FileNotFoundError(f"{side!r} is missing; it is written by export_generation next to the artefact")
+            raise FileNotFoundError(
+                f"{side!r} is missing; it is written by export_generation next to the artefact"
+            )
         with open(side) as f:
             self.meta = json.load(f)
         if self.meta.get("format") != "tensorweave-generation":
@@ -212,22 +281,33 @@ class GenerationRunner:
         self.path = path
         self._fn = _LOADERS[self.target](path)
 
-    def __call__(self, input_ids: Any, attention_mask: Any = None, max_new_tokens: int | None = None,
-                 return_dict: bool = False) -> Any:
+    def __call__(
+        self,
+        input_ids: Any,
+        attention_mask: Any = None,
+        max_new_tokens: int | None = None,
+        return_dict: bool = False,
+    ) -> Any:
         ids = np.asarray(input_ids)
         if ids.ndim != 2 or ids.dtype.kind not in "iu":
-            raise ValueError(f"input_ids must be an integer [batch, sequence] array, got {ids.dtype}{list(ids.shape)}")
+            raise ValueError(
+                f"input_ids must be an integer [batch, sequence] array, got {ids.dtype}{list(ids.shape)}"
+            )
         mask = np.ones_like(ids) if attention_mask is None else np.asarray(attention_mask)
         if mask.shape != ids.shape:
             raise ValueError(f"attention_mask shape {mask.shape} must equal input_ids shape {ids.shape}")
         m = self.cap if max_new_tokens is None else max_new_tokens
         if not isinstance(m, (int, np.integer)) or isinstance(m, bool) or not 1 <= int(m) <= self.cap:
-            raise ValueError(f"max_new_tokens={m!r} is outside [1, {self.cap}]: this artefact was exported with a "
-                             f"cache for at most {self.cap} new tokens; re-export with a larger max_new_tokens")
+            raise ValueError(
+                f"max_new_tokens={m!r} is outside [1, {self.cap}]: this artefact was exported with a "
+                f"cache for at most {self.cap} new tokens; re-export with a larger max_new_tokens"
+            )
         limit = self.meta.get("max_position_embeddings")
         if limit is not None and ids.shape[1] + int(m) > limit:
-            raise ValueError(f"prompt length {ids.shape[1]} + max_new_tokens {int(m)} exceeds the model's "
-                             f"max_position_embeddings ({limit}); shorten the prompt or max_new_tokens")
+            raise ValueError(
+                f"prompt length {ids.shape[1]} + max_new_tokens {int(m)} exceeds the model's "
+                f"max_position_embeddings ({limit}); shorten the prompt or max_new_tokens"
+            )
         outs = self._fn(ids.astype(np.int64), mask.astype(np.int64), np.asarray(int(m), np.int64))
         named = dict(zip(self.output_names, [np.asarray(o) for o in outs]))
         length = int(named["length"])
@@ -237,41 +317,49 @@ class GenerationRunner:
 
 def _load_onnx(path: str) -> Any:
     import onnxruntime as ort
+
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
 
     def run(ids: np.ndarray, mask: np.ndarray, m: np.ndarray) -> list:
         return sess.run(names, {"input_ids": ids, "attention_mask": mask, "max_new_tokens": m})
+
     return run
 
 
 def _load_tensorflow(path: str) -> Any:
     import tensorflow as tf
+
     module = tf.saved_model.load(path)
 
     def run(ids: np.ndarray, mask: np.ndarray, m: np.ndarray) -> list:
         return [o.numpy() for o in module.fn(tf.constant(ids), tf.constant(mask), tf.constant(m))]
+
     return run
 
 
 def _load_jax(path: str) -> Any:
     from jax import export as jexport
+
     with open(path, "rb") as f:
         exported = jexport.deserialize(bytearray(f.read()))
 
     def run(ids: np.ndarray, mask: np.ndarray, m: np.ndarray) -> list:
         return [np.asarray(o) for o in exported.call(ids, mask, m)]
+
     return run
 
 
 def _load_torch(path: str) -> Any:
     import torch
+
     module = torch.export.load(path).module()
 
     def run(ids: np.ndarray, mask: np.ndarray, m: np.ndarray) -> list:
         with torch.no_grad():
             outs = module(torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(m))
         return [o.numpy() for o in outs]
+
     return run
 
 

@@ -8,6 +8,7 @@ compiled per-step strategy programs (``frontends/generation/stepwise.py``), whic
 beam search and ``prefix_allowed_tokens_fn``. Both modes give the same tokens; the same seed gives
 the same tokens on every backend (the IR's Threefry RNG).
 """
+
 from __future__ import annotations
 
 import functools
@@ -47,16 +48,25 @@ class GenerateOutput:
 
 def _model_generation_config(model: Any) -> GenerationConfig:
     cfg = model.config
-    fields = {k: getattr(cfg, k) for k in ("bos_token_id", "eos_token_id", "pad_token_id",
-                                                   "decoder_start_token_id") if getattr(cfg, k, None) is not None}
+    fields = {
+        k: getattr(cfg, k)
+        for k in ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
+        if getattr(cfg, k, None) is not None
+    }
     return GenerationConfig(**fields)
 
 
 def _is_contrastive(config: GenerationConfig) -> bool:
     """Hugging Face's mode rule: contrastive search when not sampling, one beam, ``top_k > 1`` and
     ``penalty_alpha > 0``."""
-    return (not config.do_sample and config.num_beams == 1 and config.penalty_alpha is not None
-            and config.penalty_alpha > 0 and config.top_k is not None and config.top_k > 1)
+    return (
+        not config.do_sample
+        and config.num_beams == 1
+        and config.penalty_alpha is not None
+        and config.penalty_alpha > 0
+        and config.top_k is not None
+        and config.top_k > 1
+    )
 
 
 def _eos_tuple(eos: Any) -> tuple:
@@ -65,10 +75,22 @@ def _eos_tuple(eos: Any) -> tuple:
     return (eos,) if isinstance(eos, int) else tuple(int(e) for e in eos)
 
 
-def generate(model: Any, input_ids: Any, attention_mask: Any = None, generation_config: GenerationConfig | None = None,
-             backend: str | None = None, seed: int | None = None, logits_processor: list | None = None, *,
-             trace: bool | None = None, streamer: Any = None, prefix_allowed_tokens_fn: Any = None,
-             prng_key: Any = None, reorder_cache: Any = None, **kwargs: Any) -> Any:
+def generate(
+    model: Any,
+    input_ids: Any,
+    attention_mask: Any = None,
+    generation_config: GenerationConfig | None = None,
+    backend: str | None = None,
+    seed: int | None = None,
+    logits_processor: list | None = None,
+    *,
+    trace: bool | None = None,
+    streamer: Any = None,
+    prefix_allowed_tokens_fn: Any = None,
+    prng_key: Any = None,
+    reorder_cache: Any = None,
+    **kwargs: Any,
+) -> Any:
     """Generate with a tensorweave ``Model`` or a native causal-LM callable (e.g. a ``transformers``
     PyTorch model). Extra keyword arguments update the generation config; unknown ones are a
     ValueError naming them. Returns ``sequences`` (numpy) or a :class:`GenerateOutput` with
@@ -83,16 +105,24 @@ def generate(model: Any, input_ids: Any, attention_mask: Any = None, generation_
     ``reorder_cache(cache, rows) -> cache``: how to reorder a native model's cache for beam search
     (default: the cache's own ``reorder_cache`` method, or a gather of nested arrays)."""
     import copy
+
     from .models.model import Model
+
     native = not isinstance(model, Model)
     if native and not callable(model):
-        raise ValueError(f"model must be a tensorweave Model or a callable causal LM, got {type(model).__name__}")
+        raise ValueError(
+            f"model must be a tensorweave Model or a callable causal LM, got {type(model).__name__}"
+        )
     if native and trace:
-        raise ValueError("a native model callable runs step-wise only: pass trace=False (or leave trace unset)")
+        raise ValueError(
+            "a native model callable runs step-wise only: pass trace=False (or leave trace unset)"
+        )
     fused = (not native) if trace is None else bool(trace)
     if fused and prefix_allowed_tokens_fn is not None:
-        raise ValueError("`prefix_allowed_tokens_fn` is a Python callback on concrete token ids, which a fused "
-                         "program cannot call: pass trace=False to generate step-wise")
+        raise ValueError(
+            "`prefix_allowed_tokens_fn` is a Python callback on concrete token ids, which a fused "
+            "program cannot call: pass trace=False to generate step-wise"
+        )
     seq2seq = not native and model.is_encoder_decoder
     if not native and not model.is_decoder and not seq2seq:
         raise ValueError(f"tw.generate needs a decoder model; {model.model_type} is not one")
@@ -104,8 +134,10 @@ def generate(model: Any, input_ids: Any, attention_mask: Any = None, generation_
         config = GenerationConfig()
     unused = config.update(**kwargs)
     if unused:
-        raise ValueError(f"The following `model_kwargs` are not used by the model: {list(unused)} (note: typos in the "
-                         "generate arguments will also show up in this list)")
+        raise ValueError(
+            f"The following `model_kwargs` are not used by the model: {list(unused)} (note: typos in the "
+            "generate arguments will also show up in this list)"
+        )
     config.validate()
     ids = np.asarray(input_ids.detach().cpu().numpy() if hasattr(input_ids, "detach") else input_ids)
     if ids.ndim != 2 or ids.dtype.kind not in "iu":
@@ -114,13 +146,16 @@ def generate(model: Any, input_ids: Any, attention_mask: Any = None, generation_
     if attention_mask is None:
         mask = np.ones_like(ids)
     else:
-        mask = np.asarray(attention_mask.detach().cpu().numpy() if hasattr(attention_mask, "detach")
-                          else attention_mask).astype(np.int64)
+        mask = np.asarray(
+            attention_mask.detach().cpu().numpy() if hasattr(attention_mask, "detach") else attention_mask
+        ).astype(np.int64)
     if mask.shape != ids.shape:
         raise IRError(f"attention_mask shape {mask.shape} must equal input_ids shape {ids.shape}")
     eos = _eos_tuple(config.eos_token_id)
     if config.pad_token_id is None and eos:
-        warnings.warn(f"Setting `pad_token_id` to `eos_token_id`:{eos[0]} for open-end generation.", UserWarning)
+        warnings.warn(
+            f"Setting `pad_token_id` to `eos_token_id`:{eos[0]} for open-end generation.", UserWarning
+        )
         config.pad_token_id = eos[0]
     if config.pad_token_id is None:
         raise ValueError("generation needs `pad_token_id` (or `eos_token_id`) to fill finished rows")
@@ -130,29 +165,39 @@ def generate(model: Any, input_ids: Any, attention_mask: Any = None, generation_
     if config.max_new_tokens is not None:
         config.max_length = config.max_new_tokens + prompt
     if config.max_length <= prompt:
-        raise ValueError(f"`max_length` ({config.max_length}) must exceed the prompt length ({prompt}); "
-                         "set `max_new_tokens`")
+        raise ValueError(
+            f"`max_length` ({config.max_length}) must exceed the prompt length ({prompt}); "
+            "set `max_new_tokens`"
+        )
     if config.constraints is not None:
-        raise ValueError("constrained beam search is not implemented in tensorweave yet; use greedy, sampling, "
-                         "contrastive search, beam search, beam sampling or (step-wise) group beam search")
+        raise ValueError(
+            "constrained beam search is not implemented in tensorweave yet; use greedy, sampling, "
+            "contrastive search, beam search, beam sampling or (step-wise) group beam search"
+        )
     if _is_contrastive(config):
         if not config.use_cache:
             raise ValueError("Contrastive search requires `use_cache=True`")
         if seq2seq:
-            raise ValueError("contrastive search runs on decoder-only models in tensorweave; T5 (encoder-decoder) "
-                             "supports greedy, sampling and the beam modes")
+            raise ValueError(
+                "contrastive search runs on decoder-only models in tensorweave; T5 (encoder-decoder) "
+                "supports greedy, sampling and the beam modes"
+            )
     if config.num_beam_groups > 1 and fused:
         raise ValueError("group (diverse) beam search runs step-wise only: pass trace=False")
     if streamer is not None and config.num_beams > 1:
-        raise ValueError("`streamer` cannot be used with beam search (yet!). Make sure that `num_beams` is set to 1.")
+        raise ValueError(
+            "`streamer` cannot be used with beam search (yet!). Make sure that `num_beams` is set to 1."
+        )
     if native and backend is None:
         backend = "torch" if _is_torch_module(model) and registry.is_installed("torch") else None
     name = registry.resolve(backend)
     if prng_key is not None:
         key = np.asarray(prng_key)
         if key.shape != (2,) or key.dtype != np.uint32:
-            raise ValueError(f"prng_key must be a uint32 array of shape [2] (tw.ir.random.key(seed)), got "
-                             f"{key.dtype}{list(key.shape)}")
+            raise ValueError(
+                f"prng_key must be a uint32 array of shape [2] (tw.ir.random.key(seed)), got "
+                f"{key.dtype}{list(key.shape)}"
+            )
     else:
         key = random.key(0 if seed is None else seed)
     if streamer is not None:
@@ -165,8 +210,19 @@ def generate(model: Any, input_ids: Any, attention_mask: Any = None, generation_
             for t in range(prompt, int(d["length"])):
                 streamer.put(d["sequences"][:, t].copy())
     else:
-        d = _stepwise(model, native, config, name, ids, mask, key, logits_processor, prefix_allowed_tokens_fn,
-                      streamer, reorder_cache)
+        d = _stepwise(
+            model,
+            native,
+            config,
+            name,
+            ids,
+            mask,
+            key,
+            logits_processor,
+            prefix_allowed_tokens_fn,
+            streamer,
+            reorder_cache,
+        )
     if streamer is not None:
         streamer.end()
     return _outputs(d, config, prompt)
@@ -177,7 +233,7 @@ def _positions(mask: np.ndarray, length: int) -> np.ndarray:
     """Hugging Face's position ids ``cumsum(mask) - 1`` (1 on padding), last ``length`` columns."""
     pos = np.cumsum(mask, axis=-1) - 1
     pos = np.where(mask == 0, 1, pos)
-    return pos[:, mask.shape[1] - length:].astype(np.int64)
+    return pos[:, mask.shape[1] - length :].astype(np.int64)
 
 
 class NativeModelStep:
@@ -202,10 +258,13 @@ class NativeModelStep:
             params = inspect.signature(target).parameters
         except (TypeError, ValueError):
             params = {}
-        self.cache_kw = "cache" if "cache" in params and "past_key_values" not in params else "past_key_values"
+        self.cache_kw = (
+            "cache" if "cache" in params and "past_key_values" not in params else "past_key_values"
+        )
         self.pass_positions = "position_ids" in params
         try:
             import torch
+
             self.torch = torch if isinstance(fn, torch.nn.Module) else None
         except ImportError:  # pragma: no cover - torch is optional
             self.torch = None
@@ -232,8 +291,10 @@ class NativeModelStep:
             return logits
         states = out.get("hidden_states") if hasattr(out, "get") else getattr(out, "hidden_states", None)
         if not states:
-            raise ValueError("contrastive search needs the model's hidden states: a native model must return "
-                             "`hidden_states` when called with output_hidden_states=True")
+            raise ValueError(
+                "contrastive search needs the model's hidden states: a native model must return "
+                "`hidden_states` when called with output_hidden_states=True"
+            )
         return logits, _numpy(states[-1])
 
     def prefill(self, ids: np.ndarray, mask: np.ndarray, hidden: bool = False) -> Any:
@@ -255,6 +316,7 @@ class NativeModelStep:
         index = self._array(rows.astype(np.int64))
         if _is_torch(self.cache) or type(self.cache).__module__.startswith("transformers"):
             import torch
+
             index = torch.from_numpy(rows.astype(np.int64))
         if hasattr(self.cache, "reorder_cache"):
             self.cache.reorder_cache(index)
@@ -276,7 +338,9 @@ def _numpy(x: Any) -> np.ndarray:
 def _split_output(out: Any, cache_name: str = "past_key_values") -> tuple[Any, Any]:
     if isinstance(out, tuple) and not hasattr(out, "keys"):
         if len(out) != 2:
-            raise ValueError(f"a native model returning a tuple must return (logits, cache), got {len(out)} items")
+            raise ValueError(
+                f"a native model returning a tuple must return (logits, cache), got {len(out)} items"
+            )
         return out
     get = out.get if hasattr(out, "get") else (lambda k, d=None: getattr(out, k, d))
     logits = get("logits", None)
@@ -285,8 +349,10 @@ def _split_output(out: Any, cache_name: str = "past_key_values") -> tuple[Any, A
     if cache is None:
         cache = get(other, None)
     if logits is None or cache is None:
-        raise ValueError("the native model's output needs `logits` and a cache (`past_key_values` or `cache`); "
-                         "call it with use_cache=True or pass a tensorweave Model")
+        raise ValueError(
+            "the native model's output needs `logits` and a cache (`past_key_values` or `cache`); "
+            "call it with use_cache=True or pass a tensorweave Model"
+        )
     return logits, cache
 
 
@@ -295,11 +361,14 @@ def _gather_nested(cache: Any, rows: np.ndarray, index: Any, torch: Any) -> Any:
         return type(cache)(_gather_nested(c, rows, index, torch) for c in cache)
     if _is_torch(cache):
         import torch
+
         return cache.index_select(0, torch.from_numpy(rows.astype(np.int64)))
     if isinstance(cache, np.ndarray):
         return np.take(cache, rows, axis=0)
-    raise ValueError(f"cannot reorder a cache of type {type(cache).__name__} for beam search; pass "
-                     "`reorder_cache=fn(cache, rows) -> cache` to generate")
+    raise ValueError(
+        f"cannot reorder a cache of type {type(cache).__name__} for beam search; pass "
+        "`reorder_cache=fn(cache, rows) -> cache` to generate"
+    )
 
 
 def _is_torch_module(model: Any) -> bool:
@@ -310,9 +379,21 @@ def _is_torch_module(model: Any) -> bool:
     return isinstance(model, torch.nn.Module)
 
 
-def _stepwise(model: Any, native: bool, config: GenerationConfig, backend: str, ids: np.ndarray, mask: np.ndarray,
-              key: np.ndarray, custom: list | None, prefix_fn: Any, streamer: Any, reorder_cache: Any) -> dict:
+def _stepwise(
+    model: Any,
+    native: bool,
+    config: GenerationConfig,
+    backend: str,
+    ids: np.ndarray,
+    mask: np.ndarray,
+    key: np.ndarray,
+    custom: list | None,
+    prefix_fn: Any,
+    streamer: Any,
+    reorder_cache: Any,
+) -> dict:
     from .frontends.generation import stepwise
+
     seq2seq = not native and model.is_encoder_decoder
     enc_rows = None
     if seq2seq:  # the loops run over the decoder: a start column; the encoder inputs go to the model step
@@ -322,24 +403,39 @@ def _stepwise(model: Any, native: bool, config: GenerationConfig, backend: str, 
         ids = np.full((ids.shape[0], 1), _decoder_start(config), np.int64)
         mask = np.ones_like(ids)
     prompt = ids.shape[1]
-    procs = get_logits_processor(config, prompt, encoder_input_ids=enc_rows, prefix_allowed_tokens_fn=prefix_fn,
-                                 logits_processor=custom)
+    procs = get_logits_processor(
+        config,
+        prompt,
+        encoder_input_ids=enc_rows,
+        prefix_allowed_tokens_fn=prefix_fn,
+        logits_processor=custom,
+    )
     prefix = next((p for p in procs if isinstance(p, PrefixConstrainedLogitsProcessor)), None)
     lower = functools.partial(_lower, backend=backend)
-    setup = stepwise.StepwiseSetup(config=config, processors=procs,
-                                   warpers=get_logits_warper(config) if config.do_sample else None, backend=backend,
-                                   config_key=config.to_json_string(use_diff=False), lower=lower, prefix=prefix,
-                                   streamer=streamer)
+    setup = stepwise.StepwiseSetup(
+        config=config,
+        processors=procs,
+        warpers=get_logits_warper(config) if config.do_sample else None,
+        backend=backend,
+        config_key=config.to_json_string(use_diff=False),
+        lower=lower,
+        prefix=prefix,
+        streamer=streamer,
+    )
     if seq2seq:
         step: Any = stepwise.Seq2SeqModelStep(model, backend, config.max_length, lower, enc_ids, enc_mask)
     else:
-        step = (NativeModelStep(model, reorder_cache) if native
-                else stepwise.StaticCacheModelStep(model, backend, config.max_length, lower))
+        step = (
+            NativeModelStep(model, reorder_cache)
+            if native
+            else stepwise.StaticCacheModelStep(model, backend, config.max_length, lower)
+        )
     extra = (_processors_key(custom),)
     if enc_rows is not None and any(p.__class__.__name__.startswith("Encoder") for p in procs):
         extra += (enc_rows.shape, enc_rows.tobytes())  # the encoder ids are constants of the step programs
     if _is_contrastive(config):
         from .frontends.generation.contrastive import contrastive_loop
+
         return contrastive_loop(step, setup, ids, mask, extra)
     if config.num_beam_groups > 1:
         return stepwise.group_beam_loop(step, setup, ids, mask, extra)
@@ -373,9 +469,12 @@ def _program(model: Any, config: GenerationConfig, backend: str, shape: tuple, c
     cache_key = (backend, shape, config.to_json_string(use_diff=False), _processors_key(custom))
     prog = store.get(cache_key)
     if prog is None:
-        graph = trace(lambda ids, mask, key: _fused(model, config, ids, mask, key, custom),
-                      TensorSpec(shape, "int64", "input_ids"), TensorSpec(shape, "int64", "attention_mask"),
-                      TensorSpec((2,), "uint32", "key"))
+        graph = trace(
+            lambda ids, mask, key: _fused(model, config, ids, mask, key, custom),
+            TensorSpec(shape, "int64", "input_ids"),
+            TensorSpec(shape, "int64", "attention_mask"),
+            TensorSpec((2,), "uint32", "key"),
+        )
         prog = registry.lower(optimize(graph), backend)
         store[cache_key] = prog
     return prog
@@ -383,6 +482,7 @@ def _program(model: Any, config: GenerationConfig, backend: str, shape: tuple, c
 
 def _fused(model: Any, config: GenerationConfig, ids: Any, mask: Any, key: Any, custom: list | None) -> dict:
     import tensorweave.ir.namespace as xp
+
     if model.is_encoder_decoder:
         return _fused_seq2seq(model, config, ids, mask, key, custom)
     B, prompt = ids.shape
@@ -392,28 +492,74 @@ def _fused(model: Any, config: GenerationConfig, ids: Any, mask: Any, key: Any, 
     eos = _eos_tuple(config.eos_token_id)
     out_scores = bool(config.output_scores)
     if _is_contrastive(config):
-        out = decode_contrastive(model.forward, params, model.config, ids, mask, max_length=config.max_length,
-                                 top_k=config.top_k, penalty_alpha=config.penalty_alpha, eos_token_id=eos,
-                                 pad_token_id=config.pad_token_id, processors=procs, output_scores=out_scores)
+        out = decode_contrastive(
+            model.forward,
+            params,
+            model.config,
+            ids,
+            mask,
+            max_length=config.max_length,
+            top_k=config.top_k,
+            penalty_alpha=config.penalty_alpha,
+            eos_token_id=eos,
+            pad_token_id=config.pad_token_id,
+            processors=procs,
+            output_scores=out_scores,
+        )
         res = {"sequences": out["sequences"], "length": out["length"], "steps": out["length"]}
     elif config.num_beams > 1:
         n = config.num_beams
-        bcfg = BeamConfig(batch_size=B, num_beams=n, vocab_size=model.config.vocab_size, prompt_len=prompt,
-                          max_length=config.max_length, eos_token_id=eos or (-1,), pad_token_id=config.pad_token_id,
-                          length_penalty=config.length_penalty, early_stopping=config.early_stopping,
-                          num_return_sequences=config.num_return_sequences)
-        out = decode_beam(model.forward, params, model.config, xp.repeat(ids, n, axis=0), xp.repeat(mask, n, axis=0),
-                          bcfg, processors=procs, warpers=warpers, do_sample=config.do_sample, key=key,
-                          output_scores=out_scores)
-        res = {"sequences": out["sequences"], "length": out["out_len"], "sequences_scores": out["sequences_scores"],
-               "beam_indices": out["beam_indices"], "steps": out["length"]}
+        bcfg = BeamConfig(
+            batch_size=B,
+            num_beams=n,
+            vocab_size=model.config.vocab_size,
+            prompt_len=prompt,
+            max_length=config.max_length,
+            eos_token_id=eos or (-1,),
+            pad_token_id=config.pad_token_id,
+            length_penalty=config.length_penalty,
+            early_stopping=config.early_stopping,
+            num_return_sequences=config.num_return_sequences,
+        )
+        out = decode_beam(
+            model.forward,
+            params,
+            model.config,
+            xp.repeat(ids, n, axis=0),
+            xp.repeat(mask, n, axis=0),
+            bcfg,
+            processors=procs,
+            warpers=warpers,
+            do_sample=config.do_sample,
+            key=key,
+            output_scores=out_scores,
+        )
+        res = {
+            "sequences": out["sequences"],
+            "length": out["out_len"],
+            "sequences_scores": out["sequences_scores"],
+            "beam_indices": out["beam_indices"],
+            "steps": out["length"],
+        }
     else:
         r = config.num_return_sequences
         if r > 1:
             ids, mask = xp.repeat(ids, r, axis=0), xp.repeat(mask, r, axis=0)
-        out = decode_greedy_or_sample(model.forward, params, model.config, ids, mask, max_length=config.max_length,
-                                      eos_token_id=eos, pad_token_id=config.pad_token_id, processors=procs,
-                                      warpers=warpers, do_sample=config.do_sample, key=key, output_scores=out_scores)
+        out = decode_greedy_or_sample(
+            model.forward,
+            params,
+            model.config,
+            ids,
+            mask,
+            max_length=config.max_length,
+            eos_token_id=eos,
+            pad_token_id=config.pad_token_id,
+            processors=procs,
+            warpers=warpers,
+            do_sample=config.do_sample,
+            key=key,
+            output_scores=out_scores,
+        )
         res = {"sequences": out["sequences"], "length": out["length"], "steps": out["length"]}
     if out_scores:
         res["scores"] = out["scores"]
@@ -422,22 +568,32 @@ def _fused(model: Any, config: GenerationConfig, ids: Any, mask: Any, key: Any, 
 
 def _decoder_start(config: GenerationConfig) -> int:
     """Hugging Face's decoder start: ``decoder_start_token_id``, else ``bos_token_id``."""
-    start = config.decoder_start_token_id if config.decoder_start_token_id is not None else config.bos_token_id
+    start = (
+        config.decoder_start_token_id if config.decoder_start_token_id is not None else config.bos_token_id
+    )
     if start is None:
-        raise ValueError("`decoder_start_token_id` or `bos_token_id` has to be defined for encoder-decoder generation.")
+        raise ValueError(
+            "`decoder_start_token_id` or `bos_token_id` has to be defined for encoder-decoder generation."
+        )
     if isinstance(start, (list, tuple)):
-        raise ValueError("a list of `decoder_start_token_id` (one per batch item) is not supported; pass one int")
+        raise ValueError(
+            "a list of `decoder_start_token_id` (one per batch item) is not supported; pass one int"
+        )
     return int(start)
 
 
-def _fused_seq2seq(model: Any, config: GenerationConfig, ids: Any, mask: Any, key: Any, custom: list | None) -> dict:
+def _fused_seq2seq(
+    model: Any, config: GenerationConfig, ids: Any, mask: Any, key: Any, custom: list | None
+) -> dict:
     """Encoder-decoder (T5) fused program: the encoder runs once on ``ids``/``mask``, its output
     (and cross-attention keys/values) is repeated per beam / return sequence, and the decoder
     loop starts from ``[decoder_start_token_id]`` (decoder prompt length 1). The encoder-side
     processors get the encoder ids repeated the same way."""
     import tensorweave.ir.namespace as xp
+
     from .frontends.generation.decode import decode_seq2seq
     from .frontends.models import t5
+
     B = ids.shape[0]
     params = {k: constant(v, name=k) for k, v in model.params.items()}
     n = config.num_beams
@@ -449,18 +605,47 @@ def _fused_seq2seq(model: Any, config: GenerationConfig, ids: Any, mask: Any, ke
     out_scores = bool(config.output_scores)
     bcfg = None
     if n > 1:
-        bcfg = BeamConfig(batch_size=B, num_beams=n, vocab_size=model.config.vocab_size, prompt_len=1,
-                          max_length=config.max_length, eos_token_id=eos or (-1,), pad_token_id=config.pad_token_id,
-                          length_penalty=config.length_penalty, early_stopping=config.early_stopping,
-                          num_return_sequences=config.num_return_sequences)
-    out = decode_seq2seq(t5.encode, t5.decode, t5.init_cache, params, model.config, ids, mask, _decoder_start(config),
-                         max_length=config.max_length, eos_token_id=eos, pad_token_id=config.pad_token_id,
-                         num_return_sequences=config.num_return_sequences, bcfg=bcfg, processors=procs,
-                         warpers=warpers, do_sample=config.do_sample, key=key, output_scores=out_scores,
-                         vocab_size=model.config.vocab_size)
+        bcfg = BeamConfig(
+            batch_size=B,
+            num_beams=n,
+            vocab_size=model.config.vocab_size,
+            prompt_len=1,
+            max_length=config.max_length,
+            eos_token_id=eos or (-1,),
+            pad_token_id=config.pad_token_id,
+            length_penalty=config.length_penalty,
+            early_stopping=config.early_stopping,
+            num_return_sequences=config.num_return_sequences,
+        )
+    out = decode_seq2seq(
+        t5.encode,
+        t5.decode,
+        t5.init_cache,
+        params,
+        model.config,
+        ids,
+        mask,
+        _decoder_start(config),
+        max_length=config.max_length,
+        eos_token_id=eos,
+        pad_token_id=config.pad_token_id,
+        num_return_sequences=config.num_return_sequences,
+        bcfg=bcfg,
+        processors=procs,
+        warpers=warpers,
+        do_sample=config.do_sample,
+        key=key,
+        output_scores=out_scores,
+        vocab_size=model.config.vocab_size,
+    )
     if n > 1:
-        res = {"sequences": out["sequences"], "length": out["out_len"], "sequences_scores": out["sequences_scores"],
-               "beam_indices": out["beam_indices"], "steps": out["length"]}
+        res = {
+            "sequences": out["sequences"],
+            "length": out["out_len"],
+            "sequences_scores": out["sequences_scores"],
+            "beam_indices": out["beam_indices"],
+            "steps": out["length"],
+        }
     else:
         res = {"sequences": out["sequences"], "length": out["length"], "steps": out["length"]}
     if out_scores:
@@ -480,5 +665,7 @@ def _outputs(d: dict, config: GenerationConfig, prompt: int) -> Any:
         bidx = np.full((sequences.shape[0], length), -1, np.int64)
         g = min(d["beam_indices"].shape[1], length)
         bidx[:, :g] = d["beam_indices"][:, :g]
-        return GenerateOutput(sequences, scores, d["sequences_scores"] if config.output_scores else None, bidx)
+        return GenerateOutput(
+            sequences, scores, d["sequences_scores"] if config.output_scores else None, bidx
+        )
     return GenerateOutput(sequences, scores)

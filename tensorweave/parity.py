@@ -21,6 +21,7 @@ reference ``e`` when, elementwise,
   bfloat16  1.6e-2  1e-2
   ========  ======  ======
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -34,8 +35,13 @@ from .ir.trace import trace
 from .ir.types import DType, IRError, TensorSpec, as_dtype
 
 TOLERANCES: dict[DType, tuple[float, float]] = {
-    DType.bool: (0.0, 0.0), DType.int32: (0.0, 0.0), DType.int64: (0.0, 0.0), DType.uint32: (0.0, 0.0),
-    DType.float64: (1e-10, 1e-12), DType.float32: (1e-5, 1e-6), DType.float16: (2e-3, 1e-3),
+    DType.bool: (0.0, 0.0),
+    DType.int32: (0.0, 0.0),
+    DType.int64: (0.0, 0.0),
+    DType.uint32: (0.0, 0.0),
+    DType.float64: (1e-10, 1e-12),
+    DType.float32: (1e-5, 1e-6),
+    DType.float16: (2e-3, 1e-3),
     DType.bfloat16: (1.6e-2, 1e-2),
 }
 
@@ -75,8 +81,10 @@ def differences(actual: Any, expected: np.ndarray) -> tuple[float, float, bool]:
         special_ok = True
     else:
         a64, e64 = a.astype(np.float64), e.astype(np.float64)
-        special_ok = bool(np.array_equal(np.isnan(a64), np.isnan(e64))
-                          and np.array_equal(np.where(np.isinf(e64), e64, 0.0), np.where(np.isinf(a64), a64, 0.0)))
+        special_ok = bool(
+            np.array_equal(np.isnan(a64), np.isnan(e64))
+            and np.array_equal(np.where(np.isinf(e64), e64, 0.0), np.where(np.isinf(a64), a64, 0.0))
+        )
         finite = np.isfinite(a64) & np.isfinite(e64)
         d, mag = np.abs(a64[finite] - e64[finite]), np.abs(e64[finite])
         if d.size == 0:
@@ -130,15 +138,24 @@ class ParityReport:
         lines = [f"{'backend':<11} {'output':<20} {'dtype':<9} {'max abs':>10} {'max rel':>10}  result"]
         for r in self.rows:
             res = "ok" if r.ok else (f"FAIL: {r.error}" if r.error else "FAIL")
-            lines.append(f"{r.backend:<11} {r.output:<20} {r.dtype.value:<9} {r.max_abs:>10.2e} {r.max_rel:>10.2e}  {res}")
+            lines.append(
+                f"{r.backend:<11} {r.output:<20} {r.dtype.value:<9} {r.max_abs:>10.2e} {r.max_rel:>10.2e}  {res}"
+            )
         return "\n".join(lines)
 
 
 def _row(backend: str, name: str, dtype: DType, got: Any, want: np.ndarray) -> Row:
     got = np.asarray(got)
     if got.dtype != want.dtype or got.shape != want.shape:
-        return Row(backend, name, dtype, float("inf"), float("inf"), False,
-                   f"got {got.dtype}{list(got.shape)}, want {want.dtype}{list(want.shape)}")
+        return Row(
+            backend,
+            name,
+            dtype,
+            float("inf"),
+            float("inf"),
+            False,
+            f"got {got.dtype}{list(got.shape)}, want {want.dtype}{list(want.shape)}",
+        )
     mabs, mrel, special_ok = differences(got, want)
     if not special_ok:
         return Row(backend, name, dtype, float("inf"), float("inf"), False, "nan/inf in different places")
@@ -157,8 +174,12 @@ def _backend_names(backends: Sequence[str] | str | None) -> list[str]:
     return out
 
 
-def compare(fn: Callable | Graph, *inputs: Any, backends: Sequence[str] | str | None = None,
-            specs: Sequence[TensorSpec] | None = None) -> ParityReport:
+def compare(
+    fn: Callable | Graph,
+    *inputs: Any,
+    backends: Sequence[str] | str | None = None,
+    specs: Sequence[TensorSpec] | None = None,
+) -> ParityReport:
     """Run ``fn`` (a Python function over xp, or a Graph) on ``backends`` and compare with numpy.
 
     ``specs`` (default: the inputs' exact shapes and dtypes) are the trace signature, so symbolic
@@ -193,8 +214,12 @@ def compare(fn: Callable | Graph, *inputs: Any, backends: Sequence[str] | str | 
     return report
 
 
-def assert_parity(fn: Callable | Graph, *inputs: Any, backends: Sequence[str] | str | None = None,
-                  specs: Sequence[TensorSpec] | None = None) -> ParityReport:
+def assert_parity(
+    fn: Callable | Graph,
+    *inputs: Any,
+    backends: Sequence[str] | str | None = None,
+    specs: Sequence[TensorSpec] | None = None,
+) -> ParityReport:
     """``compare`` and raise AssertionError with the table when any backend is out of tolerance."""
     report = compare(fn, *inputs, backends=backends, specs=specs)
     if not report.ok:

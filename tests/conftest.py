@@ -1,4 +1,5 @@
 """Shared fixtures. Backends may skip on a user's machine that lacks a framework, never in CI."""
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,10 @@ def pytest_sessionstart(session):
     if IN_CI:
         missing = [b for b in BACKENDS if not registry.is_installed(b)]
         if missing:
-            raise pytest.UsageError("CI=true but these backends are missing: "
-                                    + "; ".join(registry.missing_message(b) for b in missing))
+            raise pytest.UsageError(
+                "CI=true but these backends are missing: "
+                + "; ".join(registry.missing_message(b) for b in missing)
+            )
 
 
 def require_backend(name: str) -> None:

@@ -17,6 +17,7 @@ Cases that share a ``group`` may be run as one merged multi-output graph (``merg
 then compiles one program per group instead of one per case (jit / tf.function / ORT session
 costs), while results are still reported per case.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,9 +37,9 @@ F16 = np.float16
 #: op -> input domains the matrix never generates, and why (from the op docstrings).
 EXCLUDED: dict[str, str] = {
     "floor_divide": "integer division by zero is unspecified; INT_MIN // -1 overflows (traps in C kernels) "
-                    "and float inf/nan operands differ between floor(x/y) and fmod-based kernels",
+    "and float inf/nan operands differ between floor(x/y) and fmod-based kernels",
     "remainder": "integer remainder by zero is unspecified; INT_MIN % -1 as for floor_divide; float "
-                 "inf/nan operands as for floor_divide",
+    "inf/nan operands as for floor_divide",
     "pow": "negative integer exponents are unspecified",
     "bitwise_left_shift": "shift amounts outside [0, bits) are unspecified",
     "bitwise_right_shift": "shift amounts outside [0, bits) are unspecified",
@@ -46,7 +47,7 @@ EXCLUDED: dict[str, str] = {
     "take": "indices outside [0, n) are unspecified",
     "take_along_axis": "indices outside [0, n) are unspecified",
     "put_along_axis": "indices outside [0, n) are unspecified; duplicate indices with different values "
-                      "write an unspecified one",
+    "write an unspecified one",
     "max": "reducing an empty axis is an error (refused when the graph is built)",
     "min": "reducing an empty axis is an error (refused when the graph is built)",
     "argmax": "reducing an empty axis is an error (refused when the graph is built)",
@@ -106,11 +107,13 @@ def normal(*shape: int, dtype: Any = np.float32, scale: float = 1.0) -> np.ndarr
 
 
 #: nan, infinities, signed zeros, ordinary and large values (exp(100) overflows float32).
-SPECIAL = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 0.5, -0.5, 1.0, -1.0, 1.5, -2.5, 3.0,
-                    100.0, -100.0, 1e-3, 7.25], np.float64)
+SPECIAL = np.array(
+    [np.nan, np.inf, -np.inf, 0.0, -0.0, 0.5, -0.5, 1.0, -1.0, 1.5, -2.5, 3.0, 100.0, -100.0, 1e-3, 7.25],
+    np.float64,
+)
 #: int32 values whose pairwise sums/differences/products overflow (2**31-1 + 1, 46341**2, ...).
-I32 = np.array([0, 1, -1, 2, -7, 46341, 65536, 2**31 - 1, -2**31], np.int32)
-I64 = np.array([0, 1, -1, 2, -7, 3037000500, 2**32, 2**63 - 1, -2**63], np.int64)
+I32 = np.array([0, 1, -1, 2, -7, 46341, 65536, 2**31 - 1, -(2**31)], np.int32)
+I64 = np.array([0, 1, -1, 2, -7, 3037000500, 2**32, 2**63 - 1, -(2**63)], np.int64)
 #: uint32 values near the wrap-around point.
 U32 = np.array([0, 1, 2, 7, 65536, 0x7FFFFFFF, 0x80000000, 0xDEADBEEF, 0xFFFFFFFF], np.uint32)
 BOOLS = np.array([True, False])
@@ -128,6 +131,7 @@ def pairs(x: np.ndarray) -> list[np.ndarray]:
 
 
 # ------------------------------------------------------------------ case collection
+
 
 class Cases:
     """Collects cases; ids are ``op-label`` and must be unique."""
@@ -147,7 +151,9 @@ class Cases:
         group = OPS[op].category.split(":")[0]
         self._add(Case(f"{op}-{label}", one_node(op, arrays, **attrs), arrays, group))
 
-    def traced(self, name: str, fn: Callable, specs: Sequence[TensorSpec], runs: Sequence[Sequence[np.ndarray]]) -> None:
+    def traced(
+        self, name: str, fn: Callable, specs: Sequence[TensorSpec], runs: Sequence[Sequence[np.ndarray]]
+    ) -> None:
         """A traced program run on each input list of ``runs`` (several sizes for symbolic dims)."""
         graph = trace(fn, *specs, name=name)
         for k, arrays in enumerate(runs):
@@ -156,15 +162,31 @@ class Cases:
 
 # ------------------------------------------------------------------ elementwise
 
-UNARY_FLOAT = ["exp", "log", "log1p", "sqrt", "rsqrt", "tanh", "erf", "sin", "cos", "floor", "ceil", "sigmoid",
-               "silu", "gelu"]
+UNARY_FLOAT = [
+    "exp",
+    "log",
+    "log1p",
+    "sqrt",
+    "rsqrt",
+    "tanh",
+    "erf",
+    "sin",
+    "cos",
+    "floor",
+    "ceil",
+    "sigmoid",
+    "silu",
+    "gelu",
+]
 UNARY_NUMERIC = ["abs", "negative", "sign", "isnan", "isinf", "isfinite"]
 ARITH = ["add", "subtract", "multiply", "maximum", "minimum"]
 COMPARE = ["equal", "not_equal", "less", "less_equal", "greater", "greater_equal"]
 
 
 def unary_cases(c: Cases) -> None:
-    mixed = np.concatenate([SPECIAL, normal(16, dtype=np.float64, scale=2.0)]).astype(np.float32).reshape(4, 8)
+    mixed = (
+        np.concatenate([SPECIAL, normal(16, dtype=np.float64, scale=2.0)]).astype(np.float32).reshape(4, 8)
+    )
     for op in UNARY_FLOAT + UNARY_NUMERIC:
         c.node(op, "f32-special-normal", [mixed])
         c.node(op, "f64-special", [special(np.float64)])
@@ -202,16 +224,33 @@ def binary_cases(c: Cases) -> None:
         c.node("pow", f"{name}-pairs", pairs(SPECIAL.astype(dt)))
     c.node("pow", "f32-normal", [np.abs(normal(3, 4)) + 0.1, normal(3, 4)])
     # integer pow: exponents >= 0 only; 3**20 and 7**40 wrap
-    c.node("pow", "i32", [np.array([0, 1, -1, 2, 3, -3, 7], np.int32).reshape(-1, 1),
-                          np.array([0, 1, 2, 3, 5, 20], np.int32)])
-    c.node("pow", "i64", [np.array([0, 1, -1, 2, 3, -3, 7], np.int64).reshape(-1, 1),
-                          np.array([0, 1, 2, 5, 20, 40], np.int64)])
-    c.node("pow", "u32", [np.array([0, 1, 2, 3, 7, 0xFFFFFFFF], np.uint32).reshape(-1, 1),
-                          np.array([0, 1, 2, 5, 20], np.uint32)])
+    c.node(
+        "pow",
+        "i32",
+        [np.array([0, 1, -1, 2, 3, -3, 7], np.int32).reshape(-1, 1), np.array([0, 1, 2, 3, 5, 20], np.int32)],
+    )
+    c.node(
+        "pow",
+        "i64",
+        [
+            np.array([0, 1, -1, 2, 3, -3, 7], np.int64).reshape(-1, 1),
+            np.array([0, 1, 2, 5, 20, 40], np.int64),
+        ],
+    )
+    c.node(
+        "pow",
+        "u32",
+        [
+            np.array([0, 1, 2, 3, 7, 0xFFFFFFFF], np.uint32).reshape(-1, 1),
+            np.array([0, 1, 2, 5, 20], np.uint32),
+        ],
+    )
     # floor_divide / remainder: no zero divisor, no INT_MIN // -1, finite floats
-    divisors = {"i32": np.array([1, 2, -2, 3, -7, 2**31 - 1, -2**31], np.int32),
-                "i64": np.array([1, 2, -2, 3, -7, 2**63 - 1, -2**63], np.int64),
-                "u32": np.array([1, 2, 3, 7, 0x80000000, 0xFFFFFFFF], np.uint32)}
+    divisors = {
+        "i32": np.array([1, 2, -2, 3, -7, 2**31 - 1, -(2**31)], np.int32),
+        "i64": np.array([1, 2, -2, 3, -7, 2**63 - 1, -(2**63)], np.int64),
+        "u32": np.array([1, 2, 3, 7, 0x80000000, 0xFFFFFFFF], np.uint32),
+    }
     finite = SPECIAL[np.isfinite(SPECIAL)]
     for op in ["floor_divide", "remainder"]:
         for name, x in INTS.items():
@@ -253,14 +292,27 @@ def where_clip_astype_cases(c: Cases) -> None:
     c.node("clip", "u32", [U32], min=2, max=0x80000000)
 
     dtypes = ["bool", "int32", "int64", "uint32", "float16", "bfloat16", "float32", "float64"]
-    sources = {"bool": BOOLS, "i32": I32, "i64": I64, "u32": U32,
-               "f32": SPECIAL.astype(np.float32), "f64": SPECIAL, "f16": SPECIAL.astype(F16),
-               "bf16": SPECIAL.astype(BF16)}
+    sources = {
+        "bool": BOOLS,
+        "i32": I32,
+        "i64": I64,
+        "u32": U32,
+        "f32": SPECIAL.astype(np.float32),
+        "f64": SPECIAL,
+        "f16": SPECIAL.astype(F16),
+        "bf16": SPECIAL.astype(BF16),
+    }
     # float -> int: truncation of values inside the target's range only (EXCLUDED)
-    in_range = {"int32": [1.9, -1.9, 0.0, -0.0, 100.5, -2.0e9, 2.0e9], "int64": [1.9, -1.9, 0.0, 100.5, -4.0e18, 4.0e18],
-                "uint32": [1.9, 0.0, 100.5, 4.0e9]}
-    in_range_small = {"int32": [1.9, -1.9, 0.0, 100.5, 2000.0], "int64": [1.9, -1.9, 0.0, 100.5, 2000.0],
-                      "uint32": [1.9, 0.0, 100.5, 2000.0]}  # exact in float16/bfloat16
+    in_range = {
+        "int32": [1.9, -1.9, 0.0, -0.0, 100.5, -2.0e9, 2.0e9],
+        "int64": [1.9, -1.9, 0.0, 100.5, -4.0e18, 4.0e18],
+        "uint32": [1.9, 0.0, 100.5, 4.0e9],
+    }
+    in_range_small = {
+        "int32": [1.9, -1.9, 0.0, 100.5, 2000.0],
+        "int64": [1.9, -1.9, 0.0, 100.5, 2000.0],
+        "uint32": [1.9, 0.0, 100.5, 2000.0],
+    }  # exact in float16/bfloat16
     for sname, x in sources.items():
         for dst in dtypes:
             if x.dtype.kind in "fV" and dst in in_range:
@@ -268,14 +320,28 @@ def where_clip_astype_cases(c: Cases) -> None:
                 x = np.array(values).astype(x.dtype)
             c.node("astype", f"{sname}-to-{dst}", [x], dtype=dst)
             x = sources[sname]
-    c.node("astype", "f32-to-f16-overflow-rounding", [np.array([70000.0, 65519.0, 65520.0, 1.0 + 2**-11, 1e-8],
-                                                               np.float32)], dtype="float16")
-    c.node("astype", "f64-to-f32-rounding", [np.array([1.0 + 2**-24, 1.0 + 3 * 2**-24, 1e39, 1e-46])],
-           dtype="float32")
-    c.node("astype", "i64-to-f32-rounding", [np.array([2**24 + 1, 2**53 + 1, -2**63], np.int64)], dtype="float32")
+    c.node(
+        "astype",
+        "f32-to-f16-overflow-rounding",
+        [np.array([70000.0, 65519.0, 65520.0, 1.0 + 2**-11, 1e-8], np.float32)],
+        dtype="float16",
+    )
+    c.node(
+        "astype",
+        "f64-to-f32-rounding",
+        [np.array([1.0 + 2**-24, 1.0 + 3 * 2**-24, 1e39, 1e-46])],
+        dtype="float32",
+    )
+    c.node(
+        "astype",
+        "i64-to-f32-rounding",
+        [np.array([2**24 + 1, 2**53 + 1, -(2**63)], np.int64)],
+        dtype="float32",
+    )
 
 
 # ------------------------------------------------------------------ reductions, scans, linear algebra
+
 
 def reduction_cases(c: Cases) -> None:
     x234 = normal(2, 3, 4)
@@ -336,7 +402,11 @@ def linalg_cases(c: Cases) -> None:
     c.node("matmul", "f16", [normal(2, 8, dtype=F16), normal(8, 3, dtype=F16)])
     c.node("matmul", "bf16", [normal(2, 8, dtype=BF16), normal(8, 3, dtype=BF16)])
     c.node("matmul", "f32-special", [special(np.float32), np.eye(4, dtype=np.float32)])
-    c.node("matmul", "i64", [np.arange(6, dtype=np.int64).reshape(2, 3) - 2, np.arange(6, dtype=np.int64).reshape(3, 2)])
+    c.node(
+        "matmul",
+        "i64",
+        [np.arange(6, dtype=np.int64).reshape(2, 3) - 2, np.arange(6, dtype=np.int64).reshape(3, 2)],
+    )
     c.node("matmul", "i32", [np.array([[1, -2, 3]], np.int32), np.array([[4], [5], [-6]], np.int32)])
     c.node("einsum", "batched-qk", [normal(2, 3, 4), normal(2, 5, 4)], subscripts="bid,bjd->bij")
     c.node("einsum", "sum-all", [normal(3)], subscripts="i->")
@@ -344,13 +414,20 @@ def linalg_cases(c: Cases) -> None:
     c.node("einsum", "outer", [normal(3), normal(2)], subscripts="i,j->ij")
     c.node("einsum", "three-operands", [normal(2, 3), normal(3, 4), normal(4)], subscripts="ij,jk,k->i")
     c.node("einsum", "broadcast-size1", [normal(1, 3, 4), normal(2, 4)], subscripts="bij,bj->bi")
-    c.node("einsum", "attention-values", [normal(1, 2, 1, 5), normal(1, 2, 5, 3)], subscripts="bhqk,bhkd->bhqd")
-    c.node("einsum", "i64", [np.arange(6, dtype=np.int64).reshape(2, 3), np.arange(3, dtype=np.int64)],
-           subscripts="ij,j->i")
+    c.node(
+        "einsum", "attention-values", [normal(1, 2, 1, 5), normal(1, 2, 5, 3)], subscripts="bhqk,bhkd->bhqd"
+    )
+    c.node(
+        "einsum",
+        "i64",
+        [np.arange(6, dtype=np.int64).reshape(2, 3), np.arange(3, dtype=np.int64)],
+        subscripts="ij,j->i",
+    )
     c.node("einsum", "f16", [normal(2, 4, dtype=F16), normal(4, 3, dtype=F16)], subscripts="ij,jk->ik")
 
 
 # ------------------------------------------------------------------ creation, shapes, indexing
+
 
 def creation_cases(c: Cases) -> None:
     c.node("full", "i32", [], shape=(2, 3), fill_value=7, dtype="int32")
@@ -418,14 +495,29 @@ def indexing_cases(c: Cases) -> None:
     c.node("dynamic_slice", "i32-starts", [normal(3, 4), np.array(-1, i32), np.array(3, i32)], sizes=(3, 1))
     c.node("dynamic_slice", "size0", [normal(3, 4), np.array(2, i64), np.array(9, i64)], sizes=(0, 2))
     c.node("dynamic_slice", "full", [U32[:4], np.array(3, i64)], sizes=(4,))
-    c.node("dynamic_update_slice", "clamped", [m, np.array([[-1, -2]], i64), np.array(2, i32), np.array(3, i32)])
-    c.node("dynamic_update_slice", "cache-step", [normal(2, 5, 3), normal(2, 1, 3), np.array(0, i64),
-                                                  np.array(9, i64), np.array(0, i64)])
-    c.node("dynamic_update_slice", "negative-start", [normal(3, 3), normal(2, 2), np.array(-4, i64), np.array(1, i64)])
-    c.node("dynamic_update_slice", "bool", [np.zeros((2, 3), bool), np.ones((1, 2), bool), np.array(1, i64),
-                                            np.array(1, i64)])
-    c.node("dynamic_update_slice", "f16-full", [normal(2, 2, dtype=F16), normal(2, 2, dtype=F16), np.array(1, i64),
-                                                np.array(0, i64)])
+    c.node(
+        "dynamic_update_slice", "clamped", [m, np.array([[-1, -2]], i64), np.array(2, i32), np.array(3, i32)]
+    )
+    c.node(
+        "dynamic_update_slice",
+        "cache-step",
+        [normal(2, 5, 3), normal(2, 1, 3), np.array(0, i64), np.array(9, i64), np.array(0, i64)],
+    )
+    c.node(
+        "dynamic_update_slice",
+        "negative-start",
+        [normal(3, 3), normal(2, 2), np.array(-4, i64), np.array(1, i64)],
+    )
+    c.node(
+        "dynamic_update_slice",
+        "bool",
+        [np.zeros((2, 3), bool), np.ones((1, 2), bool), np.array(1, i64), np.array(1, i64)],
+    )
+    c.node(
+        "dynamic_update_slice",
+        "f16-full",
+        [normal(2, 2, dtype=F16), normal(2, 2, dtype=F16), np.array(1, i64), np.array(0, i64)],
+    )
     c.node("take", "axis1-repeats", [normal(2, 5), np.array([4, 0, 0], i64)], axis=1)
     c.node("take", "2d-indices-i32", [normal(3, 2), np.array([[1], [0]], i32)], axis=0)
     c.node("take", "scalar-index", [normal(3, 4), np.array(2, i64)], axis=1)
@@ -434,27 +526,44 @@ def indexing_cases(c: Cases) -> None:
     c.node("take", "bf16-embedding", [normal(5, 4, dtype=BF16), np.array([[4, 1], [0, 0]], i64)], axis=0)
     c.node("take_along_axis", "axis1", [normal(2, 5), np.array([[4], [1]], i64)], axis=1)
     c.node("take_along_axis", "axis0-repeats-i32", [normal(3, 2), np.array([[2, 0], [2, 2]], i32)], axis=0)
-    c.node("take_along_axis", "i64-values", [np.resize(I64, (2, 4)), np.array([[3, 0, 0], [1, 2, 3]], i64)], axis=1)
+    c.node(
+        "take_along_axis",
+        "i64-values",
+        [np.resize(I64, (2, 4)), np.array([[3, 0, 0], [1, 2, 3]], i64)],
+        axis=1,
+    )
     c.node("put_along_axis", "axis1", [normal(2, 5), np.array([[4], [1]], i64), normal(2, 1)], axis=1)
-    c.node("put_along_axis", "axis0-i32", [np.zeros((3, 2), np.int32), np.array([[2, 0]], i32),
-                                           np.array([[7, -8]], np.int32)], axis=0)
-    c.node("put_along_axis", "equal-duplicates", [normal(2, 4), np.array([[1, 1], [3, 0]], i64),
-                                                  np.array([[5.0, 5.0], [1.0, 2.0]], np.float32)], axis=1)
+    c.node(
+        "put_along_axis",
+        "axis0-i32",
+        [np.zeros((3, 2), np.int32), np.array([[2, 0]], i32), np.array([[7, -8]], np.int32)],
+        axis=0,
+    )
+    c.node(
+        "put_along_axis",
+        "equal-duplicates",
+        [normal(2, 4), np.array([[1, 1], [3, 0]], i64), np.array([[5.0, 5.0], [1.0, 2.0]], np.float32)],
+        axis=1,
+    )
 
 
 def sort_cases(c: Cases) -> None:
     # ties (incl. -0.0 == 0.0), nan (largest), infinities: stable in both directions
-    ties = np.array([[3.0, 1.0, np.nan, 3.0, -np.inf, 1.0, np.nan],
-                     [0.0, -0.0, 0.0, 1.0, 1.0, np.inf, -0.0]])
+    ties = np.array([[3.0, 1.0, np.nan, 3.0, -np.inf, 1.0, np.nan], [0.0, -0.0, 0.0, 1.0, 1.0, np.inf, -0.0]])
     for op in ["sort", "argsort"]:
         for desc in (False, True):
             d = "desc" if desc else "asc"
             c.node(op, f"f32-ties-{d}", [ties.astype(np.float32)], axis=1, descending=desc)
             c.node(op, f"f64-ties-{d}", [ties], axis=1, descending=desc)
-            c.node(op, f"i64-extremes-{d}", [np.array([5, 5, -2**63, 2**63 - 1, 0, 5], np.int64)], axis=0,
-                   descending=desc)
+            c.node(
+                op,
+                f"i64-extremes-{d}",
+                [np.array([5, 5, -(2**63), 2**63 - 1, 0, 5], np.int64)],
+                axis=0,
+                descending=desc,
+            )
             c.node(op, f"u32-{d}", [np.resize(U32, (2, 9))], axis=1, descending=desc)
-        c.node(op, "i32-axis0", [np.array([[2, 1], [2, 0], [-2**31, 1]], np.int32)], axis=0)
+        c.node(op, "i32-axis0", [np.array([[2, 1], [2, 0], [-(2**31), 1]], np.int32)], axis=0)
         c.node(op, "f16-ties", [ties.astype(F16)], axis=1, descending=True)
         c.node(op, "bf16-ties", [ties.astype(BF16)], axis=1)
         c.node(op, "f32-axis0", [normal(3, 4)], axis=0)
@@ -463,7 +572,9 @@ def sort_cases(c: Cases) -> None:
     c.node("top_k", "f32-ties-nan", [ties.astype(np.float32)], k=3)
     c.node("top_k", "f64-all", [ties], k=7)
     c.node("top_k", "k0", [normal(2, 4)], k=0)
-    c.node("top_k", "i64-ties", [np.array([[1, 5, 5, 2], [-2**63, 2**63 - 1, 0, 2**63 - 1]], np.int64)], k=2)
+    c.node(
+        "top_k", "i64-ties", [np.array([[1, 5, 5, 2], [-(2**63), 2**63 - 1, 0, 2**63 - 1]], np.int64)], k=2
+    )
     c.node("top_k", "i32", [np.resize(I32, (2, 9))], k=4)
     c.node("top_k", "u32", [np.resize(U32, (1, 9))], k=3)
     c.node("top_k", "f16", [ties.astype(F16)], k=2)
@@ -485,30 +596,58 @@ def nn_cases(c: Cases) -> None:
         c.node(op, "size0-rows", [np.zeros((0, 3), np.float32)], axis=1)
     for name, dt in [("f32", np.float32), ("f64", np.float64), ("f16", F16), ("bf16", BF16)]:
         c.node("rms_norm", name, [normal(2, 3, 4, dtype=dt), normal(4, dtype=dt)], eps=1e-6)
-        c.node("layer_norm", name, [normal(2, 3, 4, dtype=dt), normal(4, dtype=dt), normal(4, dtype=dt)], eps=1e-5)
+        c.node(
+            "layer_norm",
+            name,
+            [normal(2, 3, 4, dtype=dt), normal(4, dtype=dt), normal(4, dtype=dt)],
+            eps=1e-5,
+        )
     c.node("rms_norm", "zero-row", [np.zeros((1, 4), np.float32), np.ones(4, np.float32)], eps=1e-6)
-    c.node("layer_norm", "constant-row", [np.full((2, 4), 3.0, np.float32), np.ones(4, np.float32),
-                                          np.zeros(4, np.float32)], eps=1e-5)
+    c.node(
+        "layer_norm",
+        "constant-row",
+        [np.full((2, 4), 3.0, np.float32), np.ones(4, np.float32), np.zeros(4, np.float32)],
+        eps=1e-5,
+    )
 
 
 # ------------------------------------------------------------------ traced programs
 
+
 def negative_axes_cases(c: Cases) -> None:
     """Negative axes and indices as users write them; the tracer normalises them."""
+
     def fn(x, idx):
-        return (xp.sum(x, axis=-1), xp.argmax(x, axis=-2), xp.softmax(x, axis=-2), xp.concat([x, x], axis=-1),
-                xp.flip(x, axis=-1), xp.take(x, idx, axis=-1), xp.sort(x, axis=-2, descending=True),
-                xp.cumulative_sum(x, axis=-1), x[..., -1], x[-2:, ::-1], xp.stack([x, x], axis=-1),
-                xp.squeeze(x[:, -1:], axis=-1), xp.max(x, axis=(-1, -2), keepdims=True),
-                xp.take_along_axis(x, xp.argsort(x, axis=-1), axis=-1), xp.repeat(x, 2, axis=-1))
+        return (
+            xp.sum(x, axis=-1),
+            xp.argmax(x, axis=-2),
+            xp.softmax(x, axis=-2),
+            xp.concat([x, x], axis=-1),
+            xp.flip(x, axis=-1),
+            xp.take(x, idx, axis=-1),
+            xp.sort(x, axis=-2, descending=True),
+            xp.cumulative_sum(x, axis=-1),
+            x[..., -1],
+            x[-2:, ::-1],
+            xp.stack([x, x], axis=-1),
+            xp.squeeze(x[:, -1:], axis=-1),
+            xp.max(x, axis=(-1, -2), keepdims=True),
+            xp.take_along_axis(x, xp.argsort(x, axis=-1), axis=-1),
+            xp.repeat(x, 2, axis=-1),
+        )
 
     x = normal(3, 4)
-    c.traced("negative-axes", fn, [TensorSpec((3, 4), "float32"), TensorSpec((2,), "int64")],
-             [[x, np.array([3, 0], np.int64)]])
+    c.traced(
+        "negative-axes",
+        fn,
+        [TensorSpec((3, 4), "float32"), TensorSpec((2,), "int64")],
+        [[x, np.array([3, 0], np.int64)]],
+    )
 
 
 def symbolic_cases(c: Cases) -> None:
     """Inputs with symbolic dims, each program run at several concrete sizes (size 0 included)."""
+
     def attention_like(x, past):
         b, s, h = x.shape
         y = xp.reshape(x, (b, s, 2, h // 2))
@@ -516,64 +655,110 @@ def symbolic_cases(c: Cases) -> None:
         mask = xp.arange(kv.shape[2])[None, :] < xp.full((b, 1), 2, dtype=xp.int64)
         return kv, xp.where(mask, 1.0, 0.0), xp.ones((b, kv.shape[2]), dtype=xp.int32), x[:, -1:, ::2]
 
-    c.traced("symbolic-attention", attention_like,
-             [TensorSpec(("batch", "seq", 4), "float32", "x"), TensorSpec(("batch", 2, "past", 2), "float32", "past")],
-             [[normal(b, s, 4), normal(b, 2, p, 2)] for b, s, p in [(1, 3, 0), (2, 1, 4), (3, 2, 1)]])
+    c.traced(
+        "symbolic-attention",
+        attention_like,
+        [
+            TensorSpec(("batch", "seq", 4), "float32", "x"),
+            TensorSpec(("batch", 2, "past", 2), "float32", "past"),
+        ],
+        [[normal(b, s, 4), normal(b, 2, p, 2)] for b, s, p in [(1, 3, 0), (2, 1, 4), (3, 2, 1)]],
+    )
 
     def dyn(x, pos):
         upd = xp.dynamic_update_slice(x, xp.ones((x.shape[0], 1), dtype=x.dtype), [0, pos])
-        return upd, xp.dynamic_slice(x, [0, pos], (x.shape[0], 2)), xp.tile(x, (1, 2)), xp.repeat(x, 2, axis=0)
+        return (
+            upd,
+            xp.dynamic_slice(x, [0, pos], (x.shape[0], 2)),
+            xp.tile(x, (1, 2)),
+            xp.repeat(x, 2, axis=0),
+        )
 
-    c.traced("symbolic-dynamic", dyn, [TensorSpec(("rows", "cols"), "float32"), TensorSpec((), "int64")],
-             [[normal(r, cl), np.array(p)] for r, cl, p in [(2, 5, 1), (3, 4, 9), (1, 2, -3)]])
+    c.traced(
+        "symbolic-dynamic",
+        dyn,
+        [TensorSpec(("rows", "cols"), "float32"), TensorSpec((), "int64")],
+        [[normal(r, cl), np.array(p)] for r, cl, p in [(2, 5, 1), (3, 4, 9), (1, 2, -3)]],
+    )
 
     def reduce_and_select(x, w):
         logits = x @ w  # [batch, vocab]
         values, idx = xp.top_k(logits, 2)
-        return (xp.softmax(logits, axis=-1), xp.sum(x, axis=0), xp.argmax(logits, axis=-1), values, idx,
-                xp.broadcast_to(w[None], (x.shape[0],) + tuple(w.shape)), xp.mean(x, axis=-1),
-                xp.arange(1, x.shape[0] + 1), xp.full((x.shape[0], 2), -1, dtype=xp.uint32))
+        return (
+            xp.softmax(logits, axis=-1),
+            xp.sum(x, axis=0),
+            xp.argmax(logits, axis=-1),
+            values,
+            idx,
+            xp.broadcast_to(w[None], (x.shape[0],) + tuple(w.shape)),
+            xp.mean(x, axis=-1),
+            xp.arange(1, x.shape[0] + 1),
+            xp.full((x.shape[0], 2), -1, dtype=xp.uint32),
+        )
 
-    c.traced("symbolic-reduce", reduce_and_select,
-             [TensorSpec(("batch", "hidden"), "float32"), TensorSpec(("hidden", "vocab"), "float32")],
-             [[normal(b, h), normal(h, v)] for b, h, v in [(2, 3, 5), (1, 1, 2), (0, 2, 3)]])
+    c.traced(
+        "symbolic-reduce",
+        reduce_and_select,
+        [TensorSpec(("batch", "hidden"), "float32"), TensorSpec(("hidden", "vocab"), "float32")],
+        [[normal(b, h), normal(h, v)] for b, h, v in [(2, 3, 5), (1, 1, 2), (0, 2, 3)]],
+    )
 
     def past_plus_seq(ids, mask):
         positions = xp.cumulative_sum(mask, axis=-1) - 1
-        return positions[:, -ids.shape[1]:], xp.sum(mask, axis=-1), xp.astype(mask, xp.bool)
+        return positions[:, -ids.shape[1] :], xp.sum(mask, axis=-1), xp.astype(mask, xp.bool)
 
-    c.traced("symbolic-compound-dim", past_plus_seq,
-             [TensorSpec(("batch", "seq"), "int64"), TensorSpec(("batch", "past + seq"), "int64")],
-             [[np.zeros((b, s), np.int64), np.ones((b, p + s), np.int64)] for b, s, p in [(2, 1, 3), (1, 4, 0)]])
+    c.traced(
+        "symbolic-compound-dim",
+        past_plus_seq,
+        [TensorSpec(("batch", "seq"), "int64"), TensorSpec(("batch", "past + seq"), "int64")],
+        [[np.zeros((b, s), np.int64), np.ones((b, p + s), np.int64)] for b, s, p in [(2, 1, 3), (1, 4, 0)]],
+    )
 
 
 def control_cases(c: Cases) -> None:
     def loop(x, n):
         def body(i, acc):
             return xp.cond(i % 2 == 0, lambda a: a + x, lambda a: a * 1.5, acc)
+
         total = xp.fori_loop(0, n, body, xp.zeros_like(x))
-        k, v = xp.while_loop(lambda s: s[1] < 50.0, lambda s: (s[0] + 1, s[1] * 2.0 + 1.0), (0, xp.sum(xp.abs(x))))
+        k, v = xp.while_loop(
+            lambda s: s[1] < 50.0, lambda s: (s[0] + 1, s[1] * 2.0 + 1.0), (0, xp.sum(xp.abs(x)))
+        )
         return total, k, v
 
-    c.traced("control-loop-cond", loop, [TensorSpec(("n",), "float32"), TensorSpec((), "int64")],
-             [[np.array([1.0, -2.0, 0.5], np.float32), np.array(5)], [np.array([30.0, 40.0], np.float32), np.array(0)]])
+    c.traced(
+        "control-loop-cond",
+        loop,
+        [TensorSpec(("n",), "float32"), TensorSpec((), "int64")],
+        [
+            [np.array([1.0, -2.0, 0.5], np.float32), np.array(5)],
+            [np.array([30.0, 40.0], np.float32), np.array(0)],
+        ],
+    )
 
     def mixed_state(bits, flag, h):
         """A loop carrying uint32, bool and float16 state, with a nested loop and a top-level cond."""
+
         def outer(s):
             i, b, f, acc = s
-            inner = xp.while_loop(lambda t: t[0] < 3, lambda t: (t[0] + 1, t[1] * xp.asarray(3, dtype=xp.uint32)),
-                                  (0, b))[1]
+            inner = xp.while_loop(
+                lambda t: t[0] < 3, lambda t: (t[0] + 1, t[1] * xp.asarray(3, dtype=xp.uint32)), (0, b)
+            )[1]
             return i + 1, inner ^ (b >> 3), xp.logical_not(f), acc + xp.astype(f, xp.float16) * h
 
         i, b, f, acc = xp.while_loop(lambda s: s[0] < 4, outer, (0, bits, flag, xp.zeros_like(h)))
         picked = xp.cond(f, lambda a, q: (a * 2.0, q + 1), lambda a, q: (a - 1.0, q - 1), acc, b)
         return b, f, acc, picked[0], picked[1]
 
-    c.traced("control-mixed-state", mixed_state,
-             [TensorSpec((3,), "uint32"), TensorSpec((), "bool"), TensorSpec((2,), "float16")],
-             [[U32[-3:], np.array(True), np.array([0.5, -1.25], F16)],
-              [U32[:3], np.array(False), np.array([2.0, 3.0], F16)]])
+    c.traced(
+        "control-mixed-state",
+        mixed_state,
+        [TensorSpec((3,), "uint32"), TensorSpec((), "bool"), TensorSpec((2,), "float16")],
+        [
+            [U32[-3:], np.array(True), np.array([0.5, -1.25], F16)],
+            [U32[:3], np.array(False), np.array([2.0, 3.0], F16)],
+        ],
+    )
 
 
 def rng_cases(c: Cases) -> None:
@@ -581,19 +766,43 @@ def rng_cases(c: Cases) -> None:
 
     def draws(key, logits):
         k1, k2 = random.split(key)[0], random.split(key)[1]
-        return (random.random_bits(k1, (3, 5)), random.uniform(k2, (4,)), random.categorical(k1, logits),
-                random.fold_in(key, 3), random.gumbel(k2, (2, 3)), random.split(key, 3),
-                random.normal(k1, (2, 2)), random.random_bits(k2, logits.shape))
+        return (
+            random.random_bits(k1, (3, 5)),
+            random.uniform(k2, (4,)),
+            random.categorical(k1, logits),
+            random.fold_in(key, 3),
+            random.gumbel(k2, (2, 3)),
+            random.split(key, 3),
+            random.normal(k1, (2, 2)),
+            random.random_bits(k2, logits.shape),
+        )
 
     logits = np.log(np.array([[0.1, 0.2, 0.3, 0.2, 0.1, 0.1]] * 5, np.float32))
     # one shape for both keys: the program compiles once (the symbolic batch is test_random's business)
-    c.traced("rng-threefry", draws, [TensorSpec((2,), "uint32"), TensorSpec(("batch", 6), "float32")],
-             [[random.key(2026), logits], [random.key(2**64 - 1), logits]])
+    c.traced(
+        "rng-threefry",
+        draws,
+        [TensorSpec((2,), "uint32"), TensorSpec(("batch", 6), "float32")],
+        [[random.key(2026), logits], [random.key(2**64 - 1), logits]],
+    )
 
 
-FAMILIES = [unary_cases, binary_cases, where_clip_astype_cases, reduction_cases, linalg_cases, creation_cases,
-            shape_cases, indexing_cases, sort_cases, nn_cases, negative_axes_cases, symbolic_cases,
-            control_cases, rng_cases]
+FAMILIES = [
+    unary_cases,
+    binary_cases,
+    where_clip_astype_cases,
+    reduction_cases,
+    linalg_cases,
+    creation_cases,
+    shape_cases,
+    indexing_cases,
+    sort_cases,
+    nn_cases,
+    negative_axes_cases,
+    symbolic_cases,
+    control_cases,
+    rng_cases,
+]
 
 _CACHE: list[Case] = []
 

@@ -5,15 +5,16 @@ Used by test_parity_matrix.test_torch_special_values_under_every_cpu_capability 
 process, because torch picks its CPU kernels (``ATEN_CPU_CAPABILITY``) once, at import.
 Usage: ``python tests/special_values_run.py BACKEND``; exit status 1 when a case disagrees.
 """
+
 from __future__ import annotations
 
 import sys
 
-from op_cases import all_cases
-from test_parity_matrix import disagreements
-
 from tensorweave.backends import registry
 from tensorweave.backends.numpy import lower as lower_numpy
+
+from op_cases import all_cases
+from test_parity_matrix import disagreements
 
 
 def _as_list(out) -> list:

@@ -4,6 +4,7 @@ jax.export round trip in a fresh process, and the Flax module with weights in ``
 
 Expected values come from the numpy reference interpreter or are worked out by hand in comments;
 float comparisons use tensorweave.parity.TOLERANCES (spec/backends.md)."""
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,9 @@ import textwrap
 import numpy as np
 import pytest
 
-from conftest import IN_CI
 from tensorweave.backends import registry
+
+from conftest import IN_CI
 
 if not registry.is_installed("jax") and not IN_CI:  # in CI a missing backend fails the session
     pytest.skip(registry.missing_message("jax"), allow_module_level=True)
@@ -24,13 +26,14 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 import tensorweave.ir.namespace as xp  # noqa: E402
-from op_cases import one_node  # noqa: E402
 from tensorweave.backends import jax as jax_backend  # noqa: E402
 from tensorweave.backends.numpy import lower as lower_numpy  # noqa: E402
 from tensorweave.ir import IRError, TensorSpec, random, trace  # noqa: E402
 from tensorweave.ir.trace import constant  # noqa: E402
 from tensorweave.ir.types import DType  # noqa: E402
 from tensorweave.parity import differences, within  # noqa: E402
+
+from op_cases import one_node  # noqa: E402
 
 
 def as_tuple(out):
@@ -50,12 +53,26 @@ def assert_matches_reference(graph, prog, args):
 
 # ------------------------------------------------------------------ dtypes and array kinds
 
+
 def _dtypes_fn(i, f, u, h):
-    return i * 3, f / 3.0, u + u, xp.astype(f, xp.float16), xp.astype(i, xp.bfloat16), i > 0, xp.sum(h, axis=0)
+    return (
+        i * 3,
+        f / 3.0,
+        u + u,
+        xp.astype(f, xp.float16),
+        xp.astype(i, xp.bfloat16),
+        i > 0,
+        xp.sum(h, axis=0),
+    )
 
 
-DTYPES = trace(_dtypes_fn, TensorSpec(("n",), "int64", "i"), TensorSpec(("n",), "float64", "f"),
-               TensorSpec(("n",), "uint32", "u"), TensorSpec((2, "n"), "bfloat16", "h"))
+DTYPES = trace(
+    _dtypes_fn,
+    TensorSpec(("n",), "int64", "i"),
+    TensorSpec(("n",), "float64", "f"),
+    TensorSpec(("n",), "uint32", "u"),
+    TensorSpec((2, "n"), "bfloat16", "h"),
+)
 DTYPES_PROG = jax_backend.lower(DTYPES)
 
 
@@ -89,7 +106,9 @@ def test_native_in_native_out_and_numpy_in_numpy_out():
 
 def test_bad_inputs_are_one_line_errors_before_any_work():
     i, f, u, h = dtype_args(3)
-    with pytest.raises(IRError, match=r"input 'f' has dtype float32, expected float64; cast it with \.astype"):
+    with pytest.raises(
+        IRError, match=r"input 'f' has dtype float32, expected float64; cast it with \.astype"
+    ):
         DTYPES_PROG(i, f.astype(np.float32), u, h)
     with pytest.raises(IRError, match=r"input 'u' has dtype int32, expected uint32"):
         DTYPES_PROG(*[jnp.asarray(a) for a in (i, f)], jnp.asarray(u.astype(np.int32)), jnp.asarray(h))
@@ -105,6 +124,7 @@ def test_bad_inputs_are_one_line_errors_before_any_work():
 
 # ------------------------------------------------------------------ symbolic sizes
 
+
 def _kv_fn(x, past, mask, pos):
     b, s, h = x.shape
     kv = xp.concat([past, x], axis=1)  # (batch, past + seq, h)
@@ -117,8 +137,13 @@ def _kv_fn(x, past, mask, pos):
     return xp.softmax(scores, axis=-1), flat, window, v, i, xp.full((b, n), 7, dtype=xp.int32)
 
 
-KV = trace(_kv_fn, TensorSpec(("batch", "seq", 4), "float32", "x"), TensorSpec(("batch", "past", 4), "float32", "past"),
-           TensorSpec(("batch", "past + seq"), "int64", "mask"), TensorSpec((), "int64", "pos"))
+KV = trace(
+    _kv_fn,
+    TensorSpec(("batch", "seq", 4), "float32", "x"),
+    TensorSpec(("batch", "past", 4), "float32", "past"),
+    TensorSpec(("batch", "past + seq"), "int64", "mask"),
+    TensorSpec((), "int64", "pos"),
+)
 KV_PROG = jax_backend.lower(KV)
 
 
@@ -126,8 +151,12 @@ def kv_args(b, s, p, pos, seed=0):
     rng = np.random.default_rng(seed)
     mask = np.ones((b, p + s), np.int64)
     mask[0, 0] = 0  # left padding in row 0
-    return [rng.standard_normal((b, s, 4)).astype(np.float32), rng.standard_normal((b, p, 4)).astype(np.float32),
-            mask, np.array(pos, np.int64)]
+    return [
+        rng.standard_normal((b, s, 4)).astype(np.float32),
+        rng.standard_normal((b, p, 4)).astype(np.float32),
+        mask,
+        np.array(pos, np.int64),
+    ]
 
 
 @pytest.mark.parametrize("b,s,p,pos", [(1, 3, 2, 1), (3, 1, 5, -4), (2, 2, 0, 99)])
@@ -137,17 +166,20 @@ def test_symbolic_sizes_compound_dims_and_clamped_starts(b, s, p, pos):
     assert_matches_reference(KV, KV_PROG, args)
     window = KV_PROG(*args)[2]
     start = min(max(pos, 0), p)  # XLA clamping into [0, (p + s) - s]
-    np.testing.assert_array_equal(window, np.concatenate([args[1], args[0]], axis=1)[:, start:start + s])
+    np.testing.assert_array_equal(window, np.concatenate([args[1], args[0]], axis=1)[:, start : start + s])
 
 
 # ------------------------------------------------------------------ control flow
+
 
 def _loop_fn(x, n, flag):
     def body(i, acc):
         return xp.cond(i % 2 == 0, lambda a: a + x, lambda a: a * 1.5, acc)
 
     total = xp.fori_loop(0, n, body, xp.zeros_like(x))
-    k, v = xp.while_loop(lambda st: st[1] < 50.0, lambda st: (st[0] + 1, st[1] * 2.0 + 1.0), (0, xp.sum(xp.abs(x))))
+    k, v = xp.while_loop(
+        lambda st: st[1] < 50.0, lambda st: (st[0] + 1, st[1] * 2.0 + 1.0), (0, xp.sum(xp.abs(x)))
+    )
     picked = xp.cond(flag, lambda a, c: a - c, lambda a, c: a * c, total, x)
     return total, k, v, picked
 
@@ -156,7 +188,9 @@ LOOP = trace(_loop_fn, TensorSpec(("m",), "float32"), TensorSpec((), "int64"), T
 LOOP_PROG = jax_backend.lower(LOOP)
 
 
-@pytest.mark.parametrize("x,n,flag", [([1.0, -2.0, 0.5], 5, True), ([30.0, 40.0], 0, False), ([0.25], 3, False)])
+@pytest.mark.parametrize(
+    "x,n,flag", [([1.0, -2.0, 0.5], 5, True), ([30.0, 40.0], 0, False), ([0.25], 3, False)]
+)
 def test_while_loop_and_cond_match_reference(x, n, flag):
     args = [np.array(x, np.float32), np.array(n, np.int64), np.array(flag)]
     assert_matches_reference(LOOP, LOOP_PROG, args)
@@ -167,18 +201,26 @@ def test_while_loop_and_cond_match_reference(x, n, flag):
 
 
 def test_lowered_loops_are_lax_control_flow():
-    jaxpr = str(jax.make_jaxpr(LOOP_PROG.fn)(LOOP_PROG.hoisted_arrays, jnp.ones(2, jnp.float32), jnp.asarray(3),
-                                             jnp.asarray(True)))
+    jaxpr = str(
+        jax.make_jaxpr(LOOP_PROG.fn)(
+            LOOP_PROG.hoisted_arrays, jnp.ones(2, jnp.float32), jnp.asarray(3), jnp.asarray(True)
+        )
+    )
     assert "while[" in jaxpr and "cond[" in jaxpr
 
 
 # ------------------------------------------------------------------ randomness
 
+
 def test_threefry_bits_equal_numpy_and_jax_own_threefry():
     def draws(key, logits):
         k1, k2 = random.split(key)[0], random.split(key)[1]
-        return (random.random_bits(k1, (2, 5)), random.fold_in(key, 7), random.categorical(k2, logits),
-                random.uniform(k2, (3,)))
+        return (
+            random.random_bits(k1, (2, 5)),
+            random.fold_in(key, 7),
+            random.categorical(k2, logits),
+            random.uniform(k2, (3,)),
+        )
 
     g = trace(draws, TensorSpec((2,), "uint32"), TensorSpec(("b", 5), "float32"))
     logits = np.log(np.array([[0.1, 0.2, 0.3, 0.3, 0.1]] * 4, np.float32))
@@ -190,12 +232,17 @@ def test_threefry_bits_equal_numpy_and_jax_own_threefry():
             np.testing.assert_array_equal(a, b)  # bits, keys and tokens are exact; uniforms derive from bits
 
     # the block function itself against JAX's implementation (word halves: x0 = count[:n], x1 = count[n:])
-    block = trace(lambda k, c0, c1: random.threefry2x32(k[0], k[1], c0, c1), TensorSpec((2,), "uint32"),
-                  TensorSpec((6,), "uint32"), TensorSpec((6,), "uint32"))
+    block = trace(
+        lambda k, c0, c1: random.threefry2x32(k[0], k[1], c0, c1),
+        TensorSpec((2,), "uint32"),
+        TensorSpec((6,), "uint32"),
+        TensorSpec((6,), "uint32"),
+    )
     key = np.array([0x13198A2E, 0x03707344], np.uint32)
     counts = np.array([0, 1, 2, 0xFFFFFFFF, 0x80000000, 12345, 7, 8, 9, 0xDEADBEEF, 1, 0], np.uint32)
     x0, x1 = jax_backend.lower(block)(key, counts[:6], counts[6:])
     from jax.extend.random import threefry_2x32
+
     expect = np.asarray(threefry_2x32(jnp.asarray(key), jnp.asarray(counts)))
     np.testing.assert_array_equal(np.concatenate([x0, x1]), expect)
 
@@ -245,11 +292,15 @@ def test_integer_arithmetic_wraps_and_rounds_like_python():
     np.testing.assert_array_equal(run_op("multiply", [a, b]), [14, -14, -14, 14, -(2**31)])  # wraps
     u = np.array([0xFFFFFFFF, 0x80000000, 3], np.uint32)
     np.testing.assert_array_equal(run_op("add", [u, u]), [0xFFFFFFFE, 0, 6])
-    np.testing.assert_array_equal(run_op("bitwise_right_shift", [u, np.array([4, 31, 1], np.uint32)]),
-                                  [0x0FFFFFFF, 1, 1])  # logical for uint32
-    np.testing.assert_array_equal(run_op("bitwise_right_shift", [a, np.array([1, 1, 0, 2, 31], np.int32)]),
-                                  [3, -4, 7, -2, -1])  # arithmetic for signed
-    np.testing.assert_array_equal(run_op("prod", [np.array([2**20, 2**12, 3], np.int32)]), 0)  # 2**32 wraps to 0
+    np.testing.assert_array_equal(
+        run_op("bitwise_right_shift", [u, np.array([4, 31, 1], np.uint32)]), [0x0FFFFFFF, 1, 1]
+    )  # logical for uint32
+    np.testing.assert_array_equal(
+        run_op("bitwise_right_shift", [a, np.array([1, 1, 0, 2, 31], np.int32)]), [3, -4, 7, -2, -1]
+    )  # arithmetic for signed
+    np.testing.assert_array_equal(
+        run_op("prod", [np.array([2**20, 2**12, 3], np.int32)]), 0
+    )  # 2**32 wraps to 0
     run_op("cumulative_sum", [u])
     run_op("matmul", [np.array([[2**31 - 1, 2]], np.int32), np.array([[2], [1]], np.int32)])
 
@@ -257,11 +308,14 @@ def test_integer_arithmetic_wraps_and_rounds_like_python():
 def test_astype_truncates_wraps_and_rounds_once():
     f = np.array([1.9, -1.9, -0.5, 100.5], np.float32)
     np.testing.assert_array_equal(run_op("astype", [f], dtype="int32"), [1, -1, 0, 100])  # toward zero
-    np.testing.assert_array_equal(run_op("astype", [np.array([-1, 2**32 + 3], np.int64)], dtype="uint32"),
-                                  [0xFFFFFFFF, 3])
+    np.testing.assert_array_equal(
+        run_op("astype", [np.array([-1, 2**32 + 3], np.int64)], dtype="uint32"), [0xFFFFFFFF, 3]
+    )
     # 1 + 2**-11 + 2**-30 is just above the float16 midpoint 1 + 2**-11: it rounds up to 1 + 2**-10.
     # Converting through float32 first would land exactly on the midpoint and round to even (1.0).
-    x = np.array([1 + 2**-11 + 2**-30, -(1 + 2**-11 + 2**-30), 2**-25 + 2**-50, 1 + 2**-11, 65519.99], np.float64)
+    x = np.array(
+        [1 + 2**-11 + 2**-30, -(1 + 2**-11 + 2**-30), 2**-25 + 2**-50, 1 + 2**-11, 65519.99], np.float64
+    )
     out = run_op("astype", [x], dtype="float16")
     np.testing.assert_array_equal(out.astype(np.float64), [1 + 2**-10, -(1 + 2**-10), 2**-24, 1.0, 65504.0])
     run_op("astype", [np.array([True, False])], dtype="bfloat16")
@@ -290,17 +344,20 @@ def test_fused_and_low_precision_math(dtype):
     run_op("layer_norm", [x, w, b], eps=1e-5)
     run_op("log_softmax", [x], axis=1)
     run_op("einsum", [x, x], subscripts="ij,kj->ik")
-    run_op("logsumexp", [np.array([[NAN, 1.0], [INF, 1.0], [-INF, -INF]], np.float32).astype(dtype)], axis=(1,))
+    run_op(
+        "logsumexp", [np.array([[NAN, 1.0], [INF, 1.0], [-INF, -INF]], np.float32).astype(dtype)], axis=(1,)
+    )
 
 
 def test_every_registry_op_has_a_lowering():
     from tensorweave.ir.ops import OPS
+
     assert set(OPS) <= set(jax_backend.LOWERINGS)
 
 
 # ------------------------------------------------------------------ export
 
-RELOAD = textwrap.dedent('''
+RELOAD = textwrap.dedent("""
     import sys
     import numpy as np
     import jax
@@ -313,7 +370,7 @@ RELOAD = textwrap.dedent('''
         outs = exported.call(data[case + "x"], data[case + "mask"], data[case + "key"])
         results.update({f"{case}{k}": np.asarray(o) for k, o in enumerate(outs)})
     np.savez(sys.argv[3], **results)
-''')
+""")
 
 WEIGHT = np.linspace(-1, 1, 4 * 3).reshape(4, 3).astype(np.float32)
 
@@ -321,13 +378,18 @@ WEIGHT = np.linspace(-1, 1, 4 * 3).reshape(4, 3).astype(np.float32)
 def _export_fn(x, mask, key):
     h = xp.tanh(x @ constant(WEIGHT, name="proj.weight"))  # (batch, seq, 3)
     pad = xp.sum(mask, axis=1)  # mask is (batch, past + seq)
-    steps, acc = xp.while_loop(lambda st: st[1] < 10.0, lambda st: (st[0] + 1, st[1] * 2.0 + 1.0),
-                               (0, xp.max(xp.abs(h)) + 0.5))
+    steps, acc = xp.while_loop(
+        lambda st: st[1] < 10.0, lambda st: (st[0] + 1, st[1] * 2.0 + 1.0), (0, xp.max(xp.abs(h)) + 0.5)
+    )
     return h, pad, steps, acc, random.random_bits(key, (2, 3))
 
 
-EXPORT = trace(_export_fn, TensorSpec(("batch", "seq", 4), "float32", "x"),
-               TensorSpec(("batch", "past + seq"), "int64", "mask"), TensorSpec((2,), "uint32", "key"))
+EXPORT = trace(
+    _export_fn,
+    TensorSpec(("batch", "seq", 4), "float32", "x"),
+    TensorSpec(("batch", "past + seq"), "int64", "mask"),
+    TensorSpec((2,), "uint32", "key"),
+)
 
 
 def test_export_reloads_in_a_fresh_process_at_new_sizes(tmp_path):
@@ -335,19 +397,34 @@ def test_export_reloads_in_a_fresh_process_at_new_sizes(tmp_path):
     with pytest.raises(IRError, match=r"\['cache'\] are not symbols of this program"):
         prog.export(str(tmp_path / "bad.stablehlo"), allow_zero=["cache"])
     path = prog.export(str(tmp_path / "m.stablehlo"), allow_zero=["past"])
-    assert path == str(tmp_path / "m.stablehlo") and sorted(os.listdir(tmp_path)) == ["m.stablehlo"]  # no temp left
+    assert path == str(tmp_path / "m.stablehlo") and sorted(os.listdir(tmp_path)) == [
+        "m.stablehlo"
+    ]  # no temp left
     rng = np.random.default_rng(3)
     cases = {"a": (5, 2, 3, 11), "b": (2, 7, 0, 12)}  # traced with no sizes at all; past = 0 allowed
     arrays, refs = {}, {}
     for name, (b, s, p, seed) in cases.items():
-        args = [rng.standard_normal((b, s, 4)).astype(np.float32), rng.integers(0, 2, (b, p + s)).astype(np.int64),
-                random.key(seed)]
+        args = [
+            rng.standard_normal((b, s, 4)).astype(np.float32),
+            rng.integers(0, 2, (b, p + s)).astype(np.int64),
+            random.key(seed),
+        ]
         arrays.update({name + "x": args[0], name + "mask": args[1], name + "key": args[2]})
         refs[name] = lower_numpy(EXPORT)(*args)
     np.savez(tmp_path / "in.npz", **arrays)
     (tmp_path / "reload.py").write_text(RELOAD)
-    proc = subprocess.run([sys.executable, str(tmp_path / "reload.py"), path, str(tmp_path / "in.npz"),
-                           str(tmp_path / "out.npz")], capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(tmp_path / "reload.py"),
+            path,
+            str(tmp_path / "in.npz"),
+            str(tmp_path / "out.npz"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = np.load(tmp_path / "out.npz")
     for name, ref in refs.items():
@@ -359,18 +436,27 @@ def test_export_reloads_in_a_fresh_process_at_new_sizes(tmp_path):
 
 # ------------------------------------------------------------------ Flax
 
+
 def test_flax_module_params_apply_grad_and_optax_step():
     from tensorweave.backends.flax_module import TracedModule, named_constants
+
     w = np.array([[0.5, -1.0], [2.0, 0.25], [-0.5, 1.5]], np.float32)
     b = np.array([0.1, -0.2], np.float32)
+
     def dense(x):
-        return x @ constant(w, name="dense.kernel") + constant(b, name="dense.bias") + constant(np.ones(2, np.float32))
+        return (
+            x @ constant(w, name="dense.kernel")
+            + constant(b, name="dense.bias")
+            + constant(np.ones(2, np.float32))
+        )
 
     g = trace(dense, TensorSpec(("batch", 3), "float32", "x"))
     module = TracedModule(g)
     x = np.array([[1.0, 2.0, 3.0], [-1.0, 0.5, 0.0]], np.float32)
     params = module.init(jax.random.PRNGKey(0), x)
-    assert set(params["params"]) == {"dense.kernel", "dense.bias"} == set(named_constants(g))  # unnamed stays fixed
+    assert (
+        set(params["params"]) == {"dense.kernel", "dense.bias"} == set(named_constants(g))
+    )  # unnamed stays fixed
     np.testing.assert_array_equal(params["params"]["dense.kernel"], w)
     out = jax.jit(module.apply)(params, jnp.asarray(x))
     assert within(np.asarray(out), jax_backend.lower(g)(x), DType.float32)
@@ -381,10 +467,13 @@ def test_flax_module_params_apply_grad_and_optax_step():
     np.testing.assert_allclose(grads["dense.bias"], [2.0, 2.0], rtol=1e-6)
     # new params change the output: apply uses the given params, not the traced constants
     shifted = jax.tree_util.tree_map(lambda a: a + 1.0, params)
-    expect_shift = np.broadcast_to(x.sum(1, keepdims=True) + 1.0, (2, 2))  # x @ (W + 1) + (b + 1) - (x @ W + b)
+    expect_shift = np.broadcast_to(
+        x.sum(1, keepdims=True) + 1.0, (2, 2)
+    )  # x @ (W + 1) + (b + 1) - (x @ W + b)
     np.testing.assert_allclose(module.apply(shifted, x) - out, expect_shift, rtol=1e-5)
 
     import optax
+
     target = np.zeros((2, 2), np.float32)
     loss = lambda p: jnp.mean((module.apply(p, x) - target) ** 2)  # noqa: E731
     opt = optax.sgd(0.01)
@@ -398,11 +487,14 @@ def test_flax_module_params_apply_grad_and_optax_step():
         module.apply(params, x[0])
 
 
-@pytest.mark.parametrize("kind", ["normal", "ties at the k-th value", "infinities", "nan", "signed zeros", "float16"])
+@pytest.mark.parametrize(
+    "kind", ["normal", "ties at the k-th value", "infinities", "nan", "signed zeros", "float16"]
+)
 def test_top_k_on_long_rows_equals_the_stable_sort_rule(kind):
     """Rows much longer than k take lax.top_k plus the tie check (spec/backends-jax.md); every
     case must still equal the numpy reference (ties -> lower index, nan largest)."""
     from tensorweave.ir.ops.manipulation import top_k as reference_top_k
+
     rng = np.random.default_rng(7)
     for trial in range(6):
         n = int(rng.integers(100, 3000))

@@ -5,6 +5,7 @@ and a SavedModel round trip in a fresh process.
 
 Expected values come from the numpy reference interpreter, from Python itself, or are worked out
 by hand in comments; float comparisons use tensorweave.parity.TOLERANCES (spec/backends.md)."""
+
 from __future__ import annotations
 
 import os
@@ -15,23 +16,24 @@ import textwrap
 import numpy as np
 import pytest
 
-from conftest import IN_CI
 from tensorweave.backends import registry
+
+from conftest import IN_CI
 
 if not registry.is_installed("tensorflow") and not IN_CI:  # in CI a missing backend fails the session
     pytest.skip(registry.missing_message("tensorflow"), allow_module_level=True)
 
-from tensorweave.backends import tensorflow as tf_backend  # noqa: E402  (sets TF_CPP_MIN_LOG_LEVEL first)
-
 import tensorflow as tf  # noqa: E402
 
 import tensorweave.ir.namespace as xp  # noqa: E402
-from op_cases import one_node  # noqa: E402
+from tensorweave.backends import tensorflow as tf_backend  # noqa: E402  (sets TF_CPP_MIN_LOG_LEVEL first)
 from tensorweave.backends.numpy import lower as lower_numpy  # noqa: E402
 from tensorweave.ir import IRError, TensorSpec, random, trace  # noqa: E402
 from tensorweave.ir.trace import constant  # noqa: E402
 from tensorweave.ir.types import DType  # noqa: E402
 from tensorweave.parity import differences, within  # noqa: E402
+
+from op_cases import one_node  # noqa: E402
 
 BF16 = DType.bfloat16.to_numpy()
 NAN, INF = np.nan, np.inf
@@ -55,13 +57,29 @@ def assert_matches_reference(graph, prog, args):
 
 # ------------------------------------------------------------------ dtypes and array kinds
 
+
 def _dtypes_fn(i, f, u, h):
-    return (i * 3, f / 3.0, u + u, u * u, u >> 3, ~u, xp.astype(f, xp.float16), xp.astype(i, xp.bfloat16), i > 0,
-            xp.sum(h, axis=0))
+    return (
+        i * 3,
+        f / 3.0,
+        u + u,
+        u * u,
+        u >> 3,
+        ~u,
+        xp.astype(f, xp.float16),
+        xp.astype(i, xp.bfloat16),
+        i > 0,
+        xp.sum(h, axis=0),
+    )
 
 
-DTYPES = trace(_dtypes_fn, TensorSpec(("n",), "int64", "i"), TensorSpec(("n",), "float64", "f"),
-               TensorSpec(("n",), "uint32", "u"), TensorSpec((2, "n"), "bfloat16", "h"))
+DTYPES = trace(
+    _dtypes_fn,
+    TensorSpec(("n",), "int64", "i"),
+    TensorSpec(("n",), "float64", "f"),
+    TensorSpec(("n",), "uint32", "u"),
+    TensorSpec((2, "n"), "bfloat16", "h"),
+)
 DTYPES_PROG = tf_backend.lower(DTYPES)
 
 
@@ -87,7 +105,9 @@ def test_native_in_native_out():
     args = dtype_args(3)
     native = DTYPES_PROG(*[tf.constant(a) for a in args])
     assert all(isinstance(o, tf.Tensor) for o in native)
-    assert [o.dtype.name for o in native] == [s.dtype.value for s in DTYPES.output_specs]  # uint32, bfloat16 kept
+    assert [o.dtype.name for o in native] == [
+        s.dtype.value for s in DTYPES.output_specs
+    ]  # uint32, bfloat16 kept
     as_numpy = DTYPES_PROG(*args)
     for a, b in zip(native, as_numpy):
         np.testing.assert_array_equal(a.numpy(), b)
@@ -100,7 +120,9 @@ def test_native_in_native_out():
 def test_bad_inputs_are_one_line_errors_before_any_work():
     prog = tf_backend.lower(DTYPES)
     i, f, u, h = dtype_args(3)
-    with pytest.raises(IRError, match=r"input 'f' has dtype float32, expected float64; cast it with \.astype"):
+    with pytest.raises(
+        IRError, match=r"input 'f' has dtype float32, expected float64; cast it with \.astype"
+    ):
         prog(i, f.astype(np.float32), u, h)
     with pytest.raises(IRError, match=r"input 'u' has dtype int32, expected uint32"):
         prog(*[tf.constant(a) for a in (i, f)], tf.constant(u.astype(np.int32)), tf.constant(h))
@@ -121,11 +143,13 @@ def test_bad_inputs_are_one_line_errors_before_any_work():
 
 def test_every_registry_op_has_a_lowering():
     from tensorweave.ir.ops import OPS
+
     assert set(OPS) <= set(tf_backend.LOWERINGS)
     assert all(callable(tf_backend.LOWERINGS[op]) for op in OPS)
 
 
 # ------------------------------------------------------------------ symbolic sizes
+
 
 def _kv_fn(x, past, mask, pos):
     b, s, h = x.shape
@@ -135,13 +159,18 @@ def _kv_fn(x, past, mask, pos):
     scores = xp.where(causal[None] & (mask[:, None, :] > 0), xp.einsum("bqh,bkh->bqk", x, kv), -xp.inf)
     flat = xp.reshape(kv, (b * n, h))
     window = xp.dynamic_slice(kv, [0, pos, 0], (b, s, h))
-    newest = kv[:, past.shape[1]:, :]  # a slice with a symbolic start
+    newest = kv[:, past.shape[1] :, :]  # a slice with a symbolic start
     v, i = xp.top_k(xp.max(scores, axis=1), 1)
     return xp.softmax(scores, axis=-1), flat, window, newest, v, i, xp.full((b, n), 7, dtype=xp.int32)
 
 
-KV = trace(_kv_fn, TensorSpec(("batch", "seq", 4), "float32", "x"), TensorSpec(("batch", "past", 4), "float32", "past"),
-           TensorSpec(("batch", "past + seq"), "int64", "mask"), TensorSpec((), "int64", "pos"))
+KV = trace(
+    _kv_fn,
+    TensorSpec(("batch", "seq", 4), "float32", "x"),
+    TensorSpec(("batch", "past", 4), "float32", "past"),
+    TensorSpec(("batch", "past + seq"), "int64", "mask"),
+    TensorSpec((), "int64", "pos"),
+)
 KV_PROG = tf_backend.lower(KV)
 
 
@@ -149,12 +178,21 @@ def kv_args(b, s, p, pos, seed=0):
     rng = np.random.default_rng(seed)
     mask = np.ones((b, p + s), np.int64)
     mask[0, 0] = 0  # left padding in row 0
-    return [rng.standard_normal((b, s, 4)).astype(np.float32), rng.standard_normal((b, p, 4)).astype(np.float32),
-            mask, np.array(pos, np.int64)]
+    return [
+        rng.standard_normal((b, s, 4)).astype(np.float32),
+        rng.standard_normal((b, p, 4)).astype(np.float32),
+        mask,
+        np.array(pos, np.int64),
+    ]
 
 
 def test_signature_has_none_for_symbolic_dims():
-    assert [s.shape.as_list() for s in KV_PROG.signature] == [[None, None, 4], [None, None, 4], [None, None], []]
+    assert [s.shape.as_list() for s in KV_PROG.signature] == [
+        [None, None, 4],
+        [None, None, 4],
+        [None, None],
+        [],
+    ]
     assert [s.dtype for s in KV_PROG.signature] == [tf.float32, tf.float32, tf.int64, tf.int64]
 
 
@@ -165,7 +203,7 @@ def test_symbolic_sizes_compound_dims_and_clamped_starts(b, s, p, pos):
     out = assert_matches_reference(KV, KV_PROG, args)
     kv = np.concatenate([args[1], args[0]], axis=1)
     start = min(max(pos, 0), p)  # XLA clamping into [0, (p + s) - s]
-    np.testing.assert_array_equal(out[2], kv[:, start:start + s])
+    np.testing.assert_array_equal(out[2], kv[:, start : start + s])
     np.testing.assert_array_equal(out[3], args[0])
 
 
@@ -179,12 +217,15 @@ def test_one_concrete_function_serves_every_size():
 
 # ------------------------------------------------------------------ control flow
 
+
 def _loop_fn(x, n, flag):
     def body(i, acc):
         return xp.cond(i % 2 == 0, lambda a: a + x, lambda a: a * 1.5, acc)
 
     total = xp.fori_loop(0, n, body, xp.zeros_like(x))
-    k, v = xp.while_loop(lambda st: st[1] < 50.0, lambda st: (st[0] + 1, st[1] * 2.0 + 1.0), (0, xp.sum(xp.abs(x))))
+    k, v = xp.while_loop(
+        lambda st: st[1] < 50.0, lambda st: (st[0] + 1, st[1] * 2.0 + 1.0), (0, xp.sum(xp.abs(x)))
+    )
     picked = xp.cond(flag, lambda a, c: a - c, lambda a, c: a * c, total, x)
     return total, k, v, picked
 
@@ -193,7 +234,9 @@ LOOP = trace(_loop_fn, TensorSpec(("m",), "float32"), TensorSpec((), "int64"), T
 LOOP_PROG = tf_backend.lower(LOOP)
 
 
-@pytest.mark.parametrize("x,n,flag", [([1.0, -2.0, 0.5], 5, True), ([30.0, 40.0], 0, False), ([0.25], 3, False)])
+@pytest.mark.parametrize(
+    "x,n,flag", [([1.0, -2.0, 0.5], 5, True), ([30.0, 40.0], 0, False), ([0.25], 3, False)]
+)
 def test_while_loop_and_cond_match_reference(x, n, flag):
     args = [np.array(x, np.float32), np.array(n, np.int64), np.array(flag)]
     total, k, v, _ = assert_matches_reference(LOOP, LOOP_PROG, args)
@@ -210,11 +253,16 @@ def test_loops_are_tf_while_and_cond_ops():
 
 # ------------------------------------------------------------------ randomness
 
+
 def _draws(key, logits):
     k1, k2 = random.split(key)[0], random.split(key)[1]
-    return (random.random_bits(k1, (2, 5)), random.fold_in(key, 7), random.categorical(k2, logits),
-            random.uniform(k2, (3,)), *random.threefry2x32(key[0], key[1], random.random_bits(k2, (4,)),
-                                                           random.random_bits(k1, (4,))))
+    return (
+        random.random_bits(k1, (2, 5)),
+        random.fold_in(key, 7),
+        random.categorical(k2, logits),
+        random.uniform(k2, (3,)),
+        *random.threefry2x32(key[0], key[1], random.random_bits(k2, (4,)), random.random_bits(k1, (4,))),
+    )
 
 
 DRAWS = trace(_draws, TensorSpec((2,), "uint32"), TensorSpec(("b", 5), "float32"))
@@ -244,11 +292,15 @@ def run_op(op, arrays, jit_compile=False, **attrs):
 
 
 def test_argmax_argmin_first_nan_and_first_tie():
-    x = np.array([[1.0, NAN, 5.0, NAN], [2.0, 7.0, 7.0, -1.0], [3.0, -INF, -INF, 9.0], [0.0, -0.0, 0.0, -0.0]],
-                 np.float32)
+    x = np.array(
+        [[1.0, NAN, 5.0, NAN], [2.0, 7.0, 7.0, -1.0], [3.0, -INF, -INF, 9.0], [0.0, -0.0, 0.0, -0.0]],
+        np.float32,
+    )
     np.testing.assert_array_equal(run_op("argmax", [x], axis=1)[0], [1, 1, 3, 0])
     np.testing.assert_array_equal(run_op("argmin", [x], axis=1)[0], [1, 3, 1, 0])
-    np.testing.assert_array_equal(run_op("argmax", [np.array([[3, 9, 9], [2, 2, 1]], np.uint32)], axis=1)[0], [1, 0])
+    np.testing.assert_array_equal(
+        run_op("argmax", [np.array([[3, 9, 9], [2, 2, 1]], np.uint32)], axis=1)[0], [1, 0]
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16, BF16, np.float64])
@@ -265,9 +317,13 @@ def test_sorts_are_stable_with_nan_largest_in_both_directions(dtype):
 
 def test_sorts_treat_negative_nan_as_nan():
     """0 * inf is x86's default nan, which has the sign bit set; it still sorts above +inf."""
-    g = trace(lambda x: (xp.argsort(x * xp.where(x > 5.0, 0.0, 1.0) * xp.where(x > 5.0, xp.inf, 1.0)),
-                         xp.top_k(x * xp.where(x > 5.0, 0.0, 1.0) * xp.where(x > 5.0, xp.inf, 1.0), 2)[1]),
-              TensorSpec((5,), "float32"))
+    g = trace(
+        lambda x: (
+            xp.argsort(x * xp.where(x > 5.0, 0.0, 1.0) * xp.where(x > 5.0, xp.inf, 1.0)),
+            xp.top_k(x * xp.where(x > 5.0, 0.0, 1.0) * xp.where(x > 5.0, xp.inf, 1.0), 2)[1],
+        ),
+        TensorSpec((5,), "float32"),
+    )
     x = np.array([1.0, 9.0, 4.0, -INF, 3.0], np.float32)  # index 1 becomes nan
     order, top = assert_matches_reference(g, tf_backend.lower(g), [x])
     np.testing.assert_array_equal(order, [3, 0, 4, 2, 1])
@@ -285,17 +341,25 @@ def test_integer_sorts_and_top_k_ties():
 def test_integer_arithmetic_wraps_and_rounds_like_python():
     a = np.array([7, -7, 7, -7, -(2**31)], np.int32)
     b = np.array([2, 2, -2, -2, -1], np.int32)
-    np.testing.assert_array_equal(run_op("floor_divide", [a, b])[0], [3, -4, -4, 3, -(2**31)])  # -(-2**31) wraps
+    np.testing.assert_array_equal(
+        run_op("floor_divide", [a, b])[0], [3, -4, -4, 3, -(2**31)]
+    )  # -(-2**31) wraps
     np.testing.assert_array_equal(run_op("remainder", [a, b])[0], [1, 1, -1, -1, 0])  # sign of the divisor
     np.testing.assert_array_equal(run_op("multiply", [a, b])[0], [14, -14, -14, 14, -(2**31)])  # wraps
     u = np.array([0xFFFFFFFF, 0x80000000, 3], np.uint32)
     np.testing.assert_array_equal(run_op("subtract", [u[::-1].copy(), u])[0], [4, 0, 0xFFFFFFFC])
-    np.testing.assert_array_equal(run_op("bitwise_left_shift", [u, np.array([4, 1, 31], np.uint32)])[0],
-                                  [0xFFFFFFF0, 0, 0x80000000])
-    np.testing.assert_array_equal(run_op("bitwise_right_shift", [a, np.array([1, 1, 0, 2, 31], np.int32)])[0],
-                                  [3, -4, 7, -2, -1])  # arithmetic for signed
-    np.testing.assert_array_equal(run_op("prod", [np.array([2**20, 2**12, 3], np.int32)])[0], 0)  # 2**32 wraps to 0
-    np.testing.assert_array_equal(run_op("clip", [u], min=-2)[0], [0xFFFFFFFF, 0xFFFFFFFE, 0xFFFFFFFE])  # -2 -> 2**32-2
+    np.testing.assert_array_equal(
+        run_op("bitwise_left_shift", [u, np.array([4, 1, 31], np.uint32)])[0], [0xFFFFFFF0, 0, 0x80000000]
+    )
+    np.testing.assert_array_equal(
+        run_op("bitwise_right_shift", [a, np.array([1, 1, 0, 2, 31], np.int32)])[0], [3, -4, 7, -2, -1]
+    )  # arithmetic for signed
+    np.testing.assert_array_equal(
+        run_op("prod", [np.array([2**20, 2**12, 3], np.int32)])[0], 0
+    )  # 2**32 wraps to 0
+    np.testing.assert_array_equal(
+        run_op("clip", [u], min=-2)[0], [0xFFFFFFFF, 0xFFFFFFFE, 0xFFFFFFFE]
+    )  # -2 -> 2**32-2
     run_op("cumulative_sum", [u])
     run_op("pow", [np.array([3, -3, 7], np.int64), np.array([41, 41, 0], np.int64)])
 
@@ -319,10 +383,12 @@ def test_float_floor_divide_and_remainder_follow_python():
     x = np.array([1.0, -1.0, 7.5, -7.5, 0.0, 5.0, 1.0, -1.0, 0.7], np.float64)
     y = np.array([0.1, 0.1, 2.0, 2.0, -3.0, 0.5, INF, INF, -0.1], np.float64)
     for dtype in (np.float64, np.float32):
-        q, = run_op("floor_divide", [x.astype(dtype), y.astype(dtype)])
-        r, = run_op("remainder", [x.astype(dtype), y.astype(dtype)])
+        (q,) = run_op("floor_divide", [x.astype(dtype), y.astype(dtype)])
+        (r,) = run_op("remainder", [x.astype(dtype), y.astype(dtype)])
         if dtype is np.float64:  # Python's float // and % are the specification
-            np.testing.assert_array_equal(q, [a // b for a, b in zip(x, y)])  # 1.0 // 0.1 == 9.0, not floor(10.0)
+            np.testing.assert_array_equal(
+                q, [a // b for a, b in zip(x, y)]
+            )  # 1.0 // 0.1 == 9.0, not floor(10.0)
             np.testing.assert_array_equal(r, [a % b for a, b in zip(x, y)])
     specials = np.array([INF, -INF, NAN, 3.0, 0.0, -2.0], np.float32)
     run_op("floor_divide", [specials, np.array([2.0, 2.0, 1.0, 0.0, 0.0, 0.0], np.float32)])
@@ -332,16 +398,22 @@ def test_float_floor_divide_and_remainder_follow_python():
 def test_astype_truncates_wraps_and_rounds_once():
     f = np.array([1.9, -1.9, -0.5, 100.5], np.float32)
     np.testing.assert_array_equal(run_op("astype", [f], dtype="int32")[0], [1, -1, 0, 100])  # toward zero
-    np.testing.assert_array_equal(run_op("astype", [np.array([-1, 2**32 + 3], np.int64)], dtype="uint32")[0],
-                                  [0xFFFFFFFF, 3])
-    np.testing.assert_array_equal(run_op("astype", [np.array([2**31 + 5, 0xFFFFFFFF], np.uint32)], dtype="int32")[0],
-                                  [-(2**31) + 5, -1])
+    np.testing.assert_array_equal(
+        run_op("astype", [np.array([-1, 2**32 + 3], np.int64)], dtype="uint32")[0], [0xFFFFFFFF, 3]
+    )
+    np.testing.assert_array_equal(
+        run_op("astype", [np.array([2**31 + 5, 0xFFFFFFFF], np.uint32)], dtype="int32")[0], [-(2**31) + 5, -1]
+    )
     # 1 + 2**-11 + 2**-30 is just above the float16 midpoint 1 + 2**-11: it rounds up to 1 + 2**-10.
     # Converting through float32 first would land exactly on the midpoint and round to even (1.0).
-    x = np.array([1 + 2**-11 + 2**-30, -(1 + 2**-11 + 2**-30), 2**-25 + 2**-50, 1 + 2**-11, 65519.99, 1e300],
-                 np.float64)
-    out, = run_op("astype", [x], dtype="float16")
-    np.testing.assert_array_equal(out.astype(np.float64), [1 + 2**-10, -(1 + 2**-10), 2**-24, 1.0, 65504.0, INF])
+    x = np.array(
+        [1 + 2**-11 + 2**-30, -(1 + 2**-11 + 2**-30), 2**-25 + 2**-50, 1 + 2**-11, 65519.99, 1e300],
+        np.float64,
+    )
+    (out,) = run_op("astype", [x], dtype="float16")
+    np.testing.assert_array_equal(
+        out.astype(np.float64), [1 + 2**-10, -(1 + 2**-10), 2**-24, 1.0, 65504.0, INF]
+    )
     run_op("astype", [np.array([True, False])], dtype="bfloat16")
     run_op("astype", [np.array([NAN, -0.0, 2.0], np.float32)], dtype="bool")
 
@@ -352,7 +424,9 @@ def test_creation_ops_and_empty_ranges():
         assert tf_backend.lower(g)().shape == (0,)
         run_op("arange", [], start=7, stop=-2, step=-3, dtype=dtype)
         run_op("full", [], shape=(2, 3), fill_value=-1, dtype=dtype)
-    run_op("full", [], shape=(2,), fill_value=1 + 2**-11 + 2**-30, dtype="float16")  # one rounding, like numpy
+    run_op(
+        "full", [], shape=(2,), fill_value=1 + 2**-11 + 2**-30, dtype="float16"
+    )  # one rounding, like numpy
 
 
 def test_unary_math_edges():
@@ -370,13 +444,17 @@ def test_unary_math_edges():
 def test_gather_scatter_and_dynamic_update_slice():
     x = np.arange(12, dtype=np.float32).reshape(3, 4)
     idx = np.array([[3, 0], [1, 2], [0, 0]], np.int64)
-    out, = run_op("put_along_axis", [x, idx[:, :1], np.full((3, 1), -1.0, np.float32)], axis=1)
+    (out,) = run_op("put_along_axis", [x, idx[:, :1], np.full((3, 1), -1.0, np.float32)], axis=1)
     np.testing.assert_array_equal(out[:, 3], [-1.0, 7.0, 11.0])
-    run_op("put_along_axis", [x.astype(np.uint32), np.array([[2, 0, 1, 1]]), np.ones((1, 4), np.uint32)], axis=0)
+    run_op(
+        "put_along_axis", [x.astype(np.uint32), np.array([[2, 0, 1, 1]]), np.ones((1, 4), np.uint32)], axis=0
+    )
     run_op("take_along_axis", [x, idx], axis=1)
     run_op("take", [x, np.array([[2, 0]], np.int32)], axis=0)
-    upd, = run_op("dynamic_update_slice", [x, np.ones((2, 2), np.float32), np.array(-3, np.int32),
-                                          np.array(9, np.int64)])
+    (upd,) = run_op(
+        "dynamic_update_slice",
+        [x, np.ones((2, 2), np.float32), np.array(-3, np.int32), np.array(9, np.int64)],
+    )
     np.testing.assert_array_equal(upd[:2, 2:], np.ones((2, 2)))  # starts clamped to (0, 2)
 
 
@@ -392,18 +470,22 @@ def test_fused_and_low_precision_math(dtype):
     run_op("einsum", [x, x], subscripts="ij,kj->ik")
     run_op("einsum", [x[None, :1], x], subscripts="bij,bj->bi")  # size-1 dims broadcast (tf.einsum's do not)
     run_op("matmul", [x, x.T.copy()])
-    run_op("logsumexp", [np.array([[NAN, 1.0], [INF, 1.0], [-INF, -INF]], np.float32).astype(dtype)], axis=(1,))
+    run_op(
+        "logsumexp", [np.array([[NAN, 1.0], [INF, 1.0], [-INF, -INF]], np.float32).astype(dtype)], axis=(1,)
+    )
     run_op("max", [np.array([[NAN, 1.0], [2.0, 1.0]], np.float32).astype(dtype)], axis=(1,))
     run_op("cumulative_sum", [x], axis=1)
 
 
 # ------------------------------------------------------------------ XLA
 
+
 def test_jit_compile_matches_reference_and_uses_xla():
     def fn(x, key):
         v, i = xp.top_k(x, 3)
-        steps, acc = xp.while_loop(lambda st: st[1] < 20.0, lambda st: (st[0] + 1, st[1] * 2.0 + 1.0),
-                                   (0, xp.max(xp.abs(x))))
+        steps, acc = xp.while_loop(
+            lambda st: st[1] < 20.0, lambda st: (st[0] + 1, st[1] * 2.0 + 1.0), (0, xp.max(xp.abs(x)))
+        )
         return v, i, xp.argsort(x, axis=0, descending=True), steps, acc, random.random_bits(key, (4,))
 
     g = trace(fn, TensorSpec(("b", 6), "float32"), TensorSpec((2,), "uint32"))
@@ -412,12 +494,14 @@ def test_jit_compile_matches_reference_and_uses_xla():
         x = np.tile(np.array([[1.0, 3.0, NAN, 3.0, -0.0, 0.0]], np.float32), (b, 1))
         x[-1, 0] = 5.0
         assert_matches_reference(g, prog, [x, random.key(b)])
-    assert "while" in prog.fn.experimental_get_compiler_ir(tf.constant(x), tf.constant(random.key(1)))(stage="hlo")
+    assert "while" in prog.fn.experimental_get_compiler_ir(tf.constant(x), tf.constant(random.key(1)))(
+        stage="hlo"
+    )
 
 
 # ------------------------------------------------------------------ export
 
-RELOAD = textwrap.dedent('''
+RELOAD = textwrap.dedent("""
     import sys
     import numpy as np
     import tensorflow as tf  # only tf: the SavedModel carries its weights and control flow
@@ -432,7 +516,7 @@ RELOAD = textwrap.dedent('''
         named = serve(x=tf.constant(args[0]), mask=tf.constant(args[1]), key=tf.constant(args[2]))
         results.update({f"{case}-{name}": o.numpy() for name, o in named.items()})
     np.savez(sys.argv[3], **results)
-''')
+""")
 
 WEIGHT = np.linspace(-1, 1, 4 * 3).reshape(4, 3).astype(np.float32)
 
@@ -440,21 +524,30 @@ WEIGHT = np.linspace(-1, 1, 4 * 3).reshape(4, 3).astype(np.float32)
 def _export_fn(x, mask, key):
     h = xp.tanh(x @ constant(WEIGHT, name="proj.weight"))  # (batch, seq, 3)
     pad = xp.sum(mask, axis=1)  # mask is (batch, past + seq)
-    steps, acc = xp.while_loop(lambda st: st[1] < 10.0, lambda st: (st[0] + 1, st[1] * 2.0 + 1.0),
-                               (0, xp.max(xp.abs(h)) + 0.5))
+    steps, acc = xp.while_loop(
+        lambda st: st[1] < 10.0, lambda st: (st[0] + 1, st[1] * 2.0 + 1.0), (0, xp.max(xp.abs(h)) + 0.5)
+    )
     return h, pad, steps, acc, random.random_bits(key, (2, 3))
 
 
-EXPORT = trace(_export_fn, TensorSpec(("batch", "seq", 4), "float32", "x"),
-               TensorSpec(("batch", "past + seq"), "int64", "mask"), TensorSpec((2,), "uint32", "key"))
+EXPORT = trace(
+    _export_fn,
+    TensorSpec(("batch", "seq", 4), "float32", "x"),
+    TensorSpec(("batch", "past + seq"), "int64", "mask"),
+    TensorSpec((2,), "uint32", "key"),
+)
 
 
 def test_export_reloads_in_a_fresh_process_at_new_sizes(tmp_path, monkeypatch):
-    monkeypatch.setattr(tf_backend, "VARIABLE_BYTES", 32)  # the weight becomes a tf.Variable, literals stay constants
+    monkeypatch.setattr(
+        tf_backend, "VARIABLE_BYTES", 32
+    )  # the weight becomes a tf.Variable, literals stay constants
     prog = tf_backend.lower(EXPORT)
     assert len(prog.variables) == 1
     rng = np.random.default_rng(3)
-    prog(rng.standard_normal((1, 2, 4)).astype(np.float32), np.ones((1, 2), np.int64), random.key(0))  # traced
+    prog(
+        rng.standard_normal((1, 2, 4)).astype(np.float32), np.ones((1, 2), np.int64), random.key(0)
+    )  # traced
     target = tmp_path / "saved"
     target.mkdir()
     (target / "stale.txt").write_text("an older export")
@@ -468,15 +561,29 @@ def test_export_reloads_in_a_fresh_process_at_new_sizes(tmp_path, monkeypatch):
     cases = {"a": (5, 2, 3, 11), "b": (2, 7, 0, 12)}  # new sizes; past = 0
     arrays, refs = {}, {}
     for name, (b, s, p, seed) in cases.items():
-        args = [rng.standard_normal((b, s, 4)).astype(np.float32), rng.integers(0, 2, (b, p + s)).astype(np.int64),
-                random.key(seed)]
+        args = [
+            rng.standard_normal((b, s, 4)).astype(np.float32),
+            rng.integers(0, 2, (b, p + s)).astype(np.int64),
+            random.key(seed),
+        ]
         arrays.update({name + "x": args[0], name + "mask": args[1], name + "key": args[2]})
         refs[name] = lower_numpy(EXPORT)(*args)
     np.savez(tmp_path / "in.npz", **arrays)
     (tmp_path / "reload.py").write_text(RELOAD)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.run([sys.executable, str(tmp_path / "reload.py"), path, str(tmp_path / "in.npz"),
-                           str(tmp_path / "out.npz")], capture_output=True, text=True, timeout=300, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(tmp_path / "reload.py"),
+            path,
+            str(tmp_path / "in.npz"),
+            str(tmp_path / "out.npz"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = np.load(tmp_path / "out.npz")
     for name, ref in refs.items():

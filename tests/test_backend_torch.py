@@ -1,13 +1,15 @@
 """The torch backend's eager top_k (torch.topk plus the IR's tie rule, spec/backends.md) against
 the numpy reference on long rows with many ties, ints, -inf and nan, and through a lowered
 program."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from conftest import IN_CI
 from tensorweave.backends import registry
+
+from conftest import IN_CI
 
 if not registry.is_installed("torch") and not IN_CI:  # in CI a missing backend fails the session
     pytest.skip(registry.missing_message("torch"), allow_module_level=True)
@@ -64,6 +66,7 @@ def _loop_program(rows, transposed_weight):
     """``x <- tanh(x @ W) `` three times in a while_loop, W a constant ([8, 8] or used as W^T)."""
     from tensorweave.ir.control import while_loop
     from tensorweave.ir.trace import constant
+
     w = np.random.default_rng(1).standard_normal((8, 8)).astype(np.float32) / 3
 
     def fn(x):
@@ -72,7 +75,9 @@ def _loop_program(rows, transposed_weight):
 
         def body(s):
             return {"i": s["i"] + 1, "x": xp.tanh(xp.matmul(s["x"], op))}
+
         return while_loop(lambda s: s["i"] < 3, body, {"i": xp.asarray(0, dtype=xp.int64), "x": x})["x"]
+
     graph = tw.trace(fn, TensorSpec((rows, 8), "float32", "x"))
     return graph, (w.T if transposed_weight else w)
 

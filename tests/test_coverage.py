@@ -1,12 +1,14 @@
 """Coverage is computed from the registry: every op lowered by every backend, tested, documented."""
+
 from __future__ import annotations
 
 import pytest
 
-from conftest import NON_REFERENCE, require_backend
-from op_cases import ops_covered
 from tensorweave.backends import registry
 from tensorweave.ir.ops import OPS
+
+from conftest import NON_REFERENCE, require_backend
+from op_cases import ops_covered
 
 
 @pytest.mark.parametrize("backend_name", NON_REFERENCE)

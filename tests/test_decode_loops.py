@@ -1,5 +1,6 @@
 """Fused decode loops (greedy, sampling, beam search) with a toy model, against an independent
 Python transcription of Hugging Face's PT search (BeamSearchScorer / BeamHypotheses, 4.37 §1.9)."""
+
 from __future__ import annotations
 
 import math
@@ -22,11 +23,15 @@ def make_table(seed=0):
 
 def toy_step(table):
     """Next-token logits depend on the last token and the position (no cache)."""
+
     def step(tokens, cur_len, cache):
         xp = array_namespace(tokens)
-        last = xp.take_along_axis(tokens, xp.broadcast_to(xp.reshape(cur_len - 1, (1, 1)), (tokens.shape[0], 1)), axis=-1)
+        last = xp.take_along_axis(
+            tokens, xp.broadcast_to(xp.reshape(cur_len - 1, (1, 1)), (tokens.shape[0], 1)), axis=-1
+        )
         logits = xp.take(xp.asarray(table), last[:, 0], axis=0) + xp.astype(cur_len, xp.float32) * 0.37
         return logits, cache
+
     return step
 
 
@@ -47,7 +52,9 @@ def test_greedy_matches_python_loop(backend):
     eos, pad, max_len = (4,), 0, 9
 
     def fn(ids):
-        return sample_loop(toy_step(table), ids, (), max_length=max_len, eos_token_id=eos, pad_token_id=pad)["sequences"]
+        return sample_loop(toy_step(table), ids, (), max_length=max_len, eos_token_id=eos, pad_token_id=pad)[
+            "sequences"
+        ]
 
     out = np.asarray(tw.lower(tw.trace(fn, TensorSpec((2, 2), "int64")), backend=backend)(prompt))
     for row, p in zip(out, prompt):
@@ -66,7 +73,7 @@ class Hyps:
         self.beams, self.worst = [], 1e9
 
     def add(self, hyp, s, bidx, gen_len):
-        score = s / gen_len ** self.lp
+        score = s / gen_len**self.lp
         if len(self.beams) < self.n or score > self.worst:
             self.beams.append((score, hyp, bidx))
             if len(self.beams) > self.n:
@@ -103,7 +110,9 @@ def ref_beam_search(table, prompts, n, max_length, eos, pad, lp, early, keep):
             order = sorted(range(n * V), key=lambda i: (-total[b, i], i))[:K]
             if done[b]:
                 for j in range(n):
-                    new_seqs.append(seqs[b * n] + [pad]); new_scores.append(0.0); new_bidx.append(bidx[b * n] + [b * n])
+                    new_seqs.append(seqs[b * n] + [pad])
+                    new_scores.append(0.0)
+                    new_bidx.append(bidx[b * n] + [b * n])
                 continue
             filled = 0
             for rank, idx in enumerate(order):
@@ -114,7 +123,9 @@ def ref_beam_search(table, prompts, n, max_length, eos, pad, lp, early, keep):
                         continue
                     hyps[b].add(list(seqs[row]), float(total[b, idx]), bidx[row] + [row], cur_len + 1 - P)
                 else:
-                    new_seqs.append(seqs[row] + [tok]); new_scores.append(total[b, idx]); new_bidx.append(bidx[row] + [row])
+                    new_seqs.append(seqs[row] + [tok])
+                    new_scores.append(total[b, idx])
+                    new_bidx.append(bidx[row] + [row])
                     filled += 1
                 if filled == n:
                     break
@@ -136,10 +147,10 @@ def ref_beam_search(table, prompts, n, max_length, eos, pad, lp, early, keep):
     out = np.full((len(best), out_len), pad, np.int64)
     ind = np.full((len(best), out_len), -1, np.int64)
     for i, (sc, h, bi) in enumerate(best):
-        out[i, :len(h)] = h
+        out[i, : len(h)] = h
         if len(h) < out_len:
             out[i, len(h)] = eos[0]
-        ind[i, :len(bi)] = bi
+        ind[i, : len(bi)] = bi
     return out, np.array([h[0] for h in best], np.float32), ind
 
 
@@ -148,15 +159,27 @@ def test_beam_search_matches_hf_semantics(backend, lp, early):
     table = make_table(3)
     n, keep, max_len, eos, pad = 3, 2, 8, (4, 5), 0
     prompts = np.array([[1, 2], [6, 0]], np.int64)
-    cfg = BeamConfig(batch_size=2, num_beams=n, vocab_size=V, prompt_len=2, max_length=max_len, eos_token_id=eos,
-                     pad_token_id=pad, length_penalty=lp, early_stopping=early, num_return_sequences=keep)
+    cfg = BeamConfig(
+        batch_size=2,
+        num_beams=n,
+        vocab_size=V,
+        prompt_len=2,
+        max_length=max_len,
+        eos_token_id=eos,
+        pad_token_id=pad,
+        length_penalty=lp,
+        early_stopping=early,
+        num_return_sequences=keep,
+    )
 
     def fn(ids):
         out = beam_search_loop(toy_step(table), lambda c, rows: c, ids, (), cfg)
         return out["sequences"], out["sequences_scores"], out["beam_indices"], out["out_len"]
 
     expanded = np.repeat(prompts, n, axis=0)
-    seqs, scores, bidx, out_len = tw.lower(tw.trace(fn, TensorSpec((2 * n, 2), "int64")), backend=backend)(expanded)
+    seqs, scores, bidx, out_len = tw.lower(tw.trace(fn, TensorSpec((2 * n, 2), "int64")), backend=backend)(
+        expanded
+    )
     ref_seqs, ref_scores, ref_bidx = ref_beam_search(table, prompts, n, max_len, eos, pad, lp, early, keep)
     L = int(np.asarray(out_len))
     assert L == ref_seqs.shape[1]
@@ -168,11 +191,20 @@ def test_beam_search_matches_hf_semantics(backend, lp, early):
 
 def test_sampling_same_tokens_everywhere_for_a_seed(backend):
     from tensorweave.ir import random
+
     table = make_table(5)
 
     def fn(ids, key):
-        return sample_loop(toy_step(table), ids, (), max_length=10, eos_token_id=(4,), pad_token_id=0,
-                           do_sample=True, key=key)["sequences"]
+        return sample_loop(
+            toy_step(table),
+            ids,
+            (),
+            max_length=10,
+            eos_token_id=(4,),
+            pad_token_id=0,
+            do_sample=True,
+            key=key,
+        )["sequences"]
 
     graph = tw.trace(fn, TensorSpec((3, 2), "int64"), TensorSpec((2,), "uint32"))
     ids = np.array([[1, 2], [3, 3], [0, 6]], np.int64)

@@ -4,6 +4,7 @@ serialised StableHLO artefact, with ``max_new_tokens`` chosen at run time from o
 
 Tokens must be *equal*: the exported graph is the same IR program as ``tw.generate`` traced with
 symbolic ``batch``/``sequence`` and a longer (masked) cache, so only the sizes differ."""
+
 from __future__ import annotations
 
 import os
@@ -15,10 +16,11 @@ import numpy as np
 import pytest
 
 import tensorweave as tw
-from conftest import IN_CI, require_backend
 from tensorweave.export_generation import export_generation, load_generation
 from tensorweave.frontends.models import PARAMETER_SHAPES, config_from_dict
 from tensorweave.models import Model
+
+from conftest import IN_CI, require_backend
 
 VOCAB, EOS, PAD, CAP = 40, 3, 2, 9
 SHORT, LONG = 2, CAP  # two run-time max_new_tokens values for one exported file
@@ -28,13 +30,26 @@ def random_model(kind: str) -> Model:
     """A tiny random decoder (fixed seed); the EOS logit is boosted so rows finish at different steps."""
     common = dict(vocab_size=VOCAB, eos_token_id=EOS, pad_token_id=PAD, bos_token_id=1)
     if kind == "llama":
-        cfg = config_from_dict(dict(model_type="llama", hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-                                    num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
-                                    **common))
+        cfg = config_from_dict(
+            dict(
+                model_type="llama",
+                hidden_size=16,
+                intermediate_size=32,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                num_key_value_heads=2,
+                max_position_embeddings=64,
+                **common,
+            )
+        )
     else:
-        cfg = config_from_dict(dict(model_type="gpt2", n_positions=64, n_embd=16, n_layer=2, n_head=4, **common))
+        cfg = config_from_dict(
+            dict(model_type="gpt2", n_positions=64, n_embd=16, n_layer=2, n_head=4, **common)
+        )
     rng = np.random.default_rng(1 if kind == "llama" else 2)
-    params = {k: (rng.standard_normal(s) * 0.3).astype(np.float32) for k, s in PARAMETER_SHAPES[kind](cfg).items()}
+    params = {
+        k: (rng.standard_normal(s) * 0.3).astype(np.float32) for k, s in PARAMETER_SHAPES[kind](cfg).items()
+    }
     head = "model.embed_tokens.weight" if kind == "llama" else "transformer.wte.weight"
     head = "lm_head.weight" if "lm_head.weight" in params else head
     params[head][EOS] *= 1.25 if kind == "llama" else 0.55  # rows end at different steps, some before CAP
@@ -69,7 +84,9 @@ def exported(out_dir, kind: str, beams: int, target: str) -> str:
     if key not in FILES:
         suffix = {"onnx": ".onnx", "tensorflow": "_savedmodel", "jax": ".stablehlo", "torch": ".pt2"}[target]
         path = os.path.join(str(out_dir), f"{kind}_{beams}{suffix}")
-        FILES[key] = export_generation(model_for(kind), path, target=target, num_beams=beams, max_new_tokens=CAP)
+        FILES[key] = export_generation(
+            model_for(kind), path, target=target, num_beams=beams, max_new_tokens=CAP
+        )
     return FILES[key]
 
 
@@ -83,6 +100,7 @@ def reference(kind: str, beams: int, m: int) -> np.ndarray:
 def test_onnx_generation_in_plain_ort_session_equals_generate(kind, beams, out_dir):
     require_backend("onnx")
     import onnxruntime as ort
+
     path = exported(out_dir, kind, beams, "onnx")
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])  # no tensorweave code runs below
     assert [i.name for i in sess.get_inputs()] == ["input_ids", "attention_mask", "max_new_tokens"]
@@ -90,10 +108,16 @@ def test_onnx_generation_in_plain_ort_session_equals_generate(kind, beams, out_d
     ids, mask = prompts()
     seen = set()
     for m in (SHORT, LONG):
-        outs = dict(zip([o.name for o in sess.get_outputs()],
-                        sess.run(None, {"input_ids": ids, "attention_mask": mask,
-                                        "max_new_tokens": np.asarray(m, np.int64)})))
-        ours = outs["sequences"][:, :int(outs["length"])]
+        outs = dict(
+            zip(
+                [o.name for o in sess.get_outputs()],
+                sess.run(
+                    None,
+                    {"input_ids": ids, "attention_mask": mask, "max_new_tokens": np.asarray(m, np.int64)},
+                ),
+            )
+        )
+        ours = outs["sequences"][:, : int(outs["length"])]
         ref = reference(kind, beams, m)
         np.testing.assert_array_equal(ours, ref)
         seen.add(ours.shape[1])
@@ -103,6 +127,7 @@ def test_onnx_generation_in_plain_ort_session_equals_generate(kind, beams, out_d
 def test_onnx_generation_graph_is_standard_with_a_loop(out_dir):
     require_backend("onnx")
     import onnx
+
     for beams in (1, 4):
         proto = onnx.load(exported(out_dir, "llama", beams, "onnx"))
         onnx.checker.check_model(proto, full_check=True)
@@ -111,7 +136,9 @@ def test_onnx_generation_graph_is_standard_with_a_loop(out_dir):
         dims = [d.dim_param for d in proto.graph.input[0].type.tensor_type.shape.dim]
         assert dims == ["batch", "sequence"]
         meta = {p.key: p.value for p in proto.metadata_props}
-        assert meta["tensorweave.num_beams"] == str(beams) and meta["tensorweave.max_new_tokens_cap"] == str(CAP)
+        assert meta["tensorweave.num_beams"] == str(beams) and meta["tensorweave.max_new_tokens_cap"] == str(
+            CAP
+        )
 
 
 def test_onnx_generation_other_batch_and_prompt_length(out_dir):
@@ -122,14 +149,16 @@ def test_onnx_generation_other_batch_and_prompt_length(out_dir):
     mask = np.ones_like(ids)
     ids[0, :3], mask[0, :3] = PAD, 0
     runner = load_generation(exported(out_dir, "gpt2", 1, "onnx"))
-    np.testing.assert_array_equal(runner(ids, mask, max_new_tokens=5),
-                                  tw.generate(model, ids, mask, backend="numpy", max_new_tokens=5))
+    np.testing.assert_array_equal(
+        runner(ids, mask, max_new_tokens=5), tw.generate(model, ids, mask, backend="numpy", max_new_tokens=5)
+    )
 
 
 def test_max_new_tokens_above_cap(out_dir):
     """The wrapper refuses it; a raw session clamps to the cap (documented in spec/onnx-config.md)."""
     require_backend("onnx")
     import onnxruntime as ort
+
     path = exported(out_dir, "llama", 1, "onnx")
     ids, mask = prompts()
     with pytest.raises(ValueError, match=r"outside \[1, 9\]"):
@@ -137,15 +166,18 @@ def test_max_new_tokens_above_cap(out_dir):
     with pytest.raises(ValueError, match=r"outside \[1, 9\]"):
         load_generation(path)(ids, mask, max_new_tokens=0)
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    seqs, length = sess.run(None, {"input_ids": ids, "attention_mask": mask,
-                                   "max_new_tokens": np.asarray(CAP + 50, np.int64)})
+    seqs, length = sess.run(
+        None, {"input_ids": ids, "attention_mask": mask, "max_new_tokens": np.asarray(CAP + 50, np.int64)}
+    )
     assert seqs.shape == (2, ids.shape[1] + CAP) and int(length) <= ids.shape[1] + CAP
-    np.testing.assert_array_equal(seqs[:, :int(length)], reference("llama", 1, CAP))
+    np.testing.assert_array_equal(seqs[:, : int(length)], reference("llama", 1, CAP))
 
 
 @pytest.mark.xdist_group("export_generation_frameworks")
-@pytest.mark.parametrize("target,kind,beams", [("tensorflow", "llama", 4), ("tensorflow", "gpt2", 1),
-                                                ("jax", "llama", 1), ("jax", "gpt2", 4)])
+@pytest.mark.parametrize(
+    "target,kind,beams",
+    [("tensorflow", "llama", 4), ("tensorflow", "gpt2", 1), ("jax", "llama", 1), ("jax", "gpt2", 4)],
+)
 def test_savedmodel_and_stablehlo_reload_to_the_same_tokens(target, kind, beams, out_dir):
     require_backend(target)
     runner = load_generation(exported(out_dir, kind, beams, target))
@@ -191,6 +223,7 @@ def test_smollm2_exported_greedy_answers_paris(tmp_path):
     require_backend("onnx")
     from tensorweave.ir.types import IRError
     from tensorweave.models import packaged_path
+
     try:
         packaged_path("smollm2")
     except IRError as exc:  # the packaged weights are an optional install, required in CI
@@ -200,6 +233,8 @@ def test_smollm2_exported_greedy_answers_paris(tmp_path):
     model = tw.models.load("smollm2")
     path = export_generation(model, str(tmp_path / "smollm2_greedy.onnx"), max_new_tokens=12)
     del model
-    proc = subprocess.run([sys.executable, "-c", SMOLLM2_SCRIPT, path], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", SMOLLM2_SCRIPT, path], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Paris" in proc.stdout, proc.stdout

@@ -12,6 +12,7 @@ Cost: heavy (each SmolLM2 artefact is ~0.5 GB). Measured on the shared 2-core ma
 SmolLM2 onnx 52 s, tensorflow 64 s, jax 75 s, torch 291 s (``torch.export`` of 30 layers plus
 ``torch.export.load``; 105 s with the machine idle; marked ``slow``), fresh process 39 s.
 """
+
 from __future__ import annotations
 
 import json
@@ -71,12 +72,15 @@ def _export_and_validate(model, feature, target, out):
     E.validate_model_outputs(cfg, model, res.path, res.output_names)
     if target == "onnx":
         import onnx
+
         onnx.checker.check_model(res.path, full_check=True)
     return res
 
 
 @pytest.mark.xdist_group("smollm2")
-@pytest.mark.parametrize("target", [pytest.param(t, marks=[pytest.mark.slow] if t == "torch" else []) for t in TARGETS])
+@pytest.mark.parametrize(
+    "target", [pytest.param(t, marks=[pytest.mark.slow] if t == "torch" else []) for t in TARGETS]
+)
 def test_smollm2_causal_lm_with_past_exports_and_validates(smollm2, target, out_dir):
     res = _export_and_validate(smollm2, "causal-lm-with-past", target, out_dir / f"smollm2-{target}")
     if target == "onnx":
@@ -92,13 +96,17 @@ def test_smollm2_causal_lm_with_past_exports_and_validates(smollm2, target, out_
 def test_smollm2_onnx_artefact_runs_in_a_fresh_process(smollm2, out_dir, tmp_path):
     """The exported file alone (no model in the child) reproduces the reference outputs."""
     require_backend("onnx")
-    res = _WRITTEN.get(("smollm2", "onnx")) or tw.export(smollm2, "causal-lm-with-past", "onnx",
-                                                          out_dir / "smollm2-onnx-fresh")
+    res = _WRITTEN.get(("smollm2", "onnx")) or tw.export(
+        smollm2, "causal-lm-with-past", "onnx", out_dir / "smollm2-onnx-fresh"
+    )
     cfg = res.onnx_config
     inputs = E.validation_inputs(cfg, smollm2, seed=1)
     ref = E.reference_outputs(cfg, smollm2, cfg.generate_dummy_inputs_onnxruntime(inputs))
-    np.savez(tmp_path / "io.npz", **{f"in:{k}": v for k, v in inputs.items()},
-             **{f"ref:{k}": ref[k] for k in res.output_names})
+    np.savez(
+        tmp_path / "io.npz",
+        **{f"in:{k}": v for k, v in inputs.items()},
+        **{f"ref:{k}": ref[k] for k in res.output_names},
+    )
     code = textwrap.dedent(f"""
         import sys, json, numpy as np
         import tensorweave.export
@@ -111,8 +119,13 @@ def test_smollm2_onnx_artefact_runs_in_a_fresh_process(smollm2, out_dir, tmp_pat
                           "bad": [k for k in refs if not np.allclose(refs[k], got[k], atol={cfg.atol_for_validation!r})],
                           "max": float(max(np.abs(refs[k] - got[k]).max() for k in refs))}}))
     """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["names"] == sorted(res.output_names)

@@ -1,6 +1,7 @@
 """tw.generate against transformers' PyTorch generate() on the same weights (random tiny GPT-2 and
 Llama), on every backend: greedy and beam search sequences, scores, sequences_scores,
 compute_transition_scores; seeded sampling identical on every backend."""
+
 from __future__ import annotations
 
 import warnings
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 import tensorweave as tw
+
 from conftest import IN_CI, require_backend
 from tiny_lm import BOS, EOS, PAD, VOCAB, tiny_lm  # noqa: F401
 
@@ -57,8 +59,16 @@ def test_greedy_matches_transformers(kind, backend):
 @pytest.mark.parametrize("kind", ["gpt2", "llama"])
 def test_beam_search_matches_transformers(kind, backend):
     _, model = MODELS[kind]
-    kw = dict(max_new_tokens=7, num_beams=4, num_return_sequences=2, do_sample=False, eos_token_id=EOS,
-              output_scores=True, return_dict_in_generate=True, length_penalty=1.0)
+    kw = dict(
+        max_new_tokens=7,
+        num_beams=4,
+        num_return_sequences=2,
+        do_sample=False,
+        eos_token_id=EOS,
+        output_scores=True,
+        return_dict_in_generate=True,
+        length_penalty=1.0,
+    )
     ours = tw.generate(model, IDS, MASK, backend=backend, **kw)
     ref = hf_generate(kind, **kw)
     np.testing.assert_array_equal(ours.sequences, ref.sequences.numpy())
@@ -66,18 +76,29 @@ def test_beam_search_matches_transformers(kind, backend):
     assert len(ours.scores) == len(ref.scores)
     # per-step scores of batch items that are already done are implementation details (4.37 feeds
     # pads, v5 keeps its running beams), so compare the scores along the returned hypotheses
-    np.testing.assert_array_equal(ours.beam_indices[:, :ref.beam_indices.shape[1]], ref.beam_indices.numpy())
+    np.testing.assert_array_equal(ours.beam_indices[:, : ref.beam_indices.shape[1]], ref.beam_indices.numpy())
     ours_t = tw.compute_transition_scores(ours.sequences, ours.scores, ours.beam_indices)
-    ref_t = tw.compute_transition_scores(ref.sequences.numpy(), [x.numpy() for x in ref.scores], ref.beam_indices.numpy())
+    ref_t = tw.compute_transition_scores(
+        ref.sequences.numpy(), [x.numpy() for x in ref.scores], ref.beam_indices.numpy()
+    )
     np.testing.assert_allclose(ours_t, ref_t, atol=1e-4)
 
 
 @pytest.mark.parametrize("lp,early", [(0.0, True), (2.0, False), (1.0, "never"), (0.0, "never")])
 def test_beam_length_penalty_and_early_stopping(lp, early):
     _, model = MODELS["llama"]
-    kw = dict(max_new_tokens=6, num_beams=3, num_return_sequences=2, do_sample=False, eos_token_id=EOS,
-              length_penalty=lp, early_stopping=early, output_scores=True, return_dict_in_generate=True,
-              no_repeat_ngram_size=2)
+    kw = dict(
+        max_new_tokens=6,
+        num_beams=3,
+        num_return_sequences=2,
+        do_sample=False,
+        eos_token_id=EOS,
+        length_penalty=lp,
+        early_stopping=early,
+        output_scores=True,
+        return_dict_in_generate=True,
+        no_repeat_ngram_size=2,
+    )
     ours = tw.generate(model, IDS, MASK, backend="numpy", **kw)
     ref = hf_generate("llama", **kw)
     np.testing.assert_array_equal(ours.sequences, ref.sequences.numpy())
@@ -88,8 +109,16 @@ def test_greedy_scores_and_processors_match():
     """Unpadded prompts: transformers v5 leaves padding out of the repetition penalty, 4.37 (which
     we follow, spec/generation.md) penalises every token of input_ids."""
     _, model = MODELS["gpt2"]
-    kw = dict(max_new_tokens=6, do_sample=False, eos_token_id=EOS, output_scores=True, return_dict_in_generate=True,
-              repetition_penalty=1.5, no_repeat_ngram_size=2, min_new_tokens=3)
+    kw = dict(
+        max_new_tokens=6,
+        do_sample=False,
+        eos_token_id=EOS,
+        output_scores=True,
+        return_dict_in_generate=True,
+        repetition_penalty=1.5,
+        no_repeat_ngram_size=2,
+        min_new_tokens=3,
+    )
     ones = np.ones_like(MASK)
     ours = tw.generate(model, IDS, ones, backend="numpy", **kw)
     hf, _ = MODELS["gpt2"]
@@ -104,15 +133,28 @@ def test_greedy_scores_and_processors_match():
 
 def test_transition_scores_sum_to_sequence_scores(backend):
     _, model = MODELS["llama"]
-    out = tw.generate(model, IDS, MASK, backend=backend, max_new_tokens=6, num_beams=3, num_return_sequences=2,
-                      eos_token_id=EOS, length_penalty=0.0, output_scores=True, return_dict_in_generate=True)
+    out = tw.generate(
+        model,
+        IDS,
+        MASK,
+        backend=backend,
+        max_new_tokens=6,
+        num_beams=3,
+        num_return_sequences=2,
+        eos_token_id=EOS,
+        length_penalty=0.0,
+        output_scores=True,
+        return_dict_in_generate=True,
+    )
     trans = tw.compute_transition_scores(out.sequences, out.scores, out.beam_indices, normalize_logits=False)
     np.testing.assert_allclose(trans.sum(axis=1), out.sequences_scores, atol=1e-3)
 
 
 def test_seeded_sampling_identical_on_every_backend():
     _, model = MODELS["llama"]
-    kw = dict(max_new_tokens=8, do_sample=True, temperature=0.8, top_k=10, top_p=0.9, eos_token_id=EOS, seed=123)
+    kw = dict(
+        max_new_tokens=8, do_sample=True, temperature=0.8, top_k=10, top_p=0.9, eos_token_id=EOS, seed=123
+    )
     ref = tw.generate(model, IDS, MASK, backend="numpy", **kw)
     for name in ("torch", "tensorflow", "jax", "onnx"):
         require_backend(name)

@@ -3,6 +3,7 @@ Hugging Face's algorithm written out in the test on the ``transformers`` PyTorch
 cache (every step re-runs the whole sequence and each of the ``top_k`` candidates), fused on every
 backend, step-wise on tensorweave models and on the live ``transformers`` model; and the ranking
 rule with hand-checked numbers on every backend."""
+
 from __future__ import annotations
 
 import warnings
@@ -11,8 +12,9 @@ import numpy as np
 import pytest
 
 import tensorweave as tw
-from conftest import IN_CI, require_backend
 from tensorweave.frontends.generation.contrastive import rank_candidates
+
+from conftest import IN_CI, require_backend
 from tiny_lm import BOS, EOS, PAD, VOCAB, tiny_lm  # noqa: F401
 
 if IN_CI:
@@ -37,11 +39,20 @@ IDS = rng.integers(4, VOCAB, size=(3, 5)).astype(np.int64)
 MASK = np.ones_like(IDS)
 IDS[1, :2], MASK[1, :2] = PAD, 0  # left padding: excluded from the degeneration penalty
 IDS[2, :1], MASK[2, :1] = PAD, 0
-KW = dict(penalty_alpha=ALPHA, top_k=TOP_K, max_new_tokens=NEW, eos_token_id=[EOS, 7], repetition_penalty=1.2,
-          output_scores=True, return_dict_in_generate=True)
+KW = dict(
+    penalty_alpha=ALPHA,
+    top_k=TOP_K,
+    max_new_tokens=NEW,
+    eos_token_id=[EOS, 7],
+    repetition_penalty=1.2,
+    output_scores=True,
+    return_dict_in_generate=True,
+)
 
 
-def reference(kind, ids=IDS, mask=MASK, top_k=TOP_K, alpha=ALPHA, new=NEW, eos=(EOS, 7), repetition_penalty=1.2):
+def reference(
+    kind, ids=IDS, mask=MASK, top_k=TOP_K, alpha=ALPHA, new=NEW, eos=(EOS, 7), repetition_penalty=1.2
+):
     """Contrastive search as Hugging Face describes it, with no cache: returns (sequences, scores).
     A finished row emits pad, but (as in Hugging Face, whose cache keeps the chosen candidate) the
     model goes on seeing the chosen candidate: ``fed`` is what the model sees, ``seqs`` the output."""
@@ -53,7 +64,9 @@ def reference(kind, ids=IDS, mask=MASK, top_k=TOP_K, alpha=ALPHA, new=NEW, eos=(
     def run(s, mk):
         pos = (mk.cumsum(-1) - 1).masked_fill(mk == 0, 1)
         with torch.no_grad():
-            out = hf(input_ids=s, attention_mask=mk, position_ids=pos, output_hidden_states=True, use_cache=False)
+            out = hf(
+                input_ids=s, attention_mask=mk, position_ids=pos, output_hidden_states=True, use_cache=False
+            )
         return out.logits[:, -1].double(), out.hidden_states[-1].double()
 
     logits, _ = run(seqs, m)
@@ -61,8 +74,9 @@ def reference(kind, ids=IDS, mask=MASK, top_k=TOP_K, alpha=ALPHA, new=NEW, eos=(
     scores = []
     for _ in range(new):
         picked = torch.gather(logits, 1, seqs)  # repetition penalty, Hugging Face's rule
-        logits = logits.scatter(1, seqs, torch.where(picked < 0, picked * repetition_penalty,
-                                                     picked / repetition_penalty))
+        logits = logits.scatter(
+            1, seqs, torch.where(picked < 0, picked * repetition_penalty, picked / repetition_penalty)
+        )
         scores.append(logits.float().numpy())
         probs, cand = torch.topk(torch.softmax(logits, -1), top_k)
         c_seqs = torch.cat([fed.repeat_interleave(top_k, 0), cand.reshape(-1, 1)], 1)
@@ -70,7 +84,9 @@ def reference(kind, ids=IDS, mask=MASK, top_k=TOP_K, alpha=ALPHA, new=NEW, eos=(
         c_logits, c_hidden = run(c_seqs, c_mask)
         h = c_hidden[:, -1].reshape(rows, top_k, -1)
         ctx = c_hidden[::top_k, :-1]  # every candidate of a row sees the same (causal) context
-        cos = torch.einsum("rkh,rth->rkt", h / h.norm(dim=-1, keepdim=True), ctx / ctx.norm(dim=-1, keepdim=True))
+        cos = torch.einsum(
+            "rkh,rth->rkt", h / h.norm(dim=-1, keepdim=True), ctx / ctx.norm(dim=-1, keepdim=True)
+        )
         cos = cos.masked_fill(m[:, None, :] == 0, -float("inf"))
         chosen = ((1 - alpha) * probs - alpha * cos.max(-1).values).argmax(-1)
         best = cand[torch.arange(rows), chosen]
@@ -136,10 +152,13 @@ def test_contrastive_search_differs_from_greedy_and_alpha_zero_is_greedy():
 
 def test_streamer_receives_the_contrastive_tokens():
     from tensorweave.frontends.generation import TokenCollector
+
     streamer = TokenCollector()
     out = generate("llama", backend="numpy", trace=False, streamer=streamer)
     assert streamer.ended
-    np.testing.assert_array_equal(np.concatenate([streamer.prompt, np.stack(streamer.tokens, 1)], 1), out.sequences)
+    np.testing.assert_array_equal(
+        np.concatenate([streamer.prompt, np.stack(streamer.tokens, 1)], 1), out.sequences
+    )
 
 
 def test_contrastive_search_errors():
@@ -162,11 +181,16 @@ def test_rank_candidates_by_hand(case, backend):
 
     def fn(context, context_mask, candidates, probs):
         import tensorweave.ir.namespace as xp
+
         return rank_candidates(xp, context, context_mask, candidates, probs, 0.5)
 
     prog = tw.function(fn, backend=backend)
-    got = prog(np.array([[[1.0, 0.0], [0.0, 1.0]]], np.float32), np.array([mask]),
-               np.array([[[1.0, 0.0], [1.0, 1.0]]], np.float32), np.array([[0.5, 0.4]], np.float32))
+    got = prog(
+        np.array([[[1.0, 0.0], [0.0, 1.0]]], np.float32),
+        np.array([mask]),
+        np.array([[[1.0, 0.0], [1.0, 1.0]]], np.float32),
+        np.array([[0.5, 0.4]], np.float32),
+    )
     assert int(np.asarray(got)[0]) == expected
 
 

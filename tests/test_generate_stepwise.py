@@ -1,6 +1,7 @@
 """Step-wise generation (``trace=False``) against the fused program on every backend, step-wise
 generation driving live ``transformers`` PyTorch models against transformers' own generate(),
 streamers and ``prefix_allowed_tokens_fn``."""
+
 from __future__ import annotations
 
 import threading
@@ -10,8 +11,9 @@ import numpy as np
 import pytest
 
 import tensorweave as tw
-from conftest import IN_CI, require_backend
 from tensorweave.frontends.generation import TokenCollector
+
+from conftest import IN_CI
 from tiny_lm import BOS, EOS, PAD, VOCAB, tiny_lm  # noqa: F401
 
 if IN_CI:
@@ -47,12 +49,35 @@ def prompts():
 IDS, MASK = prompts()
 
 STRATEGIES = {
-    "greedy": dict(max_new_tokens=5, do_sample=False, eos_token_id=[EOS, 7], output_scores=True,
-                   return_dict_in_generate=True, repetition_penalty=1.3),
-    "beam": dict(max_new_tokens=5, num_beams=4, num_return_sequences=2, length_penalty=2.0, eos_token_id=EOS,
-                 output_scores=True, return_dict_in_generate=True),
-    "sample": dict(max_new_tokens=5, do_sample=True, temperature=0.7, top_k=12, top_p=0.9, eos_token_id=EOS, seed=11,
-                   num_return_sequences=2, output_scores=True, return_dict_in_generate=True),
+    "greedy": dict(
+        max_new_tokens=5,
+        do_sample=False,
+        eos_token_id=[EOS, 7],
+        output_scores=True,
+        return_dict_in_generate=True,
+        repetition_penalty=1.3,
+    ),
+    "beam": dict(
+        max_new_tokens=5,
+        num_beams=4,
+        num_return_sequences=2,
+        length_penalty=2.0,
+        eos_token_id=EOS,
+        output_scores=True,
+        return_dict_in_generate=True,
+    ),
+    "sample": dict(
+        max_new_tokens=5,
+        do_sample=True,
+        temperature=0.7,
+        top_k=12,
+        top_p=0.9,
+        eos_token_id=EOS,
+        seed=11,
+        num_return_sequences=2,
+        output_scores=True,
+        return_dict_in_generate=True,
+    ),
 }
 
 
@@ -90,8 +115,11 @@ def fused_reference(models):
 
     def get(strategy):
         if strategy not in cache:
-            cache[strategy] = quiet_generate(models["gpt2"][1], IDS, MASK, backend="numpy", **STRATEGIES[strategy])
+            cache[strategy] = quiet_generate(
+                models["gpt2"][1], IDS, MASK, backend="numpy", **STRATEGIES[strategy]
+            )
         return cache[strategy]
+
     return get
 
 
@@ -112,10 +140,17 @@ def test_stepwise_equals_fused_on_the_same_backend(models, framework_backend):
 
 def test_beam_sampling_and_early_stopping_stepwise_equal_fused(models):
     _, model = models["llama"]
-    for kw in (dict(num_beams=3, do_sample=True, seed=4, top_k=8),
-               dict(num_beams=3, num_return_sequences=3, early_stopping=True, length_penalty=0.0,
-                    no_repeat_ngram_size=2),
-               dict(num_beams=2, early_stopping="never", min_new_tokens=2)):
+    for kw in (
+        dict(num_beams=3, do_sample=True, seed=4, top_k=8),
+        dict(
+            num_beams=3,
+            num_return_sequences=3,
+            early_stopping=True,
+            length_penalty=0.0,
+            no_repeat_ngram_size=2,
+        ),
+        dict(num_beams=2, early_stopping="never", min_new_tokens=2),
+    ):
         kw = dict(kw, max_new_tokens=6, eos_token_id=EOS, output_scores=True, return_dict_in_generate=True)
         fused = quiet_generate(model, IDS, MASK, backend="numpy", **kw)
         step = quiet_generate(model, IDS, MASK, backend="numpy", trace=False, **kw)
@@ -145,7 +180,9 @@ def test_native_transformers_model_matches_transformers_generate(models, kind, s
     np.testing.assert_array_equal(ours.sequences, ref.sequences.numpy())
     if strategy == "beam":
         np.testing.assert_allclose(ours.sequences_scores, ref.sequences_scores.numpy(), atol=1e-4)
-        np.testing.assert_array_equal(ours.beam_indices[:, :ref.beam_indices.shape[1]], ref.beam_indices.numpy())
+        np.testing.assert_array_equal(
+            ours.beam_indices[:, : ref.beam_indices.shape[1]], ref.beam_indices.numpy()
+        )
     else:
         for a, b in zip(ours.scores, ref.scores):
             np.testing.assert_allclose(a, b.numpy(), atol=1e-4)
@@ -167,8 +204,9 @@ def test_native_numpy_callable_with_tuple_cache(models):
     n_layers = model.config.num_hidden_layers
 
     def lm(input_ids, attention_mask, past_key_values=None, use_cache=True):
-        past = past_key_values or tuple(tuple(model.empty_past(input_ids.shape[0])[2 * i:2 * i + 2])
-                                        for i in range(n_layers))
+        past = past_key_values or tuple(
+            tuple(model.empty_past(input_ids.shape[0])[2 * i : 2 * i + 2]) for i in range(n_layers)
+        )
         outs = prog(input_ids, attention_mask, *[a for kv in past for a in kv])
         return outs[0], tuple((outs[1 + 2 * i], outs[2 + 2 * i]) for i in range(n_layers))
 
@@ -182,12 +220,13 @@ def test_native_numpy_callable_with_tuple_cache(models):
 def test_streamer_receives_exactly_the_result_tokens(models, trace):
     _, model = models["llama"]
     s = TokenCollector()
-    out = quiet_generate(model, IDS, MASK, backend="numpy", trace=trace, streamer=s, max_new_tokens=6,
-                         eos_token_id=EOS)
+    out = quiet_generate(
+        model, IDS, MASK, backend="numpy", trace=trace, streamer=s, max_new_tokens=6, eos_token_id=EOS
+    )
     assert s.ended
     np.testing.assert_array_equal(s.prompt, IDS)
     assert len(s.tokens) == out.shape[1] - IDS.shape[1] > 0
-    np.testing.assert_array_equal(np.stack(s.tokens, axis=1), out[:, IDS.shape[1]:])
+    np.testing.assert_array_equal(np.stack(s.tokens, axis=1), out[:, IDS.shape[1] :])
 
 
 def test_stepwise_streamer_gets_tokens_as_they_are_produced(models):
@@ -216,8 +255,11 @@ def test_stepwise_streamer_gets_tokens_as_they_are_produced(models):
 
 def _tokenizer():
     from tensorweave.models.tokenizer import Tokenizer
+
     special = ["<unk>", "<s>", "<pad>", "</s>"]
-    tokens = special + [chr(c) for c in range(ord("a"), ord("z") + 1)] + ["\u0120"] + [str(d) for d in range(9)]
+    tokens = (
+        special + [chr(c) for c in range(ord("a"), ord("z") + 1)] + ["\u0120"] + [str(d) for d in range(9)]
+    )
     assert len(tokens) == VOCAB
     return Tokenizer.from_bpe(tokens, [], special, split_digits=False, eos_token="</s>", pad_token="<pad>")
 
@@ -233,8 +275,16 @@ def test_text_streamer_emits_whole_words_and_the_full_text(models, skip_prompt):
             pieces.append((text, stream_end))
 
     ids = np.asarray([tok.encode("ab cd e", add_special_tokens=False)], np.int64)
-    out = quiet_generate(model, ids, backend="numpy", trace=False, max_new_tokens=12, eos_token_id=EOS,
-                         suppress_tokens=[EOS], streamer=Capture(tok, skip_prompt=skip_prompt))
+    out = quiet_generate(
+        model,
+        ids,
+        backend="numpy",
+        trace=False,
+        max_new_tokens=12,
+        eos_token_id=EOS,
+        suppress_tokens=[EOS],
+        streamer=Capture(tok, skip_prompt=skip_prompt),
+    )
     start = ids.shape[1] if skip_prompt else 0
     assert "".join(p for p, _ in pieces) == tok.decode(out[0, start:])
     assert [end for _, end in pieces] == [False] * (len(pieces) - 1) + [True]
@@ -250,23 +300,33 @@ def test_text_iterator_streamer_in_a_thread(models):
     result = {}
 
     def run():
-        result["out"] = quiet_generate(model, ids, backend="numpy", trace=False, max_new_tokens=8, eos_token_id=EOS,
-                                       streamer=streamer)
+        result["out"] = quiet_generate(
+            model, ids, backend="numpy", trace=False, max_new_tokens=8, eos_token_id=EOS, streamer=streamer
+        )
 
     t = threading.Thread(target=run)
     t.start()
     text = "".join(streamer)
     t.join()
-    assert text == tok.decode(result["out"][0, ids.shape[1]:])
+    assert text == tok.decode(result["out"][0, ids.shape[1] :])
 
 
 def test_text_streamer_rejects_batches_and_beams(models):
     _, model = models["gpt2"]
     with pytest.raises(ValueError, match="TextStreamer only supports batch size 1"):
-        quiet_generate(model, IDS, MASK, backend="numpy", trace=False, max_new_tokens=2,
-                       streamer=tw.TextStreamer(_tokenizer()))
+        quiet_generate(
+            model,
+            IDS,
+            MASK,
+            backend="numpy",
+            trace=False,
+            max_new_tokens=2,
+            streamer=tw.TextStreamer(_tokenizer()),
+        )
     with pytest.raises(ValueError, match="`streamer` cannot be used with beam search"):
-        quiet_generate(model, IDS, MASK, backend="numpy", num_beams=2, max_new_tokens=2, streamer=TokenCollector())
+        quiet_generate(
+            model, IDS, MASK, backend="numpy", num_beams=2, max_new_tokens=2, streamer=TokenCollector()
+        )
 
 
 # ------------------------------------------------------------------------------------------ prefix_allowed_tokens_fn
@@ -283,7 +343,9 @@ def test_prefix_allowed_tokens_fn_matches_transformers(models, strategy):
     kw.pop("repetition_penalty", None)
     ref = hf_generate(hf, prefix_allowed_tokens_fn=allowed, **kw)
     for m in (model, hf):
-        ours = quiet_generate(m, IDS, MASK, backend="numpy", trace=False, prefix_allowed_tokens_fn=allowed, **kw)
+        ours = quiet_generate(
+            m, IDS, MASK, backend="numpy", trace=False, prefix_allowed_tokens_fn=allowed, **kw
+        )
         np.testing.assert_array_equal(ours.sequences, ref.sequences.numpy())
         if strategy == "beam":
             np.testing.assert_allclose(ours.sequences_scores, ref.sequences_scores.numpy(), atol=1e-4)
@@ -302,8 +364,15 @@ def test_prefix_allowed_tokens_fn_needs_stepwise(models):
     with pytest.raises(ValueError, match="trace=False"):
         tw.generate(model, IDS, MASK, backend="numpy", max_new_tokens=2, prefix_allowed_tokens_fn=allowed)
     with pytest.raises(ValueError, match="returned an empty list for batch ID 0"):
-        quiet_generate(model, IDS, MASK, backend="numpy", trace=False, max_new_tokens=2,
-                       prefix_allowed_tokens_fn=lambda b, ids: [])
+        quiet_generate(
+            model,
+            IDS,
+            MASK,
+            backend="numpy",
+            trace=False,
+            max_new_tokens=2,
+            prefix_allowed_tokens_fn=lambda b, ids: [],
+        )
 
 
 def test_native_model_rejects_fused_mode(models):
@@ -328,6 +397,7 @@ def ref_group_beam_search(model, prompts, pmask, n, groups, max_length, eos, pad
     recomputing the model's logits on the whole sequence each step (no cache). Beam indices are
     global rows (see spec/generation.md)."""
     from test_decode_loops import Hyps
+
     B, P = prompts.shape
     gs, V = n // groups, model.config.vocab_size
     seqs = [list(p) for p in prompts for _ in range(n)]
@@ -348,8 +418,9 @@ def ref_group_beam_search(model, prompts, pmask, n, groups, max_length, eos, pad
                 rows = [b * n + g * gs + j for j in range(gs)]
                 logp = np.stack([_log_softmax(logits[r]) for r in rows])
                 if g > 0:  # HammingDiversity: tokens chosen this step by earlier groups of the item
-                    logp = logp - np.float32(penalty) * np.bincount(current[b * n:b * n + g * gs],
-                                                                     minlength=V).astype(np.float32)
+                    logp = logp - np.float32(penalty) * np.bincount(
+                        current[b * n : b * n + g * gs], minlength=V
+                    ).astype(np.float32)
                 total = (logp + scores[rows][:, None]).reshape(gs * V)
                 order = sorted(range(gs * V), key=lambda i: (-total[i], i))[:K]
                 if done[b][g]:
@@ -362,10 +433,16 @@ def ref_group_beam_search(model, prompts, pmask, n, groups, max_length, eos, pad
                     row, tok = rows[idx // V], idx % V
                     if tok in eos:
                         if rank < gs:
-                            hyps[b][g].add(list(seqs[row]), float(total[idx]), bidx[row] + [row], cur_len + 1 - P)
+                            hyps[b][g].add(
+                                list(seqs[row]), float(total[idx]), bidx[row] + [row], cur_len + 1 - P
+                            )
                     else:
                         r = rows[filled]
-                        new_seqs[r], new_scores[r], new_bidx[r] = seqs[row] + [tok], total[idx], bidx[row] + [row]
+                        new_seqs[r], new_scores[r], new_bidx[r] = (
+                            seqs[row] + [tok],
+                            total[idx],
+                            bidx[row] + [row],
+                        )
                         current[r] = tok
                         filled += 1
                     if filled == gs:
@@ -389,10 +466,10 @@ def ref_group_beam_search(model, prompts, pmask, n, groups, max_length, eos, pad
     out = np.full((len(best), out_len), pad, np.int64)
     ind = np.full((len(best), out_len), -1, np.int64)
     for i, (_, h, bi) in enumerate(best):
-        out[i, :len(h)] = h
+        out[i, : len(h)] = h
         if len(h) < out_len:
             out[i, len(h)] = eos[0]
-        ind[i, :len(bi)] = bi
+        ind[i, : len(bi)] = bi
     return out, np.array([s for s, _, _ in best], np.float32), ind
 
 
@@ -410,17 +487,28 @@ def group_reference(models):
     def get(case):
         if case not in cache:
             n, g, k, lp, early = GROUP_CASES[case]
-            cache[case] = ref_group_beam_search(models["llama"][1], IDS, MASK, n, g, IDS.shape[1] + 5, (EOS,), PAD, lp,
-                                                early, k, 1.5)
+            cache[case] = ref_group_beam_search(
+                models["llama"][1], IDS, MASK, n, g, IDS.shape[1] + 5, (EOS,), PAD, lp, early, k, 1.5
+            )
         return cache[case]
+
     return get
 
 
 def group_kwargs(case):
     n, g, k, lp, early = GROUP_CASES[case]
-    return dict(max_new_tokens=5, num_beams=n, num_beam_groups=g, diversity_penalty=1.5, num_return_sequences=k,
-                length_penalty=lp, early_stopping=early, eos_token_id=EOS, output_scores=True,
-                return_dict_in_generate=True)
+    return dict(
+        max_new_tokens=5,
+        num_beams=n,
+        num_beam_groups=g,
+        diversity_penalty=1.5,
+        num_return_sequences=k,
+        length_penalty=lp,
+        early_stopping=early,
+        eos_token_id=EOS,
+        output_scores=True,
+        return_dict_in_generate=True,
+    )
 
 
 @pytest.mark.parametrize("case", list(GROUP_CASES))
@@ -463,8 +551,9 @@ def test_group_beam_search_needs_stepwise_and_valid_groups(models):
     with pytest.raises(ValueError, match="trace=False"):
         quiet_generate(model, IDS, MASK, backend="numpy", **group_kwargs("4x2"))
     with pytest.raises(ValueError, match="diversity_penalty"):
-        quiet_generate(model, IDS, MASK, backend="numpy", trace=False,
-                       **dict(group_kwargs("4x2"), diversity_penalty=0.0))
+        quiet_generate(
+            model, IDS, MASK, backend="numpy", trace=False, **dict(group_kwargs("4x2"), diversity_penalty=0.0)
+        )
 
 
 def test_custom_processor_runs_inside_the_step_program(models):
@@ -481,7 +570,7 @@ def test_custom_processor_runs_inside_the_step_program(models):
     kw = dict(max_new_tokens=4, eos_token_id=EOS, logits_processor=custom)
     step = quiet_generate(model, IDS, MASK, backend="numpy", trace=False, **kw)
     np.testing.assert_array_equal(step, quiet_generate(model, IDS, MASK, backend="numpy", **kw))
-    assert (step[:, IDS.shape[1]:] >= 20).all()
+    assert (step[:, IDS.shape[1] :] >= 20).all()
 
 
 def test_native_model_accepts_torch_inputs(models):
@@ -496,8 +585,10 @@ def test_step_programs_are_dropped_with_their_model(models):
     import gc
 
     from tensorweave.frontends.generation import stepwise
+
     _, base = models["gpt2"]
     from tensorweave.models.model import Model
+
     temp = Model(base.config, {k: v.copy() for k, v in base.params.items()})
     quiet_generate(temp, IDS, MASK, backend="numpy", trace=False, max_new_tokens=2, eos_token_id=EOS)
     assert temp in stepwise._MODEL_PROGRAMS

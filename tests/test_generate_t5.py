@@ -5,15 +5,17 @@ and sequences_scores within 1e-4; encoder_repetition_penalty / encoder_no_repeat
 Hugging Face applies them; seeded sampling and beam sampling give identical tokens on every
 backend; errors. Random tiny T5s (relu + gated-gelu, untied heads, weights rescaled so greedy
 decoding does not repeat one token; the gated model's decoder is shallower than its encoder)."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 import tensorweave as tw
-from conftest import IN_CI, require_backend
 from tensorweave.models import from_transformers
 from tensorweave.parity import tolerance
+
+from conftest import IN_CI, require_backend
 
 pytestmark = pytest.mark.xdist_group("t5_generate")  # one worker: the models and programs are shared
 
@@ -30,9 +32,19 @@ else:
 ATOL = 1e-4
 RTOL_SCORES = 1e-4
 VOCAB, MAX_LENGTH = 24, 12
-SMALL = dict(vocab_size=VOCAB, d_model=16, d_kv=4, d_ff=32, num_heads=4, relative_attention_num_buckets=8,
-             relative_attention_max_distance=12, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
-             tie_word_embeddings=False)
+SMALL = dict(
+    vocab_size=VOCAB,
+    d_model=16,
+    d_kv=4,
+    d_ff=32,
+    num_heads=4,
+    relative_attention_num_buckets=8,
+    relative_attention_max_distance=12,
+    decoder_start_token_id=0,
+    pad_token_id=0,
+    eos_token_id=1,
+    tie_word_embeddings=False,
+)
 
 
 def hf_t5(kind: str):
@@ -49,7 +61,11 @@ def hf_t5(kind: str):
     with torch.no_grad():
         for name, p in model.named_parameters():
             if p.ndim == 2:
-                std = 2.0 if "relative" in name else p.shape[1] ** -0.5 * (1.0 if name == "shared.weight" else 2.0)
+                std = (
+                    2.0
+                    if "relative" in name
+                    else p.shape[1] ** -0.5 * (1.0 if name == "shared.weight" else 2.0)
+                )
                 p.copy_(torch.randn_like(p) * std)
     return model
 
@@ -67,22 +83,40 @@ MASK[2, -3:] = 0  # right padding
 EOS = {"relu": [1, 20], "gated-gelu": [1, 13]}
 # one beam configuration per model on every backend (the beam bookkeeping is the same IR on all of
 # them); the other length-penalty / early-stopping combinations on the numpy reference only
-BEAM_EVERY = {"relu": dict(length_penalty=1.5, early_stopping=True),
-              "gated-gelu": dict(length_penalty=0.0, early_stopping=False)}
-BEAM_MORE = [dict(length_penalty=1.0, early_stopping="never"), dict(length_penalty=2.0, early_stopping=False),
-             dict(length_penalty=0.0, early_stopping=True)]
+BEAM_EVERY = {
+    "relu": dict(length_penalty=1.5, early_stopping=True),
+    "gated-gelu": dict(length_penalty=0.0, early_stopping=False),
+}
+BEAM_MORE = [
+    dict(length_penalty=1.0, early_stopping="never"),
+    dict(length_penalty=2.0, early_stopping=False),
+    dict(length_penalty=0.0, early_stopping=True),
+]
 
 
 def hf_generate(kind: str, **kw):
     with torch.no_grad():
-        return HF[kind].generate(input_ids=torch.from_numpy(IDS), attention_mask=torch.from_numpy(MASK),
-                                 max_length=MAX_LENGTH, return_dict_in_generate=True, output_scores=True,
-                                 **{"eos_token_id": EOS[kind], **kw})
+        return HF[kind].generate(
+            input_ids=torch.from_numpy(IDS),
+            attention_mask=torch.from_numpy(MASK),
+            max_length=MAX_LENGTH,
+            return_dict_in_generate=True,
+            output_scores=True,
+            **{"eos_token_id": EOS[kind], **kw},
+        )
 
 
 def ours(kind: str, backend: str, **kw):
-    return tw.generate(OURS[kind], IDS, MASK, backend=backend, max_length=MAX_LENGTH, return_dict_in_generate=True,
-                       output_scores=True, **{"eos_token_id": EOS[kind], **kw})
+    return tw.generate(
+        OURS[kind],
+        IDS,
+        MASK,
+        backend=backend,
+        max_length=MAX_LENGTH,
+        return_dict_in_generate=True,
+        output_scores=True,
+        **{"eos_token_id": EOS[kind], **kw},
+    )
 
 
 def assert_scores(actual: tuple, expected: tuple) -> None:
@@ -127,13 +161,14 @@ def check_beam(kind: str, backend: str, extra: dict) -> None:
     ref = hf_generate(kind, **kw)
     out = ours(kind, backend, **kw)
     np.testing.assert_array_equal(out.sequences, ref.sequences.numpy(), err_msg=str(extra))
-    np.testing.assert_allclose(out.sequences_scores, ref.sequences_scores.numpy(), atol=ATOL, rtol=0,
-                               err_msg=str(extra))
+    np.testing.assert_allclose(
+        out.sequences_scores, ref.sequences_scores.numpy(), atol=ATOL, rtol=0, err_msg=str(extra)
+    )
     assert len(out.scores) == len(ref.scores)
     # per-step scores of batch items already done are implementation details (4.37 feeds pads,
     # v5 keeps running beams): compare beam indices and the scores along the returned hypotheses
     ref_bidx = ref.beam_indices.numpy()
-    np.testing.assert_array_equal(out.beam_indices[:, :ref_bidx.shape[1]], ref_bidx)
+    np.testing.assert_array_equal(out.beam_indices[:, : ref_bidx.shape[1]], ref_bidx)
     ours_t = tw.compute_transition_scores(out.sequences, out.scores, out.beam_indices)
     ref_t = tw.compute_transition_scores(ref.sequences.numpy(), [x.numpy() for x in ref.scores], ref_bidx)
     np.testing.assert_allclose(ours_t, ref_t, atol=ATOL, rtol=RTOL_SCORES)
@@ -152,8 +187,14 @@ def test_beam_length_penalty_and_early_stopping(kind, extra):
 
 def test_beam_transition_scores_sum_to_sequence_scores(backend):
     """length_penalty=0: each row's transition scores (via beam_indices) sum to its sequence score."""
-    out = ours("gated-gelu", backend, num_beams=4, num_return_sequences=2, **BEAM["gated-gelu"],
-               **BEAM_EVERY["gated-gelu"])  # the program of test_beam_search_matches_transformers
+    out = ours(
+        "gated-gelu",
+        backend,
+        num_beams=4,
+        num_return_sequences=2,
+        **BEAM["gated-gelu"],
+        **BEAM_EVERY["gated-gelu"],
+    )  # the program of test_beam_search_matches_transformers
     trans = tw.compute_transition_scores(out.sequences, out.scores, out.beam_indices)
     np.testing.assert_allclose(np.asarray(trans).sum(axis=1), out.sequences_scores, atol=1e-3)
 
@@ -175,27 +216,35 @@ _SAMPLED: dict = {}
 
 @pytest.mark.parametrize("mode", ["sample", "beam_sample"])
 def test_seeded_sampling_identical_across_backends(mode, backend):
-    kw = (dict(do_sample=True, top_k=10, temperature=0.9, num_return_sequences=2) if mode == "sample"
-          else dict(do_sample=True, num_beams=3, num_return_sequences=2, top_p=0.9))
+    kw = (
+        dict(do_sample=True, top_k=10, temperature=0.9, num_return_sequences=2)
+        if mode == "sample"
+        else dict(do_sample=True, num_beams=3, num_return_sequences=2, top_p=0.9)
+    )
     out = tw.generate(OURS["gated-gelu"], IDS, MASK, backend=backend, max_length=MAX_LENGTH, seed=7, **kw)
     assert out.shape[0] == 6 and (out[:, 0] == 0).all()
     if mode not in _SAMPLED:
-        _SAMPLED[mode] = tw.generate(OURS["gated-gelu"], IDS, MASK, backend="numpy", max_length=MAX_LENGTH, seed=7,
-                                     **kw)
+        _SAMPLED[mode] = tw.generate(
+            OURS["gated-gelu"], IDS, MASK, backend="numpy", max_length=MAX_LENGTH, seed=7, **kw
+        )
     np.testing.assert_array_equal(out, _SAMPLED[mode])
 
 
 def test_max_new_tokens_counts_decoder_tokens():
     out = tw.generate(OURS["relu"], IDS, MASK, backend="numpy", max_new_tokens=4)
-    ref = HF["relu"].generate(input_ids=torch.from_numpy(IDS), attention_mask=torch.from_numpy(MASK),
-                              max_new_tokens=4)
+    ref = HF["relu"].generate(
+        input_ids=torch.from_numpy(IDS), attention_mask=torch.from_numpy(MASK), max_new_tokens=4
+    )
     np.testing.assert_array_equal(out, ref.numpy())
     assert out.shape[1] <= 5
 
 
-STEPWISE_CASES = {"greedy": dict(), "beam": dict(num_beams=4, num_return_sequences=2, **BEAM["relu"]),
-                  "sample": dict(do_sample=True, top_k=10, num_return_sequences=2, seed=3),
-                  "encoder_processors": dict(encoder_repetition_penalty=3.0, encoder_no_repeat_ngram_size=2)}
+STEPWISE_CASES = {
+    "greedy": dict(),
+    "beam": dict(num_beams=4, num_return_sequences=2, **BEAM["relu"]),
+    "sample": dict(do_sample=True, top_k=10, num_return_sequences=2, seed=3),
+    "encoder_processors": dict(encoder_repetition_penalty=3.0, encoder_no_repeat_ngram_size=2),
+}
 
 
 @pytest.mark.parametrize("case", list(STEPWISE_CASES))
@@ -230,8 +279,14 @@ def test_stepwise_beam_matches_transformers_on_torch():
 
 def test_errors():
     with pytest.raises(ValueError, match="decoder_start_token_id"):
-        tw.generate(OURS["relu"], IDS, MASK, backend="numpy", generation_config=tw.GenerationConfig(eos_token_id=1, pad_token_id=0),
-                    max_length=5)
+        tw.generate(
+            OURS["relu"],
+            IDS,
+            MASK,
+            backend="numpy",
+            generation_config=tw.GenerationConfig(eos_token_id=1, pad_token_id=0),
+            max_length=5,
+        )
 
 
 @pytest.mark.parametrize("trace", [True, False])
@@ -245,7 +300,15 @@ def test_streamer_gets_start_token_then_each_step(trace):
         def end(self):
             got.append(None)
 
-    out = tw.generate(OURS["relu"], IDS, MASK, backend="numpy", max_length=MAX_LENGTH, eos_token_id=EOS["relu"],
-                      streamer=Collect(), trace=trace)
+    out = tw.generate(
+        OURS["relu"],
+        IDS,
+        MASK,
+        backend="numpy",
+        max_length=MAX_LENGTH,
+        eos_token_id=EOS["relu"],
+        streamer=Collect(),
+        trace=trace,
+    )
     assert got[-1] is None and (got[0] == 0).all()  # the decoder start column first
     np.testing.assert_array_equal(np.concatenate(got[:-1], axis=1), out)

@@ -1,4 +1,5 @@
 """GenerationConfig: defaults, validation rules, update, JSON round trip and precedence (HF 4.37 §1.1-1.4)."""
+
 from __future__ import annotations
 
 import json
@@ -16,25 +17,45 @@ def test_defaults_and_unknown_kwargs():
     assert not hasattr(GenerationConfig(my_flag=3, _from_model_config=True), "my_flag")
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"early_stopping": "sometimes"}, "`early_stopping` must be a boolean or 'never'"),
-    ({"num_return_sequences": 2}, "Greedy methods without beam search do not support `num_return_sequences`"),
-    ({"num_beams": 2, "num_return_sequences": 3}, r"`num_return_sequences` \(3\) has to be smaller or equal to `num_beams` \(2\)"),
-    ({"num_beams": 4, "num_beam_groups": 2, "do_sample": True, "diversity_penalty": 1.0}, "`do_sample` must be set to `False`"),
-    ({"num_beams": 3, "num_beam_groups": 2, "diversity_penalty": 1.0}, "divisible by `num_beam_groups`"),
-    ({"num_beams": 4, "num_beam_groups": 2}, "`diversity_penalty` should be greater than `0.0`"),
-    ({"streamer": object()}, "Argument `streamer` is not a valid argument"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"early_stopping": "sometimes"}, "`early_stopping` must be a boolean or 'never'"),
+        (
+            {"num_return_sequences": 2},
+            "Greedy methods without beam search do not support `num_return_sequences`",
+        ),
+        (
+            {"num_beams": 2, "num_return_sequences": 3},
+            r"`num_return_sequences` \(3\) has to be smaller or equal to `num_beams` \(2\)",
+        ),
+        (
+            {"num_beams": 4, "num_beam_groups": 2, "do_sample": True, "diversity_penalty": 1.0},
+            "`do_sample` must be set to `False`",
+        ),
+        ({"num_beams": 3, "num_beam_groups": 2, "diversity_penalty": 1.0}, "divisible by `num_beam_groups`"),
+        ({"num_beams": 4, "num_beam_groups": 2}, "`diversity_penalty` should be greater than `0.0`"),
+        ({"streamer": object()}, "Argument `streamer` is not a valid argument"),
+    ],
+)
 def test_validation_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         GenerationConfig(**kwargs)
 
 
-@pytest.mark.parametrize("kwargs,flag", [
-    ({"temperature": 0.5}, "temperature"), ({"top_p": 0.9}, "top_p"), ({"top_k": 10}, "top_k"),
-    ({"typical_p": 0.5}, "typical_p"), ({"epsilon_cutoff": 0.1}, "epsilon_cutoff"), ({"eta_cutoff": 0.1}, "eta_cutoff"),
-    ({"length_penalty": 2.0}, "length_penalty"), ({"early_stopping": True}, "early_stopping"),
-])
+@pytest.mark.parametrize(
+    "kwargs,flag",
+    [
+        ({"temperature": 0.5}, "temperature"),
+        ({"top_p": 0.9}, "top_p"),
+        ({"top_k": 10}, "top_k"),
+        ({"typical_p": 0.5}, "typical_p"),
+        ({"epsilon_cutoff": 0.1}, "epsilon_cutoff"),
+        ({"eta_cutoff": 0.1}, "eta_cutoff"),
+        ({"length_penalty": 2.0}, "length_penalty"),
+        ({"early_stopping": True}, "early_stopping"),
+    ],
+)
 def test_flags_without_effect_warn(kwargs, flag):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -1,13 +1,15 @@
 """Issue 3's acceptance program: a fused decode loop with a static KV cache, top-k filtering and
 seeded categorical sampling gives identical tokens on all five backends."""
+
 from __future__ import annotations
 
 import numpy as np
 
 import tensorweave as tw
 import tensorweave.ir.namespace as xp
-from conftest import require_backend
 from tensorweave.ir import TensorSpec, random
+
+from conftest import require_backend
 
 LAYERS, HEADS, HEAD_DIM, VOCAB, MAX_LEN, PROMPT = 2, 2, 4, 11, 12, 3
 D = HEADS * HEAD_DIM
@@ -43,12 +45,16 @@ def decode(tokens, key):
         toks = xp.where(xp.arange(MAX_LEN)[None, :] == pos, nxt[:, None], toks)
         return pos + 1, toks, cache
 
-    _, toks, cache = xp.while_loop(lambda s: s[0] < MAX_LEN, body, (xp.asarray(PROMPT, dtype=xp.int64), tokens, cache))
+    _, toks, cache = xp.while_loop(
+        lambda s: s[0] < MAX_LEN, body, (xp.asarray(PROMPT, dtype=xp.int64), tokens, cache)
+    )
     return toks, cache
 
 
 def test_identical_tokens_on_every_backend():
-    graph = tw.trace(decode, TensorSpec(("batch", MAX_LEN), "int64", "tokens"), TensorSpec((2,), "uint32", "key"))
+    graph = tw.trace(
+        decode, TensorSpec(("batch", MAX_LEN), "int64", "tokens"), TensorSpec((2,), "uint32", "key")
+    )
     tokens = np.zeros((3, MAX_LEN), np.int64)
     tokens[:, :PROMPT] = [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
     ref_tokens, ref_cache = tw.lower(graph, "numpy")(tokens, random.key(1234))

@@ -1,4 +1,5 @@
 """Architecture rules: frontends/ imports no framework or backend; ir/ imports numpy only."""
+
 import ast
 import pathlib
 
@@ -6,9 +7,38 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1] / "tensorweave"
 FRAMEWORKS = {"torch", "tensorflow", "jax", "jaxlib", "flax", "optax", "keras", "onnx", "onnxruntime"}
-IR_ALLOWED = {"numpy", "ml_dtypes", "__future__", "typing", "dataclasses", "enum", "re", "math", "itertools",
-              "inspect", "functools", "json", "os", "io", "struct", "base64", "tempfile", "pathlib", "builtins",
-              "collections", "contextlib", "binascii", "zlib", "hashlib", "copy", "warnings", "sys", "weakref", "abc", "operator"}
+IR_ALLOWED = {
+    "numpy",
+    "ml_dtypes",
+    "__future__",
+    "typing",
+    "dataclasses",
+    "enum",
+    "re",
+    "math",
+    "itertools",
+    "inspect",
+    "functools",
+    "json",
+    "os",
+    "io",
+    "struct",
+    "base64",
+    "tempfile",
+    "pathlib",
+    "builtins",
+    "collections",
+    "contextlib",
+    "binascii",
+    "zlib",
+    "hashlib",
+    "copy",
+    "warnings",
+    "sys",
+    "weakref",
+    "abc",
+    "operator",
+}
 
 
 def _imports(path: pathlib.Path):
@@ -37,8 +67,9 @@ def test_frontends_import_no_framework_or_backend(path):
     for mod, line, full in _imports(path):
         assert mod not in FRAMEWORKS, f"{path}:{line} imports {mod}"
         if mod == "tensorweave":
-            assert full.startswith(("tensorweave.ir", "tensorweave.frontends")), \
+            assert full.startswith(("tensorweave.ir", "tensorweave.frontends")), (
                 f"{path}:{line} imports {full}; frontends may import only tensorweave.ir"
+            )
 
 
 @pytest.mark.parametrize("path", _files("ir"), ids=lambda p: str(p.relative_to(ROOT)))

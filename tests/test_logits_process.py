@@ -1,4 +1,5 @@
 """Every logits processor / warper, traced and run on every backend, against hand-checked numbers."""
+
 from __future__ import annotations
 
 import math
@@ -106,7 +107,9 @@ def test_repetition_penalty(backend):
     out = apply(G.RepetitionPenaltyLogitsProcessor(2.0), [[0, 2, 2]], [[-1.0, 4.0, 3.0, 1.0]], backend)
     np.testing.assert_allclose(out, [[-2.0, 4.0, 1.5, 1.0]])
     # positions at or beyond cur_len are ignored in the fused form
-    out = apply(G.RepetitionPenaltyLogitsProcessor(2.0), [[0, 3, 1]], [[-1.0, 4.0, 3.0, 1.0]], backend, cur_len=2)
+    out = apply(
+        G.RepetitionPenaltyLogitsProcessor(2.0), [[0, 3, 1]], [[-1.0, 4.0, 3.0, 1.0]], backend, cur_len=2
+    )
     np.testing.assert_allclose(out, [[-2.0, 4.0, 3.0, 0.5]])
     out = apply(G.EncoderRepetitionPenaltyLogitsProcessor(2.0, np.array([[1]])), [[0]], [[1.0, 4.0]], backend)
     np.testing.assert_allclose(out, [[1.0, 8.0]])
@@ -125,7 +128,9 @@ def test_no_repeat_ngram(backend):
     np.testing.assert_array_equal(out, [[0.0] * 4])
     out = apply(G.NoRepeatNGramLogitsProcessor(2), [[1, 2, 1, 3, 3]], [[0.0] * 4], backend, cur_len=3)
     np.testing.assert_array_equal(out, [[0.0, 0.0, NEG, 0.0]])
-    out = apply(G.EncoderNoRepeatNGramLogitsProcessor(2, np.array([[4, 2, 1, 3]])), [[0, 2]], [[0.0] * 5], backend)
+    out = apply(
+        G.EncoderNoRepeatNGramLogitsProcessor(2, np.array([[4, 2, 1, 3]])), [[0, 2]], [[0.0] * 5], backend
+    )
     np.testing.assert_array_equal(out, [[0.0, NEG, 0.0, 0.0, 0.0]])
 
 
@@ -135,7 +140,9 @@ def test_sequence_bias_and_bad_words(backend):
     np.testing.assert_allclose(out, [[0.0, 1.5, 0.0, -2.0]])
     out = apply(proc, [[0, 1]], [[0.0] * 4], backend)
     np.testing.assert_allclose(out, [[0.0, 1.5, 0.0, 0.0]])
-    with pytest.raises(ValueError, match="vocabulary size is 4, but the following tokens were being biased: \\[9\\]"):
+    with pytest.raises(
+        ValueError, match="vocabulary size is 4, but the following tokens were being biased: \\[9\\]"
+    ):
         apply(G.SequenceBiasLogitsProcessor({(9,): 1.0}), [[0]], [[0.0] * 4], backend)
     bad = G.NoBadWordsLogitsProcessor([[2], [0, 1], [3]], eos_token_id=3)
     out = apply(bad, [[2, 0]], [[1.0, 1.0, 1.0, 1.0]], backend)
@@ -150,16 +157,25 @@ def test_sequence_bias_and_bad_words(backend):
 
 def test_forced_and_suppressed_tokens(backend):
     s = [[1.0, 2.0, 3.0]]
-    np.testing.assert_array_equal(apply(G.ForcedBOSTokenLogitsProcessor(2), [[0]], s, backend), [[NEG, NEG, 0.0]])
+    np.testing.assert_array_equal(
+        apply(G.ForcedBOSTokenLogitsProcessor(2), [[0]], s, backend), [[NEG, NEG, 0.0]]
+    )
     np.testing.assert_array_equal(apply(G.ForcedBOSTokenLogitsProcessor(2), [[0, 1]], s, backend), s)
-    np.testing.assert_array_equal(apply(G.ForcedEOSTokenLogitsProcessor(4, [0, 1]), [[0, 1, 2]], s, backend),
-                                  [[0.0, 0.0, NEG]])
-    np.testing.assert_array_equal(apply(G.SuppressTokensLogitsProcessor([0, 2]), [[0]], s, backend), [[NEG, 2.0, NEG]])
-    np.testing.assert_array_equal(apply(G.SuppressTokensAtBeginLogitsProcessor([1], 2), [[0, 0]], s, backend),
-                                  [[1.0, NEG, 3.0]])
-    np.testing.assert_array_equal(apply(G.SuppressTokensAtBeginLogitsProcessor([1], 2), [[0, 0, 0]], s, backend), s)
-    np.testing.assert_array_equal(apply(G.ForceTokensLogitsProcessor([[2, 0], [3, 1]]), [[5, 5, 5]], s, backend),
-                                  [[NEG, 0.0, NEG]])
+    np.testing.assert_array_equal(
+        apply(G.ForcedEOSTokenLogitsProcessor(4, [0, 1]), [[0, 1, 2]], s, backend), [[0.0, 0.0, NEG]]
+    )
+    np.testing.assert_array_equal(
+        apply(G.SuppressTokensLogitsProcessor([0, 2]), [[0]], s, backend), [[NEG, 2.0, NEG]]
+    )
+    np.testing.assert_array_equal(
+        apply(G.SuppressTokensAtBeginLogitsProcessor([1], 2), [[0, 0]], s, backend), [[1.0, NEG, 3.0]]
+    )
+    np.testing.assert_array_equal(
+        apply(G.SuppressTokensAtBeginLogitsProcessor([1], 2), [[0, 0, 0]], s, backend), s
+    )
+    np.testing.assert_array_equal(
+        apply(G.ForceTokensLogitsProcessor([[2, 0], [3, 1]]), [[5, 5, 5]], s, backend), [[NEG, 0.0, NEG]]
+    )
 
 
 def test_inf_nan_remove_decay_and_normalization(backend):
@@ -174,8 +190,9 @@ def test_inf_nan_remove_decay_and_normalization(backend):
     np.testing.assert_allclose(out, [[-1.0, 5.0]])
     row = [1.0, 2.0, 3.0]
     lse = math.log(sum(math.exp(v) for v in row))
-    np.testing.assert_allclose(apply(G.LogitNormalization(), [[0]], [row], backend), [[v - lse for v in row]],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        apply(G.LogitNormalization(), [[0]], [row], backend), [[v - lse for v in row]], rtol=1e-6
+    )
 
 
 def test_hamming_diversity(backend):
@@ -184,8 +201,12 @@ def test_hamming_diversity(backend):
     cur = np.array([1, 1, 0, 0], np.int64)
     ids = np.zeros((2, 1), np.int64)
     scores = np.zeros((2, 3), np.float32)
-    graph = tw.trace(lambda i, s, c: proc(i, s, None, current_tokens=c, beam_group_idx=1),
-                     TensorSpec((2, 1), "int64"), TensorSpec((2, 3), "float32"), TensorSpec((4,), "int64"))
+    graph = tw.trace(
+        lambda i, s, c: proc(i, s, None, current_tokens=c, beam_group_idx=1),
+        TensorSpec((2, 1), "int64"),
+        TensorSpec((2, 3), "float32"),
+        TensorSpec((4,), "int64"),
+    )
     out = np.asarray(tw.lower(graph, backend=backend)(ids, scores, cur))
     np.testing.assert_allclose(out, [[0.0, -3.0, 0.0], [0.0, -3.0, 0.0]])
     with pytest.raises(ValueError, match="strictly larger than 0"):
@@ -193,12 +214,21 @@ def test_hamming_diversity(backend):
 
 
 def test_processor_list_passes_extra_kwargs_and_reports_missing():
-    procs = G.LogitsProcessorList([G.TemperatureLogitsWarper(2.0),
-                                   G.HammingDiversityLogitsProcessor(1.0, num_beams=2, num_beam_groups=2)])
-    graph = tw.trace(lambda i, s, c: procs(i, s, None, current_tokens=c, beam_group_idx=0),
-                     TensorSpec((1, 1), "int64"), TensorSpec((1, 2), "float32"), TensorSpec((2,), "int64"))
-    out = tw.lower(graph, backend="numpy")(np.zeros((1, 1), np.int64), np.array([[2.0, 4.0]], np.float32),
-                                           np.zeros(2, np.int64))
+    procs = G.LogitsProcessorList(
+        [
+            G.TemperatureLogitsWarper(2.0),
+            G.HammingDiversityLogitsProcessor(1.0, num_beams=2, num_beam_groups=2),
+        ]
+    )
+    graph = tw.trace(
+        lambda i, s, c: procs(i, s, None, current_tokens=c, beam_group_idx=0),
+        TensorSpec((1, 1), "int64"),
+        TensorSpec((1, 2), "float32"),
+        TensorSpec((2,), "int64"),
+    )
+    out = tw.lower(graph, backend="numpy")(
+        np.zeros((1, 1), np.int64), np.array([[2.0, 4.0]], np.float32), np.zeros(2, np.int64)
+    )
     np.testing.assert_allclose(out, [[1.0, 2.0]])
     with pytest.raises(ValueError, match="Make sure that all the required parameters"):
         tw.trace(lambda i, s: procs(i, s), TensorSpec((1, 1), "int64"), TensorSpec((1, 2), "float32"))

@@ -2,6 +2,7 @@
 configs, seeded), with and without left padding, with both KV-cache layouts (prefill + 3 cached
 steps == one full forward), on every backend; checkpoint / GGUF / packaged-model loading and
 their errors. Tolerances: spec/models.md ("Parity with transformers")."""
+
 from __future__ import annotations
 
 import json
@@ -13,12 +14,19 @@ import numpy as np
 import pytest
 
 import tensorweave as tw
-from conftest import IN_CI
-from tensorweave.frontends.models import (attention, bind_params, config_from_dict, config_from_json_file,
-                                          growing_cache, static_cache)
+from tensorweave.frontends.models import (
+    attention,
+    bind_params,
+    config_from_dict,
+    config_from_json_file,
+    growing_cache,
+    static_cache,
+)
 from tensorweave.frontends.models.config import BertConfig, GPT2Config, LlamaConfig
 from tensorweave.ir import IRError, TensorSpec
 from tensorweave.models import check_params, from_gguf, from_pretrained, from_transformers, load
+
+from conftest import IN_CI
 
 if IN_CI:  # the test extra installs transformers; CI must not skip these tests
     import torch
@@ -37,9 +45,17 @@ VOCAB, SEQ, PREFILL = 40, 7, 4
 def hf_decoder(kind: str):
     torch.manual_seed(0)
     if kind == "llama":  # grouped-query attention (4 heads, 2 kv heads), a non-default rope_theta
-        cfg = transformers.LlamaConfig(vocab_size=VOCAB, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-                                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
-                                       rope_theta=500.0, rms_norm_eps=1e-5)
+        cfg = transformers.LlamaConfig(
+            vocab_size=VOCAB,
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=64,
+            rope_theta=500.0,
+            rms_norm_eps=1e-5,
+        )
         return transformers.LlamaForCausalLM(cfg).eval()
     cfg = transformers.GPT2Config(vocab_size=VOCAB, n_positions=64, n_embd=16, n_layer=2, n_head=4)
     return transformers.GPT2LMHeadModel(cfg).eval()
@@ -58,8 +74,9 @@ def hf_outputs(kind, ids, mask):
     m = torch.from_numpy(mask)
     pos = (m.cumsum(-1) - 1).masked_fill(m == 0, 1)
     with torch.no_grad():
-        out = HF[kind](input_ids=torch.from_numpy(ids), attention_mask=m, position_ids=pos,
-                       output_hidden_states=True)
+        out = HF[kind](
+            input_ids=torch.from_numpy(ids), attention_mask=m, position_ids=pos, output_hidden_states=True
+        )
     return out.logits.numpy(), [h.numpy() for h in out.hidden_states]
 
 
@@ -108,9 +125,11 @@ def _cached_runs(model):
                 cache = growing_cache(xp, L, b, kvh, hd, xp.float32)
             outs = []
             for start, length in [(0, PREFILL), (PREFILL, 1), (PREFILL + 1, 1), (PREFILL + 2, 1)]:
-                keys_mask = mask if layout == "static" else mask[:, :start + length]
+                keys_mask = mask if layout == "static" else mask[:, : start + length]
                 pos = attention.position_ids_from_mask(mask, start, length)
-                logits, cache = model.forward(params, cfg, ids[:, start:start + length], keys_mask, pos, cache, start)
+                logits, cache = model.forward(
+                    params, cfg, ids[:, start : start + length], keys_mask, pos, cache, start
+                )
                 outs.append(logits[:, -1])
             if layout == "static":
                 assert all(tuple(k.shape) == (b, kvh, SEQ, hd) for k in cache["key"] + cache["value"])
@@ -147,7 +166,7 @@ def test_with_past_program_steps_equal_full_forward(kind, backend):
     past = model.empty_past(2)
     got = []
     for start, length in [(0, PREFILL), (PREFILL, 1), (PREFILL + 1, 1), (PREFILL + 2, 1)]:
-        outs = prog(IDS[:, start:start + length], PADDED[:, :start + length], *past)
+        outs = prog(IDS[:, start : start + length], PADDED[:, : start + length], *past)
         got.append(np.asarray(outs[0])[:, -1])
         past = [np.asarray(o) for o in outs[1:]]
         assert past[0].shape == (2, model.config.num_key_value_heads, start + length, model.config.head_dim)
@@ -160,16 +179,32 @@ def test_generate_with_a_loaded_model_matches_transformers():
     ids = IDS[:, :4]
     ours = tw.generate(OURS["llama"], ids, PADDED[:, :4], backend="numpy", max_new_tokens=5, pad_token_id=0)
     with torch.no_grad():
-        ref = HF["llama"].generate(torch.from_numpy(ids), attention_mask=torch.from_numpy(PADDED[:, :4]),
-                                   max_new_tokens=5, do_sample=False, pad_token_id=0).numpy()
+        ref = (
+            HF["llama"]
+            .generate(
+                torch.from_numpy(ids),
+                attention_mask=torch.from_numpy(PADDED[:, :4]),
+                max_new_tokens=5,
+                do_sample=False,
+                pad_token_id=0,
+            )
+            .numpy()
+        )
     np.testing.assert_array_equal(ours, ref)
 
 
 # ------------------------------------------------------------------ BERT
 def hf_bert(cls_name: str, num_labels: int = 3):
     torch.manual_seed(0)
-    cfg = transformers.BertConfig(vocab_size=VOCAB, hidden_size=16, num_hidden_layers=2, num_attention_heads=4,
-                                  intermediate_size=32, max_position_embeddings=32, num_labels=num_labels)
+    cfg = transformers.BertConfig(
+        vocab_size=VOCAB,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=32,
+        max_position_embeddings=32,
+        num_labels=num_labels,
+    )
     return getattr(transformers, cls_name)(cfg).eval()
 
 
@@ -177,10 +212,14 @@ BERT_TT = np.zeros((2, SEQ), np.int64)
 BERT_TT[:, 4:] = 1
 BERT_RIGHT = np.ones((2, SEQ), np.int64)
 BERT_RIGHT[1, 5:] = 0
-BERT_CLASSES = {"default": "BertModel", "masked-lm": "BertForMaskedLM",
-                "sequence-classification": "BertForSequenceClassification",
-                "token-classification": "BertForTokenClassification",
-                "question-answering": "BertForQuestionAnswering", "multiple-choice": "BertForMultipleChoice"}
+BERT_CLASSES = {
+    "default": "BertModel",
+    "masked-lm": "BertForMaskedLM",
+    "sequence-classification": "BertForSequenceClassification",
+    "token-classification": "BertForTokenClassification",
+    "question-answering": "BertForQuestionAnswering",
+    "multiple-choice": "BertForMultipleChoice",
+}
 
 
 def _bert_case(head):
@@ -189,8 +228,12 @@ def _bert_case(head):
     if head == "multiple-choice":
         ids, mask, tt = (np.stack([a, np.roll(a, 1, axis=1), a[::-1]], axis=1) for a in (ids, mask, tt))
     with torch.no_grad():
-        ref = hf(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask),
-                 token_type_ids=torch.from_numpy(tt), output_hidden_states=True)
+        ref = hf(
+            input_ids=torch.from_numpy(ids),
+            attention_mask=torch.from_numpy(mask),
+            token_type_ids=torch.from_numpy(tt),
+            output_hidden_states=True,
+        )
     return hf, (ids, mask, tt), ref
 
 
@@ -200,7 +243,10 @@ def test_bert_heads_match_transformers(head):
     model = from_transformers(hf)
     assert model.head == head
     out = model(*args, output_hidden_states=True)
-    names = {"default": ["last_hidden_state", "pooler_output"], "question-answering": ["start_logits", "end_logits"]}
+    names = {
+        "default": ["last_hidden_state", "pooler_output"],
+        "question-answering": ["start_logits", "end_logits"],
+    }
     for name in names.get(head, ["logits"]):
         assert_close(out[name], ref[name].numpy())
     for ours, theirs in zip(out["hidden_states"], ref.hidden_states, strict=True):
@@ -222,7 +268,9 @@ def test_bert_position_ids_default_to_hugging_face_arange():
     hf, _, _ = _bert_case("default")
     model = from_transformers(hf)
     with torch.no_grad():
-        ref = hf(input_ids=torch.from_numpy(IDS), attention_mask=torch.from_numpy(PADDED)).last_hidden_state.numpy()
+        ref = hf(
+            input_ids=torch.from_numpy(IDS), attention_mask=torch.from_numpy(PADDED)
+        ).last_hidden_state.numpy()
     assert_close(model(IDS, PADDED)["last_hidden_state"][PADDED.astype(bool)], ref[PADDED.astype(bool)])
 
 
@@ -232,28 +280,49 @@ def test_configs_follow_hugging_face_fields(tmp_path):
         cfg = config_from_dict(hf.config.to_dict())
         assert cfg.num_hidden_layers == 2 and cfg.vocab_size == VOCAB
     llama = config_from_dict(HF["llama"].config.to_dict())
-    assert (llama.rope_theta, llama.num_key_value_heads, llama.head_dim, llama.rms_norm_eps) == (500.0, 2, 4, 1e-5)
+    assert (llama.rope_theta, llama.num_key_value_heads, llama.head_dim, llama.rms_norm_eps) == (
+        500.0,
+        2,
+        4,
+        1e-5,
+    )
     path = tmp_path / "config.json"
-    path.write_text(json.dumps({"model_type": "bert", "hidden_size": 8, "num_attention_heads": 2,
-                                "id2label": {"0": "neg", "1": "neu", "2": "pos"}}))
+    path.write_text(
+        json.dumps(
+            {
+                "model_type": "bert",
+                "hidden_size": 8,
+                "num_attention_heads": 2,
+                "id2label": {"0": "neg", "1": "neu", "2": "pos"},
+            }
+        )
+    )
     bert = BertConfig.from_json_file(str(path))
     assert bert.num_labels == 3 and bert.id2label[2] == "pos" and bert.head_dim == 4
     assert config_from_json_file(str(path)) == bert
     assert GPT2Config.from_dict({"n_embd": 8, "n_head": 2}).head_dim == 4
 
 
-@pytest.mark.parametrize("d, match", [
-    ({"model_type": "mamba"}, r"`model_type` 'mamba' is not supported; supported: \['bert', 'gpt2', 'llama', 't5'\]"),
-    ({"model_type": "gpt2", "n_embd": 10, "n_head": 4}, "`n_embd`"),
-    ({"model_type": "gpt2", "n_layer": 0}, "`n_layer` must be a positive integer"),
-    ({"model_type": "llama", "hidden_size": 16, "num_attention_heads": 4, "num_key_value_heads": 3},
-     "`num_attention_heads`"),
-    ({"model_type": "llama", "hidden_act": "gelu"}, "`hidden_act`"),
-    ({"model_type": "llama", "rope_scaling": {"rope_type": "llama3", "factor": 8.0}}, "`rope_scaling`"),
-    ({"model_type": "llama", "rms_norm_eps": -1}, "`rms_norm_eps`"),
-    ({"model_type": "bert", "position_embedding_type": "relative_key"}, "`position_embedding_type`"),
-    ({"model_type": "bert", "hidden_act": "swish"}, "`hidden_act`"),
-])
+@pytest.mark.parametrize(
+    "d, match",
+    [
+        (
+            {"model_type": "mamba"},
+            r"`model_type` 'mamba' is not supported; supported: \['bert', 'gpt2', 'llama', 't5'\]",
+        ),
+        ({"model_type": "gpt2", "n_embd": 10, "n_head": 4}, "`n_embd`"),
+        ({"model_type": "gpt2", "n_layer": 0}, "`n_layer` must be a positive integer"),
+        (
+            {"model_type": "llama", "hidden_size": 16, "num_attention_heads": 4, "num_key_value_heads": 3},
+            "`num_attention_heads`",
+        ),
+        ({"model_type": "llama", "hidden_act": "gelu"}, "`hidden_act`"),
+        ({"model_type": "llama", "rope_scaling": {"rope_type": "llama3", "factor": 8.0}}, "`rope_scaling`"),
+        ({"model_type": "llama", "rms_norm_eps": -1}, "`rms_norm_eps`"),
+        ({"model_type": "bert", "position_embedding_type": "relative_key"}, "`position_embedding_type`"),
+        ({"model_type": "bert", "hidden_act": "swish"}, "`hidden_act`"),
+    ],
+)
 def test_bad_configs_name_the_field(d, match):
     with pytest.raises(ValueError, match=match):
         config_from_dict(d)
@@ -289,15 +358,24 @@ def test_checkpoint_directories_round_trip(tmp_path):
 
 def test_parameter_errors_list_every_problem():
     cfg, params = OURS["llama"].config, OURS["llama"].params
-    broken = {k: v for k, v in params.items() if k not in ("model.norm.weight", "model.layers.1.mlp.up_proj.weight")}
+    broken = {
+        k: v for k, v in params.items() if k not in ("model.norm.weight", "model.layers.1.mlp.up_proj.weight")
+    }
     broken["model.embed_tokens.weight"] = np.zeros((3, 3), np.float32)
     broken["model.layers.0.extra.weight"] = np.zeros(2, np.float32)
     with pytest.raises(IRError) as info:
         check_params(cfg, broken)
     msg = str(info.value)
     assert "\n" not in msg
-    for part in ("missing (2)", "model.norm.weight", "model.layers.1.mlp.up_proj.weight", "mis-shaped (1)",
-                 "model.embed_tokens.weight: (3, 3) != (40, 16)", "unexpected (1)", "model.layers.0.extra.weight"):
+    for part in (
+        "missing (2)",
+        "model.norm.weight",
+        "model.layers.1.mlp.up_proj.weight",
+        "mis-shaped (1)",
+        "model.embed_tokens.weight: (3, 3) != (40, 16)",
+        "unexpected (1)",
+        "model.layers.0.extra.weight",
+    ):
         assert part in msg, part
 
 
@@ -335,22 +413,45 @@ def _permute_for_gguf(w: np.ndarray, heads: int) -> np.ndarray:
     return w.reshape(heads, 2, w.shape[0] // heads // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-GGUF_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"] + list("abcdefghij0123456789") + \
-    ["Ġ", "Ċ", "ab", "Ġab", "12"]
+GGUF_TOKENS = (
+    ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    + list("abcdefghij0123456789")
+    + ["Ġ", "Ċ", "ab", "Ġab", "12"]
+)
 
 
 def write_tiny_gguf(path, arch="llama", extra_tensor=None):
     """The tiny Llama (random, seeded) as an F32 GGUF file, written with the gguf package."""
     import gguf
+
     torch.manual_seed(0)
-    hf = transformers.LlamaForCausalLM(transformers.LlamaConfig(
-        vocab_size=len(GGUF_TOKENS), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64, rope_theta=500.0,
-        rms_norm_eps=1e-5, tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=2)).eval()
+    hf = transformers.LlamaForCausalLM(
+        transformers.LlamaConfig(
+            vocab_size=len(GGUF_TOKENS),
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=64,
+            rope_theta=500.0,
+            rms_norm_eps=1e-5,
+            tie_word_embeddings=True,
+            bos_token_id=1,
+            eos_token_id=2,
+            pad_token_id=2,
+        )
+    ).eval()
     w = gguf.GGUFWriter(str(path), arch)
-    for key, value in (("block_count", 2), ("embedding_length", 16), ("feed_forward_length", 32),
-                       ("attention.head_count", 4), ("attention.head_count_kv", 2), ("context_length", 64),
-                       ("vocab_size", len(GGUF_TOKENS))):
+    for key, value in (
+        ("block_count", 2),
+        ("embedding_length", 16),
+        ("feed_forward_length", 32),
+        ("attention.head_count", 4),
+        ("attention.head_count_kv", 2),
+        ("context_length", 64),
+        ("vocab_size", len(GGUF_TOKENS)),
+    ):
         w.add_uint32(f"{arch}.{key}", value)
     w.add_float32(f"{arch}.rope.freq_base", 500.0)
     w.add_float32(f"{arch}.attention.layer_norm_rms_epsilon", 1e-5)
@@ -364,11 +465,17 @@ def write_tiny_gguf(path, arch="llama", extra_tensor=None):
     w.add_pad_token_id(2)
     w.add_chat_template("{% for m in messages %}<|im_start|>{{ m['content'] }}<|im_end|>{% endfor %}")
     names = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight"}
-    layer = {"input_layernorm.weight": "attn_norm.weight", "post_attention_layernorm.weight": "ffn_norm.weight",
-             "self_attn.q_proj.weight": "attn_q.weight", "self_attn.k_proj.weight": "attn_k.weight",
-             "self_attn.v_proj.weight": "attn_v.weight", "self_attn.o_proj.weight": "attn_output.weight",
-             "mlp.gate_proj.weight": "ffn_gate.weight", "mlp.up_proj.weight": "ffn_up.weight",
-             "mlp.down_proj.weight": "ffn_down.weight"}
+    layer = {
+        "input_layernorm.weight": "attn_norm.weight",
+        "post_attention_layernorm.weight": "ffn_norm.weight",
+        "self_attn.q_proj.weight": "attn_q.weight",
+        "self_attn.k_proj.weight": "attn_k.weight",
+        "self_attn.v_proj.weight": "attn_v.weight",
+        "self_attn.o_proj.weight": "attn_output.weight",
+        "mlp.gate_proj.weight": "ffn_gate.weight",
+        "mlp.up_proj.weight": "ffn_up.weight",
+        "mlp.down_proj.weight": "ffn_down.weight",
+    }
     for name, t in hf.state_dict().items():
         if name == "lm_head.weight":
             continue
@@ -397,7 +504,12 @@ def test_gguf_round_trip_undoes_the_rotary_permutation(tmp_path):
     hf = write_tiny_gguf(tmp_path / "tiny.gguf")
     model = from_gguf(str(tmp_path / "tiny.gguf"))
     cfg = model.config
-    assert (cfg.num_key_value_heads, cfg.rope_theta, cfg.tie_word_embeddings, cfg.eos_token_id) == (2, 500.0, True, 2)
+    assert (cfg.num_key_value_heads, cfg.rope_theta, cfg.tie_word_embeddings, cfg.eos_token_id) == (
+        2,
+        500.0,
+        True,
+        2,
+    )
     state = {k: v.numpy() for k, v in hf.state_dict().items() if k != "lm_head.weight"}
     assert set(model.params) == set(state)
     for k, v in state.items():
@@ -410,8 +522,14 @@ def test_gguf_round_trip_undoes_the_rotary_permutation(tmp_path):
     v = {t: i for i, t in enumerate(GGUF_TOKENS)}
     # specials are matched whole; "a b" / "Ġ ab" merge; digits are split one by one before BPE,
     # so the "1 2" merge never applies (llama.cpp's smollm pre-tokenizer)
-    assert tok.encode("<|im_start|>ab ab12<|im_end|>") == [v["<|im_start|>"], v["ab"], v["Ġab"], v["1"], v["2"],
-                                                            v["<|im_end|>"]]
+    assert tok.encode("<|im_start|>ab ab12<|im_end|>") == [
+        v["<|im_start|>"],
+        v["ab"],
+        v["Ġab"],
+        v["1"],
+        v["2"],
+        v["<|im_end|>"],
+    ]
     assert tok.decode(tok.encode("ab ab12")) == "ab ab12"
     assert tok.apply_chat_template([{"role": "user", "content": "ab"}]) == "<|im_start|>ab<|im_end|>"
     batch = tok(["ab", "ab ab"])
@@ -446,6 +564,7 @@ def minilm():
             raise
         pytest.skip(str(exc))
     from tensorweave.models import packaged_path
+
     path = packaged_path("minilm")
     hf = transformers.BertModel.from_pretrained(path).eval()
     hf_tok = transformers.AutoTokenizer.from_pretrained(path)
@@ -465,8 +584,9 @@ def test_minilm_embeddings_match_transformers(minilm, backend):
         h = hf(**{k: torch.from_numpy(v) for k, v in ref_batch.items()}).last_hidden_state.numpy()
     m = ref_batch["attention_mask"][:, :, None].astype(np.float32)
     ref = (h * m).sum(1) / np.maximum(m.sum(1), 1e-9)
-    ours = model.embed(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], normalize=False,
-                       backend=backend)
+    ours = model.embed(
+        batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], normalize=False, backend=backend
+    )
     assert_close(ours, ref, atol=EMBED_ATOL, rtol=EMBED_ATOL)
     unit = model.embed(SENTENCES, backend=backend)
     assert_close(unit, ref / np.linalg.norm(ref, axis=1, keepdims=True), atol=EMBED_ATOL, rtol=EMBED_ATOL)
@@ -475,6 +595,7 @@ def test_minilm_embeddings_match_transformers(minilm, backend):
 # ------------------------------------------------------------------ packaged SmolLM2 (GGUF)
 def _smollm2_or_skip():
     from tensorweave.models import packaged_path
+
     try:
         return packaged_path("smollm2")
     except IRError as exc:
@@ -490,11 +611,18 @@ def test_smollm2_loads_below_twice_its_float32_size():
     _smollm2_or_skip()
     if not os.path.exists("/proc/self/status"):
         pytest.skip("needs Linux /proc to read the peak resident set size")
-    code = ("import re, tensorweave.models as m; x = m.load('smollm2'); "
-            "hwm = re.search(r'VmHWM:\\s*(\\d+) kB', open('/proc/self/status').read()).group(1); "
-            "print(x.num_parameters() * 4, int(hwm) * 1024)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    code = (
+        "import re, tensorweave.models as m; x = m.load('smollm2'); "
+        "hwm = re.search(r'VmHWM:\\s*(\\d+) kB', open('/proc/self/status').read()).group(1); "
+        "print(x.num_parameters() * 4, int(hwm) * 1024)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
     fp32_bytes, peak = (int(v) for v in out.stdout.split()[-2:])
     assert peak < 2 * fp32_bytes, (peak, fp32_bytes)
 
@@ -503,8 +631,9 @@ def test_smollm2_loads_below_twice_its_float32_size():
 def smollm2():
     path = _smollm2_or_skip()
     ours = load("smollm2")
-    hf = transformers.AutoModelForCausalLM.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path),
-                                                           dtype=torch.float32).eval()
+    hf = transformers.AutoModelForCausalLM.from_pretrained(
+        os.path.dirname(path), gguf_file=os.path.basename(path), dtype=torch.float32
+    ).eval()
     return ours, hf
 
 
@@ -519,14 +648,23 @@ def test_smollm2_weights_equal_transformers_gguf_loading(smollm2):
 @pytest.mark.slow
 def test_smollm2_chat_names_paris_and_equals_transformers_greedy(smollm2, backend):
     ours, hf = smollm2
-    ids = np.asarray([ours.tokenizer.apply_chat_template([{"role": "user",
-                                                          "content": "What is the capital of France?"}],
-                                                         tokenize=True)], np.int64)
+    ids = np.asarray(
+        [
+            ours.tokenizer.apply_chat_template(
+                [{"role": "user", "content": "What is the capital of France?"}], tokenize=True
+            )
+        ],
+        np.int64,
+    )
     got = tw.generate(ours, ids, max_new_tokens=20, backend=backend)
-    assert "Paris" in ours.tokenizer.decode(got[0, ids.shape[1]:], skip_special_tokens=True)
+    assert "Paris" in ours.tokenizer.decode(got[0, ids.shape[1] :], skip_special_tokens=True)
     with torch.no_grad():
-        ref = hf.generate(torch.from_numpy(ids), attention_mask=torch.ones(ids.shape, dtype=torch.long),
-                          max_new_tokens=20, do_sample=False).numpy()
+        ref = hf.generate(
+            torch.from_numpy(ids),
+            attention_mask=torch.ones(ids.shape, dtype=torch.long),
+            max_new_tokens=20,
+            do_sample=False,
+        ).numpy()
     np.testing.assert_array_equal(got, ref)
 
 
@@ -538,9 +676,14 @@ def test_smollm2_tokenizer_matches_transformers_gguf_tokenizer():
     tok = load("smollm2").tokenizer
     ref = transformers.AutoTokenizer.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path))
     messages = [{"role": "user", "content": "What is the capital of France?"}]
-    assert tok.apply_chat_template(messages) == ref.apply_chat_template(messages, tokenize=False,
-                                                                        add_generation_prompt=True)
-    for text in ["Hello world!", "  spaces\tand\nnewlines  ", "<|im_start|>user\nÇa va? naïve café<|im_end|>",
-                 "def f(x):\n    return x ** two"]:
+    assert tok.apply_chat_template(messages) == ref.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=True
+    )
+    for text in [
+        "Hello world!",
+        "  spaces\tand\nnewlines  ",
+        "<|im_start|>user\nÇa va? naïve café<|im_end|>",
+        "def f(x):\n    return x ** two",
+    ]:
         assert tok.encode(text) == ref(text)["input_ids"], text
         assert tok.decode(tok.encode(text)) == ref.decode(ref(text)["input_ids"])

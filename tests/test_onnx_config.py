@@ -1,18 +1,43 @@
 """API facts of the ONNX-config layer (HF 4.37 §2), plus the IR signature each config yields."""
+
 from __future__ import annotations
 
 import warnings
 
-import numpy as np
 import pytest
 
-from tensorweave.onnx import (EXTERNAL_DATA_FORMAT_SIZE_LIMIT, BertOnnxConfig, FeaturesManager, GPT2OnnxConfig,
-                              LlamaOnnxConfig, OnnxConfig, OnnxConfigWithPast, PatchingSpec, T5OnnxConfig,
-                              compute_effective_axis_dimension, supported_features_mapping)
+from tensorweave.onnx import (
+    EXTERNAL_DATA_FORMAT_SIZE_LIMIT,
+    BertOnnxConfig,
+    FeaturesManager,
+    GPT2OnnxConfig,
+    LlamaOnnxConfig,
+    OnnxConfig,
+    OnnxConfigWithPast,
+    PatchingSpec,
+    T5OnnxConfig,
+    compute_effective_axis_dimension,
+    supported_features_mapping,
+)
 
-GPT2 = {"model_type": "gpt2", "n_layer": 2, "n_head": 4, "n_embd": 16, "use_cache": True, "pad_token_id": None}
-T5 = {"model_type": "t5", "num_layers": 2, "num_decoder_layers": 3, "num_heads": 2, "num_attention_heads": 2,
-      "d_model": 8, "d_kv": 4, "use_cache": True}
+GPT2 = {
+    "model_type": "gpt2",
+    "n_layer": 2,
+    "n_head": 4,
+    "n_embd": 16,
+    "use_cache": True,
+    "pad_token_id": None,
+}
+T5 = {
+    "model_type": "t5",
+    "num_layers": 2,
+    "num_decoder_layers": 3,
+    "num_heads": 2,
+    "num_attention_heads": 2,
+    "d_model": 8,
+    "d_kv": 4,
+    "use_cache": True,
+}
 
 
 class FakeTokenizer:
@@ -27,13 +52,15 @@ class FakeTokenizer:
         return {"input_ids": [[1] * n for _ in text], "attention_mask": [[1] * n for _ in text]}
 
 
-@pytest.mark.parametrize("args,expect", [((-1, 2, 0), 2), ((0, 2, 0), 2), ((0, 8, 2), 6), ((0, 8, 3), 5), ((5, 8, 1), 4)])
+@pytest.mark.parametrize(
+    "args,expect", [((-1, 2, 0), 2), ((0, 2, 0), 2), ((0, 8, 2), 6), ((0, 8, 3), 5), ((5, 8, 1), 4)]
+)
 def test_effective_axis_dimension(args, expect):
     assert compute_effective_axis_dimension(*args) == expect
 
 
 def test_external_data_threshold():
-    assert EXTERNAL_DATA_FORMAT_SIZE_LIMIT == 2 * 1024 ** 3
+    assert EXTERNAL_DATA_FORMAT_SIZE_LIMIT == 2 * 1024**3
     assert not OnnxConfig.use_external_data_format(0)
     assert not OnnxConfig.use_external_data_format(1)
     assert not OnnxConfig.use_external_data_format((EXTERNAL_DATA_FORMAT_SIZE_LIMIT - 1) // 4)
@@ -42,10 +69,17 @@ def test_external_data_threshold():
 
 
 def test_flatten_naming():
-    assert OnnxConfig.flatten_output_collection_property("past_key", [[0], [1], [2]]) == \
-        {"past_key.0": 0, "past_key.1": 1, "past_key.2": 2}
-    assert OnnxConfigWithPast.flatten_output_collection_property("present", [("k0", "v0"), ("k1", "v1")]) == \
-        {"present.0.key": "k0", "present.0.value": "v0", "present.1.key": "k1", "present.1.value": "v1"}
+    assert OnnxConfig.flatten_output_collection_property("past_key", [[0], [1], [2]]) == {
+        "past_key.0": 0,
+        "past_key.1": 1,
+        "past_key.2": 2,
+    }
+    assert OnnxConfigWithPast.flatten_output_collection_property("present", [("k0", "v0"), ("k1", "v1")]) == {
+        "present.0.key": "k0",
+        "present.0.value": "v0",
+        "present.1.key": "k1",
+        "present.1.value": "v1",
+    }
 
 
 def test_task_table_defaults_and_values_override():
@@ -59,15 +93,31 @@ def test_task_table_defaults_and_values_override():
     assert BertOnnxConfig({"model_type": "bert"}).values_override is None
     assert GPT2OnnxConfig.with_past(dict(GPT2), "causal-lm").values_override == {"use_cache": True}
     assert GPT2OnnxConfig(dict(GPT2)).default_onnx_opset == 13
-    assert dict(BertOnnxConfig({}, task="multiple-choice").inputs)["input_ids"] == {0: "batch", 1: "choice", 2: "sequence"}
+    assert dict(BertOnnxConfig({}, task="multiple-choice").inputs)["input_ids"] == {
+        0: "batch",
+        1: "choice",
+        2: "sequence",
+    }
 
 
 def test_gpt2_with_past_axes_and_ir_signature():
     c = GPT2OnnxConfig.with_past(dict(GPT2), task="causal-lm")
-    assert list(c.inputs) == ["input_ids", "past_key_values.0.key", "past_key_values.0.value",
-                              "past_key_values.1.key", "past_key_values.1.value", "attention_mask"]
+    assert list(c.inputs) == [
+        "input_ids",
+        "past_key_values.0.key",
+        "past_key_values.0.value",
+        "past_key_values.1.key",
+        "past_key_values.1.value",
+        "attention_mask",
+    ]
     assert c.inputs["attention_mask"] == {0: "batch", 1: "past_sequence + sequence"}
-    assert list(c.outputs) == ["logits", "present.0.key", "present.0.value", "present.1.key", "present.1.value"]
+    assert list(c.outputs) == [
+        "logits",
+        "present.0.key",
+        "present.0.value",
+        "present.1.key",
+        "present.1.value",
+    ]
     assert c.outputs["present.1.value"] == {0: "batch", 2: "past_sequence + sequence"}
     specs = {s.name: s for s in c.input_specs()}
     assert str(specs["attention_mask"].shape) == "[batch,past_sequence+sequence]"
@@ -115,8 +165,12 @@ def test_seq2seq_outputs_and_unequal_depths():
     assert out["logits"] == {0: "batch", 1: "decoder_sequence"}
     assert c.num_layers == (2, 3)
     # every decoder layer carries both its self-attention and its cross-attention cache
-    assert [k for k in out if k.startswith("present.2.")] == ["present.2.decoder.key", "present.2.decoder.value",
-                                                              "present.2.encoder.key", "present.2.encoder.value"]
+    assert [k for k in out if k.startswith("present.2.")] == [
+        "present.2.decoder.key",
+        "present.2.decoder.value",
+        "present.2.encoder.key",
+        "present.2.encoder.value",
+    ]
     assert c.inputs["decoder_input_ids"] == {0: "batch"}
     assert c.inputs["attention_mask"] == {0: "batch", 1: "past_encoder_sequence + sequence"}
     specs = {s.name: s for s in c.input_specs()}
@@ -129,6 +183,7 @@ def test_patching_spec_patch_and_restore():
     class Holder:
         def op(self):
             return "orig"
+
     spec = PatchingSpec(Holder, "op", lambda self: "custom")
     assert spec.orig_op is Holder.op
     c = BertOnnxConfig({}, patching_specs=[spec])
@@ -155,6 +210,7 @@ def test_features_manager(tmp_path):
 
     class M:
         config = type("C", (), {"model_type": "gpt2"})()
+
     model_type, ctor = FeaturesManager.check_supported_model_or_raise(M(), "causal-lm")
     assert model_type == "gpt2" and isinstance(ctor(dict(GPT2)), GPT2OnnxConfig)
     with pytest.raises(ValueError, match="gpt2 doesn't support feature seq2seq-lm"):
@@ -169,7 +225,14 @@ def test_determine_framework_precedence(tmp_path):
     (tmp_path / "tf_model.h5").write_bytes(b"")
     assert FeaturesManager.determine_framework(str(tmp_path)) == "tf"
     (tmp_path / "model.safetensors").write_bytes(b"")
-    assert FeaturesManager.determine_framework(str(tmp_path)) == "pt"  # safetensors counts as a PyTorch checkpoint
+    assert (
+        FeaturesManager.determine_framework(str(tmp_path)) == "pt"
+    )  # safetensors counts as a PyTorch checkpoint
     import importlib.util
-    expected = "pt" if importlib.util.find_spec("torch") else ("tf" if importlib.util.find_spec("tensorflow") else "numpy")
+
+    expected = (
+        "pt"
+        if importlib.util.find_spec("torch")
+        else ("tf" if importlib.util.find_spec("tensorflow") else "numpy")
+    )
     assert FeaturesManager.determine_framework("not-a-dir") == expected  # installed frameworks, PyTorch first

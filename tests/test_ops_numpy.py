@@ -3,6 +3,7 @@
 Expectations come from hand arithmetic or from Python's ``math`` module element by
 element, never from the op's own reference implementation.
 """
+
 from __future__ import annotations
 
 import math
@@ -57,11 +58,20 @@ def mathmap(fn, xs):
 X = [-2.0, -0.5, 0.0, 0.5, 3.0]
 
 
-@pytest.mark.parametrize("op,fn", [
-    ("exp", math.exp), ("tanh", math.tanh), ("erf", math.erf), ("sin", math.sin), ("cos", math.cos),
-    ("sigmoid", lambda v: 1 / (1 + math.exp(-v))), ("silu", lambda v: v / (1 + math.exp(-v))),
-    ("floor", math.floor), ("ceil", math.ceil),
-])
+@pytest.mark.parametrize(
+    "op,fn",
+    [
+        ("exp", math.exp),
+        ("tanh", math.tanh),
+        ("erf", math.erf),
+        ("sin", math.sin),
+        ("cos", math.cos),
+        ("sigmoid", lambda v: 1 / (1 + math.exp(-v))),
+        ("silu", lambda v: v / (1 + math.exp(-v))),
+        ("floor", math.floor),
+        ("ceil", math.ceil),
+    ],
+)
 def test_unary_float_math(op, fn):
     close(run(op, np.array(X, f64)), mathmap(fn, X), rtol=1e-12)
     close(run(op, np.array(X, f32)), mathmap(fn, X), rtol=1e-6)
@@ -77,7 +87,7 @@ def test_log_family_domains():
 def test_gelu_both_forms():
     xs = [-1.0, 0.0, 1.0, 2.5]
     exact = [0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in xs]
-    tanh = [0.5 * v * (1 + math.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v ** 3))) for v in xs]
+    tanh = [0.5 * v * (1 + math.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v**3))) for v in xs]
     close(run("gelu", np.array(xs, f64)), exact, rtol=1e-12)
     close(run("gelu", np.array(xs, f64), approximate="tanh"), tanh, rtol=1e-12)
     with pytest.raises(IRError, match="approximate must be"):
@@ -85,8 +95,8 @@ def test_gelu_both_forms():
 
 
 def test_abs_negative_sign():
-    eq(run("abs", np.array([-3, 0, 2, -2 ** 31], i32)), np.array([3, 0, 2, -2 ** 31], i32))  # wraps
-    eq(run("negative", np.array([1, 0], u32)), np.array([2 ** 32 - 1, 0], u32))
+    eq(run("abs", np.array([-3, 0, 2, -(2**31)], i32)), np.array([3, 0, 2, -(2**31)], i32))  # wraps
+    eq(run("negative", np.array([1, 0], u32)), np.array([2**32 - 1, 0], u32))
     close(run("sign", np.array([-2.0, -0.0, 0.0, 3.0, nan], f32)), [-1, 0, 0, 1, nan])
     eq(run("sign", np.array([-5, 0, 7], i64)), np.array([-1, 0, 1], i64))
 
@@ -116,8 +126,8 @@ def test_arithmetic_with_broadcasting_and_wraparound():
     eq(run("add", np.array([0xFFFFFFFF], u32), np.array([2], u32)), np.array([1], u32))
     eq(run("subtract", np.array([1], u32), np.array([2], u32)), np.array([0xFFFFFFFF], u32))
     eq(run("multiply", np.array([0x10000], u32), np.array([0x10001], u32)), np.array([0x10000], u32))
-    eq(run("add", np.array([2 ** 31 - 1], i32), np.array([1], i32)), np.array([-2 ** 31], i32))
-    eq(run("multiply", np.array([2 ** 62], i64), np.array([4], i64)), np.array([0], i64))
+    eq(run("add", np.array([2**31 - 1], i32), np.array([1], i32)), np.array([-(2**31)], i32))
+    eq(run("multiply", np.array([2**62], i64), np.array([4], i64)), np.array([0], i64))
 
 
 def test_floor_divide_remainder_python_semantics():
@@ -130,8 +140,10 @@ def test_floor_divide_remainder_python_semantics():
 
 
 def test_pow_maximum_minimum_nan():
-    close(run("pow", np.array([2.0, 4.0, nan, -8.0], f64), np.array([10.0, 0.5, 0.0, 1 / 3], f64)),
-          [1024.0, 2.0, 1.0, nan])
+    close(
+        run("pow", np.array([2.0, 4.0, nan, -8.0], f64), np.array([10.0, 0.5, 0.0, 1 / 3], f64)),
+        [1024.0, 2.0, 1.0, nan],
+    )
     eq(run("pow", np.array([3, 2], i64), np.array([4, 0], i64)), np.array([81, 1], i64))
     close(run("maximum", np.array([1.0, nan, -inf], f32), np.array([2.0, 0.0, 5.0], f32)), [2.0, nan, 5.0])
     close(run("minimum", np.array([1.0, 0.0], f32), np.array([2.0, nan], f32)), [1.0, nan])
@@ -159,24 +171,28 @@ def test_logical_and_bitwise():
     eq(run("bitwise_and", a, b), np.array([0b1000, 0x00F000F0], u32))
     eq(run("bitwise_or", a, b), np.array([0b1110, 0xFFF0FFF0], u32))
     eq(run("bitwise_xor", a, b), np.array([0b0110, 0xFF00FF00], u32))
-    eq(run("bitwise_left_shift", np.array([0x80000001, 1], u32), np.array([1, 31], u32)),
-       np.array([0x00000002, 0x80000000], u32))
+    eq(
+        run("bitwise_left_shift", np.array([0x80000001, 1], u32), np.array([1, 31], u32)),
+        np.array([0x00000002, 0x80000000], u32),
+    )
     eq(run("bitwise_right_shift", np.array([0x80000000], u32), np.array([31], u32)), np.array([1], u32))
     eq(run("bitwise_right_shift", np.array([-8], i32), np.array([1], i32)), np.array([-4], i32))  # arithmetic
 
 
 def test_where_clip_astype():
-    eq(run("where", np.array([[True], [False]]), np.array([1, 2], i64), np.array([9], i64)),
-       np.array([[1, 2], [9, 9]], i64))
+    eq(
+        run("where", np.array([[True], [False]]), np.array([1, 2], i64), np.array([9], i64)),
+        np.array([[1, 2], [9, 9]], i64),
+    )
     close(run("clip", np.array([-5.0, 0.5, 5.0, nan], f32), min=0.0, max=1.0), [0.0, 0.5, 1.0, nan])
     eq(run("clip", np.array([-5, 3], i64), min=-1), np.array([-1, 3], i64))
     eq(run("astype", np.array([1.9, -1.9, 0.0], f32), dtype="int32"), np.array([1, -1, 0], i32))
-    eq(run("astype", np.array([2 ** 32 + 5, -1], i64), dtype="uint32"), np.array([5, 2 ** 32 - 1], u32))
-    eq(run("astype", np.array([2 ** 31], i64), dtype="int32"), np.array([-2 ** 31], i32))
+    eq(run("astype", np.array([2**32 + 5, -1], i64), dtype="uint32"), np.array([5, 2**32 - 1], u32))
+    eq(run("astype", np.array([2**31], i64), dtype="int32"), np.array([-(2**31)], i32))
     eq(run("astype", np.array([0.0, nan, -2.0], f32), dtype="bool"), [False, True, True])
     eq(run("astype", np.array([True, False]), dtype="float32"), np.array([1.0, 0.0], f32))
-    eq(run("astype", np.array([0xFFFFFFFF], u32), dtype="int64"), np.array([2 ** 32 - 1], i64))
-    assert run("astype", np.array([1.0 + 2 ** -9], f32), dtype="bfloat16").astype(f32)[0] == 1.0  # RNE
+    eq(run("astype", np.array([0xFFFFFFFF], u32), dtype="int64"), np.array([2**32 - 1], i64))
+    assert run("astype", np.array([1.0 + 2**-9], f32), dtype="bfloat16").astype(f32)[0] == 1.0  # RNE
 
 
 # ------------------------------------------------------------------ reductions
@@ -186,7 +202,7 @@ def test_sum_prod_mean_keep_dtype_and_axes():
     eq(run("sum", x, axis=(1,)), np.array([3, 12], i32))
     eq(run("sum", x, axis=(0,), keepdims=True), np.array([[3, 5, 7]], i32))
     eq(run("sum", np.zeros((0, 2), f32), axis=(0,)), np.array([0.0, 0.0], f32))
-    eq(run("sum", np.array([2 ** 31 - 1, 1], i32)), np.array(-2 ** 31, i32))  # wraps in the input dtype
+    eq(run("sum", np.array([2**31 - 1, 1], i32)), np.array(-(2**31), i32))  # wraps in the input dtype
     eq(run("prod", np.array([[1, 2], [3, 4]], i64), axis=(1,)), np.array([2, 12], i64))
     eq(run("prod", np.zeros((0,), f32)), np.array(1.0, f32))
     close(run("mean", np.array([[1.0, 2.0], [3.0, 5.0]], f32), axis=(0,)), [2.0, 3.5])
@@ -207,8 +223,10 @@ def test_max_min_any_all():
 def test_logsumexp():
     x = [1.0, 2.0, 3.0]
     close(run("logsumexp", np.array(x, f64)), math.log(sum(math.exp(v) for v in x)), rtol=1e-12)
-    close(run("logsumexp", np.array([[-inf, -inf], [1000.0, 1000.0]], f32), axis=(1,)),
-          [-inf, 1000.0 + math.log(2)])
+    close(
+        run("logsumexp", np.array([[-inf, -inf], [1000.0, 1000.0]], f32), axis=(1,)),
+        [-inf, 1000.0 + math.log(2)],
+    )
     close(run("logsumexp", np.array([inf, 1.0], f32)), inf)
 
 
@@ -220,7 +238,10 @@ def test_argmax_argmin_ties_and_nan():
 
 
 def test_cumulative_sum():
-    eq(run("cumulative_sum", np.array([[1, 2, 3], [4, 5, 6]], i64), axis=1), np.array([[1, 3, 6], [4, 9, 15]], i64))
+    eq(
+        run("cumulative_sum", np.array([[1, 2, 3], [4, 5, 6]], i64), axis=1),
+        np.array([[1, 3, 6], [4, 9, 15]], i64),
+    )
     eq(run("cumulative_sum", np.array([[1, 2], [3, 4]], i64), axis=0), np.array([[1, 2], [4, 6]], i64))
     eq(run("cumulative_sum", np.array([0xFFFFFFFF, 2], u32), axis=0), np.array([0xFFFFFFFF, 1], u32))
 
@@ -292,8 +313,10 @@ def test_slice_and_dynamic_slices_clamp():
     # starts are clamped to [0, dim - size] (XLA): row start 5 -> 1, col start -3 -> 0
     eq(run("dynamic_slice", m, np.array(5, i64), np.array(-3, i64), sizes=(2, 2)), [[4, 5], [8, 9]])
     u = np.array([[-1, -2]], i64)
-    eq(run("dynamic_update_slice", m, u, np.array(2, i32), np.array(3, i32)),
-       [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, -1, -2]])
+    eq(
+        run("dynamic_update_slice", m, u, np.array(2, i32), np.array(3, i32)),
+        [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, -1, -2]],
+    )
 
 
 def test_take_take_along_axis_put_along_axis():
@@ -301,8 +324,10 @@ def test_take_take_along_axis_put_along_axis():
     eq(run("take", x, np.array([2, 0], i64), axis=1), [[12, 10], [22, 20]])
     eq(run("take", x, np.array([[1], [0]], i32), axis=0), [[[20, 21, 22]], [[10, 11, 12]]])
     eq(run("take_along_axis", x, np.array([[2], [1]], i64), axis=1), [[12], [21]])
-    eq(run("put_along_axis", x, np.array([[0], [2]], i64), np.array([[-1], [-2]], i64), axis=1),
-       [[-1, 11, 12], [20, 21, -2]])
+    eq(
+        run("put_along_axis", x, np.array([[0], [2]], i64), np.array([[-1], [-2]], i64), axis=1),
+        [[-1, 11, 12], [20, 21, -2]],
+    )
 
 
 def test_sort_argsort_top_k_ties_and_nan():
@@ -313,7 +338,10 @@ def test_sort_argsort_top_k_ties_and_nan():
     vals, idx = run("top_k", np.array([[1.0, 5.0, 5.0, 2.0]], f32), k=2)
     eq(idx, np.array([[1, 2]], i64))
     eq(vals, np.array([[5.0, 5.0]], f32))
-    eq(run("argsort", np.array([5, 5, -(2 ** 63), 2 ** 63 - 1], i64), descending=True), np.array([3, 0, 1, 2], i64))
+    eq(
+        run("argsort", np.array([5, 5, -(2**63), 2**63 - 1], i64), descending=True),
+        np.array([3, 0, 1, 2], i64),
+    )
     with pytest.raises(IRError, match="exceeds the last dimension"):
         run("top_k", np.ones((2, 3), f32), k=4)
 
@@ -334,12 +362,18 @@ def test_rms_norm_layer_norm():
     b = [0.0, 1.0, 0.0, -1.0]
     eps = 1e-6
     ms = sum(v * v for v in x) / 4
-    close(run("rms_norm", np.array([x], f64), np.array(w, f64), eps=eps),
-          [[v / math.sqrt(ms + eps) * wi for v, wi in zip(x, w)]], rtol=1e-12)
+    close(
+        run("rms_norm", np.array([x], f64), np.array(w, f64), eps=eps),
+        [[v / math.sqrt(ms + eps) * wi for v, wi in zip(x, w)]],
+        rtol=1e-12,
+    )
     mu = sum(x) / 4
     var = sum((v - mu) ** 2 for v in x) / 4
-    close(run("layer_norm", np.array([x], f64), np.array(w, f64), np.array(b, f64), eps=1e-5),
-          [[(v - mu) / math.sqrt(var + 1e-5) * wi + bi for v, wi, bi in zip(x, w, b)]], rtol=1e-12)
+    close(
+        run("layer_norm", np.array([x], f64), np.array(w, f64), np.array(b, f64), eps=1e-5),
+        [[(v - mu) / math.sqrt(var + 1e-5) * wi + bi for v, wi, bi in zip(x, w, b)]],
+        rtol=1e-12,
+    )
 
 
 def test_half_precision_computes_in_float32_and_rounds():
@@ -355,20 +389,31 @@ def test_half_precision_computes_in_float32_and_rounds():
 def test_while_loop_and_cond_reference():
     TESTED.update({"while_loop", "cond"})
     wl = OPS["while_loop"].reference
-    out = wl(np.array(0, i64), np.array(1.0, f64), np.array(3, i64), num_state=2,
-             cond=lambda i, acc, n: (i < n,), body=lambda i, acc, n: (i + 1, acc * 2))
+    out = wl(
+        np.array(0, i64),
+        np.array(1.0, f64),
+        np.array(3, i64),
+        num_state=2,
+        cond=lambda i, acc, n: (i < n,),
+        body=lambda i, acc, n: (i + 1, acc * 2),
+    )
     assert int(out[0]) == 3 and float(out[1]) == 8.0
     c = OPS["cond"].reference
     assert c(np.array(True), np.array(2.0), then=lambda v: (v + 1,), **{"else": lambda v: (v - 1,)})[0] == 3.0
-    assert c(np.array(False), np.array(2.0), then=lambda v: (v + 1,), **{"else": lambda v: (v - 1,)})[0] == 1.0
+    assert (
+        c(np.array(False), np.array(2.0), then=lambda v: (v + 1,), **{"else": lambda v: (v - 1,)})[0] == 1.0
+    )
 
 
 def test_every_op_is_tested_here():
     """Static check over this file's source: every registry op is run by some test above."""
     import pathlib
     import re
+
     src = pathlib.Path(__file__).read_text()
-    named = set(re.findall(r'run\("([a-z0-9_]+)"', src)) | set(re.findall(r'\("([a-z0-9_]+)", (?:math|lambda)', src))
+    named = set(re.findall(r'run\("([a-z0-9_]+)"', src)) | set(
+        re.findall(r'\("([a-z0-9_]+)", (?:math|lambda)', src)
+    )
     named |= {"while_loop", "cond"}  # tested through their references above
     missing = sorted(set(OPS) - named)
     assert not missing, f"ops without a numpy test in this file: {missing}"

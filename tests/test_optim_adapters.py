@@ -7,20 +7,19 @@ wrong formula (differences of 1e-3 and more after a few steps) fails. Comparison
 torch.optim.AdamW / optax.adamw use eps=0 and the decay-before order (the same math, spec/optim.md),
 in float64 too. Save/restore checks are exact (assert_array_equal).
 """
+
 from __future__ import annotations
 
-import copy
 import io
-import math
 import os
 
 import numpy as np
 import pytest
-
-from conftest import require_backend
 from test_optim_math import _linear_warmup_lrs, ref_adafactor, ref_adamw
 
 import tensorweave.optim as two
+
+from conftest import require_backend
 
 RTOL, ATOL = 1e-6, 1e-12
 STEPS = 15
@@ -39,11 +38,13 @@ def _grads(n: int = STEPS, seed: int = 1) -> list[dict]:
 
 def _close(actual: dict, expected: dict, step: int = -1) -> None:
     for k in expected:
-        np.testing.assert_allclose(np.asarray(actual[k]), expected[k], rtol=RTOL, atol=ATOL, err_msg=f"step {step} {k}")
+        np.testing.assert_allclose(
+            np.asarray(actual[k]), expected[k], rtol=RTOL, atol=ATOL, err_msg=f"step {step} {k}"
+        )
 
 
 ADAMW_KW = dict(lr=1e-2, betas=(0.9, 0.99), eps=1e-6, weight_decay=0.1)
-LR_F32 = 2.0 ** -7  # exactly representable in float32 (Keras keeps its lr in a float32 variable)
+LR_F32 = 2.0**-7  # exactly representable in float32 (Keras keeps its lr in a float32 variable)
 
 
 # ====================================================================== torch
@@ -51,6 +52,7 @@ LR_F32 = 2.0 ** -7  # exactly representable in float32 (Keras keeps its lr in a 
 def torch_mod():
     require_backend("torch")
     import torch
+
     return torch
 
 
@@ -76,15 +78,27 @@ def test_torch_adamw_param_groups_match_reference(torch_mod, correct_bias):
     params, grads = _params(), _grads()
     tp = _torch_params(torch, params)
     # two groups: the second overrides lr and weight decay
-    opt = two.torch.AdamW([{"params": [tp["dense/kernel"], tp["conv"]]},
-                           {"params": [tp["dense/bias"]], "lr": 3e-3, "weight_decay": 0.0}],
-                          correct_bias=correct_bias, no_deprecation_warning=True, **ADAMW_KW)
+    opt = two.torch.AdamW(
+        [
+            {"params": [tp["dense/kernel"], tp["conv"]]},
+            {"params": [tp["dense/bias"]], "lr": 3e-3, "weight_decay": 0.0},
+        ],
+        correct_bias=correct_bias,
+        no_deprecation_warning=True,
+        **ADAMW_KW,
+    )
     traj = _torch_run(torch, opt, tp, grads)
     kw = dict(ADAMW_KW, correct_bias=correct_bias)
-    ref_a = ref_adamw({k: params[k] for k in ("dense/kernel", "conv")},
-                      [{k: g[k] for k in ("dense/kernel", "conv")} for g in grads], **kw)
-    ref_b = ref_adamw({"dense/bias": params["dense/bias"]}, [{"dense/bias": g["dense/bias"]} for g in grads],
-                      **dict(kw, lr=3e-3, weight_decay=0.0))
+    ref_a = ref_adamw(
+        {k: params[k] for k in ("dense/kernel", "conv")},
+        [{k: g[k] for k in ("dense/kernel", "conv")} for g in grads],
+        **kw,
+    )
+    ref_b = ref_adamw(
+        {"dense/bias": params["dense/bias"]},
+        [{"dense/bias": g["dense/bias"]} for g in grads],
+        **dict(kw, lr=3e-3, weight_decay=0.0),
+    )
     for i, (a, ra, rb) in enumerate(zip(traj, ref_a, ref_b)):
         _close(a, {**ra, **rb}, i + 1)
     assert isinstance(opt, torch.optim.Optimizer)
@@ -110,8 +124,14 @@ def test_torch_adamw_equals_torch_optim_adamw(torch_mod):
     torch = torch_mod
     params, grads = _params(), _grads()
     ours, theirs = _torch_params(torch, params), _torch_params(torch, params)
-    a = two.torch.AdamW(ours.values(), lr=1e-2, eps=0.0, weight_decay=0.1, weight_decay_order="before",
-                        no_deprecation_warning=True)
+    a = two.torch.AdamW(
+        ours.values(),
+        lr=1e-2,
+        eps=0.0,
+        weight_decay=0.1,
+        weight_decay_order="before",
+        no_deprecation_warning=True,
+    )
     b = torch.optim.AdamW(theirs.values(), lr=1e-2, eps=0.0, weight_decay=0.1)
     for x, y in zip(_torch_run(torch, a, ours, grads), _torch_run(torch, b, theirs, grads)):
         _close(x, y)
@@ -146,8 +166,14 @@ def test_torch_state_dict_resume_is_exact(torch_mod, kind):
     opt, sched = make(tp)
     full = _torch_run(torch, opt, tp, grads[:6], sched)
     buf = io.BytesIO()
-    torch.save({"opt": opt.state_dict(), "sched": sched.state_dict() if sched else None,
-                "params": {k: p.detach().clone() for k, p in tp.items()}}, buf)
+    torch.save(
+        {
+            "opt": opt.state_dict(),
+            "sched": sched.state_dict() if sched else None,
+            "params": {k: p.detach().clone() for k, p in tp.items()},
+        },
+        buf,
+    )
     full += _torch_run(torch, opt, tp, grads[6:], sched)
 
     buf.seek(0)
@@ -195,8 +221,13 @@ def test_torch_name_regexes_use_param_names(torch_mod):
     torch = torch_mod
     lin = torch.nn.Linear(3, 2).double()
     w0, b0 = lin.weight.detach().clone(), lin.bias.detach().clone()
-    opt = two.torch.AdamW(lin.named_parameters(), lr=0.0 + 1e-2, weight_decay=0.5, no_deprecation_warning=True,
-                          exclude_from_weight_decay=["bias"])
+    opt = two.torch.AdamW(
+        lin.named_parameters(),
+        lr=0.0 + 1e-2,
+        weight_decay=0.5,
+        no_deprecation_warning=True,
+        exclude_from_weight_decay=["bias"],
+    )
     lin.weight.grad = torch.zeros_like(lin.weight)
     lin.bias.grad = torch.zeros_like(lin.bias)
     opt.step()  # zero gradients: only the decay moves a parameter
@@ -284,6 +315,7 @@ def jax_mods():
     require_backend("jax")
     import jax
     import optax
+
     return jax, optax
 
 
@@ -369,8 +401,15 @@ def test_optax_state_pytree_resume_is_exact(jax_mods):
     saved_p, saved_s = jax.tree.map(np.asarray, p6), jax.tree.map(np.asarray, s6)  # e.g. to a checkpoint
     rest, _, _ = _optax_run(jax, optax, tx, p6, grads[6:], s6)
     import jax.numpy as jnp
-    resumed, _, _ = _optax_run(jax, optax, two.optax.adamw(learning_rate=1e-2, weight_decay=0.1),
-                               saved_p, grads[6:], jax.tree.map(jnp.asarray, saved_s))
+
+    resumed, _, _ = _optax_run(
+        jax,
+        optax,
+        two.optax.adamw(learning_rate=1e-2, weight_decay=0.1),
+        saved_p,
+        grads[6:],
+        jax.tree.map(jnp.asarray, saved_s),
+    )
     for a, b in zip(rest, resumed):
         for k in a:
             np.testing.assert_array_equal(a[k], b[k])
@@ -383,6 +422,7 @@ def keras_mods():
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import keras
     import tensorflow as tf
+
     if keras.backend.backend() != "tensorflow":
         pytest.skip("Keras runs another backend in this process")
     return keras, tf
@@ -458,13 +498,17 @@ def test_keras_model_fit_equals_manual_rule_loop(keras_mods):
         return m
 
     m = model()
-    m.compile(optimizer=two.keras.AdamW(LR_F32, weight_decay_rate=0.01, exclude_from_weight_decay=["bias"]),
-              loss="mse")
+    m.compile(
+        optimizer=two.keras.AdamW(LR_F32, weight_decay_rate=0.01, exclude_from_weight_decay=["bias"]),
+        loss="mse",
+    )
     hist = m.fit(x, y, epochs=4, batch_size=16, shuffle=False, verbose=0)
     assert hist.history["loss"][-1] < hist.history["loss"][0]
 
     ref_model = model()
-    rule = two.AdamW(LR_F32, weight_decay=0.01, exclude_from_weight_decay=["bias"], no_deprecation_warning=True)
+    rule = two.AdamW(
+        LR_F32, weight_decay=0.01, exclude_from_weight_decay=["bias"], no_deprecation_warning=True
+    )
     names = [v.path for v in ref_model.trainable_variables]
     params = {n: v.numpy() for n, v in zip(names, ref_model.trainable_variables)}
     state = rule.init(params)
@@ -487,8 +531,11 @@ def test_onnx_step_graph_in_fresh_session(tmp_path, kind):
     import onnxruntime as ort
 
     params, grads = _params(), _grads()
-    rule = (two.AdamW(no_deprecation_warning=True, **ADAMW_KW) if kind == "adamw"
-            else two.Adafactor(beta1=0.9, weight_decay=0.01))
+    rule = (
+        two.AdamW(no_deprecation_warning=True, **ADAMW_KW)
+        if kind == "adamw"
+        else two.Adafactor(beta1=0.9, weight_decay=0.01)
+    )
     path = tmp_path / "step.onnx"
     traced = two.onnx.export_step(rule, params, path)
     assert sorted(os.listdir(tmp_path)) == ["step.onnx"]  # no temporary files left behind
@@ -499,12 +546,15 @@ def test_onnx_step_graph_in_fresh_session(tmp_path, kind):
     assert out_names == ["new_" + n for n in in_names if not n.startswith(("grads/", "hyper/"))]
     feeds = {**{f"params/{k}": v for k, v in params.items()}, **two.onnx.initial_state(rule, params)}
     feeds.update({f"hyper/{k}": np.asarray(v) for k, v in rule.default_hyper().items()})
-    ref = (ref_adamw(params, grads, **ADAMW_KW) if kind == "adamw"
-           else ref_adafactor(params, grads, beta1=0.9, weight_decay=0.01)[0])
+    ref = (
+        ref_adamw(params, grads, **ADAMW_KW)
+        if kind == "adamw"
+        else ref_adafactor(params, grads, beta1=0.9, weight_decay=0.01)[0]
+    )
     for i, (g, r) in enumerate(zip(grads, ref)):
         feeds.update({f"grads/{k}": v for k, v in g.items()})
         for name, value in zip(out_names, sess.run(None, feeds)):
-            feeds[name[len("new_"):]] = value
+            feeds[name[len("new_") :]] = value
         _close({k: feeds[f"params/{k}"] for k in params}, r, i + 1)
     assert int(feeds["state/step"]) == STEPS
 

@@ -9,6 +9,7 @@ Each run averages the gradients of two half batches where the single-process run
 the full batch: the same math up to float32 summation order, so the parameters agree within 1e-6
 (relative, with a 1e-7 absolute floor for entries near 0) after a few steps.
 """
+
 from __future__ import annotations
 
 import os
@@ -36,8 +37,14 @@ def _free_port() -> int:
 
 def _run_script(source: str, out_path: str, env_extra: dict, timeout: int = 240) -> dict:
     env = {**os.environ, **env_extra, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(source), out_path], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(source), out_path],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     with np.load(out_path) as data:
         return {k: data[k] for k in data.files}
@@ -46,25 +53,28 @@ def _run_script(source: str, out_path: str, env_extra: dict, timeout: int = 240)
 # ---------------------------------------------------------------------- (a) torch DDP
 def _torch_model():
     import torch
+
     torch.manual_seed(0)
     return torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
 
 
 def _torch_data():
     import torch
+
     g = torch.Generator().manual_seed(1)
     return torch.randn(STEPS, 16, 6, generator=g), torch.randn(STEPS, 16, 2, generator=g)
 
 
 def _torch_train(model, batches, rank: int = 0, world: int = 1):
     import torch
+
     import tensorweave.optim as two
 
     opt = two.torch.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1, no_deprecation_warning=True)
     xs, ys = batches
     per = xs.shape[1] // world
     for x, y in zip(xs, ys):
-        x, y = x[rank * per:(rank + 1) * per], y[rank * per:(rank + 1) * per]
+        x, y = x[rank * per : (rank + 1) * per], y[rank * per : (rank + 1) * per]
         opt.zero_grad()
         torch.nn.functional.mse_loss(model(x), y).backward()
         opt.step()
@@ -92,7 +102,6 @@ def _ddp_worker(rank: int, world: int, port: int, out_path: str) -> None:
 
 def test_torch_ddp_two_processes(tmp_path):
     require_backend("torch")
-    import torch
     import torch.multiprocessing as mp
 
     out = str(tmp_path / "ddp.npz")
@@ -103,7 +112,9 @@ def test_torch_ddp_two_processes(tmp_path):
     _torch_train(model, _torch_data())
     assert int(got["step"]) == STEPS
     for i, p in enumerate(model.parameters()):
-        np.testing.assert_allclose(got[f"p{i}"], p.detach().numpy(), rtol=RTOL, atol=ATOL, err_msg=f"param {i}")
+        np.testing.assert_allclose(
+            got[f"p{i}"], p.detach().numpy(), rtol=RTOL, atol=ATOL, err_msg=f"param {i}"
+        )
     # and the optimizer did move the parameters
     assert not np.allclose(got["p0"], _torch_model()[0].weight.detach().numpy())
 
@@ -158,8 +169,11 @@ np.savez(sys.argv[1], sh_kernel=np.asarray(p_sh["dense"]["kernel"]), sh_bias=np.
 
 def test_jax_two_host_devices_sharded(tmp_path):
     require_backend("jax")
-    got = _run_script(JAX_SCRIPT, str(tmp_path / "jax.npz"),
-                      {"XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"})
+    got = _run_script(
+        JAX_SCRIPT,
+        str(tmp_path / "jax.npz"),
+        {"XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"},
+    )
     assert int(got["kernel_devices"]) == 2 and bool(got["state_sharded"])  # params and state really sharded
     assert bool(got["moved"]) and int(got["step"]) == STEPS
     for name in ("kernel", "bias"):

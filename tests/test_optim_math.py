@@ -5,6 +5,7 @@ notes (spec/optim.md), with Python floats and plain numpy; they do not call tens
 Trajectories are compared in float64 with the float64 row of the tolerance table
 (spec/backends.md), which is tighter than the 1e-6 the task asks for.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,11 +16,19 @@ import numpy as np
 import pytest
 
 from tensorweave.backends import lower
-from tensorweave.frontends.optim import (AccumulateSteps, Adafactor, AdafactorSchedule, AdamW, AdamWeightDecay,
-                                         GradientAccumulator, get_adafactor_schedule, get_linear_schedule_with_warmup,
-                                         trace_update)
-from tensorweave.parity import TOLERANCES
+from tensorweave.frontends.optim import (
+    AccumulateSteps,
+    Adafactor,
+    AdafactorSchedule,
+    AdamW,
+    AdamWeightDecay,
+    GradientAccumulator,
+    get_adafactor_schedule,
+    get_linear_schedule_with_warmup,
+    trace_update,
+)
 from tensorweave.ir import DType
+from tensorweave.parity import TOLERANCES
 
 RTOL64, ATOL64 = TOLERANCES[DType.float64]
 RTOL32, ATOL32 = TOLERANCES[DType.float32]
@@ -34,7 +43,10 @@ def _params(seed: int = 0, dtype=np.float64) -> dict:
 
 def _grads(n: int = STEPS, seed: int = 1, dtype=np.float64) -> list[dict]:
     rng = np.random.default_rng(seed)
-    return [{k: (rng.standard_normal(s) * (0.5 + i % 3)).astype(dtype) for k, s in SHAPES.items()} for i in range(n)]
+    return [
+        {k: (rng.standard_normal(s) * (0.5 + i % 3)).astype(dtype) for k, s in SHAPES.items()}
+        for i in range(n)
+    ]
 
 
 def _linear_warmup_lrs(lr: float, w: int, total: int, n: int) -> list[float]:
@@ -47,8 +59,18 @@ def _linear_warmup_lrs(lr: float, w: int, total: int, n: int) -> list[float]:
 
 
 # ------------------------------------------------------------------ independent transcriptions
-def ref_adamw(params, grads_seq, lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0, correct_bias=True,
-              order="after", decays=None, lrs=None):
+def ref_adamw(
+    params,
+    grads_seq,
+    lr=1e-3,
+    betas=(0.9, 0.999),
+    eps=1e-6,
+    weight_decay=0.0,
+    correct_bias=True,
+    order="after",
+    decays=None,
+    lrs=None,
+):
     """Transformers 4.37 PyTorch AdamW (order="after"), or TF AdamWeightDecay's decay order ("before")."""
     b1, b2 = betas
     p = {k: v.astype(np.float64).copy() for k, v in params.items()}
@@ -57,7 +79,7 @@ def ref_adamw(params, grads_seq, lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_d
     traj = []
     for t, g in enumerate(grads_seq, start=1):
         lr_t = lrs[t - 1] if lrs is not None else lr
-        size = lr_t * math.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t) if correct_bias else lr_t
+        size = lr_t * math.sqrt(1.0 - b2**t) / (1.0 - b1**t) if correct_bias else lr_t
         for k in p:
             m[k] = b1 * m[k] + (1.0 - b1) * g[k]
             v[k] = b2 * v[k] + (1.0 - b2) * g[k] ** 2
@@ -75,8 +97,20 @@ def _rms(x):
     return float(np.sqrt(np.sum(x * x)) / math.sqrt(x.size))
 
 
-def ref_adafactor(params, grads_seq, lr=None, eps=(1e-30, 1e-3), clip_threshold=1.0, decay_rate=-0.8, beta1=None,
-                  weight_decay=0.0, scale_parameter=True, relative_step=True, warmup_init=False, lrs=None):
+def ref_adafactor(
+    params,
+    grads_seq,
+    lr=None,
+    eps=(1e-30, 1e-3),
+    clip_threshold=1.0,
+    decay_rate=-0.8,
+    beta1=None,
+    weight_decay=0.0,
+    scale_parameter=True,
+    relative_step=True,
+    warmup_init=False,
+    lrs=None,
+):
     """Transformers 4.37 PyTorch Adafactor, one parameter at a time."""
     p = {k: v.astype(np.float64).copy() for k, v in params.items()}
     st = {}
@@ -97,8 +131,8 @@ def ref_adafactor(params, grads_seq, lr=None, eps=(1e-30, 1e-3), clip_threshold=
             rel = min(1e-6 * t if warmup_init else 1e-2, 1.0 / math.sqrt(t)) if relative_step else group_lr
             a = (max(eps[1], _rms(x)) if scale_parameter else 1.0) * rel
             used.append(a)
-            b2t = 1.0 - t ** decay_rate
-            u = gk ** 2 + eps[0]
+            b2t = 1.0 - t**decay_rate
+            u = gk**2 + eps[0]
             if x.ndim >= 2:
                 s["row"] = b2t * s["row"] + (1 - b2t) * u.mean(axis=-1)
                 s["col"] = b2t * s["col"] + (1 - b2t) * u.mean(axis=-2)
@@ -125,13 +159,25 @@ LRS = _linear_warmup_lrs(1e-2, 10, STEPS, STEPS)
 
 ADAMW_CASES = {
     "pt-default-decay": (dict(lr=1e-3, weight_decay=0.01), dict(lr=1e-3, weight_decay=0.01)),
-    "no-bias-correction": (dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-8, weight_decay=0.1, correct_bias=False),
-                           dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-8, weight_decay=0.1, correct_bias=False)),
-    "tf-order-regex": (dict(lr=3e-3, weight_decay=0.05, weight_decay_order="before",
-                            exclude_from_weight_decay=["bias", "LayerNorm"], include_in_weight_decay=[r"LayerNorm/w"]),
-                       dict(lr=3e-3, weight_decay=0.05, order="before",
-                            decays={"dense/kernel": True, "dense/bias": False, "LayerNorm/weight": True,
-                                    "conv": True})),
+    "no-bias-correction": (
+        dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-8, weight_decay=0.1, correct_bias=False),
+        dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-8, weight_decay=0.1, correct_bias=False),
+    ),
+    "tf-order-regex": (
+        dict(
+            lr=3e-3,
+            weight_decay=0.05,
+            weight_decay_order="before",
+            exclude_from_weight_decay=["bias", "LayerNorm"],
+            include_in_weight_decay=[r"LayerNorm/w"],
+        ),
+        dict(
+            lr=3e-3,
+            weight_decay=0.05,
+            order="before",
+            decays={"dense/kernel": True, "dense/bias": False, "LayerNorm/weight": True, "conv": True},
+        ),
+    ),
     "scheduled-lr": (dict(lr=1e-2, weight_decay=0.01), dict(lr=1e-2, weight_decay=0.01, lrs=LRS)),
 }
 
@@ -139,12 +185,14 @@ ADAFACTOR_CASES = {
     "relative-default": (dict(), dict()),
     "warmup-init": (dict(warmup_init=True), dict(warmup_init=True)),
     "no-scale": (dict(scale_parameter=False), dict(scale_parameter=False)),
-    "manual-beta1-decay": (dict(lr=1e-2, relative_step=False, beta1=0.9, weight_decay=0.01, clip_threshold=0.5,
-                                decay_rate=-0.6),
-                           dict(lr=1e-2, relative_step=False, beta1=0.9, weight_decay=0.01, clip_threshold=0.5,
-                                decay_rate=-0.6)),
-    "manual-scheduled": (dict(lr=1e-2, relative_step=False, scale_parameter=False),
-                         dict(lr=1e-2, relative_step=False, scale_parameter=False, lrs=LRS)),
+    "manual-beta1-decay": (
+        dict(lr=1e-2, relative_step=False, beta1=0.9, weight_decay=0.01, clip_threshold=0.5, decay_rate=-0.6),
+        dict(lr=1e-2, relative_step=False, beta1=0.9, weight_decay=0.01, clip_threshold=0.5, decay_rate=-0.6),
+    ),
+    "manual-scheduled": (
+        dict(lr=1e-2, relative_step=False, scale_parameter=False),
+        dict(lr=1e-2, relative_step=False, scale_parameter=False, lrs=LRS),
+    ),
 }
 
 
@@ -172,7 +220,9 @@ def _assert_traj(actual, expected, rtol=RTOL64, atol=ATOL64):
     for i, (a, e) in enumerate(zip(actual, expected)):
         assert set(a) == set(e)
         for k in e:
-            np.testing.assert_allclose(np.asarray(a[k]), e[k], rtol=rtol, atol=atol, err_msg=f"step {i + 1}, {k}")
+            np.testing.assert_allclose(
+                np.asarray(a[k]), e[k], rtol=rtol, atol=atol, err_msg=f"step {i + 1}, {k}"
+            )
 
 
 ALL_CASES = [("adamw", c) for c in ADAMW_CASES] + [("adafactor", c) for c in ADAFACTOR_CASES]
@@ -218,8 +268,11 @@ def test_scheduled_lr_inside_the_step_equals_lr_as_input():
     """A schedule given as ``lr`` is evaluated at the completed-step count inside the step."""
     params, grads = _params(), _grads(30)
     sched = get_linear_schedule_with_warmup(None, 10, STEPS)
-    inside, _ = _eager_run(AdamW(lr=lambda s: 1e-2 * sched.lr_lambda(s), weight_decay=0.01,
-                                 no_deprecation_warning=True), params, grads)
+    inside, _ = _eager_run(
+        AdamW(lr=lambda s: 1e-2 * sched.lr_lambda(s), weight_decay=0.01, no_deprecation_warning=True),
+        params,
+        grads,
+    )
     ref = ref_adamw(params, grads, lr=1e-2, weight_decay=0.01, lrs=LRS[:30])
     _assert_traj(inside, ref)
     # and traced: the graph has no lr input, the schedule is part of it
@@ -268,8 +321,12 @@ def test_traced_numpy_equals_eager(kind, case):
 
 
 # PT order with a scheduled lr input, TF order with name rules, both Adafactor step-size modes
-BACKEND_CASES = [("adamw", "tf-order-regex"), ("adamw", "scheduled-lr"), ("adafactor", "relative-default"),
-                 ("adafactor", "manual-beta1-decay")]
+BACKEND_CASES = [
+    ("adamw", "tf-order-regex"),
+    ("adamw", "scheduled-lr"),
+    ("adafactor", "relative-default"),
+    ("adafactor", "manual-beta1-decay"),
+]
 
 
 @pytest.mark.parametrize("kind,case", BACKEND_CASES)
@@ -298,6 +355,7 @@ def test_framework_backend_float32_steps(framework_backend, kind, case):
 def test_low_precision_params_keep_dtype(kind, case, dtype):
     """16-bit parameters stay 16-bit; Adafactor keeps float32 state; traced numpy equals eager."""
     import ml_dtypes  # noqa: F401 - numpy's bfloat16
+
     dt = np.dtype(dtype)
     params, grads = _params(dtype=dt), _grads(3, dtype=dt)
     rule = _rule(kind, case)
@@ -308,8 +366,10 @@ def test_low_precision_params_keep_dtype(kind, case, dtype):
         np.testing.assert_array_equal(traced[-1][k].astype(np.float32), eager[-1][k].astype(np.float32))
     if kind == "adafactor":
         assert state["exp_avg_sq_row"]["dense/kernel"].dtype == np.float32
-        ref, _ = ref_adafactor({k: v.astype(np.float64) for k, v in params.items()},
-                               [{k: v.astype(np.float64) for k, v in g.items()} for g in grads])
+        ref, _ = ref_adafactor(
+            {k: v.astype(np.float64) for k, v in params.items()},
+            [{k: v.astype(np.float64) for k, v in g.items()} for g in grads],
+        )
         rtol, atol = TOLERANCES[DType(dtype)]
         for k in params:  # computed in float32, rounded once per step
             np.testing.assert_allclose(eager[-1][k].astype(np.float64), ref[-1][k], rtol=rtol, atol=atol)
@@ -336,8 +396,13 @@ def test_matches_torch_adamw_when_eps_is_zero(order, weight_decay):
     """torch.optim.AdamW adds eps to sqrt(v / bc2) and decays before the step: with eps=0 it equals
     our AdamW without decay, and with decay it equals weight_decay_order='before'."""
     params, grads = _params(), _grads(50)
-    ours, _ = _eager_run(AdamW(lr=1e-2, eps=0.0, weight_decay=weight_decay, weight_decay_order=order,
-                               no_deprecation_warning=True), params, grads)
+    ours, _ = _eager_run(
+        AdamW(
+            lr=1e-2, eps=0.0, weight_decay=weight_decay, weight_decay_order=order, no_deprecation_warning=True
+        ),
+        params,
+        grads,
+    )
     theirs = _torch_adamw_traj(params, grads, lr=1e-2, eps=0.0, weight_decay=weight_decay)
     _assert_traj(ours, theirs)
 
@@ -351,15 +416,18 @@ def test_eps_placement_differs_from_torch_adamw():
 
 
 # ------------------------------------------------------------------ (d) validation errors
-@pytest.mark.parametrize("kwargs,message", [
-    (dict(lr=-1e-3), "Invalid learning rate: -0.001 - should be >= 0.0"),
-    (dict(betas=(1.0, 0.999)), "Invalid beta parameter: 1.0 - should be in [0.0, 1.0)"),
-    (dict(betas=(0.9, -0.1)), "Invalid beta parameter: -0.1 - should be in [0.0, 1.0)"),
-    (dict(eps=-1e-8), "Invalid epsilon value: -1e-08 - should be >= 0.0"),
-    (dict(weight_decay_order="middle"), "weight_decay_order must be 'after'"),
-    (dict(exclude_from_weight_decay=["("]), "exclude_from_weight_decay: invalid regex '('"),
-    (dict(clipnorm=1.0, global_clipnorm=1.0), "Only one of `clipnorm` and `global_clipnorm` can be set"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(lr=-1e-3), "Invalid learning rate: -0.001 - should be >= 0.0"),
+        (dict(betas=(1.0, 0.999)), "Invalid beta parameter: 1.0 - should be in [0.0, 1.0)"),
+        (dict(betas=(0.9, -0.1)), "Invalid beta parameter: -0.1 - should be in [0.0, 1.0)"),
+        (dict(eps=-1e-8), "Invalid epsilon value: -1e-08 - should be >= 0.0"),
+        (dict(weight_decay_order="middle"), "weight_decay_order must be 'after'"),
+        (dict(exclude_from_weight_decay=["("]), "exclude_from_weight_decay: invalid regex '('"),
+        (dict(clipnorm=1.0, global_clipnorm=1.0), "Only one of `clipnorm` and `global_clipnorm` can be set"),
+    ],
+)
 def test_adamw_validation(kwargs, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         AdamW(**kwargs, no_deprecation_warning=True)
@@ -373,12 +441,18 @@ def test_adamw_deprecation_warning():
         AdamW(no_deprecation_warning=True)
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    (dict(lr=1e-3), "Cannot combine manual `lr` and `relative_step=True` options"),
-    (dict(relative_step=False, warmup_init=True, lr=1e-3), "`warmup_init=True` requires `relative_step=True`"),
-    (dict(relative_step=False), "Adafactor needs a manual `lr` when `relative_step=False`"),
-    (dict(eps=1e-30), "eps must be a pair of numbers"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(lr=1e-3), "Cannot combine manual `lr` and `relative_step=True` options"),
+        (
+            dict(relative_step=False, warmup_init=True, lr=1e-3),
+            "`warmup_init=True` requires `relative_step=True`",
+        ),
+        (dict(relative_step=False), "Adafactor needs a manual `lr` when `relative_step=False`"),
+        (dict(eps=1e-30), "eps must be a pair of numbers"),
+    ],
+)
 def test_adafactor_validation(kwargs, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         Adafactor(**kwargs)
@@ -400,12 +474,15 @@ def test_update_input_errors():
         rule.update(params, _grads(1)[0], {})
     with pytest.raises(ValueError, match="optimizers update float parameters only"):
         rule.init({"ids": np.arange(3)})
-    with pytest.raises(ValueError, match=re.escape("state['exp_avg'] has no entry for parameter(s) ['conv']")):
+    with pytest.raises(
+        ValueError, match=re.escape("state['exp_avg'] has no entry for parameter(s) ['conv']")
+    ):
         rule.update(params, _grads(1)[0], rule.init({k: v for k, v in params.items() if k != "conv"}))
 
 
 def test_trace_update_from_specs_and_names():
     from tensorweave.ir import TensorSpec
+
     step = trace_update(Adafactor(), {"w": TensorSpec((3, 4), "float32"), "b": TensorSpec((4,), "bfloat16")})
     assert step.input_names[:4] == ["params/w", "params/b", "grads/w", "grads/b"]
     assert "state/exp_avg_sq_row/w" in step.input_names and "state/exp_avg_sq/b" in step.input_names
@@ -416,8 +493,11 @@ def test_trace_update_from_specs_and_names():
 
 
 def test_tf_weight_decay_name_rules():
-    rule = AdamWeightDecay(weight_decay_rate=0.1, include_in_weight_decay=["LayerNorm/weight"],
-                           exclude_from_weight_decay=["LayerNorm", "bias"])
+    rule = AdamWeightDecay(
+        weight_decay_rate=0.1,
+        include_in_weight_decay=["LayerNorm/weight"],
+        exclude_from_weight_decay=["LayerNorm", "bias"],
+    )
     assert rule.weight_decay_order == "before" and rule.eps == 1e-7
     assert rule._do_use_weight_decay("dense/kernel")
     assert not rule._do_use_weight_decay("dense/bias")
@@ -446,7 +526,9 @@ def test_clipnorm_scales_gradients_like_keras():
 # ------------------------------------------------------------------ (e) accumulation
 def test_gradient_accumulator():
     acc = GradientAccumulator()
-    with pytest.raises(ValueError, match="The accumulator should be called first to initialize the gradients"):
+    with pytest.raises(
+        ValueError, match="The accumulator should be called first to initialize the gradients"
+    ):
         _ = acc.gradients
     acc.reset()  # a no-op before the first call
     assert int(acc.step) == 0

@@ -4,6 +4,7 @@ A "wrong backend" is the numpy backend with its outputs perturbed: ``compare`` r
 reference through ``registry.get("numpy")`` and every compared backend through
 ``registry.lower``, so patching ``registry.lower`` changes only the compared side.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,19 +27,25 @@ X[0, 0] = 0.0  # log: -inf;  negative entries: nan
 
 def perturbed(monkeypatch, change):
     """Make the "numpy" compared side return ``change(outputs)``."""
+
     class Wrong(np_backend.NumpyProgram):
         def _run(self, args, env):
             return change([o.copy() for o in super()._run(args, env)])
 
     real = registry.lower
-    monkeypatch.setattr(registry, "lower",
-                        lambda graph, backend=None, **kw: Wrong(graph) if backend == "numpy" else real(graph, backend, **kw))
+    monkeypatch.setattr(
+        registry,
+        "lower",
+        lambda graph, backend=None, **kw: Wrong(graph) if backend == "numpy" else real(graph, backend, **kw),
+    )
 
 
 def test_compare_reports_every_backend_and_output():
     report = parity.compare(fn, X)
     backends = [b for b in registry.available() if b != "numpy"]
-    assert [(r.backend, r.output) for r in report.rows] == [(b, o) for b in backends for o in ("soft", "arg", "log")]
+    assert [(r.backend, r.output) for r in report.rows] == [
+        (b, o) for b in backends for o in ("soft", "arg", "log")
+    ]
     assert report.ok, str(report)
     text = str(report)
     assert text.splitlines()[0].split()[:5] == ["backend", "output", "dtype", "max", "abs"]
@@ -63,6 +70,7 @@ def test_a_wrong_float_output_fails_with_the_table(monkeypatch):
 
 def test_a_difference_inside_the_tolerance_passes(monkeypatch):
     """float32 tolerance: |a - e| <= 1e-6 + 1e-5 |e|; softmax values are <= 1, so 5e-7 is inside."""
+
     def nudge(outs):
         outs[0] = outs[0] + np.float32(5e-7)
         return outs
@@ -83,11 +91,14 @@ def test_a_wrong_index_fails_exactly(monkeypatch):
     assert bad.output == "arg" and bad.max_abs == 1.0
 
 
-@pytest.mark.parametrize("change, why", [
-    (lambda o: np.where(np.isnan(o), np.float32(0), o), "a nan became a number"),
-    (lambda o: np.where(np.isneginf(o), np.float32(np.inf), o), "-inf became +inf"),
-    (lambda o: np.where(np.isneginf(o), np.float32(-3e38), o), "-inf became finite"),
-])
+@pytest.mark.parametrize(
+    "change, why",
+    [
+        (lambda o: np.where(np.isnan(o), np.float32(0), o), "a nan became a number"),
+        (lambda o: np.where(np.isneginf(o), np.float32(np.inf), o), "-inf became +inf"),
+        (lambda o: np.where(np.isneginf(o), np.float32(-3e38), o), "-inf became finite"),
+    ],
+)
 def test_nan_and_inf_must_match(monkeypatch, change, why):
     assert np.isnan(np.log(X)).any() and np.isneginf(np.log(X)).any()
 
@@ -147,7 +158,7 @@ def test_differences_and_within():
     assert parity.differences(np.array([0.5], np.float32), np.array([0.0], np.float32))[1] == np.inf
     # integers: exact, and measured without int64 overflow
     assert not parity.within(np.array([2], np.int64), np.array([3], np.int64), DType.int64)
-    big = parity.differences(np.array([2**63 - 1], np.int64), np.array([-2**63], np.int64))
+    big = parity.differences(np.array([2**63 - 1], np.int64), np.array([-(2**63)], np.int64))
     assert big[0] == 2.0**64 and big[2]
     assert parity.differences(np.array([0xFFFFFFFF], np.uint32), np.array([0], np.uint32))[0] == 2.0**32 - 1
     bf = DType.bfloat16.to_numpy()

@@ -7,6 +7,7 @@ sessions), the 1-node cases of one op category are lowered together as one merge
 backend (op_cases.merge) and each item reads its outputs from that run; if the merged program
 fails to lower or run, its cases are run one by one so the error lands on the right case.
 """
+
 from __future__ import annotations
 
 import functools
@@ -14,12 +15,13 @@ import functools
 import numpy as np
 import pytest
 
-from conftest import NON_REFERENCE, require_backend
-from op_cases import EXCLUDED, Case, all_cases, merge
 from tensorweave.backends import registry
 from tensorweave.backends.numpy import lower as lower_numpy
 from tensorweave.ir.ops import OPS, resolve_attrs
 from tensorweave.parity import differences, within
+
+from conftest import NON_REFERENCE, require_backend
+from op_cases import EXCLUDED, Case, all_cases, merge
 
 pytestmark = pytest.mark.filterwarnings("ignore:Mean of empty slice")
 
@@ -78,8 +80,9 @@ def backend_outputs(backend: str, case: Case) -> list | BaseException:
 
 
 def _show(a: np.ndarray) -> str:
-    return np.array2string(np.asarray(a).astype(np.float64) if a.dtype.kind == "V" else a, threshold=40,
-                           separator=",").replace("\n", "")
+    return np.array2string(
+        np.asarray(a).astype(np.float64) if a.dtype.kind == "V" else a, threshold=40, separator=","
+    ).replace("\n", "")
 
 
 def disagreements(case: Case, got: list, want: list) -> list[str]:
@@ -92,28 +95,41 @@ def disagreements(case: Case, got: list, want: list) -> list[str]:
             lines.append(f"output {k}: got {g.dtype}{list(g.shape)}, want {r.dtype}{list(r.shape)}")
         elif not within(g, r, spec.dtype):
             mabs, mrel, special = differences(g, r)
-            lines.append(f"output {k} ({spec.dtype}): max abs {mabs:.3g}, max rel {mrel:.3g}, "
-                         f"nan/inf positions agree: {special}\n  got  {_show(g)}\n  want {_show(r)}")
+            lines.append(
+                f"output {k} ({spec.dtype}): max abs {mabs:.3g}, max rel {mrel:.3g}, "
+                f"nan/inf positions agree: {special}\n  got  {_show(g)}\n  want {_show(r)}"
+            )
     return lines
 
 
 @pytest.mark.parametrize("case_id", list(BY_ID))
-@pytest.mark.parametrize("backend_name", [pytest.param(b, marks=pytest.mark.xdist_group(f"parity-{b}"))
-                                          for b in NON_REFERENCE])
+@pytest.mark.parametrize(
+    "backend_name", [pytest.param(b, marks=pytest.mark.xdist_group(f"parity-{b}")) for b in NON_REFERENCE]
+)
 def test_parity(backend_name, case_id):
     require_backend(backend_name)
     case = BY_ID[case_id]
     got = backend_outputs(backend_name, case)
     if isinstance(got, BaseException):
-        pytest.fail(f"{backend_name} cannot run {case_id}: {type(got).__name__}: "
-                    f"{str(got).strip().splitlines()[0][:300] if str(got).strip() else ''}", pytrace=False)
+        pytest.fail(
+            f"{backend_name} cannot run {case_id}: {type(got).__name__}: "
+            f"{str(got).strip().splitlines()[0][:300] if str(got).strip() else ''}",
+            pytrace=False,
+        )
     bad = disagreements(case, got, reference(case_id))
     assert not bad, f"{backend_name} disagrees with numpy on {case_id}:\n" + "\n".join(bad)
 
 
 # ------------------------------------------------------------------ the RNG: bits exactly equal
 
-RNG_EXACT = {0: "random_bits", 1: "uniform", 2: "categorical", 3: "fold_in", 5: "split", 7: "random_bits(symbolic)"}
+RNG_EXACT = {
+    0: "random_bits",
+    1: "uniform",
+    2: "categorical",
+    3: "fold_in",
+    5: "split",
+    7: "random_bits(symbolic)",
+}
 
 
 @pytest.mark.parametrize("backend_name", NON_REFERENCE)
@@ -127,11 +143,13 @@ def test_rng_identical_on_every_backend(backend_name):
         assert not isinstance(got, BaseException), f"{backend_name}: {got!r}"
         want = reference(case.id)
         for k, what in RNG_EXACT.items():
-            assert got[k].dtype == want[k].dtype and np.array_equal(got[k], want[k]), \
+            assert got[k].dtype == want[k].dtype and np.array_equal(got[k], want[k]), (
                 f"{backend_name} {case.id}: {what} differs\n got  {got[k]}\n want {want[k]}"
+            )
 
 
 # ------------------------------------------------------------------ the cases themselves (numpy only)
+
 
 def test_reference_backend_equals_op_references():
     """Running a 1-node case on the numpy backend is calling the op's reference implementation."""
@@ -193,6 +211,7 @@ def test_cases_stay_inside_the_specified_domains():
 
 # ------------------------------------------------------------------ CPU-dependent kernels
 
+
 def _torch_capabilities() -> list[str]:
     """The ATEN_CPU_CAPABILITY values this CPU can run: default always, avx2 / avx512 by its flags."""
     try:
@@ -221,6 +240,12 @@ def test_torch_special_values_under_every_cpu_capability(capability):
 
     here = pathlib.Path(__file__).parent
     env = dict(os.environ, ATEN_CPU_CAPABILITY=capability)
-    run = subprocess.run([sys.executable, str(here / "special_values_run.py"), "torch"], cwd=here, env=env,
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, str(here / "special_values_run.py"), "torch"],
+        cwd=here,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, f"ATEN_CPU_CAPABILITY={capability}:\n{run.stdout[-3000:]}{run.stderr[-2000:]}"

@@ -1,5 +1,6 @@
 """Passes: shape inference, DCE, constant folding, CSE, optimize — node counts asserted and
 numpy results unchanged (bit for bit: folding uses the same reference the interpreter runs)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -44,16 +45,20 @@ def node(op: str, ins: list[Value], out_specs: list[TensorSpec], **attrs) -> Nod
 
 def loop_graph() -> Graph:
     """A while_loop whose body has dead code, a duplicated expression, and foldable constants."""
+
     def f(x):
         def body(v):
             dead = xp.exp(v) * 7.0  # noqa: F841 - dead inside the body
             k = xp.asarray(np.arange(3, dtype=np.float32)) * 0.5  # foldable inside the body
             return xp.tanh(v) + xp.tanh(v) + k + (xp.abs(v) + 1.0)  # >= |v| - 1: the sum grows, the loop ends
+
         return xp.while_loop(lambda v: xp.sum(v) < 20.0, body, x)
+
     return tw.trace(f, spec(("b", 3)))
 
 
 # ------------------------------------------------------------------------------ infer_shapes
+
 
 def test_infer_shapes_returns_a_checked_copy_with_normalised_attributes():
     x = Value(spec(("b", 3)), "x")
@@ -66,16 +71,32 @@ def test_infer_shapes_returns_a_checked_copy_with_normalised_attributes():
     np.testing.assert_array_equal(run_graph(g2, [X], {"b": 2})[0], X.sum(axis=1))
 
 
-@pytest.mark.parametrize("label,build,message", [
-    ("recorded type", lambda x: node("exp", [x], [spec(("b", 4))]),
-     r"graph 'g' node 0 \(exp\): output 0 is f32\[b,4\] but the op gives f32\[b,3\]"),
-    ("recorded dtype", lambda x: node("argmax", [x], [spec(("b",), "int32")], axis=1),
-     r"node 0 \(argmax\): output 0 is i32\[b\] but the op gives i64\[b\]"),
-    ("output count", lambda x: node("exp", [x], [spec(("b", 3)), spec(("b", 3))]), "has 2 outputs, the op defines 1"),
-    ("attribute kind", lambda x: node("softmax", [x], [spec(("b", 3))], axis="last"),
-     r"node 0 \(softmax\): op softmax: attribute 'axis' must be of kind axis"),
-    ("unknown op", lambda x: node("frobnicate", [x], [spec(("b", 3))]), "unknown op 'frobnicate'"),
-])
+@pytest.mark.parametrize(
+    "label,build,message",
+    [
+        (
+            "recorded type",
+            lambda x: node("exp", [x], [spec(("b", 4))]),
+            r"graph 'g' node 0 \(exp\): output 0 is f32\[b,4\] but the op gives f32\[b,3\]",
+        ),
+        (
+            "recorded dtype",
+            lambda x: node("argmax", [x], [spec(("b",), "int32")], axis=1),
+            r"node 0 \(argmax\): output 0 is i32\[b\] but the op gives i64\[b\]",
+        ),
+        (
+            "output count",
+            lambda x: node("exp", [x], [spec(("b", 3)), spec(("b", 3))]),
+            "has 2 outputs, the op defines 1",
+        ),
+        (
+            "attribute kind",
+            lambda x: node("softmax", [x], [spec(("b", 3))], axis="last"),
+            r"node 0 \(softmax\): op softmax: attribute 'axis' must be of kind axis",
+        ),
+        ("unknown op", lambda x: node("frobnicate", [x], [spec(("b", 3))]), "unknown op 'frobnicate'"),
+    ],
+)
 def test_infer_shapes_reports_the_node(label, build, message):
     x = Value(spec(("b", 3)), "x")
     n = build(x)
@@ -92,10 +113,25 @@ def test_infer_shapes_checks_subgraphs_and_constants():
     bad_body.nodes.insert(k, Node("tanh", bad_body.nodes[k].inputs, [wrong], {}))  # an extra, mistyped tanh
     bad_body.nodes.insert(k + 1, Node("exp", [wrong], [Value(spec(("b", 5)))], {}))  # keep `wrong` used
     loop = next(n for n in g.nodes if n.op == "while_loop")
-    bad = Graph(g.name, g.inputs, g.outputs, [Node(n.op, n.inputs, n.outputs, n.attrs,
-                                                    {**n.subgraphs, "body": bad_body} if n is loop else n.subgraphs)
-                                               for n in g.nodes], dict(g.constants))
-    with pytest.raises(IRError, match=r"node \d+ \(while_loop\) subgraph 'body' node \d+ \(tanh\): output 0 is f32\[b,5\]"):
+    bad = Graph(
+        g.name,
+        g.inputs,
+        g.outputs,
+        [
+            Node(
+                n.op,
+                n.inputs,
+                n.outputs,
+                n.attrs,
+                {**n.subgraphs, "body": bad_body} if n is loop else n.subgraphs,
+            )
+            for n in g.nodes
+        ],
+        dict(g.constants),
+    )
+    with pytest.raises(
+        IRError, match=r"node \d+ \(while_loop\) subgraph 'body' node \d+ \(tanh\): output 0 is f32\[b,5\]"
+    ):
         passes.infer_shapes(bad)
     c = Value(spec((2,)))
     with pytest.raises(IRError, match=r"constant %\d+ holds shape \[3\] but is typed f32\[2\]"):
@@ -106,10 +142,12 @@ def test_infer_shapes_checks_subgraphs_and_constants():
 
 # ------------------------------------------------------------------------------ DCE
 
+
 def test_dead_code_elimination_drops_unused_nodes_and_constants():
     def f(x):
         unused = xp.exp(x) * 3.0  # noqa: F841 - dead
         return x + 1.0
+
     g = tw.trace(f, spec(("b", 3)))
     text = str(g)
     assert ops(g) == ["exp", "multiply", "add"] and len(g.constants) == 2
@@ -131,6 +169,7 @@ def test_dead_code_elimination_cleans_subgraphs_and_drops_unused_loops():
     def f(x):
         xp.while_loop(lambda v: xp.sum(v) < 5.0, lambda v: v + 1.0, x)  # result unused
         return x * 2.0
+
     h = tw.trace(f, spec((2, 3)))
     assert "while_loop" in ops(h) and passes.dead_code_elimination(h).num_nodes() == 1
     assert_same_results(h, passes.dead_code_elimination(h), X)
@@ -138,10 +177,12 @@ def test_dead_code_elimination_cleans_subgraphs_and_drops_unused_loops():
 
 # ------------------------------------------------------------------------------ constant folding
 
+
 def test_constant_folding_evaluates_constant_expressions():
     def f(x):
         c = xp.exp(xp.asarray(np.array([0.0, 1.0, 2.0], np.float32))) * 2.0
         return x + c
+
     g = tw.trace(f, spec(("b", 3)))
     folded = passes.constant_folding(g)
     assert ops(g) == ["exp", "multiply", "add"] and ops(folded) == ["add"]
@@ -152,9 +193,10 @@ def test_constant_folding_evaluates_constant_expressions():
 def test_constant_folding_respects_max_size_and_symbolic_shapes():
     def f(x):
         big = xp.asarray(np.arange(40, dtype=np.float32).reshape(8, 5)) * 3.0  # 40 elements
-        small = xp.asarray(np.arange(3, dtype=np.float32)) + 1.0               # 3 elements
-        ones = xp.ones((x.shape[0], 3), dtype=xp.float32) * 2.0               # symbolic: never folded
+        small = xp.asarray(np.arange(3, dtype=np.float32)) + 1.0  # 3 elements
+        ones = xp.ones((x.shape[0], 3), dtype=xp.float32) * 2.0  # symbolic: never folded
         return xp.sum(big) + x + small + ones
+
     g = tw.trace(f, spec(("b", 3)))
     limited = passes.constant_folding(g, max_size=10)
     assert ops(g).count("multiply") == 2 and ops(limited).count("multiply") == 2  # big (and ones) stay
@@ -169,11 +211,12 @@ def test_constant_folding_respects_max_size_and_symbolic_shapes():
 
 def test_constant_folding_uses_nullary_nodes_multi_outputs_and_low_precision():
     def f(x):
-        r = xp.arange(6, dtype=xp.float32) * 0.25            # arange folded away with its consumer
+        r = xp.arange(6, dtype=xp.float32) * 0.25  # arange folded away with its consumer
         v, i = xp.top_k(xp.asarray(np.array([3.0, 1.0, 3.0, 2.0], np.float32)), 2)  # two outputs
         h = xp.asarray(np.array([1.1, 2.2], np.float16)) * xp.asarray(np.array([3.3, 4.4], np.float16))
         b = xp.exp(constant(np.array([0.3, 1.7], np.float32).astype(tw.DType.bfloat16.to_numpy())))
         return x[:, :1] + r, v, i, h, b, xp.zeros((2,), dtype=xp.float32)
+
     g = tw.trace(f, spec((2, 3)))
     folded = passes.constant_folding(g)
     assert "arange" in ops(g) and "arange" not in ops(folded)
@@ -193,6 +236,7 @@ def test_constant_folding_inside_subgraphs():
 
 # ------------------------------------------------------------------------------ CSE
 
+
 def test_cse_merges_identical_nodes_not_different_attributes():
     def f(x):
         a = xp.tanh(x) + xp.tanh(x)
@@ -200,6 +244,7 @@ def test_cse_merges_identical_nodes_not_different_attributes():
         v1, i1 = xp.top_k(x, 2)
         v2, i2 = xp.top_k(x, 2)
         return a, s, v1 + v2, i1 + i2
+
     g = tw.trace(f, spec((2, 3)))
     c = passes.common_subexpression_elimination(g)
     assert ops(g).count("tanh") == 2 and ops(c).count("tanh") == 1
@@ -229,10 +274,12 @@ def test_cse_merges_identical_loops_and_stays_inside_subgraphs():
     def f(x):
         def body(v):
             return v + 1.0 + xp.exp(v) * 0.0 + xp.exp(v) * 0.0  # duplicate inside the body; +1: terminates
+
         a = xp.while_loop(lambda v: xp.sum(v) < 5.0, body, x)
         b = xp.while_loop(lambda v: xp.sum(v) < 5.0, body, x)  # identical loop
         c = xp.while_loop(lambda v: xp.sum(v) < 6.0, body, x)  # different cond: kept
         return a + b + c + xp.exp(x)  # exp(x) outside must not merge with exp(v) inside
+
     g = tw.trace(f, spec((2, 3)))
     c = passes.common_subexpression_elimination(g)
     assert ops(g).count("while_loop") == 3 and ops(c).count("while_loop") == 2
@@ -244,11 +291,13 @@ def test_cse_merges_identical_loops_and_stays_inside_subgraphs():
 
 # ------------------------------------------------------------------------------ optimize
 
+
 def test_optimize_pipeline_and_input_untouched():
     def f(x):
         k = xp.asarray(np.ones(3, np.float32)) * 2.0
         dead = xp.log(x)  # noqa: F841
         return xp.softmax(x * k, axis=-1) + xp.softmax(x * k, axis=-1)
+
     g = tw.trace(f, spec(("b", 3)))
     text = str(g)
     o = passes.optimize(g)
@@ -266,17 +315,25 @@ BINARY = ["add", "multiply", "subtract", "maximum"]
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(UNARY + BINARY), st.integers(0, 50), st.integers(0, 50)),
-                min_size=1, max_size=12), st.integers(0, 50))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(UNARY + BINARY), st.integers(0, 50), st.integers(0, 50)),
+        min_size=1,
+        max_size=12,
+    ),
+    st.integers(0, 50),
+)
 def test_optimize_preserves_results_of_random_programs(steps, out_pick):
     """Random straight-line programs over x and constants (with repeats, so CSE and folding
     fire): optimize never changes the numpy results and never adds nodes."""
+
     def f(x):
         pool = [x, xp.asarray(np.array([0.5, -1.0, 2.0], np.float32)), xp.asarray(np.float32(3.0))]
         for op, a, b in steps:
             u, v = pool[a % len(pool)], pool[b % len(pool)]
             pool.append(getattr(xp, op)(u) if op in UNARY else getattr(xp, op)(u, v))
         return pool[-1], pool[out_pick % len(pool)] + x
+
     with np.errstate(all="ignore"):
         g = tw.trace(f, spec(("b", 3)))
         o = passes.optimize(g)

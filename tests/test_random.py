@@ -1,4 +1,5 @@
 """The counter-based RNG: Threefry-2x32-20 known-answer vectors, traced == eager, distributions."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,8 +19,9 @@ KAT = [
 
 @pytest.mark.parametrize("key,ctr,expect", KAT)
 def test_threefry_known_answers_eager(key, ctr, expect):
-    a, b = random.threefry2x32(np.uint32(key[0]), np.uint32(key[1]), np.array([ctr[0]], np.uint32),
-                               np.array([ctr[1]], np.uint32))
+    a, b = random.threefry2x32(
+        np.uint32(key[0]), np.uint32(key[1]), np.array([ctr[0]], np.uint32), np.array([ctr[1]], np.uint32)
+    )
     assert (int(a[0]), int(b[0])) == expect
 
 
@@ -38,9 +40,14 @@ def test_traced_sampling_equals_eager_bits():
 
     def f(k):
         k1, k2 = random.split(k)[0], random.split(k)[1]
-        return (random.random_bits(k1, (4, 5)), random.uniform(k2, (4, 5)), random.gumbel(k1, (3,)),
-                random.categorical(k2, np.log(np.array([[0.1, 0.2, 0.7]] * 6, np.float32))),
-                random.fold_in(k, 7), random.normal(k1, (2, 3)))
+        return (
+            random.random_bits(k1, (4, 5)),
+            random.uniform(k2, (4, 5)),
+            random.gumbel(k1, (3,)),
+            random.categorical(k2, np.log(np.array([[0.1, 0.2, 0.7]] * 6, np.float32))),
+            random.fold_in(k, 7),
+            random.normal(k1, (2, 3)),
+        )
 
     traced = lower(trace(f, TensorSpec((2,), "uint32")))(key)
     eager = f(key)
@@ -53,7 +60,7 @@ def test_traced_sampling_equals_eager_bits():
 
 def test_keys_and_distributions():
     assert random.key(5).tolist() == [0, 5]
-    assert random.key(2 ** 33 + 1).tolist() == [2, 1]
+    assert random.key(2**33 + 1).tolist() == [2, 1]
     k = random.key(0)
     ks = random.split(k, 3)
     assert ks.shape == (3, 2) and len({tuple(r) for r in ks.tolist()}) == 3

@@ -1,4 +1,5 @@
 """Tracing Python functions (operators, indexing, promotion, loops, conditionals, symbolic shapes)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,8 +31,18 @@ def test_frontend_style_code_runs_traced_and_eager():
 
 def test_operators_and_promotion():
     def f(a, b):
-        return {"add": a + 1, "rsub": 2.5 - a, "div": b / 2, "mixed": a * b, "pow": a ** 2,
-                "cmp": (a > 1) & (b < 3), "neg": -a, "inv": ~(b > 1), "floordiv": b // 2, "mod": b % 3}
+        return {
+            "add": a + 1,
+            "rsub": 2.5 - a,
+            "div": b / 2,
+            "mixed": a * b,
+            "pow": a**2,
+            "cmp": (a > 1) & (b < 3),
+            "neg": -a,
+            "inv": ~(b > 1),
+            "floordiv": b // 2,
+            "mod": b % 3,
+        }
 
     a = np.array([1.0, 2.0], np.float32)
     b = np.array([1, 4], np.int64)
@@ -58,9 +69,16 @@ def test_indexing_matches_numpy():
     x = np.arange(24, dtype=np.int64).reshape(2, 3, 4)
     idx = np.array([2, 0], np.int64)
     cases = [
-        lambda a: a[0], lambda a: a[:, -1], lambda a: a[..., 1:3], lambda a: a[None, :, ::2],
-        lambda a: a[:, ::-1], lambda a: a[1, 2, 3], lambda a: a[:, :, -3:-1], lambda a: a[..., None],
-        lambda a: a[:, 1:100], lambda a: a[0, ::-2],
+        lambda a: a[0],
+        lambda a: a[:, -1],
+        lambda a: a[..., 1:3],
+        lambda a: a[None, :, ::2],
+        lambda a: a[:, ::-1],
+        lambda a: a[1, 2, 3],
+        lambda a: a[:, :, -3:-1],
+        lambda a: a[..., None],
+        lambda a: a[:, 1:100],
+        lambda a: a[0, ::-2],
     ]
     for c in cases:
         np.testing.assert_array_equal(run(c, x), c(x))
@@ -75,8 +93,10 @@ def test_indexing_errors_are_clear():
     with pytest.raises(IRError, match="too many indices"):
         trace(lambda a: a[0, 0, 0], spec)
     with pytest.raises(IRError, match="immutable"):
+
         def f(a):
             a[0] = 1
+
         trace(f, spec)
     with pytest.raises(IRError, match="data-dependent Python control flow"):
         trace(lambda a: a if a[0, 0] > 0 else -a, spec)
@@ -92,8 +112,12 @@ def test_symbolic_shapes_through_reshape_concat_matmul():
         out = xp.reshape(xp.permute_dims(kv, (0, 2, 1, 3)), (b, -1, h)) @ w
         return {"kv": kv, "out": out, "flat": xp.reshape(out, (-1,))}
 
-    g = trace(f, TensorSpec(("batch", "seq", 8), "float32", "x"),
-              TensorSpec(("batch", 2, "past", 4), "float32", "past"), TensorSpec((8, 5), "float32", "w"))
+    g = trace(
+        f,
+        TensorSpec(("batch", "seq", 8), "float32", "x"),
+        TensorSpec(("batch", 2, "past", 4), "float32", "past"),
+        TensorSpec((8, 5), "float32", "w"),
+    )
     kv, out, flat = g.output_specs
     assert str(kv.shape) == "[batch,2,past+seq,4]"
     assert str(out.shape) == "[batch,past+seq,5]"
@@ -113,7 +137,9 @@ def test_symbolic_shapes_through_reshape_concat_matmul():
 
 
 def test_symbol_mismatch_at_call_is_an_error_before_work():
-    prog = lower(trace(lambda a, b: a + b, TensorSpec(("n",), "float32", "a"), TensorSpec(("n",), "float32", "b")))
+    prog = lower(
+        trace(lambda a, b: a + b, TensorSpec(("n",), "float32", "a"), TensorSpec(("n",), "float32", "b"))
+    )
     with pytest.raises(IRError, match="input 'b' axis 0 has size 3 but symbol 'n' is already 2"):
         prog(np.zeros(2, np.float32), np.zeros(3, np.float32))
     with pytest.raises(IRError, match="input 'a' has dtype float64, expected float32"):
@@ -126,8 +152,11 @@ def test_while_loop_fori_loop_and_cond_traced_and_eager():
     def f(x, n):
         def body(i, acc):
             return xp.cond(i % 2 == 0, lambda a: a + x, lambda a: a * 2.0, acc)
+
         total = xp.fori_loop(0, n, body, xp.zeros_like(x))
-        steps, val = xp.while_loop(lambda s: s[1] < 100.0, lambda s: (s[0] + 1, s[1] * 3.0), (0, xp.sum(x) + 1.0))
+        steps, val = xp.while_loop(
+            lambda s: s[1] < 100.0, lambda s: (s[0] + 1, s[1] * 3.0), (0, xp.sum(x) + 1.0)
+        )
         return total, steps, val
 
     x = np.array([1.0, 2.0], np.float32)
@@ -151,6 +180,7 @@ def test_while_loop_fori_loop_and_cond_traced_and_eager():
 def test_loop_state_must_keep_shape():
     def f(x):
         return xp.while_loop(lambda v: xp.sum(v) < 10.0, lambda v: xp.concat([v, v]), x)
+
     with pytest.raises(IRError, match="keep its shape"):
         trace(f, TensorSpec((2,), "float32"))
 
@@ -158,7 +188,7 @@ def test_loop_state_must_keep_shape():
 def test_graph_prints_readably():
     g = trace(lambda x: xp.top_k(xp.softmax(x), 2), TensorSpec(("batch", 5), "float32", "x"))
     text = str(g)
-    assert "graph <lambda>(%0:f32[batch,5] \"x\")" in text
+    assert 'graph <lambda>(%0:f32[batch,5] "x")' in text
     assert "= top_k(%1) k=2" in text and "i64[batch,2]" in text
 
 
@@ -179,6 +209,7 @@ def test_function_wrapper_caches_per_signature():
 
 def test_backend_choice_precedence(monkeypatch):
     from tensorweave.backends import registry
+
     monkeypatch.setenv("TENSORWEAVE_BACKEND", "numpy")
     assert registry.resolve() == "numpy"
     with tw.use_backend("numpy"):

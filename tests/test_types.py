@@ -1,9 +1,21 @@
 """IR types: dtypes, symbolic dims, shapes, symbol binding."""
+
 import numpy as np
 import pytest
 
-from tensorweave.ir.types import (DType, IRError, Shape, SymDim, TensorSpec, as_dim, as_dtype, bind_symbols,
-                                  broadcast_shapes, dim_div, unify_dims)
+from tensorweave.ir.types import (
+    DType,
+    IRError,
+    Shape,
+    SymDim,
+    TensorSpec,
+    as_dim,
+    as_dtype,
+    bind_symbols,
+    broadcast_shapes,
+    dim_div,
+    unify_dims,
+)
 
 
 def test_dtype_names_and_coercion():
@@ -47,7 +59,10 @@ def test_shapes_broadcast_and_unify():
 
 
 def test_bind_symbols_plain_and_compound():
-    specs = [TensorSpec(("batch", "past + seq"), "int64", "mask"), TensorSpec(("batch", "seq"), "int64", "ids")]
+    specs = [
+        TensorSpec(("batch", "past + seq"), "int64", "mask"),
+        TensorSpec(("batch", "seq"), "int64", "ids"),
+    ]
     env = bind_symbols(specs, [(2, 7), (2, 3)])
     assert env == {"batch": 2, "seq": 3, "past": 4}
     with pytest.raises(IRError, match="input 'ids' axis 0 has size 5 but symbol 'batch' is already 2"):

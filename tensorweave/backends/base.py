@@ -5,6 +5,7 @@ callable on the backend's native arrays or on numpy arrays and returns the same
 kind; it validates its inputs (count, rank, dtype, symbol bindings) before any
 work and knows its input/output specs.
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -62,20 +63,25 @@ class Program:
     def bind(self, args: Sequence[Any], kwargs: dict) -> list:
         args = list(args)
         if kwargs:
-            for name in self.input_names[len(args):]:
+            for name in self.input_names[len(args) :]:
                 if name not in kwargs:
                     raise IRError(f"missing input {name!r}; the program takes {self.input_names}")
                 args.append(kwargs.pop(name))
             if kwargs:
                 raise IRError(f"unknown input(s) {sorted(kwargs)}; the program takes {self.input_names}")
         if len(args) != len(self.input_specs):
-            raise IRError(f"the program takes {len(self.input_specs)} input(s) {self.input_names}, got {len(args)}")
+            raise IRError(
+                f"the program takes {len(self.input_specs)} input(s) {self.input_names}, got {len(args)}"
+            )
         return args
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         args = self.bind(args, kwargs)
-        native = bool(args) and all(self._is_native(a) for a in args) and not all(
-            isinstance(a, np.ndarray) for a in args)
+        native = (
+            bool(args)
+            and all(self._is_native(a) for a in args)
+            and not all(isinstance(a, np.ndarray) for a in args)
+        )
         prepared, shapes = [], []
         for a, spec, name in zip(args, self.input_specs, self.input_names):
             if self._is_native(a) and not isinstance(a, np.ndarray):
@@ -89,8 +95,9 @@ class Program:
                     dt = spec.dtype
                     arr = self._from_numpy(arr, spec)
                 else:
-                    raise IRError(f"input {name!r} has dtype {arr.dtype}, expected {spec.dtype}; "
-                                  "cast it with .astype")
+                    raise IRError(
+                        f"input {name!r} has dtype {arr.dtype}, expected {spec.dtype}; cast it with .astype"
+                    )
             if dt != spec.dtype:
                 raise IRError(f"input {name!r} has dtype {dt}, expected {spec.dtype}; cast it with .astype")
             prepared.append(arr)
@@ -142,7 +149,11 @@ def symbol_plan(specs: Sequence[TensorSpec]) -> list[tuple[str, int, int, Any]]:
                 progress = True
                 continue
             s = unknown[0]
-            if len(unknown) == 1 and dict(d.terms).get((s,)) == 1 and all(s not in k or k == (s,) for k, _ in d.terms):
+            if (
+                len(unknown) == 1
+                and dict(d.terms).get((s,)) == 1
+                and all(s not in k or k == (s,) for k, _ in d.terms)
+            ):
                 known.add(s)
                 plan.append((s, i, ax, d - SymDim.symbol(s)))
                 progress = True

@@ -10,6 +10,7 @@ One output -> an array; several -> a tuple in ``graph.output_names`` order. Inpu
 jax arrays of the graph's dtypes (anything else is a one-line error). Linen rather than NNX:
 a linen module is a pure description, so ``init``/``apply`` compose with ``jax.jit``/``grad``/``vmap``.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -52,7 +53,9 @@ class TracedModule(nn.Module):
         weights = {}
         for v, arr in graph.constants.items():
             if v.name:
-                weights[v] = self.param(v.name, lambda _rng, a=arr, dt=v.dtype: jnp.asarray(a, dtype=_jdt(dt)))
+                weights[v] = self.param(
+                    v.name, lambda _rng, a=arr, dt=v.dtype: jnp.asarray(a, dtype=_jdt(dt))
+                )
         xs = [jnp.asarray(x) for x in inputs]
         outs = run_graph(graph, xs, symbol_env(symbol_plan(specs), xs), weights)
         return outs[0] if len(outs) == 1 else tuple(outs)

@@ -14,6 +14,7 @@ self-contained.
 turns on ``jax_enable_x64`` (a process-wide JAX setting, spec/backends-jax.md); every array is still
 created with the IR's exact dtype.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,9 +28,9 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from jax import lax  # noqa: E402
 
-from ..ir.safetensors_io import atomic_write
 from ..ir.graph import Graph, Value  # noqa: E402
 from ..ir.ops import OPS, resolve_attrs  # noqa: E402
+from ..ir.safetensors_io import atomic_write  # noqa: E402
 from ..ir.types import DType, IRError, TensorSpec, as_dtype  # noqa: E402
 from .base import Program, eval_dim, symbol_plan  # noqa: E402
 
@@ -43,11 +44,13 @@ def _jdt(dt: DType) -> Any:
 
 def _low(fn: Callable) -> Callable:
     """Compute in float32 for float16/bfloat16 inputs and round back (the reference's rule)."""
+
     def run(*xs: Any, **kw: Any) -> Any:
         dt = xs[0].dtype
         if dt in LOW:
             return fn(*[x.astype(jnp.float32) if hasattr(x, "astype") else x for x in xs], **kw).astype(dt)
         return fn(*xs, **kw)
+
     return run
 
 
@@ -114,7 +117,7 @@ def _astype(x: Any, dtype: DType) -> Any:
         t = jnp.trunc(x.astype(jnp.float64))
         t = jnp.where(jnp.isfinite(t), t, 0.0)
         if dtype is DType.uint32:
-            return jnp.mod(t, 2.0 ** 32).astype(jnp.uint64).astype(jnp.uint32)
+            return jnp.mod(t, 2.0**32).astype(jnp.uint64).astype(jnp.uint32)
         info = np.iinfo(dtype.to_numpy())
         return jnp.clip(t, info.min, info.max).astype(target)
     if x.dtype != jnp.bool_ and jnp.issubdtype(x.dtype, jnp.integer) and dtype.is_integer:
@@ -128,6 +131,7 @@ def _reduce(fn: Callable, acc_low: bool = True) -> Callable:
         if acc_low and x.dtype in LOW:
             return fn(x.astype(jnp.float32), axis=ax, keepdims=keepdims).astype(x.dtype)
         return fn(x, axis=ax, keepdims=keepdims)
+
     return run
 
 
@@ -208,6 +212,7 @@ def _layer_norm(x: Any, w: Any, b: Any, eps: float = 1e-5) -> Any:
         mu = jnp.mean(v, axis=-1, keepdims=True)
         var = jnp.mean((v - mu) ** 2, axis=-1, keepdims=True)
         return (v - mu) / jnp.sqrt(var + eps) * ww + bb
+
     return _low(f)(x, w, b)
 
 
@@ -263,7 +268,7 @@ def _top_k(x: Any, k: int) -> tuple:
     k-th value (checked at run time, ``lax.cond``); everything else one stable sort (XLA on CPU
     sorts a 200k row in ~100 ms, top_k takes ~1 ms)."""
     n = x.shape[-1] if x.ndim else 0
-    if not (x.dtype in (jnp.float32,) + LOW and 0 < k and 8 * k < n < 2 ** 24):
+    if not (x.dtype in (jnp.float32,) + LOW and 0 < k and 8 * k < n < 2**24):
         return _top_k_sorted(x, k)
     v = x.astype(jnp.float32)
     vals, idx, ok = _top_k_select(jnp.where(jnp.isnan(v), jnp.inf, v), k)
@@ -282,8 +287,11 @@ def _repeat(x: Any, repeats: int, axis: Any = None) -> Any:
 
 
 def _arange(start: Any, stop: Any, step: int, dtype: DType) -> Any:
-    return _astype(jnp.arange(start, stop, step, dtype=jnp.int64), dtype) if dtype is not DType.int64 else \
-        jnp.arange(start, stop, step, dtype=jnp.int64)
+    return (
+        _astype(jnp.arange(start, stop, step, dtype=jnp.int64), dtype)
+        if dtype is not DType.int64
+        else jnp.arange(start, stop, step, dtype=jnp.int64)
+    )
 
 
 def _pow(x: Any, y: Any) -> Any:
@@ -294,55 +302,110 @@ def _pow(x: Any, y: Any) -> Any:
 
 LOWERINGS: dict[str, Callable] = {
     # unary
-    "abs": jnp.abs, "negative": jnp.negative, "sign": _sign, "exp": _low(jnp.exp), "log": _low(jnp.log),
-    "log1p": _low(jnp.log1p), "sqrt": _low(jnp.sqrt), "rsqrt": _low(lax.rsqrt), "tanh": _low(jnp.tanh),
-    "erf": _low(jax.scipy.special.erf), "sin": _low(jnp.sin), "cos": _low(jnp.cos), "floor": jnp.floor,
-    "ceil": jnp.ceil, "sigmoid": _low(jax.nn.sigmoid), "silu": _low(jax.nn.silu), "isnan": jnp.isnan,
-    "isinf": jnp.isinf, "isfinite": jnp.isfinite, "logical_not": jnp.logical_not, "bitwise_invert": jnp.invert,
+    "abs": jnp.abs,
+    "negative": jnp.negative,
+    "sign": _sign,
+    "exp": _low(jnp.exp),
+    "log": _low(jnp.log),
+    "log1p": _low(jnp.log1p),
+    "sqrt": _low(jnp.sqrt),
+    "rsqrt": _low(lax.rsqrt),
+    "tanh": _low(jnp.tanh),
+    "erf": _low(jax.scipy.special.erf),
+    "sin": _low(jnp.sin),
+    "cos": _low(jnp.cos),
+    "floor": jnp.floor,
+    "ceil": jnp.ceil,
+    "sigmoid": _low(jax.nn.sigmoid),
+    "silu": _low(jax.nn.silu),
+    "isnan": jnp.isnan,
+    "isinf": jnp.isinf,
+    "isfinite": jnp.isfinite,
+    "logical_not": jnp.logical_not,
+    "bitwise_invert": jnp.invert,
     "gelu": _gelu,
     # binary
-    "add": jnp.add, "subtract": jnp.subtract, "multiply": jnp.multiply, "divide": _low(jnp.divide),
-    "floor_divide": lambda x, y: (jnp.floor_divide(x, _int_div_safe(y)) if not _is_float(x)
-                                  else _low(jnp.floor_divide)(x, y)),
-    "remainder": lambda x, y: (jnp.remainder(x, _int_div_safe(y)) if not _is_float(x) else _low(jnp.remainder)(x, y)),
-    "pow": _pow, "maximum": jnp.maximum, "minimum": jnp.minimum, "equal": jnp.equal, "not_equal": jnp.not_equal,
-    "less": jnp.less, "less_equal": jnp.less_equal, "greater": jnp.greater, "greater_equal": jnp.greater_equal,
-    "logical_and": jnp.logical_and, "logical_or": jnp.logical_or, "logical_xor": jnp.logical_xor,
-    "bitwise_and": jnp.bitwise_and, "bitwise_or": jnp.bitwise_or, "bitwise_xor": jnp.bitwise_xor,
+    "add": jnp.add,
+    "subtract": jnp.subtract,
+    "multiply": jnp.multiply,
+    "divide": _low(jnp.divide),
+    "floor_divide": lambda x, y: (
+        jnp.floor_divide(x, _int_div_safe(y)) if not _is_float(x) else _low(jnp.floor_divide)(x, y)
+    ),
+    "remainder": lambda x, y: (
+        jnp.remainder(x, _int_div_safe(y)) if not _is_float(x) else _low(jnp.remainder)(x, y)
+    ),
+    "pow": _pow,
+    "maximum": jnp.maximum,
+    "minimum": jnp.minimum,
+    "equal": jnp.equal,
+    "not_equal": jnp.not_equal,
+    "less": jnp.less,
+    "less_equal": jnp.less_equal,
+    "greater": jnp.greater,
+    "greater_equal": jnp.greater_equal,
+    "logical_and": jnp.logical_and,
+    "logical_or": jnp.logical_or,
+    "logical_xor": jnp.logical_xor,
+    "bitwise_and": jnp.bitwise_and,
+    "bitwise_or": jnp.bitwise_or,
+    "bitwise_xor": jnp.bitwise_xor,
     "bitwise_left_shift": lambda x, y: jnp.left_shift(x, _shift_amount(x, y)),
     "bitwise_right_shift": lambda x, y: jnp.right_shift(x, _shift_amount(x, y)),
-    "where": jnp.where, "clip": _clip, "astype": _astype,
+    "where": jnp.where,
+    "clip": _clip,
+    "astype": _astype,
     # reductions
-    "sum": _sum, "prod": _prod, "mean": _reduce(jnp.mean), "max": _reduce(jnp.max, False),
-    "min": _reduce(jnp.min, False), "any": _reduce(jnp.any, False), "all": _reduce(jnp.all, False),
+    "sum": _sum,
+    "prod": _prod,
+    "mean": _reduce(jnp.mean),
+    "max": _reduce(jnp.max, False),
+    "min": _reduce(jnp.min, False),
+    "any": _reduce(jnp.any, False),
+    "all": _reduce(jnp.all, False),
     "logsumexp": _logsumexp,
     "argmax": lambda x, axis=-1, keepdims=False: _argext(x, axis, keepdims, True),
     "argmin": lambda x, axis=-1, keepdims=False: _argext(x, axis, keepdims, False),
-    "cumulative_sum": lambda x, axis=-1: (jnp.cumsum(x.astype(jnp.float32), axis=axis).astype(x.dtype)
-                                          if x.dtype in LOW else jnp.cumsum(x, axis=axis, dtype=x.dtype)),
+    "cumulative_sum": lambda x, axis=-1: (
+        jnp.cumsum(x.astype(jnp.float32), axis=axis).astype(x.dtype)
+        if x.dtype in LOW
+        else jnp.cumsum(x, axis=axis, dtype=x.dtype)
+    ),
     # linear algebra
     "matmul": _low(jnp.matmul),
     "einsum": lambda *xs, subscripts: _low(lambda *v: jnp.einsum(subscripts, *v))(*xs),
     # creation / manipulation
-    "full": _full, "arange": _arange,
-    "reshape": lambda x, shape: jnp.reshape(x, shape), "permute_dims": lambda x, axes: jnp.transpose(x, axes),
-    "expand_dims": lambda x, axis: jnp.expand_dims(x, axis), "squeeze": lambda x, axis: jnp.squeeze(x, axis),
+    "full": _full,
+    "arange": _arange,
+    "reshape": lambda x, shape: jnp.reshape(x, shape),
+    "permute_dims": lambda x, axes: jnp.transpose(x, axes),
+    "expand_dims": lambda x, axis: jnp.expand_dims(x, axis),
+    "squeeze": lambda x, axis: jnp.squeeze(x, axis),
     "broadcast_to": lambda x, shape: jnp.broadcast_to(x, shape),
-    "concat": lambda *xs, axis=0: jnp.concatenate(xs, axis=axis), "stack": lambda *xs, axis=0: jnp.stack(xs, axis=axis),
-    "flip": lambda x, axis=None: jnp.flip(x, axis=axis) if x.ndim else x, "repeat": _repeat,
-    "tile": lambda x, reps: jnp.tile(x, reps), "slice": _slice,
-    "dynamic_slice": _dynamic_slice, "dynamic_update_slice": _dynamic_update_slice,
+    "concat": lambda *xs, axis=0: jnp.concatenate(xs, axis=axis),
+    "stack": lambda *xs, axis=0: jnp.stack(xs, axis=axis),
+    "flip": lambda x, axis=None: jnp.flip(x, axis=axis) if x.ndim else x,
+    "repeat": _repeat,
+    "tile": lambda x, reps: jnp.tile(x, reps),
+    "slice": _slice,
+    "dynamic_slice": _dynamic_slice,
+    "dynamic_update_slice": _dynamic_update_slice,
     "take": lambda x, idx, axis=0: jnp.take(x, idx, axis=axis),
     "take_along_axis": lambda x, idx, axis=-1: jnp.take_along_axis(x, idx, axis=axis),
     "put_along_axis": _put_along_axis,
-    "sort": lambda x, axis=-1, descending=False: jnp.take_along_axis(x, _argsort(x, axis, descending), axis=axis),
+    "sort": lambda x, axis=-1, descending=False: jnp.take_along_axis(
+        x, _argsort(x, axis, descending), axis=axis
+    ),
     "argsort": lambda x, axis=-1, descending=False: _argsort(x, axis, descending),
     "top_k": _top_k,
     # fused
-    "softmax": lambda x, axis=-1: _softmax(x, axis, False), "log_softmax": lambda x, axis=-1: _softmax(x, axis, True),
-    "rms_norm": _rms_norm, "layer_norm": _layer_norm,
+    "softmax": lambda x, axis=-1: _softmax(x, axis, False),
+    "log_softmax": lambda x, axis=-1: _softmax(x, axis, True),
+    "rms_norm": _rms_norm,
+    "layer_norm": _layer_norm,
     # control flow: run_graph lowers the subgraphs and calls these
-    "while_loop": lax.while_loop, "cond": lax.cond,
+    "while_loop": lax.while_loop,
+    "cond": lax.cond,
 }
 
 
@@ -352,22 +415,36 @@ def run_graph(graph: Graph, args: list, env: dict, constants: Mapping[Value, Any
     others are converted from numpy here, so they become literals of the compiled program."""
     vals: dict = dict(zip(graph.inputs, args))
     for v, arr in graph.constants.items():
-        vals[v] = constants[v] if constants is not None and v in constants else jnp.asarray(arr, dtype=_jdt(v.dtype))
+        vals[v] = (
+            constants[v]
+            if constants is not None and v in constants
+            else jnp.asarray(arr, dtype=_jdt(v.dtype))
+        )
     for node in graph.nodes:
         ins = [vals[v] for v in node.inputs]
         if node.op == "while_loop":
             n = node.attrs["num_state"]
             cap = ins[n:]
             cg, bg = node.subgraphs["cond"], node.subgraphs["body"]
-            out = lax.while_loop(lambda s: run_graph(cg, list(s) + cap, env)[0],
-                                 lambda s: tuple(run_graph(bg, list(s) + cap, env)), tuple(ins[:n]))
+            out = lax.while_loop(
+                lambda s: run_graph(cg, list(s) + cap, env)[0],
+                lambda s: tuple(run_graph(bg, list(s) + cap, env)),
+                tuple(ins[:n]),
+            )
         elif node.op == "cond":
             tg, eg = node.subgraphs["then"], node.subgraphs["else"]
-            out = lax.cond(ins[0], lambda ops: tuple(run_graph(tg, list(ops), env)),
-                           lambda ops: tuple(run_graph(eg, list(ops), env)), tuple(ins[1:]))
+            out = lax.cond(
+                ins[0],
+                lambda ops: tuple(run_graph(tg, list(ops), env)),
+                lambda ops: tuple(run_graph(eg, list(ops), env)),
+                tuple(ins[1:]),
+            )
         else:
-            attrs = resolve_attrs(OPS[node.op], node.attrs, env) if not _symbolic_env(env) else \
-                _resolve_symbolic(node, env)
+            attrs = (
+                resolve_attrs(OPS[node.op], node.attrs, env)
+                if not _symbolic_env(env)
+                else _resolve_symbolic(node, env)
+            )
             out = LOWERINGS[node.op](*ins, **attrs)
         outs = out if isinstance(out, (tuple, list)) else (out,)
         for v, o in zip(node.outputs, outs):
@@ -398,7 +475,9 @@ def symbol_env(plan: list, xs: Sequence[Any]) -> dict:
     """Symbol values read from the input shapes (ints under jit, symbolic dims under jax.export)."""
     env: dict = {}
     for s, i, ax, rest in plan:
-        env[s] = xs[i].shape[ax] if isinstance(rest, int) and rest == 0 else xs[i].shape[ax] - eval_dim(rest, env)
+        env[s] = (
+            xs[i].shape[ax] if isinstance(rest, int) and rest == 0 else xs[i].shape[ax] - eval_dim(rest, env)
+        )
     return env
 
 
@@ -411,10 +490,14 @@ class JaxProgram(Program):
         super().__init__(graph)
         self.plan = symbol_plan(graph.input_specs)
         self.hoisted = [v for v, a in graph.constants.items() if a.size > HOIST_ABOVE or v.name]
-        self.hoisted_arrays = tuple(jnp.asarray(graph.constants[v], dtype=_jdt(v.dtype)) for v in self.hoisted)
+        self.hoisted_arrays = tuple(
+            jnp.asarray(graph.constants[v], dtype=_jdt(v.dtype)) for v in self.hoisted
+        )
 
         def fn(hoisted: tuple, *xs: Any) -> tuple:
-            return tuple(run_graph(graph, list(xs), symbol_env(self.plan, xs), dict(zip(self.hoisted, hoisted))))
+            return tuple(
+                run_graph(graph, list(xs), symbol_env(self.plan, xs), dict(zip(self.hoisted, hoisted)))
+            )
 
         self.fn = fn
         self.jitted = jax.jit(fn)
@@ -442,17 +525,24 @@ class JaxProgram(Program):
         empty KV cache's ``past``) is declared as ``<name>_plus_one - 1`` instead, so the exported
         program also accepts size 0 for it; export fails if the graph needs that symbol >= 1."""
         from jax import export as jexport
+
         symbols = [s for s, *_ in self.plan]
         allow_zero = (allow_zero,) if isinstance(allow_zero, str) else tuple(allow_zero)
         unknown = sorted(set(allow_zero) - set(symbols))
         if unknown:
-            raise IRError(f"export(allow_zero=...): {unknown} are not symbols of this program; its symbols "
-                          f"are {symbols}")
+            raise IRError(
+                f"export(allow_zero=...): {unknown} are not symbols of this program; its symbols "
+                f"are {symbols}"
+            )
         names = [f"{s}_plus_one" if s in allow_zero else s for s in symbols]
         dims = jexport.symbolic_shape(",".join(names), scope=jexport.SymbolicScope()) if symbols else ()
         sym = {s: (d - 1 if s in allow_zero else d) for s, d in zip(symbols, dims)}
-        args = [jax.ShapeDtypeStruct(tuple(d if isinstance(d, int) else eval_dim(d, sym) for d in spec.shape),
-                                     _jdt(spec.dtype)) for spec in self.input_specs]
+        args = [
+            jax.ShapeDtypeStruct(
+                tuple(d if isinstance(d, int) else eval_dim(d, sym) for d in spec.shape), _jdt(spec.dtype)
+            )
+            for spec in self.input_specs
+        ]
         try:
             # hoisted weights are closed over, so they are stored inside the exported program
             data = jexport.export(jax.jit(lambda *xs: self.fn(self.hoisted_arrays, *xs)))(*args).serialize()
@@ -460,9 +550,11 @@ class JaxProgram(Program):
             if type(exc).__name__ != "InconclusiveDimensionOperation":
                 raise
             first = str(exc).splitlines()[0]
-            raise IRError(f"jax export: {first} (jax.export assumes every symbol >= 1"
-                          + (f"; drop {list(allow_zero)} from allow_zero" if allow_zero else "")
-                          + ", or export to onnx/tensorflow)") from None
+            raise IRError(
+                f"jax export: {first} (jax.export assumes every symbol >= 1"
+                + (f"; drop {list(allow_zero)} from allow_zero" if allow_zero else "")
+                + ", or export to onnx/tensorflow)"
+            ) from None
         path = os.path.abspath(os.fspath(path))
         os.makedirs(os.path.dirname(path), exist_ok=True)
         return atomic_write(path, bytes(data))

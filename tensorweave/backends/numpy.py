@@ -4,6 +4,7 @@ Every other backend is checked against it. Each node calls its op's reference
 implementation from the registry with symbolic attributes evaluated for the
 symbol bindings of the call.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -12,7 +13,7 @@ import numpy as np
 
 from ..ir.graph import Graph
 from ..ir.ops import OPS, resolve_attrs
-from ..ir.types import DType, IRError, TensorSpec
+from ..ir.types import IRError
 from .base import Program
 
 NAME = "numpy"
@@ -26,11 +27,13 @@ def run_graph(graph: Graph, args: list, env: dict) -> list:
         opdef = OPS[node.op]
         attrs = resolve_attrs(opdef, node.attrs, env)
         for key, sub in node.subgraphs.items():
-            attrs[key] = (lambda g: (lambda *a: run_graph(g, list(a), env)))(sub)
+            attrs[key] = (lambda g: lambda *a: run_graph(g, list(a), env))(sub)
         out = opdef.reference(*[vals[v] for v in node.inputs], **attrs)
         outs = out if isinstance(out, (tuple, list)) else (out,)
         if len(outs) != len(node.outputs):
-            raise IRError(f"op {node.op}: reference returned {len(outs)} values for {len(node.outputs)} outputs")
+            raise IRError(
+                f"op {node.op}: reference returned {len(outs)} values for {len(node.outputs)} outputs"
+            )
         for v, o in zip(node.outputs, outs):
             o = np.asarray(o)
             want = v.spec.dtype.to_numpy()
@@ -51,6 +54,7 @@ class NumpyProgram(Program):
 
     def export(self, path: str) -> str:
         from ..ir.serialize import save
+
         return save(self.graph, path)
 
 

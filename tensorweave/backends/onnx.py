@@ -17,6 +17,7 @@ runtime can load the file.
   bfloat16 graph inputs/outputs are declared float32 (ONNX Runtime's Python API has no
   bfloat16 numpy type).
 """
+
 from __future__ import annotations
 
 import math
@@ -29,27 +30,47 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ..ir.graph import Graph
-from ..ir.ops import OPS
-from ..ir.types import DType, IRError, SymDim, TensorSpec
+from ..ir.types import DType, IRError, TensorSpec
 from .base import Program, symbol_plan
 
 NAME = "onnx"
 OPSET = 21
 MASK32 = 0xFFFFFFFF
-EXTERNAL_DATA_THRESHOLD = 2 * 1024 ** 3
+EXTERNAL_DATA_THRESHOLD = 2 * 1024**3
 
 #: the ONNX type each IR dtype is carried as inside the graph
-CARRIED = {DType.bool: TensorProto.BOOL, DType.int32: TensorProto.INT32, DType.int64: TensorProto.INT64,
-           DType.uint32: TensorProto.INT64, DType.float16: TensorProto.FLOAT, DType.bfloat16: TensorProto.FLOAT,
-           DType.float32: TensorProto.FLOAT, DType.float64: TensorProto.DOUBLE}
+CARRIED = {
+    DType.bool: TensorProto.BOOL,
+    DType.int32: TensorProto.INT32,
+    DType.int64: TensorProto.INT64,
+    DType.uint32: TensorProto.INT64,
+    DType.float16: TensorProto.FLOAT,
+    DType.bfloat16: TensorProto.FLOAT,
+    DType.float32: TensorProto.FLOAT,
+    DType.float64: TensorProto.DOUBLE,
+}
 #: the ONNX type of graph inputs/outputs
-BOUNDARY = {DType.bool: TensorProto.BOOL, DType.int32: TensorProto.INT32, DType.int64: TensorProto.INT64,
-            DType.uint32: TensorProto.UINT32, DType.float16: TensorProto.FLOAT16, DType.bfloat16: TensorProto.FLOAT,
-            DType.float32: TensorProto.FLOAT, DType.float64: TensorProto.DOUBLE}
+BOUNDARY = {
+    DType.bool: TensorProto.BOOL,
+    DType.int32: TensorProto.INT32,
+    DType.int64: TensorProto.INT64,
+    DType.uint32: TensorProto.UINT32,
+    DType.float16: TensorProto.FLOAT16,
+    DType.bfloat16: TensorProto.FLOAT,
+    DType.float32: TensorProto.FLOAT,
+    DType.float64: TensorProto.DOUBLE,
+}
 ROUND = {DType.float16: TensorProto.FLOAT16, DType.bfloat16: TensorProto.BFLOAT16}
-NP_CARRIED = {DType.bool: np.bool_, DType.int32: np.int32, DType.int64: np.int64, DType.uint32: np.int64,
-              DType.float16: np.float32, DType.bfloat16: np.float32, DType.float32: np.float32,
-              DType.float64: np.float64}
+NP_CARRIED = {
+    DType.bool: np.bool_,
+    DType.int32: np.int32,
+    DType.int64: np.int64,
+    DType.uint32: np.int64,
+    DType.float16: np.float32,
+    DType.bfloat16: np.float32,
+    DType.float32: np.float32,
+    DType.float64: np.float64,
+}
 
 
 class Builder:
@@ -89,6 +110,7 @@ class Builder:
 
 
 # ---------------------------------------------------------------------------- lowering context
+
 
 class Lowering:
     """Lowers one IR graph (or subgraph) into a Builder, given the names bound to its inputs."""
@@ -187,12 +209,19 @@ class Lowering:
         c_out = body.node("Identity", [inner.run(cg, new_state + cap)[0]])
         specs = [v.spec for v in node.outputs]
         graph = helper.make_graph(
-            body.nodes, self.b.fresh("loop_body"),
-            [helper.make_tensor_value_info(it, TensorProto.INT64, []),
-             helper.make_tensor_value_info(c_in, TensorProto.BOOL, [])]
+            body.nodes,
+            self.b.fresh("loop_body"),
+            [
+                helper.make_tensor_value_info(it, TensorProto.INT64, []),
+                helper.make_tensor_value_info(c_in, TensorProto.BOOL, []),
+            ]
             + [helper.make_tensor_value_info(nm, CARRIED[s.dtype], _static(s)) for nm, s in zip(s_in, specs)],
             [helper.make_tensor_value_info(c_out, TensorProto.BOOL, [])]
-            + [helper.make_tensor_value_info(nm, CARRIED[s.dtype], _static(s)) for nm, s in zip(new_state, specs)])
+            + [
+                helper.make_tensor_value_info(nm, CARRIED[s.dtype], _static(s))
+                for nm, s in zip(new_state, specs)
+            ],
+        )
         outs = [self.b.fresh("loop_out") for _ in range(n)]
         self.b.nodes.append(helper.make_node("Loop", ["", cond0] + state, outs, body=graph))
         return outs
@@ -204,16 +233,27 @@ class Lowering:
             bb = Builder(self.b.root)
             res = Lowering(bb, self.sym).run(node.subgraphs[key], ops)
             res = [bb.node("Identity", [r]) for r in res]
-            branches.append(helper.make_graph(
-                bb.nodes, self.b.fresh(f"{key}_branch"), [],
-                [helper.make_tensor_value_info(r, CARRIED[v.dtype], None) for r, v in zip(res, node.outputs)]))
+            branches.append(
+                helper.make_graph(
+                    bb.nodes,
+                    self.b.fresh(f"{key}_branch"),
+                    [],
+                    [
+                        helper.make_tensor_value_info(r, CARRIED[v.dtype], None)
+                        for r, v in zip(res, node.outputs)
+                    ],
+                )
+            )
         outs = [self.b.fresh("if_out") for _ in node.outputs]
-        self.b.nodes.append(helper.make_node("If", [pred], outs, then_branch=branches[0], else_branch=branches[1]))
+        self.b.nodes.append(
+            helper.make_node("If", [pred], outs, then_branch=branches[0], else_branch=branches[1])
+        )
         return outs
 
 
 # ---------------------------------------------------------------------------- op lowerings
 # Each takes (L, node, ins, attrs, in_dt, out_dt) and returns the output name(s).
+
 
 def _u(op: str, **kw: Any):
     return lambda L, n, i, a, idt, odt: L.b.node(op, [i[0]], **kw)
@@ -263,6 +303,7 @@ def _isx(op: str):
         shape = L.b.node("Shape", [i[0]])
         value = numpy_helper.from_array(np.asarray([op == "isfinite"], dtype=np.bool_), "v")
         return L.b.node("ConstantOfShape", [shape], value=value)
+
     return f
 
 
@@ -277,6 +318,7 @@ def _nanprop_bin(op: str):
             nan = L.b.node("Or", [L.b.node("IsNaN", [i[0]]), L.b.node("IsNaN", [i[1]])])
             out = L.b.node("Where", [nan, _nan_like(L, i[0], idt), out])
         return out
+
     return f
 
 
@@ -296,11 +338,18 @@ def _float_floor_divide(L: Lowering, x: str, y: str, dt: DType) -> str:
     c = lambda v: L.b.const(np.asarray(v, NP_CARRIED[dt]))  # noqa: E731
     m = L.b.node("Mod", [x, y], fmod=1)
     d = L.b.node("Div", [L.b.node("Sub", [x, m]), y])
-    fix = L.b.node("And", [L.b.node("Not", [L.b.node("Equal", [m, c(0)])]),
-                           L.b.node("Xor", [L.b.node("Less", [m, c(0)]), L.b.node("Less", [y, c(0)])])])
+    fix = L.b.node(
+        "And",
+        [
+            L.b.node("Not", [L.b.node("Equal", [m, c(0)])]),
+            L.b.node("Xor", [L.b.node("Less", [m, c(0)]), L.b.node("Less", [y, c(0)])]),
+        ],
+    )
     d = L.b.node("Where", [fix, L.b.node("Sub", [d, c(1)]), d])
     f = L.b.node("Floor", [d])
-    f = L.b.node("Where", [L.b.node("Greater", [L.b.node("Sub", [d, f]), c(0.5)]), L.b.node("Add", [f, c(1)]), f])
+    f = L.b.node(
+        "Where", [L.b.node("Greater", [L.b.node("Sub", [d, f]), c(0.5)]), L.b.node("Add", [f, c(1)]), f]
+    )
     q = L.b.node("Div", [x, y])
     f = L.b.node("Where", [L.b.node("Equal", [f, c(0)]), L.b.node("Mul", [q, c(0)]), f])
     return L.b.node("Where", [L.b.node("Equal", [y, c(0)]), q, f])
@@ -314,11 +363,19 @@ def _floor_divide(L, n, i, a, idt, odt):
     y = _safe_divisor(L, y, idt)
     q = L.b.node("Div", [x, y])
     if idt.is_signed:
-        q = L.b.node("Where", [L.b.node("Equal", [yy, L.b.const(np.asarray(-1, NP_CARRIED[idt]))]), L.b.node("Neg", [x]), q])
+        q = L.b.node(
+            "Where",
+            [L.b.node("Equal", [yy, L.b.const(np.asarray(-1, NP_CARRIED[idt]))]), L.b.node("Neg", [x]), q],
+        )
     r = L.b.node("Mod", [x, y], fmod=1)
     zero = L.b.const(np.asarray(0, NP_CARRIED[idt]))
-    adjust = L.b.node("And", [L.b.node("Not", [L.b.node("Equal", [r, zero])]),
-                              L.b.node("Xor", [L.b.node("Less", [r, zero]), L.b.node("Less", [y, zero])])])
+    adjust = L.b.node(
+        "And",
+        [
+            L.b.node("Not", [L.b.node("Equal", [r, zero])]),
+            L.b.node("Xor", [L.b.node("Less", [r, zero]), L.b.node("Less", [y, zero])]),
+        ],
+    )
     return L.b.node("Sub", [q, L.b.node("Cast", [adjust], to=CARRIED[idt])])
 
 
@@ -327,8 +384,13 @@ def _remainder(L, n, i, a, idt, odt):
     if _is_float(idt):
         r = L.b.node("Mod", [x, y], fmod=1)
         zero = L.b.const(np.asarray(0, NP_CARRIED[idt]))
-        fix = L.b.node("And", [L.b.node("Not", [L.b.node("Equal", [r, zero])]),
-                               L.b.node("Xor", [L.b.node("Less", [r, zero]), L.b.node("Less", [y, zero])])])
+        fix = L.b.node(
+            "And",
+            [
+                L.b.node("Not", [L.b.node("Equal", [r, zero])]),
+                L.b.node("Xor", [L.b.node("Less", [r, zero]), L.b.node("Less", [y, zero])]),
+            ],
+        )
         return L.b.node("Where", [fix, L.b.node("Add", [r, y]), r])
     return L.b.node("Mod", [x, _safe_divisor(L, y, idt)], fmod=0)
 
@@ -341,11 +403,17 @@ def _shift(left: bool):
     def f(L, n, i, a, idt, odt):
         x, y = i
         bits = 32 if idt in (DType.int32, DType.uint32) else 64
-        y64 = L.b.node("Cast", [L.b.node("Clip", [L.b.node("Cast", [y], to=TensorProto.INT64), L.b.i64(0),
-                                                  L.b.i64(bits - 1)])], to=TensorProto.UINT64)
+        y64 = L.b.node(
+            "Cast",
+            [L.b.node("Clip", [L.b.node("Cast", [y], to=TensorProto.INT64), L.b.i64(0), L.b.i64(bits - 1)])],
+            to=TensorProto.UINT64,
+        )
         if left:
-            xs = L.b.node("Cast", [x], to=TensorProto.UINT64) if idt is not DType.int32 else \
-                L.b.node("Cast", [L.b.node("Cast", [x], to=TensorProto.INT64)], to=TensorProto.UINT64)
+            xs = (
+                L.b.node("Cast", [x], to=TensorProto.UINT64)
+                if idt is not DType.int32
+                else L.b.node("Cast", [L.b.node("Cast", [x], to=TensorProto.INT64)], to=TensorProto.UINT64)
+            )
             out = L.b.node("Cast", [L.b.node("BitShift", [xs, y64], direction="LEFT")], to=TensorProto.INT64)
             if idt is DType.int32:
                 return _wrap_int32(L, out)
@@ -357,18 +425,21 @@ def _shift(left: bool):
         if idt is DType.uint32:
             return pos
         nx = L.b.node("Cast", [L.b.node("BitwiseNot", [x64])], to=TensorProto.UINT64)
-        neg = L.b.node("BitwiseNot", [L.b.node("Cast", [L.b.node("BitShift", [nx, y64], direction="RIGHT")],
-                                               to=TensorProto.INT64)])
+        neg = L.b.node(
+            "BitwiseNot",
+            [L.b.node("Cast", [L.b.node("BitShift", [nx, y64], direction="RIGHT")], to=TensorProto.INT64)],
+        )
         out = L.b.node("Where", [L.b.node("Less", [x64, L.b.i64(0)]), neg, pos])
         return L.b.node("Cast", [out], to=TensorProto.INT32) if idt is DType.int32 else out
+
     return f
 
 
 def _wrap_int32(L: Lowering, x64: str) -> str:
     """int64 -> int32 with two's-complement wrap-around."""
     v = L.b.node("BitwiseAnd", [x64, L.b.i64(MASK32)])
-    big = L.b.node("GreaterOrEqual", [v, L.b.i64(2 ** 31)])
-    v = L.b.node("Where", [big, L.b.node("Sub", [v, L.b.i64(2 ** 32)]), v])
+    big = L.b.node("GreaterOrEqual", [v, L.b.i64(2**31)])
+    v = L.b.node("Where", [big, L.b.node("Sub", [v, L.b.i64(2**32)]), v])
     return L.b.node("Cast", [v], to=TensorProto.INT32)
 
 
@@ -385,12 +456,20 @@ def _astype(L, n, i, a, idt, odt):
         d = L.b.node("Where", [finite, d, L.b.const(np.asarray(0.0))])
         t = L.b.node("Mul", [L.b.node("Sign", [d]), L.b.node("Floor", [L.b.node("Abs", [d])])])
         if odt is DType.uint32:
-            m = L.b.node("Mod", [t, L.b.const(np.asarray(2.0 ** 32))], fmod=1)
-            m = L.b.node("Where", [L.b.node("Less", [m, L.b.const(np.asarray(0.0))]),
-                                   L.b.node("Add", [m, L.b.const(np.asarray(2.0 ** 32))]), m])
+            m = L.b.node("Mod", [t, L.b.const(np.asarray(2.0**32))], fmod=1)
+            m = L.b.node(
+                "Where",
+                [
+                    L.b.node("Less", [m, L.b.const(np.asarray(0.0))]),
+                    L.b.node("Add", [m, L.b.const(np.asarray(2.0**32))]),
+                    m,
+                ],
+            )
             return L.b.node("Cast", [m], to=TensorProto.INT64)
         info = np.iinfo(odt.to_numpy())
-        t = L.b.node("Clip", [t, L.b.const(np.asarray(float(info.min))), L.b.const(np.asarray(float(info.max)))])
+        t = L.b.node(
+            "Clip", [t, L.b.const(np.asarray(float(info.min))), L.b.const(np.asarray(float(info.max)))]
+        )
         return L.b.node("Cast", [t], to=CARRIED[odt])
     if odt is DType.uint32:
         x64 = L.b.node("Cast", [x], to=TensorProto.INT64)
@@ -416,26 +495,40 @@ def _reduce(op: str, nan_prop: bool = False):
         if idt is DType.bool:
             out = L.b.node("Cast", [out], to=TensorProto.BOOL)
         if nan_prop and _is_float(idt):
-            anynan = L.b.node("Cast", [L.b.node("ReduceMax", [L.b.node("Cast", [L.b.node("IsNaN", [i[0]])],
-                                                                       to=TensorProto.INT32), L.b.i64(axes)],
-                                                keepdims=int(a["keepdims"]))], to=TensorProto.BOOL)
+            anynan = L.b.node(
+                "Cast",
+                [
+                    L.b.node(
+                        "ReduceMax",
+                        [L.b.node("Cast", [L.b.node("IsNaN", [i[0]])], to=TensorProto.INT32), L.b.i64(axes)],
+                        keepdims=int(a["keepdims"]),
+                    )
+                ],
+                to=TensorProto.BOOL,
+            )
             out = L.b.node("Where", [anynan, _nan_like(L, out, idt), out])
         return out
+
     return f
 
 
 def _any_all(is_any: bool):
     """any = ReduceSum(x as int) > 0 (ReduceMax of an empty axis is the dtype's lowest value);
     all = not any(not x)."""
+
     def f(L, n, i, a, idt, odt):
         axes = _axes_of(a, len(n.inputs[0].shape))
         if not axes:
             return L.b.node("Identity", [i[0]])
         x = i[0] if is_any else L.b.node("Not", [i[0]])
-        cnt = L.b.node("ReduceSum", [L.b.node("Cast", [x], to=TensorProto.INT64), L.b.i64(axes)],
-                       keepdims=int(a["keepdims"]))
+        cnt = L.b.node(
+            "ReduceSum",
+            [L.b.node("Cast", [x], to=TensorProto.INT64), L.b.i64(axes)],
+            keepdims=int(a["keepdims"]),
+        )
         hit = L.b.node("Greater", [cnt, L.b.i64(0)])
         return hit if is_any else L.b.node("Not", [hit])
+
     return f
 
 
@@ -452,15 +545,22 @@ def _prod(L, n, i, a, idt, odt):
     count = math.prod(sizes)
     rest_dims = [shape[k] for k in rest]
     x = L.b.node("Reshape", [x, L.shape([count] + rest_dims)], allowzero=1)
-    acc = L.b.node("ConstantOfShape", [L.shape(rest_dims)],
-                   value=numpy_helper.from_array(np.asarray([1], NP_CARRIED[idt]), "v"))
+    acc = L.b.node(
+        "ConstantOfShape",
+        [L.shape(rest_dims)],
+        value=numpy_helper.from_array(np.asarray([1], NP_CARRIED[idt]), "v"),
+    )
     for k in range(count):
-        piece = L.b.node("Squeeze", [L.b.node("Slice", [x, L.b.i64([k]), L.b.i64([k + 1]), L.b.i64([0])]), L.b.i64([0])])
+        piece = L.b.node(
+            "Squeeze", [L.b.node("Slice", [x, L.b.i64([k]), L.b.i64([k + 1]), L.b.i64([0])]), L.b.i64([0])]
+        )
         acc = L.b.node("Mul", [acc, piece])
         if idt is DType.uint32:
             acc = L.b.node("BitwiseAnd", [acc, L.b.i64(MASK32)])
     if a["keepdims"]:
-        acc = L.b.node("Reshape", [acc, L.shape([1 if k in axes else shape[k] for k in range(len(shape))])], allowzero=1)
+        acc = L.b.node(
+            "Reshape", [acc, L.shape([1 if k in axes else shape[k] for k in range(len(shape))])], allowzero=1
+        )
     return acc
 
 
@@ -472,10 +572,31 @@ def _logsumexp(L, n, i, a, idt, odt):
     m = L.b.node("ReduceMax", [x, L.b.i64(axes)], keepdims=1)
     finite = L.b.node("Not", [L.b.node("Or", [L.b.node("IsNaN", [m]), L.b.node("IsInf", [m])])])
     m = L.b.node("Where", [finite, m, L.b.const(np.asarray(0, NP_CARRIED[idt]))])
-    s = L.b.node("Add", [L.b.node("Log", [L.b.node("ReduceSum", [L.b.node("Exp", [L.b.node("Sub", [x, m])]),
-                                                                  L.b.i64(axes)], keepdims=1)]), m])
-    anynan = L.b.node("Greater", [L.b.node("ReduceSum", [L.b.node("Cast", [L.b.node("IsNaN", [x])], to=TensorProto.INT64),
-                                                         L.b.i64(axes)], keepdims=1), L.b.i64(0)])
+    s = L.b.node(
+        "Add",
+        [
+            L.b.node(
+                "Log",
+                [
+                    L.b.node(
+                        "ReduceSum", [L.b.node("Exp", [L.b.node("Sub", [x, m])]), L.b.i64(axes)], keepdims=1
+                    )
+                ],
+            ),
+            m,
+        ],
+    )
+    anynan = L.b.node(
+        "Greater",
+        [
+            L.b.node(
+                "ReduceSum",
+                [L.b.node("Cast", [L.b.node("IsNaN", [x])], to=TensorProto.INT64), L.b.i64(axes)],
+                keepdims=1,
+            ),
+            L.b.i64(0),
+        ],
+    )
     s = L.b.node("Where", [anynan, _nan_like(L, s, idt), s])
     if not a["keepdims"]:
         s = L.b.node("Squeeze", [s, L.b.i64(axes)])
@@ -491,12 +612,17 @@ def _argext(largest: bool):
         if not _is_float(idt):
             return L.b.node(op, [x], axis=axis, keepdims=kd, select_last_index=0)
         nan = L.b.node("IsNaN", [x])
-        filled = L.b.node("Where", [nan, L.b.const(np.asarray(-math.inf if largest else math.inf, NP_CARRIED[idt])), x])
+        filled = L.b.node(
+            "Where", [nan, L.b.const(np.asarray(-math.inf if largest else math.inf, NP_CARRIED[idt])), x]
+        )
         best = L.b.node(op, [filled], axis=axis, keepdims=kd, select_last_index=0)
         nan_i = L.b.node("Cast", [nan], to=TensorProto.INT32)
         first_nan = L.b.node("ArgMax", [nan_i], axis=axis, keepdims=kd, select_last_index=0)
-        any_nan = L.b.node("Cast", [L.b.node("ReduceMax", [nan_i, L.b.i64([axis])], keepdims=kd)], to=TensorProto.BOOL)
+        any_nan = L.b.node(
+            "Cast", [L.b.node("ReduceMax", [nan_i, L.b.i64([axis])], keepdims=kd)], to=TensorProto.BOOL
+        )
         return L.b.node("Where", [any_nan, first_nan, best])
+
     return f
 
 
@@ -565,7 +691,9 @@ def _flip(L, n, i, a, idt, odt):
     if not axes:
         return L.b.node("Identity", [i[0]])
     k = len(axes)
-    return L.b.node("Slice", [i[0], L.b.i64([-1] * k), L.b.i64([-(2 ** 63)] * k), L.b.i64(axes), L.b.i64([-1] * k)])
+    return L.b.node(
+        "Slice", [i[0], L.b.i64([-1] * k), L.b.i64([-(2**63)] * k), L.b.i64(axes), L.b.i64([-1] * k)]
+    )
 
 
 def _repeat(L, n, i, a, idt, odt):
@@ -579,9 +707,9 @@ def _repeat(L, n, i, a, idt, odt):
     if r == 0:  # ORT's Expand treats a 0 target dim against 1 as 1: slice the axis empty instead
         return L.b.node("Slice", [x, L.b.i64([0]), L.b.i64([0]), L.b.i64([axis])])
     u = L.b.node("Unsqueeze", [x, L.b.i64([axis + 1])])
-    target = shape[:axis + 1] + [r] + shape[axis + 1:]
+    target = shape[: axis + 1] + [r] + shape[axis + 1 :]
     e = L.b.node("Expand", [u, L.shape(target)])
-    out_shape = shape[:axis] + [shape[axis] * r] + shape[axis + 1:]
+    out_shape = shape[:axis] + [shape[axis] * r] + shape[axis + 1 :]
     return L.b.node("Reshape", [e, L.shape(out_shape)], allowzero=1)
 
 
@@ -601,8 +729,16 @@ def _slice(L, n, i, a, idt, odt):
     if not a["starts"]:
         return L.b.node("Identity", [i[0]])
     rank = len(a["starts"])
-    return L.b.node("Slice", [i[0], L.shape(a["starts"]), L.shape(a["stops"]), L.b.i64(list(range(rank))),
-                              L.b.i64(list(a["steps"]))])
+    return L.b.node(
+        "Slice",
+        [
+            i[0],
+            L.shape(a["starts"]),
+            L.shape(a["stops"]),
+            L.b.i64(list(range(rank))),
+            L.b.i64(list(a["steps"])),
+        ],
+    )
 
 
 def _clamped_starts(L: Lowering, x: str, starts: list[str], sizes: list[str]) -> list[str]:
@@ -660,7 +796,9 @@ def _dynamic_update_slice(L, n, i, a, idt, odt):
     after = L.b.node("Sub", [L.b.node("Sub", [xshape, begin]), ushape])
     pads = L.b.node("Concat", [begin, after], axis=0)
     padded = L.b.node("Pad", [u, pads])
-    ones = L.b.node("ConstantOfShape", [ushape], value=numpy_helper.from_array(np.asarray([1], np.int32), "v"))
+    ones = L.b.node(
+        "ConstantOfShape", [ushape], value=numpy_helper.from_array(np.asarray([1], np.int32), "v")
+    )
     mask = L.b.node("Cast", [L.b.node("Pad", [ones, pads])], to=TensorProto.BOOL)
     return _where_any(L, mask, padded, x, idt)
 
@@ -674,7 +812,9 @@ def _take_along_axis(L, n, i, a, idt, odt):
 
 
 def _put_along_axis(L, n, i, a, idt, odt):
-    return L.b.node("ScatterElements", [i[0], L.b.node("Cast", [i[1]], to=TensorProto.INT64), i[2]], axis=a["axis"])
+    return L.b.node(
+        "ScatterElements", [i[0], L.b.node("Cast", [i[1]], to=TensorProto.INT64), i[2]], axis=a["axis"]
+    )
 
 
 def _argsort_names(L: Lowering, x: str, dt: DType, rank: int, axis: int, descending: bool) -> str:
@@ -725,6 +865,7 @@ def _softmax(log: bool):
         if log:
             return L.b.node("Sub", [s, L.b.node("Log", [tot])])
         return L.b.node("Div", [e, tot])
+
     return f
 
 
@@ -754,7 +895,10 @@ def _clip(L, n, i, a, idt, odt):
 # inexactly (Pow for ints goes through floating point; ReduceSum/ReduceMean on int64 and empty
 # axes); these helpers build the reference semantics from exact standard ops.
 
-def _counted_loop(L: Lowering, trips: int, state: list[str], types: list[int], body_fn: Callable) -> list[str]:
+
+def _counted_loop(
+    L: Lowering, trips: int, state: list[str], types: list[int], body_fn: Callable
+) -> list[str]:
     """A ``Loop`` with a fixed trip count; ``body_fn(builder, iter_name, state_names)`` returns the
     new state. Outer-scope names (e.g. the loop's operands) are visible inside the body."""
     body = Builder(L.b.root)
@@ -764,9 +908,12 @@ def _counted_loop(L: Lowering, trips: int, state: list[str], types: list[int], b
     c_out = body.node("Identity", [c_in])
     vi = helper.make_tensor_value_info
     graph = helper.make_graph(
-        body.nodes, L.b.fresh("loop_body"),
-        [vi(it, TensorProto.INT64, []), vi(c_in, TensorProto.BOOL, [])] + [vi(s, t, None) for s, t in zip(s_in, types)],
-        [vi(c_out, TensorProto.BOOL, [])] + [vi(s, t, None) for s, t in zip(new, types)])
+        body.nodes,
+        L.b.fresh("loop_body"),
+        [vi(it, TensorProto.INT64, []), vi(c_in, TensorProto.BOOL, [])]
+        + [vi(s, t, None) for s, t in zip(s_in, types)],
+        [vi(c_out, TensorProto.BOOL, [])] + [vi(s, t, None) for s, t in zip(new, types)],
+    )
     outs = [L.b.fresh("loop_out") for _ in state]
     L.b.nodes.append(helper.make_node("Loop", [L.b.const(np.int64(trips)), ""] + state, outs, body=graph))
     return outs
@@ -792,10 +939,17 @@ def _erf64(L: Lowering, x: str) -> str:
         return [term, b.node("Add", [s[1], term])]
 
     _, total = _counted_loop(L, ERF64_TERMS, [one, one], [TensorProto.DOUBLE] * 2, body)
-    scale = L.b.node("Mul", [L.b.node("Mul", [d(2.0 / math.sqrt(math.pi)), xc]),
-                             L.b.node("Exp", [L.b.node("Neg", [L.b.node("Mul", [xc, xc])])])])
+    scale = L.b.node(
+        "Mul",
+        [
+            L.b.node("Mul", [d(2.0 / math.sqrt(math.pi)), xc]),
+            L.b.node("Exp", [L.b.node("Neg", [L.b.node("Mul", [xc, xc])])]),
+        ],
+    )
     val = L.b.node("Mul", [scale, total])
-    val = L.b.node("Where", [L.b.node("GreaterOrEqual", [L.b.node("Abs", [xc]), d(6.0)]), L.b.node("Sign", [xc]), val])
+    val = L.b.node(
+        "Where", [L.b.node("GreaterOrEqual", [L.b.node("Abs", [xc]), d(6.0)]), L.b.node("Sign", [xc]), val]
+    )
     return L.b.node("Where", [isnan, x, val])
 
 
@@ -829,14 +983,20 @@ def _mul_wrapped(b: Builder, x: str, y: str, dt: DType) -> str:
     """x * y with the dtype's two's-complement wrap-around (carried types: int32 as int32,
     uint32 and int64 as int64). uint32 uses 16-bit halves so no int64 product overflows."""
     if dt is DType.int32:
-        p = b.node("Mul", [b.node("Cast", [x], to=TensorProto.INT64), b.node("Cast", [y], to=TensorProto.INT64)])
+        p = b.node(
+            "Mul", [b.node("Cast", [x], to=TensorProto.INT64), b.node("Cast", [y], to=TensorProto.INT64)]
+        )
         v = b.node("BitwiseAnd", [p, b.i64(MASK32)])
-        v = b.node("Where", [b.node("GreaterOrEqual", [v, b.i64(2 ** 31)]), b.node("Sub", [v, b.i64(2 ** 32)]), v])
+        v = b.node(
+            "Where", [b.node("GreaterOrEqual", [v, b.i64(2**31)]), b.node("Sub", [v, b.i64(2**32)]), v]
+        )
         return b.node("Cast", [v], to=TensorProto.INT32)
     if dt is DType.uint32:
         lo = b.node("BitwiseAnd", [x, b.i64(0xFFFF)])
         hi = b.node("Div", [x, b.i64(0x10000)])
-        hi_part = b.node("Mul", [b.node("BitwiseAnd", [b.node("Mul", [hi, y]), b.i64(0xFFFF)]), b.i64(0x10000)])
+        hi_part = b.node(
+            "Mul", [b.node("BitwiseAnd", [b.node("Mul", [hi, y]), b.i64(0xFFFF)]), b.i64(0x10000)]
+        )
         return b.node("BitwiseAnd", [b.node("Add", [b.node("Mul", [lo, y]), hi_part]), b.i64(MASK32)])
     return b.node("Mul", [x, y])  # int64: ORT's integer Mul wraps
 
@@ -876,51 +1036,163 @@ def _int64_sum(L: Lowering, x: str, axes: list[int], shape: list, keepdims: bool
         count = count * shape[k]
     flat = L.b.node("Reshape", [t, L.shape(rest_dims + [count])], allowzero=1)
     zshape = L.b.node("Concat", [L.shape(rest_dims), L.b.i64([1])], axis=0) if rest_dims else L.b.i64([1])
-    zeros = L.b.node("ConstantOfShape", [zshape], value=numpy_helper.from_array(np.asarray([0], np.int64), "v"))
+    zeros = L.b.node(
+        "ConstantOfShape", [zshape], value=numpy_helper.from_array(np.asarray([0], np.int64), "v")
+    )
     cs = L.b.node("CumSum", [L.b.node("Concat", [zeros, flat], axis=-1), L.b.const(np.int64(-1))])
-    last = L.b.node("Squeeze", [L.b.node("Slice", [cs, L.b.i64([-1]), L.b.i64([2 ** 62]), L.b.i64([-1])]),
-                                L.b.i64([-1])])
+    last = L.b.node(
+        "Squeeze", [L.b.node("Slice", [cs, L.b.i64([-1]), L.b.i64([2**62]), L.b.i64([-1])]), L.b.i64([-1])]
+    )
     if keepdims:
-        return L.b.node("Reshape", [last, L.shape([1 if k in axes else shape[k] for k in range(rank)])], allowzero=1)
+        return L.b.node(
+            "Reshape", [last, L.shape([1 if k in axes else shape[k] for k in range(rank)])], allowzero=1
+        )
     return last
 
 
 LOWERINGS = {
-    "abs": _abs, "negative": _u("Neg"), "sign": _sign, "exp": _u("Exp"), "log": _u("Log"),
-    "log1p": lambda L, n, i, a, idt, odt: L.b.node("Log", [L.b.node("Add", [i[0], L.b.const(np.asarray(1.0, NP_CARRIED[idt]))])]),
-    "sqrt": _u("Sqrt"), "rsqrt": _rsqrt, "tanh": _u("Tanh"), "erf": _erf, "sin": _u("Sin"), "cos": _u("Cos"),
-    "floor": _u("Floor"), "ceil": _u("Ceil"), "sigmoid": _u("Sigmoid"), "silu": _silu, "isnan": _isx("isnan"),
-    "isinf": _isx("isinf"), "isfinite": _isx("isfinite"), "logical_not": _u("Not"), "bitwise_invert": _bitwise_invert,
-    "gelu": _gelu, "add": _bin("Add"), "subtract": _bin("Sub"), "multiply": _bin("Mul"), "divide": _bin("Div"),
-    "floor_divide": _floor_divide, "remainder": _remainder, "pow": _pow, "maximum": _nanprop_bin("Max"),
-    "minimum": _nanprop_bin("Min"), "equal": _bin("Equal"),
+    "abs": _abs,
+    "negative": _u("Neg"),
+    "sign": _sign,
+    "exp": _u("Exp"),
+    "log": _u("Log"),
+    "log1p": lambda L, n, i, a, idt, odt: L.b.node(
+        "Log", [L.b.node("Add", [i[0], L.b.const(np.asarray(1.0, NP_CARRIED[idt]))])]
+    ),
+    "sqrt": _u("Sqrt"),
+    "rsqrt": _rsqrt,
+    "tanh": _u("Tanh"),
+    "erf": _erf,
+    "sin": _u("Sin"),
+    "cos": _u("Cos"),
+    "floor": _u("Floor"),
+    "ceil": _u("Ceil"),
+    "sigmoid": _u("Sigmoid"),
+    "silu": _silu,
+    "isnan": _isx("isnan"),
+    "isinf": _isx("isinf"),
+    "isfinite": _isx("isfinite"),
+    "logical_not": _u("Not"),
+    "bitwise_invert": _bitwise_invert,
+    "gelu": _gelu,
+    "add": _bin("Add"),
+    "subtract": _bin("Sub"),
+    "multiply": _bin("Mul"),
+    "divide": _bin("Div"),
+    "floor_divide": _floor_divide,
+    "remainder": _remainder,
+    "pow": _pow,
+    "maximum": _nanprop_bin("Max"),
+    "minimum": _nanprop_bin("Min"),
+    "equal": _bin("Equal"),
     "not_equal": lambda L, n, i, a, idt, odt: L.b.node("Not", [L.b.node("Equal", i[:2])]),
-    "less": _bin("Less"), "less_equal": _bin("LessOrEqual"), "greater": _bin("Greater"),
-    "greater_equal": _bin("GreaterOrEqual"), "logical_and": _bin("And"), "logical_or": _bin("Or"),
-    "logical_xor": _bin("Xor"), "bitwise_and": _bool_or_bitwise("And", "BitwiseAnd"),
-    "bitwise_or": _bool_or_bitwise("Or", "BitwiseOr"), "bitwise_xor": _bool_or_bitwise("Xor", "BitwiseXor"),
-    "bitwise_left_shift": _shift(True), "bitwise_right_shift": _shift(False), "where": _where, "clip": _clip,
-    "astype": _astype, "sum": _reduce("ReduceSum"), "prod": _prod, "mean": _reduce("ReduceMean"),
-    "max": _reduce("ReduceMax", True), "min": _reduce("ReduceMin", True), "any": _any_all(True),
-    "all": _any_all(False), "logsumexp": _logsumexp, "argmax": _argext(True), "argmin": _argext(False),
-    "cumulative_sum": _cumsum, "matmul": _matmul, "einsum": _einsum, "full": _full, "arange": _arange,
-    "reshape": _reshape, "permute_dims": _permute, "expand_dims": _expand_dims, "squeeze": _squeeze,
-    "broadcast_to": _broadcast_to, "concat": _concat, "stack": _stack, "flip": _flip, "repeat": _repeat,
-    "tile": _tile, "slice": _slice, "dynamic_slice": _dynamic_slice, "dynamic_update_slice": _dynamic_update_slice,
-    "take": _take, "take_along_axis": _take_along_axis, "put_along_axis": _put_along_axis, "sort": _sort,
-    "argsort": _argsort, "top_k": _top_k, "softmax": _softmax(False), "log_softmax": _softmax(True),
-    "rms_norm": _rms_norm, "layer_norm": _layer_norm, "while_loop": "Loop", "cond": "If",
+    "less": _bin("Less"),
+    "less_equal": _bin("LessOrEqual"),
+    "greater": _bin("Greater"),
+    "greater_equal": _bin("GreaterOrEqual"),
+    "logical_and": _bin("And"),
+    "logical_or": _bin("Or"),
+    "logical_xor": _bin("Xor"),
+    "bitwise_and": _bool_or_bitwise("And", "BitwiseAnd"),
+    "bitwise_or": _bool_or_bitwise("Or", "BitwiseOr"),
+    "bitwise_xor": _bool_or_bitwise("Xor", "BitwiseXor"),
+    "bitwise_left_shift": _shift(True),
+    "bitwise_right_shift": _shift(False),
+    "where": _where,
+    "clip": _clip,
+    "astype": _astype,
+    "sum": _reduce("ReduceSum"),
+    "prod": _prod,
+    "mean": _reduce("ReduceMean"),
+    "max": _reduce("ReduceMax", True),
+    "min": _reduce("ReduceMin", True),
+    "any": _any_all(True),
+    "all": _any_all(False),
+    "logsumexp": _logsumexp,
+    "argmax": _argext(True),
+    "argmin": _argext(False),
+    "cumulative_sum": _cumsum,
+    "matmul": _matmul,
+    "einsum": _einsum,
+    "full": _full,
+    "arange": _arange,
+    "reshape": _reshape,
+    "permute_dims": _permute,
+    "expand_dims": _expand_dims,
+    "squeeze": _squeeze,
+    "broadcast_to": _broadcast_to,
+    "concat": _concat,
+    "stack": _stack,
+    "flip": _flip,
+    "repeat": _repeat,
+    "tile": _tile,
+    "slice": _slice,
+    "dynamic_slice": _dynamic_slice,
+    "dynamic_update_slice": _dynamic_update_slice,
+    "take": _take,
+    "take_along_axis": _take_along_axis,
+    "put_along_axis": _put_along_axis,
+    "sort": _sort,
+    "argsort": _argsort,
+    "top_k": _top_k,
+    "softmax": _softmax(False),
+    "log_softmax": _softmax(True),
+    "rms_norm": _rms_norm,
+    "layer_norm": _layer_norm,
+    "while_loop": "Loop",
+    "cond": "If",
 }
 #: ops whose output is exact for float16/bfloat16 inputs already (no rounding Cast round trip)
-NO_ROUND = {"astype", "reshape", "permute_dims", "expand_dims", "squeeze", "broadcast_to", "concat", "stack", "flip",
-            "repeat", "tile", "slice", "dynamic_slice", "dynamic_update_slice", "take", "take_along_axis",
-            "put_along_axis", "sort", "where", "full", "max", "min", "maximum", "minimum", "abs", "negative",
-            "floor", "ceil", "clip", "sign"}
-U32_MASKED = {"add", "subtract", "multiply", "negative", "bitwise_invert", "bitwise_left_shift", "pow", "sum",
-              "prod", "cumulative_sum", "matmul", "einsum"}
+NO_ROUND = {
+    "astype",
+    "reshape",
+    "permute_dims",
+    "expand_dims",
+    "squeeze",
+    "broadcast_to",
+    "concat",
+    "stack",
+    "flip",
+    "repeat",
+    "tile",
+    "slice",
+    "dynamic_slice",
+    "dynamic_update_slice",
+    "take",
+    "take_along_axis",
+    "put_along_axis",
+    "sort",
+    "where",
+    "full",
+    "max",
+    "min",
+    "maximum",
+    "minimum",
+    "abs",
+    "negative",
+    "floor",
+    "ceil",
+    "clip",
+    "sign",
+}
+U32_MASKED = {
+    "add",
+    "subtract",
+    "multiply",
+    "negative",
+    "bitwise_invert",
+    "bitwise_left_shift",
+    "pow",
+    "sum",
+    "prod",
+    "cumulative_sum",
+    "matmul",
+    "einsum",
+}
 
 
 # ---------------------------------------------------------------------------- model building
+
 
 def _static(spec: TensorSpec) -> list | None:
     """A loop-carried value's shape when every dim is static (ORT then folds shape arithmetic
@@ -949,7 +1221,9 @@ def to_model_proto(graph: Graph, opset: int | None = None) -> onnx.ModelProto:
         elif spec.dtype is DType.float16:
             inner.append(b.node("Cast", [name], to=TensorProto.FLOAT))
         elif spec.dtype is DType.bfloat16:
-            inner.append(b.node("Cast", [b.node("Cast", [name], to=TensorProto.BFLOAT16)], to=TensorProto.FLOAT))
+            inner.append(
+                b.node("Cast", [b.node("Cast", [name], to=TensorProto.BFLOAT16)], to=TensorProto.FLOAT)
+            )
         else:
             inner.append(name)
     sym: dict[str, str] = {}
@@ -968,8 +1242,13 @@ def to_model_proto(graph: Graph, opset: int | None = None) -> onnx.ModelProto:
         else:
             b.nodes.append(helper.make_node("Identity", [o], [name]))
         final.append(_value_info(name, spec))
-    g = helper.make_graph(b.nodes, graph.name or "tensorweave", [_value_info(n, s) for n, s in zip(names, specs)],
-                          final, b.initializers)
+    g = helper.make_graph(
+        b.nodes,
+        graph.name or "tensorweave",
+        [_value_info(n, s) for n, s in zip(names, specs)],
+        final,
+        b.initializers,
+    )
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], producer_name="tensorweave")
     model.ir_version = min(model.ir_version, 10)
     return model
@@ -980,11 +1259,14 @@ class OnnxProgram(Program):
 
     def __init__(self, graph: Graph, opset: int | None = None):
         import onnxruntime as ort
+
         super().__init__(graph)
         self.model = to_model_proto(graph, opset)
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
-        self.session = ort.InferenceSession(self.model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(
+            self.model.SerializeToString(), opts, providers=["CPUExecutionProvider"]
+        )
         self._ort = ort
 
     def _is_native(self, x: Any) -> bool:
@@ -995,8 +1277,10 @@ class OnnxProgram(Program):
 
     def _native_dtype(self, x: Any) -> DType:
         t = x.data_type()  # e.g. "tensor(float)"
-        name = t[len("tensor("):-1]
-        return {"float": DType.float32, "double": DType.float64, "float16": DType.float16}.get(name) or DType(name)
+        name = t[len("tensor(") : -1]
+        return {"float": DType.float32, "double": DType.float64, "float16": DType.float16}.get(name) or DType(
+            name
+        )
 
     def _from_numpy(self, x: np.ndarray, spec: TensorSpec) -> Any:
         if spec.dtype is DType.bfloat16:
@@ -1013,13 +1297,17 @@ class OnnxProgram(Program):
         feeds = dict(zip(self.input_names, args))
         if args and all(isinstance(a, self._ort.OrtValue) for a in args):
             return list(self.session.run_with_ort_values(self.output_names, feeds))
-        return list(self.session.run(self.output_names, {k: np.asarray(v, order="C") for k, v in feeds.items()}))
+        return list(
+            self.session.run(self.output_names, {k: np.asarray(v, order="C") for k, v in feeds.items()})
+        )
 
     def export(self, path: str, external_data_threshold: int = EXTERNAL_DATA_THRESHOLD) -> str:
         return save_model(self.model, path, external_data_threshold)
 
 
-def save_model(model: onnx.ModelProto, path: str, external_data_threshold: int = EXTERNAL_DATA_THRESHOLD) -> str:
+def save_model(
+    model: onnx.ModelProto, path: str, external_data_threshold: int = EXTERNAL_DATA_THRESHOLD
+) -> str:
     """Write ``path`` atomically; weights go to an external data file once the model reaches the threshold."""
     path = os.path.abspath(os.fspath(path))
     directory = os.path.dirname(path)
@@ -1033,8 +1321,14 @@ def save_model(model: onnx.ModelProto, path: str, external_data_threshold: int =
             tmp_data = os.path.join(directory, os.path.basename(tmp) + ".data")
             m = onnx.ModelProto()
             m.CopyFrom(model)
-            onnx.save_model(m, tmp, save_as_external_data=True, all_tensors_to_one_file=True,
-                            location=os.path.basename(tmp_data), size_threshold=0)
+            onnx.save_model(
+                m,
+                tmp,
+                save_as_external_data=True,
+                all_tensors_to_one_file=True,
+                location=os.path.basename(tmp_data),
+                size_threshold=0,
+            )
             # point the model at the final data file name, then move both into place
             m2 = onnx.load_model(tmp, load_external_data=False)
             for init in m2.graph.initializer:
@@ -1068,8 +1362,9 @@ def _sum(L, n, i, a, idt, odt):
         axes = _axes_of(a, len(n.inputs[0].shape))
         if not axes:
             return L.b.node("Identity", [i[0]])
-        return _int64_sum(L, i[0], [k % len(n.inputs[0].shape) for k in axes], list(n.inputs[0].shape),
-                          bool(a["keepdims"]))
+        return _int64_sum(
+            L, i[0], [k % len(n.inputs[0].shape) for k in axes], list(n.inputs[0].shape), bool(a["keepdims"])
+        )
     return _reduce("ReduceSum")(L, n, i, a, idt, odt)
 
 

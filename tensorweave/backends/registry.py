@@ -4,6 +4,7 @@ Precedence: an explicit ``backend=`` argument > the innermost
 ``with use_backend(name)`` > the ``TENSORWEAVE_BACKEND`` environment variable >
 the first installed backend of :data:`ORDER`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -29,8 +30,14 @@ REQUIRES = {
 }
 EXTRA = {"numpy": None, "torch": "torch", "tensorflow": "tensorflow", "jax": "jax", "onnx": "onnx"}
 MODULE = {"numpy": "numpy", "torch": "torch", "tensorflow": "tensorflow", "jax": "jax", "onnx": "onnx"}
-ALIASES = {"tf": "tensorflow", "pytorch": "torch", "onnxruntime": "onnx", "ort": "onnx", "np": "numpy",
-           "flax": "jax"}
+ALIASES = {
+    "tf": "tensorflow",
+    "pytorch": "torch",
+    "onnxruntime": "onnx",
+    "ort": "onnx",
+    "np": "numpy",
+    "flax": "jax",
+}
 
 _current: contextvars.ContextVar[str | None] = contextvars.ContextVar("tensorweave_backend", default=None)
 
@@ -55,8 +62,10 @@ def available() -> list[str]:
 
 def missing_message(name: str) -> str:
     n = _canonical(name)
-    return (f"backend {n!r} needs {' and '.join(REQUIRES[n])}, which is not installed; "
-            f"install it with: pip install 'tensorweave[{EXTRA[n]}]'")
+    return (
+        f"backend {n!r} needs {' and '.join(REQUIRES[n])}, which is not installed; "
+        f"install it with: pip install 'tensorweave[{EXTRA[n]}]'"
+    )
 
 
 def get(name: str) -> Any:

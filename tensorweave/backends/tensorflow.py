@@ -19,6 +19,7 @@ How the numpy reference semantics are kept (spec/backends-tensorflow.md):
 - float floor_divide/remainder follow numpy's divmod algorithm (not ``floor(x / y)``).
 - integer matmul/einsum are exact (products and sums in the integer dtype, wrapping).
 """
+
 from __future__ import annotations
 
 import logging
@@ -49,9 +50,16 @@ MASK32 = 0xFFFFFFFF
 VARIABLE_BYTES = 1 << 20
 
 #: How each IR dtype is carried inside the function (uint32 as int64 holding [0, 2**32)).
-CARRIED = {DType.bool: tf.bool, DType.int32: tf.int32, DType.int64: tf.int64, DType.uint32: tf.int64,
-           DType.float16: tf.float16, DType.bfloat16: tf.bfloat16, DType.float32: tf.float32,
-           DType.float64: tf.float64}
+CARRIED = {
+    DType.bool: tf.bool,
+    DType.int32: tf.int32,
+    DType.int64: tf.int64,
+    DType.uint32: tf.int64,
+    DType.float16: tf.float16,
+    DType.bfloat16: tf.bfloat16,
+    DType.float32: tf.float32,
+    DType.float64: tf.float64,
+}
 #: The dtypes of the signature (what callers pass and get back).
 BOUNDARY = {**CARRIED, DType.uint32: tf.uint32}
 LOW = (tf.float16, tf.bfloat16)
@@ -90,11 +98,13 @@ def _is_float(x: Any) -> bool:
 
 def _low(fn: Callable) -> Callable:
     """Run ``fn`` in float32 when the first input is float16/bfloat16, then round back once."""
+
     def run(*xs: Any, **kw: Any) -> Any:
         dt = xs[0].dtype
         if dt in LOW:
             return tf.cast(fn(*[tf.cast(x, tf.float32) for x in xs], **kw), dt)
         return fn(*xs, **kw)
+
     return run
 
 
@@ -104,11 +114,13 @@ def _nan(x: Any) -> Any:
 
 def _nanprop(fn: Callable) -> Callable:
     """A binary ``fn`` whose result is nan wherever either float operand is nan."""
+
     def run(x: Any, y: Any) -> Any:
         out = fn(x, y)
         if _is_float(x):
             out = tf.where(tf.math.is_nan(x) | tf.math.is_nan(y), _nan(out), out)
         return out
+
     return run
 
 
@@ -153,6 +165,7 @@ def _signed_zero(s: Any) -> Any:
 
 # ---------------------------------------------------------------------------- elementwise
 
+
 def _sign(x: Any) -> Any:
     """sign with sign(nan) = nan."""
     if _is_float(x):
@@ -162,19 +175,23 @@ def _sign(x: Any) -> Any:
 
 def _erf(x: Any) -> Any:
     """erf; |x| >= 10 is +-1 exactly (TF's float64 kernel returns nan for +-inf)."""
+
     def f(v: Any) -> Any:
         return tf.where(tf.abs(v) >= 10.0, tf.sign(v), tf.math.erf(v))
+
     return _low(f)(x)
 
 
 def _gelu(x: Any, approximate: str = "none") -> Any:
     """'none': 0.5*x*erfc(-x/sqrt(2)) (= 0.5*x*(1 + erf(x/sqrt(2))) without cancellation);
     'tanh': x*sigmoid(2u) with u = sqrt(2/pi)*(x + 0.044715*x**3) (= 0.5*x*(1 + tanh(u)))."""
+
     def f(v: Any) -> Any:
         if approximate == "tanh":
             u = math.sqrt(2.0 / math.pi) * (v + 0.044715 * (v * v * v))
             return v * tf.sigmoid(2.0 * u)
         return 0.5 * v * tf.math.erfc(-v * (1.0 / math.sqrt(2.0)))
+
     return _low(f)(x)
 
 
@@ -229,10 +246,12 @@ def _pow(x: Any, y: Any) -> Any:
 
 def _shift(left: bool) -> Callable:
     """x << y or x >> y; y clamped to [0, bits) (outside is unspecified; the reference clamps)."""
+
     def run(x: Any, y: Any, src: DType) -> Any:
         bits = 32 if src in (DType.int32, DType.uint32) else 64
         y = tf.minimum(tf.maximum(y, _scalar(0, y.dtype)), _scalar(bits - 1, y.dtype))
         return tf.bitwise.left_shift(x, y) if left else tf.bitwise.right_shift(x, y)
+
     return run
 
 
@@ -280,14 +299,14 @@ def _astype(x: Any, dtype: DType, src: DType) -> Any:
         t = tf.where(tf.math.is_finite(t), t, tf.zeros_like(t))
         t = tf.math.sign(t) * tf.floor(tf.abs(t))
         if dtype is DType.uint32:
-            return tf.cast(tf.math.floormod(t, 2.0 ** 32), tf.int64)
+            return tf.cast(tf.math.floormod(t, 2.0**32), tf.int64)
         info = np.iinfo(dtype.to_numpy())
         return tf.cast(tf.clip_by_value(t, float(info.min), float(info.max)), CARRIED[dtype])
     if dtype is DType.uint32:
         return _mask32(tf.cast(x, tf.int64))
     if dtype is DType.int32 and src in (DType.int64, DType.uint32):
         v = _mask32(tf.cast(x, tf.int64))
-        return tf.cast(tf.where(v >= 2 ** 31, v - 2 ** 32, v), tf.int32)
+        return tf.cast(tf.where(v >= 2**31, v - 2**32, v), tf.int32)
     if src is DType.float64 and dtype is DType.float16:
         return _f64_to_f16(x)
     return tf.cast(x, CARRIED[dtype])
@@ -295,12 +314,14 @@ def _astype(x: Any, dtype: DType, src: DType) -> Any:
 
 # ---------------------------------------------------------------------------- reductions
 
+
 def _axes(x: Any, axis: Any) -> list:
     return list(range(len(x.shape))) if axis is None else list(axis)
 
 
 def _reduce(fn: Callable, nan_prop: bool = False, upcast: bool = True) -> Callable:
     """A reduction over ``axis`` (None: all; (): identity); f16/bf16 accumulate in float32."""
+
     def run(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
         ax = _axes(x, axis)
         if not ax:
@@ -310,6 +331,7 @@ def _reduce(fn: Callable, nan_prop: bool = False, upcast: bool = True) -> Callab
         if nan_prop and _is_float(x):
             out = tf.where(tf.reduce_any(tf.math.is_nan(v), axis=ax, keepdims=keepdims), _nan(out), out)
         return tf.cast(out, x.dtype)
+
     return run
 
 
@@ -340,7 +362,9 @@ def _order_key(x: Any) -> Any:
     itype, bits = (tf.int64, 64) if x.dtype == tf.float64 else (tf.int32, 32)
     b = tf.bitcast(x, itype)
     sign_fill = tf.bitwise.right_shift(b, tf.constant(bits - 1, itype))
-    return tf.bitwise.bitwise_xor(b, tf.bitwise.bitwise_and(sign_fill, tf.constant(2 ** (bits - 1) - 1, itype)))
+    return tf.bitwise.bitwise_xor(
+        b, tf.bitwise.bitwise_and(sign_fill, tf.constant(2 ** (bits - 1) - 1, itype))
+    )
 
 
 def _argsort_last(x: Any, descending: bool) -> Any:
@@ -379,6 +403,7 @@ def _top_k(x: Any, k: int) -> tuple:
 def _arg_extreme(largest: bool) -> Callable:
     """argmax/argmin: the first index holding the extreme key (nan is the largest value for argmax,
     the smallest for argmin; the first nan wins)."""
+
     def run(x: Any, axis: int = -1, keepdims: bool = False) -> Any:
         key = _order_key(x)
         if _is_float(x) and not largest:
@@ -388,6 +413,7 @@ def _arg_extreme(largest: bool) -> Callable:
         n = tf.shape(x, out_type=tf.int64)[axis]
         iota = tf.reshape(tf.range(n), [-1 if i == axis % rank else 1 for i in range(rank)])
         return tf.reduce_min(tf.where(tf.equal(key, best), iota, n), axis=axis, keepdims=keepdims)
+
     return run
 
 
@@ -398,6 +424,7 @@ def _cumulative_sum(x: Any, axis: int = -1) -> Any:
 
 
 # ---------------------------------------------------------------------------- linalg
+
 
 def _int_einsum(subscripts: str, xs: Sequence[Any]) -> Any:
     """Exact integer einsum: align every operand on one index order (output indices first), take
@@ -427,8 +454,12 @@ def _broadcast_size1(terms: Sequence[str], xs: Sequence[Any]) -> list:
     out = []
     for term, x in zip(terms, xs):
         if any(x.shape[i] == 1 and c in source for i, c in enumerate(term)):
-            shape = [tf.shape(xs[source[c][0]])[source[c][1]] if (x.shape[i] == 1 and c in source)
-                     else tf.shape(x)[i] for i, c in enumerate(term)]
+            shape = [
+                tf.shape(xs[source[c][0]])[source[c][1]]
+                if (x.shape[i] == 1 and c in source)
+                else tf.shape(x)[i]
+                for i, c in enumerate(term)
+            ]
             x = tf.broadcast_to(x, tf.stack(shape))
         out.append(x)
     return out
@@ -460,6 +491,7 @@ def _matmul(a: Any, b: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------- creation & shapes
+
 
 def _full(shape: tuple, fill_value: Any, dtype: DType) -> Any:
     """fill_value converted exactly as the reference does (ints wrap), then broadcast."""
@@ -534,8 +566,9 @@ def _scatter_update(x: Any, u: Any, starts: Sequence[Any], xs: list, us: list) -
     r = max(k for k in range(len(xs)) if us[k] != xs[k]) + 1
     cols = []
     for k in range(r):
-        start = tf.clip_by_value(tf.cast(starts[k], tf.int64), tf.constant(0, tf.int64),
-                                 tf.constant(xs[k] - us[k], tf.int64))
+        start = tf.clip_by_value(
+            tf.cast(starts[k], tf.int64), tf.constant(0, tf.int64), tf.constant(xs[k] - us[k], tf.int64)
+        )
         view = [1] * r
         view[k] = us[k]
         ix = tf.reshape(start + tf.range(us[k], dtype=tf.int64), view)
@@ -574,8 +607,10 @@ def _put_along_axis(x: Any, idx: Any, v: Any, axis: int = -1) -> Any:
 
 # ---------------------------------------------------------------------------- nn
 
+
 def _softmax(log: bool) -> Callable:
     """exp(x - m) / sum(exp(x - m)) (or x - m - log(sum(exp(x - m)))), m = max (0 if infinite)."""
+
     def run(x: Any, axis: int = -1) -> Any:
         def f(v: Any) -> Any:
             m = tf.reduce_max(v, axis=axis, keepdims=True)
@@ -584,25 +619,32 @@ def _softmax(log: bool) -> Callable:
                 return s - tf.math.log(tf.reduce_sum(tf.exp(s), axis=axis, keepdims=True))
             e = tf.exp(s)
             return e / tf.reduce_sum(e, axis=axis, keepdims=True)
+
         return _low(f)(x)
+
     return run
 
 
 def _rms_norm(x: Any, w: Any, eps: float = 1e-6) -> Any:
     """x / sqrt(mean(x**2, -1) + eps) * w."""
-    return _low(lambda v, ww: v * (1.0 / tf.sqrt(tf.reduce_mean(v * v, axis=-1, keepdims=True) + eps)) * ww)(x, w)
+    return _low(lambda v, ww: v * (1.0 / tf.sqrt(tf.reduce_mean(v * v, axis=-1, keepdims=True) + eps)) * ww)(
+        x, w
+    )
 
 
 def _layer_norm(x: Any, w: Any, b: Any, eps: float = 1e-5) -> Any:
     """(x - mean) / sqrt(var + eps) * w + b over the last axis (biased variance)."""
+
     def f(v: Any, ww: Any, bb: Any) -> Any:
         mu = tf.reduce_mean(v, axis=-1, keepdims=True)
         var = tf.reduce_mean(tf.square(v - mu), axis=-1, keepdims=True)
         return (v - mu) / tf.sqrt(var + eps) * ww + bb
+
     return _low(f)(x, w, b)
 
 
 # ---------------------------------------------------------------------------- control flow
+
 
 def _while_loop(node: Node, ins: list, env: dict, consts: dict) -> tuple:
     """tf.while_loop over the state; captured values are closed over; the IR types give the shape
@@ -613,9 +655,14 @@ def _while_loop(node: Node, ins: list, env: dict, consts: dict) -> tuple:
     state, captured = ins[:n], ins[n:]
     cond_g, body_g = node.subgraphs["cond"], node.subgraphs["body"]
     invariants = tuple(tf.TensorShape(_static(v.spec)) for v in node.inputs[:n])
-    return tuple(tf.while_loop(lambda *s: run_graph(cond_g, [*s, *captured], env, consts)[0],
-                               lambda *s: tuple(run_graph(body_g, [*s, *captured], env, consts)),
-                               tuple(state), shape_invariants=invariants))
+    return tuple(
+        tf.while_loop(
+            lambda *s: run_graph(cond_g, [*s, *captured], env, consts)[0],
+            lambda *s: tuple(run_graph(body_g, [*s, *captured], env, consts)),
+            tuple(state),
+            shape_invariants=invariants,
+        )
+    )
 
 
 def _cond(node: Node, ins: list, env: dict, consts: dict) -> tuple:
@@ -624,18 +671,35 @@ def _cond(node: Node, ins: list, env: dict, consts: dict) -> tuple:
         return ()
     then_g, else_g = node.subgraphs["then"], node.subgraphs["else"]
     operands = ins[1:]
-    return tuple(tf.cond(ins[0], lambda: tuple(run_graph(then_g, list(operands), env, consts)),
-                         lambda: tuple(run_graph(else_g, list(operands), env, consts))))
+    return tuple(
+        tf.cond(
+            ins[0],
+            lambda: tuple(run_graph(then_g, list(operands), env, consts)),
+            lambda: tuple(run_graph(else_g, list(operands), env, consts)),
+        )
+    )
 
 
 # ---------------------------------------------------------------------------- the table
 
 LOWERINGS: dict[str, Callable] = {
     # unary
-    "abs": tf.abs, "negative": tf.negative, "sign": _sign, "exp": _low(tf.exp), "log": _low(tf.math.log),
-    "log1p": _low(tf.math.log1p), "sqrt": _low(tf.sqrt), "rsqrt": _low(lambda v: 1.0 / tf.sqrt(v)),
-    "tanh": _low(tf.tanh), "erf": _erf, "sin": _low(tf.sin), "cos": _low(tf.cos), "floor": tf.floor,
-    "ceil": tf.math.ceil, "sigmoid": _low(tf.sigmoid), "silu": _low(lambda v: v * tf.sigmoid(v)),
+    "abs": tf.abs,
+    "negative": tf.negative,
+    "sign": _sign,
+    "exp": _low(tf.exp),
+    "log": _low(tf.math.log),
+    "log1p": _low(tf.math.log1p),
+    "sqrt": _low(tf.sqrt),
+    "rsqrt": _low(lambda v: 1.0 / tf.sqrt(v)),
+    "tanh": _low(tf.tanh),
+    "erf": _erf,
+    "sin": _low(tf.sin),
+    "cos": _low(tf.cos),
+    "floor": tf.floor,
+    "ceil": tf.math.ceil,
+    "sigmoid": _low(tf.sigmoid),
+    "silu": _low(lambda v: v * tf.sigmoid(v)),
     "isnan": lambda x: tf.math.is_nan(x) if _is_float(x) else tf.zeros_like(x, dtype=tf.bool),
     "isinf": lambda x: tf.math.is_inf(x) if _is_float(x) else tf.zeros_like(x, dtype=tf.bool),
     "isfinite": lambda x: tf.math.is_finite(x) if _is_float(x) else tf.ones_like(x, dtype=tf.bool),
@@ -643,51 +707,100 @@ LOWERINGS: dict[str, Callable] = {
     "bitwise_invert": lambda x: tf.logical_not(x) if x.dtype == tf.bool else tf.bitwise.invert(x),
     "gelu": _gelu,
     # binary
-    "add": tf.add, "subtract": tf.subtract, "multiply": tf.multiply, "divide": _low(tf.divide),
-    "floor_divide": _floor_divide, "remainder": _remainder, "pow": _pow,
-    "maximum": _nanprop(tf.maximum), "minimum": _nanprop(tf.minimum),
-    "equal": tf.equal, "not_equal": tf.not_equal, "less": tf.less, "less_equal": tf.less_equal,
-    "greater": tf.greater, "greater_equal": tf.greater_equal,
-    "logical_and": tf.logical_and, "logical_or": tf.logical_or, "logical_xor": tf.math.logical_xor,
+    "add": tf.add,
+    "subtract": tf.subtract,
+    "multiply": tf.multiply,
+    "divide": _low(tf.divide),
+    "floor_divide": _floor_divide,
+    "remainder": _remainder,
+    "pow": _pow,
+    "maximum": _nanprop(tf.maximum),
+    "minimum": _nanprop(tf.minimum),
+    "equal": tf.equal,
+    "not_equal": tf.not_equal,
+    "less": tf.less,
+    "less_equal": tf.less_equal,
+    "greater": tf.greater,
+    "greater_equal": tf.greater_equal,
+    "logical_and": tf.logical_and,
+    "logical_or": tf.logical_or,
+    "logical_xor": tf.math.logical_xor,
     "bitwise_and": _bitwise(tf.bitwise.bitwise_and, tf.logical_and),
     "bitwise_or": _bitwise(tf.bitwise.bitwise_or, tf.logical_or),
     "bitwise_xor": _bitwise(tf.bitwise.bitwise_xor, tf.math.logical_xor),
-    "bitwise_left_shift": _shift(True), "bitwise_right_shift": _shift(False),
-    "where": tf.where, "clip": _clip, "astype": _astype,
+    "bitwise_left_shift": _shift(True),
+    "bitwise_right_shift": _shift(False),
+    "where": tf.where,
+    "clip": _clip,
+    "astype": _astype,
     # reductions
-    "sum": _reduce(tf.reduce_sum), "prod": _reduce(tf.reduce_prod), "mean": _reduce(tf.reduce_mean),
+    "sum": _reduce(tf.reduce_sum),
+    "prod": _reduce(tf.reduce_prod),
+    "mean": _reduce(tf.reduce_mean),
     "max": _reduce(tf.reduce_max, nan_prop=True, upcast=False),
     "min": _reduce(tf.reduce_min, nan_prop=True, upcast=False),
-    "any": _reduce(tf.reduce_any, upcast=False), "all": _reduce(tf.reduce_all, upcast=False),
-    "logsumexp": _logsumexp, "argmax": _arg_extreme(True), "argmin": _arg_extreme(False),
+    "any": _reduce(tf.reduce_any, upcast=False),
+    "all": _reduce(tf.reduce_all, upcast=False),
+    "logsumexp": _logsumexp,
+    "argmax": _arg_extreme(True),
+    "argmin": _arg_extreme(False),
     "cumulative_sum": _cumulative_sum,
     # linalg
-    "matmul": _matmul, "einsum": _einsum,
+    "matmul": _matmul,
+    "einsum": _einsum,
     # creation, shapes, indexing
-    "full": _full, "arange": _arange, "reshape": _reshape,
-    "permute_dims": lambda x, axes: tf.transpose(x, axes), "expand_dims": lambda x, axis: tf.expand_dims(x, axis),
+    "full": _full,
+    "arange": _arange,
+    "reshape": _reshape,
+    "permute_dims": lambda x, axes: tf.transpose(x, axes),
+    "expand_dims": lambda x, axis: tf.expand_dims(x, axis),
     "squeeze": lambda x, axis: tf.squeeze(x, axis=list(axis)) if axis else tf.identity(x),
     "broadcast_to": _broadcast_to,
     "concat": lambda *xs, axis=0: tf.concat(list(xs), axis=axis),
     "stack": lambda *xs, axis=0: tf.stack(list(xs), axis=axis),
     "flip": lambda x, axis=None: tf.reverse(x, _axes(x, axis)),
-    "repeat": _repeat, "tile": _tile, "slice": _slice, "dynamic_slice": _dynamic_slice,
-    "dynamic_update_slice": _dynamic_update_slice, "take": _take, "take_along_axis": _take_along,
+    "repeat": _repeat,
+    "tile": _tile,
+    "slice": _slice,
+    "dynamic_slice": _dynamic_slice,
+    "dynamic_update_slice": _dynamic_update_slice,
+    "take": _take,
+    "take_along_axis": _take_along,
     "put_along_axis": _put_along_axis,
     # sorting
-    "sort": _sort, "argsort": _argsort, "top_k": _top_k,
+    "sort": _sort,
+    "argsort": _argsort,
+    "top_k": _top_k,
     # nn
-    "softmax": _softmax(False), "log_softmax": _softmax(True), "rms_norm": _rms_norm, "layer_norm": _layer_norm,
+    "softmax": _softmax(False),
+    "log_softmax": _softmax(True),
+    "rms_norm": _rms_norm,
+    "layer_norm": _layer_norm,
     # control flow: (node, inputs, env, constants) -> outputs
-    "while_loop": _while_loop, "cond": _cond,
+    "while_loop": _while_loop,
+    "cond": _cond,
 }
 
 #: ops whose lowering also receives the IR dtype of their first input as ``src`` (uint32 is
 #: carried as int64, so the TF dtype alone cannot tell them apart).
 TAKES_SRC = frozenset({"astype", "clip", "bitwise_left_shift", "bitwise_right_shift"})
 #: ops whose int64-carried uint32 result can leave [0, 2**32) and is masked back.
-U32_WRAPS = frozenset({"add", "subtract", "multiply", "negative", "bitwise_invert", "bitwise_left_shift",
-                       "pow", "sum", "prod", "cumulative_sum", "matmul", "einsum"})
+U32_WRAPS = frozenset(
+    {
+        "add",
+        "subtract",
+        "multiply",
+        "negative",
+        "bitwise_invert",
+        "bitwise_left_shift",
+        "pow",
+        "sum",
+        "prod",
+        "cumulative_sum",
+        "matmul",
+        "einsum",
+    }
+)
 
 
 def _attrs(node: Node, env: dict) -> dict:
@@ -766,6 +879,7 @@ def _unique(names: Sequence[str]) -> list[str]:
 
 # ---------------------------------------------------------------------------- the program
 
+
 class TFProgram(Program):
     """A graph lowered to one ``tf.function`` (``self.fn``) with a None-dim input signature."""
 
@@ -778,8 +892,10 @@ class TFProgram(Program):
         self.variables = [c for c in self.constants.values() if isinstance(c, tf.Variable)]
         self.tf_input_names = _unique(self.input_names)
         self.tf_output_names = _unique(self.output_names)
-        self.signature = [tf.TensorSpec(_static(s), BOUNDARY[s.dtype], name=n)
-                          for s, n in zip(self.input_specs, self.tf_input_names)]
+        self.signature = [
+            tf.TensorSpec(_static(s), BOUNDARY[s.dtype], name=n)
+            for s, n in zip(self.input_specs, self.tf_input_names)
+        ]
         plan = symbol_plan(self.input_specs)
         specs, out_specs, consts = self.input_specs, self.output_specs, self.constants
 
@@ -790,8 +906,10 @@ class TFProgram(Program):
                 size = tf.shape(xs[i], out_type=tf.int64)[axis]
                 env[sym] = size if (isinstance(rest, int) and rest == 0) else size - eval_dim(rest, env)
             outs = run_graph(graph, list(xs), env, consts)
-            return tuple(tf.cast(o, tf.uint32) if s.dtype is DType.uint32 else tf.identity(o)
-                         for o, s in zip(outs, out_specs))
+            return tuple(
+                tf.cast(o, tf.uint32) if s.dtype is DType.uint32 else tf.identity(o)
+                for o, s in zip(outs, out_specs)
+            )
 
         self.fn = tf.function(fn, input_signature=self.signature, jit_compile=jit_compile, autograph=False)
 
@@ -821,15 +939,19 @@ class TFProgram(Program):
         dict by output name. Written to a temporary directory beside ``path``, then renamed."""
         path = os.path.abspath(os.fspath(path))
         if os.path.exists(path) and not os.path.isdir(path):
-            raise IRError(f"cannot export a SavedModel to {path}: it exists and is not a directory; "
-                          "remove it or choose another path")
+            raise IRError(
+                f"cannot export a SavedModel to {path}: it exists and is not a directory; "
+                "remove it or choose another path"
+            )
         parent, base = os.path.split(path)
         os.makedirs(parent, exist_ok=True)
         module = tf.Module()
         module.fn = self.fn
         module.constants = list(self.variables)
         names, fn = self.tf_output_names, self.fn
-        serve = tf.function(lambda *xs: dict(zip(names, fn(*xs))), input_signature=self.signature, autograph=False)
+        serve = tf.function(
+            lambda *xs: dict(zip(names, fn(*xs))), input_signature=self.signature, autograph=False
+        )
         tmp = tempfile.mkdtemp(dir=parent, prefix=f".{base}.tmp-")
         old = None
         try:
@@ -849,7 +971,9 @@ class TFProgram(Program):
 def lower(graph: Graph, jit_compile: bool = False, **options: Any) -> TFProgram:
     """Lower ``graph`` to a :class:`TFProgram`; ``jit_compile=True`` compiles it with XLA."""
     if options:
-        raise IRError(f"the tensorflow backend takes the option jit_compile=True/False only, got {sorted(options)}")
+        raise IRError(
+            f"the tensorflow backend takes the option jit_compile=True/False only, got {sorted(options)}"
+        )
     if not isinstance(jit_compile, bool):
         raise IRError(f"the tensorflow backend's jit_compile must be True or False, got {jit_compile!r}")
     graph.check()

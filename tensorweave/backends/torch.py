@@ -25,13 +25,14 @@ Semantics that need care:
   lower index first on ties); torch already sorts nan as the largest value.
 - **softmax/log_softmax** follow the reference formula with ``m = max(x)`` (0 where infinite).
 """
+
 from __future__ import annotations
 
 import math
 import os
 import re
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -47,19 +48,32 @@ MASK32 = 0xFFFFFFFF
 
 #: How each IR dtype is carried inside a lowered program (uint32 as int64, see the module doc).
 TORCH_DTYPES = {
-    DType.bool: torch.bool, DType.int32: torch.int32, DType.int64: torch.int64, DType.uint32: torch.int64,
-    DType.float16: torch.float16, DType.bfloat16: torch.bfloat16, DType.float32: torch.float32,
+    DType.bool: torch.bool,
+    DType.int32: torch.int32,
+    DType.int64: torch.int64,
+    DType.uint32: torch.int64,
+    DType.float16: torch.float16,
+    DType.bfloat16: torch.bfloat16,
+    DType.float32: torch.float32,
     DType.float64: torch.float64,
 }
 #: The IR dtype of a native torch tensor (torch.uint32 is accepted at the boundary).
-FROM_TORCH = {torch.bool: DType.bool, torch.int32: DType.int32, torch.int64: DType.int64, torch.uint32: DType.uint32,
-              torch.float16: DType.float16, torch.bfloat16: DType.bfloat16, torch.float32: DType.float32,
-              torch.float64: DType.float64}
+FROM_TORCH = {
+    torch.bool: DType.bool,
+    torch.int32: DType.int32,
+    torch.int64: DType.int64,
+    torch.uint32: DType.uint32,
+    torch.float16: DType.float16,
+    torch.bfloat16: DType.bfloat16,
+    torch.float32: DType.float32,
+    torch.float64: DType.float64,
+}
 LOW = (DType.float16, DType.bfloat16)
 
 
 # ============================================================================ runtime helpers
 # Functions the generated code calls where one torch call does not give the reference semantics.
+
 
 def _gelu(x: Any, approximate: str) -> Any:
     """gelu with the IR's values at the infinities (+inf -> +inf, -inf -> nan) on every CPU."""
@@ -97,7 +111,11 @@ def _prod_u32(x: torch.Tensor, axes: tuple, keepdims: bool) -> torch.Tensor:
             y = torch.cat([y, torch.ones_like(y[..., :1])], dim=-1)
         half = y.shape[-1] // 2
         y = _mul_u32(y[..., :half], y[..., half:])
-    y = y.reshape([x.shape[i] for i in keep]) if n else torch.ones([x.shape[i] for i in keep], dtype=torch.int64)
+    y = (
+        y.reshape([x.shape[i] for i in keep])
+        if n
+        else torch.ones([x.shape[i] for i in keep], dtype=torch.int64)
+    )
     if keepdims:
         y = y.reshape([1 if i in axes else x.shape[i] for i in range(x.dim())])
     return y
@@ -116,8 +134,10 @@ def _einsum_u32(subscripts: str, *xs: torch.Tensor) -> torch.Tensor:
         return torch.einsum(subscripts, xs[0]) & MASK32
     los = [x & 0xFFFF for x in xs]
     low = torch.einsum(subscripts, *los)
-    mid = sum(torch.einsum(subscripts, *[(x >> 16) if j == i else lo for j, (x, lo) in enumerate(zip(xs, los))])
-              for i in range(len(xs)))
+    mid = sum(
+        torch.einsum(subscripts, *[(x >> 16) if j == i else lo for j, (x, lo) in enumerate(zip(xs, los))])
+        for i in range(len(xs))
+    )
     return (low + ((mid & 0xFFFF) << 16)) & MASK32
 
 
@@ -133,7 +153,7 @@ def _sign_f(x: torch.Tensor) -> torch.Tensor:
 
 def _wrap_i32(x: torch.Tensor) -> torch.Tensor:
     """int64 -> int32 modulo 2**32 (two's complement), without relying on a narrowing cast."""
-    return (((x + 2 ** 31) & MASK32) - 2 ** 31).to(torch.int32)
+    return (((x + 2**31) & MASK32) - 2**31).to(torch.int32)
 
 
 def _float_to_int(x: torch.Tensor, dst: torch.dtype) -> torch.Tensor:
@@ -146,7 +166,7 @@ def _float_to_int(x: torch.Tensor, dst: torch.dtype) -> torch.Tensor:
 def _float_to_u32(x: torch.Tensor) -> torch.Tensor:
     """Truncate toward zero, nan/inf -> 0, then wrap modulo 2**32 (exact fmod in float64)."""
     t = torch.trunc(x.double()).nan_to_num(0.0, 0.0, 0.0)
-    return torch.remainder(t, 2.0 ** 32).to(torch.int64)
+    return torch.remainder(t, 2.0**32).to(torch.int64)
 
 
 def _f64_to_f16(x: torch.Tensor) -> torch.Tensor:
@@ -204,7 +224,7 @@ def _top_k(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         return srt.values[..., :k], srt.indices[..., :k]
     lead = tuple(x.shape[:-1])
     flat = x.reshape(-1, n)
-    kth = torch.topk(flat, k, dim=-1, sorted=True).values[:, k - 1:k]
+    kth = torch.topk(flat, k, dim=-1, sorted=True).values[:, k - 1 : k]
     above = flat > kth
     tied = flat == kth
     need = k - above.sum(-1, keepdim=True)
@@ -219,7 +239,7 @@ def _top_k(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
 def _take(x: torch.Tensor, idx: torch.Tensor, axis: int) -> torch.Tensor:
     """np.take: out shape x.shape[:axis] + idx.shape + x.shape[axis+1:]."""
     flat = torch.index_select(x, axis, idx.reshape(-1))
-    return flat.reshape(tuple(x.shape[:axis]) + tuple(idx.shape) + tuple(x.shape[axis + 1:]))
+    return flat.reshape(tuple(x.shape[:axis]) + tuple(idx.shape) + tuple(x.shape[axis + 1 :]))
 
 
 def _dslice(x: torch.Tensor, starts: tuple, sizes: tuple) -> torch.Tensor:
@@ -235,8 +255,10 @@ def _dslice(x: torch.Tensor, starts: tuple, sizes: tuple) -> torch.Tensor:
 def _dupdate(x: torch.Tensor, u: torch.Tensor, starts: tuple) -> torch.Tensor:
     """Eager dynamic_update_slice: a copy of x with the clamped window replaced by u."""
     out = x.clone()
-    window = tuple(slice(c, c + n) for c, n in
-                   ((min(max(int(s), 0), d - n), n) for s, n, d in zip(starts, u.shape, x.shape)))
+    window = tuple(
+        slice(c, c + n)
+        for c, n in ((min(max(int(s), 0), d - n), n) for s, n, d in zip(starts, u.shape, x.shape))
+    )
     out[window] = u
     return out
 
@@ -267,13 +289,17 @@ def _dupdate_t(x: torch.Tensor, u: torch.Tensor, starts: tuple) -> torch.Tensor:
 
 
 #: names the generated code may use (helpers above plus modules)
-RUNTIME = {name: obj for name, obj in dict(globals()).items() if name.startswith("_") and callable(obj)
-           and getattr(obj, "__module__", None) == __name__}
+RUNTIME = {
+    name: obj
+    for name, obj in dict(globals()).items()
+    if name.startswith("_") and callable(obj) and getattr(obj, "__module__", None) == __name__
+}
 RUNTIME.update(torch=torch, math=math, MASK32=MASK32)
 
 
 # ============================================================================ emitters
 # Each emitter gets a Site (one node: input names, dtypes, attributes) and returns Python code.
+
 
 @dataclass
 class Site:
@@ -367,20 +393,48 @@ def emits(*ops: str) -> Callable[[Emitter], Emitter]:
         for op in ops:
             EXPR[op] = fn
         return fn
+
     return deco
 
 
 # ---------------------------------------------------------------- elementwise
-FLOAT_UNARY = {"exp": "torch.exp", "log": "torch.log", "log1p": "torch.log1p", "sqrt": "torch.sqrt",
-               "rsqrt": "torch.rsqrt", "tanh": "torch.tanh", "erf": "torch.erf", "sin": "torch.sin",
-               "cos": "torch.cos", "sigmoid": "torch.sigmoid", "silu": "torch.nn.functional.silu"}
-PLAIN_UNARY = {"floor": "torch.floor", "ceil": "torch.ceil", "isnan": "torch.isnan", "isinf": "torch.isinf",
-               "isfinite": "torch.isfinite", "logical_not": "torch.logical_not"}
-PLAIN_BINARY = {"maximum": "torch.maximum", "minimum": "torch.minimum", "equal": "torch.eq", "not_equal": "torch.ne",
-                "less": "torch.lt", "less_equal": "torch.le", "greater": "torch.gt", "greater_equal": "torch.ge",
-                "logical_and": "torch.logical_and", "logical_or": "torch.logical_or",
-                "logical_xor": "torch.logical_xor", "bitwise_and": "torch.bitwise_and",
-                "bitwise_or": "torch.bitwise_or", "bitwise_xor": "torch.bitwise_xor"}
+FLOAT_UNARY = {
+    "exp": "torch.exp",
+    "log": "torch.log",
+    "log1p": "torch.log1p",
+    "sqrt": "torch.sqrt",
+    "rsqrt": "torch.rsqrt",
+    "tanh": "torch.tanh",
+    "erf": "torch.erf",
+    "sin": "torch.sin",
+    "cos": "torch.cos",
+    "sigmoid": "torch.sigmoid",
+    "silu": "torch.nn.functional.silu",
+}
+PLAIN_UNARY = {
+    "floor": "torch.floor",
+    "ceil": "torch.ceil",
+    "isnan": "torch.isnan",
+    "isinf": "torch.isinf",
+    "isfinite": "torch.isfinite",
+    "logical_not": "torch.logical_not",
+}
+PLAIN_BINARY = {
+    "maximum": "torch.maximum",
+    "minimum": "torch.minimum",
+    "equal": "torch.eq",
+    "not_equal": "torch.ne",
+    "less": "torch.lt",
+    "less_equal": "torch.le",
+    "greater": "torch.gt",
+    "greater_equal": "torch.ge",
+    "logical_and": "torch.logical_and",
+    "logical_or": "torch.logical_or",
+    "logical_xor": "torch.logical_xor",
+    "bitwise_and": "torch.bitwise_and",
+    "bitwise_or": "torch.bitwise_or",
+    "bitwise_xor": "torch.bitwise_xor",
+}
 
 for _op, _fn in FLOAT_UNARY.items():
     EXPR[_op] = (lambda fn: lambda s: s.f32(fn + "({0})"))(_fn)
@@ -509,13 +563,21 @@ def _e_astype(s: Site) -> str:
 
 # ---------------------------------------------------------------- reductions
 
+
 @emits("sum", "mean", "max", "min", "any", "all", "logsumexp")
 def _e_reduce(s: Site) -> str:
     axes, kd, x, op = s.axes(), s.at["keepdims"], s.args[0], s.node.op
     if not axes:  # numpy: reducing over no axis keeps every element
         return f"{x}.clone()"
-    fn = {"sum": "torch.sum", "mean": "torch.mean", "max": "torch.amax", "min": "torch.amin", "any": "torch.any",
-          "all": "torch.all", "logsumexp": "torch.logsumexp"}[op]
+    fn = {
+        "sum": "torch.sum",
+        "mean": "torch.mean",
+        "max": "torch.amax",
+        "min": "torch.amin",
+        "any": "torch.any",
+        "all": "torch.all",
+        "logsumexp": "torch.logsumexp",
+    }[op]
     call = f"{fn}({{0}}, dim={axes}, keepdim={kd})"
     if op == "sum" and s.in_dt is DType.uint32:
         return call.format(x) + " & MASK32"
@@ -535,7 +597,9 @@ def _e_prod(s: Site) -> str:
         return f"_prod_u32({x}, {axes}, {kd})"
     expr = "{0}"
     for a in sorted(axes, reverse=True):  # torch.prod takes one axis at a time
-        expr = f"torch.prod({expr}, dim={a}, keepdim={kd}" + (f", dtype={_tdt(s.in_dt)})" if s.in_dt.is_integer else ")")
+        expr = f"torch.prod({expr}, dim={a}, keepdim={kd}" + (
+            f", dtype={_tdt(s.in_dt)})" if s.in_dt.is_integer else ")"
+        )
     return s.f32(expr)
 
 
@@ -558,6 +622,7 @@ def _e_cumsum(s: Site) -> str:
 
 
 # ---------------------------------------------------------------- linear algebra and fused numerics
+
 
 @emits("matmul")
 def _e_matmul(s: Site) -> str:
@@ -595,6 +660,7 @@ def _e_layer_norm(s: Site) -> str:
 
 
 # ---------------------------------------------------------------- creation and shapes
+
 
 @emits("full")
 def _e_full(s: Site) -> str:
@@ -670,8 +736,10 @@ def _e_slice(s: Site) -> str:
     s.view = True
     if not s.at["starts"]:
         return s.args[0]
-    idx = ", ".join(f"{_py_dim(a)}:{_py_dim(b)}" + (f":{st}" if st != 1 else "")
-                    for a, b, st in zip(s.at["starts"], s.at["stops"], s.at["steps"]))
+    idx = ", ".join(
+        f"{_py_dim(a)}:{_py_dim(b)}" + (f":{st}" if st != 1 else "")
+        for a, b, st in zip(s.at["starts"], s.at["stops"], s.at["steps"])
+    )
     return f"{s.args[0]}[{idx},]"
 
 
@@ -738,10 +806,14 @@ def _emit_top_k(cg: "_Codegen", s: Site) -> list[str]:
         key = s.args[0] + (".float()" if s.in_dt in LOW else "")
         return [f"{tmp} = _top_k({key}, {k})", f"{s.outs[0]}, {s.outs[1]} = {tmp}[0]{low}, {tmp}[1]"]
     values = f"{tmp}.values[..., :{k}]" + low
-    return [f"{tmp} = {_sort_call(s, -1, True)}", f"{s.outs[0]}, {s.outs[1]} = {values}, {tmp}.indices[..., :{k}]"]
+    return [
+        f"{tmp} = {_sort_call(s, -1, True)}",
+        f"{s.outs[0]}, {s.outs[1]} = {values}, {tmp}.indices[..., :{k}]",
+    ]
 
 
 # ============================================================================ code generation
+
 
 class _Codegen:
     """Writes the Python source of a graph (and of its subgraphs, as nested functions)."""
@@ -781,8 +853,14 @@ class _Codegen:
                 if node.op == "permute_dims" and ins[0] in origin and tuple(node.attrs["axes"]) == (1, 0):
                     c, t = origin[ins[0]]
                     origin[node.outputs[0]] = (c, not t)
-                elif node.op == "matmul" and len(ins) == 2 and ins[1] in origin and len(ins[0].shape) >= 2 \
-                        and ins[0].dtype is ins[1].dtype and all(isinstance(d, int) for d in ins[0].shape[:-1]):
+                elif (
+                    node.op == "matmul"
+                    and len(ins) == 2
+                    and ins[1] in origin
+                    and len(ins[0].shape) >= 2
+                    and ins[0].dtype is ins[1].dtype
+                    and all(isinstance(d, int) for d in ins[0].shape[:-1])
+                ):
                     c, t = origin[ins[1]]
                     m = math.prod(ins[0].shape[:-1])
                     k, n = ins[1].shape
@@ -794,12 +872,26 @@ class _Codegen:
                 elif node.op == "while_loop":
                     n = node.attrs["num_state"]
                     for sub in node.subgraphs.values():
-                        walk(sub, {sub.inputs[i]: origin[ins[i]] for i in range(n, min(len(ins), len(sub.inputs)))
-                                   if ins[i] in origin}, depth + 1)
+                        walk(
+                            sub,
+                            {
+                                sub.inputs[i]: origin[ins[i]]
+                                for i in range(n, min(len(ins), len(sub.inputs)))
+                                if ins[i] in origin
+                            },
+                            depth + 1,
+                        )
                 elif node.op == "cond":
                     for sub in node.subgraphs.values():
-                        walk(sub, {sub.inputs[i]: origin[ins[i + 1]] for i in range(min(len(ins) - 1, len(sub.inputs)))
-                                   if ins[i + 1] in origin}, depth)
+                        walk(
+                            sub,
+                            {
+                                sub.inputs[i]: origin[ins[i + 1]]
+                                for i in range(min(len(ins) - 1, len(sub.inputs)))
+                                if ins[i + 1] in origin
+                            },
+                            depth,
+                        )
                 else:
                     for sub in node.subgraphs.values():
                         walk(sub, {}, depth + 1)
@@ -872,12 +964,18 @@ class _Codegen:
         init = f"({''.join(x + ', ' for x in site.args[:n])})"
         if self.export:
             if n == 0:
-                raise IRError("torch export: a while_loop without state cannot be exported (it never changes)")
-            return [f"{target} = torch._higher_order_ops.while_loop("
-                    f"lambda *{state}: {cf}(*{state}{extra})[0], lambda *{state}: {bf}(*{state}{extra}), {init})"]
-        lines = [f"{state} = {init}",
-                 f"while bool({cf}(*{state}{extra})[0]):",
-                 f"    {state} = {bf}(*{state}{extra})"]
+                raise IRError(
+                    "torch export: a while_loop without state cannot be exported (it never changes)"
+                )
+            return [
+                f"{target} = torch._higher_order_ops.while_loop("
+                f"lambda *{state}: {cf}(*{state}{extra})[0], lambda *{state}: {bf}(*{state}{extra}), {init})"
+            ]
+        lines = [
+            f"{state} = {init}",
+            f"while bool({cf}(*{state}{extra})[0]):",
+            f"    {state} = {bf}(*{state}{extra})",
+        ]
         return lines + ([f"{target} = {state}"] if n else [])
 
     def emit_cond(self, site: Site) -> list[str]:
@@ -891,20 +989,25 @@ class _Codegen:
             return []  # branches without outputs have no effect
         target = f"({''.join(o + ', ' for o in site.outs)})"
         if self.export:
-            return [f"{target} = torch.cond({site.args[0]}, lambda *o: {tf}(*o, {syms}), "
-                    f"lambda *o: {ef}(*o, {syms}), ({ops}))"]
+            return [
+                f"{target} = torch.cond({site.args[0]}, lambda *o: {tf}(*o, {syms}), "
+                f"lambda *o: {ef}(*o, {syms}), ({ops}))"
+            ]
         return [f"{target} = {tf}({ops}{syms}) if bool({site.args[0]}) else {ef}({ops}{syms})"]
 
 
 def _expr_lowering(fn: Emitter) -> Callable[[_Codegen, Site], list[str]]:
     def lower_node(cg: _Codegen, site: Site) -> list[str]:
         return [f"{site.outs[0]} = {fn(site)}"]
+
     lower_node.__doc__ = fn.__doc__
     return lower_node
 
 
 #: op name -> ``(codegen, site) -> lines``: every op of the registry (tests/test_coverage.py checks it).
-LOWERINGS: dict[str, Callable[[_Codegen, Site], list[str]]] = {op: _expr_lowering(fn) for op, fn in EXPR.items()}
+LOWERINGS: dict[str, Callable[[_Codegen, Site], list[str]]] = {
+    op: _expr_lowering(fn) for op, fn in EXPR.items()
+}
 LOWERINGS.update(top_k=_emit_top_k, while_loop=_Codegen.emit_while, cond=_Codegen.emit_cond)
 
 
@@ -940,15 +1043,19 @@ def generate_source(graph: Graph, export: bool = False) -> tuple[str, dict[str, 
         if export and spec.dtype is DType.uint32:
             entry.append(f"    {p} = {p}.to(torch.int64)")
     for s, i, ax, rest in plan:
-        expr = f"{params[i]}.shape[{ax}]" + ("" if isinstance(rest, int) and rest == 0 else f" - {_py_dim(rest)}")
+        expr = f"{params[i]}.shape[{ax}]" + (
+            "" if isinstance(rest, int) and rest == 0 else f" - {_py_dim(rest)}"
+        )
         entry.append(f"    s_{s} = {expr}")
         if export and not (isinstance(rest, int) and rest == 0):
             entry.append(f"    torch._check(s_{s} >= 0)")
     call = f"{inner}({''.join(p + ', ' for p in params)}{''.join(f's_{s}, ' for s in symbols)})"
     if export and any(spec.dtype is DType.uint32 for spec in graph.output_specs):
         entry.append(f"    outs = {call}")
-        outs = [f"outs[{k}]" + (".to(torch.uint32)" if spec.dtype is DType.uint32 else "")
-                for k, spec in enumerate(graph.output_specs)]
+        outs = [
+            f"outs[{k}]" + (".to(torch.uint32)" if spec.dtype is DType.uint32 else "")
+            for k, spec in enumerate(graph.output_specs)
+        ]
         entry.append(f"    return ({''.join(o + ', ' for o in outs)})")
     else:
         entry.append(f"    return {call}")
@@ -965,6 +1072,7 @@ def build(graph: Graph, export: bool = False) -> tuple[Callable, Callable, str, 
 
 
 # ============================================================================ arrays at the boundary
+
 
 def _array_to_torch(arr: np.ndarray, dt: DType, copy: bool = False) -> torch.Tensor:
     """A numpy array as the tensor a program carries (uint32 -> int64, bfloat16 bit-cast).
@@ -992,6 +1100,7 @@ def _tensor_to_numpy(t: torch.Tensor, dt: DType) -> np.ndarray:
 
 
 # ============================================================================ the program
+
 
 class TorchProgram(Program):
     """A graph lowered to generated torch code. ``source`` is the generated Python; ``fn`` the
@@ -1021,8 +1130,10 @@ class TorchProgram(Program):
 
     def _prepare_native(self, x: Any, spec: TensorSpec) -> Any:
         if x.device.type != "cpu":
-            raise IRError(f"input {spec.name!r} is on {x.device}; this torch backend runs on CPU tensors, "
-                          "move it with .cpu()")
+            raise IRError(
+                f"input {spec.name!r} is on {x.device}; this torch backend runs on CPU tensors, "
+                "move it with .cpu()"
+            )
         return x.to(torch.int64) if x.dtype == torch.uint32 else x
 
     def _finish_native(self, x: Any, spec: TensorSpec) -> Any:
@@ -1041,6 +1152,7 @@ class TorchProgram(Program):
 
 # ============================================================================ torch.export
 
+
 def _dim_name(d: SymDim) -> str:
     text = str(d).replace(" ", "").replace("+", "_plus_").replace("-", "_minus_").replace("*", "_times_")
     return "d_" + re.sub(r"\W", "_", text)
@@ -1053,10 +1165,16 @@ def example_sizes_for(graph: Graph, given: dict | None = None) -> dict[str, int]
     given = dict(given or {})
     unknown = sorted(set(given) - set(graph.symbols))
     if unknown:
-        raise IRError(f"example_sizes names {unknown}, which are not symbols of this program "
-                      f"({sorted(graph.symbols)})")
-    compound = {d for spec in graph.input_specs for d in spec.shape
-                if isinstance(d, SymDim) and not (len(d.terms) == 1 and d.terms[0][1] == 1 and len(d.terms[0][0]) == 1)}
+        raise IRError(
+            f"example_sizes names {unknown}, which are not symbols of this program ({sorted(graph.symbols)})"
+        )
+    compound = {
+        d
+        for spec in graph.input_specs
+        for d in spec.shape
+        if isinstance(d, SymDim)
+        and not (len(d.terms) == 1 and d.terms[0][1] == 1 and len(d.terms[0][0]) == 1)
+    }
     sizes = dict(given)
     candidate = 5
     for s in sorted(graph.symbols - set(given)):
@@ -1084,15 +1202,18 @@ def export_program(prog: TorchProgram, path: str, example_sizes: dict | None = N
     graph = prog.graph
     entry, _, _, _ = build(graph, export=True)
     sizes = example_sizes_for(graph, example_sizes)
-    params = list(entry.__code__.co_varnames[1:entry.__code__.co_argcount])
+    params = list(entry.__code__.co_varnames[1 : entry.__code__.co_argcount])
     dims: dict = {}
     examples, dynamic = [], {}
     for param, spec in zip(params, prog.input_specs):
         axes = {}
         for ax, d in enumerate(spec.shape):
             if isinstance(d, SymDim):
-                name = d.terms[0][0][0] if (len(d.terms) == 1 and d.terms[0][1] == 1 and len(d.terms[0][0]) == 1) \
+                name = (
+                    d.terms[0][0][0]
+                    if (len(d.terms) == 1 and d.terms[0][1] == 1 and len(d.terms[0][0]) == 1)
                     else _dim_name(d)
+                )
                 if name not in dims:
                     dims[name] = torch.export.Dim(name, min=0)
                 axes[ax] = dims[name]
@@ -1106,8 +1227,10 @@ def export_program(prog: TorchProgram, path: str, example_sizes: dict | None = N
         exported = torch.export.export(exported_cls(), tuple(examples), dynamic_shapes=dynamic)
     except Exception as exc:  # torch's messages are long; keep the first line and say what to try
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise IRError(f"torch.export failed for program {graph.name!r}: {type(exc).__name__}: {first[:300]}; "
-                      "try other example_sizes= or export to onnx/jax/tensorflow") from exc
+        raise IRError(
+            f"torch.export failed for program {graph.name!r}: {type(exc).__name__}: {first[:300]}; "
+            "try other example_sizes= or export to onnx/jax/tensorflow"
+        ) from exc
     return _save_atomic(exported, path)
 
 

@@ -3,6 +3,7 @@
 Imports numpy only (plus ml_dtypes, numpy's bfloat16 extension, when a bfloat16
 array is materialised).
 """
+
 from . import namespace, passes, random, serialize
 from .control import cond, fori_loop, tree_flatten, tree_unflatten, while_loop
 from .graph import Graph, Node, Value
@@ -25,6 +26,29 @@ def array_namespace(*xs):
     return np
 
 
-__all__ = ["namespace", "passes", "random", "serialize", "cond", "fori_loop", "while_loop", "tree_flatten", "tree_unflatten", "Graph",
-           "Node", "Value", "OPS", "get_op", "TracedArray", "trace", "DType", "IRError", "Shape", "SymDim",
-           "TensorSpec", "as_dim", "as_dtype", "array_namespace"]
+__all__ = [
+    "namespace",
+    "passes",
+    "random",
+    "serialize",
+    "cond",
+    "fori_loop",
+    "while_loop",
+    "tree_flatten",
+    "tree_unflatten",
+    "Graph",
+    "Node",
+    "Value",
+    "OPS",
+    "get_op",
+    "TracedArray",
+    "trace",
+    "DType",
+    "IRError",
+    "Shape",
+    "SymDim",
+    "TensorSpec",
+    "as_dim",
+    "as_dtype",
+    "array_namespace",
+]

@@ -8,6 +8,7 @@ Python control flow, so the same frontend code also runs on numpy directly.
 A pytree is an array/scalar leaf, or a tuple/list/dict of pytrees (dict keys
 in insertion order).
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -15,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .graph import Graph
-from .trace import Builder, TracedArray, _STACK, current_builder, emit, to_value, _literal
+from .trace import _STACK, Builder, TracedArray, _literal, current_builder, emit, to_value
 from .types import DType, IRError, TensorSpec, from_numpy_dtype
 
 
@@ -64,8 +65,9 @@ def _leaf_spec(x: Any) -> TensorSpec:
     return TensorSpec(arr.shape, from_numpy_dtype(arr.dtype))
 
 
-def _trace_sub(name: str, fn: Callable, specs: list[TensorSpec], treedef: Any, parent: Builder,
-               n_args_prefix: tuple = ()) -> tuple[Builder, list, Any]:
+def _trace_sub(
+    name: str, fn: Callable, specs: list[TensorSpec], treedef: Any, parent: Builder, n_args_prefix: tuple = ()
+) -> tuple[Builder, list, Any]:
     """Trace ``fn`` over fresh inputs of ``specs`` (rebuilt into ``treedef``) in a child builder."""
     b = Builder(name, parent)
     args = [TracedArray(b.add_input(s), b) for s in specs]
@@ -87,6 +89,7 @@ def _close(b: Builder, outputs: list, all_captured: list) -> Graph:
             extra.append(b.captures[outer])
         else:
             from .graph import Value
+
             extra.append(Value(outer.spec))
     return b.graph(outputs, extra_inputs=extra)
 
@@ -101,8 +104,10 @@ def _cast_to(vals: list, specs: list[TensorSpec], b: Builder, what: str) -> list
             finally:
                 _STACK.pop()
         if tuple(v.spec.shape) != tuple(s.shape):
-            raise IRError(f"{what}: state leaf {i} changes shape from {s.shape} to {v.spec.shape}; "
-                          "loop state must keep its shape")
+            raise IRError(
+                f"{what}: state leaf {i} changes shape from {s.shape} to {v.spec.shape}; "
+                "loop state must keep its shape"
+            )
         out.append(v)
     return out
 
@@ -121,7 +126,7 @@ def while_loop(cond_fun: Callable[[Any], Any], body_fun: Callable[[Any], Any], i
         raise IRError("while_loop on traced arrays outside their trace")
     specs = [_leaf_spec(x) for x in leaves]
     cb, cvals, _ = _trace_sub("cond", cond_fun, specs, treedef, parent, ())
-    if len(cvals) != 1 or tuple(cvals[0].spec.shape) != () :
+    if len(cvals) != 1 or tuple(cvals[0].spec.shape) != ():
         raise IRError("while_loop: cond_fun must return one scalar")
     cvals = _cast_to(cvals, [TensorSpec((), DType.bool)], cb, "while_loop cond")
     bb, bvals, bdef = _trace_sub("body", body_fun, specs, treedef, parent, ())
@@ -135,8 +140,12 @@ def while_loop(cond_fun: Callable[[Any], Any], body_fun: Callable[[Any], Any], i
         parent.local(o)
     init = [TracedArray(parent.local(to_value(x, parent)), parent) for x in leaves]
     init = [TracedArray(v, parent) for v in _cast_to([a.value for a in init], specs, parent, "while_loop")]
-    outs = emit("while_loop", init + [TracedArray(o, parent) for o in captured], {"num_state": len(specs)},
-                {"cond": cg, "body": bg})
+    outs = emit(
+        "while_loop",
+        init + [TracedArray(o, parent) for o in captured],
+        {"num_state": len(specs)},
+        {"cond": cg, "body": bg},
+    )
     return tree_unflatten(treedef, outs)
 
 
@@ -149,6 +158,7 @@ def fori_loop(lower: Any, upper: Any, body_fun: Callable[[Any, Any], Any], init_
             val = body_fun(np.int64(i), val)
         return val
     from . import namespace as xp
+
     lo = xp.asarray(lower, dtype=DType.int64)
     hi = xp.asarray(upper, dtype=DType.int64)
     i_final, val = while_loop(lambda s: s[0] < hi, lambda s: (s[0] + 1, body_fun(s[0], s[1])), (lo, init_val))
@@ -181,6 +191,10 @@ def cond(pred: Any, true_fun: Callable, false_fun: Callable, *operands: Any) -> 
     if p.ndim != 0:
         raise IRError("cond: pred must be a scalar")
     ops = [TracedArray(parent.local(to_value(x, parent)), parent) for x in leaves]
-    outs = emit("cond", [p] + ops + [TracedArray(parent.local(o), parent) for o in captured], {},
-                {"then": tg, "else": fg})
+    outs = emit(
+        "cond",
+        [p] + ops + [TracedArray(parent.local(o), parent) for o in captured],
+        {},
+        {"then": tg, "else": fg},
+    )
     return tree_unflatten(tdef, outs)

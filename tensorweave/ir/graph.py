@@ -11,6 +11,7 @@ Control-flow nodes (``while_loop``, ``cond``) carry closed subgraphs: a
 subgraph sees only its own inputs and constants (the tracer lifts captured
 outer values to explicit operands).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -114,11 +115,13 @@ class Graph:
                 names[v] = f"%{len(names)}"
             return names[v]
 
-        ins = ", ".join(f"{nm(v)}:{v.spec}" + (f" \"{v.name}\"" if v.name else "") for v in self.inputs)
+        ins = ", ".join(f"{nm(v)}:{v.spec}" + (f' "{v.name}"' if v.name else "") for v in self.inputs)
         outs = ", ".join(f"{n}: {v.spec}" for n, v in zip(self.output_names, self.outputs))
         lines = [f"{pad}graph {self.name}({ins}) -> ({outs}) {{"]
         for v, arr in self.constants.items():
-            lines.append(f"{pad}  {nm(v)}:{v.spec} = const {_short_array(arr)}" + (f"  # {v.name}" if v.name else ""))
+            lines.append(
+                f"{pad}  {nm(v)}:{v.spec} = const {_short_array(arr)}" + (f"  # {v.name}" if v.name else "")
+            )
         for n in self.nodes:
             lhs = ", ".join(f"{nm(o)}:{o.spec}" for o in n.outputs)
             args = ", ".join(nm(i) for i in n.inputs)
@@ -159,7 +162,9 @@ def _check_graph(g: Graph, where: str) -> None:
     for k, n in enumerate(g.nodes):
         for j, v in enumerate(n.inputs):
             if v not in defined:
-                raise IRError(f"{where} {g.name!r}: node {k} ({n.op}) input {j} uses a value that is not defined before it")
+                raise IRError(
+                    f"{where} {g.name!r}: node {k} ({n.op}) input {j} uses a value that is not defined before it"
+                )
         for key, sub in n.subgraphs.items():
             _check_graph(sub, f"{where} {g.name!r} node {k} ({n.op}) subgraph {key!r}:")
         for v in n.outputs:

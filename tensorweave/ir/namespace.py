@@ -5,6 +5,7 @@
 not in the registry are compositions of registry ops (``zeros_like`` is
 ``full``, ``square`` is ``multiply``, ``tril`` compares two ``arange``s, ...).
 """
+
 from __future__ import annotations
 
 import builtins
@@ -13,8 +14,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .trace import (TracedArray, apply, astype, constant, current_builder, divide, getitem, matmul,
-                    permute_dims, promote, result_type, take, _bin)
+from .trace import (
+    TracedArray,
+    _bin,
+    apply,
+    astype,
+    constant,
+    promote,
+)
 from .types import DType, IRError, Shape, SymDim, as_dim, as_dtype, dim_div
 
 __array_api_version__ = "2023.12"
@@ -60,8 +67,11 @@ def full(shape: Any, fill_value: Any, dtype: Any = None, device: Any = None) -> 
     if isinstance(fill_value, TracedArray):
         return broadcast_to(astype(fill_value, dtype) if dtype else fill_value, shape)
     if dtype is None:
-        dtype = DType.bool if isinstance(fill_value, _builtin_bool) else (
-            DType.int64 if isinstance(fill_value, int) else DType.float32)
+        dtype = (
+            DType.bool
+            if isinstance(fill_value, _builtin_bool)
+            else (DType.int64 if isinstance(fill_value, int) else DType.float32)
+        )
     return apply("full", shape=_shape(shape), fill_value=fill_value, dtype=as_dtype(dtype))
 
 
@@ -98,9 +108,13 @@ def arange(start: Any, stop: Any = None, step: int = 1, dtype: Any = None, devic
     if stop is None:
         start, stop = 0, start
     if builtins.all(isinstance(v, (int, SymDim, np.integer)) for v in (start, stop, step)):
-        return apply("arange", start=as_dim(start) if not isinstance(start, int) or start >= 0 else start,
-                     stop=stop if isinstance(stop, SymDim) else int(stop), step=int(step),
-                     dtype=as_dtype(dtype or DType.int64))
+        return apply(
+            "arange",
+            start=as_dim(start) if not isinstance(start, int) or start >= 0 else start,
+            stop=stop if isinstance(stop, SymDim) else int(stop),
+            step=int(step),
+            dtype=as_dtype(dtype or DType.int64),
+        )
     n = builtins.max(0, math.ceil((stop - start) / step))
     dt = as_dtype(dtype or DType.float32)
     return astype(apply("arange", start=0, stop=n, step=1, dtype=DType.int64), dt) * step + start
@@ -129,28 +143,71 @@ def triu(x: TracedArray, k: int = 0) -> TracedArray:
 def _unary(op: str):
     def f(x: Any) -> TracedArray:
         return apply(op, _t(x))
+
     f.__name__ = op
     f.__doc__ = f"Elementwise ``{op}`` (see spec/ir.md)."
     return f
 
 
-for _op in ("abs", "negative", "sign", "exp", "log", "log1p", "sqrt", "rsqrt", "tanh", "erf", "sin", "cos",
-            "floor", "ceil", "sigmoid", "silu", "isnan", "isinf", "isfinite", "logical_not", "bitwise_invert"):
+for _op in (
+    "abs",
+    "negative",
+    "sign",
+    "exp",
+    "log",
+    "log1p",
+    "sqrt",
+    "rsqrt",
+    "tanh",
+    "erf",
+    "sin",
+    "cos",
+    "floor",
+    "ceil",
+    "sigmoid",
+    "silu",
+    "isnan",
+    "isinf",
+    "isfinite",
+    "logical_not",
+    "bitwise_invert",
+):
     globals()[_op] = _unary(_op)
 
 
 def _binary(op: str):
     def f(x: Any, y: Any) -> TracedArray:
         return _bin(op, x, y)
+
     f.__name__ = op
     f.__doc__ = f"Elementwise ``{op}`` with broadcasting and promotion (see spec/ir.md)."
     return f
 
 
-for _op in ("add", "subtract", "multiply", "floor_divide", "remainder", "pow", "maximum", "minimum", "equal",
-            "not_equal", "less", "less_equal", "greater", "greater_equal", "logical_and", "logical_or",
-            "logical_xor", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_left_shift",
-            "bitwise_right_shift"):
+for _op in (
+    "add",
+    "subtract",
+    "multiply",
+    "floor_divide",
+    "remainder",
+    "pow",
+    "maximum",
+    "minimum",
+    "equal",
+    "not_equal",
+    "less",
+    "less_equal",
+    "greater",
+    "greater_equal",
+    "logical_and",
+    "logical_or",
+    "logical_xor",
+    "bitwise_and",
+    "bitwise_or",
+    "bitwise_xor",
+    "bitwise_left_shift",
+    "bitwise_right_shift",
+):
     globals()[_op] = _binary(_op)
 
 
@@ -206,8 +263,13 @@ def _red(op: str):
             x = astype(x, DType.float32)
         if op in ("any", "all"):
             x = astype(x, DType.bool)
-        ax = None if axis is None else tuple(a % builtins.max(x.ndim, 1) for a in ((axis,) if isinstance(axis, int) else axis))
+        ax = (
+            None
+            if axis is None
+            else tuple(a % builtins.max(x.ndim, 1) for a in ((axis,) if isinstance(axis, int) else axis))
+        )
         return apply(op, x, axis=ax, keepdims=keepdims)
+
     f.__name__ = op
     return f
 
@@ -216,15 +278,23 @@ for _op in ("sum", "prod", "mean", "max", "min", "any", "all", "logsumexp"):
     globals()[_op] = _red(_op)
 
 
-def var(x: Any, /, *, axis: Any = None, correction: float = 0.0, keepdims: _builtin_bool = False) -> TracedArray:
+def var(
+    x: Any, /, *, axis: Any = None, correction: float = 0.0, keepdims: _builtin_bool = False
+) -> TracedArray:
     x = _t(x)
     mu = mean(x, axis=axis, keepdims=True)  # noqa: F821
-    n = x.size if axis is None else math.prod(x.shape[a] for a in ((axis,) if isinstance(axis, int) else axis))
+    n = (
+        x.size
+        if axis is None
+        else math.prod(x.shape[a] for a in ((axis,) if isinstance(axis, int) else axis))
+    )
     s = sum((x - mu) * (x - mu), axis=axis, keepdims=keepdims)  # noqa: F821
     return s / (n - correction)
 
 
-def std(x: Any, /, *, axis: Any = None, correction: float = 0.0, keepdims: _builtin_bool = False) -> TracedArray:
+def std(
+    x: Any, /, *, axis: Any = None, correction: float = 0.0, keepdims: _builtin_bool = False
+) -> TracedArray:
     return apply("sqrt", var(x, axis=axis, correction=correction, keepdims=keepdims))
 
 
@@ -242,7 +312,9 @@ def argmin(x: Any, /, *, axis: Any = None, keepdims: _builtin_bool = False) -> T
     return apply("argmin", x, axis=axis % x.ndim, keepdims=keepdims)
 
 
-def cumulative_sum(x: Any, /, *, axis: Any = None, dtype: Any = None, include_initial: _builtin_bool = False) -> TracedArray:
+def cumulative_sum(
+    x: Any, /, *, axis: Any = None, dtype: Any = None, include_initial: _builtin_bool = False
+) -> TracedArray:
     x = _t(x)
     if dtype is not None:
         x = astype(x, dtype)
@@ -316,6 +388,7 @@ def broadcast_to(x: Any, /, shape: Any) -> TracedArray:
 
 def broadcast_arrays(*arrays: Any) -> list[TracedArray]:
     from .types import broadcast_shapes
+
     arrs = [_t(a) for a in arrays]
     shape = broadcast_shapes(*[a.shape for a in arrs])
     return [broadcast_to(a, shape) for a in arrs]
@@ -365,34 +438,47 @@ def put_along_axis(x: Any, indices: Any, values: Any, /, *, axis: int = -1) -> T
     return apply("put_along_axis", x, idx, v, axis=axis % x.ndim)
 
 
-def sort(x: Any, /, *, axis: int = -1, descending: _builtin_bool = False, stable: _builtin_bool = True) -> TracedArray:
+def sort(
+    x: Any, /, *, axis: int = -1, descending: _builtin_bool = False, stable: _builtin_bool = True
+) -> TracedArray:
     x = _t(x)
     return apply("sort", x, axis=axis % x.ndim, descending=descending)
 
 
-def argsort(x: Any, /, *, axis: int = -1, descending: _builtin_bool = False, stable: _builtin_bool = True) -> TracedArray:
+def argsort(
+    x: Any, /, *, axis: int = -1, descending: _builtin_bool = False, stable: _builtin_bool = True
+) -> TracedArray:
     x = _t(x)
     return apply("argsort", x, axis=axis % x.ndim, descending=descending)
 
 
 def top_k(x: Any, k: int, /) -> tuple[TracedArray, TracedArray]:
     from .trace import emit
+
     v, i = emit("top_k", [_t(x)], {"k": int(k)})
     return v, i
 
 
 def dynamic_slice(x: Any, start_indices: Sequence[Any], sizes: Sequence[Any]) -> TracedArray:
     x = _t(x)
-    starts = [astype(_t(s), DType.int64) if not isinstance(s, TracedArray) or s.dtype not in (DType.int32, DType.int64) else s
-              for s in start_indices]
+    starts = [
+        astype(_t(s), DType.int64)
+        if not isinstance(s, TracedArray) or s.dtype not in (DType.int32, DType.int64)
+        else s
+        for s in start_indices
+    ]
     return apply("dynamic_slice", x, *starts, sizes=_shape(sizes))
 
 
 def dynamic_update_slice(x: Any, update: Any, start_indices: Sequence[Any]) -> TracedArray:
     x = _t(x)
     u = astype(_t(update), x.dtype)
-    starts = [astype(_t(s), DType.int64) if not isinstance(s, TracedArray) or s.dtype not in (DType.int32, DType.int64) else s
-              for s in start_indices]
+    starts = [
+        astype(_t(s), DType.int64)
+        if not isinstance(s, TracedArray) or s.dtype not in (DType.int32, DType.int64)
+        else s
+        for s in start_indices
+    ]
     return apply("dynamic_update_slice", x, u, *starts)
 
 
@@ -425,7 +511,11 @@ class finfo:
         dt = as_dtype(getattr(dtype, "dtype", dtype))
         if not dt.is_floating:
             raise IRError(f"finfo needs a float dtype, got {dt}")
-        info = np.finfo(dt.to_numpy()) if dt is not DType.bfloat16 else __import__("ml_dtypes").finfo(dt.to_numpy())
+        info = (
+            np.finfo(dt.to_numpy())
+            if dt is not DType.bfloat16
+            else __import__("ml_dtypes").finfo(dt.to_numpy())
+        )
         self.bits = dt.itemsize * 8
         self.eps = float(info.eps)
         self.max = float(info.max)

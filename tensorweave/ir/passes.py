@@ -19,6 +19,7 @@ Values are shared between the input and the output graph: they are immutable SSA
   constants (same dtype, shape and bytes) are merged. Nothing crosses a subgraph boundary.
 - :func:`optimize`: DCE -> constant folding -> CSE -> DCE.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -31,15 +32,27 @@ from .ops import OPS, check_attrs, infer_node, resolve_attrs
 from .types import IRError, TensorSpec
 
 
-def _new_graph(g: Graph, nodes: list[Node], constants: dict[Value, np.ndarray],
-               outputs: list[Value] | None = None) -> Graph:
-    return Graph(g.name, list(g.inputs), list(g.outputs if outputs is None else outputs), nodes, constants,
-                 list(g.output_names))
+def _new_graph(
+    g: Graph, nodes: list[Node], constants: dict[Value, np.ndarray], outputs: list[Value] | None = None
+) -> Graph:
+    return Graph(
+        g.name,
+        list(g.inputs),
+        list(g.outputs if outputs is None else outputs),
+        nodes,
+        constants,
+        list(g.output_names),
+    )
 
 
 def _copy_node(n: Node, inputs: list[Value] | None = None, subgraphs: dict[str, Graph] | None = None) -> Node:
-    return Node(n.op, list(n.inputs if inputs is None else inputs), list(n.outputs), dict(n.attrs),
-                dict(n.subgraphs if subgraphs is None else subgraphs))
+    return Node(
+        n.op,
+        list(n.inputs if inputs is None else inputs),
+        list(n.outputs),
+        dict(n.attrs),
+        dict(n.subgraphs if subgraphs is None else subgraphs),
+    )
 
 
 def _same_type(a: TensorSpec, b: TensorSpec) -> bool:
@@ -47,6 +60,7 @@ def _same_type(a: TensorSpec, b: TensorSpec) -> bool:
 
 
 # ------------------------------------------------------------------------------------ infer_shapes
+
 
 def _check_constant(v: Value, arr: Any, where: str) -> None:
     if not isinstance(arr, np.ndarray):
@@ -92,6 +106,7 @@ def infer_shapes(graph: Graph) -> Graph:
 
 # ------------------------------------------------------------------------------------ DCE
 
+
 def dead_code_elimination(graph: Graph) -> Graph:
     """Keep the nodes (and constants) the outputs depend on; subgraphs are cleaned too."""
     live: set[Value] = set(graph.outputs)
@@ -99,12 +114,15 @@ def dead_code_elimination(graph: Graph) -> Graph:
     for n in reversed(graph.nodes):
         if any(o in live for o in n.outputs):
             live.update(n.inputs)
-            kept.append(_copy_node(n, subgraphs={k: dead_code_elimination(s) for k, s in n.subgraphs.items()}))
+            kept.append(
+                _copy_node(n, subgraphs={k: dead_code_elimination(s) for k, s in n.subgraphs.items()})
+            )
     kept.reverse()
     return _new_graph(graph, kept, {v: a for v, a in graph.constants.items() if v in live})
 
 
 # ------------------------------------------------------------------------------------ folding
+
 
 def _static_size(spec: TensorSpec) -> int | None:
     if not spec.shape.is_static:
@@ -123,12 +141,16 @@ def _evaluate(n: Node, args: list[np.ndarray], where: str) -> list[np.ndarray] |
         out = opdef.reference(*args, **attrs)
     outs = list(out) if isinstance(out, (tuple, list)) else [out]
     if len(outs) != len(n.outputs):
-        raise IRError(f"{where}: the reference of {n.op} returned {len(outs)} values for {len(n.outputs)} outputs")
+        raise IRError(
+            f"{where}: the reference of {n.op} returned {len(outs)} values for {len(n.outputs)} outputs"
+        )
     result = []
     for v, o in zip(n.outputs, outs):
         o = np.asarray(o).astype(v.spec.dtype.to_numpy(), copy=False)
         if tuple(o.shape) != tuple(v.spec.shape):
-            raise IRError(f"{where}: the reference of {n.op} gave shape {list(o.shape)} for an output typed {v.spec}")
+            raise IRError(
+                f"{where}: the reference of {n.op} gave shape {list(o.shape)} for an output typed {v.spec}"
+            )
         result.append(o)
     return result
 
@@ -180,6 +202,7 @@ def constant_folding(graph: Graph, max_size: int = 1 << 16) -> Graph:
 
 # ------------------------------------------------------------------------------------ CSE
 
+
 def _attr_key(attrs: dict) -> tuple:
     """Attributes as a hashable key; repr keeps 1, 1.0 and True apart and makes nan equal nan."""
     return tuple(sorted((k, type(v).__name__, repr(v)) for k, v in attrs.items()))
@@ -203,8 +226,15 @@ def _fingerprint(g: Graph) -> tuple:
         parts.append(("const", v.name, _array_key(np.asarray(arr))))
     for n in g.nodes:
         subs = tuple(sorted((k, _fingerprint(s)) for k, s in n.subgraphs.items()))
-        parts.append((n.op, tuple(index[v] for v in n.inputs), _attr_key(n.attrs), subs,
-                      tuple((o.spec.dtype, tuple(o.spec.shape)) for o in n.outputs)))
+        parts.append(
+            (
+                n.op,
+                tuple(index[v] for v in n.inputs),
+                _attr_key(n.attrs),
+                subs,
+                tuple((o.spec.dtype, tuple(o.spec.shape)) for o in n.outputs),
+            )
+        )
         for o in n.outputs:
             index[o] = len(index)
     parts.append(("out", tuple(index[v] for v in g.outputs)))
@@ -220,8 +250,9 @@ def common_subexpression_elimination(graph: Graph) -> Graph:
         if v.name is None:
             key = _array_key(np.asarray(arr))
             first = seen_consts.get(key)
-            if first is not None and (np.ascontiguousarray(graph.constants[first]).tobytes()
-                                      == np.ascontiguousarray(arr).tobytes()):
+            if first is not None and (
+                np.ascontiguousarray(graph.constants[first]).tobytes() == np.ascontiguousarray(arr).tobytes()
+            ):
                 repl[v] = first
                 continue
             seen_consts.setdefault(key, v)
@@ -231,8 +262,12 @@ def common_subexpression_elimination(graph: Graph) -> Graph:
     for n in graph.nodes:
         ins = [repl.get(v, v) for v in n.inputs]
         subs = {k: common_subexpression_elimination(s) for k, s in n.subgraphs.items()}
-        key = (n.op, tuple(id(v) for v in ins), _attr_key(n.attrs),
-               tuple(sorted((k, _fingerprint(s)) for k, s in subs.items())))
+        key = (
+            n.op,
+            tuple(id(v) for v in ins),
+            _attr_key(n.attrs),
+            tuple(sorted((k, _fingerprint(s)) for k, s in subs.items())),
+        )
         first = seen.get(key)
         if first is not None and len(first.outputs) == len(n.outputs):
             repl.update(zip(n.outputs, first.outputs))
@@ -244,6 +279,7 @@ def common_subexpression_elimination(graph: Graph) -> Graph:
 
 
 # ------------------------------------------------------------------------------------ pipeline
+
 
 def optimize(graph: Graph, max_size: int = 1 << 16) -> Graph:
     """dead_code_elimination -> constant_folding -> common_subexpression_elimination -> DCE."""

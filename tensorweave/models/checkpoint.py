@@ -6,6 +6,7 @@ copied out once, and bfloat16/float16 ones are widened to float32 one at a time)
 checkpoint is read through ``model.safetensors.index.json``. ``pytorch_model.bin`` files are
 never unpickled: they are refused with the fix (convert to safetensors).
 """
+
 from __future__ import annotations
 
 import json
@@ -18,13 +19,22 @@ from ..frontends.models import ARCHITECTURES, BERT_HEADS, PARAMETER_SHAPES, conf
 from ..ir.types import IRError
 
 # Hugging Face class name -> BERT head
-BERT_CLASS_HEADS = {"BertModel": "default", "BertForMaskedLM": "masked-lm", "BertForPreTraining": "masked-lm",
-                    "BertForSequenceClassification": "sequence-classification",
-                    "BertForTokenClassification": "token-classification",
-                    "BertForQuestionAnswering": "question-answering", "BertForMultipleChoice": "multiple-choice"}
+BERT_CLASS_HEADS = {
+    "BertModel": "default",
+    "BertForMaskedLM": "masked-lm",
+    "BertForPreTraining": "masked-lm",
+    "BertForSequenceClassification": "sequence-classification",
+    "BertForTokenClassification": "token-classification",
+    "BertForQuestionAnswering": "question-answering",
+    "BertForMultipleChoice": "multiple-choice",
+}
 # tensors of *other* heads that a checkpoint may carry (dropped, as transformers drops them)
-_HEAD_PREFIXES = {"bert": ("bert.pooler.", "cls.", "classifier.", "qa_outputs."), "gpt2": ("lm_head.",),
-                  "llama": ("lm_head.",), "t5": ("lm_head.",)}
+_HEAD_PREFIXES = {
+    "bert": ("bert.pooler.", "cls.", "classifier.", "qa_outputs."),
+    "gpt2": ("lm_head.",),
+    "llama": ("lm_head.",),
+    "t5": ("lm_head.",),
+}
 
 
 def default_head(config: Any, class_name: str | None = None) -> str | None:
@@ -64,10 +74,18 @@ def check_params(config: Any, params: dict[str, Any], head: str | None = None) -
     arch = ARCHITECTURES[mt]
     got = canonical_names(mt, params)
     missing = sorted(k for k in want if k not in got)
-    bad = sorted(f"{k}: {tuple(np.shape(got[k]))} != {tuple(want[k])}" for k in want
-                 if k in got and tuple(np.shape(got[k])) != tuple(want[k]))
-    extra = sorted(k for k in got if k not in want and not k.endswith(arch.IGNORED_SUFFIXES)
-                   and not k.startswith(_HEAD_PREFIXES.get(mt, ())))
+    bad = sorted(
+        f"{k}: {tuple(np.shape(got[k]))} != {tuple(want[k])}"
+        for k in want
+        if k in got and tuple(np.shape(got[k])) != tuple(want[k])
+    )
+    extra = sorted(
+        k
+        for k in got
+        if k not in want
+        and not k.endswith(arch.IGNORED_SUFFIXES)
+        and not k.startswith(_HEAD_PREFIXES.get(mt, ()))
+    )
     if missing or bad or extra:
         parts = []
         for label, items in (("missing", missing), ("mis-shaped", bad), ("unexpected", extra)):
@@ -90,8 +108,9 @@ def load_safetensors(path: str) -> dict[str, np.ndarray]:
         import ml_dtypes  # noqa: F401  (lets numpy name bfloat16 for the safetensors reader)
         from safetensors import SafetensorError, safe_open
     except ImportError:
-        raise IRError("reading safetensors checkpoints needs the safetensors package: pip install safetensors") \
-            from None
+        raise IRError(
+            "reading safetensors checkpoints needs the safetensors package: pip install safetensors"
+        ) from None
     try:
         out = {}
         with safe_open(path, framework="numpy") as f:
@@ -107,6 +126,7 @@ def load_safetensors(path: str) -> dict[str, np.ndarray]:
 def read_checkpoint_dir(path: str) -> tuple[Any, dict[str, np.ndarray]]:
     """``(config, raw tensors)`` of a Hugging Face checkpoint directory."""
     from ..frontends.models import config_from_json_file
+
     cfg_path = os.path.join(path, "config.json")
     if not os.path.isfile(cfg_path):
         raise IRError(f"{path} has no config.json; pass a Hugging Face checkpoint directory")
@@ -133,8 +153,10 @@ def read_checkpoint_dir(path: str) -> tuple[Any, dict[str, np.ndarray]]:
     elif os.path.isfile(single):
         params = load_safetensors(single)
     elif os.path.isfile(os.path.join(path, "pytorch_model.bin")):
-        raise IRError(f"{path} has only pytorch_model.bin; tensorweave never unpickles checkpoints: convert it with "
-                      "transformers (model.save_pretrained(dir, safe_serialization=True)) to safetensors")
+        raise IRError(
+            f"{path} has only pytorch_model.bin; tensorweave never unpickles checkpoints: convert it with "
+            "transformers (model.save_pretrained(dir, safe_serialization=True)) to safetensors"
+        )
     else:
         raise IRError(f"{path} has no model.safetensors or model.safetensors.index.json")
     if config.model_type == "t5":
@@ -147,16 +169,26 @@ def _t5_file_config(config: Any, params: dict[str, np.ndarray]) -> Any:
     ``lm_head.weight`` is its own; like v5's loader, an ``lm_head.weight`` that differs from
     ``shared.weight`` makes the head untied (the rescale still follows ``scale_decoder_outputs``)."""
     import dataclasses
+
     head, shared = params.get("lm_head.weight"), params.get("shared.weight")
-    if config.tie_word_embeddings and head is not None and shared is not None and not np.array_equal(head, shared):
-        return dataclasses.replace(config, tie_word_embeddings=False, scale_decoder_outputs=config.scale_decoder_outputs)
+    if (
+        config.tie_word_embeddings
+        and head is not None
+        and shared is not None
+        and not np.array_equal(head, shared)
+    ):
+        return dataclasses.replace(
+            config, tie_word_embeddings=False, scale_decoder_outputs=config.scale_decoder_outputs
+        )
     return config
 
 
 def transformers_state(hf_model: Any) -> tuple[Any, dict[str, np.ndarray], str | None]:
     """``(config, float32 numpy copies of the state dict, BERT head)`` of a live PyTorch model."""
     if not hasattr(hf_model, "state_dict") or not hasattr(hf_model, "config"):
-        raise IRError(f"from_transformers needs a transformers PreTrainedModel, got {type(hf_model).__name__}")
+        raise IRError(
+            f"from_transformers needs a transformers PreTrainedModel, got {type(hf_model).__name__}"
+        )
     config = config_from_dict(hf_model.config.to_dict())
     head = default_head(config, type(hf_model).__name__)
     if config.model_type == "t5":
@@ -175,12 +207,26 @@ def _t5_live_config(hf_model: Any, config: Any) -> Any:
     tied when it *is* the shared embedding (transformers v5 always reports
     ``tie_word_embeddings=True`` and keeps the old flag's meaning in ``scale_decoder_outputs``)."""
     import dataclasses
+
     if type(hf_model).__name__ != "T5ForConditionalGeneration":
-        raise IRError(f"{type(hf_model).__name__} is not supported; T5 classes: ['T5ForConditionalGeneration']")
+        raise IRError(
+            f"{type(hf_model).__name__} is not supported; T5 classes: ['T5ForConditionalGeneration']"
+        )
     head, shared = getattr(hf_model, "lm_head", None), getattr(hf_model, "shared", None)
     tied = head is not None and shared is not None and head.weight.data_ptr() == shared.weight.data_ptr()
-    return dataclasses.replace(config, tie_word_embeddings=tied, scale_decoder_outputs=config.scale_decoder_outputs)
+    return dataclasses.replace(
+        config, tie_word_embeddings=tied, scale_decoder_outputs=config.scale_decoder_outputs
+    )
 
 
-__all__ = ["BERT_CLASS_HEADS", "BERT_HEADS", "canonical_names", "check_params", "default_head", "expected_shapes", "load_safetensors",
-           "read_checkpoint_dir", "transformers_state"]
+__all__ = [
+    "BERT_CLASS_HEADS",
+    "BERT_HEADS",
+    "canonical_names",
+    "check_params",
+    "default_head",
+    "expected_shapes",
+    "load_safetensors",
+    "read_checkpoint_dir",
+    "transformers_state",
+]

@@ -14,6 +14,7 @@ Layout differences from Hugging Face that are undone here:
   undoing it is ``w.reshape(heads, d/2, 2, in).swapaxes(1, 2).reshape(rows, in)`` (K uses the
   key/value head count).
 """
+
 from __future__ import annotations
 
 import os
@@ -28,16 +29,25 @@ from .tokenizer import Tokenizer
 
 SUPPORTED_ARCHITECTURES = ("llama",)
 _LAYER_NAMES = {
-    "attn_norm.weight": "input_layernorm.weight", "ffn_norm.weight": "post_attention_layernorm.weight",
-    "attn_q.weight": "self_attn.q_proj.weight", "attn_k.weight": "self_attn.k_proj.weight",
-    "attn_v.weight": "self_attn.v_proj.weight", "attn_output.weight": "self_attn.o_proj.weight",
-    "attn_q.bias": "self_attn.q_proj.bias", "attn_k.bias": "self_attn.k_proj.bias",
-    "attn_v.bias": "self_attn.v_proj.bias", "attn_output.bias": "self_attn.o_proj.bias",
-    "ffn_gate.weight": "mlp.gate_proj.weight", "ffn_up.weight": "mlp.up_proj.weight",
+    "attn_norm.weight": "input_layernorm.weight",
+    "ffn_norm.weight": "post_attention_layernorm.weight",
+    "attn_q.weight": "self_attn.q_proj.weight",
+    "attn_k.weight": "self_attn.k_proj.weight",
+    "attn_v.weight": "self_attn.v_proj.weight",
+    "attn_output.weight": "self_attn.o_proj.weight",
+    "attn_q.bias": "self_attn.q_proj.bias",
+    "attn_k.bias": "self_attn.k_proj.bias",
+    "attn_v.bias": "self_attn.v_proj.bias",
+    "attn_output.bias": "self_attn.o_proj.bias",
+    "ffn_gate.weight": "mlp.gate_proj.weight",
+    "ffn_up.weight": "mlp.up_proj.weight",
     "ffn_down.weight": "mlp.down_proj.weight",
 }
-_TOP_NAMES = {"token_embd.weight": "model.embed_tokens.weight", "output_norm.weight": "model.norm.weight",
-              "output.weight": "lm_head.weight"}
+_TOP_NAMES = {
+    "token_embd.weight": "model.embed_tokens.weight",
+    "output_norm.weight": "model.norm.weight",
+    "output.weight": "lm_head.weight",
+}
 # tokenizer.ggml.pre values whose pre-tokenizer splits every digit (llama.cpp: "\p{N}" first)
 _DIGIT_SPLIT_PRE = ("smollm", "starcoder", "refact", "codeshell", "command-r", "exaone")
 _PLAIN_PRE = ("gpt2", "gpt-2", "default", "mpt", "olmo")
@@ -54,8 +64,10 @@ def _open(path: str) -> Any:
     try:
         return gguf.GGUFReader(path, "r")
     except Exception as exc:  # the reader raises ValueError/IndexError/struct errors on bad files
-        raise IRError(f"{path} is not a readable GGUF file ({type(exc).__name__}: {str(exc)[:200]}); "
-                      "it may be truncated") from None
+        raise IRError(
+            f"{path} is not a readable GGUF file ({type(exc).__name__}: {str(exc)[:200]}); "
+            "it may be truncated"
+        ) from None
 
 
 def _field(reader: Any, key: str, default: Any = None) -> Any:
@@ -84,11 +96,16 @@ def unpermute_rotary(w: np.ndarray, heads: int) -> np.ndarray:
 def config_from_gguf(reader: Any, path: str = "GGUF") -> LlamaConfig:
     arch = _field(reader, "general.architecture")
     if arch not in SUPPORTED_ARCHITECTURES:
-        raise IRError(f"{path}: GGUF architecture {arch!r} is not supported; supported: "
-                      f"{list(SUPPORTED_ARCHITECTURES)}")
+        raise IRError(
+            f"{path}: GGUF architecture {arch!r} is not supported; supported: {list(SUPPORTED_ARCHITECTURES)}"
+        )
     a = arch + "."
-    need = {"num_hidden_layers": "block_count", "hidden_size": "embedding_length",
-            "intermediate_size": "feed_forward_length", "num_attention_heads": "attention.head_count"}
+    need = {
+        "num_hidden_layers": "block_count",
+        "hidden_size": "embedding_length",
+        "intermediate_size": "feed_forward_length",
+        "num_attention_heads": "attention.head_count",
+    }
     missing = [a + k for k in need.values() if _field(reader, a + k) is None]
     if missing:
         raise IRError(f"{path}: GGUF metadata lacks {missing}")
@@ -128,6 +145,7 @@ def params_from_gguf(reader: Any, cfg: LlamaConfig, path: str = "GGUF") -> dict[
     Tensors without a Hugging Face name are returned under their GGUF name, so the shape check
     lists them as unexpected."""
     from gguf import GGMLQuantizationType, quants
+
     out: dict[str, np.ndarray] = {}
     for t in reader.tensors:
         name = hf_name(t.name) or t.name
@@ -137,8 +155,10 @@ def params_from_gguf(reader: Any, cfg: LlamaConfig, path: str = "GGUF") -> dict[
             else:
                 w = quants.dequantize(t.data, t.tensor_type)
         except NotImplementedError:
-            raise IRError(f"{path}: tensor {t.name} uses quantisation {t.tensor_type.name}, which the gguf package "
-                          "cannot dequantise") from None
+            raise IRError(
+                f"{path}: tensor {t.name} uses quantisation {t.tensor_type.name}, which the gguf package "
+                "cannot dequantise"
+            ) from None
         w = np.ascontiguousarray(w, dtype=np.float32).reshape([int(d) for d in reversed(t.shape)])
         if name.endswith(("self_attn.q_proj.weight", "self_attn.q_proj.bias")):
             w = unpermute_rotary(w, cfg.num_attention_heads)
@@ -152,11 +172,15 @@ def tokenizer_from_gguf(reader: Any, path: str = "GGUF") -> Tokenizer:
     """A byte-level BPE tokenizer from ``tokenizer.ggml.*`` plus the chat template."""
     model = _field(reader, "tokenizer.ggml.model")
     if model != "gpt2":
-        raise IRError(f"{path}: GGUF tokenizer model {model!r} is not supported; only byte-level BPE ('gpt2')")
+        raise IRError(
+            f"{path}: GGUF tokenizer model {model!r} is not supported; only byte-level BPE ('gpt2')"
+        )
     pre = _field(reader, "tokenizer.ggml.pre", "default")
     if pre not in _DIGIT_SPLIT_PRE + _PLAIN_PRE:
-        raise IRError(f"{path}: GGUF pre-tokenizer {pre!r} is not supported; supported: "
-                      f"{sorted(_DIGIT_SPLIT_PRE + _PLAIN_PRE)}")
+        raise IRError(
+            f"{path}: GGUF pre-tokenizer {pre!r} is not supported; supported: "
+            f"{sorted(_DIGIT_SPLIT_PRE + _PLAIN_PRE)}"
+        )
     tokens = list(_field(reader, "tokenizer.ggml.tokens"))
     merges = list(_field(reader, "tokenizer.ggml.merges") or [])
     types = _field(reader, "tokenizer.ggml.token_type") or []
@@ -166,10 +190,17 @@ def tokenizer_from_gguf(reader: Any, path: str = "GGUF") -> Tokenizer:
         i = _field(reader, key)
         return tokens[int(i)] if i is not None and 0 <= int(i) < len(tokens) else None
 
-    return Tokenizer.from_bpe(tokens, merges, special, split_digits=pre in _DIGIT_SPLIT_PRE,
-                              chat_template=_field(reader, "tokenizer.chat_template"),
-                              bos_token=tok("tokenizer.ggml.bos_token_id"), eos_token=tok("tokenizer.ggml.eos_token_id"),
-                              pad_token=tok("tokenizer.ggml.padding_token_id"), padding_side="left")
+    return Tokenizer.from_bpe(
+        tokens,
+        merges,
+        special,
+        split_digits=pre in _DIGIT_SPLIT_PRE,
+        chat_template=_field(reader, "tokenizer.chat_template"),
+        bos_token=tok("tokenizer.ggml.bos_token_id"),
+        eos_token=tok("tokenizer.ggml.eos_token_id"),
+        pad_token=tok("tokenizer.ggml.padding_token_id"),
+        padding_side="left",
+    )
 
 
 def read_gguf(path: str) -> tuple[LlamaConfig, dict[str, np.ndarray], Tokenizer]:

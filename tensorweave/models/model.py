@@ -5,6 +5,7 @@
 lowered once per (backend, kind) and cached on the model. ``tw.generate(model, ...)`` uses
 ``model.forward`` / ``model.params`` / ``model.config`` directly.
 """
+
 from __future__ import annotations
 
 import functools
@@ -61,6 +62,7 @@ class Model:
     # ------------------------------------------------------------------ programs
     def _program(self, kind: str, backend: str | None, build: Callable[[], Any]) -> Any:
         from ..backends import registry
+
         name = registry.resolve(backend)
         key = (kind, name)
         if key not in self._programs:
@@ -74,6 +76,7 @@ class Model:
     def program(self, backend: str | None = None, output_hidden_states: bool = False) -> Any:
         """The lowered forward program: ``(input_ids, attention_mask[, token_type_ids]) -> outputs``."""
         from ..ir.trace import trace
+
         kind = "forward+hidden" if output_hidden_states else "forward"
         if self.is_encoder_decoder:
             return self._seq2seq_program(backend, output_hidden_states)
@@ -82,14 +85,26 @@ class Model:
             params = bind_params(self.params)
             if self.is_decoder:
                 pos = position_ids_from_mask(attention_mask)
-                out = self.forward(params, self.config, input_ids, attention_mask, pos,
-                                   output_hidden_states=output_hidden_states)
+                out = self.forward(
+                    params,
+                    self.config,
+                    input_ids,
+                    attention_mask,
+                    pos,
+                    output_hidden_states=output_hidden_states,
+                )
                 res = {"logits": out[0]}
                 if output_hidden_states:
                     res.update({f"hidden_states.{i}": h for i, h in enumerate(out[2])})
                 return res
-            out = self.forward(params, self.config, input_ids, attention_mask, rest[0],
-                               output_hidden_states=output_hidden_states)
+            out = self.forward(
+                params,
+                self.config,
+                input_ids,
+                attention_mask,
+                rest[0],
+                output_hidden_states=output_hidden_states,
+            )
             hidden = out.pop("hidden_states", ())
             out.update({f"hidden_states.{i}": h for i, h in enumerate(hidden)})
             return out
@@ -99,25 +114,38 @@ class Model:
             specs.append(self._ids_spec("token_type_ids"))
         return self._program(kind, backend, lambda: trace(fn, *specs, name=f"{self.model_type}_{kind}"))
 
-    def __call__(self, input_ids: Any, attention_mask: Any = None, token_type_ids: Any = None, *,
-                 backend: str | None = None, output_hidden_states: bool = False,
-                 decoder_input_ids: Any = None) -> dict:
+    def __call__(
+        self,
+        input_ids: Any,
+        attention_mask: Any = None,
+        token_type_ids: Any = None,
+        *,
+        backend: str | None = None,
+        output_hidden_states: bool = False,
+        decoder_input_ids: Any = None,
+    ) -> dict:
         """Outputs as a dict of arrays (decoders: ``logits``; BERT: the head's outputs), plus
         ``hidden_states`` (a tuple) when asked. Arrays in = arrays out of the same kind.
         T5: ``model(input_ids, attention_mask, decoder_input_ids)`` (third positional argument or
         keyword) returns ``logits`` and ``encoder_last_hidden_state`` (plus
         ``encoder_hidden_states`` / ``decoder_hidden_states`` when asked)."""
         if self.is_encoder_decoder:
-            return self._call_seq2seq(input_ids, attention_mask,
-                                      token_type_ids if decoder_input_ids is None else decoder_input_ids,
-                                      backend, output_hidden_states)
+            return self._call_seq2seq(
+                input_ids,
+                attention_mask,
+                token_type_ids if decoder_input_ids is None else decoder_input_ids,
+                backend,
+                output_hidden_states,
+            )
         ids, mask, types = self._check_inputs(input_ids, attention_mask, token_type_ids)
         prog = self.program(backend, output_hidden_states)
         args = (ids, mask) if self.is_decoder else (ids, mask, types)
         outs = prog(*args)
         outs = outs if isinstance(outs, tuple) else (outs,)
         named = dict(zip(prog.output_names, outs))
-        keys = sorted((k for k in named if k.startswith("hidden_states.")), key=lambda k: int(k.rsplit(".", 1)[1]))
+        keys = sorted(
+            (k for k in named if k.startswith("hidden_states.")), key=lambda k: int(k.rsplit(".", 1)[1])
+        )
         hidden = tuple(named.pop(k) for k in keys)
         if output_hidden_states:
             named["hidden_states"] = hidden
@@ -127,11 +155,15 @@ class Model:
         rank = 3 if self.head == "multiple-choice" else 2
         shape = tuple(getattr(input_ids, "shape", np.shape(input_ids)))
         if len(shape) != rank:
-            raise IRError(f"input_ids must have rank {rank} ({'[batch, choice, sequence]' if rank == 3 else '[batch, sequence]'}), "
-                          f"got shape {shape}")
+            raise IRError(
+                f"input_ids must have rank {rank} ({'[batch, choice, sequence]' if rank == 3 else '[batch, sequence]'}), "
+                f"got shape {shape}"
+            )
         if self.is_decoder and shape[1] > self.config.max_position_embeddings:
-            raise IRError(f"sequence length {shape[1]} exceeds max_position_embeddings "
-                          f"({self.config.max_position_embeddings}); truncate the input")
+            raise IRError(
+                f"sequence length {shape[1]} exceeds max_position_embeddings "
+                f"({self.config.max_position_embeddings}); truncate the input"
+            )
         if attention_mask is None:
             attention_mask = np.ones(shape, np.int64)
         if not self.is_decoder and token_type_ids is None:
@@ -143,39 +175,60 @@ class Model:
         """``(input_ids [batch, sequence], attention_mask [batch, sequence], decoder_input_ids
         [batch, decoder_sequence]) -> logits, encoder_last_hidden_state[, hidden states]``."""
         from ..ir.trace import trace
+
         kind = "seq2seq+hidden" if output_hidden_states else "seq2seq"
 
         def fn(input_ids: Any, attention_mask: Any, decoder_input_ids: Any) -> dict:
-            out = t5.forward(bind_params(self.params), self.config, input_ids, attention_mask, decoder_input_ids,
-                             output_hidden_states=output_hidden_states)
+            out = t5.forward(
+                bind_params(self.params),
+                self.config,
+                input_ids,
+                attention_mask,
+                decoder_input_ids,
+                output_hidden_states=output_hidden_states,
+            )
             for name in ("encoder_hidden_states", "decoder_hidden_states"):
                 out.update({f"{name}.{i}": h for i, h in enumerate(out.pop(name, ()))})
             return out
 
-        specs = [TensorSpec(("batch", "sequence"), "int64", "input_ids"),
-                 TensorSpec(("batch", "sequence"), "int64", "attention_mask"),
-                 TensorSpec(("batch", "decoder_sequence"), "int64", "decoder_input_ids")]
+        specs = [
+            TensorSpec(("batch", "sequence"), "int64", "input_ids"),
+            TensorSpec(("batch", "sequence"), "int64", "attention_mask"),
+            TensorSpec(("batch", "decoder_sequence"), "int64", "decoder_input_ids"),
+        ]
         return self._program(kind, backend, lambda: trace(fn, *specs, name=f"{self.model_type}_{kind}"))
 
-    def _call_seq2seq(self, input_ids: Any, attention_mask: Any, decoder_input_ids: Any, backend: str | None,
-                      output_hidden_states: bool) -> dict:
+    def _call_seq2seq(
+        self,
+        input_ids: Any,
+        attention_mask: Any,
+        decoder_input_ids: Any,
+        backend: str | None,
+        output_hidden_states: bool,
+    ) -> dict:
         shape = tuple(getattr(input_ids, "shape", np.shape(input_ids)))
         if len(shape) != 2:
             raise IRError(f"input_ids must have rank 2 ([batch, sequence]), got shape {shape}")
         if decoder_input_ids is None:
-            raise IRError("T5 needs decoder_input_ids [batch, decoder_sequence]; start them with "
-                          f"decoder_start_token_id ({self.config.decoder_start_token_id})")
+            raise IRError(
+                "T5 needs decoder_input_ids [batch, decoder_sequence]; start them with "
+                f"decoder_start_token_id ({self.config.decoder_start_token_id})"
+            )
         dshape = tuple(getattr(decoder_input_ids, "shape", np.shape(decoder_input_ids)))
         if len(dshape) != 2 or dshape[0] != shape[0]:
-            raise IRError(f"decoder_input_ids must be [batch, decoder_sequence] with batch {shape[0]}, got shape "
-                          f"{dshape}")
+            raise IRError(
+                f"decoder_input_ids must be [batch, decoder_sequence] with batch {shape[0]}, got shape "
+                f"{dshape}"
+            )
         if attention_mask is None:
             attention_mask = np.ones(shape, np.int64)
         prog = self.program(backend, output_hidden_states)
         outs = prog(input_ids, attention_mask, decoder_input_ids)
         named = dict(zip(prog.output_names, outs if isinstance(outs, tuple) else (outs,)))
         for name in ("encoder_hidden_states", "decoder_hidden_states"):
-            keys = sorted((k for k in named if k.startswith(name + ".")), key=lambda k: int(k.rsplit(".", 1)[1]))
+            keys = sorted(
+                (k for k in named if k.startswith(name + ".")), key=lambda k: int(k.rsplit(".", 1)[1])
+            )
             if keys:
                 named[name] = tuple(named.pop(k) for k in keys)
         return named
@@ -183,21 +236,35 @@ class Model:
     def seq2seq_past_names(self, prefix: str = "past_key_values") -> list[str]:
         """T5 cache names in Hugging Face's ONNX order: ``{prefix}.{i}.decoder.key``,
         ``.decoder.value``, ``.encoder.key``, ``.encoder.value`` per decoder layer."""
-        return [f"{prefix}.{i}.{part}.{kv}" for i in range(self.config.num_decoder_layers)
-                for part in ("decoder", "encoder") for kv in ("key", "value")]
+        return [
+            f"{prefix}.{i}.{part}.{kv}"
+            for i in range(self.config.num_decoder_layers)
+            for part in ("decoder", "encoder")
+            for kv in ("key", "value")
+        ]
 
     def encoder_program(self, backend: str | None = None) -> Any:
         """T5's encoder: ``(input_ids, attention_mask [batch, encoder_sequence]) ->
         last_hidden_state [batch, encoder_sequence, d_model]``."""
         from ..ir.trace import trace
+
         self._need_seq2seq()
 
         def fn(input_ids: Any, attention_mask: Any) -> dict:
-            return {"last_hidden_state": t5.encode(bind_params(self.params), self.config, input_ids, attention_mask)}
+            return {
+                "last_hidden_state": t5.encode(
+                    bind_params(self.params), self.config, input_ids, attention_mask
+                )
+            }
 
         spec = TensorSpec(("batch", "encoder_sequence"), "int64")
-        return self._program("encoder", backend, lambda: trace(fn, spec.with_name("input_ids"),
-                                                               spec.with_name("attention_mask"), name="t5_encoder"))
+        return self._program(
+            "encoder",
+            backend,
+            lambda: trace(
+                fn, spec.with_name("input_ids"), spec.with_name("attention_mask"), name="t5_encoder"
+            ),
+        )
 
     def decoder_program(self, backend: str | None = None, with_past: bool = False) -> Any:
         """T5's decoder step with a growing cache, Hugging Face's ONNX names.
@@ -211,6 +278,7 @@ class Model:
         returned); decoder positions start at ``past_sequence``."""
         from ..ir import namespace as xp
         from ..ir.trace import trace
+
         self._need_seq2seq()
         cfg = self.config
         L = cfg.num_decoder_layers
@@ -218,8 +286,10 @@ class Model:
         def run(input_ids: Any, enc: Any, enc_mask: Any, past: tuple) -> dict:
             params = bind_params(self.params)
             if past:
-                cache = {"self": [(past[4 * i], past[4 * i + 1]) for i in range(L)],
-                         "cross": [(past[4 * i + 2], past[4 * i + 3]) for i in range(L)]}
+                cache = {
+                    "self": [(past[4 * i], past[4 * i + 1]) for i in range(L)],
+                    "cross": [(past[4 * i + 2], past[4 * i + 3]) for i in range(L)],
+                }
                 offset = xp.sum(xp.ones((past[0].shape[2],), dtype=xp.int64))  # past_sequence as an array
             else:
                 cache = t5.init_cache(params, cfg, enc, "growing")
@@ -236,14 +306,22 @@ class Model:
         mask = TensorSpec(("batch", "encoder_sequence"), "int64", "encoder_attention_mask")
         if not with_past:
             enc = TensorSpec(("batch", "encoder_sequence", cfg.d_model), "float32", "encoder_hidden_states")
-            return self._program("decoder", backend, lambda: trace(
-                lambda i, e, m: run(i, e, m, ()), ids, enc, mask, name="t5_decoder"))
+            return self._program(
+                "decoder",
+                backend,
+                lambda: trace(lambda i, e, m: run(i, e, m, ()), ids, enc, mask, name="t5_decoder"),
+            )
         specs = []
         for name in self.seq2seq_past_names():
             seq = "past_sequence" if ".decoder." in name else "encoder_sequence"
             specs.append(TensorSpec(("batch", cfg.num_heads, seq, cfg.d_kv), "float32", name))
-        return self._program("decoder-with-past", backend, lambda: trace(
-            lambda i, m, *past: run(i, None, m, past), ids, mask, *specs, name="t5_decoder_with_past"))
+        return self._program(
+            "decoder-with-past",
+            backend,
+            lambda: trace(
+                lambda i, m, *past: run(i, None, m, past), ids, mask, *specs, name="t5_decoder_with_past"
+            ),
+        )
 
     def _need_seq2seq(self) -> None:
         if not self.is_encoder_decoder:
@@ -252,7 +330,11 @@ class Model:
     # ------------------------------------------------------------------ step-wise with a growing cache
     def past_names(self) -> list[str]:
         """``past_key_values.{i}.key`` / ``.value`` per layer (Hugging Face's ONNX names)."""
-        return [f"past_key_values.{i}.{kv}" for i in range(self.config.num_hidden_layers) for kv in ("key", "value")]
+        return [
+            f"past_key_values.{i}.{kv}"
+            for i in range(self.config.num_hidden_layers)
+            for kv in ("key", "value")
+        ]
 
     def with_past_program(self, backend: str | None = None) -> Any:
         """The step-wise decoder program with a growing cache:
@@ -262,6 +344,7 @@ class Model:
         The first step passes ``past_sequence = 0`` (empty arrays, see :meth:`empty_past`)."""
         from ..ir import namespace as xp
         from ..ir.trace import trace
+
         if not self.is_decoder:
             raise IRError(f"{self.model_type} is not a decoder; it has no key/value cache")
         cfg = self.config
@@ -279,49 +362,84 @@ class Model:
             return out
 
         kv = TensorSpec(("batch", cfg.num_key_value_heads, "past_sequence", cfg.head_dim), "float32")
-        specs = [TensorSpec(("batch", "sequence"), "int64", "input_ids"),
-                 TensorSpec(("batch", "past_sequence + sequence"), "int64", "attention_mask")]
+        specs = [
+            TensorSpec(("batch", "sequence"), "int64", "input_ids"),
+            TensorSpec(("batch", "past_sequence + sequence"), "int64", "attention_mask"),
+        ]
         specs += [kv.with_name(n) for n in self.past_names()]
-        return self._program("with-past", backend, lambda: trace(fn, *specs, name=f"{self.model_type}_with_past"))
+        return self._program(
+            "with-past", backend, lambda: trace(fn, *specs, name=f"{self.model_type}_with_past")
+        )
 
     def empty_past(self, batch: int) -> list[np.ndarray]:
         """Zero-length past keys/values for the first call of :meth:`with_past_program`."""
         cfg = self.config
-        return [np.zeros((batch, cfg.num_key_value_heads, 0, cfg.head_dim), np.float32)
-                for _ in range(2 * cfg.num_hidden_layers)]
+        return [
+            np.zeros((batch, cfg.num_key_value_heads, 0, cfg.head_dim), np.float32)
+            for _ in range(2 * cfg.num_hidden_layers)
+        ]
 
     # ------------------------------------------------------------------ BERT sentence embeddings
-    def embed(self, input_ids: Any, attention_mask: Any = None, token_type_ids: Any = None, *,
-              normalize: bool = True, backend: str | None = None) -> Any:
+    def embed(
+        self,
+        input_ids: Any,
+        attention_mask: Any = None,
+        token_type_ids: Any = None,
+        *,
+        normalize: bool = True,
+        backend: str | None = None,
+    ) -> Any:
         """Mean-pooled (and L2-normalised) sentence embeddings ``[batch, hidden]`` (BERT only);
         ``input_ids`` may also be a list of strings when the model has a tokenizer."""
         from ..ir.trace import trace
+
         if self.model_type != "bert":
             raise IRError(f"embed needs a BERT model, this is {self.model_type}")
-        if isinstance(input_ids, (str, list)) and (isinstance(input_ids, str) or isinstance(input_ids[0], str)):
+        if isinstance(input_ids, (str, list)) and (
+            isinstance(input_ids, str) or isinstance(input_ids[0], str)
+        ):
             if self.tokenizer is None:
                 raise IRError("this model has no tokenizer; pass input_ids")
             batch = self.tokenizer(input_ids)
-            input_ids, attention_mask, token_type_ids = (batch["input_ids"], batch["attention_mask"],
-                                                         batch["token_type_ids"])
+            input_ids, attention_mask, token_type_ids = (
+                batch["input_ids"],
+                batch["attention_mask"],
+                batch["token_type_ids"],
+            )
         ids, mask, types = self._check_inputs(input_ids, attention_mask, token_type_ids)
 
         def fn(input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-            return bert.sentence_embedding(bind_params(self.params), self.config, input_ids, attention_mask,
-                                           token_type_ids, normalize=normalize)
+            return bert.sentence_embedding(
+                bind_params(self.params),
+                self.config,
+                input_ids,
+                attention_mask,
+                token_type_ids,
+                normalize=normalize,
+            )
 
         spec = TensorSpec(("batch", "sequence"), "int64")
-        prog = self._program(f"embed{'+norm' if normalize else ''}", backend,
-                             lambda: trace(fn, spec, spec, spec, name="sentence_embedding"))
+        prog = self._program(
+            f"embed{'+norm' if normalize else ''}",
+            backend,
+            lambda: trace(fn, spec, spec, spec, name="sentence_embedding"),
+        )
         return prog(ids, mask, types)
 
     # ------------------------------------------------------------------ chat
-    def chat(self, messages: list[dict], *, max_new_tokens: int = 32, backend: str | None = None,
-             **generate_kwargs: Any) -> str:
+    def chat(
+        self,
+        messages: list[dict],
+        *,
+        max_new_tokens: int = 32,
+        backend: str | None = None,
+        **generate_kwargs: Any,
+    ) -> str:
         """Greedy (by default) reply to a chat, through the tokenizer's chat template."""
         from ..generation import generate
+
         if self.tokenizer is None or not self.is_decoder:
             raise IRError("chat needs a decoder model with a tokenizer (e.g. tw.models.load('smollm2'))")
         ids = np.asarray([self.tokenizer.apply_chat_template(messages, tokenize=True)], np.int64)
         out = generate(self, ids, max_new_tokens=max_new_tokens, backend=backend, **generate_kwargs)
-        return self.tokenizer.decode(np.asarray(out)[0, ids.shape[1]:], skip_special_tokens=True)
+        return self.tokenizer.decode(np.asarray(out)[0, ids.shape[1] :], skip_special_tokens=True)

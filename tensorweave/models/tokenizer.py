@@ -6,6 +6,7 @@ padded on the tokenizer's ``padding_side`` (left for decoders, so that generatio
 the right). Chat templates are rendered in a sandboxed jinja2 environment with
 ``trim_blocks`` / ``lstrip_blocks`` (as Hugging Face renders them).
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,16 @@ from ..ir.types import IRError
 class Tokenizer:
     """Text <-> ids. ``tokenizer(texts)`` gives a padded numpy batch."""
 
-    def __init__(self, backend: Any, *, chat_template: str | None = None, bos_token: str | None = None,
-                 eos_token: str | None = None, pad_token: str | None = None, padding_side: str = "left"):
+    def __init__(
+        self,
+        backend: Any,
+        *,
+        chat_template: str | None = None,
+        bos_token: str | None = None,
+        eos_token: str | None = None,
+        pad_token: str | None = None,
+        padding_side: str = "left",
+    ):
         if padding_side not in ("left", "right"):
             raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
         self.backend = backend
@@ -36,6 +45,7 @@ class Tokenizer:
         """From a ``tokenizer.json``; special tokens and the chat template come from a
         ``tokenizer_config.json`` beside it when there is one."""
         from tokenizers import Tokenizer as _Tok
+
         try:
             backend = _Tok.from_file(path)
         except Exception as exc:  # tokenizers raises a bare Exception on bad JSON
@@ -53,12 +63,21 @@ class Tokenizer:
         return cls(backend, **kwargs)
 
     @classmethod
-    def from_bpe(cls, tokens: Sequence[str], merges: Sequence[str], special: Sequence[str], *,
-                 split_digits: bool, **kwargs: Any) -> "Tokenizer":
+    def from_bpe(
+        cls,
+        tokens: Sequence[str],
+        merges: Sequence[str],
+        special: Sequence[str],
+        *,
+        split_digits: bool,
+        **kwargs: Any,
+    ) -> "Tokenizer":
         """A byte-level BPE (GPT-2 style) from a vocabulary (``id -> token``), merges
         (``"left right"`` strings, highest priority first) and the special tokens, matched whole
         before BPE runs. ``split_digits`` splits every digit into its own piece first."""
-        from tokenizers import AddedToken, Tokenizer as _Tok, decoders, models, pre_tokenizers
+        from tokenizers import AddedToken, decoders, models, pre_tokenizers
+        from tokenizers import Tokenizer as _Tok
+
         vocab = {t: i for i, t in enumerate(tokens)}
         pairs = []
         for m in merges:
@@ -68,8 +87,11 @@ class Tokenizer:
             pairs.append((left, right))
         backend = _Tok(models.BPE(vocab=vocab, merges=pairs, fuse_unk=False, byte_fallback=False))
         byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-        backend.pre_tokenizer = (pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
-                                 if split_digits else byte_level)
+        backend.pre_tokenizer = (
+            pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
+            if split_digits
+            else byte_level
+        )
         backend.decoder = decoders.ByteLevel()
         backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in special])
         return cls(backend, **kwargs)
@@ -94,8 +116,9 @@ class Tokenizer:
         return list(self.backend.encode(text, add_special_tokens=add_special_tokens).ids)
 
     def decode(self, ids: Any, skip_special_tokens: bool = False) -> str:
-        return self.backend.decode([int(i) for i in np.asarray(ids).reshape(-1)],
-                                   skip_special_tokens=skip_special_tokens)
+        return self.backend.decode(
+            [int(i) for i in np.asarray(ids).reshape(-1)], skip_special_tokens=skip_special_tokens
+        )
 
     def __call__(self, texts: str | Sequence[str], add_special_tokens: bool = True) -> dict[str, np.ndarray]:
         """``{"input_ids", "attention_mask", "token_type_ids"}`` int64 ``[batch, longest]`` arrays,
@@ -116,25 +139,34 @@ class Tokenizer:
             ids[row, cols], mask[row, cols], types[row, cols] = e.ids, 1, e.type_ids
         return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
 
-    def apply_chat_template(self, messages: Sequence[dict], add_generation_prompt: bool = True,
-                            tokenize: bool = False) -> Any:
+    def apply_chat_template(
+        self, messages: Sequence[dict], add_generation_prompt: bool = True, tokenize: bool = False
+    ) -> Any:
         """Render ``messages`` (``[{"role": ..., "content": ...}]``) with the chat template; with
         ``tokenize`` return the ids (the template already holds the special tokens)."""
         if not self.chat_template:
             raise IRError("this tokenizer has no chat template; pass the prompt text directly")
-        text = render_chat_template(self.chat_template, messages, add_generation_prompt,
-                                    bos_token=self.bos_token or "", eos_token=self.eos_token or "")
+        text = render_chat_template(
+            self.chat_template,
+            messages,
+            add_generation_prompt,
+            bos_token=self.bos_token or "",
+            eos_token=self.eos_token or "",
+        )
         return self.encode(text, add_special_tokens=False) if tokenize else text
 
 
-def render_chat_template(template: str, messages: Sequence[dict], add_generation_prompt: bool = True,
-                         **extra: Any) -> str:
+def render_chat_template(
+    template: str, messages: Sequence[dict], add_generation_prompt: bool = True, **extra: Any
+) -> str:
     """Render a Hugging Face chat template (jinja2, sandboxed; ``raise_exception`` available)."""
     from jinja2 import TemplateError
     from jinja2.ext import loopcontrols
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    if not isinstance(messages, (list, tuple)) or not all(isinstance(m, dict) and "role" in m for m in messages):
+    if not isinstance(messages, (list, tuple)) or not all(
+        isinstance(m, dict) and "role" in m for m in messages
+    ):
         raise ValueError("messages must be a list of {'role': ..., 'content': ...} dicts")
 
     def raise_exception(message: str) -> None:
@@ -143,7 +175,8 @@ def render_chat_template(template: str, messages: Sequence[dict], add_generation
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
     env.globals["raise_exception"] = raise_exception
     try:
-        return env.from_string(template).render(messages=list(messages), add_generation_prompt=add_generation_prompt,
-                                                **extra)
+        return env.from_string(template).render(
+            messages=list(messages), add_generation_prompt=add_generation_prompt, **extra
+        )
     except TemplateError as exc:
         raise IRError(f"chat template failed: {exc}") from None

@@ -7,12 +7,20 @@ Framework adapters, imported lazily so this package needs no framework (spec/opt
 ``Adafactor``, ``KerasOptimizer``, ``KerasSchedule``) and ``tensorweave.optim.onnx``
 (``onnx_export``: ``export_step``, ``initial_state``).
 """
+
 from ..frontends.optim import *  # noqa: F401,F403
 from ..frontends.optim import __all__  # noqa: F401
 
-_ADAPTERS = {"torch": "torch_adapter", "optax": "optax_adapter", "keras": "keras_adapter", "onnx": "onnx_export",
-             "torch_adapter": "torch_adapter", "optax_adapter": "optax_adapter", "keras_adapter": "keras_adapter",
-             "onnx_export": "onnx_export"}
+_ADAPTERS = {
+    "torch": "torch_adapter",
+    "optax": "optax_adapter",
+    "keras": "keras_adapter",
+    "onnx": "onnx_export",
+    "torch_adapter": "torch_adapter",
+    "optax_adapter": "optax_adapter",
+    "keras_adapter": "keras_adapter",
+    "onnx_export": "onnx_export",
+}
 
 
 def __getattr__(name: str):

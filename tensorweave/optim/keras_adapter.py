@@ -21,14 +21,14 @@ evaluated at ``optimizer.iterations`` in float64. Clipping (``clipnorm``, ``glob
 ``clipvalue``) is Keras' own, done before ``update_step``; Keras' own ``weight_decay`` is not
 used (the rule decays).
 """
+
 from __future__ import annotations
 
 import copy
 from typing import Any
 
-import numpy as np
-
 import keras
+import numpy as np
 import tensorflow as tf
 
 from ..backends import lower
@@ -40,9 +40,11 @@ from ..ir.control import tree_flatten
 from ..ir.types import DType
 
 if keras.backend.backend() != "tensorflow":
-    raise ImportError(f"tensorweave.optim.keras runs the TensorFlow lowering inside Keras, but Keras uses the "
-                      f"{keras.backend.backend()!r} backend; set KERAS_BACKEND=tensorflow before importing keras "
-                      "(or use tensorweave.optim.optax / .torch)")
+    raise ImportError(
+        f"tensorweave.optim.keras runs the TensorFlow lowering inside Keras, but Keras uses the "
+        f"{keras.backend.backend()!r} backend; set KERAS_BACKEND=tensorflow before importing keras "
+        "(or use tensorweave.optim.optax / .torch)"
+    )
 
 
 class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):
@@ -81,13 +83,21 @@ class KerasOptimizer(keras.optimizers.Optimizer):
     :class:`KerasSchedule`; 0.0 for Adafactor's relative step, whose lr is not used).
     """
 
-    def __init__(self, rule: UpdateRule, learning_rate: Any = None, name: str | None = None,
-                 config: dict | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        rule: UpdateRule,
+        learning_rate: Any = None,
+        name: str | None = None,
+        config: dict | None = None,
+        **kwargs: Any,
+    ):
         if not isinstance(rule, UpdateRule):
             raise ValueError(f"KerasOptimizer needs a tensorweave update rule, got {type(rule).__name__}")
         if kwargs.get("weight_decay") is not None:
-            raise ValueError("pass weight_decay to the update rule (tensorweave.optim.AdamW(weight_decay=...)), not to "
-                             "Keras' optimizer base")
+            raise ValueError(
+                "pass weight_decay to the update rule (tensorweave.optim.AdamW(weight_decay=...)), not to "
+                "Keras' optimizer base"
+            )
         kwargs.pop("weight_decay", None)
         lr = getattr(rule, "lr", None) if learning_rate is None else learning_rate
         if callable(getattr(rule, "lr", None)):
@@ -118,22 +128,25 @@ class KerasOptimizer(keras.optimizers.Optimizer):
                 traced = trace_update(self.rule, {name: TensorSpec(shape, dt, name)}, name="keras_step")
                 with tf.init_scope():  # build may run inside model.fit's tf.function: constants must be eager
                     program = lower(traced.graph, "tensorflow")
-                hyper = [n[len("hyper/"):] for n in traced.input_names if n.startswith("hyper/")]
+                hyper = [n[len("hyper/") :] for n in traced.input_names if n.startswith("hyper/")]
                 step = cache[key] = (traced, program, hyper)
             self._tw_steps.append(step)
             template = self.rule.init({name: np.zeros(shape, dt.to_numpy())})
             slots = []
             for path, value in zip(step[0].input_names[2:], tree_flatten(template)[0]):
                 value = np.asarray(value)
-                slot_name = path[len("state/"):]
-                slot_name = slot_name[:-len(name) - 1] if slot_name.endswith("/" + name) else slot_name
+                slot_name = path[len("state/") :]
+                slot_name = slot_name[: -len(name) - 1] if slot_name.endswith("/" + name) else slot_name
                 slot_name = slot_name.replace("/", "_")
                 init = "zeros" if not value.any() else (lambda shape, dtype=None, v=value: tf.constant(v))
                 if tuple(value.shape) == shape and value.dtype == dt.to_numpy():
                     slots.append(self.add_variable_from_reference(var, name=slot_name, initializer=init))
                 else:
-                    slots.append(self.add_variable(value.shape, initializer=init, dtype=value.dtype.name,
-                                                   name=slot_name))
+                    slots.append(
+                        self.add_variable(
+                            value.shape, initializer=init, dtype=value.dtype.name, name=slot_name
+                        )
+                    )
             self._tw_slots.append(slots)
 
     def _name_matters(self) -> bool:
@@ -160,8 +173,10 @@ class KerasOptimizer(keras.optimizers.Optimizer):
     def load_state_values(self, values: list) -> None:
         """Assign values saved by :meth:`state_values` (build the optimizer first, e.g. ``build(vars)``)."""
         if len(values) != len(self.variables):
-            raise ValueError(f"got {len(values)} values for {len(self.variables)} optimizer variables; build the "
-                             "optimizer with the same model variables first")
+            raise ValueError(
+                f"got {len(values)} values for {len(self.variables)} optimizer variables; build the "
+                "optimizer with the same model variables first"
+            )
         for v, x in zip(self.variables, values):
             v.assign(x)
 
@@ -169,19 +184,46 @@ class KerasOptimizer(keras.optimizers.Optimizer):
 class AdamW(KerasOptimizer):
     """Transformers' AdamW (``tensorweave.optim.AdamW``) as a Keras optimizer."""
 
-    def __init__(self, learning_rate: Any = 1e-3, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-6,
-                 weight_decay_rate: float = 0.0, correct_bias: bool = True, weight_decay_order: str = "after",
-                 include_in_weight_decay: Any = None, exclude_from_weight_decay: Any = None, name: str | None = None,
-                 **kwargs: Any):
-        lr = learning_rate if not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule) else 0.0
-        rule = _adamw.AdamW(lr if not callable(lr) else 0.0, (beta_1, beta_2), epsilon, weight_decay_rate,
-                            correct_bias, True, weight_decay_order=weight_decay_order,
-                            include_in_weight_decay=include_in_weight_decay,
-                            exclude_from_weight_decay=exclude_from_weight_decay)
-        config = dict(beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, weight_decay_rate=weight_decay_rate,
-                            correct_bias=correct_bias, weight_decay_order=weight_decay_order,
-                            include_in_weight_decay=include_in_weight_decay,
-                            exclude_from_weight_decay=exclude_from_weight_decay)
+    def __init__(
+        self,
+        learning_rate: Any = 1e-3,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-6,
+        weight_decay_rate: float = 0.0,
+        correct_bias: bool = True,
+        weight_decay_order: str = "after",
+        include_in_weight_decay: Any = None,
+        exclude_from_weight_decay: Any = None,
+        name: str | None = None,
+        **kwargs: Any,
+    ):
+        lr = (
+            learning_rate
+            if not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule)
+            else 0.0
+        )
+        rule = _adamw.AdamW(
+            lr if not callable(lr) else 0.0,
+            (beta_1, beta_2),
+            epsilon,
+            weight_decay_rate,
+            correct_bias,
+            True,
+            weight_decay_order=weight_decay_order,
+            include_in_weight_decay=include_in_weight_decay,
+            exclude_from_weight_decay=exclude_from_weight_decay,
+        )
+        config = dict(
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            weight_decay_rate=weight_decay_rate,
+            correct_bias=correct_bias,
+            weight_decay_order=weight_decay_order,
+            include_in_weight_decay=include_in_weight_decay,
+            exclude_from_weight_decay=exclude_from_weight_decay,
+        )
         super().__init__(rule, learning_rate=learning_rate, name=name, config=config, **kwargs)
 
     def get_config(self) -> dict:
@@ -192,16 +234,42 @@ class Adafactor(KerasOptimizer):
     """Transformers' Adafactor (``tensorweave.optim.Adafactor``) as a Keras optimizer; ``learning_rate``
     is used only with ``relative_step=False``."""
 
-    def __init__(self, learning_rate: Any = None, eps: tuple = (1e-30, 1e-3), clip_threshold: float = 1.0,
-                 decay_rate: float = -0.8, beta1: float | None = None, weight_decay_rate: float = 0.0,
-                 scale_parameter: bool = True, relative_step: bool = True, warmup_init: bool = False,
-                 name: str | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        learning_rate: Any = None,
+        eps: tuple = (1e-30, 1e-3),
+        clip_threshold: float = 1.0,
+        decay_rate: float = -0.8,
+        beta1: float | None = None,
+        weight_decay_rate: float = 0.0,
+        scale_parameter: bool = True,
+        relative_step: bool = True,
+        warmup_init: bool = False,
+        name: str | None = None,
+        **kwargs: Any,
+    ):
         manual = None if learning_rate is None else (0.0 if callable(learning_rate) else learning_rate)
-        rule = _adafactor.Adafactor(manual, eps, clip_threshold, decay_rate, beta1, weight_decay_rate,
-                                    scale_parameter, relative_step, warmup_init)
-        config = dict(eps=list(eps), clip_threshold=clip_threshold, decay_rate=decay_rate, beta1=beta1,
-                            weight_decay_rate=weight_decay_rate, scale_parameter=scale_parameter,
-                            relative_step=relative_step, warmup_init=warmup_init)
+        rule = _adafactor.Adafactor(
+            manual,
+            eps,
+            clip_threshold,
+            decay_rate,
+            beta1,
+            weight_decay_rate,
+            scale_parameter,
+            relative_step,
+            warmup_init,
+        )
+        config = dict(
+            eps=list(eps),
+            clip_threshold=clip_threshold,
+            decay_rate=decay_rate,
+            beta1=beta1,
+            weight_decay_rate=weight_decay_rate,
+            scale_parameter=scale_parameter,
+            relative_step=relative_step,
+            warmup_init=warmup_init,
+        )
         super().__init__(rule, learning_rate=learning_rate, name=name, config=config, **kwargs)
 
     def get_config(self) -> dict:

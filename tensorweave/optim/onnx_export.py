@@ -10,6 +10,7 @@ backend's threshold). The graph's inputs are, by name, ``params/<name>``, ``grad
 specs, so a host loop (onnxruntime, or ORT training-free deployments) feeds outputs back as inputs.
 ``initial_state(rule, params)`` gives the state feed for the first step.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,9 @@ import numpy as np
 from ..frontends.optim.base import TracedUpdate, UpdateRule, named_leaves, trace_update
 
 
-def export_step(rule: UpdateRule, params: Any, path: str | os.PathLike, hyper: dict | None = None,
-                **export_options: Any) -> TracedUpdate:
+def export_step(
+    rule: UpdateRule, params: Any, path: str | os.PathLike, hyper: dict | None = None, **export_options: Any
+) -> TracedUpdate:
     """Write the ONNX training-step graph of ``rule`` for ``params`` to ``path``; returns the
     :class:`TracedUpdate` (``input_names``, ``output_names``, ``flatten``, ``unflatten``)."""
     from ..backends import lower

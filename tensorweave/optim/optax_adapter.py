@@ -20,23 +20,23 @@ inside the traced step. :func:`optax_schedule` turns a tensorweave schedule into
 Importing the jax backend enables ``jax_enable_x64`` (process-wide, spec/backends-jax.md): the
 rule's scalar math is float64 as on every other backend.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 
-from ..backends import lower
 from ..backends import jax as _jax_backend  # noqa: F401 - enables x64 before any array is built
+from ..backends import lower
 from ..frontends.optim import adafactor as _adafactor
 from ..frontends.optim import adamw as _adamw
 from ..frontends.optim.base import UpdateRule, trace_update
 from ..ir import TensorSpec, trace
 from ..ir.types import from_numpy_dtype
-
-import jax
-import jax.numpy as jnp
-import optax
 
 
 def _named(tree: Any) -> tuple[list[str], list, Any]:
@@ -61,7 +61,9 @@ class _Steps:
         key = tuple((n, tuple(l.shape), str(l.dtype)) for n, l in zip(names, leaves))
         hit = self.cache.get(key)
         if hit is None:
-            traced = trace_update(self.rule, {n: _spec(n, l) for n, l in zip(names, leaves)}, name="optax_step")
+            traced = trace_update(
+                self.rule, {n: _spec(n, l) for n, l in zip(names, leaves)}, name="optax_step"
+            )
             hit = self.cache[key] = (traced, lower(traced.graph, "jax"))
         return hit
 
@@ -84,8 +86,13 @@ def transformation(rule: UpdateRule) -> optax.GradientTransformation:
                 return {k: place(v, k) for k, v in node.items()}
             arr = jnp.asarray(node)
             p = by_name.get(key)
-            if (p is not None and tuple(arr.shape) == tuple(p.shape) and isinstance(p, jax.Array)
-                    and not isinstance(p, jax.core.Tracer) and getattr(arr, "sharding", None) != p.sharding):
+            if (
+                p is not None
+                and tuple(arr.shape) == tuple(p.shape)
+                and isinstance(p, jax.Array)
+                and not isinstance(p, jax.core.Tracer)
+                and getattr(arr, "sharding", None) != p.sharding
+            ):
                 arr = jax.device_put(arr, p.sharding)
             return arr
 
@@ -102,8 +109,12 @@ def transformation(rule: UpdateRule) -> optax.GradientTransformation:
         p_dict = dict(zip(names, p_leaves))
         g_dict = dict(zip(names, g_leaves))
         hyper = {k: jnp.asarray(v, dtype=jnp.float64) for k, v in rule.default_hyper().items()}
-        flat = (jax.tree_util.tree_leaves(p_dict) + jax.tree_util.tree_leaves(g_dict)
-                + _state_leaves(traced, state) + [hyper[k] for k in traced._hyper_keys])
+        flat = (
+            jax.tree_util.tree_leaves(p_dict)
+            + jax.tree_util.tree_leaves(g_dict)
+            + _state_leaves(traced, state)
+            + [hyper[k] for k in traced._hyper_keys]
+        )
         outs = program.jitted(program.hoisted_arrays, *flat)
         new_p, new_state = traced.unflatten(list(outs))
         new_leaves = [new_p[n] for n in names]
@@ -123,19 +134,29 @@ def _state_leaves(traced: Any, state: dict) -> list:
         kind, defs = d
         if kind is dict:
             if not isinstance(node, dict) or set(node) != {k for k, _ in defs}:
-                raise ValueError("state does not match these params: build it with init(params) for the same "
-                                 "params")
+                raise ValueError(
+                    "state does not match these params: build it with init(params) for the same params"
+                )
             return [leaf for k, sd in defs for leaf in pick(sd, node[k])]
         return [leaf for sd, child in zip(defs, node) for leaf in pick(sd, child)]
 
     return pick(traced._state_def, state)
 
 
-def adamw(learning_rate: Any = 1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-6,
-          weight_decay: float = 0.0, correct_bias: bool = True, **options: Any) -> optax.GradientTransformation:
+def adamw(
+    learning_rate: Any = 1e-3,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-6,
+    weight_decay: float = 0.0,
+    correct_bias: bool = True,
+    **options: Any,
+) -> optax.GradientTransformation:
     """Transformers' AdamW (``tensorweave.optim.AdamW``) as an optax transformation; ``learning_rate`` is a
     number or a tensorweave schedule (``step -> lr``). ``options``: AdamW's keyword-only options."""
-    return transformation(_adamw.AdamW(learning_rate, (b1, b2), eps, weight_decay, correct_bias, True, **options))
+    return transformation(
+        _adamw.AdamW(learning_rate, (b1, b2), eps, weight_decay, correct_bias, True, **options)
+    )
 
 
 def adafactor(learning_rate: Any = None, **kwargs: Any) -> optax.GradientTransformation:

@@ -22,6 +22,7 @@ State per parameter (``optimizer.state[p]``): the rule's per-parameter slots by 
 (``exp_avg``, ``exp_avg_sq``, ... ; nested rules give ``inner/exp_avg``) and the rule's scalar
 counters (``step``: int64, the number of updates applied to this parameter).
 """
+
 from __future__ import annotations
 
 import copy
@@ -42,8 +43,12 @@ from ..ir.types import DType, TensorSpec
 #: ~15 full-size temporaries per parameter: fine for small models, far slower for big ones).
 AUTO_COMPILE_ELEMENTS = 1 << 22
 
-_TORCH_DTYPES = {torch.float16: DType.float16, torch.bfloat16: DType.bfloat16, torch.float32: DType.float32,
-                 torch.float64: DType.float64}
+_TORCH_DTYPES = {
+    torch.float16: DType.float16,
+    torch.bfloat16: DType.bfloat16,
+    torch.float32: DType.float32,
+    torch.float64: DType.float64,
+}
 
 
 def _to_torch(arr: np.ndarray) -> torch.Tensor:
@@ -88,8 +93,10 @@ class _Step:
         self.names = names
         self.traced = trace_update(rule, specs, name="torch_optimizer_step")
         self.program = lower(self.traced.graph, "torch")
-        self.hyper_keys = [n[len("hyper/"):] for n in self.traced.input_names if n.startswith("hyper/")]
-        template = rule.init({n: np.zeros(tuple(t.shape), specs[n].dtype.to_numpy()) for n, t in zip(names, tensors)})
+        self.hyper_keys = [n[len("hyper/") :] for n in self.traced.input_names if n.startswith("hyper/")]
+        template = rule.init(
+            {n: np.zeros(tuple(t.shape), specs[n].dtype.to_numpy()) for n, t in zip(names, tensors)}
+        )
         self.leaves = _state_leaves(template, set(names))
         self.counters = sorted({k for k, n in self.leaves if n is None})
         self.compiled = self._compile() if compile else None
@@ -113,9 +120,12 @@ class _Step:
     def init_state(self, new: list[tuple[str, torch.Tensor]]) -> list[dict]:
         """Fresh per-parameter state dicts for ``new`` parameters (the rule's ``init``)."""
         names = [n for n, _ in new]
-        tree = self.rule.init({n: np.zeros(tuple(p.shape), _TORCH_DTYPES[p.dtype].to_numpy()) for n, p in new})
+        tree = self.rule.init(
+            {n: np.zeros(tuple(p.shape), _TORCH_DTYPES[p.dtype].to_numpy()) for n, p in new}
+        )
         leaves = _state_leaves(tree, set(names))
         from ..ir.control import tree_flatten
+
         values = tree_flatten(tree)[0]
         out = [{} for _ in new]
         for (key, name), v in zip(leaves, values):
@@ -138,9 +148,12 @@ class _Step:
             except Exception as exc:  # compilation happens before anything is written
                 if self.compile_failed is not False:
                     raise
-                warnings.warn(f"torch.compile of the optimizer step failed ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else ''}); running the eager program",
-                              RuntimeWarning, stacklevel=3)
+                warnings.warn(
+                    f"torch.compile of the optimizer step failed ({type(exc).__name__}: "
+                    f"{str(exc).splitlines()[0] if str(exc) else ''}); running the eager program",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
                 self.compiled, self.compile_failed = None, True
                 return self(params, states, hyper)
             self.compile_failed = None  # compiled and ran once: later errors are real errors
@@ -207,14 +220,20 @@ class TorchOptimizer(torch.optim.Optimizer):
 
     def __init__(self, params: Iterable[Any], rule: UpdateRule, compile: bool | str = "auto"):
         if not isinstance(rule, UpdateRule):
-            raise ValueError(f"TorchOptimizer needs an update rule (tensorweave.optim.AdamW, ...), got "
-                             f"{type(rule).__name__}")
+            raise ValueError(
+                f"TorchOptimizer needs an update rule (tensorweave.optim.AdamW, ...), got "
+                f"{type(rule).__name__}"
+            )
         defaults = rule_defaults(rule)
         if not isinstance(defaults, dict) or "lr" not in defaults:
-            raise ValueError(f"{type(rule).__name__} has no `defaults` dict with 'lr'; wrap AdamW or Adafactor")
+            raise ValueError(
+                f"{type(rule).__name__} has no `defaults` dict with 'lr'; wrap AdamW or Adafactor"
+            )
         if callable(defaults["lr"]):
-            raise ValueError("the torch adapter takes a numeric lr; pass lr=<number> and drive it with "
-                             "tensorweave.optim.torch.lambda_lr(schedule, optimizer) (a LambdaLR)")
+            raise ValueError(
+                "the torch adapter takes a numeric lr; pass lr=<number> and drive it with "
+                "tensorweave.optim.torch.lambda_lr(schedule, optimizer) (a LambdaLR)"
+            )
         self.rule = rule
         if compile not in (True, False, "auto"):
             raise ValueError(f"compile must be True, False or 'auto', got {compile!r}")
@@ -227,18 +246,24 @@ class TorchOptimizer(torch.optim.Optimizer):
         group = self.param_groups[-1]
         for p in group["params"]:
             if p.dtype not in _TORCH_DTYPES:
-                raise ValueError(f"parameter of dtype {p.dtype}: optimizers update float16/bfloat16/float32/float64 "
-                                 "parameters only")
+                raise ValueError(
+                    f"parameter of dtype {p.dtype}: optimizers update float16/bfloat16/float32/float64 "
+                    "parameters only"
+                )
             if p.device.type != "cpu":
-                raise ValueError(f"a parameter is on {p.device}; the torch backend runs the lowered update on CPU "
-                                 "tensors, move the model with .cpu()")
+                raise ValueError(
+                    f"a parameter is on {p.device}; the torch backend runs the lowered update on CPU "
+                    "tensors, move the model with .cpu()"
+                )
         self._group_rule(group)  # bad group hyperparameters fail here, before any step
 
     def _group_rule(self, group: dict) -> UpdateRule:
         return with_hyperparameters(self.rule, {k: v for k, v in group.items() if k != "params"})
 
     def _group_key(self, group: dict) -> tuple:
-        return tuple((k, repr(group[k])) for k in rule_defaults(self.rule) if k != "lr") + (("lr_none", group["lr"] is None),)
+        return tuple((k, repr(group[k])) for k in rule_defaults(self.rule) if k != "lr") + (
+            ("lr_none", group["lr"] is None),
+        )
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -254,7 +279,9 @@ class TorchOptimizer(torch.optim.Optimizer):
                 continue
             for n, p in active:
                 if p.grad.is_sparse:
-                    raise RuntimeError(f"parameter {n!r} has a sparse gradient; this optimizer takes dense gradients")
+                    raise RuntimeError(
+                        f"parameter {n!r} has a sparse gradient; this optimizer takes dense gradients"
+                    )
             rule = None
             hyper = {"lr": group["lr"]} if group["lr"] is not None else {}
             new = [(n, p) for n, p in active if len(self.state[p]) == 0]
@@ -267,7 +294,9 @@ class TorchOptimizer(torch.optim.Optimizer):
             buckets: dict = defaultdict(list)
             for n, p in active:
                 st = self.state[p]
-                buckets[tuple(int(v) for k, v in sorted(st.items()) if v.dim() == 0 and not v.is_floating_point())].append((n, p))
+                buckets[
+                    tuple(int(v) for k, v in sorted(st.items()) if v.dim() == 0 and not v.is_floating_point())
+                ].append((n, p))
             for members in buckets.values():
                 rule = rule or self._group_rule(group)
                 step = self._get_step(rule, group, members)
@@ -279,8 +308,9 @@ class TorchOptimizer(torch.optim.Optimizer):
     def _get_step(self, rule: UpdateRule, group: dict, members: list) -> _Step:
         compile = self.compile
         if compile == "auto":
-            compile = (sum(p.numel() for _, p in members) >= AUTO_COMPILE_ELEMENTS
-                       and any(shutil.which(c) for c in ("g++", "c++", "clang++", "cl")))
+            compile = sum(p.numel() for _, p in members) >= AUTO_COMPILE_ELEMENTS and any(
+                shutil.which(c) for c in ("g++", "c++", "clang++", "cl")
+            )
         key = (self._group_key(group), tuple((n, tuple(p.shape), p.dtype) for n, p in members), compile)
         step = self._steps.get(key)
         if step is None:
@@ -308,16 +338,34 @@ class AdamW(TorchOptimizer):
     exclude_from_weight_decay=None, compile="auto")``: Transformers' AdamW math
     (tensorweave.optim.AdamW) as a torch optimizer."""
 
-    def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-6, weight_decay: float = 0.0, correct_bias: bool = True,
-                 no_deprecation_warning: bool = False, *, weight_decay_order: str = "after",
-                 include_in_weight_decay: Any = None, exclude_from_weight_decay: Any = None,
-                 compile: bool | str = "auto"):
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-6,
+        weight_decay: float = 0.0,
+        correct_bias: bool = True,
+        no_deprecation_warning: bool = False,
+        *,
+        weight_decay_order: str = "after",
+        include_in_weight_decay: Any = None,
+        exclude_from_weight_decay: Any = None,
+        compile: bool | str = "auto",
+    ):
         if not no_deprecation_warning:
             warnings.warn(_adamw.DEPRECATION, FutureWarning, stacklevel=2)
-        rule = _adamw.AdamW(lr, betas, eps, weight_decay, correct_bias, True, weight_decay_order=weight_decay_order,
-                            include_in_weight_decay=include_in_weight_decay,
-                            exclude_from_weight_decay=exclude_from_weight_decay)
+        rule = _adamw.AdamW(
+            lr,
+            betas,
+            eps,
+            weight_decay,
+            correct_bias,
+            True,
+            weight_decay_order=weight_decay_order,
+            include_in_weight_decay=include_in_weight_decay,
+            exclude_from_weight_decay=exclude_from_weight_decay,
+        )
         super().__init__(params, rule, compile=compile)
 
 
@@ -325,17 +373,38 @@ class Adafactor(TorchOptimizer):
     """``Adafactor(params, lr=None, eps=(1e-30, 1e-3), clip_threshold=1.0, decay_rate=-0.8, beta1=None,
     weight_decay=0.0, scale_parameter=True, relative_step=True, warmup_init=False, compile="auto")``."""
 
-    def __init__(self, params: Iterable[Any], lr: float | None = None, eps: tuple[float, float] = (1e-30, 1e-3),
-                 clip_threshold: float = 1.0, decay_rate: float = -0.8, beta1: float | None = None,
-                 weight_decay: float = 0.0, scale_parameter: bool = True, relative_step: bool = True,
-                 warmup_init: bool = False, *, compile: bool | str = "auto"):
-        rule = _adafactor.Adafactor(lr, eps, clip_threshold, decay_rate, beta1, weight_decay, scale_parameter,
-                                    relative_step, warmup_init)
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float | None = None,
+        eps: tuple[float, float] = (1e-30, 1e-3),
+        clip_threshold: float = 1.0,
+        decay_rate: float = -0.8,
+        beta1: float | None = None,
+        weight_decay: float = 0.0,
+        scale_parameter: bool = True,
+        relative_step: bool = True,
+        warmup_init: bool = False,
+        *,
+        compile: bool | str = "auto",
+    ):
+        rule = _adafactor.Adafactor(
+            lr,
+            eps,
+            clip_threshold,
+            decay_rate,
+            beta1,
+            weight_decay,
+            scale_parameter,
+            relative_step,
+            warmup_init,
+        )
         super().__init__(params, rule, compile=compile)
 
 
-def lambda_lr(schedule: Any, optimizer: torch.optim.Optimizer | None = None,
-              last_epoch: int | None = None) -> torch.optim.lr_scheduler.LambdaLR:
+def lambda_lr(
+    schedule: Any, optimizer: torch.optim.Optimizer | None = None, last_epoch: int | None = None
+) -> torch.optim.lr_scheduler.LambdaLR:
     """``LambdaLR(optimizer, schedule.lr_lambda)`` for a tensorweave ``Schedule`` (``get_*_schedule``):
     the group lr becomes ``initial_lr * lr_lambda(step)``. ``optimizer`` defaults to the schedule's."""
     optimizer = optimizer if optimizer is not None else getattr(schedule, "optimizer", None)
@@ -343,7 +412,9 @@ def lambda_lr(schedule: Any, optimizer: torch.optim.Optimizer | None = None,
         raise ValueError("lambda_lr needs a torch optimizer: pass optimizer= or build the schedule with one")
     fn = getattr(schedule, "lr_lambda", None)
     if not callable(fn):
-        raise ValueError(f"lambda_lr needs a tensorweave Schedule (with .lr_lambda), got {type(schedule).__name__}")
+        raise ValueError(
+            f"lambda_lr needs a tensorweave Schedule (with .lr_lambda), got {type(schedule).__name__}"
+        )
     last = getattr(schedule, "last_epoch", -1) if last_epoch is None else last_epoch
     return torch.optim.lr_scheduler.LambdaLR(optimizer, fn, last_epoch=last)
 

@@ -1,6 +1,7 @@
 """Generation written once: logits processors and warpers (strategies and GenerationConfig follow)."""
+
+from .configuration import GENERATION_CONFIG_NAME, GenerationConfig, load_generation_config  # noqa: F401,E402
 from .logits_process import *  # noqa: F401,F403
 from .logits_process import __all__  # noqa: F401
-from .configuration import GENERATION_CONFIG_NAME, GenerationConfig, load_generation_config  # noqa: F401,E402
-from .transition_scores import compute_transition_scores  # noqa: F401,E402
 from .streamers import BaseStreamer, TextIteratorStreamer, TextStreamer, TokenCollector  # noqa: F401,E402
+from .transition_scores import compute_transition_scores  # noqa: F401,E402

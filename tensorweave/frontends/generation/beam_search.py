@@ -20,6 +20,7 @@ candidate of rank < n becomes a hypothesis scored ``sum_logprobs / (cur_len + 1 
 :func:`beam_finalize` adds the running beams of unfinished items and picks the best
 ``num_return_sequences`` per item, appending ``eos[0]`` to hypotheses shorter than the output.
 """
+
 from __future__ import annotations
 
 import math
@@ -59,13 +60,22 @@ class BeamConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.num_beams, int) or self.num_beams <= 1:
-            raise ValueError(f"`num_beams` has to be an integer strictly greater than 1, but is {self.num_beams}. For "
-                             "`num_beams` == 1, one should make use of `greedy_search` instead.")
+            raise ValueError(
+                f"`num_beams` has to be an integer strictly greater than 1, but is {self.num_beams}. For "
+                "`num_beams` == 1, one should make use of `greedy_search` instead."
+            )
         if self.num_return_sequences > self.num_beams:
-            raise ValueError(f"`num_return_sequences` ({self.num_return_sequences}) has to be smaller or equal to "
-                             f"`num_beams` ({self.num_beams}).")
-        if (self.early_stopping == "never" and self.length_penalty > 0 and isinstance(self.max_length, int)
-                and isinstance(self.prompt_len, int) and self.max_length <= self.prompt_len):
+            raise ValueError(
+                f"`num_return_sequences` ({self.num_return_sequences}) has to be smaller or equal to "
+                f"`num_beams` ({self.num_beams})."
+            )
+        if (
+            self.early_stopping == "never"
+            and self.length_penalty > 0
+            and isinstance(self.max_length, int)
+            and isinstance(self.prompt_len, int)
+            and self.max_length <= self.prompt_len
+        ):
             raise ValueError("max_length is not larger than decoder prompt length")
         if self.early_stopping not in (True, False, "never"):
             raise ValueError(f"`early_stopping` must be a boolean or 'never', but is {self.early_stopping}.")
@@ -99,7 +109,9 @@ def beam_init(xp: Any, cfg: BeamConfig, input_ids: Any, do_sample: bool = False)
     seqs = xp.full((B * n, L), cfg.pad_token_id, dtype=xp.int64)
     seqs = xp.dynamic_update_slice(seqs, xp.astype(input_ids, xp.int64), [0, 0])
     first = xp.astype(xp.arange(n) == 0, xp.float32)
-    scores = xp.broadcast_to((first - 1.0) * BIG, (B, n)) if not do_sample else xp.zeros((B, n), dtype=xp.float32)
+    scores = (
+        xp.broadcast_to((first - 1.0) * BIG, (B, n)) if not do_sample else xp.zeros((B, n), dtype=xp.float32)
+    )
     return {
         "seqs": xp.reshape(seqs, (B, n, L)),
         "scores": xp.astype(scores, xp.float32) + xp.zeros((B, n), dtype=xp.float32),
@@ -136,8 +148,10 @@ def _is_done(xp: Any, cfg: BeamConfig, count: Any, worst: Any, best: Any, cur_le
 
 def _worst(xp: Any, hyp_scores: Any, count: Any) -> Any:
     """HF's worst_score: 1e9 before the first hypothesis, else the pool's minimum."""
-    m = xp.min(xp.where(xp.isinf(hyp_scores) & (hyp_scores < 0), xp.full_like(hyp_scores, math.inf), hyp_scores),
-               axis=-1)
+    m = xp.min(
+        xp.where(xp.isinf(hyp_scores) & (hyp_scores < 0), xp.full_like(hyp_scores, math.inf), hyp_scores),
+        axis=-1,
+    )
     return xp.where(count > 0, m, xp.full_like(m, BIG))
 
 
@@ -149,7 +163,9 @@ def _gather_beams(xp: Any, x: Any, idx: Any) -> Any:
     return xp.take_along_axis(x, ix, axis=1)
 
 
-def beam_step(state: dict, logprobs: Any, cur_len: Any, cfg: BeamConfig, candidates: Any = None) -> tuple[dict, Any]:
+def beam_step(
+    state: dict, logprobs: Any, cur_len: Any, cfg: BeamConfig, candidates: Any = None
+) -> tuple[dict, Any]:
     """One beam-search step. ``logprobs``: processed log-softmax scores ``[B*n, V]`` (before the
     running score is added). ``cur_len``: int64 scalar, the length filled so far. Returns the new
     state and ``beam_rows [B*n]`` (global row each new beam came from, to reorder caches).
@@ -187,8 +203,11 @@ def beam_step(state: dict, logprobs: Any, cur_len: Any, cfg: BeamConfig, candida
     new_hyp = is_eos & (rank < n) & ~done[:, None]  # [B, K]
     prompt = dim_scalar(xp, cfg.prompt_len)
     gen_len = cur_len + 1 - prompt
-    new_hyp_scores = xp.where(new_hyp, cand_scores / _lp_denominator(xp, gen_len, cfg.length_penalty),
-                              xp.full_like(cand_scores, -math.inf))
+    new_hyp_scores = xp.where(
+        new_hyp,
+        cand_scores / _lp_denominator(xp, gen_len, cfg.length_penalty),
+        xp.full_like(cand_scores, -math.inf),
+    )
     new_hyp_k = new_hyp_scores[:, :n]  # only ranks < n can be hypotheses
     src_beam = cand_beam[:, :n]
     new_seqs = _gather_beams(xp, state["seqs"], src_beam)  # [B, n, L] (EOS not stored)
@@ -205,8 +224,10 @@ def beam_step(state: dict, logprobs: Any, cur_len: Any, cfg: BeamConfig, candida
     hyp_seqs = _gather_beams(xp, xp.concat([state["hyp_seqs"], new_seqs], axis=1), keep)
     hyp_len = xp.take_along_axis(xp.concat([state["hyp_len"], new_len], axis=1), keep, axis=-1)
     hyp_bidx = _gather_beams(xp, xp.concat([state["hyp_beam_idx"], new_bidx], axis=1), keep)
-    hyp_count = xp.minimum(state["hyp_count"] + xp.sum(xp.astype(new_hyp[:, :n], xp.int64), axis=-1),
-                           xp.full_like(state["hyp_count"], n))
+    hyp_count = xp.minimum(
+        state["hyp_count"] + xp.sum(xp.astype(new_hyp[:, :n], xp.int64), axis=-1),
+        xp.full_like(state["hyp_count"], n),
+    )
     # done?
     best = xp.max(cand_scores, axis=-1)
     worst = _worst(xp, hyp_scores, hyp_count)
@@ -219,9 +240,17 @@ def beam_step(state: dict, logprobs: Any, cur_len: Any, cfg: BeamConfig, candida
     rows_next = xp.arange(B)[:, None] * n + next_beam
     bidx = _gather_beams(xp, state["beam_idx"], next_beam)
     bidx = xp.where(step_onehot, rows_next[:, :, None], bidx)
-    new_state = {"seqs": seqs, "scores": next_scores, "beam_idx": bidx, "hyp_seqs": hyp_seqs,
-                 "hyp_scores": hyp_scores, "hyp_len": hyp_len, "hyp_beam_idx": hyp_bidx, "hyp_count": hyp_count,
-                 "done": done}
+    new_state = {
+        "seqs": seqs,
+        "scores": next_scores,
+        "beam_idx": bidx,
+        "hyp_seqs": hyp_seqs,
+        "hyp_scores": hyp_scores,
+        "hyp_len": hyp_len,
+        "hyp_beam_idx": hyp_bidx,
+        "hyp_count": hyp_count,
+        "done": done,
+    }
     return new_state, xp.reshape(rows_next, (B * n,))
 
 
@@ -251,17 +280,23 @@ def beam_finalize(state: dict, cur_len: Any, cfg: BeamConfig) -> dict:
     out_len = xp.minimum(xp.max(lens) + 1, limit)
     positions = xp.arange(cfg.max_length)[None, None, :]
     eos_pos = (positions == lens[:, :, None]) & (lens[:, :, None] < out_len)
-    seqs = xp.where(positions < lens[:, :, None], seqs,
-                    xp.where(eos_pos, xp.full_like(seqs, cfg.eos_token_id[0]), xp.full_like(seqs, cfg.pad_token_id)))
+    seqs = xp.where(
+        positions < lens[:, :, None],
+        seqs,
+        xp.where(eos_pos, xp.full_like(seqs, cfg.eos_token_id[0]), xp.full_like(seqs, cfg.pad_token_id)),
+    )
     gen = lens - prompt  # generated tokens kept (EOS excluded)
     # an EOS hypothesis records the EOS step in its beam indices too
-    is_hyp = xp.take_along_axis(xp.concat([xp.ones((B, n), dtype=xp.bool), xp.zeros((B, n), dtype=xp.bool)], axis=1),
-                                best, axis=-1)
+    is_hyp = xp.take_along_axis(
+        xp.concat([xp.ones((B, n), dtype=xp.bool), xp.zeros((B, n), dtype=xp.bool)], axis=1), best, axis=-1
+    )
     used = gen + xp.astype(is_hyp, xp.int64)
     G = bidx.shape[-1]
     bidx = xp.where(xp.arange(G)[None, None, :] < used[:, :, None], bidx, xp.full_like(bidx, -1))
-    return {"sequences": xp.reshape(seqs, (B * k, cfg.max_length)),
-            "sequences_scores": xp.reshape(scores, (B * k,)),
-            "beam_indices": xp.reshape(bidx, (B * k, G)),
-            "lengths": xp.reshape(xp.minimum(lens + xp.astype(lens < out_len, xp.int64), out_len), (B * k,)),
-            "out_len": out_len}
+    return {
+        "sequences": xp.reshape(seqs, (B * k, cfg.max_length)),
+        "sequences_scores": xp.reshape(scores, (B * k,)),
+        "beam_indices": xp.reshape(bidx, (B * k, G)),
+        "lengths": xp.reshape(xp.minimum(lens + xp.astype(lens < out_len, xp.int64), out_len), (B * k,)),
+        "out_len": out_len,
+    }

@@ -1,4 +1,5 @@
 """Build the processor and warper lists from a GenerationConfig, in Hugging Face's order (§1.8, PT)."""
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -13,26 +14,34 @@ def _eos_list(eos: Any) -> list[int]:
     return [eos] if isinstance(eos, int) else list(eos)
 
 
-def merge_criteria_processor_list(default: lp.LogitsProcessorList, custom: list | None) -> lp.LogitsProcessorList:
+def merge_criteria_processor_list(
+    default: lp.LogitsProcessorList, custom: list | None
+) -> lp.LogitsProcessorList:
     """Append the user's processors; one of a type already built from the config is a ValueError."""
     if not custom:
         return default
     for c in custom:
         for d in default:
             if type(c) is type(d):
-                raise ValueError(f"A custom logits processor of type {type(c)} with values {c._values()} has been passed "
-                                 f"to `.generate()`, but it has already been created with the values {d._values()}. "
-                                 f"{d._values()} has been created by passing the corresponding arguments to generate or "
-                                 "by the model's config default values. If you just want to change the default values "
-                                 f"of logits processor consider passing them as arguments to `.generate()` instead of "
-                                 "using a custom logits processor.")
+                raise ValueError(
+                    f"A custom logits processor of type {type(c)} with values {c._values()} has been passed "
+                    f"to `.generate()`, but it has already been created with the values {d._values()}. "
+                    f"{d._values()} has been created by passing the corresponding arguments to generate or "
+                    "by the model's config default values. If you just want to change the default values "
+                    f"of logits processor consider passing them as arguments to `.generate()` instead of "
+                    "using a custom logits processor."
+                )
     default.extend(custom)
     return default
 
 
-def get_logits_processor(config: GenerationConfig, input_ids_seq_length: int, encoder_input_ids: Any = None,
-                         prefix_allowed_tokens_fn: Callable | None = None,
-                         logits_processor: list | None = None) -> lp.LogitsProcessorList:
+def get_logits_processor(
+    config: GenerationConfig,
+    input_ids_seq_length: int,
+    encoder_input_ids: Any = None,
+    prefix_allowed_tokens_fn: Callable | None = None,
+    logits_processor: list | None = None,
+) -> lp.LogitsProcessorList:
     """PT order: SequenceBias, HammingDiversity, EncoderRepetitionPenalty, RepetitionPenalty, NoRepeatNGram,
     EncoderNoRepeatNGram, NoBadWords, MinLength, MinNewTokens, PrefixConstrained, ForcedBOS, ForcedEOS,
     InfNanRemove, ExponentialDecay, SuppressTokens, SuppressTokensAtBegin, ForceTokens, custom,
@@ -44,19 +53,33 @@ def get_logits_processor(config: GenerationConfig, input_ids_seq_length: int, en
     if config.sequence_bias is not None:
         procs.append(lp.SequenceBiasLogitsProcessor(sequence_bias=config.sequence_bias))
     if config.diversity_penalty is not None and config.diversity_penalty > 0.0:
-        procs.append(lp.HammingDiversityLogitsProcessor(diversity_penalty=config.diversity_penalty,
-                                                        num_beams=config.num_beams,
-                                                        num_beam_groups=config.num_beam_groups))
-    if (config.encoder_repetition_penalty is not None and config.encoder_repetition_penalty != 1.0
-            and encoder_input_ids is not None):
-        procs.append(lp.EncoderRepetitionPenaltyLogitsProcessor(config.encoder_repetition_penalty, encoder_input_ids))
+        procs.append(
+            lp.HammingDiversityLogitsProcessor(
+                diversity_penalty=config.diversity_penalty,
+                num_beams=config.num_beams,
+                num_beam_groups=config.num_beam_groups,
+            )
+        )
+    if (
+        config.encoder_repetition_penalty is not None
+        and config.encoder_repetition_penalty != 1.0
+        and encoder_input_ids is not None
+    ):
+        procs.append(
+            lp.EncoderRepetitionPenaltyLogitsProcessor(config.encoder_repetition_penalty, encoder_input_ids)
+        )
     if config.repetition_penalty is not None and config.repetition_penalty != 1.0:
         procs.append(lp.RepetitionPenaltyLogitsProcessor(penalty=config.repetition_penalty))
     if config.no_repeat_ngram_size is not None and config.no_repeat_ngram_size > 0:
         procs.append(lp.NoRepeatNGramLogitsProcessor(config.no_repeat_ngram_size))
-    if (config.encoder_no_repeat_ngram_size is not None and config.encoder_no_repeat_ngram_size > 0
-            and encoder_input_ids is not None):
-        procs.append(lp.EncoderNoRepeatNGramLogitsProcessor(config.encoder_no_repeat_ngram_size, encoder_input_ids))
+    if (
+        config.encoder_no_repeat_ngram_size is not None
+        and config.encoder_no_repeat_ngram_size > 0
+        and encoder_input_ids is not None
+    ):
+        procs.append(
+            lp.EncoderNoRepeatNGramLogitsProcessor(config.encoder_no_repeat_ngram_size, encoder_input_ids)
+        )
     if config.bad_words_ids is not None:
         procs.append(lp.NoBadWordsLogitsProcessor(config.bad_words_ids, config.eos_token_id))
     if config.min_length is not None and eos and config.min_length > 0:
@@ -64,8 +87,11 @@ def get_logits_processor(config: GenerationConfig, input_ids_seq_length: int, en
     if config.min_new_tokens is not None and eos and config.min_new_tokens > 0:
         procs.append(lp.MinNewTokensLengthLogitsProcessor(input_ids_seq_length, config.min_new_tokens, eos))
     if prefix_allowed_tokens_fn is not None:
-        procs.append(lp.PrefixConstrainedLogitsProcessor(prefix_allowed_tokens_fn,
-                                                         config.num_beams // config.num_beam_groups))
+        procs.append(
+            lp.PrefixConstrainedLogitsProcessor(
+                prefix_allowed_tokens_fn, config.num_beams // config.num_beam_groups
+            )
+        )
     if config.forced_bos_token_id is not None:
         procs.append(lp.ForcedBOSTokenLogitsProcessor(config.forced_bos_token_id))
     if config.forced_eos_token_id is not None:
@@ -73,8 +99,11 @@ def get_logits_processor(config: GenerationConfig, input_ids_seq_length: int, en
     if config.remove_invalid_values is True:
         procs.append(lp.InfNanRemoveLogitsProcessor())
     if config.exponential_decay_length_penalty is not None:
-        procs.append(lp.ExponentialDecayLengthPenalty(config.exponential_decay_length_penalty, eos,
-                                                      input_ids_seq_length))
+        procs.append(
+            lp.ExponentialDecayLengthPenalty(
+                config.exponential_decay_length_penalty, eos, input_ids_seq_length
+            )
+        )
     if config.suppress_tokens is not None:
         procs.append(lp.SuppressTokensLogitsProcessor(config.suppress_tokens))
     if config.begin_suppress_tokens is not None:

@@ -5,6 +5,7 @@ default; unknown kwargs become attributes unless the config comes from a model
 config; ``validate()`` raises ``ValueError`` for inconsistent settings and
 ``UserWarning`` for flags that have no effect; ``update()`` returns unused kwargs.
 """
+
 from __future__ import annotations
 
 import copy
@@ -13,41 +14,84 @@ import os
 import warnings
 from typing import Any
 
-
 _DEFAULTS: dict[str, Any] = {
     # length
-    "max_length": 20, "max_new_tokens": None, "min_length": 0, "min_new_tokens": None, "early_stopping": False,
+    "max_length": 20,
+    "max_new_tokens": None,
+    "min_length": 0,
+    "min_new_tokens": None,
+    "early_stopping": False,
     "max_time": None,
     # strategy
-    "do_sample": False, "num_beams": 1, "num_beam_groups": 1, "penalty_alpha": None, "use_cache": True,
+    "do_sample": False,
+    "num_beams": 1,
+    "num_beam_groups": 1,
+    "penalty_alpha": None,
+    "use_cache": True,
     # logits
-    "temperature": 1.0, "top_k": 50, "top_p": 1.0, "typical_p": 1.0, "epsilon_cutoff": 0.0, "eta_cutoff": 0.0,
-    "diversity_penalty": 0.0, "repetition_penalty": 1.0, "encoder_repetition_penalty": 1.0, "length_penalty": 1.0,
-    "no_repeat_ngram_size": 0, "bad_words_ids": None, "force_words_ids": None, "renormalize_logits": False,
-    "constraints": None, "forced_bos_token_id": None, "forced_eos_token_id": None, "remove_invalid_values": False,
-    "exponential_decay_length_penalty": None, "suppress_tokens": None, "begin_suppress_tokens": None,
-    "forced_decoder_ids": None, "sequence_bias": None, "guidance_scale": None, "low_memory": None,
+    "temperature": 1.0,
+    "top_k": 50,
+    "top_p": 1.0,
+    "typical_p": 1.0,
+    "epsilon_cutoff": 0.0,
+    "eta_cutoff": 0.0,
+    "diversity_penalty": 0.0,
+    "repetition_penalty": 1.0,
+    "encoder_repetition_penalty": 1.0,
+    "length_penalty": 1.0,
+    "no_repeat_ngram_size": 0,
+    "bad_words_ids": None,
+    "force_words_ids": None,
+    "renormalize_logits": False,
+    "constraints": None,
+    "forced_bos_token_id": None,
+    "forced_eos_token_id": None,
+    "remove_invalid_values": False,
+    "exponential_decay_length_penalty": None,
+    "suppress_tokens": None,
+    "begin_suppress_tokens": None,
+    "forced_decoder_ids": None,
+    "sequence_bias": None,
+    "guidance_scale": None,
+    "low_memory": None,
     # outputs
-    "num_return_sequences": 1, "output_attentions": False, "output_hidden_states": False, "output_scores": False,
+    "num_return_sequences": 1,
+    "output_attentions": False,
+    "output_hidden_states": False,
+    "output_scores": False,
     "return_dict_in_generate": False,
     # special tokens
-    "pad_token_id": None, "bos_token_id": None, "eos_token_id": None,
+    "pad_token_id": None,
+    "bos_token_id": None,
+    "eos_token_id": None,
     # encoder-decoder
-    "encoder_no_repeat_ngram_size": 0, "decoder_start_token_id": None,
+    "encoder_no_repeat_ngram_size": 0,
+    "decoder_start_token_id": None,
     # assisted
-    "num_assistant_tokens": 5, "num_assistant_tokens_schedule": "heuristic", "prompt_lookup_num_tokens": None,
+    "num_assistant_tokens": 5,
+    "num_assistant_tokens_schedule": "heuristic",
+    "prompt_lookup_num_tokens": None,
     # misc
     "generation_kwargs": {},
 }
 _METADATA = ("_from_model_config", "_commit_hash", "_original_object_hash", "transformers_version")
-_MUST_BE_PASSED_TO_GENERATE = ("logits_processor", "stopping_criteria", "prefix_allowed_tokens_fn", "synced_gpus",
-                               "assistant_model", "streamer", "negative_prompt_ids", "negative_prompt_attention_mask")
+_MUST_BE_PASSED_TO_GENERATE = (
+    "logits_processor",
+    "stopping_criteria",
+    "prefix_allowed_tokens_fn",
+    "synced_gpus",
+    "assistant_model",
+    "streamer",
+    "negative_prompt_ids",
+    "negative_prompt_attention_mask",
+)
 GENERATION_CONFIG_NAME = "generation_config.json"
 
 
 def _lib_version() -> str:
     """The installed tensorweave version (stored where HF stores transformers_version)."""
     from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("tensorweave")
     except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
@@ -73,62 +117,108 @@ class GenerationConfig:
         """Raise ValueError for inconsistent settings; warn (UserWarning) for flags with no effect."""
         if self.early_stopping not in {True, False, "never"}:
             raise ValueError(f"`early_stopping` must be a boolean or 'never', but is {self.early_stopping}.")
-        fix = (" This was detected when initializing the generation config instance, which means the corresponding "
-               "file may hold incorrect parameterization and should be fixed.") if is_init else ""
+        fix = (
+            (
+                " This was detected when initializing the generation config instance, which means the corresponding "
+                "file may hold incorrect parameterization and should be fixed."
+            )
+            if is_init
+            else ""
+        )
         if self.do_sample is False:
-            flags = [("temperature", 1.0), ("top_p", 1.0), ("typical_p", 1.0), ("epsilon_cutoff", 0.0),
-                     ("eta_cutoff", 0.0)]
+            flags = [
+                ("temperature", 1.0),
+                ("top_p", 1.0),
+                ("typical_p", 1.0),
+                ("epsilon_cutoff", 0.0),
+                ("eta_cutoff", 0.0),
+            ]
             for name, default in flags:
                 if getattr(self, name) != default:
-                    warnings.warn(f"`do_sample` is set to `False`. However, `{name}` is set to `{getattr(self, name)}` "
-                                  f"-- this flag is only used in sample-based generation modes. You should set "
-                                  f"`do_sample=True` or unset `{name}`." + fix, UserWarning, stacklevel=2)
+                    warnings.warn(
+                        f"`do_sample` is set to `False`. However, `{name}` is set to `{getattr(self, name)}` "
+                        f"-- this flag is only used in sample-based generation modes. You should set "
+                        f"`do_sample=True` or unset `{name}`." + fix,
+                        UserWarning,
+                        stacklevel=2,
+                    )
             if self.top_k != 50 and self.penalty_alpha is None:
-                warnings.warn(f"`do_sample` is set to `False`. However, `top_k` is set to `{self.top_k}` -- this flag "
-                              f"is only used in sample-based generation modes. You should set `do_sample=True` or unset "
-                              f"`top_k`." + fix, UserWarning, stacklevel=2)
+                warnings.warn(
+                    f"`do_sample` is set to `False`. However, `top_k` is set to `{self.top_k}` -- this flag "
+                    f"is only used in sample-based generation modes. You should set `do_sample=True` or unset "
+                    f"`top_k`." + fix,
+                    UserWarning,
+                    stacklevel=2,
+                )
         if self.num_beams is None:
             warnings.warn("`num_beams` is set to None - defaulting to 1.", UserWarning, stacklevel=2)
             self.num_beams = 1
         if self.num_beams == 1:
-            single = ("However, `{flag}` is set to `{value}` -- this flag is only used in beam-based generation modes. "
-                      "You should set `num_beams>1` or unset `{flag}`.")
-            checks = [("early_stopping", self.early_stopping is not False), ("num_beam_groups", self.num_beam_groups != 1),
-                      ("diversity_penalty", self.diversity_penalty != 0.0),
-                      ("length_penalty", self.length_penalty != 1.0), ("constraints", self.constraints is not None)]
+            single = (
+                "However, `{flag}` is set to `{value}` -- this flag is only used in beam-based generation modes. "
+                "You should set `num_beams>1` or unset `{flag}`."
+            )
+            checks = [
+                ("early_stopping", self.early_stopping is not False),
+                ("num_beam_groups", self.num_beam_groups != 1),
+                ("diversity_penalty", self.diversity_penalty != 0.0),
+                ("length_penalty", self.length_penalty != 1.0),
+                ("constraints", self.constraints is not None),
+            ]
             for flag, bad in checks:
                 if bad:
-                    warnings.warn("`num_beams` is set to 1. " + single.format(flag=flag, value=getattr(self, flag)) + fix,
-                                  UserWarning, stacklevel=2)
+                    warnings.warn(
+                        "`num_beams` is set to 1. "
+                        + single.format(flag=flag, value=getattr(self, flag))
+                        + fix,
+                        UserWarning,
+                        stacklevel=2,
+                    )
         else:
             if self.constraints is not None or self.force_words_ids is not None:
                 if self.do_sample is True:
-                    raise ValueError("`do_sample` is set to `True`, `constraints` must be None, as constrained beam "
-                                     "search does not support sampling.")
+                    raise ValueError(
+                        "`do_sample` is set to `True`, `constraints` must be None, as constrained beam "
+                        "search does not support sampling."
+                    )
                 if self.num_beam_groups != 1:
-                    raise ValueError("`num_beam_groups` is not 1 and `constraints` is not None, but constrained "
-                                     "beam search does not support group beam search.")
+                    raise ValueError(
+                        "`num_beam_groups` is not 1 and `constraints` is not None, but constrained "
+                        "beam search does not support group beam search."
+                    )
             if self.diversity_penalty != 0.0 or self.num_beam_groups != 1:
                 if self.do_sample is True:
-                    raise ValueError("`diversity_penalty` is not 0.0 or `num_beam_groups` is not 1, triggering group "
-                                     "beam search. In this generation mode, `do_sample` must be set to `False`")
+                    raise ValueError(
+                        "`diversity_penalty` is not 0.0 or `num_beam_groups` is not 1, triggering group "
+                        "beam search. In this generation mode, `do_sample` must be set to `False`"
+                    )
                 if self.num_beams % self.num_beam_groups != 0:
-                    raise ValueError("`num_beams` should be divisible by `num_beam_groups` for group beam search.")
+                    raise ValueError(
+                        "`num_beams` should be divisible by `num_beam_groups` for group beam search."
+                    )
                 if self.diversity_penalty == 0.0:
-                    raise ValueError("`diversity_penalty` should be greater than `0.0`, otherwise your groups will "
-                                     "be identical.")
+                    raise ValueError(
+                        "`diversity_penalty` should be greater than `0.0`, otherwise your groups will "
+                        "be identical."
+                    )
         if self.num_return_sequences != 1:
             if self.num_beams == 1:
                 if self.do_sample is False:
-                    raise ValueError("Greedy methods without beam search do not support `num_return_sequences` "
-                                     f"different than 1 (got {self.num_return_sequences}).")
+                    raise ValueError(
+                        "Greedy methods without beam search do not support `num_return_sequences` "
+                        f"different than 1 (got {self.num_return_sequences})."
+                    )
             elif self.num_return_sequences > self.num_beams:
-                raise ValueError(f"`num_return_sequences` ({self.num_return_sequences}) has to be smaller or equal "
-                                 f"to `num_beams` ({self.num_beams}).")
+                raise ValueError(
+                    f"`num_return_sequences` ({self.num_return_sequences}) has to be smaller or equal "
+                    f"to `num_beams` ({self.num_beams})."
+                )
         for arg in _MUST_BE_PASSED_TO_GENERATE:
             if hasattr(self, arg):
-                raise ValueError(f"Argument `{arg}` is not a valid argument of `GenerationConfig`. It should be "
-                                 "passed to `generate()` (or a pipeline) directly.")
+                raise ValueError(
+                    f"Argument `{arg}` is not a valid argument of `GenerationConfig`. It should be "
+                    "passed to `generate()` (or a pipeline) directly."
+                )
 
     # ------------------------------------------------------------------ update / dicts
     def update(self, **kwargs: Any) -> dict:
@@ -149,7 +239,11 @@ class GenerationConfig:
     def to_diff_dict(self) -> dict:
         """Only the values that differ from ``GenerationConfig()``, plus ``transformers_version``."""
         default = GenerationConfig().to_dict()
-        out = {k: v for k, v in self.to_dict().items() if k not in default or default[k] != v or k == "transformers_version"}
+        out = {
+            k: v
+            for k, v in self.to_dict().items()
+            if k not in default or default[k] != v or k == "transformers_version"
+        }
         out.pop("_from_model_config", None) if not self._from_model_config else None
         return out
 
@@ -165,8 +259,13 @@ class GenerationConfig:
         return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
 
     def __hash__(self) -> int:
-        return hash(json.dumps(_jsonable({k: v for k, v in self.to_dict().items() if k not in _METADATA}),
-                               sort_keys=True, default=str))
+        return hash(
+            json.dumps(
+                _jsonable({k: v for k, v in self.to_dict().items() if k not in _METADATA}),
+                sort_keys=True,
+                default=str,
+            )
+        )
 
     def __repr__(self) -> str:
         return f"GenerationConfig {self.to_json_string()}"
@@ -181,8 +280,10 @@ class GenerationConfig:
             if caught:
                 raise ValueError(str(caught[0].message))
         except ValueError as exc:
-            raise ValueError("The generation config instance is invalid -- `.validate()` throws warnings and/or "
-                             f"exceptions. Fix these issues to save the configuration.\n\nThrown during validation:\n{exc}")
+            raise ValueError(
+                "The generation config instance is invalid -- `.validate()` throws warnings and/or "
+                f"exceptions. Fix these issues to save the configuration.\n\nThrown during validation:\n{exc}"
+            )
         if os.path.isfile(save_directory):
             raise AssertionError(f"Provided path ({save_directory}) should be a directory, not a file")
         os.makedirs(save_directory, exist_ok=True)
@@ -202,16 +303,24 @@ class GenerationConfig:
         return cls(**d)
 
     @classmethod
-    def from_pretrained(cls, path: str, config_file_name: str | None = None, **kwargs: Any) -> "GenerationConfig":
+    def from_pretrained(
+        cls, path: str, config_file_name: str | None = None, **kwargs: Any
+    ) -> "GenerationConfig":
         """Load ``generation_config.json`` from a directory (or a file path); OSError if absent."""
-        file = path if os.path.isfile(path) else os.path.join(path, config_file_name or GENERATION_CONFIG_NAME)
+        file = (
+            path if os.path.isfile(path) else os.path.join(path, config_file_name or GENERATION_CONFIG_NAME)
+        )
         if not os.path.isfile(file):
-            raise OSError(f"{path} does not appear to have a file named {config_file_name or GENERATION_CONFIG_NAME}.")
+            raise OSError(
+                f"{path} does not appear to have a file named {config_file_name or GENERATION_CONFIG_NAME}."
+            )
         try:
             with open(file, encoding="utf-8") as f:
                 data = json.load(f)
         except json.JSONDecodeError as exc:
-            raise OSError(f"It looks like the config file at '{file}' is not a valid JSON file ({exc}).") from None
+            raise OSError(
+                f"It looks like the config file at '{file}' is not a valid JSON file ({exc})."
+            ) from None
         if not isinstance(data, dict):
             raise OSError(f"The config file at '{file}' must hold a JSON object.")
         return cls.from_dict(data, **kwargs)
@@ -242,7 +351,9 @@ def _jsonable(d: dict) -> dict:
     return out
 
 
-def load_generation_config(model_dir: str | None, model_config: Any = None, **kwargs: Any) -> GenerationConfig:
+def load_generation_config(
+    model_dir: str | None, model_config: Any = None, **kwargs: Any
+) -> GenerationConfig:
     """Precedence: generation_config.json > the model config > the defaults."""
     if model_dir is not None:
         try:

@@ -19,6 +19,7 @@ Each step, from the next-token logits of every row:
 Padding positions of a left-padded prompt are excluded from the penalty (Hugging Face 4.37 left
 them in, later releases mask them: spec/generation.md).
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -36,8 +37,9 @@ def top_candidates(xp: Any, scores: Any, top_k: int) -> tuple[Any, Any]:
     return xp.top_k(xp.softmax(scores, axis=-1), top_k)
 
 
-def rank_candidates(xp: Any, context: Any, context_mask: Any, candidates: Any, top_k_probs: Any,
-                    penalty_alpha: float) -> Any:
+def rank_candidates(
+    xp: Any, context: Any, context_mask: Any, candidates: Any, top_k_probs: Any, penalty_alpha: float
+) -> Any:
     """The index in ``[0, k)`` of each row's chosen candidate.
 
     ``context [rows, T, H]`` hidden states with ``context_mask [rows, T]`` (true where a position
@@ -52,9 +54,21 @@ def rank_candidates(xp: Any, context: Any, context_mask: Any, candidates: Any, t
     return xp.argmax(score, axis=-1)
 
 
-def decode_contrastive(forward: Callable, params: dict, cfg: Any, ids: Any, mask: Any, *, max_length: int,
-                       top_k: int, penalty_alpha: float, eos_token_id: tuple, pad_token_id: int,
-                       processors: Any = None, output_scores: bool = False) -> dict:
+def decode_contrastive(
+    forward: Callable,
+    params: dict,
+    cfg: Any,
+    ids: Any,
+    mask: Any,
+    *,
+    max_length: int,
+    top_k: int,
+    penalty_alpha: float,
+    eos_token_id: tuple,
+    pad_token_id: int,
+    processors: Any = None,
+    output_scores: bool = False,
+) -> dict:
     """Fused contrastive search for a decoder-only model over a static cache (see ``decode.py``):
     the prompt step, then a ``while_loop`` whose body runs the ``rows * top_k`` candidates.
     Returns ``sequences [rows, max_length]``, ``length`` and, with ``output_scores``,
@@ -62,14 +76,24 @@ def decode_contrastive(forward: Callable, params: dict, cfg: Any, ids: Any, mask
     xp = array_namespace(ids)
     rows, prompt = ids.shape
     k, L = top_k, max_length
-    logits, cache, full_mask, last = _prefill(forward, params, cfg, ids, mask, L, hidden=True)  # last [rows, P, H]
+    logits, cache, full_mask, last = _prefill(
+        forward, params, cfg, ids, mask, L, hidden=True
+    )  # last [rows, P, H]
     H = last.shape[-1]
     context = xp.concat([last, xp.zeros((rows, L - prompt, H), dtype=last.dtype)], axis=1)
-    tokens = xp.concat([xp.astype(ids, xp.int64), xp.full((rows, L - prompt), pad_token_id, dtype=xp.int64)], axis=1)
+    tokens = xp.concat(
+        [xp.astype(ids, xp.int64), xp.full((rows, L - prompt), pad_token_id, dtype=xp.int64)], axis=1
+    )
     cand_mask = xp.repeat(full_mask, k, axis=0)
     pick_base = xp.arange(rows, dtype=xp.int64) * k
-    state = {"cur_len": xp.asarray(prompt, dtype=xp.int64), "tokens": tokens, "logits": logits,
-             "unfinished": xp.ones((rows,), dtype=xp.bool), "cache": cache, "context": context}
+    state = {
+        "cur_len": xp.asarray(prompt, dtype=xp.int64),
+        "tokens": tokens,
+        "logits": logits,
+        "unfinished": xp.ones((rows,), dtype=xp.bool),
+        "cache": cache,
+        "context": context,
+    }
     if output_scores:
         state["scores"] = xp.zeros((max(L - prompt, 1), rows, cfg.vocab_size), dtype=xp.float32)
 
@@ -80,8 +104,9 @@ def decode_contrastive(forward: Callable, params: dict, cfg: Any, ids: Any, mask
             scores = processors(s["tokens"], scores, cur)
         probs, cand_ids = top_candidates(xp, scores, k)
         expanded = {kind: [xp.repeat(c, k, axis=0) for c in s["cache"][kind]] for kind in ("key", "value")}
-        c_logits, c_cache, c_hidden = _step(forward, params, cfg, xp.reshape(cand_ids, (rows * k,)), cand_mask,
-                                            expanded, cur, hidden=True)
+        c_logits, c_cache, c_hidden = _step(
+            forward, params, cfg, xp.reshape(cand_ids, (rows * k,)), cand_mask, expanded, cur, hidden=True
+        )
         c_last = xp.reshape(c_hidden, (rows, k, H))
         positions = xp.arange(L)[None, :]
         ctx_mask = (positions < cur) & (full_mask != 0)
@@ -89,15 +114,19 @@ def decode_contrastive(forward: Callable, params: dict, cfg: Any, ids: Any, mask
         pick = pick_base + chosen
         nxt = xp.take_along_axis(cand_ids, chosen[:, None], axis=1)[:, 0]
         nxt = xp.where(s["unfinished"], nxt, xp.full_like(nxt, pad_token_id))
-        at_cur = (positions == cur)
+        at_cur = positions == cur
         toks = xp.where(at_cur, nxt[:, None], s["tokens"])
         chosen_hidden = xp.take(xp.reshape(c_last, (rows * k, H)), pick, axis=0)
         ctx = xp.where(at_cur[:, :, None], chosen_hidden[:, None, :], s["context"])
         hit = eos_hit(xp, nxt, eos_token_id)
-        out = {"cur_len": cur + 1, "tokens": toks, "logits": xp.take(c_logits, pick, axis=0),
-               "unfinished": s["unfinished"] & ~hit,
-               "cache": {kind: [xp.take(c, pick, axis=0) for c in c_cache[kind]] for kind in ("key", "value")},
-               "context": ctx}
+        out = {
+            "cur_len": cur + 1,
+            "tokens": toks,
+            "logits": xp.take(c_logits, pick, axis=0),
+            "unfinished": s["unfinished"] & ~hit,
+            "cache": {kind: [xp.take(c, pick, axis=0) for c in c_cache[kind]] for kind in ("key", "value")},
+            "context": ctx,
+        }
         if output_scores:
             out["scores"] = xp.dynamic_update_slice(s["scores"], scores[None], [cur - prompt, 0, 0])
         return out
@@ -110,18 +139,22 @@ def decode_contrastive(forward: Callable, params: dict, cfg: Any, ids: Any, mask
 
 
 # ---------------------------------------------------------------------------------------- step-wise
-def _step_programs(setup: Any, rows: int, prompt: int, L: int, V: int, H: int, key_extra: tuple) -> tuple[Any, Any]:
+def _step_programs(
+    setup: Any, rows: int, prompt: int, L: int, V: int, H: int, key_extra: tuple
+) -> tuple[Any, Any]:
     """The two strategy programs of a step: ``propose`` (processors, softmax, top-k) before the
     candidates run, ``choose`` (ranking, pad for finished rows, eos) after."""
     from ...ir.trace import trace
     from ...ir.types import TensorSpec
     from .stepwise import _cached, _eos, _with_mask
+
     cfg = setup.config
     k = cfg.top_k
     has_mask = setup.prefix is not None
 
     def propose(tokens: Any, logits: Any, cur_len: Any, *mask: Any) -> dict:
         import tensorweave.ir.namespace as xp
+
         procs = _with_mask(setup.processors, mask[0] if mask else None)
         scores = xp.astype(logits, xp.float32)
         if procs:
@@ -132,34 +165,54 @@ def _step_programs(setup: Any, rows: int, prompt: int, L: int, V: int, H: int, k
             out["scores"] = scores
         return out
 
-    def choose(context: Any, context_mask: Any, candidates: Any, probs: Any, ids: Any, unfinished: Any) -> dict:
+    def choose(
+        context: Any, context_mask: Any, candidates: Any, probs: Any, ids: Any, unfinished: Any
+    ) -> dict:
         import tensorweave.ir.namespace as xp
+
         chosen = rank_candidates(xp, context, context_mask, candidates, probs, cfg.penalty_alpha)
         nxt = xp.take_along_axis(ids, chosen[:, None], axis=1)[:, 0]
         nxt = xp.where(unfinished, nxt, xp.full_like(nxt, cfg.pad_token_id))
         hit = eos_hit(xp, nxt, _eos(cfg))
         return {"next_tokens": nxt, "chosen": chosen, "next_unfinished": unfinished & ~hit}
 
-    p_specs = [TensorSpec((rows, L), "int64", "tokens"), TensorSpec((rows, V), "float32", "logits"),
-               TensorSpec((), "int64", "cur_len")]
+    p_specs = [
+        TensorSpec((rows, L), "int64", "tokens"),
+        TensorSpec((rows, V), "float32", "logits"),
+        TensorSpec((), "int64", "cur_len"),
+    ]
     if has_mask:
         p_specs.append(TensorSpec((rows, V), "float32", "prefix_mask"))
-    c_specs = [TensorSpec((rows, L, H), "float32", "context"), TensorSpec((rows, L), "bool", "context_mask"),
-               TensorSpec((rows, k, H), "float32", "candidates"), TensorSpec((rows, k), "float32", "top_k_probs"),
-               TensorSpec((rows, k), "int64", "top_k_ids"), TensorSpec((rows,), "bool", "unfinished")]
+    c_specs = [
+        TensorSpec((rows, L, H), "float32", "context"),
+        TensorSpec((rows, L), "bool", "context_mask"),
+        TensorSpec((rows, k, H), "float32", "candidates"),
+        TensorSpec((rows, k), "float32", "top_k_probs"),
+        TensorSpec((rows, k), "int64", "top_k_ids"),
+        TensorSpec((rows,), "bool", "unfinished"),
+    ]
     base = (setup.backend, rows, prompt, L, V, H, setup.config_key, has_mask) + key_extra
-    prop = _cached(("contrastive-propose",) + base, lambda: trace(propose, *p_specs, name="contrastive_propose"),
-                   setup.lower)
-    cho = _cached(("contrastive-choose",) + base, lambda: trace(choose, *c_specs, name="contrastive_choose"),
-                  setup.lower)
+    prop = _cached(
+        ("contrastive-propose",) + base,
+        lambda: trace(propose, *p_specs, name="contrastive_propose"),
+        setup.lower,
+    )
+    cho = _cached(
+        ("contrastive-choose",) + base,
+        lambda: trace(choose, *c_specs, name="contrastive_choose"),
+        setup.lower,
+    )
     return prop, cho
 
 
-def contrastive_loop(model: Any, setup: Any, ids: np.ndarray, mask: np.ndarray, key_extra: tuple = ()) -> dict:
+def contrastive_loop(
+    model: Any, setup: Any, ids: np.ndarray, mask: np.ndarray, key_extra: tuple = ()
+) -> dict:
     """Contrastive search, step-wise: the host runs the model (prompt, then ``rows * top_k``
     candidate rows per step over the repeated cache) and keeps the context hidden states; the
     strategy programs propose and choose. Same outputs as ``sample_loop``."""
     from .stepwise import _named, _prefix_mask
+
     cfg = setup.config
     rows, prompt = ids.shape
     L, k = cfg.max_length, cfg.top_k
@@ -179,14 +232,26 @@ def contrastive_loop(model: Any, setup: Any, ids: np.ndarray, mask: np.ndarray, 
     scores: list = []
     cur_len = prompt
     while cur_len < L and unfinished.any():
-        p = _named(propose, propose(tokens, logits, np.asarray(cur_len, np.int64),
-                                    *_prefix_mask(setup, tokens, cur_len, V)))
+        p = _named(
+            propose,
+            propose(tokens, logits, np.asarray(cur_len, np.int64), *_prefix_mask(setup, tokens, cur_len, V)),
+        )
         full_mask = np.concatenate([full_mask, np.ones((rows, 1), np.int64)], axis=1)
         model.reorder(expand)
-        c_logits, c_hidden = model.step(p["top_k_ids"].reshape(-1).astype(np.int64), np.repeat(full_mask, k, axis=0),
-                                        hidden=True)
-        c = _named(choose, choose(context, context_mask, c_hidden.reshape(rows, k, H), p["top_k_probs"],
-                                  p["top_k_ids"].astype(np.int64), unfinished))
+        c_logits, c_hidden = model.step(
+            p["top_k_ids"].reshape(-1).astype(np.int64), np.repeat(full_mask, k, axis=0), hidden=True
+        )
+        c = _named(
+            choose,
+            choose(
+                context,
+                context_mask,
+                c_hidden.reshape(rows, k, H),
+                p["top_k_probs"],
+                p["top_k_ids"].astype(np.int64),
+                unfinished,
+            ),
+        )
         pick = base + c["chosen"].astype(np.int64)
         model.reorder(pick)
         logits = c_logits[pick]

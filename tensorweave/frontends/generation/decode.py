@@ -13,6 +13,7 @@ symbolic dim (``sequence``), ``max_length`` the buffer size ``sequence + cap`` a
 ``<= max_length``: the buffers and the static cache are sized by ``max_length`` while the loop
 stops at the limit. Positions past the limit are never written or attended.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -23,23 +24,35 @@ from ..models import attention
 from .beam_search import BeamConfig, beam_finalize, beam_init, beam_step, dim_scalar, eos_hit, stop_length
 
 
-def _prefill(forward: Callable, params: dict, cfg: Any, ids: Any, mask: Any, max_length: int,
-             hidden: bool = False) -> tuple:
+def _prefill(
+    forward: Callable, params: dict, cfg: Any, ids: Any, mask: Any, max_length: int, hidden: bool = False
+) -> tuple:
     """The prompt over a fresh static cache: ``(logits [rows, V] at the last position, cache,
     full_mask [rows, max_length])``, plus the last hidden states ``[rows, prompt, H]`` (after the
     final norm) with ``hidden``."""
     xp = array_namespace(ids)
     rows, prompt = ids.shape
-    full_mask = xp.concat([xp.astype(mask, xp.int64), xp.ones((rows, max_length - prompt), dtype=xp.int64)], axis=1)
-    cache = attention.static_cache(xp, cfg.num_hidden_layers, rows, cfg.num_key_value_heads, max_length, cfg.head_dim,
-                                   xp.float32)
+    full_mask = xp.concat(
+        [xp.astype(mask, xp.int64), xp.ones((rows, max_length - prompt), dtype=xp.int64)], axis=1
+    )
+    cache = attention.static_cache(
+        xp, cfg.num_hidden_layers, rows, cfg.num_key_value_heads, max_length, cfg.head_dim, xp.float32
+    )
     pos = attention.position_ids_from_mask(full_mask, 0, prompt)
     out = forward(params, cfg, ids, full_mask, pos, cache, 0, output_hidden_states=hidden)
     return (out[0][:, -1], out[1], full_mask) + ((out[2][-1],) if hidden else ())
 
 
-def _step(forward: Callable, params: dict, cfg: Any, tok: Any, full_mask: Any, cache: Any, cur_len: Any,
-          hidden: bool = False) -> tuple:
+def _step(
+    forward: Callable,
+    params: dict,
+    cfg: Any,
+    tok: Any,
+    full_mask: Any,
+    cache: Any,
+    cur_len: Any,
+    hidden: bool = False,
+) -> tuple:
     """One token per row (``tok [rows]``) at ``cur_len``: ``(logits [rows, V], cache)``, plus its
     last hidden state ``[rows, H]`` with ``hidden``."""
     pos = attention.position_ids_from_mask(full_mask, cur_len, 1)
@@ -47,10 +60,23 @@ def _step(forward: Callable, params: dict, cfg: Any, tok: Any, full_mask: Any, c
     return (out[0][:, -1], out[1]) + ((out[2][-1][:, -1],) if hidden else ())
 
 
-def decode_greedy_or_sample(forward: Callable, params: dict, cfg: Any, ids: Any, mask: Any, *, max_length: int,
-                            eos_token_id: tuple, pad_token_id: int, processors: Any = None, warpers: Any = None,
-                            do_sample: bool = False, key: Any = None, output_scores: bool = False,
-                            max_length_limit: Any = None) -> dict:
+def decode_greedy_or_sample(
+    forward: Callable,
+    params: dict,
+    cfg: Any,
+    ids: Any,
+    mask: Any,
+    *,
+    max_length: int,
+    eos_token_id: tuple,
+    pad_token_id: int,
+    processors: Any = None,
+    warpers: Any = None,
+    do_sample: bool = False,
+    key: Any = None,
+    output_scores: bool = False,
+    max_length_limit: Any = None,
+) -> dict:
     """Greedy / multinomial sampling; ``max_length_limit`` (optional traced int64 scalar) stops the
     loop before the buffer length ``max_length`` (see the module docstring)."""
     xp = array_namespace(ids)
@@ -58,10 +84,16 @@ def decode_greedy_or_sample(forward: Callable, params: dict, cfg: Any, ids: Any,
     prompt_n = dim_scalar(xp, prompt)
     limit = max_length if max_length_limit is None else max_length_limit
     logits, cache, full_mask = _prefill(forward, params, cfg, ids, mask, max_length)
-    tokens = xp.concat([xp.astype(ids, xp.int64), xp.full((rows, max_length - prompt), pad_token_id, dtype=xp.int64)],
-                       axis=1)
-    state = {"cur_len": xp.astype(xp.asarray(prompt_n), xp.int64), "tokens": tokens, "logits": logits,
-             "unfinished": xp.ones((rows,), dtype=xp.bool), "cache": cache}
+    tokens = xp.concat(
+        [xp.astype(ids, xp.int64), xp.full((rows, max_length - prompt), pad_token_id, dtype=xp.int64)], axis=1
+    )
+    state = {
+        "cur_len": xp.astype(xp.asarray(prompt_n), xp.int64),
+        "tokens": tokens,
+        "logits": logits,
+        "unfinished": xp.ones((rows,), dtype=xp.bool),
+        "cache": cache,
+    }
     steps = max(max_length - prompt, 1)
     if output_scores:
         state["scores"] = xp.zeros((steps, rows, cfg.vocab_size), dtype=xp.float32)
@@ -80,10 +112,17 @@ def decode_greedy_or_sample(forward: Callable, params: dict, cfg: Any, ids: Any,
         toks = xp.where((xp.arange(max_length) == s["cur_len"])[None, :], nxt[:, None], s["tokens"])
         hit = eos_hit(xp, nxt, eos_token_id)
         logits, cache = _step(forward, params, cfg, nxt, full_mask, s["cache"], s["cur_len"])
-        out = {"cur_len": s["cur_len"] + 1, "tokens": toks, "logits": logits, "unfinished": s["unfinished"] & ~hit,
-               "cache": cache}
+        out = {
+            "cur_len": s["cur_len"] + 1,
+            "tokens": toks,
+            "logits": logits,
+            "unfinished": s["unfinished"] & ~hit,
+            "cache": cache,
+        }
         if output_scores:
-            out["scores"] = xp.dynamic_update_slice(s["scores"], scores[None], [s["cur_len"] - prompt_n, 0, 0])
+            out["scores"] = xp.dynamic_update_slice(
+                s["scores"], scores[None], [s["cur_len"] - prompt_n, 0, 0]
+            )
         return out
 
     final = while_loop(lambda s: (s["cur_len"] < limit) & xp.any(s["unfinished"]), body, state)
@@ -93,17 +132,32 @@ def decode_greedy_or_sample(forward: Callable, params: dict, cfg: Any, ids: Any,
     return out
 
 
-def decode_beam(forward: Callable, params: dict, cfg: Any, ids: Any, mask: Any, bcfg: BeamConfig, *,
-                processors: Any = None, warpers: Any = None, do_sample: bool = False, key: Any = None,
-                output_scores: bool = False) -> dict:
+def decode_beam(
+    forward: Callable,
+    params: dict,
+    cfg: Any,
+    ids: Any,
+    mask: Any,
+    bcfg: BeamConfig,
+    *,
+    processors: Any = None,
+    warpers: Any = None,
+    do_sample: bool = False,
+    key: Any = None,
+    output_scores: bool = False,
+) -> dict:
     """Beam search / beam sampling over ``ids`` already repeated per beam (``[B*n, prompt]``)."""
     xp = array_namespace(ids)
     B, n, L, V = bcfg.batch_size, bcfg.num_beams, bcfg.max_length, bcfg.vocab_size
     logits, cache, full_mask = _prefill(forward, params, cfg, ids, mask, L)
     prompt_n = dim_scalar(xp, bcfg.prompt_len)
     limit = stop_length(xp, bcfg)
-    state = {"cur_len": xp.astype(xp.asarray(prompt_n), xp.int64), "beam": beam_init(xp, bcfg, ids, do_sample),
-             "logits": logits, "cache": cache}
+    state = {
+        "cur_len": xp.astype(xp.asarray(prompt_n), xp.int64),
+        "beam": beam_init(xp, bcfg, ids, do_sample),
+        "logits": logits,
+        "cache": cache,
+    }
     if output_scores:
         state["scores"] = xp.zeros((max(bcfg.gen_len, 1), B * n, V), dtype=xp.float32)
 
@@ -121,11 +175,16 @@ def decode_beam(forward: Callable, params: dict, cfg: Any, ids: Any, mask: Any, 
             _, cand = xp.top_k(total + g, 2 * n)
             cand_scores = xp.take_along_axis(total, cand, axis=-1)
             order = xp.argsort(cand_scores, axis=-1, descending=True)
-            candidates = (xp.take_along_axis(cand_scores, order, axis=-1), xp.take_along_axis(cand, order, axis=-1))
+            candidates = (
+                xp.take_along_axis(cand_scores, order, axis=-1),
+                xp.take_along_axis(cand, order, axis=-1),
+            )
         beam, rows = beam_step(s["beam"], logp, s["cur_len"], bcfg, candidates)
         cache = attention.reorder_static_cache(s["cache"], rows)
         seqs = xp.reshape(beam["seqs"], (B * n, L))
-        tok = xp.take_along_axis(seqs, xp.broadcast_to(xp.reshape(s["cur_len"], (1, 1)), (B * n, 1)), axis=1)[:, 0]
+        tok = xp.take_along_axis(seqs, xp.broadcast_to(xp.reshape(s["cur_len"], (1, 1)), (B * n, 1)), axis=1)[
+            :, 0
+        ]
         logits, cache = _step(forward, params, cfg, tok, full_mask, cache, s["cur_len"])
         out = {"cur_len": s["cur_len"] + 1, "beam": beam, "logits": logits, "cache": cache}
         if output_scores:
@@ -141,8 +200,16 @@ def decode_beam(forward: Callable, params: dict, cfg: Any, ids: Any, mask: Any, 
 
 
 # ---------------------------------------------------------------------------------------- encoder-decoder
-def seq2seq_start(encode: Callable, init_cache: Callable, params: dict, cfg: Any, enc_ids: Any, enc_mask: Any,
-                  repeats: int, max_length: Any) -> tuple:
+def seq2seq_start(
+    encode: Callable,
+    init_cache: Callable,
+    params: dict,
+    cfg: Any,
+    enc_ids: Any,
+    enc_mask: Any,
+    repeats: int,
+    max_length: Any,
+) -> tuple:
     """Run the encoder once on ``enc_ids [B, S]``, repeat its output and mask ``repeats`` times per
     row (``repeat_interleave``, as Hugging Face expands encoder outputs for beams / return
     sequences) and build the decoder cache: a static self-attention cache of ``max_length``
@@ -162,7 +229,9 @@ def seq2seq_step(decode: Callable, params: dict, cfg: Any, enc_mask: Any) -> Cal
     def step(tokens: Any, cur_len: Any, cache: Any) -> tuple:
         xp = array_namespace(tokens)
         pos = cur_len - 1
-        tok = xp.take_along_axis(tokens, xp.broadcast_to(xp.reshape(pos, (1, 1)), (tokens.shape[0], 1)), axis=1)
+        tok = xp.take_along_axis(
+            tokens, xp.broadcast_to(xp.reshape(pos, (1, 1)), (tokens.shape[0], 1)), axis=1
+        )
         logits, cache = decode(params, cfg, tok, None, enc_mask, cache, pos)
         return logits[:, -1], cache
 
@@ -174,19 +243,38 @@ def seq2seq_reorder(cache: dict, rows: Any) -> dict:
     cross-attention keys/values are left as they are: beam rows only move within their batch
     item, whose ``num_beams`` rows hold identical encoder keys/values."""
     from ..models import cache as kv_cache
+
     return {"self": kv_cache.reorder_cache(cache["self"], rows), "cross": cache["cross"]}
 
 
-def decode_seq2seq(encode: Callable, decode: Callable, init_cache: Callable, params: dict, cfg: Any, enc_ids: Any,
-                   enc_mask: Any, decoder_start_token_id: int, *, max_length: int, eos_token_id: tuple,
-                   pad_token_id: int, num_return_sequences: int = 1, bcfg: BeamConfig | None = None,
-                   processors: Any = None, warpers: Any = None, do_sample: bool = False, key: Any = None,
-                   output_scores: bool = False, vocab_size: int | None = None) -> dict:
+def decode_seq2seq(
+    encode: Callable,
+    decode: Callable,
+    init_cache: Callable,
+    params: dict,
+    cfg: Any,
+    enc_ids: Any,
+    enc_mask: Any,
+    decoder_start_token_id: int,
+    *,
+    max_length: int,
+    eos_token_id: tuple,
+    pad_token_id: int,
+    num_return_sequences: int = 1,
+    bcfg: BeamConfig | None = None,
+    processors: Any = None,
+    warpers: Any = None,
+    do_sample: bool = False,
+    key: Any = None,
+    output_scores: bool = False,
+    vocab_size: int | None = None,
+) -> dict:
     """Fused encoder-decoder generation: encoder once, then the decode ``while_loop`` (greedy /
     sampling via ``loops.sample_loop``, beam search / beam sampling via ``loops.beam_search_loop``
     when ``bcfg`` is given) over decoder buffers that start with ``decoder_start_token_id``
     (``max_length`` counts decoder tokens). The processors see the decoder tokens."""
     from .loops import beam_search_loop, sample_loop
+
     xp = array_namespace(enc_ids)
     B = enc_ids.shape[0]
     rep = bcfg.num_beams if bcfg is not None else num_return_sequences
@@ -194,8 +282,29 @@ def decode_seq2seq(encode: Callable, decode: Callable, init_cache: Callable, par
     start = xp.full((B * rep, 1), decoder_start_token_id, dtype=xp.int64)
     step = seq2seq_step(decode, params, cfg, mask_rows)
     if bcfg is not None:
-        return beam_search_loop(step, seq2seq_reorder, start, cache, bcfg, processors=processors, warpers=warpers,
-                                do_sample=do_sample, key=key, output_scores=output_scores)
-    return sample_loop(step, start, cache, max_length=max_length, eos_token_id=eos_token_id,
-                       pad_token_id=pad_token_id, processors=processors, warpers=warpers, do_sample=do_sample,
-                       key=key, output_scores=output_scores, vocab_size=vocab_size)
+        return beam_search_loop(
+            step,
+            seq2seq_reorder,
+            start,
+            cache,
+            bcfg,
+            processors=processors,
+            warpers=warpers,
+            do_sample=do_sample,
+            key=key,
+            output_scores=output_scores,
+        )
+    return sample_loop(
+        step,
+        start,
+        cache,
+        max_length=max_length,
+        eos_token_id=eos_token_id,
+        pad_token_id=pad_token_id,
+        processors=processors,
+        warpers=warpers,
+        do_sample=do_sample,
+        key=key,
+        output_scores=output_scores,
+        vocab_size=vocab_size,
+    )

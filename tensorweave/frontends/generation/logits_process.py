@@ -14,6 +14,7 @@ Call convention: ``proc(input_ids, scores, cur_len=None) -> scores``.
 - No Python-level data-dependent branching: conditions on ``cur_len`` are
   ``xp.where`` selections, so every processor runs inside a traced loop.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -74,10 +75,14 @@ class LogitsProcessorList(list):
             params = inspect.signature(proc.__call__).parameters
             extra = [p for p in params if p not in ("input_ids", "scores", "cur_len", "self")]
             if extra:
-                missing = [p for p in extra if p not in kwargs and params[p].default is inspect.Parameter.empty]
+                missing = [
+                    p for p in extra if p not in kwargs and params[p].default is inspect.Parameter.empty
+                ]
                 if missing:
-                    raise ValueError(f"Make sure that all the required parameters: {list(params)} for "
-                                     f"{proc.__class__} are passed to the logits processor.")
+                    raise ValueError(
+                        f"Make sure that all the required parameters: {list(params)} for "
+                        f"{proc.__class__} are passed to the logits processor."
+                    )
                 scores = proc(input_ids, scores, cur_len, **{k: kwargs[k] for k in extra if k in kwargs})
             else:
                 scores = proc(input_ids, scores, cur_len)
@@ -85,6 +90,7 @@ class LogitsProcessorList(list):
 
 
 # ============================================================================ warpers
+
 
 class TemperatureLogitsWarper(LogitsWarper):
     """scores / temperature."""
@@ -127,7 +133,9 @@ class TopPLogitsWarper(LogitsWarper):
         if top_p < 0 or top_p > 1.0:
             raise ValueError(f"`top_p` has to be a float > 0 and < 1, but is {top_p}")
         if not isinstance(min_tokens_to_keep, int) or min_tokens_to_keep < 1:
-            raise ValueError(f"`min_tokens_to_keep` has to be a positive integer, but is {min_tokens_to_keep}")
+            raise ValueError(
+                f"`min_tokens_to_keep` has to be a positive integer, but is {min_tokens_to_keep}"
+            )
         self.top_p = top_p
         self.filter_value = filter_value
         self.min_tokens_to_keep = min_tokens_to_keep
@@ -154,7 +162,9 @@ class TypicalLogitsWarper(LogitsWarper):
         if not (mass > 0 and mass < 1):
             raise ValueError(f"`typical_p` has to be a float > 0 and < 1, but is {mass}")
         if not isinstance(min_tokens_to_keep, int) or min_tokens_to_keep < 1:
-            raise ValueError(f"`min_tokens_to_keep` has to be a positive integer, but is {min_tokens_to_keep}")
+            raise ValueError(
+                f"`min_tokens_to_keep` has to be a positive integer, but is {min_tokens_to_keep}"
+            )
         self.mass = mass
         self.filter_value = filter_value
         self.min_tokens_to_keep = min_tokens_to_keep
@@ -184,7 +194,9 @@ class EpsilonLogitsWarper(LogitsWarper):
         if epsilon <= 0 or epsilon >= 1:
             raise ValueError(f"`epsilon_cutoff` has to be a float > 0 and < 1, but is {epsilon}")
         if not isinstance(min_tokens_to_keep, int) or min_tokens_to_keep < 1:
-            raise ValueError(f"`min_tokens_to_keep` has to be a strictly positive integer, but is {min_tokens_to_keep}")
+            raise ValueError(
+                f"`min_tokens_to_keep` has to be a strictly positive integer, but is {min_tokens_to_keep}"
+            )
         self.epsilon = epsilon
         self.filter_value = filter_value
         self.min_tokens_to_keep = min_tokens_to_keep
@@ -204,7 +216,9 @@ class EtaLogitsWarper(LogitsWarper):
         if epsilon <= 0 or epsilon >= 1:
             raise ValueError(f"`eta_cutoff` has to be a float > 0 and < 1, but is {epsilon}")
         if not isinstance(min_tokens_to_keep, int) or min_tokens_to_keep < 1:
-            raise ValueError(f"`min_tokens_to_keep` has to be a strictly positive integer, but is {min_tokens_to_keep}")
+            raise ValueError(
+                f"`min_tokens_to_keep` has to be a strictly positive integer, but is {min_tokens_to_keep}"
+            )
         self.epsilon = epsilon
         self.filter_value = filter_value
         self.min_tokens_to_keep = min_tokens_to_keep
@@ -228,6 +242,7 @@ def _remove_below(xp: Any, scores: Any, remove: Any, min_keep: int, filter_value
 
 # ============================================================================ processors
 
+
 class MinLengthLogitsProcessor(LogitsProcessor):
     """EOS ids get -inf while cur_len < min_length."""
 
@@ -248,7 +263,10 @@ class MinNewTokensLengthLogitsProcessor(LogitsProcessor):
     """EOS ids get -inf while cur_len - prompt_length_to_skip < min_new_tokens."""
 
     def __init__(self, prompt_length_to_skip: int, min_new_tokens: int, eos_token_id: Any):
-        for name, value in (("prompt_length_to_skip", prompt_length_to_skip), ("min_new_tokens", min_new_tokens)):
+        for name, value in (
+            ("prompt_length_to_skip", prompt_length_to_skip),
+            ("min_new_tokens", min_new_tokens),
+        ):
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"`{name}` has to be a positive integer, but is {value}")
         self.prompt_length_to_skip = prompt_length_to_skip
@@ -258,7 +276,9 @@ class MinNewTokensLengthLogitsProcessor(LogitsProcessor):
     def __call__(self, input_ids, scores, cur_len=None):
         xp = array_namespace(scores)
         n = _cur_len(input_ids, cur_len)
-        mask = _token_mask(xp, scores, self.eos_token_id) & ((n - self.prompt_length_to_skip) < self.min_new_tokens)
+        mask = _token_mask(xp, scores, self.eos_token_id) & (
+            (n - self.prompt_length_to_skip) < self.min_new_tokens
+        )
         return xp.where(mask, xp.full_like(scores, NEG_INF), scores)
 
 
@@ -311,15 +331,23 @@ def _ngram_bans(xp: Any, ids: Any, cur_len: Any, n: int, vocab: Any, tail: Any =
         return xp.zeros((ids.shape[0], vocab), dtype=xp.bool)
     J = L - n + 1  # candidate n-gram starts
     if tail is None:
-        tail = [xp.take_along_axis(ids, xp.broadcast_to(xp.reshape(xp.clip(xp.astype(cur_len - n + 1 + k, xp.int64), 0, None), (1, 1)),
-                                                       (ids.shape[0], 1)), axis=-1)
-                for k in range(n - 1)]  # each [batch, 1]
+        tail = [
+            xp.take_along_axis(
+                ids,
+                xp.broadcast_to(
+                    xp.reshape(xp.clip(xp.astype(cur_len - n + 1 + k, xp.int64), 0, None), (1, 1)),
+                    (ids.shape[0], 1),
+                ),
+                axis=-1,
+            )
+            for k in range(n - 1)
+        ]  # each [batch, 1]
     match = xp.ones((ids.shape[0], J), dtype=xp.bool)
     for k in range(n - 1):
-        match = match & (ids[:, k:k + J] == tail[k])
+        match = match & (ids[:, k : k + J] == tail[k])
     starts = xp.arange(J)
     match = match & ((starts + n - 1) < cur_len)[None, :]
-    banned_tok = ids[:, n - 1:n - 1 + J]
+    banned_tok = ids[:, n - 1 : n - 1 + J]
     hit = (banned_tok[:, :, None] == xp.arange(vocab)[None, None, :]) & match[:, :, None]
     return xp.any(hit, axis=1)
 
@@ -357,7 +385,9 @@ class EncoderNoRepeatNGramLogitsProcessor(LogitsProcessor):
 
     def __init__(self, encoder_ngram_size: int, encoder_input_ids: Any):
         if not isinstance(encoder_ngram_size, int) or encoder_ngram_size <= 0:
-            raise ValueError(f"`encoder_ngram_size` has to be a strictly positive integer, but is {encoder_ngram_size}")
+            raise ValueError(
+                f"`encoder_ngram_size` has to be a strictly positive integer, but is {encoder_ngram_size}"
+            )
         self.ngram_size = encoder_ngram_size
         self.encoder_input_ids = encoder_input_ids
 
@@ -369,15 +399,28 @@ class EncoderNoRepeatNGramLogitsProcessor(LogitsProcessor):
         cl_arr = xp.asarray(cl, dtype=xp.int64) if isinstance(cl, int) else cl
         batch = input_ids.shape[0]
         num_hypos = batch
-        reps = num_hypos // enc.shape[0] if isinstance(num_hypos, int) and isinstance(enc.shape[0], int) else 1
+        reps = (
+            num_hypos // enc.shape[0] if isinstance(num_hypos, int) and isinstance(enc.shape[0], int) else 1
+        )
         if reps != 1:
             enc = xp.repeat(enc, reps, axis=0)
         if n == 1:
             banned = _presence(xp, enc, scores, None)
         else:
-            tail = [xp.take_along_axis(input_ids, xp.broadcast_to(xp.reshape(xp.clip(xp.astype(cl_arr - n + 1 + k, xp.int64), 0, None), (1, 1)),
-                                                                 (batch, 1)), axis=-1) for k in range(n - 1)]
-            banned = _ngram_bans(xp, enc, xp.asarray(enc.shape[-1], dtype=xp.int64), n, scores.shape[-1], tail)
+            tail = [
+                xp.take_along_axis(
+                    input_ids,
+                    xp.broadcast_to(
+                        xp.reshape(xp.clip(xp.astype(cl_arr - n + 1 + k, xp.int64), 0, None), (1, 1)),
+                        (batch, 1),
+                    ),
+                    axis=-1,
+                )
+                for k in range(n - 1)
+            ]
+            banned = _ngram_bans(
+                xp, enc, xp.asarray(enc.shape[-1], dtype=xp.int64), n, scores.shape[-1], tail
+            )
             banned = banned & (cl_arr >= n - 1)
         return xp.where(banned, xp.full_like(scores, NEG_INF), scores)
 
@@ -397,7 +440,9 @@ class SequenceBiasLogitsProcessor(LogitsProcessor):
         if any(not isinstance(k, tuple) for k in sb):
             raise ValueError(f"`sequence_bias` has to be a dict with tuples as keys, but is {sb}.")
         if any(len(k) == 0 or any(not isinstance(t, int) or t < 0 for t in k) for k in sb):
-            raise ValueError(f"Each key in `sequence_bias` has to be a non-empty tuple of positive integers, but is {sb}.")
+            raise ValueError(
+                f"Each key in `sequence_bias` has to be a non-empty tuple of positive integers, but is {sb}."
+            )
         if any(not isinstance(v, float) for v in sb.values()):
             raise ValueError(f"`sequence_bias` has to be a dict with floats as values, but is {sb}.")
 
@@ -407,8 +452,10 @@ class SequenceBiasLogitsProcessor(LogitsProcessor):
         if isinstance(vocab, int):
             bad = [k for k in self.sequence_bias if any(t >= vocab for t in k)]
             if bad:
-                raise ValueError(f"The model vocabulary size is {vocab}, but the following tokens were being biased: "
-                                 f"{sorted({t for k in bad for t in k if t >= vocab})}")
+                raise ValueError(
+                    f"The model vocabulary size is {vocab}, but the following tokens were being biased: "
+                    f"{sorted({t for k in bad for t in k if t >= vocab})}"
+                )
         cl = _cur_len(input_ids, cur_len)
         cl_arr = xp.asarray(cl, dtype=xp.int64) if isinstance(cl, int) else cl
         bias = xp.zeros_like(scores)
@@ -427,8 +474,11 @@ class SequenceBiasLogitsProcessor(LogitsProcessor):
             match = xp.ones((input_ids.shape[0], 1), dtype=xp.bool)
             for k, tok in enumerate(prefix):
                 pos = xp.clip(cl_arr - m + k, 0, None)
-                got = xp.take_along_axis(input_ids, xp.broadcast_to(xp.reshape(xp.astype(pos, xp.int64), (1, 1)),
-                                                                   (input_ids.shape[0], 1)), axis=-1)
+                got = xp.take_along_axis(
+                    input_ids,
+                    xp.broadcast_to(xp.reshape(xp.astype(pos, xp.int64), (1, 1)), (input_ids.shape[0], 1)),
+                    axis=-1,
+                )
                 match = match & (got == tok)
             match = match & ok
             bias = bias + xp.where(match, value * onehot, xp.zeros_like(onehot))
@@ -445,7 +495,9 @@ class NoBadWordsLogitsProcessor(SequenceBiasLogitsProcessor):
         if any(not isinstance(b, list) for b in bad_words_ids):
             raise ValueError(f"`bad_words_ids` has to be a list of lists, but is {bad_words_ids}.")
         if any(any(not isinstance(t, int) or t < 0 for t in b) for b in bad_words_ids):
-            raise ValueError(f"Each list in `bad_words_ids` has to be a list of positive integers, but is {bad_words_ids}.")
+            raise ValueError(
+                f"Each list in `bad_words_ids` has to be a list of positive integers, but is {bad_words_ids}."
+            )
         eos = _eos_list(eos_token_id)
         words = [b for b in bad_words_ids if not (len(b) == 1 and b[0] in eos)]
         self.sequence_bias = {tuple(b): NEG_INF for b in words}
@@ -472,8 +524,11 @@ class NoBadWordsLogitsProcessor(SequenceBiasLogitsProcessor):
             match = xp.broadcast_to(xp.reshape(cl_arr >= m, (1, 1)), (input_ids.shape[0], 1))
             for k, tok in enumerate(prefix):
                 pos = xp.clip(cl_arr - m + k, 0, None)
-                got = xp.take_along_axis(input_ids, xp.broadcast_to(xp.reshape(xp.astype(pos, xp.int64), (1, 1)),
-                                                                   (input_ids.shape[0], 1)), axis=-1)
+                got = xp.take_along_axis(
+                    input_ids,
+                    xp.broadcast_to(xp.reshape(xp.astype(pos, xp.int64), (1, 1)), (input_ids.shape[0], 1)),
+                    axis=-1,
+                )
                 match = match & (got == tok)
             banned = banned | (match & onehot)
         return xp.where(banned, xp.full_like(scores, NEG_INF), scores)
@@ -489,19 +544,25 @@ class PrefixConstrainedLogitsProcessor(LogitsProcessor):
 
     def __call__(self, input_ids, scores, cur_len=None):
         from ...ir.trace import TracedArray
+
         if isinstance(input_ids, TracedArray):
-            raise ValueError("`prefix_allowed_tokens_fn` needs concrete token ids: use step-wise generation "
-                             "(trace=False) with it")
+            raise ValueError(
+                "`prefix_allowed_tokens_fn` needs concrete token ids: use step-wise generation "
+                "(trace=False) with it"
+            )
         import numpy as np
+
         ids = np.asarray(input_ids)
         s = np.asarray(scores)
         mask = np.full(s.shape, NEG_INF, dtype=s.dtype)
         for row in range(ids.shape[0]):
             allowed = self._prefix_allowed_tokens_fn(row // self._num_beams, ids[row])
             if len(allowed) == 0:
-                raise ValueError(f"`prefix_allowed_tokens_fn` returned an empty list for batch ID {row // self._num_beams}."
-                                 f"This means that the constraint is unsatisfiable. Please check your implementation"
-                                 f"of `prefix_allowed_tokens_fn` ")
+                raise ValueError(
+                    f"`prefix_allowed_tokens_fn` returned an empty list for batch ID {row // self._num_beams}."
+                    f"This means that the constraint is unsatisfiable. Please check your implementation"
+                    f"of `prefix_allowed_tokens_fn` "
+                )
             mask[row, allowed] = 0
         return s + mask
 
@@ -543,8 +604,9 @@ class ForcedBOSTokenLogitsProcessor(LogitsProcessor):
     def __call__(self, input_ids, scores, cur_len=None):
         xp = array_namespace(scores)
         n = _cur_len(input_ids, cur_len)
-        forced = xp.where(_token_mask(xp, scores, [self.bos_token_id]), xp.zeros_like(scores),
-                          xp.full_like(scores, NEG_INF))
+        forced = xp.where(
+            _token_mask(xp, scores, [self.bos_token_id]), xp.zeros_like(scores), xp.full_like(scores, NEG_INF)
+        )
         return xp.where(n == 1, forced, scores)
 
 
@@ -558,8 +620,9 @@ class ForcedEOSTokenLogitsProcessor(LogitsProcessor):
     def __call__(self, input_ids, scores, cur_len=None):
         xp = array_namespace(scores)
         n = _cur_len(input_ids, cur_len)
-        forced = xp.where(_token_mask(xp, scores, self.eos_token_id), xp.zeros_like(scores),
-                          xp.full_like(scores, NEG_INF))
+        forced = xp.where(
+            _token_mask(xp, scores, self.eos_token_id), xp.zeros_like(scores), xp.full_like(scores, NEG_INF)
+        )
         return xp.where(n == self.max_length - 1, forced, scores)
 
 
@@ -637,10 +700,15 @@ class ForceTokensLogitsProcessor(LogitsProcessor):
         n = _cur_len(input_ids, cur_len)
         out = scores
         for idx, tok in self.force_token_map.items():
-            forced = xp.where(_token_mask(xp, scores, [tok]), xp.zeros_like(scores), xp.full_like(scores, NEG_INF))
+            forced = xp.where(
+                _token_mask(xp, scores, [tok]), xp.zeros_like(scores), xp.full_like(scores, NEG_INF)
+            )
             out = xp.where(n == idx, forced, out)
         return out
 
 
-__all__ = [name for name in dir() if name.endswith(("Processor", "Warper", "Penalty", "Normalization"))
-           or name == "LogitsProcessorList"]
+__all__ = [
+    name
+    for name in dir()
+    if name.endswith(("Processor", "Warper", "Penalty", "Normalization")) or name == "LogitsProcessorList"
+]

@@ -10,9 +10,9 @@ Scores per step are written into a ``[steps, rows, vocab]`` buffer when ``output
 Finished rows (eos seen) emit ``pad_token_id``; the loop stops early when every row is finished
 or ``cur_len == max_length`` (the PT stopping rules).
 """
+
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 from ...ir import array_namespace, random
@@ -22,9 +22,21 @@ from .beam_search import BeamConfig, beam_finalize, beam_init, beam_step, eos_hi
 StepFn = Callable[[Any, Any, Any], tuple[Any, Any]]
 
 
-def sample_loop(step: StepFn, input_ids: Any, cache: Any, *, max_length: int, eos_token_id: tuple[int, ...],
-                pad_token_id: int, processors: Any = None, warpers: Any = None, do_sample: bool = False,
-                key: Any = None, output_scores: bool = False, vocab_size: int | None = None) -> dict:
+def sample_loop(
+    step: StepFn,
+    input_ids: Any,
+    cache: Any,
+    *,
+    max_length: int,
+    eos_token_id: tuple[int, ...],
+    pad_token_id: int,
+    processors: Any = None,
+    warpers: Any = None,
+    do_sample: bool = False,
+    key: Any = None,
+    output_scores: bool = False,
+    vocab_size: int | None = None,
+) -> dict:
     """Greedy (``do_sample=False``) or multinomial sampling; returns ``sequences [rows, max_length]``,
     ``length`` (the final cur_len) and ``scores [max_length - prompt, rows, vocab]`` if requested.
     Sampling draws with the IR RNG: step t uses ``fold_in(key, t)`` and a categorical draw."""
@@ -34,7 +46,12 @@ def sample_loop(step: StepFn, input_ids: Any, cache: Any, *, max_length: int, eo
     buf = xp.dynamic_update_slice(buf, xp.astype(input_ids, xp.int64), [0, 0])
     unfinished = xp.ones((rows,), dtype=xp.bool)
     steps = max(max_length - prompt, 1)
-    state = {"cur_len": xp.asarray(prompt, dtype=xp.int64), "tokens": buf, "unfinished": unfinished, "cache": cache}
+    state = {
+        "cur_len": xp.asarray(prompt, dtype=xp.int64),
+        "tokens": buf,
+        "unfinished": unfinished,
+        "cache": cache,
+    }
     if output_scores:
         if vocab_size is None:
             raise ValueError("output_scores needs vocab_size (the scores buffer is preallocated)")
@@ -71,17 +88,29 @@ def sample_loop(step: StepFn, input_ids: Any, cache: Any, *, max_length: int, eo
     return out
 
 
-def beam_search_loop(step: StepFn, reorder: Callable[[Any, Any], Any], input_ids: Any, cache: Any, cfg: BeamConfig,
-                     processors: Any = None, warpers: Any = None, do_sample: bool = False, key: Any = None,
-                     output_scores: bool = False) -> dict:
+def beam_search_loop(
+    step: StepFn,
+    reorder: Callable[[Any, Any], Any],
+    input_ids: Any,
+    cache: Any,
+    cfg: BeamConfig,
+    processors: Any = None,
+    warpers: Any = None,
+    do_sample: bool = False,
+    key: Any = None,
+    output_scores: bool = False,
+) -> dict:
     """Beam search (or beam sampling) over a ``[B*n, prompt]`` input already expanded per beam.
 
     Beam sampling (PT): the candidates are ``2n`` draws without replacement from
     ``softmax(cumulative scores)`` (Gumbel-top-k with the IR RNG), sorted by score."""
     xp = array_namespace(input_ids)
     B, n = cfg.batch_size, cfg.num_beams
-    state = {"cur_len": xp.asarray(cfg.prompt_len, dtype=xp.int64), "beam": beam_init(xp, cfg, input_ids, do_sample),
-             "cache": cache}
+    state = {
+        "cur_len": xp.asarray(cfg.prompt_len, dtype=xp.int64),
+        "beam": beam_init(xp, cfg, input_ids, do_sample),
+        "cache": cache,
+    }
     if output_scores:
         state["scores"] = xp.zeros((max(cfg.gen_len, 1), B * n, cfg.vocab_size), dtype=xp.float32)
 
@@ -95,17 +124,24 @@ def beam_search_loop(step: StepFn, reorder: Callable[[Any, Any], Any], input_ids
         if do_sample:
             if warpers is not None:
                 logp = warpers(flat, logp, s["cur_len"])
-            total = xp.reshape(xp.reshape(logp, (B, n, cfg.vocab_size)) + s["beam"]["scores"][:, :, None],
-                               (B, n * cfg.vocab_size))
+            total = xp.reshape(
+                xp.reshape(logp, (B, n, cfg.vocab_size)) + s["beam"]["scores"][:, :, None],
+                (B, n * cfg.vocab_size),
+            )
             g = random.gumbel(random.fold_in(key, s["cur_len"]), tuple(total.shape))
             _, cand_ids = xp.top_k(total + g, 2 * n)
             cand_scores = xp.take_along_axis(total, cand_ids, axis=-1)
             order = xp.argsort(cand_scores, axis=-1, descending=True)
-            candidates = (xp.take_along_axis(cand_scores, order, axis=-1), xp.take_along_axis(cand_ids, order, axis=-1))
+            candidates = (
+                xp.take_along_axis(cand_scores, order, axis=-1),
+                xp.take_along_axis(cand_ids, order, axis=-1),
+            )
         new_beam, rows = beam_step(s["beam"], logp, s["cur_len"], cfg, candidates)
         out = {"cur_len": s["cur_len"] + 1, "beam": new_beam, "cache": reorder(new_cache, rows)}
         if output_scores:
-            out["scores"] = xp.dynamic_update_slice(s["scores"], logp[None], [s["cur_len"] - cfg.prompt_len, 0, 0])
+            out["scores"] = xp.dynamic_update_slice(
+                s["scores"], logp[None], [s["cur_len"] - cfg.prompt_len, 0, 0]
+            )
         return out
 
     def cond(s: dict) -> Any:

@@ -24,6 +24,7 @@ model's logits are its own).
 (``ids[row, :cur_len]`` as a numpy int64 array) and feeds the resulting 0/-inf mask into the
 program, where it is added at the processor list position Hugging Face gives it.
 """
+
 from __future__ import annotations
 
 import math
@@ -82,14 +83,18 @@ class StaticCacheModelStep:
 
     def _params(self) -> dict:
         from ...ir.trace import constant
+
         return {k: constant(v, name=k) for k, v in self.model.params.items()}
 
     def _store(self) -> dict:
-        return _MODEL_PROGRAMS.setdefault(self.model, {})  # lives as long as the model (its weights are constants)
+        return _MODEL_PROGRAMS.setdefault(
+            self.model, {}
+        )  # lives as long as the model (its weights are constants)
 
     def _prefill_program(self, rows: int, prompt: int, hidden: bool) -> Any:
         from ...ir.trace import trace
         from .decode import _prefill
+
         m, L = self.model, self.max_length
         cfg = m.config
 
@@ -99,12 +104,14 @@ class StaticCacheModelStep:
 
         specs = (TensorSpec((rows, prompt), "int64", "ids"), TensorSpec((rows, prompt), "int64", "mask"))
         key = ("static-model", self.backend, rows, L, "prefill", prompt, hidden)
-        return _cached(key, lambda: trace(prefill, *specs, name=f"{cfg.model_type}_prefill"), self.lower,
-                       self._store())
+        return _cached(
+            key, lambda: trace(prefill, *specs, name=f"{cfg.model_type}_prefill"), self.lower, self._store()
+        )
 
     def _step_program(self, rows: int, hidden: bool) -> Any:
         from ...ir.trace import trace
         from .decode import _step
+
         m, L = self.model, self.max_length
         cfg = m.config
         n = cfg.num_hidden_layers
@@ -115,12 +122,16 @@ class StaticCacheModelStep:
             return {"logits": res[0], **self._flat(res[1]), **({"hidden": res[2]} if hidden else {})}
 
         kv = TensorSpec((rows, cfg.num_key_value_heads, L, cfg.head_dim), "float32")
-        specs = [TensorSpec((rows,), "int64", "tok"), TensorSpec((rows, L), "int64", "full_mask"),
-                 TensorSpec((), "int64", "cur_len")]
+        specs = [
+            TensorSpec((rows,), "int64", "tok"),
+            TensorSpec((rows, L), "int64", "full_mask"),
+            TensorSpec((), "int64", "cur_len"),
+        ]
         specs += [kv.with_name(f"cache.{kind}.{i}") for kind in ("key", "value") for i in range(n)]
         key = ("static-model", self.backend, rows, L, "step", hidden)
-        return _cached(key, lambda: trace(step, *specs, name=f"{cfg.model_type}_static_step"), self.lower,
-                       self._store())
+        return _cached(
+            key, lambda: trace(step, *specs, name=f"{cfg.model_type}_static_step"), self.lower, self._store()
+        )
 
     def prefill(self, ids: np.ndarray, mask: np.ndarray, hidden: bool = False) -> Any:
         rows, prompt = ids.shape
@@ -167,7 +178,9 @@ def _with_mask(procs: Any, mask: Any) -> Any:
     return out
 
 
-def _cached(key: tuple, build: Callable[[], Any], lower: Callable[[Any], Any], store: dict | None = None) -> Any:
+def _cached(
+    key: tuple, build: Callable[[], Any], lower: Callable[[Any], Any], store: dict | None = None
+) -> Any:
     store = _PROGRAMS if store is None else store
     prog = store.get(key)
     if prog is None:
@@ -206,11 +219,13 @@ def _prefix_mask(setup: StepwiseSetup, tokens: np.ndarray, cur_len: int, vocab: 
 
 def _sample_program(setup: StepwiseSetup, rows: int, prompt: int, L: int, V: int, key_extra: tuple) -> Any:
     from ...ir.trace import trace
+
     cfg = setup.config
     has_mask = setup.prefix is not None
 
     def fn(tokens: Any, logits: Any, cur_len: Any, unfinished: Any, key: Any, *mask: Any) -> dict:
         import tensorweave.ir.namespace as xp
+
         procs = _with_mask(setup.processors, mask[0] if mask else None)
         scores = xp.astype(logits, xp.float32)
         if procs:
@@ -228,9 +243,13 @@ def _sample_program(setup: StepwiseSetup, rows: int, prompt: int, L: int, V: int
             out["scores"] = scores
         return out
 
-    specs = [TensorSpec((rows, L), "int64", "tokens"), TensorSpec((rows, V), "float32", "logits"),
-             TensorSpec((), "int64", "cur_len"), TensorSpec((rows,), "bool", "unfinished"),
-             TensorSpec((2,), "uint32", "key")]
+    specs = [
+        TensorSpec((rows, L), "int64", "tokens"),
+        TensorSpec((rows, V), "float32", "logits"),
+        TensorSpec((), "int64", "cur_len"),
+        TensorSpec((rows,), "bool", "unfinished"),
+        TensorSpec((2,), "uint32", "key"),
+    ]
     if has_mask:
         specs.append(TensorSpec((rows, V), "float32", "prefix_mask"))
     # the processors built from the config depend on the prompt length (min_new_tokens, ...)
@@ -245,8 +264,14 @@ def _eos(cfg: Any) -> tuple:
     return (eos,) if isinstance(eos, int) else tuple(int(e) for e in eos)
 
 
-def sample_loop(model: ModelStep, setup: StepwiseSetup, ids: np.ndarray, mask: np.ndarray, key: np.ndarray,
-                key_extra: tuple = ()) -> dict:
+def sample_loop(
+    model: ModelStep,
+    setup: StepwiseSetup,
+    ids: np.ndarray,
+    mask: np.ndarray,
+    key: np.ndarray,
+    key_extra: tuple = (),
+) -> dict:
     """Greedy or multinomial sampling, step-wise. Returns the fused program's outputs as numpy:
     ``sequences [rows, max_length]``, ``length``, ``steps`` and ``scores [steps, rows, V]``."""
     cfg = setup.config
@@ -282,11 +307,22 @@ def sample_loop(model: ModelStep, setup: StepwiseSetup, ids: np.ndarray, mask: n
 
 
 # ---------------------------------------------------------------------------------------- beam search
-_STATE = ("seqs", "scores", "beam_idx", "hyp_seqs", "hyp_scores", "hyp_len", "hyp_beam_idx", "hyp_count", "done")
+_STATE = (
+    "seqs",
+    "scores",
+    "beam_idx",
+    "hyp_seqs",
+    "hyp_scores",
+    "hyp_len",
+    "hyp_beam_idx",
+    "hyp_count",
+    "done",
+)
 
 
 def _beam_programs(setup: StepwiseSetup, bcfg: BeamConfig, key_extra: tuple) -> tuple[Any, Any, Any]:
     from ...ir.trace import trace
+
     cfg = setup.config
     B, n, V, L = bcfg.batch_size, bcfg.num_beams, bcfg.vocab_size, bcfg.max_length
     do_sample = bool(cfg.do_sample)
@@ -295,18 +331,23 @@ def _beam_programs(setup: StepwiseSetup, bcfg: BeamConfig, key_extra: tuple) -> 
 
     def init(ids: Any) -> dict:
         import tensorweave.ir.namespace as xp
+
         return beam_init(xp, bcfg, ids, do_sample)
 
-    init_prog = _cached(("beam-init",) + base, lambda: trace(init, TensorSpec((B * n, bcfg.prompt_len), "int64", "ids"),
-                                                            name="beam_init"), setup.lower)
+    init_prog = _cached(
+        ("beam-init",) + base,
+        lambda: trace(init, TensorSpec((B * n, bcfg.prompt_len), "int64", "ids"), name="beam_init"),
+        setup.lower,
+    )
     if tuple(init_prog.output_names) != _STATE:
         raise RuntimeError(f"beam state names changed: {init_prog.output_names}")
     state_specs = [s.with_name(name) for s, name in zip(init_prog.output_specs, init_prog.output_names)]
 
     def step(*args: Any) -> dict:
         import tensorweave.ir.namespace as xp
-        state = dict(zip(_STATE, args[:len(_STATE)]))
-        logits, cur_len, key = args[len(_STATE):len(_STATE) + 3]
+
+        state = dict(zip(_STATE, args[: len(_STATE)]))
+        logits, cur_len, key = args[len(_STATE) : len(_STATE) + 3]
         procs = _with_mask(setup.processors, args[len(_STATE) + 3] if has_mask else None)
         flat = xp.reshape(state["seqs"], (B * n, L))
         logp = xp.log_softmax(xp.astype(logits, xp.float32), axis=-1)
@@ -321,7 +362,10 @@ def _beam_programs(setup: StepwiseSetup, bcfg: BeamConfig, key_extra: tuple) -> 
             _, cand = xp.top_k(total + g, 2 * n)
             cand_scores = xp.take_along_axis(total, cand, axis=-1)
             order = xp.argsort(cand_scores, axis=-1, descending=True)
-            candidates = (xp.take_along_axis(cand_scores, order, axis=-1), xp.take_along_axis(cand, order, axis=-1))
+            candidates = (
+                xp.take_along_axis(cand_scores, order, axis=-1),
+                xp.take_along_axis(cand, order, axis=-1),
+            )
         new, rows = beam_step(state, logp, cur_len, bcfg, candidates)
         out = {f"new_{k}": v for k, v in new.items()}  # output names differ from input names (ONNX)
         out["rows"] = rows
@@ -329,23 +373,34 @@ def _beam_programs(setup: StepwiseSetup, bcfg: BeamConfig, key_extra: tuple) -> 
             out["logp"] = logp
         return out
 
-    specs = state_specs + [TensorSpec((B * n, V), "float32", "logits"), TensorSpec((), "int64", "cur_len"),
-                           TensorSpec((2,), "uint32", "key")]
+    specs = state_specs + [
+        TensorSpec((B * n, V), "float32", "logits"),
+        TensorSpec((), "int64", "cur_len"),
+        TensorSpec((2,), "uint32", "key"),
+    ]
     if has_mask:
         specs.append(TensorSpec((B * n, V), "float32", "prefix_mask"))
     step_prog = _cached(("beam-step",) + base, lambda: trace(step, *specs, name="beam_step"), setup.lower)
 
     def final(*args: Any) -> dict:
-        return beam_finalize(dict(zip(_STATE, args[:len(_STATE)])), args[len(_STATE)], bcfg)
+        return beam_finalize(dict(zip(_STATE, args[: len(_STATE)])), args[len(_STATE)], bcfg)
 
-    final_prog = _cached(("beam-final",) + base,
-                         lambda: trace(final, *state_specs, TensorSpec((), "int64", "cur_len"), name="beam_finalize"),
-                         setup.lower)
+    final_prog = _cached(
+        ("beam-final",) + base,
+        lambda: trace(final, *state_specs, TensorSpec((), "int64", "cur_len"), name="beam_finalize"),
+        setup.lower,
+    )
     return init_prog, step_prog, final_prog
 
 
-def beam_loop(model: ModelStep, setup: StepwiseSetup, ids: np.ndarray, mask: np.ndarray, key: np.ndarray,
-              key_extra: tuple = ()) -> dict:
+def beam_loop(
+    model: ModelStep,
+    setup: StepwiseSetup,
+    ids: np.ndarray,
+    mask: np.ndarray,
+    key: np.ndarray,
+    key_extra: tuple = (),
+) -> dict:
     """Beam search / beam sampling, step-wise, over ``ids [B, P]`` (repeated per beam here).
     Returns the fused program's outputs as numpy (``sequences``, ``length`` = the output length,
     ``sequences_scores``, ``beam_indices``, ``steps`` and ``scores``)."""
@@ -358,9 +413,18 @@ def beam_loop(model: ModelStep, setup: StepwiseSetup, ids: np.ndarray, mask: np.
     logits = model.prefill(ids, mask)
     V = logits.shape[-1]
     eos = _eos(cfg)
-    bcfg = BeamConfig(batch_size=B, num_beams=n, vocab_size=V, prompt_len=prompt, max_length=L,
-                      eos_token_id=eos or (-1,), pad_token_id=cfg.pad_token_id, length_penalty=cfg.length_penalty,
-                      early_stopping=cfg.early_stopping, num_return_sequences=cfg.num_return_sequences)
+    bcfg = BeamConfig(
+        batch_size=B,
+        num_beams=n,
+        vocab_size=V,
+        prompt_len=prompt,
+        max_length=L,
+        eos_token_id=eos or (-1,),
+        pad_token_id=cfg.pad_token_id,
+        length_penalty=cfg.length_penalty,
+        early_stopping=cfg.early_stopping,
+        num_return_sequences=cfg.num_return_sequences,
+    )
     init_prog, step_prog, final_prog = _beam_programs(setup, bcfg, key_extra)
     state = _named(init_prog, init_prog(ids))
     state = [state[k] for k in init_prog.output_names]
@@ -384,8 +448,13 @@ def beam_loop(model: ModelStep, setup: StepwiseSetup, ids: np.ndarray, mask: np.
             full_mask = np.concatenate([full_mask, np.ones((B * n, 1), np.int64)], axis=1)
             logits = model.step(tok, full_mask)
     fin = _named(final_prog, final_prog(*state, np.asarray(cur_len, np.int64)))
-    res = {"sequences": fin["sequences"], "length": fin["out_len"], "sequences_scores": fin["sequences_scores"],
-           "beam_indices": fin["beam_indices"], "steps": np.asarray(cur_len)}
+    res = {
+        "sequences": fin["sequences"],
+        "length": fin["out_len"],
+        "sequences_scores": fin["sequences_scores"],
+        "beam_indices": fin["beam_indices"],
+        "steps": np.asarray(cur_len),
+    }
     if cfg.output_scores:
         res["scores"] = np.stack(scores)
     return res
@@ -397,8 +466,15 @@ def clear_cache() -> None:
     _MODEL_PROGRAMS.clear()
 
 
-__all__ = ["ModelStep", "StaticCacheModelStep", "StepwiseSetup", "sample_loop", "beam_loop",
-           "group_beam_loop", "clear_cache"]
+__all__ = [
+    "ModelStep",
+    "StaticCacheModelStep",
+    "StepwiseSetup",
+    "sample_loop",
+    "beam_loop",
+    "group_beam_loop",
+    "clear_cache",
+]
 
 
 # ---------------------------------------------------------------------------------------- group beam search
@@ -445,13 +521,20 @@ def _group_finalize(xp: Any, states: list, cur_len: Any, gcfg: BeamConfig, n: in
     out_len = xp.minimum(xp.max(lens) + 1, xp.asarray(L, dtype=xp.int64))
     positions = xp.arange(L)[None, None, :]
     eos_pos = (positions == lens[:, :, None]) & (lens[:, :, None] < out_len)
-    seqs = xp.where(positions < lens[:, :, None], seqs,
-                    xp.where(eos_pos, xp.full_like(seqs, gcfg.eos_token_id[0]), xp.full_like(seqs, gcfg.pad_token_id)))
+    seqs = xp.where(
+        positions < lens[:, :, None],
+        seqs,
+        xp.where(eos_pos, xp.full_like(seqs, gcfg.eos_token_id[0]), xp.full_like(seqs, gcfg.pad_token_id)),
+    )
     used = lens - P + xp.astype(is_hyp, xp.int64)  # an EOS hypothesis also records the EOS step
     G = bidx.shape[-1]
     bidx = xp.where(xp.arange(G)[None, None, :] < used[:, :, None], bidx, xp.full_like(bidx, -1))
-    return {"sequences": xp.reshape(seqs, (B * k, L)), "sequences_scores": xp.reshape(scores, (B * k,)),
-            "beam_indices": xp.reshape(bidx, (B * k, G)), "out_len": out_len}
+    return {
+        "sequences": xp.reshape(seqs, (B * k, L)),
+        "sequences_scores": xp.reshape(scores, (B * k,)),
+        "beam_indices": xp.reshape(bidx, (B * k, G)),
+        "out_len": out_len,
+    }
 
 
 def _gather(xp: Any, x: Any, idx: Any) -> Any:
@@ -459,8 +542,11 @@ def _gather(xp: Any, x: Any, idx: Any) -> Any:
     return xp.take_along_axis(x, xp.broadcast_to(ix, tuple(idx.shape) + tuple(x.shape[2:])), axis=1)
 
 
-def _group_programs(setup: StepwiseSetup, gcfg: BeamConfig, groups: int, key_extra: tuple) -> tuple[Any, Any, Any]:
+def _group_programs(
+    setup: StepwiseSetup, gcfg: BeamConfig, groups: int, key_extra: tuple
+) -> tuple[Any, Any, Any]:
     from ...ir.trace import trace
+
     cfg = setup.config
     B, gs, V, L, P = gcfg.batch_size, gcfg.num_beams, gcfg.vocab_size, gcfg.max_length, gcfg.prompt_len
     n = gs * groups
@@ -470,6 +556,7 @@ def _group_programs(setup: StepwiseSetup, gcfg: BeamConfig, groups: int, key_ext
 
     def init(ids: Any) -> dict:
         import tensorweave.ir.namespace as xp
+
         per = xp.reshape(ids, (B, groups, gs, P))
         out = {}
         for g in range(groups):
@@ -477,17 +564,21 @@ def _group_programs(setup: StepwiseSetup, gcfg: BeamConfig, groups: int, key_ext
             out.update({f"g{g}.{k}": st[k] for k in _STATE})
         return out
 
-    init_prog = _cached(("group-init",) + base, lambda: trace(init, TensorSpec((B * n, P), "int64", "ids"),
-                                                             name="group_beam_init"), setup.lower)
+    init_prog = _cached(
+        ("group-init",) + base,
+        lambda: trace(init, TensorSpec((B * n, P), "int64", "ids"), name="group_beam_init"),
+        setup.lower,
+    )
     specs = [s.with_name(nm) for s, nm in zip(init_prog.output_specs, init_prog.output_names)]
 
     def states_of(args: tuple) -> list:
-        return [dict(zip(_STATE, args[g * len(_STATE):(g + 1) * len(_STATE)])) for g in range(groups)]
+        return [dict(zip(_STATE, args[g * len(_STATE) : (g + 1) * len(_STATE)])) for g in range(groups)]
 
     def step(*args: Any) -> dict:
         import tensorweave.ir.namespace as xp
+
         states = states_of(args)
-        logits, cur_len = args[len(names):len(names) + 2]
+        logits, cur_len = args[len(names) : len(names) + 2]
         mask = xp.reshape(args[len(names) + 2], (B, groups, gs, V)) if has_mask else None
         per_logits = xp.reshape(xp.astype(logits, xp.float32), (B, groups, gs, V))
         chosen: list = []
@@ -503,7 +594,9 @@ def _group_programs(setup: StepwiseSetup, gcfg: BeamConfig, groups: int, key_ext
                 logp = procs(flat, logp, cur_len, current_tokens=current, beam_group_idx=g)
             new, rows = beam_step(st, logp, cur_len, gcfg)
             pos = xp.broadcast_to(xp.reshape(cur_len, (1, 1)), (B * gs, 1))
-            chosen.append(xp.reshape(xp.take_along_axis(xp.reshape(new["seqs"], (B * gs, L)), pos, axis=1), (B, gs)))
+            chosen.append(
+                xp.reshape(xp.take_along_axis(xp.reshape(new["seqs"], (B * gs, L)), pos, axis=1), (B, gs))
+            )
             rows_all.append(xp.reshape((rows // gs) * n + g * gs + rows % gs, (B, gs)))
             logp_all.append(xp.reshape(logp, (B, gs, V)))
             out.update({f"new.g{g}.{k}": new[k] for k in _STATE})
@@ -516,20 +609,26 @@ def _group_programs(setup: StepwiseSetup, gcfg: BeamConfig, groups: int, key_ext
     step_specs = specs + [TensorSpec((B * n, V), "float32", "logits"), TensorSpec((), "int64", "cur_len")]
     if has_mask:
         step_specs.append(TensorSpec((B * n, V), "float32", "prefix_mask"))
-    step_prog = _cached(("group-step",) + base, lambda: trace(step, *step_specs, name="group_beam_step"),
-                        setup.lower)
+    step_prog = _cached(
+        ("group-step",) + base, lambda: trace(step, *step_specs, name="group_beam_step"), setup.lower
+    )
 
     def final(*args: Any) -> dict:
         import tensorweave.ir.namespace as xp
+
         return _group_finalize(xp, states_of(args), args[len(names)], gcfg, n, cfg.num_return_sequences)
 
-    final_prog = _cached(("group-final",) + base, lambda: trace(final, *specs, TensorSpec((), "int64", "cur_len"),
-                                                               name="group_beam_finalize"), setup.lower)
+    final_prog = _cached(
+        ("group-final",) + base,
+        lambda: trace(final, *specs, TensorSpec((), "int64", "cur_len"), name="group_beam_finalize"),
+        setup.lower,
+    )
     return init_prog, step_prog, final_prog
 
 
-def group_beam_loop(model: ModelStep, setup: StepwiseSetup, ids: np.ndarray, mask: np.ndarray,
-                    key_extra: tuple = ()) -> dict:
+def group_beam_loop(
+    model: ModelStep, setup: StepwiseSetup, ids: np.ndarray, mask: np.ndarray, key_extra: tuple = ()
+) -> dict:
     """Group (diverse) beam search, PT 4.37 semantics: the ``num_beams`` beams of each batch item
     form ``num_beam_groups`` groups of ``group_size``; each step the groups are processed in order,
     each one a beam-search step of its own (``max(2, 1 + n_eos) * group_size`` candidates, its own
@@ -548,9 +647,18 @@ def group_beam_loop(model: ModelStep, setup: StepwiseSetup, ids: np.ndarray, mas
     logits = model.prefill(ids, mask)
     V = logits.shape[-1]
     eos = _eos(cfg)
-    gcfg = _GroupConfig(batch_size=B, num_beams=gs, vocab_size=V, prompt_len=prompt, max_length=L,
-                        eos_token_id=eos or (-1,), pad_token_id=cfg.pad_token_id, length_penalty=cfg.length_penalty,
-                        early_stopping=cfg.early_stopping, num_return_sequences=cfg.num_return_sequences)
+    gcfg = _GroupConfig(
+        batch_size=B,
+        num_beams=gs,
+        vocab_size=V,
+        prompt_len=prompt,
+        max_length=L,
+        eos_token_id=eos or (-1,),
+        pad_token_id=cfg.pad_token_id,
+        length_penalty=cfg.length_penalty,
+        early_stopping=cfg.early_stopping,
+        num_return_sequences=cfg.num_return_sequences,
+    )
     init_prog, step_prog, final_prog = _group_programs(setup, gcfg, groups, key_extra)
     names = list(init_prog.output_names)
     state = [np.asarray(a) for a in init_prog(ids)]
@@ -561,8 +669,10 @@ def group_beam_loop(model: ModelStep, setup: StepwiseSetup, ids: np.ndarray, mas
     while cur_len < L and not done.all():
         extra = []
         if setup.prefix is not None:  # per group, as HF calls the processors on each group's rows
-            per = [_prefix_mask(setup, state[names.index(f"g{g}.seqs")].reshape(B * gs, L), cur_len, V)[0]
-                   for g in range(groups)]
+            per = [
+                _prefix_mask(setup, state[names.index(f"g{g}.seqs")].reshape(B * gs, L), cur_len, V)[0]
+                for g in range(groups)
+            ]
             extra = [np.stack([m.reshape(B, gs, V) for m in per], axis=1).reshape(B * n, V)]
         out = _named(step_prog, step_prog(*state, logits, np.asarray(cur_len, np.int64), *extra))
         state = [out[f"new.{k}"] for k in names]
@@ -575,8 +685,13 @@ def group_beam_loop(model: ModelStep, setup: StepwiseSetup, ids: np.ndarray, mas
             full_mask = np.concatenate([full_mask, np.ones((B * n, 1), np.int64)], axis=1)
             logits = model.step(out["next_tokens"].astype(np.int64), full_mask)
     fin = _named(final_prog, final_prog(*state, np.asarray(cur_len, np.int64)))
-    res = {"sequences": fin["sequences"], "length": fin["out_len"], "sequences_scores": fin["sequences_scores"],
-           "beam_indices": fin["beam_indices"], "steps": np.asarray(cur_len)}
+    res = {
+        "sequences": fin["sequences"],
+        "length": fin["out_len"],
+        "sequences_scores": fin["sequences_scores"],
+        "beam_indices": fin["beam_indices"],
+        "steps": np.asarray(cur_len),
+    }
     if cfg.output_scores:
         res["scores"] = np.stack(scores)
     return res
@@ -590,8 +705,15 @@ class Seq2SeqModelStep:
     ``prefill(ids, mask)`` gets the decoder start column ``[rows, 1]`` (its mask is ignored: the
     decoder attends causally, as in the fused loop)."""
 
-    def __init__(self, model: Any, backend: str, max_length: int, lower: Callable[[Any], Any], enc_ids: np.ndarray,
-                 enc_mask: np.ndarray):
+    def __init__(
+        self,
+        model: Any,
+        backend: str,
+        max_length: int,
+        lower: Callable[[Any], Any],
+        enc_ids: np.ndarray,
+        enc_mask: np.ndarray,
+    ):
         self.model, self.backend, self.max_length, self.lower = model, backend, max_length, lower
         self.enc_ids, self.enc_mask = enc_ids, enc_mask
         self.state: list = []
@@ -602,6 +724,7 @@ class Seq2SeqModelStep:
         from ...ir.trace import constant, trace
         from ..models import t5
         from .decode import seq2seq_start, seq2seq_step
+
         m, L = self.model, self.max_length
         cfg = m.config
         n = cfg.num_decoder_layers
@@ -612,21 +735,26 @@ class Seq2SeqModelStep:
             return {k: constant(v, name=k) for k, v in m.params.items()}
 
         def flat(cache: dict, enc_mask: Any) -> dict:
-            out = {f"new.self.{kind}.{i}": cache["self"][kind][i] for kind in ("key", "value") for i in range(n)}
+            out = {
+                f"new.self.{kind}.{i}": cache["self"][kind][i] for kind in ("key", "value") for i in range(n)
+            }
             out.update({f"new.cross.{j}.{i}": cache["cross"][i][j] for j in range(2) for i in range(n)})
             out["new.enc_mask"] = enc_mask
             return out
 
         def unflat(arrays: tuple) -> tuple:
-            self_c = {"key": list(arrays[:n]), "value": list(arrays[n:2 * n])}
-            cross = list(zip(arrays[2 * n:3 * n], arrays[3 * n:4 * n]))
+            self_c = {"key": list(arrays[:n]), "value": list(arrays[n : 2 * n])}
+            cross = list(zip(arrays[2 * n : 3 * n], arrays[3 * n : 4 * n]))
             return {"self": self_c, "cross": cross}, arrays[4 * n]
 
         def prefill(enc_ids: Any, enc_mask: Any, start: Any) -> dict:
             import tensorweave.ir.namespace as xp
+
             P = params()
             cache, mask_rows = seq2seq_start(t5.encode, t5.init_cache, P, cfg, enc_ids, enc_mask, rep, L)
-            logits, cache = seq2seq_step(t5.decode, P, cfg, mask_rows)(start, xp.asarray(1, dtype=xp.int64), cache)
+            logits, cache = seq2seq_step(t5.decode, P, cfg, mask_rows)(
+                start, xp.asarray(1, dtype=xp.int64), cache
+            )
             return {"logits": logits, **flat(cache, mask_rows)}
 
         def step(tokens: Any, cur_len: Any, *arrays: Any) -> dict:
@@ -636,17 +764,30 @@ class Seq2SeqModelStep:
 
         base = ("seq2seq-model", self.backend, rows, B, S, L)
         store = _MODEL_PROGRAMS.setdefault(m, {})
-        pre = _cached(base + ("prefill",), lambda: trace(
-            prefill, TensorSpec((B, S), "int64", "enc_ids"), TensorSpec((B, S), "int64", "enc_mask"),
-            TensorSpec((rows, 1), "int64", "start"), name=f"{cfg.model_type}_seq2seq_prefill"), self.lower, store)
+        pre = _cached(
+            base + ("prefill",),
+            lambda: trace(
+                prefill,
+                TensorSpec((B, S), "int64", "enc_ids"),
+                TensorSpec((B, S), "int64", "enc_mask"),
+                TensorSpec((rows, 1), "int64", "start"),
+                name=f"{cfg.model_type}_seq2seq_prefill",
+            ),
+            self.lower,
+            store,
+        )
         sk = TensorSpec((rows, cfg.num_heads, L, cfg.d_kv), "float32")
         ck = TensorSpec((rows, cfg.num_heads, S, cfg.d_kv), "float32")
         specs = [TensorSpec((rows, L), "int64", "tokens"), TensorSpec((), "int64", "cur_len")]
         specs += [sk.with_name(f"self.{kind}.{i}") for kind in ("key", "value") for i in range(n)]
         specs += [ck.with_name(f"cross.{j}.{i}") for j in range(2) for i in range(n)]
         specs.append(TensorSpec((rows, S), "int64", "enc_mask_rows"))
-        stp = _cached(base + ("step",), lambda: trace(step, *specs, name=f"{cfg.model_type}_seq2seq_step"),
-                      self.lower, store)
+        stp = _cached(
+            base + ("step",),
+            lambda: trace(step, *specs, name=f"{cfg.model_type}_seq2seq_step"),
+            self.lower,
+            store,
+        )
         return pre, stp
 
     def prefill(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -6,6 +6,7 @@ rows carry ``pad_token_id``), then ``streamer.end()``. Step-wise generation call
 token is produced; the fused program is one call, so it replays the same calls after it returns.
 Beam search does not stream (Hugging Face raises the same ``ValueError``).
 """
+
 from __future__ import annotations
 
 import queue
@@ -26,9 +27,19 @@ class BaseStreamer:
 
 def _is_cjk(cp: int) -> bool:
     """Code points of the CJK ideograph blocks (text in them has no spaces to wait for)."""
-    return any(lo <= cp <= hi for lo, hi in ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF),
-                                              (0x2A700, 0x2B73F), (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF),
-                                              (0xF900, 0xFAFF), (0x2F800, 0x2FA1F)))
+    return any(
+        lo <= cp <= hi
+        for lo, hi in (
+            (0x4E00, 0x9FFF),
+            (0x3400, 0x4DBF),
+            (0x20000, 0x2A6DF),
+            (0x2A700, 0x2B73F),
+            (0x2B740, 0x2B81F),
+            (0x2B820, 0x2CEAF),
+            (0xF900, 0xFAFF),
+            (0x2F800, 0x2FA1F),
+        )
+    )
 
 
 class TextStreamer(BaseStreamer):
@@ -58,20 +69,20 @@ class TextStreamer(BaseStreamer):
         self.token_cache.extend(int(t) for t in arr)
         text = self.tokenizer.decode(self.token_cache, **self.decode_kwargs)
         if text.endswith("\n"):
-            printable = text[self.print_len:]
+            printable = text[self.print_len :]
             self.token_cache, self.print_len = [], 0
         elif text and _is_cjk(ord(text[-1])):
-            printable = text[self.print_len:]
+            printable = text[self.print_len :]
             self.print_len += len(printable)
         else:
-            printable = text[self.print_len:text.rfind(" ") + 1]
+            printable = text[self.print_len : text.rfind(" ") + 1]
             self.print_len += len(printable)
         self.on_finalized_text(printable)
 
     def end(self) -> None:
         if self.token_cache:
             text = self.tokenizer.decode(self.token_cache, **self.decode_kwargs)
-            printable = text[self.print_len:]
+            printable = text[self.print_len :]
         else:
             printable = ""
         self.token_cache, self.print_len = [], 0
@@ -86,8 +97,9 @@ class TextIteratorStreamer(TextStreamer):
     """A :class:`TextStreamer` whose text pieces are read by iterating over it (e.g. while
     ``generate`` runs in another thread); ``timeout`` (seconds) bounds each wait."""
 
-    def __init__(self, tokenizer: Any, skip_prompt: bool = False, timeout: float | None = None,
-                 **decode_kwargs: Any):
+    def __init__(
+        self, tokenizer: Any, skip_prompt: bool = False, timeout: float | None = None, **decode_kwargs: Any
+    ):
         super().__init__(tokenizer, skip_prompt, **decode_kwargs)
         self.text_queue: queue.Queue = queue.Queue()
         self.stop_signal = None

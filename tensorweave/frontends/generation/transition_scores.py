@@ -4,6 +4,7 @@ It post-processes the outputs of ``generate`` on the host: its output width
 (``max_beam_length``) depends on the data, so it runs on concrete arrays
 (numpy, or any framework array convertible with ``numpy.asarray``) and returns numpy.
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -19,8 +20,9 @@ def _log_softmax(x: np.ndarray) -> np.ndarray:
         return s - np.log(np.sum(np.exp(s), axis=-1, keepdims=True))
 
 
-def compute_transition_scores(sequences: Any, scores: Sequence[Any], beam_indices: Any = None,
-                              normalize_logits: bool = False) -> np.ndarray:
+def compute_transition_scores(
+    sequences: Any, scores: Sequence[Any], beam_indices: Any = None, normalize_logits: bool = False
+) -> np.ndarray:
     """Scores of the generated tokens, ``[N_out, max_beam_length]``:
 
     1. without ``beam_indices`` (greedy, sample) hypothesis i of every step is row i;
@@ -33,8 +35,10 @@ def compute_transition_scores(sequences: Any, scores: Sequence[Any], beam_indice
     seq = np.asarray(sequences)
     steps = np.stack([np.asarray(s) for s in scores], axis=0).astype(np.float32, copy=False)  # [T, N, V]
     if steps.ndim != 3 or seq.ndim != 2:
-        raise ValueError(f"`sequences` must be [batch, length] and each score [batch, vocab]; got {seq.shape} and "
-                         f"{steps.shape[1:]}")
+        raise ValueError(
+            f"`sequences` must be [batch, length] and each score [batch, vocab]; got {seq.shape} and "
+            f"{steps.shape[1:]}"
+        )
     T, N, V = steps.shape
     if normalize_logits:
         steps = _log_softmax(steps)
@@ -46,6 +50,6 @@ def compute_transition_scores(sequences: Any, scores: Sequence[Any], beam_indice
     beam = beam[:, :max_beam_length]
     mask = mask[:, :max_beam_length]
     beam = np.where(mask, 0, beam)
-    tokens = seq[:, seq.shape[-1] - max_beam_length:]
+    tokens = seq[:, seq.shape[-1] - max_beam_length :]
     out = steps[np.arange(max_beam_length)[None, :], beam, tokens]  # [N_out, max_beam_length]
     return np.where(mask, 0.0, out).astype(np.float32)

@@ -7,11 +7,20 @@ that are not parameters) and ``forward``. Decoders share one signature:
 -> (logits, cache)`` (see spec/models.md). T5 (``ENCODER_DECODERS``) has ``encode`` and
 ``decode(..., cache, offset) -> (logits, cache)`` instead.
 """
+
 from . import attention, bert, cache, gpt2, llama, t5, weights
 from .attention import position_ids_from_mask
 from .cache import growing_cache, static_cache
-from .config import (BERT_HEADS, CONFIGS, BertConfig, GPT2Config, LlamaConfig, T5Config, config_from_dict,
-                     config_from_json_file)
+from .config import (
+    BERT_HEADS,
+    CONFIGS,
+    BertConfig,
+    GPT2Config,
+    LlamaConfig,
+    T5Config,
+    config_from_dict,
+    config_from_json_file,
+)
 from .weights import bind_params, param_specs
 
 ARCHITECTURES = {"gpt2": gpt2, "llama": llama, "bert": bert, "t5": t5}
@@ -20,8 +29,30 @@ ENCODER_DECODERS = ("t5",)  # encode(...) + decode(..., cache) instead of one fo
 FORWARD = {name: mod.forward for name, mod in ARCHITECTURES.items()}
 PARAMETER_SHAPES = {name: mod.parameter_shapes for name, mod in ARCHITECTURES.items()}
 
-__all__ = ["attention", "bert", "cache", "gpt2", "llama", "t5", "weights", "T5Config", "ENCODER_DECODERS",
-           "position_ids_from_mask", "growing_cache",
-           "static_cache", "BERT_HEADS", "CONFIGS", "BertConfig", "GPT2Config", "LlamaConfig", "config_from_dict",
-           "config_from_json_file", "bind_params", "param_specs", "ARCHITECTURES", "DECODERS", "FORWARD",
-           "PARAMETER_SHAPES"]
+__all__ = [
+    "attention",
+    "bert",
+    "cache",
+    "gpt2",
+    "llama",
+    "t5",
+    "weights",
+    "T5Config",
+    "ENCODER_DECODERS",
+    "position_ids_from_mask",
+    "growing_cache",
+    "static_cache",
+    "BERT_HEADS",
+    "CONFIGS",
+    "BertConfig",
+    "GPT2Config",
+    "LlamaConfig",
+    "config_from_dict",
+    "config_from_json_file",
+    "bind_params",
+    "param_specs",
+    "ARCHITECTURES",
+    "DECODERS",
+    "FORWARD",
+    "PARAMETER_SHAPES",
+]

@@ -7,6 +7,7 @@ Query ``i`` sits at key position ``offset + i``; with ``causal`` it may attend t
 Masked scores are the dtype's minimum (as Hugging Face does), so fully-masked padding rows stay
 finite (a uniform average) instead of nan.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,7 +30,9 @@ def position_ids_from_mask(attention_mask: Any, offset: Any = 0, length: Any = N
     return xp.dynamic_slice(pos, [0, offset], (b, length))
 
 
-def attend(q: Any, k: Any, v: Any, attention_mask: Any, offset: Any, scale: float, causal: bool = True) -> Any:
+def attend(
+    q: Any, k: Any, v: Any, attention_mask: Any, offset: Any, scale: float, causal: bool = True
+) -> Any:
     """``softmax(where(allowed, q k^T * scale, min)) v`` with padding (and causal) masking.
 
     q: [b, h, s, d]; k, v: [b, h, T, d]; attention_mask: [b, T]; offset: position of query 0."""

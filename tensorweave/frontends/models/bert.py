@@ -21,6 +21,7 @@ Position ids default to ``0 .. s-1`` for every row (Hugging Face's default, also
 padding); pass ``position_ids_from_mask(mask)`` to count from the first real token instead.
 Dropout is the identity (inference).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -48,15 +49,23 @@ def parameter_shapes(cfg: BertConfig, head: str = "default") -> dict[str, tuple]
     check_head(head)
     d, ff = cfg.hidden_size, cfg.intermediate_size
     e = "bert.embeddings."
-    shapes = {e + "word_embeddings.weight": (cfg.vocab_size, d),
-              e + "position_embeddings.weight": (cfg.max_position_embeddings, d),
-              e + "token_type_embeddings.weight": (cfg.type_vocab_size, d),
-              e + "LayerNorm.weight": (d,), e + "LayerNorm.bias": (d,)}
+    shapes = {
+        e + "word_embeddings.weight": (cfg.vocab_size, d),
+        e + "position_embeddings.weight": (cfg.max_position_embeddings, d),
+        e + "token_type_embeddings.weight": (cfg.type_vocab_size, d),
+        e + "LayerNorm.weight": (d,),
+        e + "LayerNorm.bias": (d,),
+    }
     for i in range(cfg.num_hidden_layers):
         p = f"bert.encoder.layer.{i}."
-        for name, shape in (("attention.self.query", (d, d)), ("attention.self.key", (d, d)),
-                            ("attention.self.value", (d, d)), ("attention.output.dense", (d, d)),
-                            ("intermediate.dense", (ff, d)), ("output.dense", (d, ff))):
+        for name, shape in (
+            ("attention.self.query", (d, d)),
+            ("attention.self.key", (d, d)),
+            ("attention.self.value", (d, d)),
+            ("attention.output.dense", (d, d)),
+            ("intermediate.dense", (ff, d)),
+            ("output.dense", (d, ff)),
+        ):
             shapes[p + name + ".weight"] = shape
             shapes[p + name + ".bias"] = (shape[0],)
         for name in ("attention.output.LayerNorm", "output.LayerNorm"):
@@ -66,9 +75,15 @@ def parameter_shapes(cfg: BertConfig, head: str = "default") -> dict[str, tuple]
         shapes.update({"bert.pooler.dense.weight": (d, d), "bert.pooler.dense.bias": (d,)})
     if head == "masked-lm":
         t = "cls.predictions."
-        shapes.update({t + "transform.dense.weight": (d, d), t + "transform.dense.bias": (d,),
-                       t + "transform.LayerNorm.weight": (d,), t + "transform.LayerNorm.bias": (d,),
-                       t + "bias": (cfg.vocab_size,)})
+        shapes.update(
+            {
+                t + "transform.dense.weight": (d, d),
+                t + "transform.dense.bias": (d,),
+                t + "transform.LayerNorm.weight": (d,),
+                t + "transform.LayerNorm.bias": (d,),
+                t + "bias": (cfg.vocab_size,),
+            }
+        )
         if not cfg.tie_word_embeddings:
             shapes[t + "decoder.weight"] = (cfg.vocab_size, d)
     elif head == "multiple-choice":
@@ -77,8 +92,10 @@ def parameter_shapes(cfg: BertConfig, head: str = "default") -> dict[str, tuple]
         shapes.update({"classifier.weight": (cfg.num_labels, d), "classifier.bias": (cfg.num_labels,)})
     elif head == "question-answering":
         if cfg.num_labels != 2:
-            raise ValueError(f"config field `num_labels` must be 2 for question-answering (start and end logits), "
-                             f"got {cfg.num_labels}")
+            raise ValueError(
+                f"config field `num_labels` must be 2 for question-answering (start and end logits), "
+                f"got {cfg.num_labels}"
+            )
         shapes.update({"qa_outputs.weight": (2, d), "qa_outputs.bias": (2,)})
     return shapes
 
@@ -92,8 +109,15 @@ def _layer_norm(xp: Any, P: Any, name: str, x: Any, eps: float) -> Any:
     return xp.layer_norm(x, P[name + ".weight"], P[name + ".bias"], eps=eps)
 
 
-def encode(params: dict, cfg: BertConfig, input_ids: Any, attention_mask: Any = None, token_type_ids: Any = None,
-           position_ids: Any = None, pooled: bool = True) -> tuple[Any, Any, tuple]:
+def encode(
+    params: dict,
+    cfg: BertConfig,
+    input_ids: Any,
+    attention_mask: Any = None,
+    token_type_ids: Any = None,
+    position_ids: Any = None,
+    pooled: bool = True,
+) -> tuple[Any, Any, tuple]:
     """``(last_hidden_state [b, s, d], pooler_output [b, d] or None, hidden_states)`` where
     ``hidden_states`` holds ``num_hidden_layers + 1`` arrays (embeddings, each layer's output)."""
     xp = array_namespace(input_ids)
@@ -107,9 +131,11 @@ def encode(params: dict, cfg: BertConfig, input_ids: Any, attention_mask: Any = 
         position_ids = xp.broadcast_to(xp.arange(s)[None, :], (b, s))
     eps, nh, hd = cfg.layer_norm_eps, cfg.num_attention_heads, cfg.head_dim
     e = "bert.embeddings."
-    h = (xp.take(P[e + "word_embeddings.weight"], input_ids, axis=0)
-         + xp.take(P[e + "token_type_embeddings.weight"], token_type_ids, axis=0)
-         + xp.take(P[e + "position_embeddings.weight"], position_ids, axis=0))
+    h = (
+        xp.take(P[e + "word_embeddings.weight"], input_ids, axis=0)
+        + xp.take(P[e + "token_type_embeddings.weight"], token_type_ids, axis=0)
+        + xp.take(P[e + "position_embeddings.weight"], position_ids, axis=0)
+    )
     h = _layer_norm(xp, P, e + "LayerNorm", h, eps)
     hidden = [h]
     for i in range(cfg.num_hidden_layers):
@@ -118,8 +144,13 @@ def encode(params: dict, cfg: BertConfig, input_ids: Any, attention_mask: Any = 
         k = split_heads(_linear(xp, P, p + "attention.self.key", h), nh, hd)
         v = split_heads(_linear(xp, P, p + "attention.self.value", h), nh, hd)
         ctx = merge_heads(attend(q, k, v, attention_mask, 0, default_scale(hd), causal=False))
-        a = _layer_norm(xp, P, p + "attention.output.LayerNorm", _linear(xp, P, p + "attention.output.dense", ctx) + h,
-                        eps)
+        a = _layer_norm(
+            xp,
+            P,
+            p + "attention.output.LayerNorm",
+            _linear(xp, P, p + "attention.output.dense", ctx) + h,
+            eps,
+        )
         m = activation(xp, cfg.hidden_act, _linear(xp, P, p + "intermediate.dense", a))
         h = _layer_norm(xp, P, p + "output.LayerNorm", _linear(xp, P, p + "output.dense", m) + a, eps)
         hidden.append(h)
@@ -127,8 +158,16 @@ def encode(params: dict, cfg: BertConfig, input_ids: Any, attention_mask: Any = 
     return h, pooler, tuple(hidden)
 
 
-def forward(params: dict, cfg: BertConfig, input_ids: Any, attention_mask: Any = None, token_type_ids: Any = None,
-            position_ids: Any = None, head: str = "default", output_hidden_states: bool = False) -> dict:
+def forward(
+    params: dict,
+    cfg: BertConfig,
+    input_ids: Any,
+    attention_mask: Any = None,
+    token_type_ids: Any = None,
+    position_ids: Any = None,
+    head: str = "default",
+    output_hidden_states: bool = False,
+) -> dict:
     """The ``head``'s outputs (see the module docstring), plus ``hidden_states`` when asked."""
     check_head(head)
     xp = array_namespace(input_ids)
@@ -136,17 +175,24 @@ def forward(params: dict, cfg: BertConfig, input_ids: Any, attention_mask: Any =
     choices = None
     if head == "multiple-choice":  # [b, c, s] -> [b * c, s]
         b, choices, s = input_ids.shape
-        flat = (lambda x: None if x is None else xp.reshape(x, (b * choices, s)))
-        input_ids, attention_mask, token_type_ids, position_ids = map(flat, (input_ids, attention_mask,
-                                                                               token_type_ids, position_ids))
-    h, pooler, hidden = encode(P, cfg, input_ids, attention_mask, token_type_ids, position_ids, head in _POOLED)
+        flat = lambda x: None if x is None else xp.reshape(x, (b * choices, s))
+        input_ids, attention_mask, token_type_ids, position_ids = map(
+            flat, (input_ids, attention_mask, token_type_ids, position_ids)
+        )
+    h, pooler, hidden = encode(
+        P, cfg, input_ids, attention_mask, token_type_ids, position_ids, head in _POOLED
+    )
     if head == "default":
         out = {"last_hidden_state": h, "pooler_output": pooler}
     elif head == "masked-lm":
         t = "cls.predictions."
         x = activation(xp, cfg.hidden_act, _linear(xp, P, t + "transform.dense", h))
         x = _layer_norm(xp, P, t + "transform.LayerNorm", x, cfg.layer_norm_eps)
-        dec = P["bert.embeddings.word_embeddings.weight"] if cfg.tie_word_embeddings else P[t + "decoder.weight"]
+        dec = (
+            P["bert.embeddings.word_embeddings.weight"]
+            if cfg.tie_word_embeddings
+            else P[t + "decoder.weight"]
+        )
         out = {"logits": xp.matmul(x, xp.permute_dims(dec, (1, 0))) + P[t + "bias"]}
     elif head == "sequence-classification":
         out = {"logits": _linear(xp, P, "classifier", pooler)}
@@ -178,8 +224,14 @@ def l2_normalize(x: Any, eps: float = 1e-12) -> Any:
     return x / xp.maximum(norm, xp.full_like(norm, eps))
 
 
-def sentence_embedding(params: dict, cfg: BertConfig, input_ids: Any, attention_mask: Any, token_type_ids: Any = None,
-                       normalize: bool = True) -> Any:
+def sentence_embedding(
+    params: dict,
+    cfg: BertConfig,
+    input_ids: Any,
+    attention_mask: Any,
+    token_type_ids: Any = None,
+    normalize: bool = True,
+) -> Any:
     """all-MiniLM-L6-v2's pipeline: encoder, mean pooling over real tokens, optional L2 norm."""
     h, _, _ = encode(params, cfg, input_ids, attention_mask, token_type_ids, pooled=False)
     e = mean_pool(h, attention_mask)

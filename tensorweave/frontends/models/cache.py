@@ -13,6 +13,7 @@
 ``update_cache(cache, layer, k, v, offset)`` returns the keys and values the layer attends over
 and the new cache; ``cache=None`` means no cache (keys/values are the current tokens).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -20,11 +21,15 @@ from typing import Any
 from ...ir import array_namespace
 
 
-def static_cache(xp: Any, layers: int, batch: Any, kv_heads: int, max_len: int, head_dim: int, dtype: Any) -> dict:
+def static_cache(
+    xp: Any, layers: int, batch: Any, kv_heads: int, max_len: int, head_dim: int, dtype: Any
+) -> dict:
     """Zeros ``{"key": [L x [b, kvh, max_len, hd]], "value": [...]}``."""
     shape = (batch, kv_heads, max_len, head_dim)
-    return {"key": [xp.zeros(shape, dtype=dtype) for _ in range(layers)],
-            "value": [xp.zeros(shape, dtype=dtype) for _ in range(layers)]}
+    return {
+        "key": [xp.zeros(shape, dtype=dtype) for _ in range(layers)],
+        "value": [xp.zeros(shape, dtype=dtype) for _ in range(layers)],
+    }
 
 
 def growing_cache(xp: Any, layers: int, batch: Any, kv_heads: int, head_dim: int, dtype: Any) -> list:

@@ -5,6 +5,7 @@ unknown types and invalid fields raise a one-line ``ValueError`` naming the fiel
 Keys a config does not use (``architectures``, ``torch_dtype``, dropout rates, ...) are ignored;
 ``architectures`` is kept because it names the head a checkpoint was saved with.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -35,8 +36,10 @@ class _ConfigMixin:
             raise ValueError(f"a model config must be a dict, got {type(d).__name__}")
         want = cls.__dataclass_fields__["model_type"].default  # type: ignore[attr-defined]
         if d.get("model_type", want) != want:
-            raise ValueError(f"config field `model_type` is {d.get('model_type')!r}, but {cls.__name__} "
-                             f"needs {want!r}; use config_from_dict to dispatch on model_type")
+            raise ValueError(
+                f"config field `model_type` is {d.get('model_type')!r}, but {cls.__name__} "
+                f"needs {want!r}; use config_from_dict to dispatch on model_type"
+            )
         return config_from_dict({**d, "model_type": want})
 
     @classmethod
@@ -76,12 +79,18 @@ class GPT2Config(_ConfigMixin):
             _positive("n_inner", self.n_inner)
         _positive_float("layer_norm_epsilon", self.layer_norm_epsilon)
         if self.n_embd % self.n_head:
-            raise ValueError(f"config field `n_embd` ({self.n_embd}) must be divisible by `n_head` ({self.n_head})")
+            raise ValueError(
+                f"config field `n_embd` ({self.n_embd}) must be divisible by `n_head` ({self.n_head})"
+            )
         if self.activation_function not in ACTIVATIONS:
-            raise ValueError(f"config field `activation_function` {self.activation_function!r} is not supported; "
-                             f"use one of {sorted(ACTIVATIONS)}")
+            raise ValueError(
+                f"config field `activation_function` {self.activation_function!r} is not supported; "
+                f"use one of {sorted(ACTIVATIONS)}"
+            )
         if self.scale_attn_by_inverse_layer_idx:
-            raise ValueError("config field `scale_attn_by_inverse_layer_idx` is not supported; set it to false")
+            raise ValueError(
+                "config field `scale_attn_by_inverse_layer_idx` is not supported; set it to false"
+            )
 
     @property
     def head_dim(self) -> int:
@@ -137,34 +146,58 @@ class LlamaConfig(_ConfigMixin):
     def __post_init__(self) -> None:
         if self.num_key_value_heads is None:
             self.num_key_value_heads = self.num_attention_heads
-        for name in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-                     "num_key_value_heads", "max_position_embeddings"):
+        for name in (
+            "vocab_size",
+            "hidden_size",
+            "intermediate_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "num_key_value_heads",
+            "max_position_embeddings",
+        ):
             _positive(name, getattr(self, name))
         _positive_float("rms_norm_eps", self.rms_norm_eps)
         _positive_float("rope_theta", self.rope_theta)
         if self.head_dim is None:
             if self.hidden_size % self.num_attention_heads:
-                raise ValueError(f"config field `hidden_size` ({self.hidden_size}) must be divisible by "
-                                 f"`num_attention_heads` ({self.num_attention_heads})")
+                raise ValueError(
+                    f"config field `hidden_size` ({self.hidden_size}) must be divisible by "
+                    f"`num_attention_heads` ({self.num_attention_heads})"
+                )
             self.head_dim = self.hidden_size // self.num_attention_heads
         _positive("head_dim", self.head_dim)
         if self.head_dim % 2:
             raise ValueError(f"config field `head_dim` ({self.head_dim}) must be even for rotary embeddings")
         if self.num_attention_heads % self.num_key_value_heads:
-            raise ValueError(f"config field `num_attention_heads` ({self.num_attention_heads}) must be a multiple of "
-                             f"`num_key_value_heads` ({self.num_key_value_heads})")
+            raise ValueError(
+                f"config field `num_attention_heads` ({self.num_attention_heads}) must be a multiple of "
+                f"`num_key_value_heads` ({self.num_key_value_heads})"
+            )
         if self.hidden_act != "silu":
             raise ValueError(f"config field `hidden_act` {self.hidden_act!r} is not supported; use silu")
-        if self.rope_scaling not in (None, {}) and (self.rope_scaling or {}).get(
-                "rope_type", self.rope_scaling.get("type", "default")) != "default":
-            raise ValueError(f"config field `rope_scaling` {self.rope_scaling!r} is not supported yet; use None")
+        if (
+            self.rope_scaling not in (None, {})
+            and (self.rope_scaling or {}).get("rope_type", self.rope_scaling.get("type", "default"))
+            != "default"
+        ):
+            raise ValueError(
+                f"config field `rope_scaling` {self.rope_scaling!r} is not supported yet; use None"
+            )
         if self.pretraining_tp != 1:
-            raise ValueError(f"config field `pretraining_tp` must be 1 (got {self.pretraining_tp}); it only "
-                             "changes how PyTorch splits matmuls")
+            raise ValueError(
+                f"config field `pretraining_tp` must be 1 (got {self.pretraining_tp}); it only "
+                "changes how PyTorch splits matmuls"
+            )
 
 
-BERT_HEADS = ("default", "masked-lm", "sequence-classification", "token-classification", "question-answering",
-              "multiple-choice")
+BERT_HEADS = (
+    "default",
+    "masked-lm",
+    "sequence-classification",
+    "token-classification",
+    "question-answering",
+    "multiple-choice",
+)
 
 
 @dataclass
@@ -190,19 +223,32 @@ class BertConfig(_ConfigMixin):
     model_type: str = "bert"
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-                     "max_position_embeddings", "type_vocab_size"):
+        for name in (
+            "vocab_size",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "intermediate_size",
+            "max_position_embeddings",
+            "type_vocab_size",
+        ):
             _positive(name, getattr(self, name))
         _positive_float("layer_norm_eps", self.layer_norm_eps)
         if self.hidden_size % self.num_attention_heads:
-            raise ValueError(f"config field `hidden_size` ({self.hidden_size}) must be divisible by "
-                             f"`num_attention_heads` ({self.num_attention_heads})")
+            raise ValueError(
+                f"config field `hidden_size` ({self.hidden_size}) must be divisible by "
+                f"`num_attention_heads` ({self.num_attention_heads})"
+            )
         if self.hidden_act not in ACTIVATIONS:
-            raise ValueError(f"config field `hidden_act` {self.hidden_act!r} is not supported; "
-                             f"use one of {sorted(ACTIVATIONS)}")
+            raise ValueError(
+                f"config field `hidden_act` {self.hidden_act!r} is not supported; "
+                f"use one of {sorted(ACTIVATIONS)}"
+            )
         if self.position_embedding_type != "absolute":
-            raise ValueError(f"config field `position_embedding_type` {self.position_embedding_type!r} is not "
-                             "supported; use 'absolute'")
+            raise ValueError(
+                f"config field `position_embedding_type` {self.position_embedding_type!r} is not "
+                "supported; use 'absolute'"
+            )
         if self.is_decoder:
             raise ValueError("config field `is_decoder` must be false: tensorweave's BERT is an encoder")
         if self.id2label is not None:
@@ -250,21 +296,39 @@ class T5Config(_ConfigMixin):
     def __post_init__(self) -> None:
         if self.num_decoder_layers is None:
             self.num_decoder_layers = self.num_layers
-        for name in ("vocab_size", "d_model", "d_kv", "d_ff", "num_layers", "num_decoder_layers", "num_heads",
-                     "relative_attention_num_buckets", "relative_attention_max_distance"):
+        for name in (
+            "vocab_size",
+            "d_model",
+            "d_kv",
+            "d_ff",
+            "num_layers",
+            "num_decoder_layers",
+            "num_heads",
+            "relative_attention_num_buckets",
+            "relative_attention_max_distance",
+        ):
             _positive(name, getattr(self, name))
         _positive_float("layer_norm_epsilon", self.layer_norm_epsilon)
         if self.relative_attention_num_buckets < 4:
-            raise ValueError(f"config field `relative_attention_num_buckets` must be at least 4 (half of them per "
-                             f"direction, half of those exact), got {self.relative_attention_num_buckets}")
+            raise ValueError(
+                f"config field `relative_attention_num_buckets` must be at least 4 (half of them per "
+                f"direction, half of those exact), got {self.relative_attention_num_buckets}"
+            )
         if self.relative_attention_max_distance <= self.relative_attention_num_buckets // 2:
-            raise ValueError(f"config field `relative_attention_max_distance` ({self.relative_attention_max_distance}) "
-                             f"must exceed relative_attention_num_buckets // 2 "
-                             f"({self.relative_attention_num_buckets // 2})")
+            raise ValueError(
+                f"config field `relative_attention_max_distance` ({self.relative_attention_max_distance}) "
+                f"must exceed relative_attention_num_buckets // 2 "
+                f"({self.relative_attention_num_buckets // 2})"
+            )
         parts = self.feed_forward_proj.split("-") if isinstance(self.feed_forward_proj, str) else []
-        if not (len(parts) == 1 or (len(parts) == 2 and parts[0] == "gated")) or parts[-1] not in T5_ACTIVATIONS:
-            raise ValueError(f"config field `feed_forward_proj` {self.feed_forward_proj!r} is not supported; use "
-                             f"ACT or gated-ACT with ACT one of {sorted(T5_ACTIVATIONS)} (e.g. 'relu', 'gated-gelu')")
+        if (
+            not (len(parts) == 1 or (len(parts) == 2 and parts[0] == "gated"))
+            or parts[-1] not in T5_ACTIVATIONS
+        ):
+            raise ValueError(
+                f"config field `feed_forward_proj` {self.feed_forward_proj!r} is not supported; use "
+                f"ACT or gated-ACT with ACT one of {sorted(T5_ACTIVATIONS)} (e.g. 'relu', 'gated-gelu')"
+            )
         if self.scale_decoder_outputs is None:
             self.scale_decoder_outputs = bool(self.tie_word_embeddings)
         if self.decoder_start_token_id is not None:
@@ -319,7 +383,9 @@ def config_from_dict(d: dict) -> Any:
         raise ValueError(f"a model config must be a dict, got {type(d).__name__}")
     model_type = d.get("model_type")
     if model_type not in CONFIGS:
-        raise ValueError(f"config field `model_type` {model_type!r} is not supported; supported: {sorted(CONFIGS)}")
+        raise ValueError(
+            f"config field `model_type` {model_type!r} is not supported; supported: {sorted(CONFIGS)}"
+        )
     cls = CONFIGS[model_type]
     names = {f.name for f in dataclasses.fields(cls)}
     kwargs = {k: v for k, v in d.items() if k in names}

@@ -5,6 +5,7 @@
 (or ``lm_head.weight^T`` when ``tie_word_embeddings`` is false).
 Weights use GPT-2's Conv1D layout (``x @ W + b`` with ``W: [in, out]``) and Hugging Face names.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -24,17 +25,30 @@ def parameter_shapes(cfg: GPT2Config) -> dict[str, tuple]:
     """Hugging Face name -> shape of every parameter ``forward`` reads."""
     d = cfg.n_embd
     inner = cfg.n_inner or 4 * d
-    shapes = {"transformer.wte.weight": (cfg.vocab_size, d), "transformer.wpe.weight": (cfg.n_positions, d),
-              "transformer.ln_f.weight": (d,), "transformer.ln_f.bias": (d,)}
+    shapes = {
+        "transformer.wte.weight": (cfg.vocab_size, d),
+        "transformer.wpe.weight": (cfg.n_positions, d),
+        "transformer.ln_f.weight": (d,),
+        "transformer.ln_f.bias": (d,),
+    }
     for i in range(cfg.n_layer):
         p = f"transformer.h.{i}."
-        shapes.update({
-            p + "ln_1.weight": (d,), p + "ln_1.bias": (d,), p + "ln_2.weight": (d,), p + "ln_2.bias": (d,),
-            p + "attn.c_attn.weight": (d, 3 * d), p + "attn.c_attn.bias": (3 * d,),
-            p + "attn.c_proj.weight": (d, d), p + "attn.c_proj.bias": (d,),
-            p + "mlp.c_fc.weight": (d, inner), p + "mlp.c_fc.bias": (inner,),
-            p + "mlp.c_proj.weight": (inner, d), p + "mlp.c_proj.bias": (d,),
-        })
+        shapes.update(
+            {
+                p + "ln_1.weight": (d,),
+                p + "ln_1.bias": (d,),
+                p + "ln_2.weight": (d,),
+                p + "ln_2.bias": (d,),
+                p + "attn.c_attn.weight": (d, 3 * d),
+                p + "attn.c_attn.bias": (3 * d,),
+                p + "attn.c_proj.weight": (d, d),
+                p + "attn.c_proj.bias": (d,),
+                p + "mlp.c_fc.weight": (d, inner),
+                p + "mlp.c_fc.bias": (inner,),
+                p + "mlp.c_proj.weight": (inner, d),
+                p + "mlp.c_proj.bias": (d,),
+            }
+        )
     if not cfg.tie_word_embeddings:
         shapes["lm_head.weight"] = (cfg.vocab_size, d)
     return shapes
@@ -48,8 +62,16 @@ def activation(xp: Any, name: str, x: Any) -> Any:
     return xp.gelu(x, approximate=mode)
 
 
-def forward(params: dict, cfg: GPT2Config, input_ids: Any, attention_mask: Any, position_ids: Any,
-            cache: Any = None, offset: Any = 0, output_hidden_states: bool = False) -> tuple:
+def forward(
+    params: dict,
+    cfg: GPT2Config,
+    input_ids: Any,
+    attention_mask: Any,
+    position_ids: Any,
+    cache: Any = None,
+    offset: Any = 0,
+    output_hidden_states: bool = False,
+) -> tuple:
     """``(logits [b, s, vocab], cache)``; with ``output_hidden_states`` also the tuple of
     ``n_layer + 1`` hidden states (embeddings, each block's output, the last one after ``ln_f``).
 
@@ -60,21 +82,24 @@ def forward(params: dict, cfg: GPT2Config, input_ids: Any, attention_mask: Any, 
     d, nh, hd = cfg.n_embd, cfg.n_head, cfg.head_dim
     eps = cfg.layer_norm_epsilon
     scale = default_scale(hd) if cfg.scale_attn_weights else 1.0
-    h = xp.take(P["transformer.wte.weight"], input_ids, axis=0) + xp.take(P["transformer.wpe.weight"], position_ids,
-                                                                         axis=0)
+    h = xp.take(P["transformer.wte.weight"], input_ids, axis=0) + xp.take(
+        P["transformer.wpe.weight"], position_ids, axis=0
+    )
     hidden = [h]
     for i in range(cfg.n_layer):
         p = f"transformer.h.{i}."
         x = xp.layer_norm(h, P[p + "ln_1.weight"], P[p + "ln_1.bias"], eps=eps)
         qkv = xp.matmul(x, P[p + "attn.c_attn.weight"]) + P[p + "attn.c_attn.bias"]
         q = split_heads(qkv[..., :d], nh, hd)
-        k = split_heads(qkv[..., d:2 * d], nh, hd)
-        v = split_heads(qkv[..., 2 * d:], nh, hd)
+        k = split_heads(qkv[..., d : 2 * d], nh, hd)
+        v = split_heads(qkv[..., 2 * d :], nh, hd)
         keys, values, cache = update_cache(cache, i, k, v, offset)
         a = merge_heads(attend(q, keys, values, attention_mask, offset, scale))
         h = h + (xp.matmul(a, P[p + "attn.c_proj.weight"]) + P[p + "attn.c_proj.bias"])
         x = xp.layer_norm(h, P[p + "ln_2.weight"], P[p + "ln_2.bias"], eps=eps)
-        m = activation(xp, cfg.activation_function, xp.matmul(x, P[p + "mlp.c_fc.weight"]) + P[p + "mlp.c_fc.bias"])
+        m = activation(
+            xp, cfg.activation_function, xp.matmul(x, P[p + "mlp.c_fc.weight"]) + P[p + "mlp.c_fc.bias"]
+        )
         h = h + (xp.matmul(m, P[p + "mlp.c_proj.weight"]) + P[p + "mlp.c_proj.bias"])
         hidden.append(h)
     h = xp.layer_norm(h, P["transformer.ln_f.weight"], P["transformer.ln_f.bias"], eps=eps)

@@ -11,6 +11,7 @@ kv head ``j // (heads / kv_heads)``). Rotary embeddings, in float32:
 ``cos, sin = cos/sin(concat(angle, angle))``, ``rope(x) = x * cos + rotate_half(x) * sin`` with
 ``rotate_half(x) = concat(-x[d/2:], x[:d/2])`` (Hugging Face's half-split layout).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -27,28 +28,46 @@ IGNORED_SUFFIXES = ("rotary_emb.inv_freq",)
 
 def parameter_shapes(cfg: LlamaConfig) -> dict[str, tuple]:
     """Hugging Face name -> shape of every parameter ``forward`` reads."""
-    d, hd, nh, nkv, ff = cfg.hidden_size, cfg.head_dim, cfg.num_attention_heads, cfg.num_key_value_heads, \
-        cfg.intermediate_size
+    d, hd, nh, nkv, ff = (
+        cfg.hidden_size,
+        cfg.head_dim,
+        cfg.num_attention_heads,
+        cfg.num_key_value_heads,
+        cfg.intermediate_size,
+    )
     shapes = {"model.embed_tokens.weight": (cfg.vocab_size, d), "model.norm.weight": (d,)}
     for i in range(cfg.num_hidden_layers):
         p = f"model.layers.{i}."
-        shapes.update({
-            p + "self_attn.q_proj.weight": (nh * hd, d),
-            p + "self_attn.k_proj.weight": (nkv * hd, d),
-            p + "self_attn.v_proj.weight": (nkv * hd, d),
-            p + "self_attn.o_proj.weight": (d, nh * hd),
-            p + "mlp.gate_proj.weight": (ff, d),
-            p + "mlp.up_proj.weight": (ff, d),
-            p + "mlp.down_proj.weight": (d, ff),
-            p + "input_layernorm.weight": (d,),
-            p + "post_attention_layernorm.weight": (d,),
-        })
+        shapes.update(
+            {
+                p + "self_attn.q_proj.weight": (nh * hd, d),
+                p + "self_attn.k_proj.weight": (nkv * hd, d),
+                p + "self_attn.v_proj.weight": (nkv * hd, d),
+                p + "self_attn.o_proj.weight": (d, nh * hd),
+                p + "mlp.gate_proj.weight": (ff, d),
+                p + "mlp.up_proj.weight": (ff, d),
+                p + "mlp.down_proj.weight": (d, ff),
+                p + "input_layernorm.weight": (d,),
+                p + "post_attention_layernorm.weight": (d,),
+            }
+        )
         if cfg.attention_bias:
-            shapes.update({p + "self_attn.q_proj.bias": (nh * hd,), p + "self_attn.k_proj.bias": (nkv * hd,),
-                           p + "self_attn.v_proj.bias": (nkv * hd,), p + "self_attn.o_proj.bias": (d,)})
+            shapes.update(
+                {
+                    p + "self_attn.q_proj.bias": (nh * hd,),
+                    p + "self_attn.k_proj.bias": (nkv * hd,),
+                    p + "self_attn.v_proj.bias": (nkv * hd,),
+                    p + "self_attn.o_proj.bias": (d,),
+                }
+            )
         if cfg.mlp_bias:
-            shapes.update({p + "mlp.gate_proj.bias": (ff,), p + "mlp.up_proj.bias": (ff,),
-                           p + "mlp.down_proj.bias": (d,)})
+            shapes.update(
+                {
+                    p + "mlp.gate_proj.bias": (ff,),
+                    p + "mlp.up_proj.bias": (ff,),
+                    p + "mlp.down_proj.bias": (d,),
+                }
+            )
     if not cfg.tie_word_embeddings:
         shapes["lm_head.weight"] = (cfg.vocab_size, d)
     return shapes
@@ -74,8 +93,16 @@ def rotate_half(xp: Any, x: Any) -> Any:
     return xp.concat([-x[..., half:], x[..., :half]], axis=-1)
 
 
-def forward(params: dict, cfg: LlamaConfig, input_ids: Any, attention_mask: Any, position_ids: Any,
-            cache: Any = None, offset: Any = 0, output_hidden_states: bool = False) -> tuple:
+def forward(
+    params: dict,
+    cfg: LlamaConfig,
+    input_ids: Any,
+    attention_mask: Any,
+    position_ids: Any,
+    cache: Any = None,
+    offset: Any = 0,
+    output_hidden_states: bool = False,
+) -> tuple:
     """``(logits [b, s, vocab], cache)``; with ``output_hidden_states`` also the tuple of
     ``num_hidden_layers + 1`` hidden states (embeddings, each layer's output, the last one after
     the final norm). Mask / positions / offset as in gpt2.forward; caches: see cache.py."""

@@ -27,6 +27,7 @@ layer] or None}``. ``"self"`` is growing (``[b, heads, past + s, d_kv]``, concat
 ``"cross"`` holds the encoder output's keys/values ``[b, heads, enc_seq, d_kv]``, computed once
 (by ``init_cache`` or the first ``decode`` call) and read by every later step.
 """
+
 from __future__ import annotations
 
 import math
@@ -43,24 +44,38 @@ from .weights import ParamView
 
 BASE_PREFIX = ""
 # tied copies of ``shared.weight`` in state dicts, and a tensor old checkpoints carry that no layer reads
-IGNORED_SUFFIXES = ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight",
-                    "EncDecAttention.relative_attention_bias.weight")
+IGNORED_SUFFIXES = (
+    "encoder.embed_tokens.weight",
+    "decoder.embed_tokens.weight",
+    "EncDecAttention.relative_attention_bias.weight",
+)
 HEADS = ("seq2seq-lm",)
 
 
 def _ff_shapes(cfg: T5Config, p: str) -> dict[str, tuple]:
     d, ff = cfg.d_model, cfg.d_ff
     if cfg.is_gated_act:
-        return {p + "DenseReluDense.wi_0.weight": (ff, d), p + "DenseReluDense.wi_1.weight": (ff, d),
-                p + "DenseReluDense.wo.weight": (d, ff), p + "layer_norm.weight": (d,)}
-    return {p + "DenseReluDense.wi.weight": (ff, d), p + "DenseReluDense.wo.weight": (d, ff),
-            p + "layer_norm.weight": (d,)}
+        return {
+            p + "DenseReluDense.wi_0.weight": (ff, d),
+            p + "DenseReluDense.wi_1.weight": (ff, d),
+            p + "DenseReluDense.wo.weight": (d, ff),
+            p + "layer_norm.weight": (d,),
+        }
+    return {
+        p + "DenseReluDense.wi.weight": (ff, d),
+        p + "DenseReluDense.wo.weight": (d, ff),
+        p + "layer_norm.weight": (d,),
+    }
 
 
 def _attn_shapes(cfg: T5Config, p: str) -> dict[str, tuple]:
     d, inner = cfg.d_model, cfg.num_heads * cfg.d_kv
-    return {p + "q.weight": (inner, d), p + "k.weight": (inner, d), p + "v.weight": (inner, d),
-            p + "o.weight": (d, inner)}
+    return {
+        p + "q.weight": (inner, d),
+        p + "k.weight": (inner, d),
+        p + "v.weight": (inner, d),
+        p + "o.weight": (d, inner),
+    }
 
 
 def parameter_shapes(cfg: T5Config) -> dict[str, tuple]:
@@ -99,14 +114,16 @@ def bucket_table(num_buckets: int, max_distance: int) -> np.ndarray:
     dist = np.arange(max_distance + 1)
     with np.errstate(divide="ignore"):
         ratio = np.log(np.maximum(dist, 1).astype(np.float32) / np.float32(exact))
-    large = exact + (ratio / np.float32(math.log(max_distance / exact)) * np.float32(num_buckets - exact)
-                     ).astype(np.int64)
+    large = exact + (
+        ratio / np.float32(math.log(max_distance / exact)) * np.float32(num_buckets - exact)
+    ).astype(np.int64)
     large = np.minimum(large, num_buckets - 1)
     return np.where(dist < exact, dist, large).astype(np.int64)
 
 
-def relative_position_bucket(relative_position: Any, bidirectional: bool, num_buckets: int,
-                             max_distance: int) -> Any:
+def relative_position_bucket(
+    relative_position: Any, bidirectional: bool, num_buckets: int, max_distance: int
+) -> Any:
     """Bucket ids (int64, same shape) of ``relative_position = key_pos - query_pos`` (see the
     module docstring)."""
     xp = array_namespace(relative_position)
@@ -124,15 +141,17 @@ def relative_position_bucket(relative_position: Any, bidirectional: bool, num_bu
     return buckets if base is None else buckets + base
 
 
-def position_bias(weight: Any, query_length: Any, key_length: Any, offset: Any, bidirectional: bool,
-                  cfg: T5Config) -> Any:
+def position_bias(
+    weight: Any, query_length: Any, key_length: Any, offset: Any, bidirectional: bool, cfg: T5Config
+) -> Any:
     """``[1, heads, query_length, key_length]`` bias for queries at ``offset + i`` and keys at ``j``
     (``weight``: ``relative_attention_bias.weight [num_buckets, heads]``)."""
     xp = array_namespace(weight)
     qpos = xp.arange(query_length)[:, None] + offset
     kpos = xp.arange(key_length)[None, :]
-    buckets = relative_position_bucket(kpos - qpos, bidirectional, cfg.relative_attention_num_buckets,
-                                       cfg.relative_attention_max_distance)
+    buckets = relative_position_bucket(
+        kpos - qpos, bidirectional, cfg.relative_attention_num_buckets, cfg.relative_attention_max_distance
+    )
     values = xp.take(weight, buckets, axis=0)  # [q, k, heads]
     return xp.permute_dims(values, (2, 0, 1))[None]
 
@@ -162,7 +181,9 @@ def _feed_forward(xp: Any, P: Any, cfg: T5Config, p: str, x: Any) -> Any:
         return xp.silu(y) if name == "silu" else activation(xp, name, y)
 
     if cfg.is_gated_act:
-        hidden = act(_linear(xp, P, p + "DenseReluDense.wi_0", x)) * _linear(xp, P, p + "DenseReluDense.wi_1", x)
+        hidden = act(_linear(xp, P, p + "DenseReluDense.wi_0", x)) * _linear(
+            xp, P, p + "DenseReluDense.wi_1", x
+        )
     else:
         hidden = act(_linear(xp, P, p + "DenseReluDense.wi", x))
     return _linear(xp, P, p + "DenseReluDense.wo", hidden)
@@ -174,8 +195,13 @@ def _key_mask(xp: Any, mask: Any) -> Any:
 
 
 # ------------------------------------------------------------------ encoder
-def encode(params: dict, cfg: T5Config, input_ids: Any, attention_mask: Any = None,
-           output_hidden_states: bool = False) -> Any:
+def encode(
+    params: dict,
+    cfg: T5Config,
+    input_ids: Any,
+    attention_mask: Any = None,
+    output_hidden_states: bool = False,
+) -> Any:
     """Encoder output ``[b, s, d_model]`` (after the final norm); with ``output_hidden_states``
     ``(output, hidden_states)`` with ``num_layers + 1`` arrays (embeddings, each block's output,
     the last one replaced by the normed output). Padding keys (mask 0) are not attended; left and
@@ -188,8 +214,9 @@ def encode(params: dict, cfg: T5Config, input_ids: Any, attention_mask: Any = No
     nh, dk, eps = cfg.num_heads, cfg.d_kv, cfg.layer_norm_epsilon
     h = xp.take(P["shared.weight"], input_ids, axis=0)
     allowed = _key_mask(xp, attention_mask)
-    bias = position_bias(P["encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"], s, s, 0, True,
-                         cfg)
+    bias = position_bias(
+        P["encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"], s, s, 0, True, cfg
+    )
     hidden = [h]
     for i in range(cfg.num_layers):
         p = f"encoder.block.{i}.layer."
@@ -214,13 +241,22 @@ def cross_attention_cache(params: dict, cfg: T5Config, encoder_hidden_states: An
     out = []
     for i in range(cfg.num_decoder_layers):
         a = f"decoder.block.{i}.layer.1.EncDecAttention."
-        out.append((split_heads(_linear(xp, P, a + "k", encoder_hidden_states), cfg.num_heads, cfg.d_kv),
-                    split_heads(_linear(xp, P, a + "v", encoder_hidden_states), cfg.num_heads, cfg.d_kv)))
+        out.append(
+            (
+                split_heads(_linear(xp, P, a + "k", encoder_hidden_states), cfg.num_heads, cfg.d_kv),
+                split_heads(_linear(xp, P, a + "v", encoder_hidden_states), cfg.num_heads, cfg.d_kv),
+            )
+        )
     return out
 
 
-def init_cache(params: dict, cfg: T5Config, encoder_hidden_states: Any, layout: str = "growing",
-               max_length: int | None = None) -> dict:
+def init_cache(
+    params: dict,
+    cfg: T5Config,
+    encoder_hidden_states: Any,
+    layout: str = "growing",
+    max_length: int | None = None,
+) -> dict:
     """An empty self-attention cache (``"growing"``, or ``"static"`` preallocated to
     ``max_length`` decoder positions) plus the cross-attention keys/values of the encoder output."""
     xp = array_namespace(encoder_hidden_states)
@@ -247,9 +283,17 @@ def reorder_cache(cache: dict, rows: Any) -> dict:
 
 
 # ------------------------------------------------------------------ decoder
-def decode(params: dict, cfg: T5Config, decoder_input_ids: Any, encoder_hidden_states: Any,
-           encoder_attention_mask: Any, cache: dict | None = None, offset: Any = 0,
-           decoder_attention_mask: Any = None, output_hidden_states: bool = False) -> tuple:
+def decode(
+    params: dict,
+    cfg: T5Config,
+    decoder_input_ids: Any,
+    encoder_hidden_states: Any,
+    encoder_attention_mask: Any,
+    cache: dict | None = None,
+    offset: Any = 0,
+    decoder_attention_mask: Any = None,
+    output_hidden_states: bool = False,
+) -> tuple:
     """One decoder call: ``(logits [b, s, vocab], cache)`` (with ``output_hidden_states`` also the
     ``num_decoder_layers + 1`` decoder hidden states).
 
@@ -268,7 +312,9 @@ def decode(params: dict, cfg: T5Config, decoder_input_ids: Any, encoder_hidden_s
     cross = None if cache is None else cache["cross"]
     if cross is None:
         if encoder_hidden_states is None:
-            raise ValueError("decode needs encoder_hidden_states when the cache has no cross-attention keys/values")
+            raise ValueError(
+                "decode needs encoder_hidden_states when the cache has no cross-attention keys/values"
+            )
         cross = cross_attention_cache(P, cfg, encoder_hidden_states)
     cross_allowed = _key_mask(xp, encoder_attention_mask)
     h = xp.take(P["shared.weight"], decoder_input_ids, axis=0)
@@ -284,8 +330,14 @@ def decode(params: dict, cfg: T5Config, decoder_input_ids: Any, encoder_hidden_s
         keys, values, self_cache = kv_cache.update_cache(self_cache, i, k, v, offset)
         if bias is None:  # the first block's bias and mask serve every block (same key length)
             T = keys.shape[2]
-            bias = position_bias(P["decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"], s, T,
-                                 offset, False, cfg)
+            bias = position_bias(
+                P["decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"],
+                s,
+                T,
+                offset,
+                False,
+                cfg,
+            )
             qpos = xp.arange(s)[:, None] + offset
             allowed = (xp.arange(T)[None, :] <= qpos)[None, None, :, :]
             if decoder_attention_mask is not None:
@@ -301,15 +353,22 @@ def decode(params: dict, cfg: T5Config, decoder_input_ids: Any, encoder_hidden_s
     h = xp.rms_norm(h, P["decoder.final_layer_norm.weight"], eps=eps)
     hidden[-1] = h
     if cfg.scale_decoder_outputs:
-        h = h * (cfg.d_model ** -0.5)
+        h = h * (cfg.d_model**-0.5)
     head = P["shared.weight"] if cfg.tie_word_embeddings else P["lm_head.weight"]
     logits = xp.matmul(h, xp.permute_dims(head, (1, 0)))
     new_cache = None if cache is None else {"self": self_cache, "cross": cross}
     return (logits, new_cache, tuple(hidden)) if output_hidden_states else (logits, new_cache)
 
 
-def forward(params: dict, cfg: T5Config, input_ids: Any, attention_mask: Any, decoder_input_ids: Any,
-            decoder_attention_mask: Any = None, output_hidden_states: bool = False) -> dict:
+def forward(
+    params: dict,
+    cfg: T5Config,
+    input_ids: Any,
+    attention_mask: Any,
+    decoder_input_ids: Any,
+    decoder_attention_mask: Any = None,
+    output_hidden_states: bool = False,
+) -> dict:
     """Encoder then decoder (no cache): ``{"logits": [b, dec_seq, vocab],
     "encoder_last_hidden_state": [b, enc_seq, d_model]}`` (Hugging Face's output names), plus
     ``encoder_hidden_states`` / ``decoder_hidden_states`` tuples with ``output_hidden_states``."""
@@ -321,8 +380,15 @@ def forward(params: dict, cfg: T5Config, input_ids: Any, attention_mask: Any, de
     if attention_mask is None:
         xp = array_namespace(input_ids)
         attention_mask = xp.ones(tuple(input_ids.shape), dtype=xp.int64)
-    out = decode(P, cfg, decoder_input_ids, enc, attention_mask, decoder_attention_mask=decoder_attention_mask,
-                 output_hidden_states=output_hidden_states)
+    out = decode(
+        P,
+        cfg,
+        decoder_input_ids,
+        enc,
+        attention_mask,
+        decoder_attention_mask=decoder_attention_mask,
+        output_hidden_states=output_hidden_states,
+    )
     res = {"logits": out[0], "encoder_last_hidden_state": enc}
     if output_hidden_states:
         res["encoder_hidden_states"], res["decoder_hidden_states"] = enc_hidden, out[2]

@@ -10,6 +10,7 @@ dict to every ``forward`` call of that trace (prefill and loop body share the sa
 To make weights program **inputs** instead (e.g. to swap weights without re-lowering), trace with
 ``param_specs(params)`` as extra input specs and build the dict from those inputs.
 """
+
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -25,7 +26,9 @@ def bind_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """Numpy parameters as named constants of the current trace (traced arrays pass through)."""
     if current_builder() is None:
         raise IRError("bind_params needs a running trace: call it inside the function given to tw.trace")
-    return {k: v if isinstance(v, TracedArray) else constant(np.asarray(v), name=k) for k, v in params.items()}
+    return {
+        k: v if isinstance(v, TracedArray) else constant(np.asarray(v), name=k) for k, v in params.items()
+    }
 
 
 def _dtype(arr: np.ndarray) -> DType:

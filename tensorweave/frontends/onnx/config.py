@@ -6,6 +6,7 @@ IR symbols (``batch``, ``sequence``, ``past_sequence + sequence``, ...), so one
 description yields the ONNX ``dim_param``s, the TF input signature, torch.export
 ``Dim``s and jax.export symbolic shapes (see :meth:`OnnxConfig.input_specs`).
 """
+
 from __future__ import annotations
 
 import copy
@@ -92,15 +93,25 @@ class OnnxConfig:
         "causal-lm": OrderedDict({"logits": {0: "batch", 1: "sequence"}}),
         "default": OrderedDict({"last_hidden_state": {0: "batch", 1: "sequence"}}),
         "image-classification": OrderedDict({"logits": {0: "batch", 1: "sequence"}}),
-        "image-segmentation": OrderedDict({"logits": {0: "batch", 1: "sequence"}, "pred_boxes": {0: "batch", 1: "sequence"},
-                                           "pred_masks": {0: "batch", 1: "sequence"}}),
+        "image-segmentation": OrderedDict(
+            {
+                "logits": {0: "batch", 1: "sequence"},
+                "pred_boxes": {0: "batch", 1: "sequence"},
+                "pred_masks": {0: "batch", 1: "sequence"},
+            }
+        ),
         "masked-im": OrderedDict({"logits": {0: "batch", 1: "sequence"}}),
         "masked-lm": OrderedDict({"logits": {0: "batch", 1: "sequence"}}),
         "multiple-choice": OrderedDict({"logits": {0: "batch"}}),
-        "object-detection": OrderedDict({"logits": {0: "batch", 1: "sequence"}, "pred_boxes": {0: "batch", 1: "sequence"}}),
-        "question-answering": OrderedDict({"start_logits": {0: "batch", 1: "sequence"},
-                                           "end_logits": {0: "batch", 1: "sequence"}}),
-        "semantic-segmentation": OrderedDict({"logits": {0: "batch", 1: "num_labels", 2: "height", 3: "width"}}),
+        "object-detection": OrderedDict(
+            {"logits": {0: "batch", 1: "sequence"}, "pred_boxes": {0: "batch", 1: "sequence"}}
+        ),
+        "question-answering": OrderedDict(
+            {"start_logits": {0: "batch", 1: "sequence"}, "end_logits": {0: "batch", 1: "sequence"}}
+        ),
+        "semantic-segmentation": OrderedDict(
+            {"logits": {0: "batch", 1: "num_labels", 2: "height", 3: "width"}}
+        ),
         "seq2seq-lm": OrderedDict({"logits": {0: "batch", 1: "decoder_sequence"}}),
         "sequence-classification": OrderedDict({"logits": {0: "batch"}}),
         "speech2seq-lm": OrderedDict({"logits": {0: "batch", 1: "sequence"}}),
@@ -111,7 +122,9 @@ class OnnxConfig:
     def __init__(self, config: Any, task: str = "default", patching_specs: list[PatchingSpec] | None = None):
         self._config = config
         if task not in self._tasks_to_common_outputs:
-            raise ValueError(f"{task} is not a supported task, supported tasks: {self._tasks_to_common_outputs.keys()}")
+            raise ValueError(
+                f"{task} is not a supported task, supported tasks: {self._tasks_to_common_outputs.keys()}"
+            )
         self.task = task
         self._patching_specs = []
         for spec in patching_specs if patching_specs is not None else []:
@@ -162,21 +175,29 @@ class OnnxConfig:
     @property
     def is_torch_support_available(self) -> bool:
         import importlib.util
+
         if importlib.util.find_spec("torch") is None:
             return False
         from importlib.metadata import version
+
         major_minor = tuple(int(p) for p in version("torch").split(".")[:2])
         return major_minor >= tuple(int(p) for p in self.torch_onnx_minimum_version.split("."))
 
     @staticmethod
     def use_external_data_format(num_parameters: int) -> bool:
         """True when the fp32 parameters reach 2 GiB (ONNX's protobuf limit)."""
-        return compute_serialized_parameters_size(num_parameters, ParameterFormat.Float) >= EXTERNAL_DATA_FORMAT_SIZE_LIMIT
+        return (
+            compute_serialized_parameters_size(num_parameters, ParameterFormat.Float)
+            >= EXTERNAL_DATA_FORMAT_SIZE_LIMIT
+        )
 
     # ------------------------------------------------------------------ IR signature
     def input_dtypes(self) -> dict[str, DType]:
         """IR dtype of each input (token ids and masks are int64, everything else float32)."""
-        return {name: (DType.int64 if ("ids" in name or "mask" in name) else DType.float32) for name in self.inputs}
+        return {
+            name: (DType.int64 if ("ids" in name or "mask" in name) else DType.float32)
+            for name in self.inputs
+        }
 
     def input_ranks(self) -> dict[str, int]:
         return {name: (max(axes) + 1 if axes else 0) for name, axes in self.inputs.items()}
@@ -184,55 +205,87 @@ class OnnxConfig:
     def input_specs(self) -> list[TensorSpec]:
         """The inputs as IR TensorSpecs: every dynamic axis is the symbol named by the config."""
         dtypes = self.input_dtypes()
-        return [TensorSpec(axes_to_shape(axes, self.input_ranks()[name], self.fixed_input_axes(name)), dtypes[name], name)
-                for name, axes in self.inputs.items()]
+        return [
+            TensorSpec(
+                axes_to_shape(axes, self.input_ranks()[name], self.fixed_input_axes(name)), dtypes[name], name
+            )
+            for name, axes in self.inputs.items()
+        ]
 
     def fixed_input_axes(self, name: str) -> dict[int, int]:
         """Static sizes of the non-dynamic axes of input ``name`` (overridden where needed)."""
         return {}
 
     # ------------------------------------------------------------------ dummy inputs
-    def generate_dummy_inputs(self, preprocessor: Any, batch_size: int = -1, seq_length: int = -1,
-                              num_choices: int = -1, is_pair: bool = False, framework: Any = None,
-                              num_channels: int = 3, image_width: int = 40, image_height: int = 40,
-                              sampling_rate: int = 22050, time_duration: float = 5.0, frequency: int = 220,
-                              tokenizer: Any = None) -> Mapping[str, Any]:
+    def generate_dummy_inputs(
+        self,
+        preprocessor: Any,
+        batch_size: int = -1,
+        seq_length: int = -1,
+        num_choices: int = -1,
+        is_pair: bool = False,
+        framework: Any = None,
+        num_channels: int = 3,
+        image_width: int = 40,
+        image_height: int = 40,
+        sampling_rate: int = 22050,
+        time_duration: float = 5.0,
+        frequency: int = 220,
+        tokenizer: Any = None,
+    ) -> Mapping[str, Any]:
         """Dummy inputs for export; -1 means dynamic (then the fixed sizes are used, because ONNX may
         squeeze an axis of size 1). Returns numpy arrays keyed by input name."""
         is_tokenizer = _is_tokenizer(preprocessor)
         if is_tokenizer and tokenizer is not None:
-            raise ValueError("You cannot provide both a tokenizer and a preprocessor to generate dummy inputs.")
+            raise ValueError(
+                "You cannot provide both a tokenizer and a preprocessor to generate dummy inputs."
+            )
         if tokenizer is not None:
-            warnings.warn("The `tokenizer` argument is deprecated and will be removed in version 5 of Transformers. "
-                          "Use `preprocessor` instead.", FutureWarning)
+            warnings.warn(
+                "The `tokenizer` argument is deprecated and will be removed in version 5 of Transformers. "
+                "Use `preprocessor` instead.",
+                FutureWarning,
+            )
             preprocessor, is_tokenizer = tokenizer, True
         if is_tokenizer:
             batch_size = compute_effective_axis_dimension(batch_size, OnnxConfig.default_fixed_batch, 0)
             special = _num_special_tokens_to_add(preprocessor, is_pair)
-            seq_length = compute_effective_axis_dimension(seq_length, OnnxConfig.default_fixed_sequence, special)
+            seq_length = compute_effective_axis_dimension(
+                seq_length, OnnxConfig.default_fixed_sequence, special
+            )
             unk = _unk_token(preprocessor) or "0"
             text = [" ".join([unk]) * seq_length] * batch_size
             if self.task == "multiple-choice":
-                num_choices = compute_effective_axis_dimension(num_choices, OnnxConfig.default_fixed_num_choices, 0)
+                num_choices = compute_effective_axis_dimension(
+                    num_choices, OnnxConfig.default_fixed_num_choices, 0
+                )
                 text = text * num_choices
                 enc = _encode(preprocessor, text, pair=text)
-                return {k: np.asarray([v[i:i + num_choices] for i in range(0, len(v), num_choices)])
-                        for k, v in enc.items()}
+                return {
+                    k: np.asarray([v[i : i + num_choices] for i in range(0, len(v), num_choices)])
+                    for k, v in enc.items()
+                }
             return {k: np.asarray(v) for k, v in _encode(preprocessor, text).items()}
         input_names = getattr(preprocessor, "model_input_names", None)
         if input_names and input_names[0] == "pixel_values":
             batch_size = compute_effective_axis_dimension(batch_size, OnnxConfig.default_fixed_batch)
             rng = np.random.default_rng(0)
-            images = rng.integers(0, 256, (batch_size, image_height, image_width, num_channels)).astype(np.uint8)
+            images = rng.integers(0, 256, (batch_size, image_height, image_width, num_channels)).astype(
+                np.uint8
+            )
             return dict(preprocessor(images=list(images), return_tensors="np"))
         if input_names and input_names[0] == "input_features":
             batch_size = compute_effective_axis_dimension(batch_size, OnnxConfig.default_fixed_batch)
             t = np.linspace(0, time_duration, int(time_duration * sampling_rate))
             audio = [0.5 * np.sin(2 * np.pi * frequency * t) for _ in range(batch_size)]
             return dict(preprocessor(audio, sampling_rate=sampling_rate, return_tensors="np"))
-        raise ValueError("Unable to generate dummy inputs for the model. Please provide a tokenizer or a preprocessor.")
+        raise ValueError(
+            "Unable to generate dummy inputs for the model. Please provide a tokenizer or a preprocessor."
+        )
 
-    def generate_dummy_inputs_onnxruntime(self, reference_model_inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+    def generate_dummy_inputs_onnxruntime(
+        self, reference_model_inputs: Mapping[str, Any]
+    ) -> Mapping[str, Any]:
         """Hook to adapt reference inputs for onnxruntime (identity here)."""
         return reference_model_inputs
 
@@ -254,9 +307,13 @@ class OnnxConfig:
 
 # ---------------------------------------------------------------------- tokenizer duck-typing
 
+
 def _is_tokenizer(p: Any) -> bool:
-    return p is not None and (hasattr(p, "encode_batch") or hasattr(p, "num_special_tokens_to_add")
-                              or hasattr(p, "batch_encode_plus"))
+    return p is not None and (
+        hasattr(p, "encode_batch")
+        or hasattr(p, "num_special_tokens_to_add")
+        or hasattr(p, "batch_encode_plus")
+    )
 
 
 def _num_special_tokens_to_add(tok: Any, is_pair: bool) -> int:
@@ -264,8 +321,11 @@ def _num_special_tokens_to_add(tok: Any, is_pair: bool) -> int:
         return int(tok.num_special_tokens_to_add(is_pair))
     if hasattr(tok, "encode"):  # a `tokenizers.Tokenizer`
         plain = len(tok.encode("a", add_special_tokens=False).ids)
-        full = len(tok.encode("a", "a", add_special_tokens=True).ids) - 2 * plain if is_pair else \
-            len(tok.encode("a", add_special_tokens=True).ids) - plain
+        full = (
+            len(tok.encode("a", "a", add_special_tokens=True).ids) - 2 * plain
+            if is_pair
+            else len(tok.encode("a", add_special_tokens=True).ids) - plain
+        )
         return full
     return 0
 
@@ -293,11 +353,17 @@ def _encode(tok: Any, text: list, pair: list | None = None) -> dict:
 
 # ---------------------------------------------------------------------- with past
 
+
 class OnnxConfigWithPast(OnnxConfig):
     """A decoder's signature with (optionally) past key/values as inputs and present ones as outputs."""
 
-    def __init__(self, config: Any, task: str = "default", patching_specs: list[PatchingSpec] | None = None,
-                 use_past: bool = False):
+    def __init__(
+        self,
+        config: Any,
+        task: str = "default",
+        patching_specs: list[PatchingSpec] | None = None,
+        use_past: bool = False,
+    ):
         super().__init__(config, task=task, patching_specs=patching_specs)
         self.use_past = use_past
 
@@ -321,15 +387,19 @@ class OnnxConfigWithPast(OnnxConfig):
     @property
     def num_layers(self) -> int:
         if not _has(self._config, "num_layers"):
-            raise AttributeError("could not find the number of layers attribute in the model configuration, "
-                                 "override the num_layers property of the model OnnxConfig to solve this")
+            raise AttributeError(
+                "could not find the number of layers attribute in the model configuration, "
+                "override the num_layers property of the model OnnxConfig to solve this"
+            )
         return _get(self._config, "num_layers")
 
     @property
     def num_attention_heads(self) -> int:
         if not _has(self._config, "num_attention_heads"):
-            raise AttributeError("could not find the number of attention heads attribute in the model configuration, "
-                                 "override the num_attention_heads property of the model OnnxConfig to solve this")
+            raise AttributeError(
+                "could not find the number of attention heads attribute in the model configuration, "
+                "override the num_attention_heads property of the model OnnxConfig to solve this"
+            )
         return _get(self._config, "num_attention_heads")
 
     @property
@@ -338,11 +408,16 @@ class OnnxConfigWithPast(OnnxConfig):
 
     @property
     def head_dim(self) -> int:
-        hidden = _get(self._config, "hidden_size", None) or _get(self._config, "n_embd", None) or _get(self._config, "d_model")
+        hidden = (
+            _get(self._config, "hidden_size", None)
+            or _get(self._config, "n_embd", None)
+            or _get(self._config, "d_model")
+        )
         return _get(self._config, "head_dim", None) or hidden // self.num_attention_heads
 
-    def fill_with_past_key_values_(self, inputs_or_outputs: dict, direction: str,
-                                   inverted_values_shape: bool = False) -> None:
+    def fill_with_past_key_values_(
+        self, inputs_or_outputs: dict, direction: str, inverted_values_shape: bool = False
+    ) -> None:
         """Add ``past_key_values.{i}.key/value`` (inputs) or ``present.{i}.key/value`` (outputs)."""
         if direction not in ["inputs", "outputs"]:
             raise ValueError(f'direction must either be "inputs" or "outputs", but {direction} was given')
@@ -382,28 +457,48 @@ class OnnxConfigWithPast(OnnxConfig):
         dtypes = self.input_dtypes()
         for name, axes in self.inputs.items():
             if name.startswith("past_key_values."):
-                specs.append(TensorSpec(("batch", self.num_key_value_heads, "past_sequence", self.head_dim),
-                                        DType.float32, name))
+                specs.append(
+                    TensorSpec(
+                        ("batch", self.num_key_value_heads, "past_sequence", self.head_dim),
+                        DType.float32,
+                        name,
+                    )
+                )
             else:
-                specs.append(TensorSpec(axes_to_shape(axes, self.input_ranks()[name], self.fixed_input_axes(name)),
-                                        dtypes[name], name))
+                specs.append(
+                    TensorSpec(
+                        axes_to_shape(axes, self.input_ranks()[name], self.fixed_input_axes(name)),
+                        dtypes[name],
+                        name,
+                    )
+                )
         return specs
 
-    def generate_dummy_inputs(self, tokenizer: Any, batch_size: int = -1, seq_length: int = -1,
-                              is_pair: bool = False, framework: Any = None) -> Mapping[str, Any]:
+    def generate_dummy_inputs(
+        self,
+        tokenizer: Any,
+        batch_size: int = -1,
+        seq_length: int = -1,
+        is_pair: bool = False,
+        framework: Any = None,
+    ) -> Mapping[str, Any]:
         """Token inputs plus, with past, zero past key/values of length seq + 2 per layer and an
         attention mask extended by seq + 2 ones (numpy arrays)."""
-        common = super().generate_dummy_inputs(tokenizer, batch_size=batch_size, seq_length=seq_length,
-                                               is_pair=is_pair, framework=framework)
+        common = super().generate_dummy_inputs(
+            tokenizer, batch_size=batch_size, seq_length=seq_length, is_pair=is_pair, framework=framework
+        )
         if self.use_past:
             batch, seqlen = common["input_ids"].shape
             past_len = seqlen + 2
             shape = (batch, self.num_key_value_heads, past_len, self.head_dim)
             if "attention_mask" in common:
                 common["attention_mask"] = np.concatenate(
-                    [common["attention_mask"], np.ones((batch, past_len), common["attention_mask"].dtype)], axis=1)
-            common["past_key_values"] = [(np.zeros(shape, np.float32), np.zeros(shape, np.float32))
-                                         for _ in range(self.num_layers)]
+                    [common["attention_mask"], np.ones((batch, past_len), common["attention_mask"].dtype)],
+                    axis=1,
+                )
+            common["past_key_values"] = [
+                (np.zeros(shape, np.float32), np.zeros(shape, np.float32)) for _ in range(self.num_layers)
+            ]
         return common
 
 
@@ -435,8 +530,10 @@ class OnnxSeq2SeqConfigWithPast(OnnxConfigWithPast):
             return n, (_get(self._config, "num_decoder_layers", None) or n)
         if _has(self._config, "encoder_layers") and _has(self._config, "decoder_layers"):
             return _get(self._config, "encoder_layers"), _get(self._config, "decoder_layers")
-        raise AttributeError("could not find the number of encoder and decoder layers attributes in the model "
-                             "configuration, override the num_layers property of the model OnnxConfig to solve this")
+        raise AttributeError(
+            "could not find the number of encoder and decoder layers attributes in the model "
+            "configuration, override the num_layers property of the model OnnxConfig to solve this"
+        )
 
     @property
     def num_attention_heads(self) -> tuple[int, int]:
@@ -444,17 +541,24 @@ class OnnxSeq2SeqConfigWithPast(OnnxConfigWithPast):
             n = _get(self._config, "num_attention_heads")
             return n, n
         if _has(self._config, "encoder_attention_heads") and _has(self._config, "decoder_attention_heads"):
-            return _get(self._config, "encoder_attention_heads"), _get(self._config, "decoder_attention_heads")
-        raise AttributeError("could not find the number of attention heads for the encoder and the decoder attributes "
-                             "in the model configuration, override the num_attention_heads property of the model "
-                             "OnnxConfig to solve this")
+            return _get(self._config, "encoder_attention_heads"), _get(
+                self._config, "decoder_attention_heads"
+            )
+        raise AttributeError(
+            "could not find the number of attention heads for the encoder and the decoder attributes "
+            "in the model configuration, override the num_attention_heads property of the model "
+            "OnnxConfig to solve this"
+        )
 
     @property
     def head_dim(self) -> int:
-        return _get(self._config, "d_kv", None) or _get(self._config, "d_model") // self.num_attention_heads[1]
+        return (
+            _get(self._config, "d_kv", None) or _get(self._config, "d_model") // self.num_attention_heads[1]
+        )
 
-    def fill_with_past_key_values_(self, inputs_or_outputs: dict, direction: str,
-                                   inverted_values_shape: bool = False) -> None:
+    def fill_with_past_key_values_(
+        self, inputs_or_outputs: dict, direction: str, inverted_values_shape: bool = False
+    ) -> None:
         if direction not in ["inputs", "outputs"]:
             raise ValueError(f'direction must either be "inputs" or "outputs", but {direction} was given')
         name = "past_key_values" if direction == "inputs" else "present"
@@ -494,19 +598,32 @@ class OnnxSeq2SeqConfigWithPast(OnnxConfigWithPast):
                 seq = "past_decoder_sequence" if ".decoder." in name else "past_encoder_sequence"
                 specs.append(TensorSpec(("batch", heads, seq, self.head_dim), DType.float32, name))
             else:
-                specs.append(TensorSpec(axes_to_shape(axes, self.input_ranks()[name], self.fixed_input_axes(name)),
-                                        dtypes[name], name))
+                specs.append(
+                    TensorSpec(
+                        axes_to_shape(axes, self.input_ranks()[name], self.fixed_input_axes(name)),
+                        dtypes[name],
+                        name,
+                    )
+                )
         return specs
 
-    def generate_dummy_inputs(self, tokenizer: Any, batch_size: int = -1, seq_length: int = -1,
-                              is_pair: bool = False, framework: Any = None) -> Mapping[str, Any]:
+    def generate_dummy_inputs(
+        self,
+        tokenizer: Any,
+        batch_size: int = -1,
+        seq_length: int = -1,
+        is_pair: bool = False,
+        framework: Any = None,
+    ) -> Mapping[str, Any]:
         """Encoder inputs, decoder inputs (length 1 with past) prefixed ``decoder_``, and past per
         decoder layer ``(dec_k, dec_v, enc_k, enc_v)`` with decoder length dec_len + 3."""
-        enc = OnnxConfig.generate_dummy_inputs(self, tokenizer, batch_size, seq_length, is_pair=is_pair,
-                                               framework=framework)
+        enc = OnnxConfig.generate_dummy_inputs(
+            self, tokenizer, batch_size, seq_length, is_pair=is_pair, framework=framework
+        )
         dec_len = 1 if self.use_past else seq_length
-        dec = OnnxConfig.generate_dummy_inputs(self, tokenizer, batch_size, dec_len, is_pair=is_pair,
-                                               framework=framework)
+        dec = OnnxConfig.generate_dummy_inputs(
+            self, tokenizer, batch_size, dec_len, is_pair=is_pair, framework=framework
+        )
         common = dict(enc)
         common.update({f"decoder_{k}": v for k, v in dec.items()})
         if self.use_past:
@@ -516,10 +633,20 @@ class OnnxSeq2SeqConfigWithPast(OnnxConfigWithPast):
             dshape = (batch, heads, dec_past, self.head_dim)
             eshape = (batch, heads, enc_len, self.head_dim)
             common["decoder_attention_mask"] = np.concatenate(
-                [common["decoder_attention_mask"], np.ones((batch, dec_past), common["decoder_attention_mask"].dtype)],
-                axis=1)
+                [
+                    common["decoder_attention_mask"],
+                    np.ones((batch, dec_past), common["decoder_attention_mask"].dtype),
+                ],
+                axis=1,
+            )
             _, n_dec = self.num_layers
-            common["past_key_values"] = [(np.zeros(dshape, np.float32), np.zeros(dshape, np.float32),
-                                          np.zeros(eshape, np.float32), np.zeros(eshape, np.float32))
-                                         for _ in range(n_dec)]
+            common["past_key_values"] = [
+                (
+                    np.zeros(dshape, np.float32),
+                    np.zeros(dshape, np.float32),
+                    np.zeros(eshape, np.float32),
+                    np.zeros(eshape, np.float32),
+                )
+                for _ in range(n_dec)
+            ]
         return common

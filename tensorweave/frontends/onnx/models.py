@@ -1,4 +1,5 @@
 """Concrete ONNX configs for the model types tensorweave implements: GPT-2, Llama, BERT, T5."""
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -10,7 +11,9 @@ from .config import OnnxConfig, OnnxConfigWithPast, OnnxSeq2SeqConfigWithPast, _
 class GPT2OnnxConfig(OnnxConfigWithPast):
     """input_ids {batch, sequence}, [past], attention_mask {batch, past_sequence + sequence} (with past)."""
 
-    def __init__(self, config: Any, task: str = "default", patching_specs: Any = None, use_past: bool = False):
+    def __init__(
+        self, config: Any, task: str = "default", patching_specs: Any = None, use_past: bool = False
+    ):
         super().__init__(config, task=task, patching_specs=patching_specs, use_past=use_past)
         if not _get(self._config, "pad_token_id", None):
             if isinstance(self._config, dict):
@@ -40,8 +43,14 @@ class GPT2OnnxConfig(OnnxConfigWithPast):
     def default_onnx_opset(self) -> int:
         return 13
 
-    def generate_dummy_inputs(self, tokenizer: Any, batch_size: int = -1, seq_length: int = -1,
-                              is_pair: bool = False, framework: Any = None) -> Mapping[str, Any]:
+    def generate_dummy_inputs(
+        self,
+        tokenizer: Any,
+        batch_size: int = -1,
+        seq_length: int = -1,
+        is_pair: bool = False,
+        framework: Any = None,
+    ) -> Mapping[str, Any]:
         common = super().generate_dummy_inputs(tokenizer, batch_size, seq_length, is_pair, framework)
         ordered = OrderedDict({"input_ids": common["input_ids"]})
         if self.use_past:
@@ -86,7 +95,9 @@ class BertOnnxConfig(OnnxConfig):
             axis = {0: "batch", 1: "choice", 2: "sequence"}
         else:
             axis = {0: "batch", 1: "sequence"}
-        return OrderedDict([("input_ids", dict(axis)), ("attention_mask", dict(axis)), ("token_type_ids", dict(axis))])
+        return OrderedDict(
+            [("input_ids", dict(axis)), ("attention_mask", dict(axis)), ("token_type_ids", dict(axis))]
+        )
 
     @property
     def outputs(self) -> Mapping[str, Mapping[int, str]]:
@@ -101,8 +112,12 @@ class T5OnnxConfig(OnnxSeq2SeqConfigWithPast):
 
     @property
     def inputs(self) -> Mapping[str, Mapping[int, str]]:
-        common = OrderedDict({"input_ids": {0: "batch", 1: "encoder_sequence"},
-                              "attention_mask": {0: "batch", 1: "encoder_sequence"}})
+        common = OrderedDict(
+            {
+                "input_ids": {0: "batch", 1: "encoder_sequence"},
+                "attention_mask": {0: "batch", 1: "encoder_sequence"},
+            }
+        )
         if self.use_past:
             common["attention_mask"][1] = "past_encoder_sequence + sequence"
             common["decoder_input_ids"] = {0: "batch"}

@@ -10,6 +10,7 @@ to ``state["grad_sum"]``; every k-th call it applies ``rule`` with the mean ``gr
 zeroes the sum; the other calls leave the parameters and the inner state unchanged. The choice is
 a ``cond`` (a Python ``if`` on numpy), so one traced step serves every call.
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -47,13 +48,17 @@ class GradientAccumulator:
         gradients = list(gradients)
         if not self._gradients:
             _ = self.step
-            self._gradients.extend([None if g is None else array_namespace(g).zeros_like(g) for g in gradients])
+            self._gradients.extend(
+                [None if g is None else array_namespace(g).zeros_like(g) for g in gradients]
+            )
         if len(gradients) != len(self._gradients):
             raise ValueError(f"Expected {len(self._gradients)} gradients, but got {len(gradients)}")
         for i, (acc, g) in enumerate(zip(self._gradients, gradients)):
             if acc is not None and g is not None:
                 if tuple(g.shape) != tuple(acc.shape):
-                    raise ValueError(f"gradient {i} has shape {tuple(g.shape)}, the accumulator {tuple(acc.shape)}")
+                    raise ValueError(
+                        f"gradient {i} has shape {tuple(g.shape)}, the accumulator {tuple(acc.shape)}"
+                    )
                 self._gradients[i] = acc + g
         self._accum_steps = self.step + 1
 
@@ -75,8 +80,14 @@ class AccumulateSteps(UpdateRule):
 
     def __init__(self, rule: UpdateRule, every_k_steps: int):
         if not isinstance(rule, UpdateRule):
-            raise ValueError(f"AccumulateSteps wraps an update rule (AdamW, Adafactor, ...), got {type(rule).__name__}")
-        if isinstance(every_k_steps, bool) or not isinstance(every_k_steps, (int, np.integer)) or every_k_steps < 1:
+            raise ValueError(
+                f"AccumulateSteps wraps an update rule (AdamW, Adafactor, ...), got {type(rule).__name__}"
+            )
+        if (
+            isinstance(every_k_steps, bool)
+            or not isinstance(every_k_steps, (int, np.integer))
+            or every_k_steps < 1
+        ):
             raise ValueError(f"every_k_steps must be an int >= 1, got {every_k_steps!r}")
         self.rule = rule
         self.every_k_steps = int(every_k_steps)
@@ -88,8 +99,10 @@ class AccumulateSteps(UpdateRule):
     def init(self, params: Any) -> dict:
         names, leaves, _, _ = flatten_params(params)
         xp = namespace_of(params)
-        sums = {n: xp.zeros(tuple(p.shape), dtype=xp.float32 if is_low_precision(p.dtype) else p.dtype)
-                for n, p in zip(names, leaves)}
+        sums = {
+            n: xp.zeros(tuple(p.shape), dtype=xp.float32 if is_low_precision(p.dtype) else p.dtype)
+            for n, p in zip(names, leaves)
+        }
         return {STEP: step_array(xp, 0), "grad_sum": sums, "inner": self.rule.init(params)}
 
     def update(self, params: Any, grads: Any, state: dict, hyper: dict | None = None) -> tuple[Any, dict]:
@@ -101,7 +114,9 @@ class AccumulateSteps(UpdateRule):
         hyper = {k: f64(xp, v) for k, v in hyper.items()}
         step = xp.asarray(state[STEP] + 1)
         k = self.every_k_steps
-        sums = {n: state["grad_sum"][n] + cast(xp, g, state["grad_sum"][n].dtype) for n, g in zip(names, g_leaves)}
+        sums = {
+            n: state["grad_sum"][n] + cast(xp, g, state["grad_sum"][n].dtype) for n, g in zip(names, g_leaves)
+        }
 
         def apply(params: Any, sums: dict, inner: dict, hyper: dict) -> tuple:
             mean = tree_unflatten(treedef, [sums[n] / float(k) for n in names])
@@ -114,7 +129,9 @@ class AccumulateSteps(UpdateRule):
         if k == 1:
             new_params, sums, inner = apply(params, sums, state["inner"], hyper)
         else:
-            new_params, sums, inner = cond(xp.remainder(step, k) == 0, apply, keep, params, sums, state["inner"], hyper)
+            new_params, sums, inner = cond(
+                xp.remainder(step, k) == 0, apply, keep, params, sums, state["inner"], hyper
+            )
         return new_params, {STEP: step, "grad_sum": sums, "inner": inner}
 
 

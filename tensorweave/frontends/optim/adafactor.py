@@ -21,6 +21,7 @@ the last dim) and ``exp_avg_sq_col`` (without the second-to-last) for factored p
 ``exp_avg_sq`` for the others, all float32 for 16-bit parameters; and ``RMS`` (the parameter's RMS
 before the last update, a scalar) that :class:`AdafactorSchedule` reads.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,8 +30,20 @@ from typing import Any
 import numpy as np
 
 from ...ir.control import tree_unflatten
-from .base import (STEP, UpdateRule, cast, check_float_params, check_number, f64, flatten_params, is_low_precision,
-                   is_number, namespace_of, resolve_lr, step_array)
+from .base import (
+    STEP,
+    UpdateRule,
+    cast,
+    check_float_params,
+    check_number,
+    f64,
+    flatten_params,
+    is_low_precision,
+    is_number,
+    namespace_of,
+    resolve_lr,
+    step_array,
+)
 
 
 def _rms(xp: Any, x: Any) -> Any:
@@ -49,9 +62,18 @@ class Adafactor(UpdateRule):
 
     HYPER = ("lr",)
 
-    def __init__(self, lr: Any = None, eps: tuple[float, float] = (1e-30, 1e-3), clip_threshold: float = 1.0,
-                 decay_rate: float = -0.8, beta1: float | None = None, weight_decay: float = 0.0,
-                 scale_parameter: bool = True, relative_step: bool = True, warmup_init: bool = False):
+    def __init__(
+        self,
+        lr: Any = None,
+        eps: tuple[float, float] = (1e-30, 1e-3),
+        clip_threshold: float = 1.0,
+        decay_rate: float = -0.8,
+        beta1: float | None = None,
+        weight_decay: float = 0.0,
+        scale_parameter: bool = True,
+        relative_step: bool = True,
+        warmup_init: bool = False,
+    ):
         if lr is not None and relative_step:
             raise ValueError("Cannot combine manual `lr` and `relative_step=True` options")
         if warmup_init and not relative_step:
@@ -61,8 +83,10 @@ class Adafactor(UpdateRule):
         if lr is not None and not callable(lr):
             lr = check_number("lr", lr)
         if not isinstance(eps, (tuple, list)) or len(eps) != 2 or not all(is_number(e) for e in eps):
-            raise ValueError(f"eps must be a pair of numbers (eps[0] for the squared gradient, eps[1] for the "
-                             f"parameter scale), got {eps!r}")
+            raise ValueError(
+                f"eps must be a pair of numbers (eps[0] for the squared gradient, eps[1] for the "
+                f"parameter scale), got {eps!r}"
+            )
         self.lr = lr
         self.eps = (float(eps[0]), float(eps[1]))
         self.clip_threshold = check_number("clip_threshold", clip_threshold)
@@ -75,9 +99,17 @@ class Adafactor(UpdateRule):
 
     @property
     def defaults(self) -> dict:
-        return {"lr": self.lr, "eps": self.eps, "clip_threshold": self.clip_threshold, "decay_rate": self.decay_rate,
-                "beta1": self.beta1, "weight_decay": self.weight_decay, "scale_parameter": self.scale_parameter,
-                "relative_step": self.relative_step, "warmup_init": self.warmup_init}
+        return {
+            "lr": self.lr,
+            "eps": self.eps,
+            "clip_threshold": self.clip_threshold,
+            "decay_rate": self.decay_rate,
+            "beta1": self.beta1,
+            "weight_decay": self.weight_decay,
+            "scale_parameter": self.scale_parameter,
+            "relative_step": self.relative_step,
+            "warmup_init": self.warmup_init,
+        }
 
     def default_hyper(self) -> dict:
         if self.relative_step or callable(self.lr):

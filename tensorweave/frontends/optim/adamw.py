@@ -21,6 +21,7 @@ by ``c / max(||g||, c)`` or all of them by ``c / max(||all g||, c)``.
 State: ``{"step": int64, "exp_avg": {name: m}, "exp_avg_sq": {name: v}}``, m and v in the
 parameter's dtype (as ``torch.zeros_like(p)``).
 """
+
 from __future__ import annotations
 
 import re
@@ -30,12 +31,25 @@ from typing import Any, Sequence
 import numpy as np
 
 from ...ir.control import tree_unflatten
-from .base import (STEP, UpdateRule, cast, check_float_params, check_number, f64, flatten_params, is_number,
-                   namespace_of, resolve_lr, step_array)
+from .base import (
+    STEP,
+    UpdateRule,
+    cast,
+    check_float_params,
+    check_number,
+    f64,
+    flatten_params,
+    is_number,
+    namespace_of,
+    resolve_lr,
+    step_array,
+)
 
-DEPRECATION = ("tensorweave.optim.AdamW reproduces transformers' deprecated AdamW (eps after the sqrt, "
-               "decay after the step), which differs from torch.optim.AdamW; set `no_deprecation_warning=True` "
-               "to disable this warning")
+DEPRECATION = (
+    "tensorweave.optim.AdamW reproduces transformers' deprecated AdamW (eps after the sqrt, "
+    "decay after the step), which differs from torch.optim.AdamW; set `no_deprecation_warning=True` "
+    "to disable this warning"
+)
 
 
 def _regexes(name: str, patterns: Sequence[str] | None) -> list[re.Pattern]:
@@ -62,11 +76,21 @@ class AdamW(UpdateRule):
 
     HYPER = ("lr",)
 
-    def __init__(self, lr: Any = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-6,
-                 weight_decay: float = 0.0, correct_bias: bool = True, no_deprecation_warning: bool = False, *,
-                 weight_decay_order: str = "after", include_in_weight_decay: Sequence[str] | None = None,
-                 exclude_from_weight_decay: Sequence[str] | None = None, clipnorm: float | None = None,
-                 global_clipnorm: float | None = None):
+    def __init__(
+        self,
+        lr: Any = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-6,
+        weight_decay: float = 0.0,
+        correct_bias: bool = True,
+        no_deprecation_warning: bool = False,
+        *,
+        weight_decay_order: str = "after",
+        include_in_weight_decay: Sequence[str] | None = None,
+        exclude_from_weight_decay: Sequence[str] | None = None,
+        clipnorm: float | None = None,
+        global_clipnorm: float | None = None,
+    ):
         if not callable(lr):
             lr = check_number("lr", lr)
             if lr < 0.0:
@@ -81,11 +105,15 @@ class AdamW(UpdateRule):
             raise ValueError(f"Invalid epsilon value: {eps} - should be >= 0.0")
         weight_decay = check_number("weight_decay", weight_decay)
         if weight_decay_order not in ("after", "before"):
-            raise ValueError(f"weight_decay_order must be 'after' (PyTorch AdamW) or 'before' (TF AdamWeightDecay), "
-                             f"got {weight_decay_order!r}")
+            raise ValueError(
+                f"weight_decay_order must be 'after' (PyTorch AdamW) or 'before' (TF AdamWeightDecay), "
+                f"got {weight_decay_order!r}"
+            )
         if clipnorm is not None and global_clipnorm is not None:
-            raise ValueError(f"Only one of `clipnorm` and `global_clipnorm` can be set. Received: clipnorm={clipnorm}, "
-                             f"global_clipnorm={global_clipnorm}")
+            raise ValueError(
+                f"Only one of `clipnorm` and `global_clipnorm` can be set. Received: clipnorm={clipnorm}, "
+                f"global_clipnorm={global_clipnorm}"
+            )
         for n, c in (("clipnorm", clipnorm), ("global_clipnorm", global_clipnorm)):
             if c is not None and not check_number(n, c) > 0:
                 raise ValueError(f"{n} must be > 0, got {c}")
@@ -107,8 +135,13 @@ class AdamW(UpdateRule):
     @property
     def defaults(self) -> dict:
         """The hyperparameters as a dict (``defaults["lr"]`` is what PyTorch schedules read)."""
-        return {"lr": self.lr, "betas": self.betas, "eps": self.eps, "weight_decay": self.weight_decay,
-                "correct_bias": self.correct_bias}
+        return {
+            "lr": self.lr,
+            "betas": self.betas,
+            "eps": self.eps,
+            "weight_decay": self.weight_decay,
+            "correct_bias": self.correct_bias,
+        }
 
     def default_hyper(self) -> dict:
         return {} if callable(self.lr) else {"lr": np.asarray(self.lr, dtype=np.float64)}
@@ -127,9 +160,11 @@ class AdamW(UpdateRule):
         names, leaves, _, _ = flatten_params(params)
         check_float_params(names, leaves)
         xp = namespace_of(params)
-        return {STEP: step_array(xp, 0),
-                "exp_avg": {n: xp.zeros_like(p) for n, p in zip(names, leaves)},
-                "exp_avg_sq": {n: xp.zeros_like(p) for n, p in zip(names, leaves)}}
+        return {
+            STEP: step_array(xp, 0),
+            "exp_avg": {n: xp.zeros_like(p) for n, p in zip(names, leaves)},
+            "exp_avg_sq": {n: xp.zeros_like(p) for n, p in zip(names, leaves)},
+        }
 
     def update(self, params: Any, grads: Any, state: dict, hyper: dict | None = None) -> tuple[Any, dict]:
         """One AdamW step; returns ``(new_params, new_state)`` (see the module docstring)."""
@@ -156,7 +191,9 @@ class AdamW(UpdateRule):
             g = cast(xp, g, dt)
             m = state["exp_avg"][name] * cast(xp, b1, dt) + g * cast(xp, 1.0 - b1, dt)
             v = state["exp_avg_sq"][name] * cast(xp, b2, dt) + (g * g) * cast(xp, 1.0 - b2, dt)
-            denom = xp.sqrt(v) + cast(xp, self.eps, dt)  # scalars cast explicitly: numpy bfloat16 * float is float32
+            denom = xp.sqrt(v) + cast(
+                xp, self.eps, dt
+            )  # scalars cast explicitly: numpy bfloat16 * float is float32
             use_decay = self._do_use_weight_decay(name)
             if use_decay and self.weight_decay_order == "before":
                 p = p - cast(xp, decay, dt) * p
@@ -183,18 +220,35 @@ def clip_gradients(xp: Any, grads: list, clipnorm: float | None, global_clipnorm
     return grads
 
 
-def AdamWeightDecay(learning_rate: Any = 0.001, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7,
-                    amsgrad: bool = False, weight_decay_rate: float = 0.0,
-                    include_in_weight_decay: Sequence[str] | None = None,
-                    exclude_from_weight_decay: Sequence[str] | None = None, name: str = "AdamWeightDecay",
-                    clipnorm: float | None = None, global_clipnorm: float | None = None) -> AdamW:
+def AdamWeightDecay(
+    learning_rate: Any = 0.001,
+    beta_1: float = 0.9,
+    beta_2: float = 0.999,
+    epsilon: float = 1e-7,
+    amsgrad: bool = False,
+    weight_decay_rate: float = 0.0,
+    include_in_weight_decay: Sequence[str] | None = None,
+    exclude_from_weight_decay: Sequence[str] | None = None,
+    name: str = "AdamWeightDecay",
+    clipnorm: float | None = None,
+    global_clipnorm: float | None = None,
+) -> AdamW:
     """TF ``AdamWeightDecay``: :class:`AdamW` with decay before the step (``lr * rate * var``), eps 1e-7."""
     if amsgrad:
         raise ValueError("AdamWeightDecay(amsgrad=True) is not supported; use amsgrad=False")
-    rule = AdamW(learning_rate, (beta_1, beta_2), epsilon, weight_decay_rate, True, True,
-                 weight_decay_order="before", include_in_weight_decay=include_in_weight_decay,
-                 exclude_from_weight_decay=exclude_from_weight_decay, clipnorm=clipnorm,
-                 global_clipnorm=global_clipnorm)
+    rule = AdamW(
+        learning_rate,
+        (beta_1, beta_2),
+        epsilon,
+        weight_decay_rate,
+        True,
+        True,
+        weight_decay_order="before",
+        include_in_weight_decay=include_in_weight_decay,
+        exclude_from_weight_decay=exclude_from_weight_decay,
+        clipnorm=clipnorm,
+        global_clipnorm=global_clipnorm,
+    )
     rule.name = name
     return rule
 

@@ -16,6 +16,7 @@ Scalar hyperparameter math (bias corrections, schedules, step sizes) is done in 
 result cast to the parameter's compute dtype where it meets a tensor, as the reference does
 with Python floats.
 """
+
 from __future__ import annotations
 
 import math
@@ -66,7 +67,9 @@ def flatten_params(params: Any, grads: Any = None, what: str = "grads") -> tuple
         if g is None:
             raise ValueError(f"the gradient of {n!r} is None; pass a zero gradient instead")
         if tuple(g.shape) != tuple(p.shape):
-            raise ValueError(f"the gradient of {n!r} has shape {tuple(g.shape)}, the parameter {tuple(p.shape)}")
+            raise ValueError(
+                f"the gradient of {n!r} has shape {tuple(g.shape)}, the parameter {tuple(p.shape)}"
+            )
     return names, p_leaves, g_leaves, treedef
 
 
@@ -140,7 +143,9 @@ class UpdateRule:
             raise ValueError(f"hyper must be a dict of scalar arrays, got {type(hyper).__name__}")
         unknown = sorted(set(hyper) - set(self.HYPER))
         if unknown:
-            raise ValueError(f"unknown hyperparameter(s) {unknown} for {type(self).__name__}; it takes {list(self.HYPER)}")
+            raise ValueError(
+                f"unknown hyperparameter(s) {unknown} for {type(self).__name__}; it takes {list(self.HYPER)}"
+            )
         return hyper
 
     def check_state(self, state: Any, names: Sequence[str] = (), slots: Sequence[str] = ()) -> dict:
@@ -151,8 +156,10 @@ class UpdateRule:
             have = state.get(slot)
             missing = [n for n in names if not isinstance(have, dict) or n not in have]
             if missing:
-                raise ValueError(f"state[{slot!r}] has no entry for parameter(s) {missing}; build the state with "
-                                 f"{type(self).__name__}.init(params) for these params")
+                raise ValueError(
+                    f"state[{slot!r}] has no entry for parameter(s) {missing}; build the state with "
+                    f"{type(self).__name__}.init(params) for these params"
+                )
         return state
 
 
@@ -201,21 +208,24 @@ class TracedUpdate:
             new_p, new_s = rule.update(p, g, s, h)
             return tree_flatten(new_p)[0] + tree_flatten(new_s)[0]
 
-        self.graph: Graph = trace(step, *specs, name=name, input_names=self.input_names,
-                                  output_names=self.output_names)
+        self.graph: Graph = trace(
+            step, *specs, name=name, input_names=self.input_names, output_names=self.output_names
+        )
         expect = {"new_" + n: s for n, s in zip(self.input_names, specs)}
         for n, s in zip(self.output_names, self.graph.output_specs):
             e = expect[n]
             if tuple(s.shape) != tuple(e.shape) or s.dtype != e.dtype:
-                raise IRError(f"{type(rule).__name__}: output {n} is {s.shape} {s.dtype}, the input "
-                              f"{e.shape} {e.dtype}; an update must keep every spec")
+                raise IRError(
+                    f"{type(rule).__name__}: output {n} is {s.shape} {s.dtype}, the input "
+                    f"{e.shape} {e.dtype}; an update must keep every spec"
+                )
 
     def _split(self, flat: list) -> tuple[Any, Any, dict, dict]:
         a, b, c, _ = self._counts
         p = tree_unflatten(self._param_def, flat[:a])
-        g = tree_unflatten(self._param_def, flat[a:a + b])
-        s = tree_unflatten(self._state_def, flat[a + b:a + b + c])
-        h = dict(zip(self._hyper_keys, flat[a + b + c:]))
+        g = tree_unflatten(self._param_def, flat[a : a + b])
+        s = tree_unflatten(self._state_def, flat[a + b : a + b + c])
+        h = dict(zip(self._hyper_keys, flat[a + b + c :]))
         return p, g, s, h
 
     def flatten(self, params: Any, grads: Any, state: dict, hyper: dict | None = None) -> list:
@@ -233,12 +243,16 @@ class TracedUpdate:
         a = self._counts[0]
         return tree_unflatten(self._param_def, outputs[:a]), tree_unflatten(self._state_def, outputs[a:])
 
-    def run(self, program: Callable, params: Any, grads: Any, state: dict, hyper: dict | None = None) -> tuple[Any, dict]:
+    def run(
+        self, program: Callable, params: Any, grads: Any, state: dict, hyper: dict | None = None
+    ) -> tuple[Any, dict]:
         """One step through a lowered ``program`` (any backend)."""
         return self.unflatten(program(*self.flatten(params, grads, state, hyper)))
 
 
-def trace_update(rule: UpdateRule, params: Any, hyper: dict | None = None, name: str = "update_step") -> TracedUpdate:
+def trace_update(
+    rule: UpdateRule, params: Any, hyper: dict | None = None, name: str = "update_step"
+) -> TracedUpdate:
     """Trace ``rule.update`` for parameters shaped like ``params`` (arrays or TensorSpecs)."""
     return TracedUpdate(rule, params, hyper, name)
 
@@ -246,7 +260,9 @@ def trace_update(rule: UpdateRule, params: Any, hyper: dict | None = None, name:
 def _example(p: Any) -> np.ndarray:
     if isinstance(p, TensorSpec):
         if not p.shape.is_static:
-            raise ValueError(f"parameter spec {p} must have static dims (optimizer state has the parameter's shape)")
+            raise ValueError(
+                f"parameter spec {p} must have static dims (optimizer state has the parameter's shape)"
+            )
         return np.zeros(tuple(int(d) for d in p.shape), dtype=p.dtype.to_numpy())
     arr = np.asarray(p)
     return np.zeros(arr.shape, arr.dtype)

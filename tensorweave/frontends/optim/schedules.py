@@ -19,6 +19,7 @@ PyTorch-style ``get_*_schedule(optimizer, ...)`` accept ``optimizer=None`` and r
 multiplier alone without an optimizer). The TF side has :class:`WarmUp`, :class:`PolynomialDecay`
 and :func:`create_optimizer`, whose schedules return learning rates, not multipliers.
 """
+
 from __future__ import annotations
 
 import enum
@@ -87,8 +88,9 @@ def linear_lambda(step: Any, *, num_warmup_steps: int, num_training_steps: int) 
     return _out(xp.where(s < w, _warmup(xp, s, w), decay), plain)
 
 
-def cosine_lambda(step: Any, *, num_warmup_steps: int, num_training_steps: int, num_cycles: float,
-                  min_lr_rate: float = 0.0) -> Any:
+def cosine_lambda(
+    step: Any, *, num_warmup_steps: int, num_training_steps: int, num_cycles: float, min_lr_rate: float = 0.0
+) -> Any:
     """warmup, then with ``p = (s - w) / max(1, T - w)``:
     ``max(0, f * (1 - min_lr_rate) + min_lr_rate)`` where ``f = 0.5 * (1 + cos(pi * num_cycles * 2 * p))``."""
     xp, s, plain = _steps(step)
@@ -99,8 +101,9 @@ def cosine_lambda(step: Any, *, num_warmup_steps: int, num_training_steps: int, 
     return _out(xp.where(s < w, _warmup(xp, s, w), xp.maximum(f, 0.0)), plain)
 
 
-def cosine_hard_restarts_lambda(step: Any, *, num_warmup_steps: int, num_training_steps: int,
-                                num_cycles: float) -> Any:
+def cosine_hard_restarts_lambda(
+    step: Any, *, num_warmup_steps: int, num_training_steps: int, num_cycles: float
+) -> Any:
     """warmup; ``p`` as for cosine; 0 if ``p >= 1``, else ``max(0, 0.5 * (1 + cos(pi * ((num_cycles * p) mod 1))))``."""
     xp, s, plain = _steps(step)
     w, T = num_warmup_steps, num_training_steps
@@ -110,8 +113,9 @@ def cosine_hard_restarts_lambda(step: Any, *, num_warmup_steps: int, num_trainin
     return _out(xp.where(s < w, _warmup(xp, s, w), f), plain)
 
 
-def polynomial_decay_lambda(step: Any, *, num_warmup_steps: int, num_training_steps: int, lr_end: float,
-                            power: float, lr_init: float) -> Any:
+def polynomial_decay_lambda(
+    step: Any, *, num_warmup_steps: int, num_training_steps: int, lr_end: float, power: float, lr_init: float
+) -> Any:
     """warmup; ``lr_end / lr_init`` if ``s > T``; else
     ``((lr_init - lr_end) * (1 - (s - w) / (T - w)) ** power + lr_end) / lr_init``
     (``T - w`` is taken as 1 when it is 0, where the reference divides by zero at ``s = T``)."""
@@ -142,8 +146,17 @@ def _shape_fn(xp: Any, kind: str, progress: Any, rising: bool, num_cycles: float
     return 1.0 - xp.sqrt(1.0 - progress) if rising else 1.0 - xp.sqrt(progress)
 
 
-def wsd_lambda(step: Any, *, num_warmup_steps: int, num_stable_steps: int, num_decay_steps: int,
-               warmup_type: str, decay_type: str, min_lr_ratio: float, num_cycles: float) -> Any:
+def wsd_lambda(
+    step: Any,
+    *,
+    num_warmup_steps: int,
+    num_stable_steps: int,
+    num_decay_steps: int,
+    warmup_type: str,
+    decay_type: str,
+    min_lr_ratio: float,
+    num_cycles: float,
+) -> Any:
     """Warmup-stable-decay with ``r = min_lr_ratio``:
     ``s < w``: ``max(0, f_warm(s / max(1, w)) * (1 - r) + r)``; then 1 for ``num_stable_steps``;
     then ``max(0, f_decay(q) * (1 - r) + r)`` with ``q = (s - w - stable) / max(1, num_decay_steps)``
@@ -169,8 +182,13 @@ class Schedule:
     ``base_lr * lr_lambda(step)``, or the multiplier itself when ``base_lr`` is None (no optimizer).
     """
 
-    def __init__(self, lr_lambda: Callable[[Any], Any], optimizer: Any = None, last_epoch: int = -1,
-                 name: str = "schedule"):
+    def __init__(
+        self,
+        lr_lambda: Callable[[Any], Any],
+        optimizer: Any = None,
+        last_epoch: int = -1,
+        name: str = "schedule",
+    ):
         self.lr_lambda = lr_lambda
         self.optimizer = optimizer
         self.base_lr = _initial_lr(optimizer)
@@ -190,75 +208,138 @@ def get_constant_schedule(optimizer: Any = None, last_epoch: int = -1) -> Schedu
     return Schedule(constant_lambda, optimizer, last_epoch, "constant")
 
 
-def get_constant_schedule_with_warmup(optimizer: Any = None, num_warmup_steps: int = 0, last_epoch: int = -1) -> Schedule:
+def get_constant_schedule_with_warmup(
+    optimizer: Any = None, num_warmup_steps: int = 0, last_epoch: int = -1
+) -> Schedule:
     """``s / max(1, w)`` while ``s < w``, then 1."""
     w = _count("num_warmup_steps", num_warmup_steps)
-    return Schedule(functools.partial(constant_with_warmup_lambda, num_warmup_steps=w), optimizer, last_epoch,
-                    "constant_with_warmup")
+    return Schedule(
+        functools.partial(constant_with_warmup_lambda, num_warmup_steps=w),
+        optimizer,
+        last_epoch,
+        "constant_with_warmup",
+    )
 
 
-def get_linear_schedule_with_warmup(optimizer: Any, num_warmup_steps: int, num_training_steps: int,
-                                    last_epoch: int = -1) -> Schedule:
+def get_linear_schedule_with_warmup(
+    optimizer: Any, num_warmup_steps: int, num_training_steps: int, last_epoch: int = -1
+) -> Schedule:
     """Warmup, then linear decay to 0 at ``num_training_steps``."""
     w, T = _count("num_warmup_steps", num_warmup_steps), _count("num_training_steps", num_training_steps)
-    return Schedule(functools.partial(linear_lambda, num_warmup_steps=w, num_training_steps=T), optimizer,
-                    last_epoch, "linear")
+    return Schedule(
+        functools.partial(linear_lambda, num_warmup_steps=w, num_training_steps=T),
+        optimizer,
+        last_epoch,
+        "linear",
+    )
 
 
-def get_cosine_schedule_with_warmup(optimizer: Any, num_warmup_steps: int, num_training_steps: int,
-                                    num_cycles: float = 0.5, last_epoch: int = -1) -> Schedule:
+def get_cosine_schedule_with_warmup(
+    optimizer: Any,
+    num_warmup_steps: int,
+    num_training_steps: int,
+    num_cycles: float = 0.5,
+    last_epoch: int = -1,
+) -> Schedule:
     """Warmup, then ``0.5 (1 + cos(pi num_cycles 2 p))`` (a half cosine to 0 by default)."""
     w, T = _count("num_warmup_steps", num_warmup_steps), _count("num_training_steps", num_training_steps)
-    return Schedule(functools.partial(cosine_lambda, num_warmup_steps=w, num_training_steps=T,
-                                      num_cycles=check_number("num_cycles", num_cycles)),
-                    optimizer, last_epoch, "cosine")
+    return Schedule(
+        functools.partial(
+            cosine_lambda,
+            num_warmup_steps=w,
+            num_training_steps=T,
+            num_cycles=check_number("num_cycles", num_cycles),
+        ),
+        optimizer,
+        last_epoch,
+        "cosine",
+    )
 
 
-def get_cosine_with_hard_restarts_schedule_with_warmup(optimizer: Any, num_warmup_steps: int,
-                                                       num_training_steps: int, num_cycles: int = 1,
-                                                       last_epoch: int = -1) -> Schedule:
+def get_cosine_with_hard_restarts_schedule_with_warmup(
+    optimizer: Any, num_warmup_steps: int, num_training_steps: int, num_cycles: int = 1, last_epoch: int = -1
+) -> Schedule:
     """Warmup, then ``num_cycles`` cosine decays each restarting at 1; 0 from ``num_training_steps`` on."""
     w, T = _count("num_warmup_steps", num_warmup_steps), _count("num_training_steps", num_training_steps)
-    return Schedule(functools.partial(cosine_hard_restarts_lambda, num_warmup_steps=w, num_training_steps=T,
-                                      num_cycles=check_number("num_cycles", num_cycles)),
-                    optimizer, last_epoch, "cosine_with_restarts")
+    return Schedule(
+        functools.partial(
+            cosine_hard_restarts_lambda,
+            num_warmup_steps=w,
+            num_training_steps=T,
+            num_cycles=check_number("num_cycles", num_cycles),
+        ),
+        optimizer,
+        last_epoch,
+        "cosine_with_restarts",
+    )
 
 
-def get_polynomial_decay_schedule_with_warmup(optimizer: Any, num_warmup_steps: int, num_training_steps: int,
-                                              lr_end: float = 1e-7, power: float = 1.0, last_epoch: int = -1,
-                                              *, lr_init: float | None = None) -> Schedule:
+def get_polynomial_decay_schedule_with_warmup(
+    optimizer: Any,
+    num_warmup_steps: int,
+    num_training_steps: int,
+    lr_end: float = 1e-7,
+    power: float = 1.0,
+    last_epoch: int = -1,
+    *,
+    lr_init: float | None = None,
+) -> Schedule:
     """Warmup, then polynomial decay from ``lr_init`` (the optimizer's lr, or ``lr_init=`` without an
     optimizer) to ``lr_end`` at ``num_training_steps``, then ``lr_end``."""
     w, T = _count("num_warmup_steps", num_warmup_steps), _count("num_training_steps", num_training_steps)
     if lr_init is None:
         lr_init = _initial_lr(optimizer)
     if lr_init is None:
-        raise ValueError("get_polynomial_decay_schedule_with_warmup needs the initial lr: pass an optimizer "
-                         "with a numeric lr or lr_init=")
+        raise ValueError(
+            "get_polynomial_decay_schedule_with_warmup needs the initial lr: pass an optimizer "
+            "with a numeric lr or lr_init="
+        )
     lr_init, lr_end = check_number("lr_init", lr_init), check_number("lr_end", lr_end)
     if not lr_init > lr_end:
         raise ValueError(f"lr_end ({lr_end}) must be smaller than initial lr ({lr_init})")
-    return Schedule(functools.partial(polynomial_decay_lambda, num_warmup_steps=w, num_training_steps=T,
-                                      lr_end=lr_end, power=check_number("power", power), lr_init=lr_init),
-                    optimizer, last_epoch, "polynomial")
+    return Schedule(
+        functools.partial(
+            polynomial_decay_lambda,
+            num_warmup_steps=w,
+            num_training_steps=T,
+            lr_end=lr_end,
+            power=check_number("power", power),
+            lr_init=lr_init,
+        ),
+        optimizer,
+        last_epoch,
+        "polynomial",
+    )
 
 
-def get_inverse_sqrt_schedule(optimizer: Any, num_warmup_steps: int, timescale: int | None = None,
-                              last_epoch: int = -1) -> Schedule:
+def get_inverse_sqrt_schedule(
+    optimizer: Any, num_warmup_steps: int, timescale: int | None = None, last_epoch: int = -1
+) -> Schedule:
     """Warmup, then ``1 / sqrt((s + timescale - w) / timescale)``; ``timescale`` defaults to ``w or 10000``."""
     w = _count("num_warmup_steps", num_warmup_steps)
     if timescale is None:
         timescale = w or 10_000
     if not check_number("timescale", timescale) > 0:
         raise ValueError(f"timescale must be > 0, got {timescale}")
-    return Schedule(functools.partial(inverse_sqrt_lambda, num_warmup_steps=w, timescale=float(timescale)),
-                    optimizer, last_epoch, "inverse_sqrt")
+    return Schedule(
+        functools.partial(inverse_sqrt_lambda, num_warmup_steps=w, timescale=float(timescale)),
+        optimizer,
+        last_epoch,
+        "inverse_sqrt",
+    )
 
 
-def get_cosine_with_min_lr_schedule_with_warmup(optimizer: Any, num_warmup_steps: int, num_training_steps: int,
-                                                num_cycles: float = 0.5, last_epoch: int = -1,
-                                                min_lr: float | None = None, min_lr_rate: float | None = None,
-                                                *, lr_init: float | None = None) -> Schedule:
+def get_cosine_with_min_lr_schedule_with_warmup(
+    optimizer: Any,
+    num_warmup_steps: int,
+    num_training_steps: int,
+    num_cycles: float = 0.5,
+    last_epoch: int = -1,
+    min_lr: float | None = None,
+    min_lr_rate: float | None = None,
+    *,
+    lr_init: float | None = None,
+) -> Schedule:
     """Warmup, then a cosine from 1 to ``min_lr_rate`` (or ``min_lr / lr_init``)."""
     w, T = _count("num_warmup_steps", num_warmup_steps), _count("num_training_steps", num_training_steps)
     if min_lr is not None and min_lr_rate is not None:
@@ -266,32 +347,52 @@ def get_cosine_with_min_lr_schedule_with_warmup(optimizer: Any, num_warmup_steps
     if min_lr is not None:
         lr0 = lr_init if lr_init is not None else _initial_lr(optimizer)
         if lr0 is None:
-            raise ValueError("min_lr needs the initial lr: pass an optimizer with a numeric lr or lr_init=, "
-                             "or set min_lr_rate instead")
+            raise ValueError(
+                "min_lr needs the initial lr: pass an optimizer with a numeric lr or lr_init=, "
+                "or set min_lr_rate instead"
+            )
         min_lr_rate = check_number("min_lr", min_lr) / check_number("lr_init", lr0)
     elif min_lr_rate is None:
         raise ValueError("One of min_lr or min_lr_rate should be set through the `lr_scheduler_kwargs`")
-    return Schedule(functools.partial(cosine_lambda, num_warmup_steps=w, num_training_steps=T,
-                                      num_cycles=check_number("num_cycles", num_cycles),
-                                      min_lr_rate=check_number("min_lr_rate", min_lr_rate)),
-                    optimizer, last_epoch, "cosine_with_min_lr")
+    return Schedule(
+        functools.partial(
+            cosine_lambda,
+            num_warmup_steps=w,
+            num_training_steps=T,
+            num_cycles=check_number("num_cycles", num_cycles),
+            min_lr_rate=check_number("min_lr_rate", min_lr_rate),
+        ),
+        optimizer,
+        last_epoch,
+        "cosine_with_min_lr",
+    )
 
 
 WSD_TYPES = ("linear", "cosine", "1-sqrt")
 
 
-def get_wsd_schedule(optimizer: Any, num_warmup_steps: int, num_decay_steps: int,
-                     num_training_steps: int | None = None, num_stable_steps: int | None = None,
-                     warmup_type: str = "linear", decay_type: str = "cosine", min_lr_ratio: float = 0,
-                     num_cycles: float = 0.5, last_epoch: int = -1) -> Schedule:
+def get_wsd_schedule(
+    optimizer: Any,
+    num_warmup_steps: int,
+    num_decay_steps: int,
+    num_training_steps: int | None = None,
+    num_stable_steps: int | None = None,
+    warmup_type: str = "linear",
+    decay_type: str = "cosine",
+    min_lr_ratio: float = 0,
+    num_cycles: float = 0.5,
+    last_epoch: int = -1,
+) -> Schedule:
     """Warmup-stable-decay (see :func:`wsd_lambda`). The stable phase is ``num_stable_steps``, or
     ``num_training_steps - num_warmup_steps - num_decay_steps``."""
     w, d = _count("num_warmup_steps", num_warmup_steps), _count("num_decay_steps", num_decay_steps)
     if num_training_steps is None and num_stable_steps is None:
         raise ValueError("Either num_training_steps or num_stable_steps must be specified.")
     if num_training_steps is not None and num_stable_steps is not None:
-        warnings.warn("Both num_training_steps and num_stable_steps are specified. num_stable_steps will be used.",
-                      stacklevel=2)
+        warnings.warn(
+            "Both num_training_steps and num_stable_steps are specified. num_stable_steps will be used.",
+            stacklevel=2,
+        )
     if warmup_type not in WSD_TYPES:
         raise ValueError(f"Unknown warmup type: {warmup_type}, expected 'linear', 'cosine' or '1-sqrt'")
     if decay_type not in WSD_TYPES:
@@ -299,14 +400,26 @@ def get_wsd_schedule(optimizer: Any, num_warmup_steps: int, num_decay_steps: int
     if num_stable_steps is None:
         num_stable_steps = _count("num_training_steps", num_training_steps) - w - d
         if num_stable_steps < 0:
-            raise ValueError(f"num_training_steps ({num_training_steps}) is smaller than num_warmup_steps + "
-                             f"num_decay_steps ({w + d})")
+            raise ValueError(
+                f"num_training_steps ({num_training_steps}) is smaller than num_warmup_steps + "
+                f"num_decay_steps ({w + d})"
+            )
     st = _count("num_stable_steps", num_stable_steps)
-    return Schedule(functools.partial(wsd_lambda, num_warmup_steps=w, num_stable_steps=st, num_decay_steps=d,
-                                      warmup_type=warmup_type, decay_type=decay_type,
-                                      min_lr_ratio=check_number("min_lr_ratio", min_lr_ratio),
-                                      num_cycles=check_number("num_cycles", num_cycles)),
-                    optimizer, last_epoch, "warmup_stable_decay")
+    return Schedule(
+        functools.partial(
+            wsd_lambda,
+            num_warmup_steps=w,
+            num_stable_steps=st,
+            num_decay_steps=d,
+            warmup_type=warmup_type,
+            decay_type=decay_type,
+            min_lr_ratio=check_number("min_lr_ratio", min_lr_ratio),
+            num_cycles=check_number("num_cycles", num_cycles),
+        ),
+        optimizer,
+        last_epoch,
+        "warmup_stable_decay",
+    )
 
 
 class SchedulerType(str, enum.Enum):
@@ -325,8 +438,10 @@ class SchedulerType(str, enum.Enum):
 
     @classmethod
     def _missing_(cls, value: object) -> Any:
-        raise ValueError(f"{value} is not a valid {cls.__name__}, please select one of "
-                         f"{list(cls._value2member_map_.keys())}")
+        raise ValueError(
+            f"{value} is not a valid {cls.__name__}, please select one of "
+            f"{list(cls._value2member_map_.keys())}"
+        )
 
     def __str__(self) -> str:
         return self.value
@@ -348,8 +463,13 @@ TYPE_TO_SCHEDULER_FUNCTION: dict[SchedulerType, Callable[..., Schedule]] = {
 }
 
 
-def get_scheduler(name: str | SchedulerType, optimizer: Any = None, num_warmup_steps: int | None = None,
-                  num_training_steps: int | None = None, scheduler_specific_kwargs: dict | None = None) -> Schedule:
+def get_scheduler(
+    name: str | SchedulerType,
+    optimizer: Any = None,
+    num_warmup_steps: int | None = None,
+    num_training_steps: int | None = None,
+    scheduler_specific_kwargs: dict | None = None,
+) -> Schedule:
     """Any schedule by name, with Transformers' argument rules:
 
     ``constant`` takes the optimizer only; every other one needs ``num_warmup_steps``;
@@ -360,8 +480,10 @@ def get_scheduler(name: str | SchedulerType, optimizer: Any = None, num_warmup_s
     name = SchedulerType(name)
     kwargs = dict(scheduler_specific_kwargs or {})
     if name == SchedulerType.REDUCE_ON_PLATEAU:
-        raise ValueError("reduce_lr_on_plateau depends on metric values, not on the step, so it is not a pure "
-                         "schedule; use torch.optim.lr_scheduler.ReduceLROnPlateau on the torch adapter")
+        raise ValueError(
+            "reduce_lr_on_plateau depends on metric values, not on the step, so it is not a pure "
+            "schedule; use torch.optim.lr_scheduler.ReduceLROnPlateau on the torch adapter"
+        )
     fn = TYPE_TO_SCHEDULER_FUNCTION[name]
     if name == SchedulerType.CONSTANT:
         return fn(optimizer)
@@ -372,7 +494,9 @@ def get_scheduler(name: str | SchedulerType, optimizer: Any = None, num_warmup_s
     if name == SchedulerType.INVERSE_SQRT:
         return fn(optimizer, num_warmup_steps=num_warmup_steps, **kwargs)
     if name == SchedulerType.WARMUP_STABLE_DECAY:
-        return fn(optimizer, num_warmup_steps=num_warmup_steps, num_training_steps=num_training_steps, **kwargs)
+        return fn(
+            optimizer, num_warmup_steps=num_warmup_steps, num_training_steps=num_training_steps, **kwargs
+        )
     if num_training_steps is None:
         raise ValueError(f"{name} requires `num_training_steps`, please provide that argument.")
     return fn(optimizer, num_warmup_steps=num_warmup_steps, num_training_steps=num_training_steps, **kwargs)
@@ -384,8 +508,15 @@ class PolynomialDecay:
     ``decay_steps * max(1, ceil(step / decay_steps))`` as the horizon):
     ``(initial - end) * (1 - k / horizon) ** power + end``. Returns a learning rate (float64)."""
 
-    def __init__(self, initial_learning_rate: float, decay_steps: int, end_learning_rate: float = 0.0001,
-                 power: float = 1.0, cycle: bool = False, name: str | None = None):
+    def __init__(
+        self,
+        initial_learning_rate: float,
+        decay_steps: int,
+        end_learning_rate: float = 0.0001,
+        power: float = 1.0,
+        cycle: bool = False,
+        name: str | None = None,
+    ):
         self.initial_learning_rate = check_number("initial_learning_rate", initial_learning_rate)
         if not isinstance(decay_steps, numbers.Integral) or decay_steps <= 0:
             raise ValueError(f"decay_steps must be a positive int, got {decay_steps!r}")
@@ -405,21 +536,34 @@ class PolynomialDecay:
             horizon = d
             k = xp.minimum(s, d)
         frac = xp.maximum(1.0 - k / horizon, 0.0)
-        lr = (self.initial_learning_rate - self.end_learning_rate) * xp.pow(frac, self.power) + self.end_learning_rate
+        lr = (self.initial_learning_rate - self.end_learning_rate) * xp.pow(
+            frac, self.power
+        ) + self.end_learning_rate
         return _out(lr, plain)
 
     def get_config(self) -> dict:
-        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
-                "end_learning_rate": self.end_learning_rate, "power": self.power, "cycle": self.cycle,
-                "name": self.name}
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "decay_steps": self.decay_steps,
+            "end_learning_rate": self.end_learning_rate,
+            "power": self.power,
+            "cycle": self.cycle,
+            "name": self.name,
+        }
 
 
 class WarmUp:
     """TF ``WarmUp``: ``init_lr * (step / warmup_steps) ** power`` while ``step < warmup_steps``,
     then ``decay_schedule_fn(step - warmup_steps)``. Returns a learning rate (float64)."""
 
-    def __init__(self, initial_learning_rate: float, decay_schedule_fn: Callable[[Any], Any], warmup_steps: int,
-                 power: float = 1.0, name: str | None = None):
+    def __init__(
+        self,
+        initial_learning_rate: float,
+        decay_schedule_fn: Callable[[Any], Any],
+        warmup_steps: int,
+        power: float = 1.0,
+        name: str | None = None,
+    ):
         self.initial_learning_rate = check_number("initial_learning_rate", initial_learning_rate)
         if not callable(decay_schedule_fn):
             raise ValueError(f"decay_schedule_fn must be callable (step -> lr), got {decay_schedule_fn!r}")
@@ -437,15 +581,29 @@ class WarmUp:
         return _out(xp.where(s < self.warmup_steps, warm, after), plain)
 
     def get_config(self) -> dict:
-        return {"initial_learning_rate": self.initial_learning_rate, "decay_schedule_fn": self.decay_schedule_fn,
-                "warmup_steps": self.warmup_steps, "power": self.power, "name": self.name}
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "decay_schedule_fn": self.decay_schedule_fn,
+            "warmup_steps": self.warmup_steps,
+            "power": self.power,
+            "name": self.name,
+        }
 
 
-def create_optimizer(init_lr: float, num_train_steps: int, num_warmup_steps: int, min_lr_ratio: float = 0.0,
-                     adam_beta1: float = 0.9, adam_beta2: float = 0.999, adam_epsilon: float = 1e-8,
-                     adam_clipnorm: float | None = None, adam_global_clipnorm: float | None = None,
-                     weight_decay_rate: float = 0.0, power: float = 1.0,
-                     include_in_weight_decay: list[str] | None = None) -> tuple[Any, Any]:
+def create_optimizer(
+    init_lr: float,
+    num_train_steps: int,
+    num_warmup_steps: int,
+    min_lr_ratio: float = 0.0,
+    adam_beta1: float = 0.9,
+    adam_beta2: float = 0.999,
+    adam_epsilon: float = 1e-8,
+    adam_clipnorm: float | None = None,
+    adam_global_clipnorm: float | None = None,
+    weight_decay_rate: float = 0.0,
+    power: float = 1.0,
+    include_in_weight_decay: list[str] | None = None,
+) -> tuple[Any, Any]:
     """TF ``create_optimizer``: ``(rule, lr_schedule)``.
 
     The schedule is ``PolynomialDecay(init_lr, num_train_steps - num_warmup_steps, init_lr * min_lr_ratio,
@@ -456,23 +614,54 @@ def create_optimizer(init_lr: float, num_train_steps: int, num_warmup_steps: int
     """
     from .adamw import AdamW
 
-    lr_schedule: Any = PolynomialDecay(init_lr, num_train_steps - num_warmup_steps, init_lr * min_lr_ratio,
-                                       power=power)
+    lr_schedule: Any = PolynomialDecay(
+        init_lr, num_train_steps - num_warmup_steps, init_lr * min_lr_ratio, power=power
+    )
     if num_warmup_steps:
         lr_schedule = WarmUp(init_lr, lr_schedule, num_warmup_steps)
     if weight_decay_rate > 0.0:
-        rule = AdamW(lr_schedule, (adam_beta1, adam_beta2), adam_epsilon, weight_decay_rate, True, True,
-                     weight_decay_order="before", include_in_weight_decay=include_in_weight_decay,
-                     exclude_from_weight_decay=["LayerNorm", "layer_norm", "bias"], clipnorm=adam_clipnorm,
-                     global_clipnorm=adam_global_clipnorm)
+        rule = AdamW(
+            lr_schedule,
+            (adam_beta1, adam_beta2),
+            adam_epsilon,
+            weight_decay_rate,
+            True,
+            True,
+            weight_decay_order="before",
+            include_in_weight_decay=include_in_weight_decay,
+            exclude_from_weight_decay=["LayerNorm", "layer_norm", "bias"],
+            clipnorm=adam_clipnorm,
+            global_clipnorm=adam_global_clipnorm,
+        )
     else:
-        rule = AdamW(lr_schedule, (adam_beta1, adam_beta2), adam_epsilon, 0.0, True, True,
-                     clipnorm=adam_clipnorm, global_clipnorm=adam_global_clipnorm)
+        rule = AdamW(
+            lr_schedule,
+            (adam_beta1, adam_beta2),
+            adam_epsilon,
+            0.0,
+            True,
+            True,
+            clipnorm=adam_clipnorm,
+            global_clipnorm=adam_global_clipnorm,
+        )
     return rule, lr_schedule
 
 
-__all__ = ["Schedule", "SchedulerType", "get_scheduler", "get_constant_schedule", "get_constant_schedule_with_warmup",
-           "get_linear_schedule_with_warmup", "get_cosine_schedule_with_warmup",
-           "get_cosine_with_hard_restarts_schedule_with_warmup", "get_polynomial_decay_schedule_with_warmup",
-           "get_inverse_sqrt_schedule", "get_cosine_with_min_lr_schedule_with_warmup", "get_wsd_schedule",
-           "PolynomialDecay", "WarmUp", "create_optimizer", "TYPE_TO_SCHEDULER_FUNCTION"]
+__all__ = [
+    "Schedule",
+    "SchedulerType",
+    "get_scheduler",
+    "get_constant_schedule",
+    "get_constant_schedule_with_warmup",
+    "get_linear_schedule_with_warmup",
+    "get_cosine_schedule_with_warmup",
+    "get_cosine_with_hard_restarts_schedule_with_warmup",
+    "get_polynomial_decay_schedule_with_warmup",
+    "get_inverse_sqrt_schedule",
+    "get_cosine_with_min_lr_schedule_with_warmup",
+    "get_wsd_schedule",
+    "PolynomialDecay",
+    "WarmUp",
+    "create_optimizer",
+    "TYPE_TO_SCHEDULER_FUNCTION",
+]

@@ -9,6 +9,7 @@ outputs); both must return the same types; only the taken branch runs.
 
 The numpy reference receives the subgraphs as Python callables.
 """
+
 from __future__ import annotations
 
 from ..types import DType, IRError, TensorSpec
@@ -25,21 +26,43 @@ def infer_while(ins, attrs, subgraphs=None):
     if subgraphs is not None:
         cond, body = subgraphs["cond"], subgraphs["body"]
         for key, g in (("cond", cond), ("body", body)):
-            require(len(g.inputs) == len(ins), f"op while_loop: subgraph {key} takes {len(g.inputs)} inputs, "
-                                               f"the loop passes {len(ins)}")
+            require(
+                len(g.inputs) == len(ins),
+                f"op while_loop: subgraph {key} takes {len(g.inputs)} inputs, the loop passes {len(ins)}",
+            )
             for i, (v, s) in enumerate(zip(g.inputs, ins)):
-                require(_types_match(v.spec, s), f"op while_loop: subgraph {key} input {i} is {v.spec}, loop passes {s}")
-        require(len(cond.outputs) == 1 and cond.outputs[0].spec.dtype is DType.bool and cond.outputs[0].spec.rank == 0,
-                "op while_loop: cond must return one bool scalar")
-        require(len(body.outputs) == n, f"op while_loop: body returns {len(body.outputs)} values for {n} state values")
+                require(
+                    _types_match(v.spec, s),
+                    f"op while_loop: subgraph {key} input {i} is {v.spec}, loop passes {s}",
+                )
+        require(
+            len(cond.outputs) == 1
+            and cond.outputs[0].spec.dtype is DType.bool
+            and cond.outputs[0].spec.rank == 0,
+            "op while_loop: cond must return one bool scalar",
+        )
+        require(
+            len(body.outputs) == n,
+            f"op while_loop: body returns {len(body.outputs)} values for {n} state values",
+        )
         for i, (v, s) in enumerate(zip(body.outputs, ins[:n])):
-            require(_types_match(v.spec, s), f"op while_loop: body output {i} is {v.spec} but the state is {s}; "
-                                             "loop state must keep its shape and dtype")
+            require(
+                _types_match(v.spec, s),
+                f"op while_loop: body output {i} is {v.spec} but the state is {s}; "
+                "loop state must keep its shape and dtype",
+            )
     return [s.with_name(None) for s in ins[:n]]
 
 
-@register("while_loop", inputs=None, attrs={"num_state": AttrSpec("int")}, infer=infer_while,
-          category="control", outputs=None, subgraphs=("cond", "body"))
+@register(
+    "while_loop",
+    inputs=None,
+    attrs={"num_state": AttrSpec("int")},
+    infer=infer_while,
+    category="control",
+    outputs=None,
+    subgraphs=("cond", "body"),
+)
 def while_loop(*args, num_state, cond, body):
     """state = init; while cond(state, captured): state = body(state, captured); return state."""
     state = list(args[:num_state])
@@ -50,13 +73,18 @@ def while_loop(*args, num_state, cond, body):
 
 
 def infer_cond(ins, attrs, subgraphs=None):
-    require(len(ins) >= 1 and ins[0].dtype is DType.bool and ins[0].rank == 0,
-            "op cond: the predicate must be a bool scalar")
+    require(
+        len(ins) >= 1 and ins[0].dtype is DType.bool and ins[0].rank == 0,
+        "op cond: the predicate must be a bool scalar",
+    )
     if subgraphs is None:
         raise IRError("op cond: needs then/else subgraphs")
     a, b = subgraphs["then"], subgraphs["else"]
     for key, g in (("then", a), ("else", b)):
-        require(len(g.inputs) == len(ins) - 1, f"op cond: branch {key} takes {len(g.inputs)} inputs, cond passes {len(ins) - 1}")
+        require(
+            len(g.inputs) == len(ins) - 1,
+            f"op cond: branch {key} takes {len(g.inputs)} inputs, cond passes {len(ins) - 1}",
+        )
         for i, (v, s) in enumerate(zip(g.inputs, ins[1:])):
             require(_types_match(v.spec, s), f"op cond: branch {key} input {i} is {v.spec}, cond passes {s}")
     require(len(a.outputs) == len(b.outputs), "op cond: branches return different numbers of values")
@@ -65,8 +93,15 @@ def infer_cond(ins, attrs, subgraphs=None):
     return [v.spec.with_name(None) for v in a.outputs]
 
 
-@register("cond", inputs=None, min_inputs=1, infer=infer_cond, category="control", outputs=None,
-          subgraphs=("then", "else"))
+@register(
+    "cond",
+    inputs=None,
+    min_inputs=1,
+    infer=infer_cond,
+    category="control",
+    outputs=None,
+    subgraphs=("then", "else"),
+)
 def cond(pred, *operands, then, **kw):
     """then(*operands) if pred else else(*operands)."""
     branch = then if bool(pred) else kw["else"]

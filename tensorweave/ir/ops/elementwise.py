@@ -5,6 +5,7 @@ and broadcast their shapes with the Array-API rules.  Float math on float16 and
 bfloat16 is computed as numpy does (in float32, rounded to the input dtype).
 Integer arithmetic wraps modulo 2**bits (two's complement for signed types).
 """
+
 from __future__ import annotations
 
 import math
@@ -24,7 +25,15 @@ ANY = "any"
 KIND_DTYPES = {
     FLOAT: (DType.float16, DType.bfloat16, DType.float32, DType.float64),
     INT: (DType.int32, DType.int64, DType.uint32),
-    NUMERIC: (DType.int32, DType.int64, DType.uint32, DType.float16, DType.bfloat16, DType.float32, DType.float64),
+    NUMERIC: (
+        DType.int32,
+        DType.int64,
+        DType.uint32,
+        DType.float16,
+        DType.bfloat16,
+        DType.float32,
+        DType.float64,
+    ),
     BOOL: (DType.bool,),
     INT_OR_BOOL: (DType.bool, DType.int32, DType.int64, DType.uint32),
     ANY: tuple(DType),
@@ -33,21 +42,26 @@ KIND_DTYPES = {
 
 def _check_kind(op: str, dt: DType, kind: str) -> None:
     if dt not in KIND_DTYPES[kind]:
-        raise IRError(f"op {op}: dtype {dt} is not allowed; it takes {kind} dtypes "
-                      f"({', '.join(str(d) for d in KIND_DTYPES[kind])})")
+        raise IRError(
+            f"op {op}: dtype {dt} is not allowed; it takes {kind} dtypes "
+            f"({', '.join(str(d) for d in KIND_DTYPES[kind])})"
+        )
 
 
 def _ew(fn):
     """Run a numpy ufunc-ish function, silencing float warnings (nan/inf are values here)."""
+
     def run(*xs, **kw):
         with np.errstate(all="ignore"):
             return fn(*xs, **kw)
+
     run.__doc__ = fn.__doc__
     run.__name__ = fn.__name__
     return run
 
 
 # ------------------------------------------------------------------ unary
+
 
 def unary(name: str, kind: str, out: DType | None = None):
     def infer(ins, attrs):
@@ -161,7 +175,12 @@ def ceil(x):
 @unary("sigmoid", FLOAT)
 def sigmoid(x):
     """1 / (1 + exp(-x))."""
-    return _f(x, lambda v: np.where(v >= 0, 1 / (1 + np.exp(-np.abs(v))), np.exp(-np.abs(v)) / (1 + np.exp(-np.abs(v)))).astype(v.dtype))
+    return _f(
+        x,
+        lambda v: np.where(
+            v >= 0, 1 / (1 + np.exp(-np.abs(v))), np.exp(-np.abs(v)) / (1 + np.exp(-np.abs(v)))
+        ).astype(v.dtype),
+    )
 
 
 @unary("silu", FLOAT)
@@ -202,6 +221,7 @@ def bitwise_invert(x):
 
 # ------------------------------------------------------------------ gelu (attr)
 
+
 def _infer_gelu(ins, attrs):
     _check_kind("gelu", ins[0].dtype, FLOAT)
     if attrs["approximate"] not in ("none", "tanh"):
@@ -209,20 +229,27 @@ def _infer_gelu(ins, attrs):
     return [ins[0]]
 
 
-@register("gelu", inputs=1, attrs={"approximate": AttrSpec("str", "none")}, infer=_infer_gelu, category="unary:float")
+@register(
+    "gelu",
+    inputs=1,
+    attrs={"approximate": AttrSpec("str", "none")},
+    infer=_infer_gelu,
+    category="unary:float",
+)
 def gelu(x, approximate="none"):
     """GELU. approximate='none': 0.5*x*(1 + erf(x/sqrt(2)));
     approximate='tanh': 0.5*x*(1 + tanh(sqrt(2/pi)*(x + 0.044715*x**3)))."""
     with np.errstate(all="ignore"):
         v = x.astype(np.float64)
         if approximate == "tanh":
-            y = 0.5 * v * (1 + np.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v ** 3)))
+            y = 0.5 * v * (1 + np.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v**3)))
         else:
             y = 0.5 * v * (1 + _erf64(v / math.sqrt(2)))
         return y.astype(x.dtype)
 
 
 # ------------------------------------------------------------------ binary
+
 
 def binary(name: str, kind: str, out: DType | None = None):
     def infer(ins, attrs):
@@ -393,6 +420,7 @@ def bitwise_right_shift(x, y):
 
 # ------------------------------------------------------------------ where / clip / astype
 
+
 def _infer_where(ins, attrs):
     require(ins[0].dtype is DType.bool, f"op where: condition must be bool, got {ins[0].dtype}")
     dt = same_dtype("where", ins[1:])
@@ -410,8 +438,13 @@ def _infer_clip(ins, attrs):
     return [ins[0]]
 
 
-@register("clip", inputs=1, attrs={"min": AttrSpec("opt_scalar", None), "max": AttrSpec("opt_scalar", None)},
-          infer=_infer_clip, category="clip")
+@register(
+    "clip",
+    inputs=1,
+    attrs={"min": AttrSpec("opt_scalar", None), "max": AttrSpec("opt_scalar", None)},
+    infer=_infer_clip,
+    category="clip",
+)
 def clip(x, min=None, max=None):
     """minimum(maximum(x, min), max); a None bound is absent; nan stays nan."""
     with np.errstate(all="ignore"):
@@ -442,6 +475,6 @@ def astype(x, dtype):
             t = np.trunc(x.astype(np.float64))
             t = np.where(np.isfinite(t), t, 0)
             if target.kind == "u":
-                return np.mod(t, 2.0 ** 32).astype(np.uint64).astype(target)
+                return np.mod(t, 2.0**32).astype(np.uint64).astype(target)
             return np.clip(t, np.iinfo(target).min, np.iinfo(target).max).astype(target)
         return x.astype(target)

@@ -1,11 +1,12 @@
 """matmul and einsum."""
+
 from __future__ import annotations
 
 import re
 
 import numpy as np
 
-from ..types import DType, IRError, Shape, TensorSpec, broadcast_shapes, unify_dims
+from ..types import IRError, Shape, TensorSpec, broadcast_shapes, unify_dims
 from .elementwise import NUMERIC, _check_kind
 from .registry import AttrSpec, register, require, same_dtype
 
@@ -43,14 +44,18 @@ _EINSUM = re.compile(r"^([a-zA-Z]*)(,[a-zA-Z]*)*->[a-zA-Z]*$")
 def parse_einsum(subscripts: str, n: int) -> tuple[list[str], str]:
     s = subscripts.replace(" ", "")
     if not _EINSUM.match(s):
-        raise IRError(f"op einsum: subscripts {subscripts!r} must be explicit, like 'bij,bjk->bik' "
-                      "(letters only, no '...')")
+        raise IRError(
+            f"op einsum: subscripts {subscripts!r} must be explicit, like 'bij,bjk->bik' "
+            "(letters only, no '...')"
+        )
     lhs, out = s.split("->")
     terms = lhs.split(",")
     if len(terms) != n:
         raise IRError(f"op einsum: {len(terms)} operand terms in {subscripts!r} for {n} inputs")
     for t in terms:
-        require(len(set(t)) == len(t), f"op einsum: repeated index in term {t!r} (diagonals are not supported)")
+        require(
+            len(set(t)) == len(t), f"op einsum: repeated index in term {t!r} (diagonals are not supported)"
+        )
     require(len(set(out)) == len(out), f"op einsum: repeated index in output {out!r}")
     for c in out:
         require(any(c in t for t in terms), f"op einsum: output index {c!r} does not appear in the inputs")
@@ -63,7 +68,10 @@ def _infer_einsum(ins, attrs):
     _check_kind("einsum", dt, NUMERIC)
     sizes: dict = {}
     for t, spec in zip(terms, ins):
-        require(len(t) == spec.rank, f"op einsum: term {t!r} has {len(t)} indices for an input of rank {spec.rank}")
+        require(
+            len(t) == spec.rank,
+            f"op einsum: term {t!r} has {len(t)} indices for an input of rank {spec.rank}",
+        )
         for c, d in zip(t, spec.shape):
             if c in sizes and sizes[c] != d and d != 1 and sizes[c] != 1:
                 sizes[c] = unify_dims(sizes[c], d, f"op einsum: index {c!r}")
@@ -72,8 +80,14 @@ def _infer_einsum(ins, attrs):
     return [TensorSpec([sizes[c] for c in out], dt)]
 
 
-@register("einsum", inputs=None, min_inputs=1, attrs={"subscripts": AttrSpec("str")}, infer=_infer_einsum,
-          category="einsum")
+@register(
+    "einsum",
+    inputs=None,
+    min_inputs=1,
+    attrs={"subscripts": AttrSpec("str")},
+    infer=_infer_einsum,
+    category="einsum",
+)
 def einsum(*xs, subscripts):
     """Einstein summation with explicit output (``'bhqd,bhkd->bhqk'``): the product of the operands
     summed over every index absent from the output; size-1 dims broadcast. f16/bf16 accumulate in float32."""

@@ -5,6 +5,7 @@ Index tensors (take, take_along_axis, put_along_axis) hold int32/int64 values in
 Python-level negative indices).  dynamic_slice / dynamic_update_slice clamp
 their start indices into range exactly like XLA.
 """
+
 from __future__ import annotations
 
 import math
@@ -12,7 +13,7 @@ import math
 import numpy as np
 
 from ..types import DType, IRError, Shape, SymDim, TensorSpec, unify_dims
-from .elementwise import ANY, INT, NUMERIC, _check_kind
+from .elementwise import NUMERIC, _check_kind
 from .registry import AttrSpec, norm_axes, norm_axis, register, require, same_dtype, shape_size_equal
 
 INDEX_DTYPES = (DType.int32, DType.int64)
@@ -24,12 +25,18 @@ def _check_index(op: str, spec: TensorSpec) -> None:
 
 # ------------------------------------------------------------------ creation
 
+
 def _infer_full(ins, attrs):
     return [TensorSpec(attrs["shape"], attrs["dtype"])]
 
 
-@register("full", inputs=0, attrs={"shape": AttrSpec("dims"), "fill_value": AttrSpec("scalar"),
-                                   "dtype": AttrSpec("dtype")}, infer=_infer_full, category="creation")
+@register(
+    "full",
+    inputs=0,
+    attrs={"shape": AttrSpec("dims"), "fill_value": AttrSpec("scalar"), "dtype": AttrSpec("dtype")},
+    infer=_infer_full,
+    category="creation",
+)
 def full(shape, fill_value, dtype):
     """An array of ``shape`` (dims may be symbolic) filled with ``fill_value`` converted to ``dtype``
     (integers wrap modulo 2**bits, e.g. -1 as uint32 is 0xFFFFFFFF)."""
@@ -53,9 +60,18 @@ def _infer_arange(ins, attrs):
     return [TensorSpec([n], attrs["dtype"])]
 
 
-@register("arange", inputs=0, attrs={"start": AttrSpec("dim", 0), "stop": AttrSpec("dim"),
-                                     "step": AttrSpec("int", 1), "dtype": AttrSpec("dtype", DType.int64)},
-          infer=_infer_arange, category="creation")
+@register(
+    "arange",
+    inputs=0,
+    attrs={
+        "start": AttrSpec("dim", 0),
+        "stop": AttrSpec("dim"),
+        "step": AttrSpec("int", 1),
+        "dtype": AttrSpec("dtype", DType.int64),
+    },
+    infer=_infer_arange,
+    category="creation",
+)
 def arange(start, stop, step, dtype):
     """[start, start+step, ...) up to (excluding) stop, as ``dtype``; start/stop are integer dims
     (may be symbolic with step 1). Length max(0, ceil((stop-start)/step))."""
@@ -63,6 +79,7 @@ def arange(start, stop, step, dtype):
 
 
 # ------------------------------------------------------------------ reshape family
+
 
 def _infer_reshape(ins, attrs):
     shape = attrs["shape"]
@@ -80,12 +97,16 @@ def reshape(x, shape):
 def _infer_permute(ins, attrs):
     axes = attrs["axes"]
     r = ins[0].rank
-    require(len(axes) == r and all(-r <= a < r for a in axes) and sorted(a % r for a in axes) == list(range(r)),
-            f"op permute_dims: axes {axes} are not a permutation of range({r})")
+    require(
+        len(axes) == r and all(-r <= a < r for a in axes) and sorted(a % r for a in axes) == list(range(r)),
+        f"op permute_dims: axes {axes} are not a permutation of range({r})",
+    )
     return [TensorSpec([ins[0].shape[a] for a in axes], ins[0].dtype)]
 
 
-@register("permute_dims", inputs=1, attrs={"axes": AttrSpec("ints")}, infer=_infer_permute, category="permute")
+@register(
+    "permute_dims", inputs=1, attrs={"axes": AttrSpec("ints")}, infer=_infer_permute, category="permute"
+)
 def permute_dims(x, axes):
     """out.shape[i] = x.shape[axes[i]] (transpose)."""
     return np.transpose(x, axes)
@@ -127,8 +148,13 @@ def _infer_broadcast_to(ins, attrs):
     return [TensorSpec(shape, ins[0].dtype)]
 
 
-@register("broadcast_to", inputs=1, attrs={"shape": AttrSpec("dims")}, infer=_infer_broadcast_to,
-          category="broadcast_to")
+@register(
+    "broadcast_to",
+    inputs=1,
+    attrs={"shape": AttrSpec("dims")},
+    infer=_infer_broadcast_to,
+    category="broadcast_to",
+)
 def broadcast_to(x, shape):
     """Broadcast x to ``shape`` (Array-API rules; result is a fresh array)."""
     return np.array(np.broadcast_to(x, shape))
@@ -150,8 +176,14 @@ def _infer_concat(ins, attrs):
     return [TensorSpec(out, dt)]
 
 
-@register("concat", inputs=None, min_inputs=1, attrs={"axis": AttrSpec("axis", 0)}, infer=_infer_concat,
-          category="concat")
+@register(
+    "concat",
+    inputs=None,
+    min_inputs=1,
+    attrs={"axis": AttrSpec("axis", 0)},
+    infer=_infer_concat,
+    category="concat",
+)
 def concat(*xs, axis=0):
     """Join arrays along an existing axis; other dims must match."""
     return np.concatenate(xs, axis=axis)
@@ -169,8 +201,14 @@ def _infer_stack(ins, attrs):
     return [TensorSpec(out, dt)]
 
 
-@register("stack", inputs=None, min_inputs=1, attrs={"axis": AttrSpec("axis", 0)}, infer=_infer_stack,
-          category="stack")
+@register(
+    "stack",
+    inputs=None,
+    min_inputs=1,
+    attrs={"axis": AttrSpec("axis", 0)},
+    infer=_infer_stack,
+    category="stack",
+)
 def stack(*xs, axis=0):
     """Join same-shape arrays along a new axis."""
     return np.stack(xs, axis=axis)
@@ -197,8 +235,13 @@ def _infer_repeat(ins, attrs):
     return [TensorSpec(s, ins[0].dtype)]
 
 
-@register("repeat", inputs=1, attrs={"repeats": AttrSpec("int"), "axis": AttrSpec("opt_scalar", None)},
-          infer=_infer_repeat, category="repeat")
+@register(
+    "repeat",
+    inputs=1,
+    attrs={"repeats": AttrSpec("int"), "axis": AttrSpec("opt_scalar", None)},
+    infer=_infer_repeat,
+    category="repeat",
+)
 def repeat(x, repeats, axis=None):
     """Repeat each element ``repeats`` times along axis (None: of the flattened array),
     e.g. [a, b] -> [a, a, b, b] (numpy.repeat / torch.repeat_interleave)."""
@@ -223,19 +266,24 @@ def tile(x, reps):
 
 # ------------------------------------------------------------------ slicing
 
+
 def _infer_slice(ins, attrs):
     x = ins[0]
     starts, stops, steps = attrs["starts"], attrs["stops"], attrs["steps"]
-    require(len(starts) == len(stops) == len(steps) == x.rank,
-            f"op slice: starts/stops/steps need one entry per axis ({x.rank})")
+    require(
+        len(starts) == len(stops) == len(steps) == x.rank,
+        f"op slice: starts/stops/steps need one entry per axis ({x.rank})",
+    )
     out = []
     for i, (a, b, s) in enumerate(zip(starts, stops, steps)):
         require(s >= 1, f"op slice: step must be >= 1 on axis {i} (the tracer uses flip for negative steps)")
         if s == 1:
             out.append(b - a)
         else:
-            require(isinstance(a, int) and isinstance(b, int),
-                    f"op slice: step {s} needs static start/stop on axis {i}")
+            require(
+                isinstance(a, int) and isinstance(b, int),
+                f"op slice: step {s} needs static start/stop on axis {i}",
+            )
             out.append(max(0, -(-(b - a) // s)))
         if isinstance(a, int) and isinstance(b, int):
             require(0 <= a <= b, f"op slice: need 0 <= start <= stop on axis {i}, got {a}:{b}")
@@ -244,8 +292,13 @@ def _infer_slice(ins, attrs):
     return [TensorSpec(out, x.dtype)]
 
 
-@register("slice", inputs=1, attrs={"starts": AttrSpec("dims"), "stops": AttrSpec("dims"), "steps": AttrSpec("ints")},
-          infer=_infer_slice, category="slice")
+@register(
+    "slice",
+    inputs=1,
+    attrs={"starts": AttrSpec("dims"), "stops": AttrSpec("dims"), "steps": AttrSpec("ints")},
+    infer=_infer_slice,
+    category="slice",
+)
 def slice_(x, starts, stops, steps):
     """x[starts[0]:stops[0]:steps[0], ...] with one normalised entry per axis:
     0 <= start <= stop <= size, step >= 1 (start/stop may be symbolic)."""
@@ -257,7 +310,10 @@ def _infer_dynamic_slice(ins, attrs):
     sizes = attrs["sizes"]
     require(len(starts) == x.rank == len(sizes), f"op dynamic_slice: needs {x.rank} start indices and sizes")
     for s in starts:
-        require(s.rank == 0 and s.dtype in INDEX_DTYPES, "op dynamic_slice: start indices must be int32/int64 scalars")
+        require(
+            s.rank == 0 and s.dtype in INDEX_DTYPES,
+            "op dynamic_slice: start indices must be int32/int64 scalars",
+        )
     for i, (n, d) in enumerate(zip(sizes, x.shape)):
         if isinstance(n, int) and isinstance(d, int):
             require(n <= d, f"op dynamic_slice: size {n} exceeds dim {d} on axis {i}")
@@ -268,8 +324,14 @@ def _clamped_starts(starts, sizes, shape):
     return [int(min(max(int(s), 0), d - n)) for s, n, d in zip(starts, sizes, shape)]
 
 
-@register("dynamic_slice", inputs=None, min_inputs=1, attrs={"sizes": AttrSpec("dims")},
-          infer=_infer_dynamic_slice, category="dynamic_slice")
+@register(
+    "dynamic_slice",
+    inputs=None,
+    min_inputs=1,
+    attrs={"sizes": AttrSpec("dims")},
+    infer=_infer_dynamic_slice,
+    category="dynamic_slice",
+)
 def dynamic_slice(x, *starts, sizes):
     """x[s0:s0+sizes[0], ...] where each start (a runtime int scalar) is first clamped to
     [0, dim - size] (XLA semantics)."""
@@ -280,13 +342,21 @@ def dynamic_slice(x, *starts, sizes):
 def _infer_dus(ins, attrs):
     x, u, starts = ins[0], ins[1], ins[2:]
     require(u.dtype == x.dtype, f"op dynamic_update_slice: update dtype {u.dtype} != operand dtype {x.dtype}")
-    require(u.rank == x.rank and len(starts) == x.rank, f"op dynamic_update_slice: needs rank-{x.rank} update and {x.rank} starts")
+    require(
+        u.rank == x.rank and len(starts) == x.rank,
+        f"op dynamic_update_slice: needs rank-{x.rank} update and {x.rank} starts",
+    )
     for s in starts:
-        require(s.rank == 0 and s.dtype in INDEX_DTYPES, "op dynamic_update_slice: start indices must be int32/int64 scalars")
+        require(
+            s.rank == 0 and s.dtype in INDEX_DTYPES,
+            "op dynamic_update_slice: start indices must be int32/int64 scalars",
+        )
     return [x]
 
 
-@register("dynamic_update_slice", inputs=None, min_inputs=2, infer=_infer_dus, category="dynamic_update_slice")
+@register(
+    "dynamic_update_slice", inputs=None, min_inputs=2, infer=_infer_dus, category="dynamic_update_slice"
+)
 def dynamic_update_slice(x, update, *starts):
     """A copy of x with x[s0:s0+u0, ...] = update; starts clamped to [0, dim - update_dim] (XLA)."""
     st = _clamped_starts(starts, update.shape, x.shape)
@@ -297,12 +367,13 @@ def dynamic_update_slice(x, update, *starts):
 
 # ------------------------------------------------------------------ gather / scatter
 
+
 def _infer_take(ins, attrs):
     x, idx = ins
     _check_index("take", idx)
     require(x.rank >= 1, "op take: x must have rank >= 1")
     a = norm_axis(attrs["axis"], x.rank, "take")
-    return [TensorSpec(list(x.shape[:a]) + list(idx.shape) + list(x.shape[a + 1:]), x.dtype)]
+    return [TensorSpec(list(x.shape[:a]) + list(idx.shape) + list(x.shape[a + 1 :]), x.dtype)]
 
 
 @register("take", inputs=2, attrs={"axis": AttrSpec("axis", 0)}, infer=_infer_take, category="take")
@@ -323,8 +394,13 @@ def _infer_tala(ins, attrs):
     return [TensorSpec(idx.shape, x.dtype)]
 
 
-@register("take_along_axis", inputs=2, attrs={"axis": AttrSpec("axis", -1)}, infer=_infer_tala,
-          category="take_along_axis")
+@register(
+    "take_along_axis",
+    inputs=2,
+    attrs={"axis": AttrSpec("axis", -1)},
+    infer=_infer_tala,
+    category="take_along_axis",
+)
 def take_along_axis(x, indices, axis=-1):
     """out[i..., j, k...] = x[i..., indices[i..., j, k...], k...] (torch.gather); indices has x's rank
     and x's dims except along axis."""
@@ -344,8 +420,13 @@ def _infer_pala(ins, attrs):
     return [x]
 
 
-@register("put_along_axis", inputs=3, attrs={"axis": AttrSpec("axis", -1)}, infer=_infer_pala,
-          category="put_along_axis")
+@register(
+    "put_along_axis",
+    inputs=3,
+    attrs={"axis": AttrSpec("axis", -1)},
+    infer=_infer_pala,
+    category="put_along_axis",
+)
 def put_along_axis(x, indices, values, axis=-1):
     """A copy of x with x[i..., indices[i..., j, k...], k...] = values[i..., j, k...] (scatter,
     torch.scatter). With duplicate indices along axis the written value is unspecified unless the
@@ -357,12 +438,14 @@ def put_along_axis(x, indices, values, axis=-1):
 
 # ------------------------------------------------------------------ sorting
 
+
 def _infer_sort(name, out_dtype=None):
     def infer(ins, attrs):
         _check_kind(name, ins[0].dtype, NUMERIC)
         require(ins[0].rank >= 1, f"op {name}: needs rank >= 1")
         norm_axis(attrs["axis"], ins[0].rank, name)
         return [TensorSpec(ins[0].shape, out_dtype or ins[0].dtype)]
+
     return infer
 
 
@@ -388,16 +471,26 @@ def _argsort(x, axis, descending):
     return np.moveaxis(idx, -1, axis).astype(np.int64)
 
 
-@register("argsort", inputs=1, attrs={"axis": AttrSpec("axis", -1), "descending": AttrSpec("bool", False)},
-          infer=_infer_sort("argsort", DType.int64), category="sort")
+@register(
+    "argsort",
+    inputs=1,
+    attrs={"axis": AttrSpec("axis", -1), "descending": AttrSpec("bool", False)},
+    infer=_infer_sort("argsort", DType.int64),
+    category="sort",
+)
 def argsort(x, axis=-1, descending=False):
     """Stable argsort (int64): equal values keep their index order in both directions; nan sorts as
     larger than +inf (last ascending, first descending)."""
     return _argsort(x, axis, descending)
 
 
-@register("sort", inputs=1, attrs={"axis": AttrSpec("axis", -1), "descending": AttrSpec("bool", False)},
-          infer=_infer_sort("sort"), category="sort")
+@register(
+    "sort",
+    inputs=1,
+    attrs={"axis": AttrSpec("axis", -1), "descending": AttrSpec("bool", False)},
+    infer=_infer_sort("sort"),
+    category="sort",
+)
 def sort(x, axis=-1, descending=False):
     """Values in argsort order (nan larger than +inf)."""
     return np.take_along_axis(x, _argsort(x, axis, descending), axis=axis)

@@ -4,11 +4,12 @@
 compute in the input dtype, except that float16/bfloat16 inputs are computed
 in float32 and rounded back.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-from ..types import TensorSpec, unify_dims
+from ..types import unify_dims
 from .elementwise import FLOAT, _check_kind
 from .registry import AttrSpec, norm_axis, register, require, same_dtype
 
@@ -23,11 +24,17 @@ def _infer_softmax(name):
         require(ins[0].rank >= 1, f"op {name}: needs rank >= 1")
         norm_axis(attrs["axis"], ins[0].rank, name)
         return [ins[0]]
+
     return infer
 
 
-@register("softmax", inputs=1, attrs={"axis": AttrSpec("axis", -1)}, infer=_infer_softmax("softmax"),
-          category="softmax")
+@register(
+    "softmax",
+    inputs=1,
+    attrs={"axis": AttrSpec("axis", -1)},
+    infer=_infer_softmax("softmax"),
+    category="softmax",
+)
 def softmax(x, axis=-1):
     """exp(x - m) / sum(exp(x - m)) along axis with m = max(x) (m = 0 where max is infinite).
     A row of all -inf gives nan (0/0), as in PyTorch."""
@@ -39,8 +46,13 @@ def softmax(x, axis=-1):
         return (e / np.sum(e, axis=axis, keepdims=True)).astype(x.dtype)
 
 
-@register("log_softmax", inputs=1, attrs={"axis": AttrSpec("axis", -1)}, infer=_infer_softmax("log_softmax"),
-          category="softmax")
+@register(
+    "log_softmax",
+    inputs=1,
+    attrs={"axis": AttrSpec("axis", -1)},
+    infer=_infer_softmax("log_softmax"),
+    category="softmax",
+)
 def log_softmax(x, axis=-1):
     """x - logsumexp(x, axis, keepdims=True); a row of all -inf gives nan."""
     v = _up(x)
@@ -73,7 +85,9 @@ def _infer_ln(ins, attrs):
     x, w, b = ins
     same_dtype("layer_norm", ins)
     _check_kind("layer_norm", x.dtype, FLOAT)
-    require(x.rank >= 1 and w.rank == 1 and b.rank == 1, "op layer_norm: x needs rank >= 1, weight/bias rank 1")
+    require(
+        x.rank >= 1 and w.rank == 1 and b.rank == 1, "op layer_norm: x needs rank >= 1, weight/bias rank 1"
+    )
     unify_dims(x.shape[-1], w.shape[0], "op layer_norm: normalised dimension")
     unify_dims(x.shape[-1], b.shape[0], "op layer_norm: normalised dimension")
     return [x]

@@ -4,12 +4,13 @@
 ``keepdims`` keeps reduced axes as size 1.  sum/prod/cumulative_sum keep the
 input dtype (ints wrap); bool input is not accepted by them.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-from ..types import DType, IRError, Shape, TensorSpec
-from .elementwise import FLOAT, NUMERIC, BOOL, _check_kind
+from ..types import DType, Shape, TensorSpec
+from .elementwise import BOOL, FLOAT, NUMERIC, _check_kind
 from .registry import AttrSpec, norm_axes, norm_axis, register, require
 
 AX = {"axis": AttrSpec("axes", None), "keepdims": AttrSpec("bool", False)}
@@ -34,6 +35,7 @@ def reduction(name: str, kind: str, out: DType | None = None, nonempty: bool = F
         def ref(x, axis=None, keepdims=False):
             with np.errstate(all="ignore"):
                 return np.asarray(fn(x, axis=None if axis is None else tuple(axis), keepdims=keepdims))
+
         ref.__doc__ = fn.__doc__
         return register(name, inputs=1, attrs=AX, infer=infer, category=f"reduce:{kind}")(ref)
 
@@ -110,11 +112,17 @@ def _infer_arg(name):
         a = norm_axis(attrs["axis"], r, name)
         require(ins[0].shape[a] != 0, f"op {name}: cannot reduce over the empty axis {a}")
         return [TensorSpec(_reduced_shape(ins[0].shape, (a,), attrs["keepdims"]), DType.int64)]
+
     return infer
 
 
-@register("argmax", inputs=1, attrs={"axis": AttrSpec("axis", -1), "keepdims": AttrSpec("bool", False)},
-          infer=_infer_arg("argmax"), category="arg:numeric")
+@register(
+    "argmax",
+    inputs=1,
+    attrs={"axis": AttrSpec("axis", -1), "keepdims": AttrSpec("bool", False)},
+    infer=_infer_arg("argmax"),
+    category="arg:numeric",
+)
 def argmax(x, axis=-1, keepdims=False):
     """Index (int64) of the largest value along axis; ties -> the first index; a nan counts as the
     largest value (the first nan wins)."""
@@ -122,8 +130,13 @@ def argmax(x, axis=-1, keepdims=False):
     return np.expand_dims(r, axis) if keepdims else np.asarray(r)
 
 
-@register("argmin", inputs=1, attrs={"axis": AttrSpec("axis", -1), "keepdims": AttrSpec("bool", False)},
-          infer=_infer_arg("argmin"), category="arg:numeric")
+@register(
+    "argmin",
+    inputs=1,
+    attrs={"axis": AttrSpec("axis", -1), "keepdims": AttrSpec("bool", False)},
+    infer=_infer_arg("argmin"),
+    category="arg:numeric",
+)
 def argmin(x, axis=-1, keepdims=False):
     """Index (int64) of the smallest value along axis; ties -> the first index; a nan counts as the
     smallest value (the first nan wins)."""
@@ -138,8 +151,13 @@ def _infer_cumsum(ins, attrs):
     return [ins[0]]
 
 
-@register("cumulative_sum", inputs=1, attrs={"axis": AttrSpec("axis", -1)}, infer=_infer_cumsum,
-          category="scan:numeric")
+@register(
+    "cumulative_sum",
+    inputs=1,
+    attrs={"axis": AttrSpec("axis", -1)},
+    infer=_infer_cumsum,
+    category="scan:numeric",
+)
 def cumulative_sum(x, axis=-1):
     """Inclusive prefix sum along axis, same dtype (ints wrap; f16/bf16 accumulate in float32)."""
     with np.errstate(all="ignore"):

@@ -21,10 +21,11 @@ scalar         ``bool | int | float`` (a literal; may be nan/inf)
 opt_scalar     ``scalar`` or ``None``
 =============  ===========================================================
 """
+
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -32,8 +33,20 @@ import numpy as np
 from ..types import DType, IRError, Shape, SymDim, TensorSpec, as_dim, as_dtype, evaluate_dim
 
 REQUIRED = object()
-ATTR_KINDS = ("int", "float", "bool", "str", "dtype", "axis", "axes", "ints", "dim", "dims", "scalar",
-              "opt_scalar")
+ATTR_KINDS = (
+    "int",
+    "float",
+    "bool",
+    "str",
+    "dtype",
+    "axis",
+    "axes",
+    "ints",
+    "dim",
+    "dims",
+    "scalar",
+    "opt_scalar",
+)
 
 
 @dataclass(frozen=True)
@@ -65,15 +78,25 @@ class OpDef:
 OPS: dict[str, OpDef] = {}
 
 
-def register(name: str, *, inputs: int | None, attrs: Mapping[str, AttrSpec] | None = None,
-             infer: Callable, category: str, outputs: int | None = 1, min_inputs: int = 0,
-             subgraphs: tuple[str, ...] = ()) -> Callable:
+def register(
+    name: str,
+    *,
+    inputs: int | None,
+    attrs: Mapping[str, AttrSpec] | None = None,
+    infer: Callable,
+    category: str,
+    outputs: int | None = 1,
+    min_inputs: int = 0,
+    subgraphs: tuple[str, ...] = (),
+) -> Callable:
     """Decorator: register ``fn`` as the numpy reference implementation of op ``name``."""
 
     def deco(fn: Callable) -> Callable:
         if name in OPS:
             raise RuntimeError(f"op {name} registered twice")
-        OPS[name] = OpDef(name, inputs, dict(attrs or {}), infer, fn, category, outputs, min_inputs, subgraphs)
+        OPS[name] = OpDef(
+            name, inputs, dict(attrs or {}), infer, fn, category, outputs, min_inputs, subgraphs
+        )
         return fn
 
     return deco
@@ -87,6 +110,7 @@ def get_op(name: str) -> OpDef:
 
 
 # ------------------------------------------------------------------ attribute checking
+
 
 def _is_int(x: Any) -> bool:
     return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
@@ -153,7 +177,9 @@ def check_attrs(opdef: OpDef, attrs: Mapping[str, Any]) -> dict:
     """Fill defaults, reject unknown/missing attributes, normalise kinds."""
     unknown = set(attrs) - set(opdef.attrs)
     if unknown:
-        raise IRError(f"op {opdef.name}: unknown attribute(s) {sorted(unknown)}; it takes {sorted(opdef.attrs)}")
+        raise IRError(
+            f"op {opdef.name}: unknown attribute(s) {sorted(unknown)}; it takes {sorted(opdef.attrs)}"
+        )
     out = {}
     for key, spec in opdef.attrs.items():
         if key in attrs:
@@ -165,8 +191,9 @@ def check_attrs(opdef: OpDef, attrs: Mapping[str, Any]) -> dict:
     return out
 
 
-def infer_node(opdef: OpDef, in_specs: Sequence[TensorSpec], attrs: dict,
-               subgraphs: Mapping[str, Any] | None = None) -> list[TensorSpec]:
+def infer_node(
+    opdef: OpDef, in_specs: Sequence[TensorSpec], attrs: dict, subgraphs: Mapping[str, Any] | None = None
+) -> list[TensorSpec]:
     """Check arity, subgraphs and apply the op's shape/dtype rule."""
     given = set(subgraphs or {})
     if given != set(opdef.subgraphs):
@@ -194,6 +221,7 @@ def resolve_attrs(opdef: OpDef, attrs: Mapping[str, Any], env: Mapping[str, int]
 
 # ------------------------------------------------------------------ helpers for rules
 
+
 def norm_axis(axis: int, rank: int, op: str) -> int:
     if not -rank <= axis < max(rank, 1) or (rank == 0 and axis not in (0, -1)):
         raise IRError(f"op {op}: axis {axis} is out of range for rank {rank}")
@@ -217,8 +245,10 @@ def require(cond: bool, msg: str) -> None:
 def same_dtype(op: str, specs: Sequence[TensorSpec]) -> DType:
     dts = {s.dtype for s in specs}
     if len(dts) != 1:
-        raise IRError(f"op {op}: inputs must share one dtype, got {', '.join(str(s.dtype) for s in specs)}; "
-                      "insert astype")
+        raise IRError(
+            f"op {op}: inputs must share one dtype, got {', '.join(str(s.dtype) for s in specs)}; "
+            "insert astype"
+        )
     return next(iter(dts))
 
 
@@ -236,6 +266,26 @@ def shape_size_equal(a: Sequence, b: Sequence) -> bool:
     return na == nb
 
 
-__all__ = ["OPS", "OpDef", "AttrSpec", "REQUIRED", "register", "get_op", "check_attrs", "check_attr",
-           "infer_node", "resolve_attrs", "norm_axis", "norm_axes", "require", "same_dtype", "np_dtype",
-           "Shape", "TensorSpec", "DType", "IRError", "as_dim", "math"]
+__all__ = [
+    "OPS",
+    "OpDef",
+    "AttrSpec",
+    "REQUIRED",
+    "register",
+    "get_op",
+    "check_attrs",
+    "check_attr",
+    "infer_node",
+    "resolve_attrs",
+    "norm_axis",
+    "norm_axes",
+    "require",
+    "same_dtype",
+    "np_dtype",
+    "Shape",
+    "TensorSpec",
+    "DType",
+    "IRError",
+    "as_dim",
+    "math",
+]
