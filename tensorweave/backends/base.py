@@ -179,3 +179,101 @@ def eval_dim(d: Any, env: dict) -> Any:
             p = p * env[s] if not (isinstance(p, int) and p == 1) else env[s]
         total = p if (isinstance(total, int) and total == 0) else total + p
     return total
+
+
+# ============================================================================ lowering rules
+# Every backend's rule table maps an op name to ONE callable shape: ``rule(site) -> result``,
+# where ``site`` is a :class:`Site` (or a backend's subclass adding its own helpers: torch's
+# code generator, onnx's graph builder). What a result is depends on the backend: Python source
+# (torch), an ONNX value name (onnx), a framework tensor (tensorflow, jax, numpy).
+
+
+class Site:
+    """One IR node as a lowering rule sees it: the same fields on every backend.
+
+    ``args`` are the backend's handles of the inputs (source expressions, ONNX value names or
+    framework tensors); ``attrs`` are the node's attributes with symbolic dims already resolved
+    the backend's way (``attrs`` of :func:`resolve_symbolic_attrs`)."""
+
+    __slots__ = ("node", "args", "attrs")
+
+    def __init__(self, node: Any, args: Sequence[Any], attrs: dict):
+        self.node = node
+        self.args = list(args)
+        self.attrs = attrs
+
+    @property
+    def op(self) -> str:
+        return self.node.op
+
+    @property
+    def at(self) -> dict:  # short name used by the code-generating backends
+        return self.attrs
+
+    @property
+    def in_dt(self) -> DType:
+        return self.node.inputs[0].dtype
+
+    @property
+    def in_dts(self) -> list[DType]:
+        return [v.dtype for v in self.node.inputs]
+
+    @property
+    def out_dt(self) -> DType:
+        return self.node.outputs[0].dtype
+
+    @property
+    def out_specs(self) -> list[TensorSpec]:
+        return [TensorSpec(v.shape, v.dtype) for v in self.node.outputs]
+
+    @property
+    def rank(self) -> int:
+        return len(self.node.inputs[0].shape)
+
+    def axes(self) -> tuple:
+        """The reduction axes: every axis when the ``axis`` attribute is None."""
+        return tuple(range(self.rank)) if self.attrs.get("axis") is None else tuple(self.attrs["axis"])
+
+
+class Rules(dict):
+    """A backend's rule table: ``op name -> rule(site)``. ``@rules.register("a", "b")``
+    registers one function for several ops; ``rules.register_call(op, fn)`` adapts a function
+    of ``(*args, **attrs)`` (a framework op applied to the inputs and attributes) to the rule
+    shape, so simple rules stay one line."""
+
+    def __init__(self, backend: str):
+        super().__init__()
+        self.backend = backend
+
+    def register(self, *ops: str):
+        def deco(fn):
+            for op in ops:
+                if op in self:
+                    raise IRError(f"{self.backend}: op {op!r} has two lowering rules")
+                self[op] = fn
+            return fn
+
+        return deco
+
+    def register_call(self, op: str, fn: Any) -> None:
+        def rule(site: Site, fn=fn) -> Any:
+            return fn(*site.args, **site.attrs)
+
+        rule.__name__ = getattr(fn, "__name__", op)
+        rule.__wrapped__ = fn  # type: ignore[attr-defined]
+        self.register(op)(rule)
+
+
+def resolve_symbolic_attrs(node: Any, env: dict) -> dict:
+    """The node's attributes with every ``dim`` / ``dims`` attribute evaluated in ``env`` (ints,
+    or framework scalars where the backend keeps sizes symbolic at run time). The one way
+    symbolic attributes are resolved, for every backend."""
+    from ..ir.ops import OPS
+
+    out = dict(node.attrs)
+    for key, spec in OPS[node.op].attrs.items():
+        if spec.kind == "dim":
+            out[key] = eval_dim(out[key], env)
+        elif spec.kind == "dims" and out[key] is not None:
+            out[key] = tuple(eval_dim(d, env) for d in out[key])
+    return out

@@ -69,6 +69,9 @@ class OpDef:
     num_outputs: int | None = 1  # None: determined by the node (control flow)
     min_inputs: int = 0
     subgraphs: tuple[str, ...] = ()
+    #: uint32 results can leave [0, 2**32) when computed in a wider integer (add, multiply, shifts
+    #: left, sums, products...): a backend that carries uint32 in int64 masks these to 32 bits.
+    wraps_uint32: bool = False
 
     @property
     def doc(self) -> str:
@@ -88,6 +91,7 @@ def register(
     outputs: int | None = 1,
     min_inputs: int = 0,
     subgraphs: tuple[str, ...] = (),
+    wraps_uint32: bool = False,
 ) -> Callable:
     """Decorator: register ``fn`` as the numpy reference implementation of op ``name``."""
 
@@ -95,11 +99,36 @@ def register(
         if name in OPS:
             raise RuntimeError(f"op {name} registered twice")
         OPS[name] = OpDef(
-            name, inputs, dict(attrs or {}), infer, fn, category, outputs, min_inputs, subgraphs
+            name, inputs, dict(attrs or {}), infer, fn, category, outputs, min_inputs, subgraphs, wraps_uint32
         )
         return fn
 
     return deco
+
+
+#: ops whose uint32 results wrap modulo 2**32 (see OpDef.wraps_uint32); set once, here
+WRAPS_UINT32 = (
+    "add",
+    "subtract",
+    "multiply",
+    "negative",
+    "bitwise_invert",
+    "bitwise_left_shift",
+    "pow",
+    "sum",
+    "prod",
+    "cumulative_sum",
+    "matmul",
+    "einsum",
+)
+
+
+def mark_wrapping_ops() -> None:
+    """Set ``wraps_uint32`` on the ops of :data:`WRAPS_UINT32` (called once all ops are registered)."""
+    import dataclasses
+
+    for op in WRAPS_UINT32:
+        OPS[op] = dataclasses.replace(OPS[op], wraps_uint32=True)
 
 
 def get_op(name: str) -> OpDef:
