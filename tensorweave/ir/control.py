@@ -15,8 +15,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .graph import Graph
-from .trace import _STACK, Builder, TracedArray, _literal, current_builder, emit, to_value
+from .graph import Graph, Value
+from .trace import Builder, TracedArray, astype, building, current_builder, emit, literal, to_value
 from .types import DType, IRError, TensorSpec, from_numpy_dtype
 
 
@@ -61,7 +61,7 @@ def _is_traced(leaves: list) -> bool:
 def _leaf_spec(x: Any) -> TensorSpec:
     if isinstance(x, TracedArray):
         return x.value.spec
-    arr = _literal(x, None)
+    arr = literal(x, None)
     return TensorSpec(arr.shape, from_numpy_dtype(arr.dtype))
 
 
@@ -71,13 +71,10 @@ def _trace_sub(
     """Trace ``fn`` over fresh inputs of ``specs`` (rebuilt into ``treedef``) in a child builder."""
     b = Builder(name, parent)
     args = [TracedArray(b.add_input(s), b) for s in specs]
-    _STACK.append(b)
-    try:
+    with building(b):
         out = fn(*n_args_prefix, tree_unflatten(treedef, args)) if treedef is not ... else fn(*args)
         leaves, out_def = tree_flatten(out)
         vals = [b.local(to_value(x, b)) for x in leaves]
-    finally:
-        _STACK.pop()
     return b, vals, out_def
 
 
@@ -88,8 +85,6 @@ def _close(b: Builder, outputs: list, all_captured: list) -> Graph:
         if outer in b.captures:
             extra.append(b.captures[outer])
         else:
-            from .graph import Value
-
             extra.append(Value(outer.spec))
     return b.graph(outputs, extra_inputs=extra)
 
@@ -98,11 +93,8 @@ def _cast_to(vals: list, specs: list[TensorSpec], b: Builder, what: str) -> list
     out = []
     for i, (v, s) in enumerate(zip(vals, specs)):
         if v.spec.dtype != s.dtype:
-            _STACK.append(b)
-            try:
+            with building(b):
                 v = emit("astype", [TracedArray(v, b)], {"dtype": s.dtype})[0].value
-            finally:
-                _STACK.pop()
         if tuple(v.spec.shape) != tuple(s.shape):
             raise IRError(
                 f"{what}: state leaf {i} changes shape from {s.shape} to {v.spec.shape}; "
@@ -157,10 +149,8 @@ def fori_loop(lower: Any, upper: Any, body_fun: Callable[[Any, Any], Any], init_
         for i in range(int(lower), int(upper)):
             val = body_fun(np.int64(i), val)
         return val
-    from . import namespace as xp
-
-    lo = xp.asarray(lower, dtype=DType.int64)
-    hi = xp.asarray(upper, dtype=DType.int64)
+    lo = astype(lower, DType.int64)
+    hi = astype(upper, DType.int64)
     i_final, val = while_loop(lambda s: s[0] < hi, lambda s: (s[0] + 1, body_fun(s[0], s[1])), (lo, init_val))
     return val
 

@@ -10,17 +10,26 @@ from __future__ import annotations
 
 import builtins
 import math
+import sys
 from typing import Any, Sequence
 
 import numpy as np
 
-from .trace import (
+from .trace import (  # divide, getitem, matmul, permute_dims, result_type, take: Array-API names re-exported
     TracedArray,
-    _bin,
     apply,
     astype,
+    binary_op,
     constant,
+    current_builder,  # noqa: F401
+    divide,  # noqa: F401
+    getitem,  # noqa: F401
+    matmul,  # noqa: F401
+    permute_dims,  # noqa: F401
     promote,
+    register_namespace,
+    result_type,  # noqa: F401
+    take,  # noqa: F401
 )
 from .types import DType, IRError, Shape, SymDim, as_dim, as_dtype, dim_div
 
@@ -177,7 +186,7 @@ for _op in (
 
 def _binary(op: str):
     def f(x: Any, y: Any) -> TracedArray:
-        return _bin(op, x, y)
+        return binary_op(op, x, y)
 
     f.__name__ = op
     f.__doc__ = f"Elementwise ``{op}`` with broadcasting and promotion (see spec/ir.md)."
@@ -557,3 +566,5 @@ def isdtype(dtype: DType, kind: Any) -> _builtin_bool:
 
 
 from .control import cond, fori_loop, while_loop  # noqa: E402,F401  (control flow in the namespace)
+
+register_namespace(sys.modules[__name__])

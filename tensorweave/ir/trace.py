@@ -15,8 +15,11 @@ Dtype promotion done by the tracer (IR ops themselves are monomorphic):
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-from typing import Any, Callable, Sequence
+import threading
+from types import ModuleType
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -93,11 +96,41 @@ class Builder:
         )
 
 
-_STACK: list[Builder] = []
+class _TraceState(threading.local):
+    """The builders being traced into, innermost last: one stack per thread, so threads that
+    trace at the same time never see each other's arrays."""
+
+    def __init__(self) -> None:
+        self.stack: list[Builder] = []
+
+
+_STATE = _TraceState()
 
 
 def current_builder() -> Builder | None:
-    return _STACK[-1] if _STACK else None
+    """The innermost builder of this thread's trace, or None outside tracing."""
+    stack = _STATE.stack
+    return stack[-1] if stack else None
+
+
+@contextlib.contextmanager
+def building(b: Builder) -> Iterator[Builder]:
+    """Record ops into ``b`` (this thread only) for the duration of the block."""
+    _STATE.stack.append(b)
+    try:
+        yield b
+    finally:
+        _STATE.stack.pop()
+
+
+_NAMESPACE: ModuleType | None = None
+
+
+def register_namespace(module: ModuleType) -> None:
+    """Called once by :mod:`tensorweave.ir.namespace` (which builds on this module) so that
+    ``TracedArray.__array_namespace__`` can return it without importing upward."""
+    global _NAMESPACE
+    _NAMESPACE = module
 
 
 class TracedArray:
@@ -144,9 +177,9 @@ class TracedArray:
         return permute_dims(self, tuple(axes))
 
     def __array_namespace__(self, api_version: str | None = None):
-        from . import namespace
-
-        return namespace
+        if _NAMESPACE is None:  # only when tensorweave.ir.trace is imported on its own
+            raise IRError("the IR namespace is not loaded; import tensorweave.ir first")
+        return _NAMESPACE
 
     def __repr__(self) -> str:
         return f"TracedArray({self.value.spec})"
@@ -188,22 +221,22 @@ class TracedArray:
 
     # ---------------------------------------------------------------- operators
     def __add__(self, o):
-        return _bin("add", self, o)
+        return binary_op("add", self, o)
 
     def __radd__(self, o):
-        return _bin("add", o, self)
+        return binary_op("add", o, self)
 
     def __sub__(self, o):
-        return _bin("subtract", self, o)
+        return binary_op("subtract", self, o)
 
     def __rsub__(self, o):
-        return _bin("subtract", o, self)
+        return binary_op("subtract", o, self)
 
     def __mul__(self, o):
-        return _bin("multiply", self, o)
+        return binary_op("multiply", self, o)
 
     def __rmul__(self, o):
-        return _bin("multiply", o, self)
+        return binary_op("multiply", o, self)
 
     def __truediv__(self, o):
         return divide(self, o)
@@ -212,22 +245,22 @@ class TracedArray:
         return divide(o, self)
 
     def __floordiv__(self, o):
-        return _bin("floor_divide", self, o)
+        return binary_op("floor_divide", self, o)
 
     def __rfloordiv__(self, o):
-        return _bin("floor_divide", o, self)
+        return binary_op("floor_divide", o, self)
 
     def __mod__(self, o):
-        return _bin("remainder", self, o)
+        return binary_op("remainder", self, o)
 
     def __rmod__(self, o):
-        return _bin("remainder", o, self)
+        return binary_op("remainder", o, self)
 
     def __pow__(self, o):
-        return _bin("pow", self, o)
+        return binary_op("pow", self, o)
 
     def __rpow__(self, o):
-        return _bin("pow", o, self)
+        return binary_op("pow", o, self)
 
     def __matmul__(self, o):
         return matmul(self, o)
@@ -236,52 +269,52 @@ class TracedArray:
         return matmul(o, self)
 
     def __and__(self, o):
-        return _bin("logical_and" if _is_bool(self, o) else "bitwise_and", self, o)
+        return binary_op("logical_and" if _is_bool(self, o) else "bitwise_and", self, o)
 
     def __rand__(self, o):
         return self.__and__(o)
 
     def __or__(self, o):
-        return _bin("logical_or" if _is_bool(self, o) else "bitwise_or", self, o)
+        return binary_op("logical_or" if _is_bool(self, o) else "bitwise_or", self, o)
 
     def __ror__(self, o):
         return self.__or__(o)
 
     def __xor__(self, o):
-        return _bin("logical_xor" if _is_bool(self, o) else "bitwise_xor", self, o)
+        return binary_op("logical_xor" if _is_bool(self, o) else "bitwise_xor", self, o)
 
     def __rxor__(self, o):
         return self.__xor__(o)
 
     def __lshift__(self, o):
-        return _bin("bitwise_left_shift", self, o)
+        return binary_op("bitwise_left_shift", self, o)
 
     def __rlshift__(self, o):
-        return _bin("bitwise_left_shift", o, self)
+        return binary_op("bitwise_left_shift", o, self)
 
     def __rshift__(self, o):
-        return _bin("bitwise_right_shift", self, o)
+        return binary_op("bitwise_right_shift", self, o)
 
     def __rrshift__(self, o):
-        return _bin("bitwise_right_shift", o, self)
+        return binary_op("bitwise_right_shift", o, self)
 
     def __eq__(self, o):
-        return _bin("equal", self, o)  # type: ignore[override]
+        return binary_op("equal", self, o)  # type: ignore[override]
 
     def __ne__(self, o):
-        return _bin("not_equal", self, o)  # type: ignore[override]
+        return binary_op("not_equal", self, o)  # type: ignore[override]
 
     def __lt__(self, o):
-        return _bin("less", self, o)
+        return binary_op("less", self, o)
 
     def __le__(self, o):
-        return _bin("less_equal", self, o)
+        return binary_op("less_equal", self, o)
 
     def __gt__(self, o):
-        return _bin("greater", self, o)
+        return binary_op("greater", self, o)
 
     def __ge__(self, o):
-        return _bin("greater_equal", self, o)
+        return binary_op("greater_equal", self, o)
 
     def __neg__(self):
         return apply("negative", self)
@@ -337,11 +370,11 @@ def apply(op: str, *inputs: Any, **attrs: Any) -> TracedArray:
 def to_value(x: Any, b: Builder, dtype: DType | None = None) -> Value:
     if isinstance(x, TracedArray):
         return x.value
-    arr = _literal(x, dtype)
+    arr = literal(x, dtype)
     return b.constant(arr)
 
 
-def _literal(x: Any, dtype: DType | None) -> np.ndarray:
+def literal(x: Any, dtype: DType | None) -> np.ndarray:
     if isinstance(x, SymDim):
         raise IRError(
             f"the symbolic dimension {x} cannot be used as an array value; "
@@ -361,7 +394,7 @@ def _literal(x: Any, dtype: DType | None) -> np.ndarray:
 
 def constant(x: Any, dtype: Any = None, name: str | None = None) -> TracedArray:
     b = _builder_for()
-    arr = _literal(x, as_dtype(dtype) if dtype is not None else None)
+    arr = literal(x, as_dtype(dtype) if dtype is not None else None)
     return TracedArray(b.constant(arr, name), b)
 
 
@@ -434,7 +467,7 @@ def promote(*xs: Any) -> list[Any]:
     return out
 
 
-def _bin(op: str, a: Any, b: Any) -> TracedArray:
+def binary_op(op: str, a: Any, b: Any) -> TracedArray:
     a, b = promote(a, b)
     return apply(op, a, b)
 
@@ -645,13 +678,10 @@ def trace(
         ]
     b = Builder(name or getattr(fn, "__name__", "graph"))
     args = [TracedArray(b.add_input(s, n), b) for s, n in zip(specs, input_names)]
-    _STACK.append(b)
-    try:
+    with building(b):
         out = fn(*args)
         leaves, names = _flatten_outputs(out)
         vals = [b.local(to_value(x, b)) for x in leaves]
-    finally:
-        _STACK.pop()
     if output_names is not None:
         names = list(output_names)
     g = b.graph(vals, names)

@@ -40,7 +40,7 @@ KIND_DTYPES = {
 }
 
 
-def _check_kind(op: str, dt: DType, kind: str) -> None:
+def check_kind(op: str, dt: DType, kind: str) -> None:
     if dt not in KIND_DTYPES[kind]:
         raise IRError(
             f"op {op}: dtype {dt} is not allowed; it takes {kind} dtypes "
@@ -65,7 +65,7 @@ def _ew(fn):
 
 def unary(name: str, kind: str, out: DType | None = None):
     def infer(ins, attrs):
-        _check_kind(name, ins[0].dtype, kind)
+        check_kind(name, ins[0].dtype, kind)
         return [TensorSpec(ins[0].shape, out or ins[0].dtype)]
 
     def deco(fn):
@@ -223,7 +223,7 @@ def bitwise_invert(x):
 
 
 def _infer_gelu(ins, attrs):
-    _check_kind("gelu", ins[0].dtype, FLOAT)
+    check_kind("gelu", ins[0].dtype, FLOAT)
     if attrs["approximate"] not in ("none", "tanh"):
         raise IRError(f"op gelu: approximate must be 'none' or 'tanh', got {attrs['approximate']!r}")
     return [ins[0]]
@@ -254,7 +254,7 @@ def gelu(x, approximate="none"):
 def binary(name: str, kind: str, out: DType | None = None):
     def infer(ins, attrs):
         dt = same_dtype(name, ins)
-        _check_kind(name, dt, kind)
+        check_kind(name, dt, kind)
         return [TensorSpec(broadcast_shapes(ins[0].shape, ins[1].shape), out or dt)]
 
     def deco(fn):
@@ -434,7 +434,7 @@ def where(c, x, y):
 
 
 def _infer_clip(ins, attrs):
-    _check_kind("clip", ins[0].dtype, NUMERIC)
+    check_kind("clip", ins[0].dtype, NUMERIC)
     return [ins[0]]
 
 

@@ -7,14 +7,14 @@ import re
 import numpy as np
 
 from ..types import IRError, Shape, TensorSpec, broadcast_shapes, unify_dims
-from .elementwise import NUMERIC, _check_kind
+from .elementwise import NUMERIC, check_kind
 from .registry import AttrSpec, register, require, same_dtype
 
 
 def _infer_matmul(ins, attrs):
     a, b = ins
     dt = same_dtype("matmul", ins)
-    _check_kind("matmul", dt, NUMERIC)
+    check_kind("matmul", dt, NUMERIC)
     require(a.rank >= 1 and b.rank >= 1, "op matmul: inputs must have rank >= 1")
     sa, sb = list(a.shape), list(b.shape)
     va, vb = a.rank == 1, b.rank == 1
@@ -65,7 +65,7 @@ def parse_einsum(subscripts: str, n: int) -> tuple[list[str], str]:
 def _infer_einsum(ins, attrs):
     terms, out = parse_einsum(attrs["subscripts"], len(ins))
     dt = same_dtype("einsum", ins)
-    _check_kind("einsum", dt, NUMERIC)
+    check_kind("einsum", dt, NUMERIC)
     sizes: dict = {}
     for t, spec in zip(terms, ins):
         require(

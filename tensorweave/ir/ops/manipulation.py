@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from ..types import DType, IRError, Shape, SymDim, TensorSpec, unify_dims
-from .elementwise import NUMERIC, _check_kind
+from .elementwise import NUMERIC, check_kind
 from .registry import AttrSpec, norm_axes, norm_axis, register, require, same_dtype, shape_size_equal
 
 INDEX_DTYPES = (DType.int32, DType.int64)
@@ -441,7 +441,7 @@ def put_along_axis(x, indices, values, axis=-1):
 
 def _infer_sort(name, out_dtype=None):
     def infer(ins, attrs):
-        _check_kind(name, ins[0].dtype, NUMERIC)
+        check_kind(name, ins[0].dtype, NUMERIC)
         require(ins[0].rank >= 1, f"op {name}: needs rank >= 1")
         norm_axis(attrs["axis"], ins[0].rank, name)
         return [TensorSpec(ins[0].shape, out_dtype or ins[0].dtype)]
@@ -498,7 +498,7 @@ def sort(x, axis=-1, descending=False):
 
 def _infer_top_k(ins, attrs):
     x = ins[0]
-    _check_kind("top_k", x.dtype, NUMERIC)
+    check_kind("top_k", x.dtype, NUMERIC)
     require(x.rank >= 1, "op top_k: needs rank >= 1")
     k = attrs["k"]
     require(k >= 0, "op top_k: k must be >= 0")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import unify_dims
-from .elementwise import FLOAT, _check_kind
+from .elementwise import FLOAT, check_kind
 from .registry import AttrSpec, norm_axis, register, require, same_dtype
 
 
@@ -20,7 +20,7 @@ def _up(x):
 
 def _infer_softmax(name):
     def infer(ins, attrs):
-        _check_kind(name, ins[0].dtype, FLOAT)
+        check_kind(name, ins[0].dtype, FLOAT)
         require(ins[0].rank >= 1, f"op {name}: needs rank >= 1")
         norm_axis(attrs["axis"], ins[0].rank, name)
         return [ins[0]]
@@ -66,7 +66,7 @@ def log_softmax(x, axis=-1):
 def _infer_rms(ins, attrs):
     x, w = ins
     same_dtype("rms_norm", ins)
-    _check_kind("rms_norm", x.dtype, FLOAT)
+    check_kind("rms_norm", x.dtype, FLOAT)
     require(x.rank >= 1 and w.rank == 1, "op rms_norm: x needs rank >= 1 and weight rank 1")
     unify_dims(x.shape[-1], w.shape[0], "op rms_norm: normalised dimension")
     return [x]
@@ -84,7 +84,7 @@ def rms_norm(x, weight, eps=1e-6):
 def _infer_ln(ins, attrs):
     x, w, b = ins
     same_dtype("layer_norm", ins)
-    _check_kind("layer_norm", x.dtype, FLOAT)
+    check_kind("layer_norm", x.dtype, FLOAT)
     require(
         x.rank >= 1 and w.rank == 1 and b.rank == 1, "op layer_norm: x needs rank >= 1, weight/bias rank 1"
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import DType, Shape, TensorSpec
-from .elementwise import BOOL, FLOAT, NUMERIC, _check_kind
+from .elementwise import BOOL, FLOAT, NUMERIC, check_kind
 from .registry import AttrSpec, norm_axes, norm_axis, register, require
 
 AX = {"axis": AttrSpec("axes", None), "keepdims": AttrSpec("bool", False)}
@@ -24,7 +24,7 @@ def _reduced_shape(shape: Shape, axes: tuple, keepdims: bool) -> Shape:
 
 def reduction(name: str, kind: str, out: DType | None = None, nonempty: bool = False):
     def infer(ins, attrs):
-        _check_kind(name, ins[0].dtype, kind)
+        check_kind(name, ins[0].dtype, kind)
         axes = norm_axes(attrs["axis"], ins[0].rank, name)
         if nonempty:
             for a in axes:
@@ -106,7 +106,7 @@ def logsumexp(x, axis, keepdims):
 
 def _infer_arg(name):
     def infer(ins, attrs):
-        _check_kind(name, ins[0].dtype, NUMERIC)
+        check_kind(name, ins[0].dtype, NUMERIC)
         r = ins[0].rank
         require(r >= 1, f"op {name}: needs rank >= 1")
         a = norm_axis(attrs["axis"], r, name)
@@ -145,7 +145,7 @@ def argmin(x, axis=-1, keepdims=False):
 
 
 def _infer_cumsum(ins, attrs):
-    _check_kind("cumulative_sum", ins[0].dtype, NUMERIC)
+    check_kind("cumulative_sum", ins[0].dtype, NUMERIC)
     require(ins[0].rank >= 1, "op cumulative_sum: needs rank >= 1")
     norm_axis(attrs["axis"], ins[0].rank, "cumulative_sum")
     return [ins[0]]
