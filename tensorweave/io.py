@@ -52,6 +52,15 @@ def writable_parent(path: str) -> str:
     return parent
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()  # read once at import (os.umask is process-wide, not thread-safe to probe later)
+
+
 def atomic_write(path: str, data: bytes) -> str:
     """Write ``data`` to ``path`` through a temporary sibling and one rename; returns ``path``."""
     parent = writable_parent(path)
@@ -61,6 +70,7 @@ def atomic_write(path: str, data: bytes) -> str:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file a normal file's mode
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -27,6 +27,7 @@ import jax.numpy as jnp  # noqa: E402
 
 import tensorweave.ir.namespace as xp  # noqa: E402
 from tensorweave.backends import jax as jax_backend  # noqa: E402
+from tensorweave.backends.jax import rules as jax_rules  # noqa: E402
 from tensorweave.backends.numpy import lower as lower_numpy  # noqa: E402
 from tensorweave.ir import IRError, TensorSpec, random, trace  # noqa: E402
 from tensorweave.ir.trace import constant  # noqa: E402
@@ -434,11 +435,30 @@ def test_export_reloads_in_a_fresh_process_at_new_sizes(tmp_path):
             assert within(g, r, spec.dtype), (name, k, differences(g, r))
 
 
+def test_load_reads_an_export_and_refuses_other_files(tmp_path):
+    from tensorweave.errors import ArtefactError
+    from tensorweave.io import leftovers
+
+    prog = jax_backend.lower(EXPORT)
+    path = prog.export(str(tmp_path / "sub" / "m.stablehlo"))  # the parent is created
+    path = prog.export(path)  # over the previous file, atomically
+    assert leftovers(str(tmp_path / "sub")) == [] and os.listdir(tmp_path / "sub") == ["m.stablehlo"]
+    args = [np.ones((2, 3, 4), np.float32), np.ones((2, 5), np.int64), random.key(2)]
+    got = jax_backend.load(path).call(*[jnp.asarray(a) for a in args])
+    for g, r, spec in zip(got, lower_numpy(EXPORT)(*args), EXPORT.output_specs):
+        assert within(np.asarray(g), r, spec.dtype), differences(np.asarray(g), r)
+    (tmp_path / "junk.stablehlo").write_bytes(b"not a program")
+    with pytest.raises(ArtefactError, match="not a serialised jax.export program"):
+        jax_backend.load(str(tmp_path / "junk.stablehlo"))
+    with pytest.raises(ArtefactError, match="cannot read"):
+        jax_backend.load(str(tmp_path / "missing.stablehlo"))
+
+
 # ------------------------------------------------------------------ Flax
 
 
 def test_flax_module_params_apply_grad_and_optax_step():
-    from tensorweave.backends.flax_module import TracedModule, named_constants
+    from tensorweave.backends.jax.flax_module import TracedModule, named_constants
 
     w = np.array([[0.5, -1.0], [2.0, 0.25], [-0.5, 1.5]], np.float32)
     b = np.array([0.1, -0.2], np.float32)
@@ -513,7 +533,7 @@ def test_top_k_on_long_rows_equals_the_stable_sort_rule(kind):
         elif kind == "float16":
             x = x.astype(np.float16)
         k = int(rng.integers(1, n // 9))
-        values, indices = jax.jit(lambda a: jax_backend._top_k(a, k))(jnp.asarray(x))
+        values, indices = jax.jit(lambda a: jax_rules._top_k(a, k))(jnp.asarray(x))
         ref_values, ref_indices = reference_top_k(x, k)
         np.testing.assert_array_equal(np.asarray(indices), ref_indices, err_msg=f"{kind} {shape} k={k}")
         np.testing.assert_array_equal(np.asarray(values), ref_values)

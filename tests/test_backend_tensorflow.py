@@ -28,6 +28,9 @@ import tensorflow as tf  # noqa: E402
 import tensorweave.ir.namespace as xp  # noqa: E402
 from tensorweave.backends import tensorflow as tf_backend  # noqa: E402  (sets TF_CPP_MIN_LOG_LEVEL first)
 from tensorweave.backends.numpy import lower as lower_numpy  # noqa: E402
+from tensorweave.backends.tensorflow import program as tf_program  # noqa: E402
+from tensorweave.errors import ArtefactError  # noqa: E402
+from tensorweave.io import MANIFEST, leftovers  # noqa: E402
 from tensorweave.ir import IRError, TensorSpec, random, trace  # noqa: E402
 from tensorweave.ir.trace import constant  # noqa: E402
 from tensorweave.ir.types import DType  # noqa: E402
@@ -540,7 +543,7 @@ EXPORT = trace(
 
 def test_export_reloads_in_a_fresh_process_at_new_sizes(tmp_path, monkeypatch):
     monkeypatch.setattr(
-        tf_backend, "VARIABLE_BYTES", 32
+        tf_program, "VARIABLE_BYTES", 32
     )  # the weight becomes a tf.Variable, literals stay constants
     prog = tf_backend.lower(EXPORT)
     assert len(prog.variables) == 1
@@ -549,14 +552,14 @@ def test_export_reloads_in_a_fresh_process_at_new_sizes(tmp_path, monkeypatch):
         rng.standard_normal((1, 2, 4)).astype(np.float32), np.ones((1, 2), np.int64), random.key(0)
     )  # traced
     target = tmp_path / "saved"
-    target.mkdir()
-    (target / "stale.txt").write_text("an older export")
-    path = prog.export(str(target))  # replaces the directory as a whole
+    target.mkdir()  # an empty directory is replaced
+    path = prog.export(str(target))
     assert path == str(target) and sorted(os.listdir(tmp_path)) == ["saved"]  # no temporary left
-    assert "saved_model.pb" in os.listdir(target) and "stale.txt" not in os.listdir(target)
+    assert "saved_model.pb" in os.listdir(target) and MANIFEST in os.listdir(target)
     (tmp_path / "file").write_text("")
-    with pytest.raises(IRError, match="exists and is not a directory"):
+    with pytest.raises(ArtefactError, match="is a file"):
         prog.export(str(tmp_path / "file"))
+    assert (tmp_path / "file").read_text() == ""
 
     cases = {"a": (5, 2, 3, 11), "b": (2, 7, 0, 12)}  # new sizes; past = 0
     arrays, refs = {}, {}
@@ -591,3 +594,37 @@ def test_export_reloads_in_a_fresh_process_at_new_sizes(tmp_path, monkeypatch):
             for g in (got[f"{name}{k}"], got[f"{name}-{out_name}"]):
                 assert (g.dtype, g.shape) == (r.dtype, r.shape), (name, k)
                 assert within(g, r, spec.dtype), (name, k, differences(g, r))
+
+
+def test_export_refuses_a_directory_of_someone_elses_files(tmp_path):
+    """A non-empty directory without tensorweave's manifest is refused before any work, with a
+    one-line error naming what is there; nothing in it is touched and no temporary is left."""
+    prog = tf_backend.lower(EXPORT)
+    target = tmp_path / "project"
+    target.mkdir()
+    (target / "README.md").write_text("my notes")
+    with pytest.raises(
+        ArtefactError, match=r"not empty and was not written by tensorweave \(README.md\)"
+    ) as info:
+        prog.export(str(target))
+    assert "\n" not in str(info.value)
+    assert sorted(os.listdir(target)) == ["README.md"] and (target / "README.md").read_text() == "my notes"
+    assert leftovers(str(tmp_path)) == [] and sorted(os.listdir(tmp_path)) == ["project"]
+
+
+def test_export_replaces_a_previous_export_and_leaves_no_temporaries(tmp_path):
+    prog = tf_backend.lower(EXPORT)
+    target = tmp_path / "saved"
+    assert prog.export(str(target)) == str(target)  # a new directory
+    first = tf_backend.load(str(target))
+    assert prog.export(str(target)) == str(target)  # over the previous tensorweave export
+    assert leftovers(str(tmp_path)) == [] and sorted(os.listdir(tmp_path)) == ["saved"]
+    assert MANIFEST in os.listdir(target)
+    args = [np.ones((1, 2, 4), np.float32), np.ones((1, 3), np.int64), random.key(1)]
+    ref = lower_numpy(EXPORT)(*args)
+    for loaded in (first, tf_backend.load(str(target))):
+        got = loaded.fn(*[tf.constant(a) for a in args])
+        for g, r, spec in zip(got, ref, EXPORT.output_specs):
+            assert within(np.asarray(g.numpy()), r, spec.dtype), differences(np.asarray(g.numpy()), r)
+    with pytest.raises(ArtefactError, match="not a directory"):
+        tf_backend.load(str(tmp_path / "missing"))

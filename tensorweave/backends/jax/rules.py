@@ -1,45 +1,24 @@
-"""The JAX backend: a graph becomes a function over ``jax.numpy``/``jax.lax``, wrapped in ``jax.jit``.
+"""The jax rule table: ``op -> rule(site)`` (a :class:`~tensorweave.backends.base.Rules` table).
 
-``run_graph`` walks the graph while jax traces it, once per input shapes (jit's cache); the
-compiled XLA program then runs with no per-op Python work. ``while_loop`` -> ``lax.while_loop``,
-``cond`` -> ``lax.cond`` (closed subgraphs lowered recursively). Symbols are read from the input
-shapes: Python ints under jit, jax symbolic dimensions under ``jax.export``.
-
-Constants: those with more than ``HOIST_ABOVE`` elements, and every named one (weights), are
-converted to device arrays once at lowering and passed to the jitted function as arguments;
-small ones become literals. ``export(path)`` closes over them, so the StableHLO file is
-self-contained.
-
-64-bit types: the IR has int64 and float64, which JAX disables by default. Importing this backend
-turns on ``jax_enable_x64`` (a process-wide JAX setting, spec/backends-jax.md); every array is still
-created with the IR's exact dtype.
+Most ops are a ``jax.numpy`` / ``jax.lax`` function of ``(*inputs, **attrs)`` registered with
+``register_call``; the helpers below keep the numpy reference's semantics where a plain jnp call
+would not (spec/backends-jax.md, "Op notes"). ``while_loop`` / ``cond`` take the site: it is a
+:class:`~tensorweave.backends.jax.program.JaxSite`, whose ``subgraph(key)`` is the closed subgraph
+as a Python function over jax arrays (lowered by ``run_graph``).
 """
 
 from __future__ import annotations
 
-import os
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable
 
 import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
 
-jax.config.update("jax_enable_x64", True)
-
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-from jax import lax  # noqa: E402
-
-from ..ir.graph import Graph, Value  # noqa: E402
-from ..ir.ops import OPS, resolve_attrs  # noqa: E402
-from ..ir.safetensors_io import atomic_write  # noqa: E402
-from ..ir.types import DType, IRError, TensorSpec, as_dtype  # noqa: E402
-from .base import Program, eval_dim, symbol_plan  # noqa: E402
-
-NAME = "jax"
-LOW = (jnp.float16, jnp.bfloat16)
-
-
-def _jdt(dt: DType) -> Any:
-    return jnp.dtype(dt.to_numpy())
+from ...ir.types import DType
+from ..base import Rules
+from .runtime import LOW, NAME, jdt
 
 
 def _low(fn: Callable) -> Callable:
@@ -112,7 +91,7 @@ def _astype(x: Any, dtype: DType) -> Any:
         return x != 0
     if dtype is DType.float16 and x.dtype == jnp.float64:
         return _f64_to_f16(x)
-    target = _jdt(dtype)
+    target = jdt(dtype)
     if _is_float(x) and dtype.is_integer:
         t = jnp.trunc(x.astype(jnp.float64))
         t = jnp.where(jnp.isfinite(t), t, 0.0)
@@ -196,7 +175,7 @@ def _full(shape: tuple, fill_value: Any, dtype: DType) -> Any:
     v = np.array(fill_value)
     if v.dtype.kind in "iu" and dtype.is_integer:
         v = v.astype(np.int64)
-    return jnp.full(shape, v.astype(dtype.to_numpy()), dtype=_jdt(dtype))
+    return jnp.full(shape, v.astype(dtype.to_numpy()), dtype=jdt(dtype))
 
 
 def _gelu(x: Any, approximate: str = "none") -> Any:
@@ -300,7 +279,8 @@ def _pow(x: Any, y: Any) -> Any:
     return _low(jnp.power)(x, y)
 
 
-LOWERINGS: dict[str, Callable] = {
+#: ops whose rule is a jnp/lax function of ``(*inputs, **attrs)`` (``Rules.register_call``)
+_CALLS: dict[str, Callable] = {
     # unary
     "abs": jnp.abs,
     "negative": jnp.negative,
@@ -403,165 +383,36 @@ LOWERINGS: dict[str, Callable] = {
     "log_softmax": lambda x, axis=-1: _softmax(x, axis, True),
     "rms_norm": _rms_norm,
     "layer_norm": _layer_norm,
-    # control flow: run_graph lowers the subgraphs and calls these
-    "while_loop": lax.while_loop,
-    "cond": lax.cond,
 }
 
 
-def run_graph(graph: Graph, args: list, env: dict, constants: Mapping[Value, Any] | None = None) -> list:
-    """Evaluate ``graph`` with jax ops (called while jit / export / Flax trace it). ``constants``
-    supplies arrays for some of the graph's constants (hoisted weights, Flax parameters); the
-    others are converted from numpy here, so they become literals of the compiled program."""
-    vals: dict = dict(zip(graph.inputs, args))
-    for v, arr in graph.constants.items():
-        vals[v] = (
-            constants[v]
-            if constants is not None and v in constants
-            else jnp.asarray(arr, dtype=_jdt(v.dtype))
-        )
-    for node in graph.nodes:
-        ins = [vals[v] for v in node.inputs]
-        if node.op == "while_loop":
-            n = node.attrs["num_state"]
-            cap = ins[n:]
-            cg, bg = node.subgraphs["cond"], node.subgraphs["body"]
-            out = lax.while_loop(
-                lambda s: run_graph(cg, list(s) + cap, env)[0],
-                lambda s: tuple(run_graph(bg, list(s) + cap, env)),
-                tuple(ins[:n]),
-            )
-        elif node.op == "cond":
-            tg, eg = node.subgraphs["then"], node.subgraphs["else"]
-            out = lax.cond(
-                ins[0],
-                lambda ops: tuple(run_graph(tg, list(ops), env)),
-                lambda ops: tuple(run_graph(eg, list(ops), env)),
-                tuple(ins[1:]),
-            )
-        else:
-            attrs = (
-                resolve_attrs(OPS[node.op], node.attrs, env)
-                if not _symbolic_env(env)
-                else _resolve_symbolic(node, env)
-            )
-            out = LOWERINGS[node.op](*ins, **attrs)
-        outs = out if isinstance(out, (tuple, list)) else (out,)
-        for v, o in zip(node.outputs, outs):
-            vals[v] = o
-    return [vals[v] for v in graph.outputs]
+LOWERINGS = Rules(NAME)
+for _op, _fn in _CALLS.items():
+    LOWERINGS.register_call(_op, _fn)
+del _op, _fn
 
 
-def _symbolic_env(env: dict) -> bool:
-    return any(not isinstance(v, (int, np.integer)) for v in env.values())
+@LOWERINGS.register("while_loop")
+def _while_loop(site: Any) -> tuple:
+    """``lax.while_loop`` over the state; captured values are passed to both subgraphs."""
+    n = site.attrs["num_state"]
+    ins = site.args
+    cap = ins[n:]
+    cond, body = site.subgraph("cond"), site.subgraph("body")
+    return lax.while_loop(
+        lambda s: cond(*s, *cap)[0],
+        lambda s: tuple(body(*s, *cap)),
+        tuple(ins[:n]),
+    )
 
 
-def _resolve_symbolic(node: Any, env: dict) -> dict:
-    out = dict(node.attrs)
-    for key, spec in OPS[node.op].attrs.items():
-        if spec.kind == "dim":
-            out[key] = eval_dim(out[key], env)
-        elif spec.kind == "dims":
-            out[key] = tuple(eval_dim(d, env) for d in out[key])
-    return out
-
-
-# Constants with more elements than this are device arrays passed to the compiled function
-# (converted once, never re-embedded or constant-folded per compile); smaller ones are literals.
-HOIST_ABOVE = 16
-
-
-def symbol_env(plan: list, xs: Sequence[Any]) -> dict:
-    """Symbol values read from the input shapes (ints under jit, symbolic dims under jax.export)."""
-    env: dict = {}
-    for s, i, ax, rest in plan:
-        env[s] = (
-            xs[i].shape[ax] if isinstance(rest, int) and rest == 0 else xs[i].shape[ax] - eval_dim(rest, env)
-        )
-    return env
-
-
-class JaxProgram(Program):
-    """``jax.jit`` of :func:`run_graph`: traced and compiled once per input shapes (jit's cache)."""
-
-    backend = NAME
-
-    def __init__(self, graph: Graph):
-        super().__init__(graph)
-        self.plan = symbol_plan(graph.input_specs)
-        self.hoisted = [v for v, a in graph.constants.items() if a.size > HOIST_ABOVE or v.name]
-        self.hoisted_arrays = tuple(
-            jnp.asarray(graph.constants[v], dtype=_jdt(v.dtype)) for v in self.hoisted
-        )
-
-        def fn(hoisted: tuple, *xs: Any) -> tuple:
-            return tuple(
-                run_graph(graph, list(xs), symbol_env(self.plan, xs), dict(zip(self.hoisted, hoisted)))
-            )
-
-        self.fn = fn
-        self.jitted = jax.jit(fn)
-
-    def _is_native(self, x: Any) -> bool:
-        return isinstance(x, jax.Array)
-
-    def _from_numpy(self, x: np.ndarray, spec: TensorSpec) -> Any:
-        return jnp.asarray(x, dtype=_jdt(spec.dtype))
-
-    def _to_numpy(self, x: Any, spec: TensorSpec) -> np.ndarray:
-        return np.asarray(x)
-
-    def _native_dtype(self, x: Any) -> DType:
-        return as_dtype(np.dtype(x.dtype))  # an unknown dtype (e.g. int8) is a one-line IRError
-
-    def _run(self, args: list, env: dict) -> list:
-        return list(self.jitted(self.hoisted_arrays, *args))
-
-    def export(self, path: str, allow_zero: Sequence[str] = ()) -> str:
-        """Serialised StableHLO (``jax.export``) with one symbolic dimension per IR symbol, written to a
-        temporary file in the target directory and renamed. Reload with ``jax.export.deserialize``.
-
-        jax.export assumes every dimension variable is >= 1. A symbol named in ``allow_zero`` (e.g. an
-        empty KV cache's ``past``) is declared as ``<name>_plus_one - 1`` instead, so the exported
-        program also accepts size 0 for it; export fails if the graph needs that symbol >= 1."""
-        from jax import export as jexport
-
-        symbols = [s for s, *_ in self.plan]
-        allow_zero = (allow_zero,) if isinstance(allow_zero, str) else tuple(allow_zero)
-        unknown = sorted(set(allow_zero) - set(symbols))
-        if unknown:
-            raise IRError(
-                f"export(allow_zero=...): {unknown} are not symbols of this program; its symbols "
-                f"are {symbols}"
-            )
-        names = [f"{s}_plus_one" if s in allow_zero else s for s in symbols]
-        dims = jexport.symbolic_shape(",".join(names), scope=jexport.SymbolicScope()) if symbols else ()
-        sym = {s: (d - 1 if s in allow_zero else d) for s, d in zip(symbols, dims)}
-        args = [
-            jax.ShapeDtypeStruct(
-                tuple(d if isinstance(d, int) else eval_dim(d, sym) for d in spec.shape), _jdt(spec.dtype)
-            )
-            for spec in self.input_specs
-        ]
-        try:
-            # hoisted weights are closed over, so they are stored inside the exported program
-            data = jexport.export(jax.jit(lambda *xs: self.fn(self.hoisted_arrays, *xs)))(*args).serialize()
-        except Exception as exc:
-            if type(exc).__name__ != "InconclusiveDimensionOperation":
-                raise
-            first = str(exc).splitlines()[0]
-            raise IRError(
-                f"jax export: {first} (jax.export assumes every symbol >= 1"
-                + (f"; drop {list(allow_zero)} from allow_zero" if allow_zero else "")
-                + ", or export to onnx/tensorflow)"
-            ) from None
-        path = os.path.abspath(os.fspath(path))
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        return atomic_write(path, bytes(data))
-
-
-def lower(graph: Graph, **options: Any) -> JaxProgram:
-    if options:
-        raise IRError(f"the jax backend takes no options, got {sorted(options)}")
-    graph.check()
-    return JaxProgram(graph)
+@LOWERINGS.register("cond")
+def _cond(site: Any) -> tuple:
+    """``lax.cond``; the operands go to the taken branch."""
+    then, other = site.subgraph("then"), site.subgraph("else")
+    return lax.cond(
+        site.args[0],
+        lambda ops: tuple(then(*ops)),
+        lambda ops: tuple(other(*ops)),
+        tuple(site.args[1:]),
+    )

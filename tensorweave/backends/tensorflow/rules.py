@@ -1,16 +1,15 @@
-"""The TensorFlow backend: a graph becomes one ``tf.function`` with a symbolic input signature.
+"""The TensorFlow rule table: ``op -> rule(site)`` (a :class:`~tensorweave.backends.base.Rules` table).
 
-Symbolic dims are ``None`` in the ``input_signature``, so one concrete function serves every
-size; inside, each symbol is read from ``tf.shape`` of an input (``symbol_plan``) and every
-symbolic ``dim``/``dims`` attribute is computed from those int64 scalars (``eval_dim``).
-``while_loop`` -> ``tf.while_loop`` (shape invariants from the IR types), ``cond`` -> ``tf.cond``,
-subgraphs lowered recursively. ``jit_compile=True`` compiles with XLA. ``export(path)`` writes a
-SavedModel directory (to a temporary directory, then renamed).
+Rules run while ``tf.function`` traces (spec/backends-tensorflow.md). Most are a TF function of
+``(*inputs, **attrs)`` registered with ``register_call``. uint32 is carried as int64, so the TF
+dtype alone cannot tell uint32 from int64: ``astype``, ``clip`` and the shifts take the site and
+read the IR dtype of their first input (``site.in_dt``). ``while_loop`` / ``cond`` take the site:
+it is a :class:`~tensorweave.backends.tensorflow.program.TFSite`, whose ``subgraph(key)`` is the
+closed subgraph as a Python function over TF tensors. Results that can leave [0, 2**32) for
+uint32 are masked by ``run_graph`` (the op registry's ``wraps_uint32``), not here.
 
-How the numpy reference semantics are kept (spec/backends-tensorflow.md):
+How the numpy reference semantics are kept:
 
-- uint32 is carried as int64 holding [0, 2**32); ops that can leave that range are masked with
-  ``& 0xFFFFFFFF`` (the signature itself is uint32, so callers see uint32).
 - float16/bfloat16 math runs in float32 and is rounded once, like the reference.
 - max/min/maximum/minimum/clip propagate nan explicitly; argmax/argmin take the first index of
   the extreme (nan counts as the largest for argmax, the smallest for argmin).
@@ -22,74 +21,18 @@ How the numpy reference semantics are kept (spec/backends-tensorflow.md):
 
 from __future__ import annotations
 
-import logging
 import math
-import os
-import re
-import shutil
-import tempfile
-import weakref
 from typing import Any, Callable, Sequence
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
+import tensorflow as tf
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from ..ir.graph import Graph, Node, Value  # noqa: E402
-from ..ir.ops import OPS  # noqa: E402
-from ..ir.ops.linalg import parse_einsum  # noqa: E402
-from ..ir.types import DType, IRError, TensorSpec  # noqa: E402
-from .base import Program, eval_dim, symbol_plan  # noqa: E402
-
-NAME = "tensorflow"
-MASK32 = 0xFFFFFFFF
-#: Constants at least this large become non-trainable tf.Variables (kept in the SavedModel's
-#: variables/ files, so an export is not bound by the 2 GiB protobuf limit); smaller ones are
-#: eager tf constants captured by the function.
-VARIABLE_BYTES = 1 << 20
-
-#: How each IR dtype is carried inside the function (uint32 as int64 holding [0, 2**32)).
-CARRIED = {
-    DType.bool: tf.bool,
-    DType.int32: tf.int32,
-    DType.int64: tf.int64,
-    DType.uint32: tf.int64,
-    DType.float16: tf.float16,
-    DType.bfloat16: tf.bfloat16,
-    DType.float32: tf.float32,
-    DType.float64: tf.float64,
-}
-#: The dtypes of the signature (what callers pass and get back).
-BOUNDARY = {**CARRIED, DType.uint32: tf.uint32}
-LOW = (tf.float16, tf.bfloat16)
-
-
-class _QuietRetracing(logging.Filter):
-    """Drops TF's "triggered tf.function retracing" warning. Every lowered program is its own
-    tf.function traced once; TF's heuristic counts traces per Python code object, so lowering
-    many programs looks to it like retracing one function."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "triggered tf.function retracing" not in record.getMessage()
-
-
-tf.get_logger().addFilter(_QuietRetracing())
-
+from ...ir.ops.linalg import parse_einsum
+from ...ir.types import DType
+from ..base import Rules
+from .runtime import CARRIED, LOW, NAME, mask32, scalar, static_shape
 
 # ---------------------------------------------------------------------------- small helpers
-
-_SCALARS: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
-
-
-def _scalar(value: Any, dtype: Any) -> Any:
-    """A scalar constant of ``dtype``, created once per graph being traced (the loop-heavy
-    programs, e.g. the Threefry RNG, would otherwise add a Const op per use)."""
-    cache = _SCALARS.setdefault(tf.compat.v1.get_default_graph(), {})
-    key = (repr(value), dtype)
-    if key not in cache:
-        cache[key] = tf.constant(value, dtype)
-    return cache[key]
 
 
 def _is_float(x: Any) -> bool:
@@ -109,7 +52,7 @@ def _low(fn: Callable) -> Callable:
 
 
 def _nan(x: Any) -> Any:
-    return _scalar(float("nan"), x.dtype)
+    return scalar(float("nan"), x.dtype)
 
 
 def _nanprop(fn: Callable) -> Callable:
@@ -124,21 +67,11 @@ def _nanprop(fn: Callable) -> Callable:
     return run
 
 
-def _mask32(x: Any) -> Any:
-    """x mod 2**32 for int64-carried uint32 values (two's complement: the low 32 bits)."""
-    return tf.bitwise.bitwise_and(x, _scalar(MASK32, tf.int64))
-
-
 def _dims(dims: Sequence[Any]) -> Any:
     """A shape argument: a Python list when every dim is static, else an int64 vector."""
     if all(isinstance(d, int) for d in dims):
         return list(dims)
     return tf.stack([tf.cast(d, tf.int64) for d in dims])
-
-
-def _static(spec: TensorSpec) -> list:
-    """The IR shape as a TF static shape: ints stay, symbolic dims are None."""
-    return [d if isinstance(d, int) else None for d in spec.shape]
 
 
 def _to_last(x: Any, axis: int) -> tuple[Any, list | None]:
@@ -249,7 +182,7 @@ def _shift(left: bool) -> Callable:
 
     def run(x: Any, y: Any, src: DType) -> Any:
         bits = 32 if src in (DType.int32, DType.uint32) else 64
-        y = tf.minimum(tf.maximum(y, _scalar(0, y.dtype)), _scalar(bits - 1, y.dtype))
+        y = tf.minimum(tf.maximum(y, scalar(0, y.dtype)), scalar(bits - 1, y.dtype))
         return tf.bitwise.left_shift(x, y) if left else tf.bitwise.right_shift(x, y)
 
     return run
@@ -303,9 +236,9 @@ def _astype(x: Any, dtype: DType, src: DType) -> Any:
         info = np.iinfo(dtype.to_numpy())
         return tf.cast(tf.clip_by_value(t, float(info.min), float(info.max)), CARRIED[dtype])
     if dtype is DType.uint32:
-        return _mask32(tf.cast(x, tf.int64))
+        return mask32(tf.cast(x, tf.int64))
     if dtype is DType.int32 and src in (DType.int64, DType.uint32):
-        v = _mask32(tf.cast(x, tf.int64))
+        v = mask32(tf.cast(x, tf.int64))
         return tf.cast(tf.where(v >= 2**31, v - 2**32, v), tf.int32)
     if src is DType.float64 and dtype is DType.float16:
         return _f64_to_f16(x)
@@ -643,46 +576,8 @@ def _layer_norm(x: Any, w: Any, b: Any, eps: float = 1e-5) -> Any:
     return _low(f)(x, w, b)
 
 
-# ---------------------------------------------------------------------------- control flow
-
-
-def _while_loop(node: Node, ins: list, env: dict, consts: dict) -> tuple:
-    """tf.while_loop over the state; captured values are closed over; the IR types give the shape
-    invariants (symbolic dims None)."""
-    n = node.attrs["num_state"]
-    if n == 0:
-        return ()
-    state, captured = ins[:n], ins[n:]
-    cond_g, body_g = node.subgraphs["cond"], node.subgraphs["body"]
-    invariants = tuple(tf.TensorShape(_static(v.spec)) for v in node.inputs[:n])
-    return tuple(
-        tf.while_loop(
-            lambda *s: run_graph(cond_g, [*s, *captured], env, consts)[0],
-            lambda *s: tuple(run_graph(body_g, [*s, *captured], env, consts)),
-            tuple(state),
-            shape_invariants=invariants,
-        )
-    )
-
-
-def _cond(node: Node, ins: list, env: dict, consts: dict) -> tuple:
-    """tf.cond; only the taken branch runs."""
-    if not node.outputs:
-        return ()
-    then_g, else_g = node.subgraphs["then"], node.subgraphs["else"]
-    operands = ins[1:]
-    return tuple(
-        tf.cond(
-            ins[0],
-            lambda: tuple(run_graph(then_g, list(operands), env, consts)),
-            lambda: tuple(run_graph(else_g, list(operands), env, consts)),
-        )
-    )
-
-
-# ---------------------------------------------------------------------------- the table
-
-LOWERINGS: dict[str, Callable] = {
+#: ops whose rule is a TF function of ``(*inputs, **attrs)`` (``Rules.register_call``)
+_CALLS: dict[str, Callable] = {
     # unary
     "abs": tf.abs,
     "negative": tf.negative,
@@ -728,11 +623,7 @@ LOWERINGS: dict[str, Callable] = {
     "bitwise_and": _bitwise(tf.bitwise.bitwise_and, tf.logical_and),
     "bitwise_or": _bitwise(tf.bitwise.bitwise_or, tf.logical_or),
     "bitwise_xor": _bitwise(tf.bitwise.bitwise_xor, tf.math.logical_xor),
-    "bitwise_left_shift": _shift(True),
-    "bitwise_right_shift": _shift(False),
     "where": tf.where,
-    "clip": _clip,
-    "astype": _astype,
     # reductions
     "sum": _reduce(tf.reduce_sum),
     "prod": _reduce(tf.reduce_prod),
@@ -776,205 +667,72 @@ LOWERINGS: dict[str, Callable] = {
     "log_softmax": _softmax(True),
     "rms_norm": _rms_norm,
     "layer_norm": _layer_norm,
-    # control flow: (node, inputs, env, constants) -> outputs
-    "while_loop": _while_loop,
-    "cond": _cond,
 }
 
-#: ops whose lowering also receives the IR dtype of their first input as ``src`` (uint32 is
-#: carried as int64, so the TF dtype alone cannot tell them apart).
-TAKES_SRC = frozenset({"astype", "clip", "bitwise_left_shift", "bitwise_right_shift"})
-#: ops whose int64-carried uint32 result can leave [0, 2**32) and is masked back.
-U32_WRAPS = frozenset(
-    {
-        "add",
-        "subtract",
-        "multiply",
-        "negative",
-        "bitwise_invert",
-        "bitwise_left_shift",
-        "pow",
-        "sum",
-        "prod",
-        "cumulative_sum",
-        "matmul",
-        "einsum",
-    }
-)
+
+# ---------------------------------------------------------------------------- the table
+
+LOWERINGS = Rules(NAME)
+_LEFT_SHIFT, _RIGHT_SHIFT = _shift(True), _shift(False)
+for _op, _fn in _CALLS.items():
+    LOWERINGS.register_call(_op, _fn)
+del _op, _fn
 
 
-def _attrs(node: Node, env: dict) -> dict:
-    """The node's attributes with symbolic dims evaluated from the symbol tensors in ``env``."""
-    attrs = dict(node.attrs)
-    for key, spec in OPS[node.op].attrs.items():
-        if spec.kind == "dim":
-            attrs[key] = eval_dim(attrs[key], env)
-        elif spec.kind == "dims":
-            attrs[key] = tuple(eval_dim(d, env) for d in attrs[key])
-    if node.op in TAKES_SRC:
-        attrs["src"] = node.inputs[0].dtype
-    return attrs
+@LOWERINGS.register("astype")
+def _astype_rule(site: Any) -> Any:
+    return _astype(*site.args, **site.attrs, src=site.in_dt)
 
 
-def run_graph(graph: Graph, args: list, env: dict, consts: dict) -> list:
-    """Build the TF ops of ``graph`` on carried-dtype tensors ``args`` (inside a tf.function).
-
-    ``env`` maps symbols to int64 scalars; ``consts`` maps every constant Value (of the graph and
-    its subgraphs) to its tf constant or variable. Each result gets its IR static shape.
-    """
-    vals: dict[Value, Any] = dict(zip(graph.inputs, args))
-    for v in graph.constants:
-        c = consts[v]
-        vals[v] = tf.convert_to_tensor(c) if isinstance(c, tf.Variable) else c
-    for node in graph.nodes:
-        ins = [vals[v] for v in node.inputs]
-        if OPS[node.op].subgraphs:
-            out = LOWERINGS[node.op](node, ins, env, consts)
-        else:
-            out = LOWERINGS[node.op](*ins, **_attrs(node, env))
-        outs = out if isinstance(out, (tuple, list)) else (out,)
-        for v, o in zip(node.outputs, outs):
-            if v.dtype is DType.uint32 and node.op in U32_WRAPS:
-                o = _mask32(o)
-            o.set_shape(_static(v.spec))
-            vals[v] = o
-    return [vals[v] for v in graph.outputs]
+@LOWERINGS.register("clip")
+def _clip_rule(site: Any) -> Any:
+    return _clip(*site.args, **site.attrs, src=site.in_dt)
 
 
-def _constants(graph: Graph, prefix: str = "") -> dict:
-    """Every constant of ``graph`` and its subgraphs as a carried-dtype tf constant, converted once
-    (large ones as non-trainable tf.Variables)."""
-    out: dict = {}
-    for k, (v, arr) in enumerate(graph.constants.items()):
-        a = np.asarray(arr)
-        if v.dtype is DType.uint32:
-            a = a.astype(np.int64)
-        if a.nbytes >= VARIABLE_BYTES:
-            out[v] = tf.Variable(a, trainable=False, name=_tf_name(v.name or f"{prefix}constant_{k}"))
-        else:
-            out[v] = tf.constant(a)
-    for j, node in enumerate(graph.nodes):
-        for key, sub in node.subgraphs.items():
-            out.update(_constants(sub, f"{prefix}{j}_{key}_"))
-    return out
+@LOWERINGS.register("bitwise_left_shift")
+def _left_shift_rule(site: Any) -> Any:
+    return _LEFT_SHIFT(*site.args, **site.attrs, src=site.in_dt)
 
 
-def _tf_name(name: str) -> str:
-    """A name TF accepts for a signature argument / output / variable."""
-    s = re.sub(r"[^A-Za-z0-9_.]", "_", name)
-    return s if s and s[0].isalpha() else f"x_{s}"
+@LOWERINGS.register("bitwise_right_shift")
+def _right_shift_rule(site: Any) -> Any:
+    return _RIGHT_SHIFT(*site.args, **site.attrs, src=site.in_dt)
 
 
-def _unique(names: Sequence[str]) -> list[str]:
-    out: list[str] = []
-    for n in names:
-        base, k = _tf_name(n), 1
-        cand = base
-        while cand in out:
-            cand = f"{base}_{k}"
-            k += 1
-        out.append(cand)
-    return out
+# ---------------------------------------------------------------------------- control flow
 
 
-# ---------------------------------------------------------------------------- the program
-
-
-class TFProgram(Program):
-    """A graph lowered to one ``tf.function`` (``self.fn``) with a None-dim input signature."""
-
-    backend = NAME
-
-    def __init__(self, graph: Graph, jit_compile: bool = False):
-        super().__init__(graph)
-        self.jit_compile = jit_compile
-        self.constants = _constants(graph)
-        self.variables = [c for c in self.constants.values() if isinstance(c, tf.Variable)]
-        self.tf_input_names = _unique(self.input_names)
-        self.tf_output_names = _unique(self.output_names)
-        self.signature = [
-            tf.TensorSpec(_static(s), BOUNDARY[s.dtype], name=n)
-            for s, n in zip(self.input_specs, self.tf_input_names)
-        ]
-        plan = symbol_plan(self.input_specs)
-        specs, out_specs, consts = self.input_specs, self.output_specs, self.constants
-
-        def fn(*xs: Any) -> tuple:
-            xs = [tf.cast(x, tf.int64) if s.dtype is DType.uint32 else x for x, s in zip(xs, specs)]
-            env: dict = {}
-            for sym, i, axis, rest in plan:  # symbol = shape(input)[axis] - rest
-                size = tf.shape(xs[i], out_type=tf.int64)[axis]
-                env[sym] = size if (isinstance(rest, int) and rest == 0) else size - eval_dim(rest, env)
-            outs = run_graph(graph, list(xs), env, consts)
-            return tuple(
-                tf.cast(o, tf.uint32) if s.dtype is DType.uint32 else tf.identity(o)
-                for o, s in zip(outs, out_specs)
-            )
-
-        self.fn = tf.function(fn, input_signature=self.signature, jit_compile=jit_compile, autograph=False)
-
-    # ---- conversions (Program hooks)
-    def _is_native(self, x: Any) -> bool:
-        return isinstance(x, (tf.Tensor, tf.Variable))
-
-    def _native_dtype(self, x: Any) -> Any:
-        try:
-            return DType(x.dtype.name)
-        except ValueError:  # not an IR dtype: the caller's error message names it
-            return x.dtype.name
-
-    def _from_numpy(self, x: np.ndarray, spec: TensorSpec) -> Any:
-        return tf.constant(x)
-
-    def _to_numpy(self, x: Any, spec: TensorSpec) -> np.ndarray:
-        return np.asarray(x.numpy())
-
-    def _run(self, args: list, env: dict) -> list:
-        return list(self.fn(*args))
-
-    # ---- export
-    def export(self, path: str) -> str:
-        """A SavedModel directory at ``path``: ``tf.saved_model.load(path).fn(*tensors)`` returns the
-        output tuple; the ``serving_default`` signature takes the inputs by name and returns a
-        dict by output name. Written to a temporary directory beside ``path``, then renamed."""
-        path = os.path.abspath(os.fspath(path))
-        if os.path.exists(path) and not os.path.isdir(path):
-            raise IRError(
-                f"cannot export a SavedModel to {path}: it exists and is not a directory; "
-                "remove it or choose another path"
-            )
-        parent, base = os.path.split(path)
-        os.makedirs(parent, exist_ok=True)
-        module = tf.Module()
-        module.fn = self.fn
-        module.constants = list(self.variables)
-        names, fn = self.tf_output_names, self.fn
-        serve = tf.function(
-            lambda *xs: dict(zip(names, fn(*xs))), input_signature=self.signature, autograph=False
+@LOWERINGS.register("while_loop")
+def _while_loop(site: Any) -> tuple:
+    """tf.while_loop over the state; captured values are closed over; the IR types give the shape
+    invariants (symbolic dims None)."""
+    n = site.attrs["num_state"]
+    if n == 0:
+        return ()
+    state, captured = site.args[:n], site.args[n:]
+    cond, body = site.subgraph("cond"), site.subgraph("body")
+    invariants = tuple(tf.TensorShape(static_shape(v.spec)) for v in site.node.inputs[:n])
+    return tuple(
+        tf.while_loop(
+            lambda *s: cond(*s, *captured)[0],
+            lambda *s: tuple(body(*s, *captured)),
+            tuple(state),
+            shape_invariants=invariants,
         )
-        tmp = tempfile.mkdtemp(dir=parent, prefix=f".{base}.tmp-")
-        old = None
-        try:
-            tf.saved_model.save(module, tmp, signatures={"serving_default": serve.get_concrete_function()})
-            os.chmod(tmp, 0o755)
-            if os.path.exists(path):
-                old = tempfile.mkdtemp(dir=parent, prefix=f".{base}.old-")
-                os.replace(path, old)
-            os.replace(tmp, path)
-        finally:
-            for leftover in (tmp, old):
-                if leftover is not None and os.path.exists(leftover):
-                    shutil.rmtree(leftover)
-        return path
+    )
 
 
-def lower(graph: Graph, jit_compile: bool = False, **options: Any) -> TFProgram:
-    """Lower ``graph`` to a :class:`TFProgram`; ``jit_compile=True`` compiles it with XLA."""
-    if options:
-        raise IRError(
-            f"the tensorflow backend takes the option jit_compile=True/False only, got {sorted(options)}"
+@LOWERINGS.register("cond")
+def _cond(site: Any) -> tuple:
+    """tf.cond; only the taken branch runs."""
+    if not site.node.outputs:
+        return ()
+    then, other = site.subgraph("then"), site.subgraph("else")
+    operands = site.args[1:]
+    return tuple(
+        tf.cond(
+            site.args[0],
+            lambda: tuple(then(*operands)),
+            lambda: tuple(other(*operands)),
         )
-    if not isinstance(jit_compile, bool):
-        raise IRError(f"the tensorflow backend's jit_compile must be True or False, got {jit_compile!r}")
-    graph.check()
-    return TFProgram(graph, jit_compile=jit_compile)
+    )

@@ -1,9 +1,4 @@
-"""The numpy backend: the reference interpreter of the whole IR (control flow included).
-
-Every other backend is checked against it. Each node calls its op's reference
-implementation from the registry with symbolic attributes evaluated for the
-symbol bindings of the call.
-"""
+"""The numpy program: :func:`run_graph` interprets a graph node by node through the rule table."""
 
 from __future__ import annotations
 
@@ -11,24 +6,25 @@ from typing import Any
 
 import numpy as np
 
-from ..ir.graph import Graph
-from ..ir.ops import OPS, resolve_attrs
-from ..ir.types import IRError
-from .base import Program
+from ...ir.graph import Graph
+from ...ir.types import IRError
+from ..base import Program, Site, resolve_symbolic_attrs
+from .rules import LOWERINGS, NAME
 
-NAME = "numpy"
+
+def _subgraph_fn(graph: Graph, env: dict) -> Any:
+    return lambda *a: run_graph(graph, list(a), env)
 
 
 def run_graph(graph: Graph, args: list, env: dict) -> list:
-    """Interpret ``graph`` on numpy arrays ``args`` with symbol bindings ``env``."""
+    """Interpret ``graph`` on numpy arrays ``args`` with symbol bindings ``env`` (ints)."""
     vals: dict = dict(zip(graph.inputs, args))
     vals.update(graph.constants)
     for node in graph.nodes:
-        opdef = OPS[node.op]
-        attrs = resolve_attrs(opdef, node.attrs, env)
+        attrs = resolve_symbolic_attrs(node, env)
         for key, sub in node.subgraphs.items():
-            attrs[key] = (lambda g: lambda *a: run_graph(g, list(a), env))(sub)
-        out = opdef.reference(*[vals[v] for v in node.inputs], **attrs)
+            attrs[key] = _subgraph_fn(sub, env)
+        out = LOWERINGS[node.op](Site(node, [vals[v] for v in node.inputs], attrs))
         outs = out if isinstance(out, (tuple, list)) else (out,)
         if len(outs) != len(node.outputs):
             raise IRError(
@@ -53,7 +49,8 @@ class NumpyProgram(Program):
         return run_graph(self.graph, args, env)
 
     def export(self, path: str) -> str:
-        from ..ir.serialize import save
+        """The IR's own JSON at ``path`` and its constants in ``path + ".safetensors"``."""
+        from ...ir.serialize import save
 
         return save(self.graph, path)
 
@@ -63,3 +60,10 @@ def lower(graph: Graph, **options: Any) -> NumpyProgram:
         raise IRError(f"the numpy backend takes no options, got {sorted(options)}")
     graph.check()
     return NumpyProgram(graph)
+
+
+def load(path: str) -> NumpyProgram:
+    """An IR JSON file (with its ``.safetensors`` side file, or constants inline) as a program."""
+    from ...ir.serialize import load as load_graph
+
+    return lower(load_graph(path))
