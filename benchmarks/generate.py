@@ -184,7 +184,7 @@ def main() -> None:
                 )
                 rows.append((name, mode, b, tps, tps / hf_tps, first - steady, same, tps / roof))
         del model, hf
-        getattr(generation_module, "_PROGRAMS", {}).clear()  # free the lowered programs (weight copies)
+        generation_module.clear_cache()  # free the lowered programs (weight copies)
         gc.collect()
     print("\nmodel    mode   runner        tok/s   x transformers  compile s  same tokens  % roofline")
     for name, mode, runner, tps, ratio, comp, same, frac in rows:

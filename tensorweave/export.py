@@ -2,7 +2,7 @@
 
 One description drives every target: the feature's :class:`~tensorweave.onnx.OnnxConfig` names
 the inputs and outputs (``past_key_values.{i}.key`` in, ``present.{i}.key`` out for
-``-with-past``) and their dynamic axes; :meth:`OnnxConfig.input_specs` turns the axes into IR
+``-with-past``) and their dynamic axes; ``OnnxConfig.input_specs`` turns the axes into IR
 symbols (``batch``, ``sequence``, ``past_sequence``, ``past_sequence + sequence``, ...). The
 model's forward for the feature is traced with those specs (weights become named constants), and
 the one graph is lowered and exported:
@@ -89,7 +89,7 @@ def _is_seq2seq(model: Any) -> bool:
 def onnx_config_for(model: Any, feature: str = "default") -> OnnxConfig:
     """The feature's OnnxConfig for ``model`` (``FeaturesManager``'s constructor on a copy of the
     model config, so HF's ``pad_token_id = 0`` side effect does not touch the model)."""
-    from .onnx.features import FeaturesManager
+    from .frontends.onnx.features import FeaturesManager
 
     _, ctor = FeaturesManager.check_supported_model_or_raise(model, feature)
     return ctor(copy.copy(model.config))
@@ -132,6 +132,24 @@ def _resolve_target(target: str) -> str:
     if name not in TARGETS:
         raise ValueError(f"unknown export target {target!r}; choose one of {', '.join(TARGETS)}")
     return name
+
+
+def check_export_arguments(feature: str | None, target: str, *, generation: bool = False) -> str:
+    """Checks that need no model (the CLI runs them before loading anything): the target is one
+    of :data:`TARGETS` (backend aliases accepted) and, unless ``generation`` (the decode-loop
+    export, which has no feature), ``feature`` is a feature some model type exports. Returns the
+    target's canonical name; anything else is a one-line ``ValueError`` naming the choices."""
+    from .frontends.onnx.features import FeaturesManager
+
+    target = _resolve_target(target)
+    if not generation:
+        if not isinstance(feature, str) or (
+            FeaturesManager.canonical_feature(feature) not in FeaturesManager.AVAILABLE_FEATURES
+        ):
+            raise ValueError(
+                f"unknown feature {feature!r}; choose one of {', '.join(FeaturesManager.AVAILABLE_FEATURES)}"
+            )
+    return target
 
 
 def artefact_path(output: str | os.PathLike, target: str) -> str:
@@ -358,7 +376,7 @@ def export(
     progress: Progress | None = None,
 ) -> ExportResult:
     """Export ``model``'s forward for ``feature`` to ``target`` at ``output`` (a directory, or the
-    artefact's own name; see :func:`artefact_path`). Returns an :class:`ExportResult`.
+    artefact's own name; see ``artefact_path``). Returns an ``ExportResult``.
 
     ``onnx_config`` overrides the feature's config (its task must match the feature's).
     ``opset`` (onnx only): default ``max(21, config.default_onnx_opset)``; lower than the
@@ -376,7 +394,7 @@ def export(
     if onnx_config is None:
         onnx_config = onnx_config_for(model, feature)
     else:
-        from .onnx.features import FeaturesManager
+        from .frontends.onnx.features import FeaturesManager
 
         FeaturesManager.check_supported_model_or_raise(model, feature)
         if onnx_config.task != FeaturesManager.feature_to_task(feature):
@@ -593,10 +611,10 @@ def run_artefact(
     if target == "tensorflow":
         import tensorflow as tf
 
-        from .backends.tensorflow import _tf_name
+        from .backends.tensorflow import tf_name
 
         sig = tf.saved_model.load(path).signatures["serving_default"]
-        out = sig(**{_tf_name(k): tf.constant(v) for k, v in inputs.items()})
+        out = sig(**{tf_name(k): tf.constant(v) for k, v in inputs.items()})
         return {k: np.asarray(v.numpy()) for k, v in out.items()}
     doc = read_side_file(path)
     in_names = [i["name"] for i in doc["inputs"]]
@@ -781,6 +799,7 @@ __all__ = [
     "DEFAULT_NAMES",
     "ExportResult",
     "artefact_path",
+    "check_export_arguments",
     "check_exportable",
     "detect_target",
     "export",

@@ -27,138 +27,64 @@ side file ``<output>.generation.json`` records the signature for :func:`load_gen
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import json
 import os
 import tempfile
-import warnings
 from typing import Any
 
 import numpy as np
 
 from .backends import registry
-from .frontends.generation.beam_search import BeamConfig, dim_scalar
-from .frontends.generation.builder import get_logits_processor
+from .frontends.generation.beam_search import dim_scalar
 from .frontends.generation.configuration import GenerationConfig
 from .frontends.generation.decode import decode_beam, decode_greedy_or_sample
+from .generation.plan import GenerationPlan, resolve_plan
 from .ir.trace import constant, trace
-from .ir.types import IRError, TensorSpec
+from .ir.types import IRError, SymDim, TensorSpec
 
 TARGETS = ("onnx", "tensorflow", "jax", "torch")
 INPUT_NAMES = ("input_ids", "attention_mask", "max_new_tokens")
 SIDE_SUFFIX = ".generation.json"
 
-# settings whose processors depend on the prompt length or on max_length, both run-time values here
-_UNSUPPORTED = {
-    "min_new_tokens": "MinNewTokensLengthLogitsProcessor needs the prompt length at trace time",
-    "exponential_decay_length_penalty": "ExponentialDecayLengthPenalty needs the prompt length at trace time",
-    "begin_suppress_tokens": "SuppressTokensAtBeginLogitsProcessor needs the prompt length at trace time",
-    "forced_eos_token_id": "ForcedEOSTokenLogitsProcessor needs max_length at trace time",
-    "forced_decoder_ids": "ForceTokensLogitsProcessor is for encoder-decoder models",
-}
+
+def resolve_export_plan(
+    model: Any, num_beams: int, cap: int, generation_config: GenerationConfig | None, **kwargs: Any
+) -> GenerationPlan:
+    """The plan of an exported generation, resolved by ``tw.generate``'s own ``tensorweave.generation.resolve_plan``
+    (the model's special tokens or ``generation_config``, updated with ``kwargs``) for symbolic
+    ``[batch, sequence]`` inputs and buffers of ``sequence + cap``, with the export's validations:
+    greedy (``num_beams=1``) or beam search, no sampling, no length-dependent processors."""
+    shape = (SymDim.symbol("batch"), SymDim.symbol("sequence"))
+    return resolve_plan(model, shape, generation_config, dict(num_beams=num_beams, **kwargs), export_cap=cap)
 
 
-def _eos_tuple(eos: Any) -> tuple:
-    if eos is None:
-        return ()
-    return (eos,) if isinstance(eos, int) else tuple(int(e) for e in eos)
-
-
-def generation_config_for_export(
-    model: Any, num_beams: int, generation_config: GenerationConfig | None, **kwargs: Any
-) -> GenerationConfig:
-    """The model's special tokens (or ``generation_config``) updated with ``kwargs``, validated for
-    export: greedy (``num_beams=1``) or beam search, no sampling, no length-dependent processors."""
-    if generation_config is not None:
-        config = copy.deepcopy(generation_config)
-    else:
-        cfg = model.config
-        config = GenerationConfig(
-            **{
-                k: getattr(cfg, k)
-                for k in ("bos_token_id", "eos_token_id", "pad_token_id")
-                if getattr(cfg, k, None) is not None
-            }
-        )
-    unused = config.update(num_beams=num_beams, **kwargs)
-    if unused:
-        raise ValueError(
-            f"export_generation got unknown generation settings {sorted(unused)}; check their names"
-        )
-    config.validate()
-    if not isinstance(config.num_beams, int) or config.num_beams < 1:
-        raise ValueError(f"num_beams must be a positive int, got {config.num_beams!r}")
-    if config.do_sample:
-        raise ValueError("export_generation exports greedy search and beam search; set do_sample=False")
-    if config.num_beam_groups > 1 or config.penalty_alpha is not None or config.constraints is not None:
-        raise ValueError(
-            "export_generation exports greedy search and beam search only (no group beam, contrastive "
-            "or constrained search)"
-        )
-    if config.output_scores:
-        raise ValueError("export_generation does not export per-step scores; set output_scores=False")
-    for name, why in _UNSUPPORTED.items():
-        if getattr(config, name, None) is not None:
-            raise ValueError(
-                f"`{name}` cannot be exported ({why}, and both are run-time values in the exported "
-                "graph); drop it"
-            )
-    if config.num_beams == 1 and config.num_return_sequences != 1:
-        raise ValueError(
-            "num_return_sequences > 1 needs beam search (num_beams > 1) in an exported generation"
-        )
-    eos = _eos_tuple(config.eos_token_id)
-    if config.pad_token_id is None and eos:
-        warnings.warn(
-            f"Setting `pad_token_id` to `eos_token_id`:{eos[0]} for open-end generation.", UserWarning
-        )
-        config.pad_token_id = eos[0]
-    if config.pad_token_id is None:
-        raise ValueError("generation needs `pad_token_id` (or `eos_token_id`) to fill finished rows")
-    return config
-
-
-def build_generation_graph(model: Any, config: GenerationConfig, cap: int) -> Any:
+def build_generation_graph(model: Any, plan: GenerationPlan, cap: int) -> Any:
     """Trace ``(input_ids, attention_mask, max_new_tokens) -> (sequences, length[, sequences_scores])``
-    with symbolic ``batch`` / ``sequence`` and buffers of length ``sequence + cap``."""
+    with symbolic ``batch`` / ``sequence`` and buffers of length ``sequence + cap`` (the plan's
+    ``max_length``)."""
     import tensorweave.ir.namespace as xp
 
     if not getattr(model, "is_decoder", False):
         raise IRError(
             f"export_generation needs a decoder model (gpt2, llama), got {getattr(model, 'model_type', model)}"
         )
-    eos = _eos_tuple(config.eos_token_id)
-    n = config.num_beams
+    n = plan.num_beams
+    L = plan.max_length
 
     def fn(ids: Any, mask: Any, max_new: Any) -> dict:
-        B, P = ids.shape
-        L = P + cap
         params = {k: constant(v, name=k) for k, v in model.params.items()}
-        prompt = dim_scalar(xp, P)
+        prompt = dim_scalar(xp, plan.prompt_len)
         limit = prompt + xp.clip(max_new, 0, cap)
-        procs = get_logits_processor(config, P)
         if n > 1:
-            bcfg = BeamConfig(
-                batch_size=B,
-                num_beams=n,
-                vocab_size=model.config.vocab_size,
-                prompt_len=P,
-                max_length=L,
-                eos_token_id=eos or (-1,),
-                pad_token_id=config.pad_token_id,
-                length_penalty=config.length_penalty,
-                early_stopping=config.early_stopping,
-                num_return_sequences=config.num_return_sequences,
-                length_limit=limit,
-            )
             out = decode_beam(
                 model.forward,
                 params,
                 model.config,
                 xp.repeat(ids, n, axis=0),
                 xp.repeat(mask, n, axis=0),
-                bcfg,
-                processors=procs,
+                dataclasses.replace(plan.beam, length_limit=limit),
+                processors=plan.processors,
             )
             return {
                 "sequences": out["sequences"],
@@ -172,9 +98,9 @@ def build_generation_graph(model: Any, config: GenerationConfig, cap: int) -> An
             ids,
             mask,
             max_length=L,
-            eos_token_id=eos,
-            pad_token_id=config.pad_token_id,
-            processors=procs,
+            eos_token_id=plan.eos,
+            pad_token_id=plan.pad,
+            processors=plan.processors,
             max_length_limit=limit,
         )
         return {"sequences": out["sequences"], "length": out["length"]}
@@ -226,19 +152,19 @@ def export_generation(
     if target == "torch" and not os.fspath(output).endswith(".pt2"):
         raise ValueError(f"target='torch' writes a .pt2 file; got {output!r}, use a name ending in .pt2")
     output = os.fspath(output)
-    config = generation_config_for_export(model, num_beams, generation_config, **generation_kwargs)
-    graph = build_generation_graph(model, config, max_new_tokens)
+    plan = resolve_export_plan(model, num_beams, max_new_tokens, generation_config, **generation_kwargs)
+    graph = build_generation_graph(model, plan, max_new_tokens)
     meta = {
         "format": "tensorweave-generation",
         "version": 1,
         "target": target,
         "model_type": model.model_type,
-        "num_beams": config.num_beams,
-        "num_return_sequences": config.num_return_sequences,
+        "num_beams": plan.num_beams,
+        "num_return_sequences": plan.num_return_sequences,
         "max_new_tokens_cap": max_new_tokens,
         "inputs": list(INPUT_NAMES),
         "outputs": list(graph.output_names),
-        "pad_token_id": config.pad_token_id,
+        "pad_token_id": plan.pad,
         "max_position_embeddings": getattr(model.config, "max_position_embeddings", None),
     }
     if target == "onnx":

@@ -37,9 +37,9 @@ def _tmp_prefix(path: str) -> str:
     return f".{os.path.basename(os.path.normpath(path))}{TMP_MARK}"
 
 
-def writable_parent(path: str) -> str:
-    """The directory that will hold ``path``, created if missing; an error naming it when it
-    cannot be written (checked before any work)."""
+def check_writable(path: str) -> str:
+    """Check, without creating anything, that ``path`` can be written: its nearest existing
+    ancestor is a writable directory. Returns the parent directory ``path`` will live in."""
     parent = os.path.dirname(os.path.abspath(path))
     probe = parent
     while not os.path.exists(probe):
@@ -48,6 +48,13 @@ def writable_parent(path: str) -> str:
         raise ArtefactError(f"cannot write {path}: {probe} is a file, not a directory; choose another path")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise ArtefactError(f"cannot write {path}: {probe} is not writable; choose a writable directory")
+    return parent
+
+
+def writable_parent(path: str) -> str:
+    """The directory that will hold ``path``, created if missing; an error naming it when it
+    cannot be written (:func:`check_writable`)."""
+    parent = check_writable(path)
     os.makedirs(parent, exist_ok=True)
     return parent
 

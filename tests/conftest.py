@@ -1,17 +1,29 @@
-"""Shared fixtures. Backends may skip on a user's machine that lacks a framework, never in CI."""
+"""Shared fixtures, taken from the public plugin ``tensorweave.testing`` (the one users load).
+
+Backends may skip on a user's machine that lacks a framework, never in CI (``CI=true``): there a
+missing backend fails the session before any test runs. ``BACKENDS``, ``NON_REFERENCE``,
+``IN_CI`` and ``require_backend`` stay importable from here (``from conftest import ...``).
+"""
 
 from __future__ import annotations
 
-import os
-
-import numpy as np
 import pytest
 
 from tensorweave.backends import registry
+from tensorweave.testing import (
+    BACKENDS,
+    IN_CI,
+    NON_REFERENCE,
+    backend,
+    framework_backend,
+    require_backend,
+    rng,
+)
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-BACKENDS = list(registry.ALL)
-NON_REFERENCE = [b for b in BACKENDS if b != "numpy"]
+# pytester runs a user's suite in a temporary directory (tests/test_testing_plugin.py)
+pytest_plugins = ["pytester"]
+
+__all__ = ["BACKENDS", "IN_CI", "NON_REFERENCE", "backend", "framework_backend", "require_backend", "rng"]
 
 
 def pytest_sessionstart(session):
@@ -22,28 +34,3 @@ def pytest_sessionstart(session):
                 "CI=true but these backends are missing: "
                 + "; ".join(registry.missing_message(b) for b in missing)
             )
-
-
-def require_backend(name: str) -> None:
-    """Skip (outside CI only) when the backend's framework is not installed."""
-    if not registry.is_installed(name):
-        if IN_CI:
-            pytest.fail(registry.missing_message(name))
-        pytest.skip(registry.missing_message(name))
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    require_backend(request.param)
-    return request.param
-
-
-@pytest.fixture(params=NON_REFERENCE)
-def framework_backend(request):
-    require_backend(request.param)
-    return request.param
-
-
-@pytest.fixture
-def rng():
-    return np.random.default_rng(0)

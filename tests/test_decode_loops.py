@@ -1,5 +1,5 @@
 """Fused decode loops (greedy, sampling, beam search) with a toy model, against an independent
-Python transcription of Hugging Face's PT search (BeamSearchScorer / BeamHypotheses, 4.37 §1.9)."""
+Python transcription of Hugging Face's PT search (BeamSearchScorer / BeamHypotheses, 4.37)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 
 import tensorweave as tw
 from tensorweave.frontends.generation.beam_search import BeamConfig
-from tensorweave.frontends.generation.loops import beam_search_loop, sample_loop
+from tensorweave.frontends.generation.loops import beam_search_loop_traced as beam_search_loop
+from tensorweave.frontends.generation.loops import sample_loop_traced as sample_loop
 from tensorweave.ir import TensorSpec, array_namespace
 
 V = 7

@@ -390,16 +390,14 @@ def test_validation_raises_hf_errors_on_tampered_artefacts(tmp_path):
 
 
 def test_failing_export_leaves_no_file(tmp_path, monkeypatch):
-    import onnx
-
+    """The disk fills up after the bytes are written but before they are synced and renamed: the
+    partial temporary file is removed and nothing appears at the destination."""
     model = model_for("gpt2", "causal-lm")
 
-    def broken_save(proto, path, *a, **k):
-        with open(path, "wb") as f:
-            f.write(b"partial")
+    def broken_fsync(fd):
         raise OSError("disk full")
 
-    monkeypatch.setattr(onnx, "save_model", broken_save)
+    monkeypatch.setattr(os, "fsync", broken_fsync)
     with pytest.raises(OSError, match="disk full"):
         tw.export(model, "causal-lm", "onnx", tmp_path / "out")
     assert not os.path.exists(tmp_path / "out") or os.listdir(tmp_path / "out") == []

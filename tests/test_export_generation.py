@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import tensorweave as tw
+from tensorweave.errors import ModelLoadError
 from tensorweave.export_generation import export_generation, load_generation
 from tensorweave.frontends.models import PARAMETER_SHAPES, config_from_dict
 from tensorweave.models import Model
@@ -221,12 +222,11 @@ def test_smollm2_exported_greedy_answers_paris(tmp_path):
     About 30 s on 2 idle cores (export of 540 MB of weights, ORT session creation, 12 tokens; two
     minutes on a busy machine), hence the marker; benchmarks/export.py runs the same check and times it."""
     require_backend("onnx")
-    from tensorweave.ir.types import IRError
     from tensorweave.models import packaged_path
 
     try:
         packaged_path("smollm2")
-    except IRError as exc:  # the packaged weights are an optional install, required in CI
+    except ModelLoadError as exc:  # the packaged weights are an optional install, required in CI
         if IN_CI:
             raise
         pytest.skip(str(exc))

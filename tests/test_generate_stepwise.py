@@ -584,15 +584,15 @@ def test_step_programs_are_dropped_with_their_model(models):
     """Programs holding a model's weights are cached weakly per model, not by a reusable id."""
     import gc
 
-    from tensorweave.frontends.generation import stepwise
+    from tensorweave.generation.programs import PROGRAMS
 
     _, base = models["gpt2"]
     from tensorweave.models.model import Model
 
     temp = Model(base.config, {k: v.copy() for k, v in base.params.items()})
     quiet_generate(temp, IDS, MASK, backend="numpy", trace=False, max_new_tokens=2, eos_token_id=EOS)
-    assert temp in stepwise._MODEL_PROGRAMS
-    before = len(stepwise._MODEL_PROGRAMS)
+    assert temp in PROGRAMS
+    before = len(PROGRAMS)
     del temp
     gc.collect()
-    assert len(stepwise._MODEL_PROGRAMS) == before - 1
+    assert len(PROGRAMS) == before - 1

@@ -1,4 +1,4 @@
-"""GenerationConfig: defaults, validation rules, update, JSON round trip and precedence (HF 4.37 §1.1-1.4)."""
+"""GenerationConfig: defaults, validation rules, update, JSON round trip and precedence (Transformers 4.37)."""
 
 from __future__ import annotations
 

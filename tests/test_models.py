@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import tensorweave as tw
+from tensorweave.errors import ModelLoadError
 from tensorweave.frontends.models import (
     attention,
     bind_params,
@@ -23,7 +24,7 @@ from tensorweave.frontends.models import (
     static_cache,
 )
 from tensorweave.frontends.models.config import BertConfig, GPT2Config, LlamaConfig
-from tensorweave.ir import IRError, TensorSpec
+from tensorweave.ir import TensorSpec
 from tensorweave.models import check_params, from_gguf, from_pretrained, from_transformers, load
 
 from conftest import IN_CI
@@ -363,7 +364,7 @@ def test_parameter_errors_list_every_problem():
     }
     broken["model.embed_tokens.weight"] = np.zeros((3, 3), np.float32)
     broken["model.layers.0.extra.weight"] = np.zeros(2, np.float32)
-    with pytest.raises(IRError) as info:
+    with pytest.raises(ModelLoadError) as info:
         check_params(cfg, broken)
     msg = str(info.value)
     assert "\n" not in msg
@@ -384,26 +385,26 @@ def test_bad_checkpoints_give_one_clear_error(tmp_path):
     HF["llama"].save_pretrained(str(d))
     data = (d / "model.safetensors").read_bytes()
     (d / "model.safetensors").write_bytes(data[: len(data) // 2])
-    with pytest.raises(IRError, match="truncated or corrupt"):
+    with pytest.raises(ModelLoadError, match="truncated or corrupt"):
         from_pretrained(str(d))
     (d / "model.safetensors").write_bytes(data[:5])
-    with pytest.raises(IRError, match="truncated or corrupt"):
+    with pytest.raises(ModelLoadError, match="truncated or corrupt"):
         from_pretrained(str(d))
     (d / "model.safetensors").unlink()
     (d / "pytorch_model.bin").write_bytes(b"not read")
-    with pytest.raises(IRError, match="never unpickles"):
+    with pytest.raises(ModelLoadError, match="never unpickles"):
         from_pretrained(str(d))
     (d / "config.json").write_text('{"model_type": "mamba"}')
-    with pytest.raises(ValueError, match="`model_type` 'mamba' is not supported"):
+    with pytest.raises(ModelLoadError, match="`model_type` 'mamba' is not supported"):
         from_pretrained(str(d))
     (d / "config.json").write_text('{"model_type": ')
-    with pytest.raises(ValueError, match="not valid JSON"):
+    with pytest.raises(ModelLoadError, match="not valid JSON"):
         from_pretrained(str(d))
-    with pytest.raises(IRError, match="has no config.json"):
+    with pytest.raises(ModelLoadError, match="has no config.json"):
         from_pretrained(str(tmp_path))
-    with pytest.raises(IRError, match="packaged: \\['minilm', 'smollm2'\\]"):
+    with pytest.raises(ModelLoadError, match="packaged: \\['minilm', 'smollm2'\\]"):
         load("no-such-model")
-    with pytest.raises(IRError, match="no head 'masked-lm'"):
+    with pytest.raises(ModelLoadError, match="no head 'masked-lm'"):
         from_transformers(HF["gpt2"], head="masked-lm")
 
 
@@ -542,15 +543,17 @@ def test_bad_gguf_files_give_one_clear_error(tmp_path):
     write_tiny_gguf(tmp_path / "ok.gguf")
     data = (tmp_path / "ok.gguf").read_bytes()
     (tmp_path / "cut.gguf").write_bytes(data[: len(data) // 2])
-    with pytest.raises(IRError, match="not a readable GGUF file"):
+    with pytest.raises(ModelLoadError, match="not a readable GGUF file"):
         from_gguf(str(tmp_path / "cut.gguf"))
     write_tiny_gguf(tmp_path / "mamba.gguf", arch="mamba")
-    with pytest.raises(IRError, match=r"GGUF architecture 'mamba' is not supported; supported: \['llama'\]"):
+    with pytest.raises(
+        ModelLoadError, match=r"GGUF architecture 'mamba' is not supported; supported: \['llama'\]"
+    ):
         load(str(tmp_path / "mamba.gguf"))
     write_tiny_gguf(tmp_path / "extra.gguf", extra_tensor="rope_freqs.weight")
-    with pytest.raises(IRError, match=r"unexpected \(1\) \['rope_freqs.weight'\]"):
+    with pytest.raises(ModelLoadError, match=r"unexpected \(1\) \['rope_freqs.weight'\]"):
         from_gguf(str(tmp_path / "extra.gguf"))
-    with pytest.raises(IRError, match="does not exist"):
+    with pytest.raises(ModelLoadError, match="does not exist"):
         from_gguf(str(tmp_path / "missing.gguf"))
 
 
@@ -559,7 +562,7 @@ def test_bad_gguf_files_give_one_clear_error(tmp_path):
 def minilm():
     try:
         model = load("minilm")
-    except IRError as exc:
+    except ModelLoadError as exc:
         if IN_CI:
             raise
         pytest.skip(str(exc))
@@ -598,7 +601,7 @@ def _smollm2_or_skip():
 
     try:
         return packaged_path("smollm2")
-    except IRError as exc:
+    except ModelLoadError as exc:
         if IN_CI:
             raise
         pytest.skip(str(exc))

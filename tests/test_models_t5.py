@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 import tensorweave as tw
+from tensorweave.errors import ModelLoadError
 from tensorweave.frontends.models import bind_params, config_from_dict, t5
 from tensorweave.frontends.models.config import T5Config
-from tensorweave.ir import IRError, TensorSpec
+from tensorweave.ir import TensorSpec
 from tensorweave.models import check_params, from_pretrained, from_transformers
 
 from conftest import IN_CI, require_backend
@@ -414,7 +415,7 @@ def test_missing_and_misshaped_tensors_are_one_error():
         if k not in ("lm_head.weight", "decoder.block.1.layer.1.EncDecAttention.k.weight")
     }
     broken["shared.weight"] = np.zeros((3, 3), np.float32)
-    with pytest.raises(IRError) as info:
+    with pytest.raises(ModelLoadError) as info:
         check_params(cfg, broken)
     msg = str(info.value)
     for part in (
@@ -426,7 +427,7 @@ def test_missing_and_misshaped_tensors_are_one_error():
     ):
         assert part in msg, part
     # a relu checkpoint for a gated config: wi is unexpected, wi_0 / wi_1 missing
-    with pytest.raises(IRError, match=r"missing \(10\).*DenseReluDense.wi_0.*unexpected \(5\)"):
+    with pytest.raises(ModelLoadError, match=r"missing \(10\).*DenseReluDense.wi_0.*unexpected \(5\)"):
         check_params(
             config_from_dict({**HF["relu"].config.to_dict(), "feed_forward_proj": "gated-relu"}),
             OURS["relu"].params,
@@ -435,25 +436,23 @@ def test_missing_and_misshaped_tensors_are_one_error():
 
 def test_bad_calls_are_clear_errors():
     model = OURS["relu"]
-    with pytest.raises(IRError, match="decoder_input_ids"):
+    with pytest.raises(ValueError, match="decoder_input_ids"):
         model(IDS, LEFT)
-    with pytest.raises(IRError, match="batch 2"):
+    with pytest.raises(ValueError, match="batch 2"):
         model(IDS, LEFT, DEC_IDS[:1])
     with pytest.raises(ValueError, match="encoder_hidden_states"):
         tw.trace(
             lambda d: t5.decode(model.params, model.config, d, None, FULL[:, :1])[0],
             TensorSpec((2, 1), "int64"),
         )
-    with pytest.raises(IRError, match="seq2seq-lm"):
-        from tensorweave.models import _head
-
-        _head(model.config, "masked-lm")
+    with pytest.raises(ModelLoadError, match="seq2seq-lm"):
+        from_transformers(HF["relu"], head="masked-lm")
     enc_spec = TensorSpec((2, ENC, 16), "float32")
     with pytest.raises(ValueError, match="unknown cache layout 'paged'"):
         tw.trace(lambda e: t5.init_cache(model.params, model.config, e, "paged")["cross"][0][0], enc_spec)
     with pytest.raises(ValueError, match="needs a positive int max_length"):
         tw.trace(lambda e: t5.init_cache(model.params, model.config, e, "static")["cross"][0][0], enc_spec)
-    with pytest.raises(IRError, match="not an encoder-decoder"):
+    with pytest.raises(ValueError, match="not an encoder-decoder"):
         from tensorweave.models import Model
 
         Model(config_from_dict({"model_type": "gpt2", "n_embd": 8, "n_head": 2}), {}).decoder_program()

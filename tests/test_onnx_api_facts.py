@@ -1,4 +1,4 @@
-"""More API facts of Hugging Face 4.37's ``transformers.onnx`` (reference §2) that
+"""More API facts of Hugging Face 4.37's ``transformers.onnx`` that
 tests/test_onnx_config.py does not pin: constants, class defaults, the task table, deep-copied
 outputs, constructors, feature lists, framework choice and its errors, dummy inputs for images,
 audio, multiple choice and seq2seq with past."""

@@ -1,4 +1,4 @@
-"""API facts of the ONNX-config layer (HF 4.37 §2), plus the IR signature each config yields."""
+"""API facts of the ONNX-config layer (Hugging Face 4.37), plus the IR signature each config yields."""
 
 from __future__ import annotations
 
@@ -236,3 +236,37 @@ def test_determine_framework_precedence(tmp_path):
         else ("tf" if importlib.util.find_spec("tensorflow") else "numpy")
     )
     assert FeaturesManager.determine_framework("not-a-dir") == expected  # installed frameworks, PyTorch first
+
+
+def test_features_manager_is_written_once_below_export():
+    """The table lives in frontends (no framework, no backend); ``tensorweave.onnx`` re-exports it
+    and ``tensorweave.export`` imports it from frontends, so the two public modules form no cycle."""
+    import ast
+    import pathlib
+    import subprocess
+    import sys
+
+    import tensorweave.export
+    import tensorweave.frontends.onnx.features as features
+    import tensorweave.onnx
+
+    assert tensorweave.onnx.FeaturesManager is features.FeaturesManager
+    assert tensorweave.onnx.supported_features_mapping is features.supported_features_mapping
+    export_module = sys.modules["tensorweave.export"]  # tensorweave.export is the function
+    tree = ast.parse(pathlib.Path(export_module.__file__).read_text())
+    imported = [
+        ("." * n.level) + (n.module or "") for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+    ] + [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    assert not [
+        m
+        for m in imported
+        if m in (".onnx", "tensorweave.onnx") or m.startswith((".onnx.", "tensorweave.onnx."))
+    ]
+    for first in ("tensorweave.export", "tensorweave.onnx"):
+        code = (
+            f"import sys, {first}, tensorweave.onnx, tensorweave.export\n"
+            "print(tensorweave.onnx.export is sys.modules['tensorweave.export'].export)"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == "True"

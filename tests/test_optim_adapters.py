@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 import pytest
-from test_optim_math import _linear_warmup_lrs, ref_adafactor, ref_adamw
+from test_optim_math import linear_warmup_lrs, ref_adafactor, ref_adamw
 
 import tensorweave.optim as two
 
@@ -145,7 +145,7 @@ def test_torch_lambda_lr_schedule(torch_mod):
     sched = two.torch.lambda_lr(two.get_linear_schedule_with_warmup(opt, 4, STEPS))
     assert isinstance(sched, torch.optim.lr_scheduler.LambdaLR)
     traj = _torch_run(torch, opt, tp, grads, sched)
-    ref = ref_adamw(params, grads, **ADAMW_KW, lrs=_linear_warmup_lrs(ADAMW_KW["lr"], 4, STEPS, STEPS))
+    ref = ref_adamw(params, grads, **ADAMW_KW, lrs=linear_warmup_lrs(ADAMW_KW["lr"], 4, STEPS, STEPS))
     for i, (a, r) in enumerate(zip(traj, ref)):
         _close(a, r, i + 1)
     assert len(opt._steps) == 1  # the lr is an input: the schedule never retraces
@@ -382,7 +382,7 @@ def test_optax_adafactor_and_schedule(jax_mods):
         _close(a, r, i + 1)
     # a tensorweave schedule inside the traced step, and the same schedule as an optax schedule
     sched = two.get_linear_schedule_with_warmup(None, 4, STEPS)
-    lrs = _linear_warmup_lrs(1e-2, 4, STEPS, STEPS)
+    lrs = linear_warmup_lrs(1e-2, 4, STEPS, STEPS)
     tx = two.optax.adamw(lambda s: 1e-2 * sched.lr_lambda(s), *ADAMW_KW["betas"], eps=1e-6, weight_decay=0.1)
     traj, _, _ = _optax_run(jax, optax, tx, params, grads)
     for i, (a, r) in enumerate(zip(traj, ref_adamw(params, grads, **ADAMW_KW, lrs=lrs))):
@@ -461,7 +461,7 @@ def test_keras_adamw_and_adafactor_match_reference(keras_mods):
 def test_keras_schedule_and_variables_resume(keras_mods):
     keras, tf = keras_mods
     params, grads = _params(), _grads(12)
-    lrs = _linear_warmup_lrs(1e-2, 4, 12, 12)
+    lrs = linear_warmup_lrs(1e-2, 4, 12, 12)
     sched = two.get_linear_schedule_with_warmup(None, 4, 12)
 
     def make():

@@ -49,7 +49,7 @@ def _grads(n: int = STEPS, seed: int = 1, dtype=np.float64) -> list[dict]:
     ]
 
 
-def _linear_warmup_lrs(lr: float, w: int, total: int, n: int) -> list[float]:
+def linear_warmup_lrs(lr: float, w: int, total: int, n: int) -> list[float]:
     """Transformers' linear schedule (multiplier) times lr, written out for the test."""
     out = []
     for s in range(n):
@@ -155,7 +155,7 @@ def ref_adafactor(
 
 
 # ------------------------------------------------------------------ configurations
-LRS = _linear_warmup_lrs(1e-2, 10, STEPS, STEPS)
+LRS = linear_warmup_lrs(1e-2, 10, STEPS, STEPS)
 
 ADAMW_CASES = {
     "pt-default-decay": (dict(lr=1e-3, weight_decay=0.01), dict(lr=1e-3, weight_decay=0.01)),
@@ -583,3 +583,60 @@ def test_accumulate_steps_validation():
         AccumulateSteps(AdamW(no_deprecation_warning=True), 0)
     with pytest.raises(ValueError, match="AccumulateSteps wraps an update rule"):
         AccumulateSteps(lambda *a: a, 2)
+
+
+# ------------------------------------------------------------------ adapter modules
+_BLOCK_AND_IMPORT = """
+import sys
+for m in {blocked!r}:
+    sys.modules[m] = None  # as if the framework were not installed
+import tensorweave.optim as o
+try:
+    {access}
+except ImportError as exc:
+    print(type(exc).__name__, exc)
+"""
+
+
+@pytest.mark.parametrize(
+    "adapter, blocked, message",
+    [
+        ("torch", ["torch"], "tensorweave.optim.torch needs PyTorch: pip install 'tensorweave[torch]'"),
+        (
+            "optax",
+            ["optax"],
+            "tensorweave.optim.optax needs JAX and optax: pip install 'tensorweave[jax]' optax",
+        ),
+        (
+            "keras",
+            ["keras"],
+            "tensorweave.optim.keras needs TensorFlow (Keras 3): pip install 'tensorweave[tensorflow]'",
+        ),
+    ],
+)
+@pytest.mark.parametrize("access", ["attribute", "import"])
+def test_adapter_without_its_framework_is_one_line(adapter, blocked, message, access):
+    """``tensorweave.optim.<framework>`` is imported lazily (``import tensorweave.optim`` needs no
+    framework) and a missing framework is one ImportError line naming what to install."""
+    import subprocess
+    import sys
+
+    stmt = f"o.{adapter}" if access == "attribute" else f"import tensorweave.optim.{adapter}"
+    code = _BLOCK_AND_IMPORT.format(blocked=blocked, access=stmt)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"ImportError {message}"
+
+
+def test_optim_import_needs_no_framework():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tensorweave.optim as o\n"
+        "print(sorted(m for m in ('torch', 'jax', 'optax', 'keras', 'tensorflow', 'onnx') if m in sys.modules))\n"
+        "print(o.__getattr__.__doc__ is not None)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["[]", "True"]

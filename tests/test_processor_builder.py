@@ -1,4 +1,4 @@
-"""Processors and warpers are built from a GenerationConfig in Hugging Face's order (§1.8)."""
+"""Processors and warpers are built from a GenerationConfig in Hugging Face's order (Transformers 4.37, PyTorch)."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""compute_transition_scores against hand-built scores (HF 4.37 §1.11)."""
+"""compute_transition_scores against hand-built scores (Transformers 4.37)."""
 
 import numpy as np
 

@@ -15,6 +15,7 @@ import os
 from typing import Any, Iterator
 
 from ..ir.types import IRError
+from ..log import quiet_import
 
 #: Default preference when nothing is chosen explicitly (numpy is always there).
 ORDER = ("torch", "jax", "onnx", "tensorflow", "numpy")
@@ -56,7 +57,7 @@ def is_installed(name: str) -> bool:
 
 
 def available() -> list[str]:
-    """Installed backends, in the documented order of :data:`ALL`."""
+    """Installed backends, in the documented order of ``ALL``."""
     return [b for b in ALL if is_installed(b)]
 
 
@@ -73,7 +74,30 @@ def get(name: str) -> Any:
     n = _canonical(name)
     if not is_installed(n):
         raise IRError(missing_message(n))
+    for framework in REQUIRES[n]:  # start-up noise (TensorFlow's C++ lines) goes to the debug log
+        quiet_import(framework)
     return importlib.import_module(f"tensorweave.backends.{MODULE[n]}")
+
+
+def framework_version(name: str) -> str:
+    """The installed framework's version(s) for a backend, e.g. ``"onnx 1.19.0, onnxruntime 1.23.0"``."""
+    from importlib import metadata
+
+    n = _canonical(name)
+    dists = {
+        "numpy": ("numpy",),
+        "onnx": ("onnx", "onnxruntime"),
+        "tensorflow": ("tensorflow-cpu", "tensorflow"),
+    }
+    parts = []
+    for dist in dists.get(n, (n,)):
+        try:
+            parts.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            continue
+        if n == "tensorflow":
+            break
+    return ", ".join(parts) or "version unknown"
 
 
 def resolve(backend: str | None = None) -> str:

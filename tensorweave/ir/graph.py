@@ -1,6 +1,6 @@
 """The graph: typed SSA values, nodes with attributes, nested subgraphs, named I/O.
 
-A :class:`Graph` holds
+A ``Graph`` holds
 - ``inputs``: values bound by the caller, each with a unique name;
 - ``constants``: values bound to numpy arrays (weights, literals), kept out of
   the node list;

@@ -11,7 +11,7 @@ reference implementation requires. Tensor bytes are little-endian, row-major.
 
 Reading validates all of this (header length within the file, a JSON object, known dtypes,
 ``end - begin == prod(shape) * itemsize``, the tiling, bool bytes being 0 or 1) and raises one
-:class:`IRError` naming the problem; it never executes or unpickles anything. Writing goes to a
+``IRError`` naming the problem; it never executes or unpickles anything. Writing goes to a
 temporary file in the target directory which is then renamed over the target (atomic).
 """
 

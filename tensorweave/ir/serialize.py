@@ -8,7 +8,7 @@
 - ``load(path)`` / ``loads(text)`` validate everything — format and version, every key and its
   type, op names, arity, attributes (by their registry kind), value ids (defined once, before
   use, within the graph that uses them), recorded types against re-inferred ones, constants
-  against the safetensors data — and raise one :class:`IRError` naming the graph, node and op.
+  against the safetensors data — and raise one ``IRError`` naming the graph, node and op.
   Nothing is evaluated or unpickled.
 """
 

@@ -1,7 +1,7 @@
 """Tracing: an Array-API namespace whose arrays record IR nodes.
 
 ``trace(fn, *specs)`` calls ``fn`` with :class:`TracedArray` arguments and
-returns the recorded :class:`Graph`.  Code written as ``xp = array_namespace(x)``
+returns the recorded ``Graph``.  Code written as ``xp = array_namespace(x)``
 runs unchanged on traced arrays, numpy arrays (eagerly) and, through
 array-api-compat, on framework arrays.
 

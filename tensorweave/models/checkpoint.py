@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ModelLoadError
 from ..frontends.models import ARCHITECTURES, BERT_HEADS, PARAMETER_SHAPES, config_from_dict
-from ..ir.types import IRError
 
 # Hugging Face class name -> BERT head
 BERT_CLASS_HEADS = {
@@ -66,7 +66,7 @@ def canonical_names(model_type: str, params: dict[str, Any]) -> dict[str, Any]:
 def check_params(config: Any, params: dict[str, Any], head: str | None = None) -> dict[str, np.ndarray]:
     """The parameters the architecture (and head) reads, under their canonical names.
 
-    One ``IRError`` lists every missing, mis-shaped and unexpected tensor. Ignored: buffers that
+    One ``ModelLoadError`` lists every missing, mis-shaped and unexpected tensor. Ignored: buffers that
     are not parameters (``IGNORED_SUFFIXES``), tied copies (``lm_head.weight`` when embeddings
     are tied) and tensors of other heads of the same model type."""
     mt = config.model_type
@@ -92,7 +92,11 @@ def check_params(config: Any, params: dict[str, Any], head: str | None = None) -
             if items:
                 parts.append(f"{label} ({len(items)}) {items[:8]}{' ...' if len(items) > 8 else ''}")
         what = f"{mt} config" + (f" with head {head!r}" if head else "")
-        raise IRError(f"checkpoint does not match the {what}: " + "; ".join(parts))
+        raise ModelLoadError(
+            f"checkpoint does not match the {what}: "
+            + "; ".join(parts)
+            + " (the weights and config.json, or the head asked for, are from different models)"
+        )
     return {k: np.asarray(got[k]) for k in want}
 
 
@@ -103,12 +107,12 @@ def _to_float32(arr: np.ndarray) -> np.ndarray:
 
 
 def load_safetensors(path: str) -> dict[str, np.ndarray]:
-    """All tensors of one safetensors file (floats as float32); a bad file is one IRError."""
+    """All tensors of one safetensors file (floats as float32); a bad file is one ModelLoadError."""
     try:
         import ml_dtypes  # noqa: F401  (lets numpy name bfloat16 for the safetensors reader)
         from safetensors import SafetensorError, safe_open
     except ImportError:
-        raise IRError(
+        raise ModelLoadError(
             "reading safetensors checkpoints needs the safetensors package: pip install safetensors"
         ) from None
     try:
@@ -118,9 +122,13 @@ def load_safetensors(path: str) -> dict[str, np.ndarray]:
                 out[name] = _to_float32(f.get_tensor(name))
         return out
     except SafetensorError as exc:
-        raise IRError(f"{path} is not a valid safetensors file ({exc}); it is truncated or corrupt") from None
+        raise ModelLoadError(
+            f"{path} is not a valid safetensors file ({exc}); it is truncated or corrupt"
+        ) from None
     except FileNotFoundError:
-        raise IRError(f"safetensors file {path} does not exist") from None
+        raise ModelLoadError(
+            f"safetensors file {path} does not exist; check the path or the index's shard names"
+        ) from None
 
 
 def read_checkpoint_dir(path: str) -> tuple[Any, dict[str, np.ndarray]]:
@@ -129,8 +137,14 @@ def read_checkpoint_dir(path: str) -> tuple[Any, dict[str, np.ndarray]]:
 
     cfg_path = os.path.join(path, "config.json")
     if not os.path.isfile(cfg_path):
-        raise IRError(f"{path} has no config.json; pass a Hugging Face checkpoint directory")
-    config = config_from_json_file(cfg_path)
+        raise ModelLoadError(f"{path} has no config.json; pass a Hugging Face checkpoint directory")
+    try:
+        config = config_from_json_file(cfg_path)
+    except ModelLoadError:
+        raise
+    except ValueError as exc:  # the config's own one-line message, naming the field
+        msg = str(exc)
+        raise ModelLoadError(msg if msg.startswith(cfg_path) else f"{cfg_path}: {msg}") from None
     index = os.path.join(path, "model.safetensors.index.json")
     single = os.path.join(path, "model.safetensors")
     params: dict = {}
@@ -140,25 +154,36 @@ def read_checkpoint_dir(path: str) -> tuple[Any, dict[str, np.ndarray]]:
                 weight_map = json.load(f)["weight_map"]
             shards = sorted(set(weight_map.values()))
         except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-            raise IRError(f"{index} is not a valid safetensors index ({type(exc).__name__}: {exc})") from None
+            raise ModelLoadError(
+                f"{index} is not a valid safetensors index ({type(exc).__name__}: {exc})"
+            ) from None
         for shard in shards:
             tensors = load_safetensors(os.path.join(path, shard))
             wrong = sorted(k for k in tensors if weight_map.get(k) != shard)
             if wrong:
-                raise IRError(f"{shard} holds tensors its index does not place there: {wrong[:8]}")
+                raise ModelLoadError(
+                    f"{shard} holds tensors its index does not place there: {wrong[:8]}; the index and the "
+                    "shards are from different saves: re-download or re-save the checkpoint"
+                )
             params.update(tensors)
         absent = sorted(set(weight_map) - set(params))
         if absent:
-            raise IRError(f"{index} lists tensors no shard holds: {absent[:8]}")
+            raise ModelLoadError(
+                f"{index} lists tensors no shard holds: {absent[:8]}; a shard is missing or stale: "
+                "re-download or re-save the checkpoint"
+            )
     elif os.path.isfile(single):
         params = load_safetensors(single)
     elif os.path.isfile(os.path.join(path, "pytorch_model.bin")):
-        raise IRError(
+        raise ModelLoadError(
             f"{path} has only pytorch_model.bin; tensorweave never unpickles checkpoints: convert it with "
             "transformers (model.save_pretrained(dir, safe_serialization=True)) to safetensors"
         )
     else:
-        raise IRError(f"{path} has no model.safetensors or model.safetensors.index.json")
+        raise ModelLoadError(
+            f"{path} has no model.safetensors or model.safetensors.index.json; save the model with "
+            "save_pretrained(dir, safe_serialization=True)"
+        )
     if config.model_type == "t5":
         config = _t5_file_config(config, params)
     return config, params
@@ -186,15 +211,20 @@ def _t5_file_config(config: Any, params: dict[str, np.ndarray]) -> Any:
 def transformers_state(hf_model: Any) -> tuple[Any, dict[str, np.ndarray], str | None]:
     """``(config, float32 numpy copies of the state dict, BERT head)`` of a live PyTorch model."""
     if not hasattr(hf_model, "state_dict") or not hasattr(hf_model, "config"):
-        raise IRError(
+        raise ModelLoadError(
             f"from_transformers needs a transformers PreTrainedModel, got {type(hf_model).__name__}"
         )
-    config = config_from_dict(hf_model.config.to_dict())
+    try:
+        config = config_from_dict(hf_model.config.to_dict())
+    except ValueError as exc:  # the config's own one-line message, naming the field
+        raise ModelLoadError(f"{type(hf_model).__name__}.config: {exc}") from None
     head = default_head(config, type(hf_model).__name__)
     if config.model_type == "t5":
         config = _t5_live_config(hf_model, config)
     if config.model_type == "bert" and type(hf_model).__name__ not in BERT_CLASS_HEADS:
-        raise IRError(f"{type(hf_model).__name__} is not supported; BERT classes: {sorted(BERT_CLASS_HEADS)}")
+        raise ModelLoadError(
+            f"{type(hf_model).__name__} is not supported; BERT classes: {sorted(BERT_CLASS_HEADS)}"
+        )
     state = {}
     for k, v in hf_model.state_dict().items():
         t = v.detach().cpu()
@@ -209,7 +239,7 @@ def _t5_live_config(hf_model: Any, config: Any) -> Any:
     import dataclasses
 
     if type(hf_model).__name__ != "T5ForConditionalGeneration":
-        raise IRError(
+        raise ModelLoadError(
             f"{type(hf_model).__name__} is not supported; T5 classes: ['T5ForConditionalGeneration']"
         )
     head, shared = getattr(hf_model, "lm_head", None), getattr(hf_model, "shared", None)

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ModelLoadError
 from ..frontends.models.config import LlamaConfig
-from ..ir.types import IRError
 from .tokenizer import Tokenizer
 
 SUPPORTED_ARCHITECTURES = ("llama",)
@@ -58,13 +58,13 @@ def _open(path: str) -> Any:
     try:
         import gguf
     except ImportError:
-        raise IRError("reading GGUF files needs the gguf package: pip install gguf") from None
+        raise ModelLoadError("reading GGUF files needs the gguf package: pip install gguf") from None
     if not os.path.isfile(path):
-        raise IRError(f"GGUF file {path} does not exist")
+        raise ModelLoadError(f"GGUF file {path} does not exist; check the path")
     try:
         return gguf.GGUFReader(path, "r")
     except Exception as exc:  # the reader raises ValueError/IndexError/struct errors on bad files
-        raise IRError(
+        raise ModelLoadError(
             f"{path} is not a readable GGUF file ({type(exc).__name__}: {str(exc)[:200]}); "
             "it may be truncated"
         ) from None
@@ -96,7 +96,7 @@ def unpermute_rotary(w: np.ndarray, heads: int) -> np.ndarray:
 def config_from_gguf(reader: Any, path: str = "GGUF") -> LlamaConfig:
     arch = _field(reader, "general.architecture")
     if arch not in SUPPORTED_ARCHITECTURES:
-        raise IRError(
+        raise ModelLoadError(
             f"{path}: GGUF architecture {arch!r} is not supported; supported: {list(SUPPORTED_ARCHITECTURES)}"
         )
     a = arch + "."
@@ -108,10 +108,14 @@ def config_from_gguf(reader: Any, path: str = "GGUF") -> LlamaConfig:
     }
     missing = [a + k for k in need.values() if _field(reader, a + k) is None]
     if missing:
-        raise IRError(f"{path}: GGUF metadata lacks {missing}")
+        raise ModelLoadError(
+            f"{path}: GGUF metadata lacks {missing}; re-convert the model with llama.cpp's convert_hf_to_gguf.py"
+        )
     scaling = _field(reader, a + "rope.scaling.type")
     if scaling not in (None, "none"):
-        raise IRError(f"{path}: GGUF rope scaling {scaling!r} is not supported; only plain rotary embeddings")
+        raise ModelLoadError(
+            f"{path}: GGUF rope scaling {scaling!r} is not supported; only plain rotary embeddings"
+        )
     tokens = _field(reader, "tokenizer.ggml.tokens") or []
     kw: dict = {k: int(_field(reader, a + v)) for k, v in need.items()}
     names = {t.name for t in reader.tensors}
@@ -137,7 +141,7 @@ def config_from_gguf(reader: Any, path: str = "GGUF") -> LlamaConfig:
     try:
         return LlamaConfig(**kw)
     except ValueError as exc:
-        raise IRError(f"{path}: GGUF metadata gives an invalid config: {exc}") from None
+        raise ModelLoadError(f"{path}: GGUF metadata gives an invalid config: {exc}") from None
 
 
 def params_from_gguf(reader: Any, cfg: LlamaConfig, path: str = "GGUF") -> dict[str, np.ndarray]:
@@ -155,7 +159,7 @@ def params_from_gguf(reader: Any, cfg: LlamaConfig, path: str = "GGUF") -> dict[
             else:
                 w = quants.dequantize(t.data, t.tensor_type)
         except NotImplementedError:
-            raise IRError(
+            raise ModelLoadError(
                 f"{path}: tensor {t.name} uses quantisation {t.tensor_type.name}, which the gguf package "
                 "cannot dequantise"
             ) from None
@@ -172,12 +176,12 @@ def tokenizer_from_gguf(reader: Any, path: str = "GGUF") -> Tokenizer:
     """A byte-level BPE tokenizer from ``tokenizer.ggml.*`` plus the chat template."""
     model = _field(reader, "tokenizer.ggml.model")
     if model != "gpt2":
-        raise IRError(
+        raise ModelLoadError(
             f"{path}: GGUF tokenizer model {model!r} is not supported; only byte-level BPE ('gpt2')"
         )
     pre = _field(reader, "tokenizer.ggml.pre", "default")
     if pre not in _DIGIT_SPLIT_PRE + _PLAIN_PRE:
-        raise IRError(
+        raise ModelLoadError(
             f"{path}: GGUF pre-tokenizer {pre!r} is not supported; supported: "
             f"{sorted(_DIGIT_SPLIT_PRE + _PLAIN_PRE)}"
         )

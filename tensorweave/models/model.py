@@ -17,7 +17,7 @@ import numpy as np
 from ..frontends.models import ARCHITECTURES, DECODERS, ENCODER_DECODERS, bert, t5
 from ..frontends.models.attention import position_ids_from_mask
 from ..frontends.models.weights import bind_params
-from ..ir.types import IRError, TensorSpec
+from ..ir.types import TensorSpec
 from .tokenizer import Tokenizer
 
 
@@ -155,12 +155,12 @@ class Model:
         rank = 3 if self.head == "multiple-choice" else 2
         shape = tuple(getattr(input_ids, "shape", np.shape(input_ids)))
         if len(shape) != rank:
-            raise IRError(
+            raise ValueError(
                 f"input_ids must have rank {rank} ({'[batch, choice, sequence]' if rank == 3 else '[batch, sequence]'}), "
                 f"got shape {shape}"
             )
         if self.is_decoder and shape[1] > self.config.max_position_embeddings:
-            raise IRError(
+            raise ValueError(
                 f"sequence length {shape[1]} exceeds max_position_embeddings "
                 f"({self.config.max_position_embeddings}); truncate the input"
             )
@@ -208,15 +208,15 @@ class Model:
     ) -> dict:
         shape = tuple(getattr(input_ids, "shape", np.shape(input_ids)))
         if len(shape) != 2:
-            raise IRError(f"input_ids must have rank 2 ([batch, sequence]), got shape {shape}")
+            raise ValueError(f"input_ids must have rank 2 ([batch, sequence]), got shape {shape}")
         if decoder_input_ids is None:
-            raise IRError(
+            raise ValueError(
                 "T5 needs decoder_input_ids [batch, decoder_sequence]; start them with "
                 f"decoder_start_token_id ({self.config.decoder_start_token_id})"
             )
         dshape = tuple(getattr(decoder_input_ids, "shape", np.shape(decoder_input_ids)))
         if len(dshape) != 2 or dshape[0] != shape[0]:
-            raise IRError(
+            raise ValueError(
                 f"decoder_input_ids must be [batch, decoder_sequence] with batch {shape[0]}, got shape "
                 f"{dshape}"
             )
@@ -325,7 +325,7 @@ class Model:
 
     def _need_seq2seq(self) -> None:
         if not self.is_encoder_decoder:
-            raise IRError(f"{self.model_type} is not an encoder-decoder; use program / with_past_program")
+            raise ValueError(f"{self.model_type} is not an encoder-decoder; use program / with_past_program")
 
     # ------------------------------------------------------------------ step-wise with a growing cache
     def past_names(self) -> list[str]:
@@ -346,7 +346,7 @@ class Model:
         from ..ir.trace import trace
 
         if not self.is_decoder:
-            raise IRError(f"{self.model_type} is not a decoder; it has no key/value cache")
+            raise ValueError(f"{self.model_type} is not a decoder; it has no key/value cache")
         cfg = self.config
         L = cfg.num_hidden_layers
 
@@ -394,12 +394,12 @@ class Model:
         from ..ir.trace import trace
 
         if self.model_type != "bert":
-            raise IRError(f"embed needs a BERT model, this is {self.model_type}")
+            raise ValueError(f"embed needs a BERT model, this is {self.model_type}")
         if isinstance(input_ids, (str, list)) and (
             isinstance(input_ids, str) or isinstance(input_ids[0], str)
         ):
             if self.tokenizer is None:
-                raise IRError("this model has no tokenizer; pass input_ids")
+                raise ValueError("this model has no tokenizer; pass input_ids")
             batch = self.tokenizer(input_ids)
             input_ids, attention_mask, token_type_ids = (
                 batch["input_ids"],
@@ -439,7 +439,7 @@ class Model:
         from ..generation import generate
 
         if self.tokenizer is None or not self.is_decoder:
-            raise IRError("chat needs a decoder model with a tokenizer (e.g. tw.models.load('smollm2'))")
+            raise ValueError("chat needs a decoder model with a tokenizer (e.g. tw.models.load('smollm2'))")
         ids = np.asarray([self.tokenizer.apply_chat_template(messages, tokenize=True)], np.int64)
         out = generate(self, ids, max_new_tokens=max_new_tokens, backend=backend, **generate_kwargs)
         return self.tokenizer.decode(np.asarray(out)[0, ids.shape[1] :], skip_special_tokens=True)

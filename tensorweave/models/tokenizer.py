@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..ir.types import IRError
+from ..errors import ModelLoadError
 
 
 class Tokenizer:
@@ -49,7 +49,9 @@ class Tokenizer:
         try:
             backend = _Tok.from_file(path)
         except Exception as exc:  # tokenizers raises a bare Exception on bad JSON
-            raise IRError(f"{path} is not a valid tokenizer.json ({str(exc).splitlines()[0]})") from None
+            raise ModelLoadError(
+                f"{path} is not a valid tokenizer.json ({str(exc).splitlines()[0]})"
+            ) from None
         cfg_path = os.path.join(os.path.dirname(path), "tokenizer_config.json")
         if os.path.isfile(cfg_path):
             with open(cfg_path, encoding="utf-8") as f:
@@ -83,7 +85,9 @@ class Tokenizer:
         for m in merges:
             left, sep, right = m.partition(" ")
             if not sep:
-                raise IRError(f"bad BPE merge {m!r}: expected two tokens separated by a space")
+                raise ModelLoadError(
+                    f"bad BPE merge {m!r} in the tokenizer's merges: expected two tokens separated by a space"
+                )
             pairs.append((left, right))
         backend = _Tok(models.BPE(vocab=vocab, merges=pairs, fuse_unk=False, byte_fallback=False))
         byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
@@ -145,7 +149,7 @@ class Tokenizer:
         """Render ``messages`` (``[{"role": ..., "content": ...}]``) with the chat template; with
         ``tokenize`` return the ids (the template already holds the special tokens)."""
         if not self.chat_template:
-            raise IRError("this tokenizer has no chat template; pass the prompt text directly")
+            raise ValueError("this tokenizer has no chat template; pass the prompt text directly")
         text = render_chat_template(
             self.chat_template,
             messages,
@@ -179,4 +183,6 @@ def render_chat_template(
             messages=list(messages), add_generation_prompt=add_generation_prompt, **extra
         )
     except TemplateError as exc:
-        raise IRError(f"chat template failed: {exc}") from None
+        raise ValueError(
+            f"chat template failed: {exc}; check the messages (roles, order) the template expects"
+        ) from None

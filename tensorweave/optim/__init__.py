@@ -1,32 +1,36 @@
 """``tensorweave.optim``: update rules and schedules written once (``tensorweave.frontends.optim``).
 
-Framework adapters, imported lazily so this package needs no framework (spec/optim.md, "Adapters"):
-``tensorweave.optim.torch`` (``torch_adapter``: ``AdamW``, ``Adafactor``, ``TorchOptimizer``,
-``lambda_lr``), ``tensorweave.optim.optax`` (``optax_adapter``: ``adamw``, ``adafactor``,
-``transformation``, ``optax_schedule``), ``tensorweave.optim.keras`` (``keras_adapter``: ``AdamW``,
-``Adafactor``, ``KerasOptimizer``, ``KerasSchedule``) and ``tensorweave.optim.onnx``
-(``onnx_export``: ``export_step``, ``initial_state``).
+Framework adapters, one module per framework, imported lazily so this package needs no framework
+(spec/optim.md, "Adapters"): ``tensorweave.optim.torch`` (``AdamW``, ``Adafactor``,
+``TorchOptimizer``, ``lambda_lr``), ``tensorweave.optim.optax`` (``adamw``, ``adafactor``,
+``transformation``, ``optax_schedule``), ``tensorweave.optim.keras`` (``AdamW``, ``Adafactor``,
+``KerasOptimizer``, ``KerasSchedule``) and ``tensorweave.optim.onnx`` (``export_step``,
+``initial_state``). ``import tensorweave.optim.torch`` and ``tensorweave.optim.torch`` (attribute
+access) both work; a missing framework is one ``ImportError`` line naming the pip extra.
 """
 
 from ..frontends.optim import *  # noqa: F401,F403
 from ..frontends.optim import __all__  # noqa: F401
 
-_ADAPTERS = {
-    "torch": "torch_adapter",
-    "optax": "optax_adapter",
-    "keras": "keras_adapter",
-    "onnx": "onnx_export",
-    "torch_adapter": "torch_adapter",
-    "optax_adapter": "optax_adapter",
-    "keras_adapter": "keras_adapter",
-    "onnx_export": "onnx_export",
+#: adapter module -> (top-level modules it needs, the framework's name, how to install it)
+ADAPTERS = {
+    "torch": (("torch",), "PyTorch", "pip install 'tensorweave[torch]'"),
+    "optax": (("jax", "jaxlib", "optax"), "JAX and optax", "pip install 'tensorweave[jax]' optax"),
+    "keras": (("keras", "tensorflow"), "TensorFlow (Keras 3)", "pip install 'tensorweave[tensorflow]'"),
+    "onnx": (("onnx", "onnxruntime"), "ONNX and ONNX Runtime", "pip install 'tensorweave[onnx]'"),
 }
 
 
 def __getattr__(name: str):
     """``tensorweave.optim.torch`` / ``.optax`` / ``.keras`` / ``.onnx``: the adapter module, imported on first use."""
-    if name in _ADAPTERS:
-        import importlib
+    if name not in ADAPTERS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
 
-        return importlib.import_module(f"{__name__}.{_ADAPTERS[name]}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    needs, framework, install = ADAPTERS[name]
+    try:
+        return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in needs:
+            raise
+        raise ImportError(f"{__name__}.{name} needs {framework}: {install}") from None

@@ -1,4 +1,5 @@
-"""Beam search bookkeeping in static shapes, with PyTorch 4.37 semantics (reference §1.9).
+"""Beam search bookkeeping in static shapes, with the semantics of Transformers 4.37's PyTorch
+``BeamSearchScorer`` / ``BeamHypotheses``.
 
 Everything here is written once against ``xp`` and runs inside a traced ``while_loop``.
 The state holds, per batch item ``b`` and beam slot ``j``:
@@ -87,6 +88,16 @@ class BeamConfig:
     @property
     def gen_len(self) -> int:
         return self.max_length - self.prompt_len
+
+
+@dataclass(frozen=True)
+class GroupBeamConfig(BeamConfig):
+    """One group's BeamConfig in group (diverse) beam search: ``num_beams`` is the group size,
+    which may be 1."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.num_beams, int) or self.num_beams < 1:
+            raise ValueError(f"the beam group size must be a positive integer, got {self.num_beams}")
 
 
 def dim_scalar(xp: Any, d: Any) -> Any:

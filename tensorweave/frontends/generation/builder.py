@@ -1,4 +1,5 @@
-"""Build the processor and warper lists from a GenerationConfig, in Hugging Face's order (§1.8, PT)."""
+"""Build the processor and warper lists from a GenerationConfig, in the order of Transformers 4.37's
+PyTorch ``generate()``."""
 
 from __future__ import annotations
 
@@ -6,12 +7,7 @@ from typing import Any, Callable
 
 from . import logits_process as lp
 from .configuration import GenerationConfig
-
-
-def _eos_list(eos: Any) -> list[int]:
-    if eos is None:
-        return []
-    return [eos] if isinstance(eos, int) else list(eos)
+from .special_tokens import eos_ids
 
 
 def merge_criteria_processor_list(
@@ -49,7 +45,7 @@ def get_logits_processor(
     if config.guidance_scale is not None and config.guidance_scale != 1:
         raise ValueError("guidance_scale (classifier-free guidance) is not supported by tensorweave")
     procs = lp.LogitsProcessorList()
-    eos = _eos_list(config.eos_token_id)
+    eos = list(eos_ids(config.eos_token_id))
     if config.sequence_bias is not None:
         procs.append(lp.SequenceBiasLogitsProcessor(sequence_bias=config.sequence_bias))
     if config.diversity_penalty is not None and config.diversity_penalty > 0.0:

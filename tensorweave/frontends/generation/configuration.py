@@ -1,6 +1,6 @@
 """GenerationConfig: Hugging Face's fields, defaults, validation, update and JSON round trip.
 
-Behaviour follows Transformers 4.37 (reference §1.1-1.4): every field has HF's
+Behaviour follows Transformers 4.37's GenerationConfig: every field has HF's
 default; unknown kwargs become attributes unless the config comes from a model
 config; ``validate()`` raises ``ValueError`` for inconsistent settings and
 ``UserWarning`` for flags that have no effect; ``update()`` returns unused kwargs.

@@ -24,12 +24,10 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import numpy as np
-
 from ...ir import array_namespace
 from ...ir.control import while_loop
 from .beam_search import eos_hit
-from .decode import _prefill, _step
+from .decode import prefill, token_step
 
 
 def top_candidates(xp: Any, scores: Any, top_k: int) -> tuple[Any, Any]:
@@ -76,7 +74,7 @@ def decode_contrastive(
     xp = array_namespace(ids)
     rows, prompt = ids.shape
     k, L = top_k, max_length
-    logits, cache, full_mask, last = _prefill(
+    logits, cache, full_mask, last = prefill(
         forward, params, cfg, ids, mask, L, hidden=True
     )  # last [rows, P, H]
     H = last.shape[-1]
@@ -104,7 +102,7 @@ def decode_contrastive(
             scores = processors(s["tokens"], scores, cur)
         probs, cand_ids = top_candidates(xp, scores, k)
         expanded = {kind: [xp.repeat(c, k, axis=0) for c in s["cache"][kind]] for kind in ("key", "value")}
-        c_logits, c_cache, c_hidden = _step(
+        c_logits, c_cache, c_hidden = token_step(
             forward, params, cfg, xp.reshape(cand_ids, (rows * k,)), cand_mask, expanded, cur, hidden=True
         )
         c_last = xp.reshape(c_hidden, (rows, k, H))
@@ -138,134 +136,38 @@ def decode_contrastive(
     return out
 
 
-# ---------------------------------------------------------------------------------------- step-wise
-def _step_programs(
-    setup: Any, rows: int, prompt: int, L: int, V: int, H: int, key_extra: tuple
-) -> tuple[Any, Any]:
-    """The two strategy programs of a step: ``propose`` (processors, softmax, top-k) before the
-    candidates run, ``choose`` (ranking, pad for finished rows, eos) after."""
-    from ...ir.trace import trace
-    from ...ir.types import TensorSpec
-    from .stepwise import _cached, _eos, _with_mask
-
-    cfg = setup.config
-    k = cfg.top_k
-    has_mask = setup.prefix is not None
-
-    def propose(tokens: Any, logits: Any, cur_len: Any, *mask: Any) -> dict:
-        import tensorweave.ir.namespace as xp
-
-        procs = _with_mask(setup.processors, mask[0] if mask else None)
-        scores = xp.astype(logits, xp.float32)
-        if procs:
-            scores = procs(tokens, scores, cur_len)
-        probs, ids = top_candidates(xp, scores, k)
-        out = {"top_k_probs": probs, "top_k_ids": ids}
-        if cfg.output_scores:  # a [rows, V] copy to the host per step only when asked for
-            out["scores"] = scores
-        return out
-
-    def choose(
-        context: Any, context_mask: Any, candidates: Any, probs: Any, ids: Any, unfinished: Any
-    ) -> dict:
-        import tensorweave.ir.namespace as xp
-
-        chosen = rank_candidates(xp, context, context_mask, candidates, probs, cfg.penalty_alpha)
-        nxt = xp.take_along_axis(ids, chosen[:, None], axis=1)[:, 0]
-        nxt = xp.where(unfinished, nxt, xp.full_like(nxt, cfg.pad_token_id))
-        hit = eos_hit(xp, nxt, _eos(cfg))
-        return {"next_tokens": nxt, "chosen": chosen, "next_unfinished": unfinished & ~hit}
-
-    p_specs = [
-        TensorSpec((rows, L), "int64", "tokens"),
-        TensorSpec((rows, V), "float32", "logits"),
-        TensorSpec((), "int64", "cur_len"),
-    ]
-    if has_mask:
-        p_specs.append(TensorSpec((rows, V), "float32", "prefix_mask"))
-    c_specs = [
-        TensorSpec((rows, L, H), "float32", "context"),
-        TensorSpec((rows, L), "bool", "context_mask"),
-        TensorSpec((rows, k, H), "float32", "candidates"),
-        TensorSpec((rows, k), "float32", "top_k_probs"),
-        TensorSpec((rows, k), "int64", "top_k_ids"),
-        TensorSpec((rows,), "bool", "unfinished"),
-    ]
-    base = (setup.backend, rows, prompt, L, V, H, setup.config_key, has_mask) + key_extra
-    prop = _cached(
-        ("contrastive-propose",) + base,
-        lambda: trace(propose, *p_specs, name="contrastive_propose"),
-        setup.lower,
-    )
-    cho = _cached(
-        ("contrastive-choose",) + base,
-        lambda: trace(choose, *c_specs, name="contrastive_choose"),
-        setup.lower,
-    )
-    return prop, cho
-
-
-def contrastive_loop(
-    model: Any, setup: Any, ids: np.ndarray, mask: np.ndarray, key_extra: tuple = ()
+# ---------------------------------------------------------------------------------------- one step, traced
+def contrastive_propose(
+    xp: Any, tokens: Any, logits: Any, cur_len: Any, processors: Any, top_k: int, output_scores: bool
 ) -> dict:
-    """Contrastive search, step-wise: the host runs the model (prompt, then ``rows * top_k``
-    candidate rows per step over the repeated cache) and keeps the context hidden states; the
-    strategy programs propose and choose. Same outputs as ``sample_loop``."""
-    from .stepwise import _named, _prefix_mask
+    """The step-wise ``propose`` program's body: processors, softmax, top-k ->
+    ``top_k_probs``, ``top_k_ids`` (and the processed ``scores`` with ``output_scores``)."""
+    scores = xp.astype(logits, xp.float32)
+    if processors:
+        scores = processors(tokens, scores, cur_len)
+    probs, ids = top_candidates(xp, scores, top_k)
+    out = {"top_k_probs": probs, "top_k_ids": ids}
+    if output_scores:  # a [rows, V] copy to the host per step only when asked for
+        out["scores"] = scores
+    return out
 
-    cfg = setup.config
-    rows, prompt = ids.shape
-    L, k = cfg.max_length, cfg.top_k
-    logits, hidden = model.prefill(ids, mask, hidden=True)
-    V, H = logits.shape[-1], hidden.shape[-1]
-    propose, choose = _step_programs(setup, rows, prompt, L, V, H, key_extra)
-    context = np.zeros((rows, L, H), np.float32)
-    context[:, :prompt] = hidden
-    context_mask = np.zeros((rows, L), bool)
-    context_mask[:, :prompt] = mask != 0
-    tokens = np.full((rows, L), cfg.pad_token_id, np.int64)
-    tokens[:, :prompt] = ids
-    unfinished = np.ones((rows,), bool)
-    full_mask = mask
-    expand = np.repeat(np.arange(rows), k)
-    base = np.arange(rows) * k
-    scores: list = []
-    cur_len = prompt
-    while cur_len < L and unfinished.any():
-        p = _named(
-            propose,
-            propose(tokens, logits, np.asarray(cur_len, np.int64), *_prefix_mask(setup, tokens, cur_len, V)),
-        )
-        full_mask = np.concatenate([full_mask, np.ones((rows, 1), np.int64)], axis=1)
-        model.reorder(expand)
-        c_logits, c_hidden = model.step(
-            p["top_k_ids"].reshape(-1).astype(np.int64), np.repeat(full_mask, k, axis=0), hidden=True
-        )
-        c = _named(
-            choose,
-            choose(
-                context,
-                context_mask,
-                c_hidden.reshape(rows, k, H),
-                p["top_k_probs"],
-                p["top_k_ids"].astype(np.int64),
-                unfinished,
-            ),
-        )
-        pick = base + c["chosen"].astype(np.int64)
-        model.reorder(pick)
-        logits = c_logits[pick]
-        context[:, cur_len] = c_hidden[pick]
-        context_mask[:, cur_len] = True
-        nxt = c["next_tokens"].astype(np.int64)
-        tokens[:, cur_len] = nxt
-        unfinished = c["next_unfinished"].astype(bool)
-        if cfg.output_scores:
-            scores.append(p["scores"])
-        if setup.streamer is not None:
-            setup.streamer.put(nxt.copy())
-        cur_len += 1
-    res = {"sequences": tokens, "length": np.asarray(cur_len), "steps": np.asarray(cur_len)}
-    if cfg.output_scores:
-        res["scores"] = np.stack(scores)
-    return res
+
+def contrastive_choose(
+    xp: Any,
+    context: Any,
+    context_mask: Any,
+    candidates: Any,
+    probs: Any,
+    ids: Any,
+    unfinished: Any,
+    *,
+    penalty_alpha: float,
+    pad_token_id: int,
+    eos_token_id: tuple,
+) -> dict:
+    """The step-wise ``choose`` program's body: rank the candidates, pad finished rows, note eos."""
+    chosen = rank_candidates(xp, context, context_mask, candidates, probs, penalty_alpha)
+    nxt = xp.take_along_axis(ids, chosen[:, None], axis=1)[:, 0]
+    nxt = xp.where(unfinished, nxt, xp.full_like(nxt, pad_token_id))
+    hit = eos_hit(xp, nxt, eos_token_id)
+    return {"next_tokens": nxt, "chosen": chosen, "next_unfinished": unfinished & ~hit}

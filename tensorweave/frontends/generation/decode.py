@@ -24,7 +24,7 @@ from ..models import attention
 from .beam_search import BeamConfig, beam_finalize, beam_init, beam_step, dim_scalar, eos_hit, stop_length
 
 
-def _prefill(
+def prefill(
     forward: Callable, params: dict, cfg: Any, ids: Any, mask: Any, max_length: int, hidden: bool = False
 ) -> tuple:
     """The prompt over a fresh static cache: ``(logits [rows, V] at the last position, cache,
@@ -43,7 +43,7 @@ def _prefill(
     return (out[0][:, -1], out[1], full_mask) + ((out[2][-1],) if hidden else ())
 
 
-def _step(
+def token_step(
     forward: Callable,
     params: dict,
     cfg: Any,
@@ -83,7 +83,7 @@ def decode_greedy_or_sample(
     rows, prompt = ids.shape
     prompt_n = dim_scalar(xp, prompt)
     limit = max_length if max_length_limit is None else max_length_limit
-    logits, cache, full_mask = _prefill(forward, params, cfg, ids, mask, max_length)
+    logits, cache, full_mask = prefill(forward, params, cfg, ids, mask, max_length)
     tokens = xp.concat(
         [xp.astype(ids, xp.int64), xp.full((rows, max_length - prompt), pad_token_id, dtype=xp.int64)], axis=1
     )
@@ -111,7 +111,7 @@ def decode_greedy_or_sample(
         nxt = xp.where(s["unfinished"], nxt, xp.full_like(nxt, pad_token_id))
         toks = xp.where((xp.arange(max_length) == s["cur_len"])[None, :], nxt[:, None], s["tokens"])
         hit = eos_hit(xp, nxt, eos_token_id)
-        logits, cache = _step(forward, params, cfg, nxt, full_mask, s["cache"], s["cur_len"])
+        logits, cache = token_step(forward, params, cfg, nxt, full_mask, s["cache"], s["cur_len"])
         out = {
             "cur_len": s["cur_len"] + 1,
             "tokens": toks,
@@ -149,7 +149,7 @@ def decode_beam(
     """Beam search / beam sampling over ``ids`` already repeated per beam (``[B*n, prompt]``)."""
     xp = array_namespace(ids)
     B, n, L, V = bcfg.batch_size, bcfg.num_beams, bcfg.max_length, bcfg.vocab_size
-    logits, cache, full_mask = _prefill(forward, params, cfg, ids, mask, L)
+    logits, cache, full_mask = prefill(forward, params, cfg, ids, mask, L)
     prompt_n = dim_scalar(xp, bcfg.prompt_len)
     limit = stop_length(xp, bcfg)
     state = {
@@ -185,7 +185,7 @@ def decode_beam(
         tok = xp.take_along_axis(seqs, xp.broadcast_to(xp.reshape(s["cur_len"], (1, 1)), (B * n, 1)), axis=1)[
             :, 0
         ]
-        logits, cache = _step(forward, params, cfg, tok, full_mask, cache, s["cur_len"])
+        logits, cache = token_step(forward, params, cfg, tok, full_mask, cache, s["cur_len"])
         out = {"cur_len": s["cur_len"] + 1, "beam": beam, "logits": logits, "cache": cache}
         if output_scores:
             out["scores"] = xp.dynamic_update_slice(s["scores"], logp[None], [s["cur_len"] - prompt_n, 0, 0])
@@ -270,10 +270,11 @@ def decode_seq2seq(
     vocab_size: int | None = None,
 ) -> dict:
     """Fused encoder-decoder generation: encoder once, then the decode ``while_loop`` (greedy /
-    sampling via ``loops.sample_loop``, beam search / beam sampling via ``loops.beam_search_loop``
+    sampling via ``loops.sample_loop_traced``, beam search / beam sampling via
+    ``loops.beam_search_loop_traced``
     when ``bcfg`` is given) over decoder buffers that start with ``decoder_start_token_id``
     (``max_length`` counts decoder tokens). The processors see the decoder tokens."""
-    from .loops import beam_search_loop, sample_loop
+    from .loops import beam_search_loop_traced, sample_loop_traced
 
     xp = array_namespace(enc_ids)
     B = enc_ids.shape[0]
@@ -282,7 +283,7 @@ def decode_seq2seq(
     start = xp.full((B * rep, 1), decoder_start_token_id, dtype=xp.int64)
     step = seq2seq_step(decode, params, cfg, mask_rows)
     if bcfg is not None:
-        return beam_search_loop(
+        return beam_search_loop_traced(
             step,
             seq2seq_reorder,
             start,
@@ -294,7 +295,7 @@ def decode_seq2seq(
             key=key,
             output_scores=output_scores,
         )
-    return sample_loop(
+    return sample_loop_traced(
         step,
         start,
         cache,

@@ -1,8 +1,8 @@
 """Logits processors and warpers, written once against ``xp``.
 
-Each class follows Hugging Face's name, arguments and validation errors
-(reference: Transformers 4.37, PyTorch flavour; see spec/generation.md for the
-places where PT, TF and Flax differ and which one we follow).
+Each class follows Hugging Face's name, arguments and validation errors as in
+Transformers 4.37's PyTorch processors (spec/generation.md lists the places where
+the PyTorch, TensorFlow and Flax versions differ and which one we follow).
 
 Call convention: ``proc(input_ids, scores, cur_len=None) -> scores``.
 
@@ -22,16 +22,14 @@ import math
 from typing import Any, Callable, Iterable, Sequence
 
 from ...ir import array_namespace
+from .special_tokens import eos_ids
 
 NEG_INF = -math.inf
 
 
 def _eos_list(eos_token_id: Any) -> list[int]:
-    if eos_token_id is None:
-        return []
-    if isinstance(eos_token_id, int):
-        return [eos_token_id]
-    return [int(e) for e in eos_token_id]
+    """A processor's eos argument (int, list or None) as a list, through the shared normaliser."""
+    return list(eos_ids(eos_token_id))
 
 
 def _cur_len(input_ids: Any, cur_len: Any) -> Any:

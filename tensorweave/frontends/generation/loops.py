@@ -1,4 +1,6 @@
-"""Decode loops written once: greedy, multinomial sampling and beam search as traced while_loops.
+"""Decode loops written once: greedy, multinomial sampling and beam search as traced while_loops
+(``*_traced``: they run inside a program; the host loops of step-wise generation are the ``run_*``
+functions of ``tensorweave.generation.stepwise``).
 
 The model enters through a *step function* ``step(tokens, cur_len, cache) -> (logits, cache)``:
 ``tokens`` is the ``[rows, max_length]`` token buffer (positions >= cur_len unused), ``cur_len``
@@ -22,7 +24,7 @@ from .beam_search import BeamConfig, beam_finalize, beam_init, beam_step, eos_hi
 StepFn = Callable[[Any, Any, Any], tuple[Any, Any]]
 
 
-def sample_loop(
+def sample_loop_traced(
     step: StepFn,
     input_ids: Any,
     cache: Any,
@@ -88,7 +90,7 @@ def sample_loop(
     return out
 
 
-def beam_search_loop(
+def beam_search_loop_traced(
     step: StepFn,
     reorder: Callable[[Any, Any], Any],
     input_ids: Any,

@@ -1,4 +1,4 @@
-"""compute_transition_scores (Transformers 4.37, PT algorithm, reference §1.11).
+"""compute_transition_scores (the algorithm of Transformers 4.37's PyTorch version).
 
 It post-processes the outputs of ``generate`` on the host: its output width
 (``max_beam_length``) depends on the data, so it runs on concrete arrays

@@ -11,6 +11,7 @@ from .config import (
     compute_effective_axis_dimension,
     compute_serialized_parameters_size,
 )
+from .features import FeaturesManager, supported_features_mapping
 from .models import BertOnnxConfig, GPT2OnnxConfig, LlamaOnnxConfig, T5OnnxConfig
 
 __all__ = [
@@ -27,4 +28,6 @@ __all__ = [
     "GPT2OnnxConfig",
     "LlamaOnnxConfig",
     "T5OnnxConfig",
+    "FeaturesManager",
+    "supported_features_mapping",
 ]

@@ -1,10 +1,10 @@
 """The ONNX-config layer: OnnxConfig, OnnxConfigWithPast, OnnxSeq2SeqConfigWithPast.
 
-Hugging Face's API and behaviour (Transformers 4.37, reference §2), with one
-addition: a config's dynamic axes are also an **IR signature**. Axis names become
+Hugging Face's ``transformers.onnx`` API and behaviour (Transformers 4.37: the same
+classes, defaults, errors and messages), with one addition: a config's dynamic axes are also an **IR signature**. Axis names become
 IR symbols (``batch``, ``sequence``, ``past_sequence + sequence``, ...), so one
 description yields the ONNX ``dim_param``s, the TF input signature, torch.export
-``Dim``s and jax.export symbolic shapes (see :meth:`OnnxConfig.input_specs`).
+``Dim``s and jax.export symbolic shapes (see ``OnnxConfig.input_specs``).
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ class PatchingSpec:
             self.orig_op = getattr(self.o, self.name)
 
 
-def _get(config: Any, name: str, default: Any = None) -> Any:
+def config_field(config: Any, name: str, default: Any = None) -> Any:
+    """``config[name]`` for a dict config, ``config.name`` otherwise; ``default`` when absent."""
     if isinstance(config, Mapping):
         return config.get(name, default)
     return getattr(config, name, default)
@@ -391,7 +392,7 @@ class OnnxConfigWithPast(OnnxConfig):
                 "could not find the number of layers attribute in the model configuration, "
                 "override the num_layers property of the model OnnxConfig to solve this"
             )
-        return _get(self._config, "num_layers")
+        return config_field(self._config, "num_layers")
 
     @property
     def num_attention_heads(self) -> int:
@@ -400,20 +401,20 @@ class OnnxConfigWithPast(OnnxConfig):
                 "could not find the number of attention heads attribute in the model configuration, "
                 "override the num_attention_heads property of the model OnnxConfig to solve this"
             )
-        return _get(self._config, "num_attention_heads")
+        return config_field(self._config, "num_attention_heads")
 
     @property
     def num_key_value_heads(self) -> int:
-        return _get(self._config, "num_key_value_heads", None) or self.num_attention_heads
+        return config_field(self._config, "num_key_value_heads", None) or self.num_attention_heads
 
     @property
     def head_dim(self) -> int:
         hidden = (
-            _get(self._config, "hidden_size", None)
-            or _get(self._config, "n_embd", None)
-            or _get(self._config, "d_model")
+            config_field(self._config, "hidden_size", None)
+            or config_field(self._config, "n_embd", None)
+            or config_field(self._config, "d_model")
         )
-        return _get(self._config, "head_dim", None) or hidden // self.num_attention_heads
+        return config_field(self._config, "head_dim", None) or hidden // self.num_attention_heads
 
     def fill_with_past_key_values_(
         self, inputs_or_outputs: dict, direction: str, inverted_values_shape: bool = False
@@ -526,10 +527,10 @@ class OnnxSeq2SeqConfigWithPast(OnnxConfigWithPast):
     @property
     def num_layers(self) -> tuple[int, int]:
         if _has(self._config, "num_layers") and not (_has(self._config, "encoder_layers")):
-            n = _get(self._config, "num_layers")
-            return n, (_get(self._config, "num_decoder_layers", None) or n)
+            n = config_field(self._config, "num_layers")
+            return n, (config_field(self._config, "num_decoder_layers", None) or n)
         if _has(self._config, "encoder_layers") and _has(self._config, "decoder_layers"):
-            return _get(self._config, "encoder_layers"), _get(self._config, "decoder_layers")
+            return config_field(self._config, "encoder_layers"), config_field(self._config, "decoder_layers")
         raise AttributeError(
             "could not find the number of encoder and decoder layers attributes in the model "
             "configuration, override the num_layers property of the model OnnxConfig to solve this"
@@ -538,10 +539,10 @@ class OnnxSeq2SeqConfigWithPast(OnnxConfigWithPast):
     @property
     def num_attention_heads(self) -> tuple[int, int]:
         if _has(self._config, "num_attention_heads"):
-            n = _get(self._config, "num_attention_heads")
+            n = config_field(self._config, "num_attention_heads")
             return n, n
         if _has(self._config, "encoder_attention_heads") and _has(self._config, "decoder_attention_heads"):
-            return _get(self._config, "encoder_attention_heads"), _get(
+            return config_field(self._config, "encoder_attention_heads"), config_field(
                 self._config, "decoder_attention_heads"
             )
         raise AttributeError(
@@ -553,7 +554,8 @@ class OnnxSeq2SeqConfigWithPast(OnnxConfigWithPast):
     @property
     def head_dim(self) -> int:
         return (
-            _get(self._config, "d_kv", None) or _get(self._config, "d_model") // self.num_attention_heads[1]
+            config_field(self._config, "d_kv", None)
+            or config_field(self._config, "d_model") // self.num_attention_heads[1]
         )
 
     def fill_with_past_key_values_(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any, Mapping
 
-from .config import OnnxConfig, OnnxConfigWithPast, OnnxSeq2SeqConfigWithPast, _get
+from .config import OnnxConfig, OnnxConfigWithPast, OnnxSeq2SeqConfigWithPast, config_field
 
 
 class GPT2OnnxConfig(OnnxConfigWithPast):
@@ -15,7 +15,7 @@ class GPT2OnnxConfig(OnnxConfigWithPast):
         self, config: Any, task: str = "default", patching_specs: Any = None, use_past: bool = False
     ):
         super().__init__(config, task=task, patching_specs=patching_specs, use_past=use_past)
-        if not _get(self._config, "pad_token_id", None):
+        if not config_field(self._config, "pad_token_id", None):
             if isinstance(self._config, dict):
                 self._config["pad_token_id"] = 0
             else:
@@ -33,11 +33,11 @@ class GPT2OnnxConfig(OnnxConfigWithPast):
 
     @property
     def num_layers(self) -> int:
-        return _get(self._config, "n_layer")
+        return config_field(self._config, "n_layer")
 
     @property
     def num_attention_heads(self) -> int:
-        return _get(self._config, "n_head")
+        return config_field(self._config, "n_head")
 
     @property
     def default_onnx_opset(self) -> int:
@@ -64,11 +64,11 @@ class LlamaOnnxConfig(GPT2OnnxConfig):
 
     @property
     def num_layers(self) -> int:
-        return _get(self._config, "num_hidden_layers")
+        return config_field(self._config, "num_hidden_layers")
 
     @property
     def num_attention_heads(self) -> int:
-        return _get(self._config, "num_attention_heads")
+        return config_field(self._config, "num_attention_heads")
 
     @property
     def default_onnx_opset(self) -> int:

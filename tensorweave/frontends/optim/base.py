@@ -228,6 +228,16 @@ class TracedUpdate:
         h = dict(zip(self._hyper_keys, flat[a + b + c :]))
         return p, g, s, h
 
+    @property
+    def state_def(self) -> Any:
+        """The state pytree's structure (for :func:`tree_unflatten`)."""
+        return self._state_def
+
+    @property
+    def hyper_keys(self) -> list[str]:
+        """The ``hyper/<key>`` inputs, in input order."""
+        return list(self._hyper_keys)
+
     def flatten(self, params: Any, grads: Any, state: dict, hyper: dict | None = None) -> list:
         """The flat input list, in :attr:`input_names` order (hyper values as float64 arrays)."""
         hyper = {**self.rule.default_hyper(), **(hyper or {})}

@@ -383,7 +383,7 @@ def get_wsd_schedule(
     num_cycles: float = 0.5,
     last_epoch: int = -1,
 ) -> Schedule:
-    """Warmup-stable-decay (see :func:`wsd_lambda`). The stable phase is ``num_stable_steps``, or
+    """Warmup-stable-decay (see ``wsd_lambda``). The stable phase is ``num_stable_steps``, or
     ``num_training_steps - num_warmup_steps - num_decay_steps``."""
     w, d = _count("num_warmup_steps", num_warmup_steps), _count("num_decay_steps", num_decay_steps)
     if num_training_steps is None and num_stable_steps is None:

@@ -27,9 +27,18 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import keras
 import numpy as np
-import tensorflow as tf
+
+from ..log import quiet_import
+
+try:
+    quiet_import("tensorflow")  # TensorFlow's start-up lines go to the debug log
+    import keras
+    import tensorflow as tf
+except ModuleNotFoundError:  # one line naming the pip extra
+    raise ImportError(
+        "tensorweave.optim.keras needs TensorFlow (Keras 3): pip install 'tensorweave[tensorflow]'"
+    ) from None
 
 from ..backends import lower
 from ..frontends.optim import adafactor as _adafactor

@@ -25,10 +25,16 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
+
+try:
+    import jax
+    import jax.numpy as jnp
+    import optax
+except ModuleNotFoundError:  # one line naming the pip extra
+    raise ImportError(
+        "tensorweave.optim.optax needs JAX and optax: pip install 'tensorweave[jax]' optax"
+    ) from None
 
 from ..backends import jax as _jax_backend  # noqa: F401 - enables x64 before any array is built
 from ..backends import lower
@@ -113,7 +119,7 @@ def transformation(rule: UpdateRule) -> optax.GradientTransformation:
             jax.tree_util.tree_leaves(p_dict)
             + jax.tree_util.tree_leaves(g_dict)
             + _state_leaves(traced, state)
-            + [hyper[k] for k in traced._hyper_keys]
+            + [hyper[k] for k in traced.hyper_keys]
         )
         outs = program.jitted(program.hoisted_arrays, *flat)
         new_p, new_state = traced.unflatten(list(outs))
@@ -140,7 +146,7 @@ def _state_leaves(traced: Any, state: dict) -> list:
             return [leaf for k, sd in defs for leaf in pick(sd, node[k])]
         return [leaf for sd, child in zip(defs, node) for leaf in pick(sd, child)]
 
-    return pick(traced._state_def, state)
+    return pick(traced.state_def, state)
 
 
 def adamw(

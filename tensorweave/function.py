@@ -1,4 +1,4 @@
-"""The user-facing wrapper: trace on first call per input signature, lower, cache, run."""
+"""``tw.function``: trace on the first call per input signature, lower, cache, run."""
 
 from __future__ import annotations
 

@@ -32,7 +32,11 @@ from collections import defaultdict
 from typing import Any, Callable, Iterable
 
 import numpy as np
-import torch
+
+try:
+    import torch
+except ModuleNotFoundError:  # one line naming the pip extra
+    raise ImportError("tensorweave.optim.torch needs PyTorch: pip install 'tensorweave[torch]'") from None
 
 from ..frontends.optim import adafactor as _adafactor
 from ..frontends.optim import adamw as _adamw

@@ -1,7 +1,9 @@
 """FeaturesManager: which model types support which export features, and framework choice.
 
-Hugging Face's API (4.37, reference §2.5) restricted to the model types tensorweave
-implements, and extended to safetensors checkpoints and our own backends.
+Hugging Face's ``transformers.onnx.FeaturesManager`` API (4.37), restricted to the model types
+tensorweave implements and extended to safetensors checkpoints and our own backends. A pure table:
+it imports no framework (framework availability is looked up with ``importlib.util.find_spec``,
+which imports nothing). Public as ``tensorweave.onnx.FeaturesManager``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ import os
 from functools import partial
 from typing import Any, Callable
 
-from ..frontends.onnx import BertOnnxConfig, GPT2OnnxConfig, LlamaOnnxConfig, OnnxConfig, T5OnnxConfig
+from .config import OnnxConfig
+from .models import BertOnnxConfig, GPT2OnnxConfig, LlamaOnnxConfig, T5OnnxConfig
 
 _TASKS_TO_AUTOMODELS = {
     "default": "AutoModel",
@@ -117,6 +120,12 @@ class FeaturesManager:
                 "support {model_type} please propose a PR or open up an issue."
             )
         return FeaturesManager._SUPPORTED_MODEL_TYPE[model_type]
+
+    @staticmethod
+    def canonical_feature(feature: str) -> str:
+        """``feature`` as the table spells it: lower case, ``_`` read as ``-`` (``Causal_LM`` ->
+        ``causal-lm``). Not in Hugging Face's API; the CLI uses it."""
+        return feature.strip().lower().replace("_", "-")
 
     @staticmethod
     def feature_to_task(feature: str) -> str:
