@@ -147,7 +147,9 @@ def main() -> None:
         chat = np.asarray(
             [
                 tok.apply_chat_template(
-                    [{"role": "user", "content": "What is the capital of France?"}], tokenize=True
+                    [{"role": "user", "content": "What is the capital of France?"}],
+                    tokenize=True,
+                    add_generation_prompt=True,
                 )
             ],
             np.int64,

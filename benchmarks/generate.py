@@ -7,6 +7,15 @@ and loaded with the same state dict) and GPT-2 124M (random weights from a fixed
 into tensorweave with ``from_transformers``). Batch 1, a 32-token prompt, exactly 64 new tokens
 (``min_new_tokens=64``, so EOS cannot end a row early), greedy and 4-beam search.
 
+llama.cpp (``llama-cpp-python``, built from source by ``make bench-deps`` with AVX2 and without
+AVX-512/AMX, which crashed on quantized types on an AMX machine) runs SmolLM2 greedy on the same
+GGUF file: as shipped (Q4_1) and converted to F32 (the weights tensorweave runs, dequantised), with
+``n_threads`` = all cores; it is skipped, with a line saying so, when llama_cpp is not installed.
+
+Also reported: the machine (CPU, cores, AVX2/AVX-512/AMX), the re-prompt cost (a warm model given a
+prompt of another length and another ``max_new_tokens``: today that compiles a new program), peak
+memory, and a JSON copy of every row in ``benchmarks/results/<date>-<machine>.json``.
+
 Reported per (model, mode, runner): steady tokens/s (new tokens of the returned sequence per
 second, best of ``--repeats`` runs after a warm-up call), the first call's extra time (trace +
 lower + framework compile, excluded from the steady number), the ratio to transformers and
@@ -23,8 +32,12 @@ weights once per step for all beams, so its roofline in steps/s is the same.
 from __future__ import annotations
 
 import argparse
+import datetime
 import gc
+import json
 import os
+import platform
+import resource
 import time
 import warnings
 
@@ -120,6 +133,91 @@ def run_tw(model, ids, backend: str, kw: dict, repeats: int) -> tuple[np.ndarray
     return out, first, steady
 
 
+def run_llama_cpp(gguf_path: str, ids, new: int, repeats: int) -> tuple[np.ndarray, float, float]:
+    """Greedy decoding of ``new`` tokens with llama.cpp on ``gguf_path`` (EOS ignored, like
+    ``min_new_tokens``); returns (sequence, first-call seconds, best steady seconds)."""
+    import llama_cpp
+
+    llm = llama_cpp.Llama(
+        model_path=gguf_path,
+        n_ctx=256,
+        n_threads=os.cpu_count() or 1,
+        n_batch=64,
+        verbose=False,
+        logits_all=False,
+    )
+
+    def call() -> np.ndarray:
+        llm.reset()
+        tokens = [int(t) for t in ids[0]]
+        llm.eval(tokens)
+        out = []
+        for _ in range(new):
+            logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),))
+            tok = int(np.argmax(logits))
+            out.append(tok)
+            llm.eval([tok])
+        return np.asarray([tokens + out], np.int64)
+
+    first_t = time.perf_counter()
+    seq = call()
+    first = time.perf_counter() - first_t
+    steady = min(_timed(call) for _ in range(repeats))
+    return seq, first, steady
+
+
+def f32_gguf(src: str, dst: str) -> str:
+    """The same GGUF with every tensor dequantised to F32 (llama.cpp's own requantizer)."""
+    import llama_cpp
+
+    if not os.path.exists(dst):
+        params = llama_cpp.llama_model_quantize_default_params()
+        params.ftype = llama_cpp.LLAMA_FTYPE_ALL_F32
+        params.allow_requantize = True
+        rc = llama_cpp.llama_model_quantize(src.encode(), dst.encode(), params)
+        if rc != 0:
+            raise RuntimeError(f"llama_model_quantize to F32 failed ({rc})")
+    return dst
+
+
+def llama_cpp_rows(ids, hf_ref, hf_tps: float, roof: float, repeats: int, rows: list) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("llama_cpp") is None:
+        print("  greedy llama.cpp      skipped: llama_cpp is not installed (make bench-deps builds it)")
+        return
+    import tempfile
+
+    from tensorweave.models import packaged_path
+
+    q41 = packaged_path("smollm2")
+    f32 = f32_gguf(q41, os.path.join(tempfile.gettempdir(), "smollm2-f32.gguf"))
+    for label, path in (("llama.cpp Q4_1", q41), ("llama.cpp F32", f32)):
+        try:
+            out, first, steady = run_llama_cpp(path, ids, NEW, repeats)
+        except Exception as exc:  # report and go on
+            print(f"  greedy {label:14s} FAILED: {type(exc).__name__}: {str(exc)[:200]}")
+            continue
+        tps = NEW / steady
+        same = out.shape == hf_ref.shape and bool(np.array_equal(out, hf_ref))
+        print(
+            f"  greedy {label:14s} {tps:8.1f} tok/s   (first call {first:6.2f} s)   x{tps / hf_tps:5.2f} vs "
+            f"transformers   {100 * tps / roof:5.1f}% of fp32 roofline   tokens {'identical' if same else 'DIFFER'}"
+        )
+        rows.append(("smollm2", "greedy", label, tps, tps / hf_tps, first - steady, same, tps / roof))
+
+
+def reprompt_seconds(model, backend: str, vocab: int) -> float:
+    """Seconds for a warm model's call with a new prompt length and a new max_new_tokens
+    (a program compile today, then 8 tokens)."""
+    ids = np.random.default_rng(1).integers(100, min(vocab, 30000), size=(1, PROMPT + 5)).astype(np.int64)
+    t = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tw.generate(model, ids, backend=backend, max_new_tokens=8, min_new_tokens=8)
+    return time.perf_counter() - t
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default="smollm2,gpt2")
@@ -134,11 +232,14 @@ def main() -> None:
     for b in backends:
         if not registry.is_installed(b):
             raise SystemExit(registry.missing_message(b))
+    from tensorweave.bench import machine
+
     bw = measure_bandwidth()
     print(
-        f"measured memory bandwidth (numpy copy, read+write): {bw / 1e9:.2f} GB/s; "
-        f"{os.cpu_count()} CPU cores; torch threads {torch.get_num_threads()}"
+        f"machine: {machine()}\nmeasured memory bandwidth (numpy copy, read+write): {bw / 1e9:.2f} GB/s; "
+        f"torch threads {torch.get_num_threads()}"
     )
+    reprompt = {}
     rows = []
     for name in args.models.split(","):
         t = time.perf_counter()
@@ -169,6 +270,8 @@ def main() -> None:
                 f"{100 * hf_tps / roof:5.1f}% of roofline"
             )
             rows.append((name, mode, "transformers", hf_tps, 1.0, first - steady, True, hf_tps / roof))
+            if name == "smollm2" and mode == "greedy":
+                llama_cpp_rows(ids, ref, hf_tps, roof, args.repeats, rows)
             for b in backends:
                 try:
                     out, first, steady = run_tw(model, ids, b, kw, args.repeats)
@@ -183,15 +286,52 @@ def main() -> None:
                     f"tokens {'identical' if same else 'DIFFER'}"
                 )
                 rows.append((name, mode, b, tps, tps / hf_tps, first - steady, same, tps / roof))
+                if mode == "greedy":
+                    reprompt[(name, b)] = reprompt_seconds(model, b, model.config.vocab_size)
+                    print(
+                        f"         tw/{b:10s} new prompt length + max_new_tokens: {reprompt[(name, b)]:6.2f} s"
+                    )
         del model, hf
         generation_module.clear_cache()  # free the lowered programs (weight copies)
         gc.collect()
-    print("\nmodel    mode   runner        tok/s   x transformers  compile s  same tokens  % roofline")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(f"\npeak memory (max RSS of this process): {peak:.2f} GiB")
+    print("\nmodel    mode   runner          tok/s   x transformers  compile s  same tokens  % roofline")
     for name, mode, runner, tps, ratio, comp, same, frac in rows:
         print(
-            f"{name:8s} {mode:6s} {runner:12s} {tps:7.1f}   {ratio:6.2f}          {comp:7.2f}    "
+            f"{name:8s} {mode:6s} {runner:14s} {tps:7.1f}   {ratio:6.2f}          {comp:7.2f}    "
             f"{'yes' if same else 'NO':4s}         {100 * frac:5.1f}"
         )
+    write_results(rows, reprompt, bw, peak)
+
+
+def write_results(rows: list, reprompt: dict, bw: float, peak: float) -> str:
+    """Every row as JSON in benchmarks/results/<date>-<machine>.json."""
+    from tensorweave.bench import machine
+
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+    os.makedirs(here, exist_ok=True)
+    tag = platform.node().split(".")[0] or "machine"
+    path = os.path.join(here, f"{datetime.date.today().isoformat()}-{tag}.json")
+    doc = {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "machine": machine(),
+        "bandwidth_gb_s": round(bw / 1e9, 2),
+        "peak_rss_gib": round(peak, 2),
+        "prompt": PROMPT,
+        "new_tokens": NEW,
+        "beams": BEAMS,
+        "rows": [
+            {"model": n, "mode": m, "runner": r, "tok_s": round(t, 2), "x_transformers": round(x, 3),
+             "compile_s": round(c, 2), "same_tokens": s, "roofline_fraction": round(f, 3)}
+            for n, m, r, t, x, c, s, f in rows
+        ],
+        "reprompt_s": {f"{n}/{b}": round(v, 2) for (n, b), v in reprompt.items()},
+    }  # fmt: skip
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=2)
+    print(f"results written to {path}")
+    return path
 
 
 if __name__ == "__main__":

@@ -19,10 +19,10 @@ from .backends import available, lower, use_backend
 from .errors import ArtefactError, ModelLoadError
 from .export import export, validate_model_outputs  # noqa: E402 - the name `export` is the function
 from .export_generation import export_generation, load_generation
-from .frontends.generation import GenerationConfig, compute_transition_scores
+from .frontends.generation import GenerationConfig
 from .frontends.generation.streamers import TextIteratorStreamer, TextStreamer
 from .function import Function, function
-from .generation import GenerateOutput, generate
+from .generation import GenerateOutput, compute_transition_scores, generate
 from .ir import DType, Graph, IRError, SymDim, TensorSpec, trace
 from .log import set_verbosity
 

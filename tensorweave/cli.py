@@ -362,7 +362,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from . import io
     from .export import check_export_arguments, export, validate_model_outputs
 
-    target = check_export_arguments(args.feature, args.target, generation=args.generation)
+    target = check_export_arguments(args.feature, args.target, generation=args.generation, output=args.output)
     _check_model_arg(args.model)
     io.check_writable(os.path.abspath(args.output))  # before loading: the output can be written
     say = _say(time.perf_counter())
@@ -388,7 +388,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
     res = export(model, feature, target, args.output, opset=args.opset, progress=say)
     if args.validate:
         validate_model_outputs(
-            res.onnx_config, model, res.path, res.output_names, args.atol, target=res.target, progress=say
+            res.onnx_config,
+            model,
+            res.path,
+            res.output_names,
+            args.atol,
+            target=res.target,
+            allow_pickle=True,  # the artefact this process has just written
+            progress=say,
         )
         say(f"All good, model saved at: {res.path}")
     else:

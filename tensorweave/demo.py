@@ -110,8 +110,13 @@ def main(argv: list[str] | None = None) -> int:
         f"SmolLM2-135M-Instruct: {model.num_parameters() / 1e6:.0f}M parameters loaded from the packaged GGUF "
         f"in {time.perf_counter() - start:.1f} s; greedy, {NEW_TOKENS} new tokens\n"
     )
+    assert model.tokenizer is not None  # the packaged GGUF carries its tokenizer
     ids = np.asarray(
-        [model.tokenizer.apply_chat_template([{"role": "user", "content": QUESTION}], tokenize=True)],
+        [
+            model.tokenizer.apply_chat_template(
+                [{"role": "user", "content": QUESTION}], add_generation_prompt=True
+            )
+        ],
         np.int64,
     )
     ok = answer_on_every_backend(model, ids)

@@ -18,8 +18,15 @@ jax        ``model.stablehlo`` (``jax.export``) + ``.json`` ``jax.export`` symbo
 
 The ``.json`` side file of torch and jax artefacts (``<artefact>.json``) records the input and
 output names and shapes, which those formats do not keep; the StableHLO artefact embeds the
-weights, so no parameter file is needed. Every file is written to a temporary name and renamed
-(the backends' ``export`` do this); a failed export leaves nothing behind.
+weights, so no parameter file is needed.
+
+An export is a transaction (spec/reliability.md): all its files are written into a fresh
+temporary sibling, loaded back, then swapped in (a folder: one rename; an artefact named as a
+file: renames ordered so that a stale pair fails its hash check on load); the previous export
+stays loadable until the swap; temporaries are removed on any failure or Ctrl-C and, after a
+SIGKILL, by the next export. The output and arguments are checked before anything is traced. An
+ONNX folder is Optimum-style (``config.json``, ``generation_config.json``, tokenizer files,
+``genai_config.json``) and :func:`read_export_folder` reads it back.
 
 :func:`validate_model_outputs` re-loads the artefact from its file and runs it at batch 3,
 sequence 9 (past length 4) -- not the sizes anything was traced with -- against the numpy
@@ -29,16 +36,17 @@ values within ``atol``: ``allclose(ref, out, atol=atol)``, numpy's default ``rto
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from .errors import ArtefactError
 from .frontends.onnx import OnnxConfig
 from .ir.types import IRError, SymDim, TensorSpec
 
@@ -134,7 +142,9 @@ def _resolve_target(target: str) -> str:
     return name
 
 
-def check_export_arguments(feature: str | None, target: str, *, generation: bool = False) -> str:
+def check_export_arguments(
+    feature: str | None, target: str, *, generation: bool = False, output: Any = None
+) -> str:
     """Checks that need no model (the CLI runs them before loading anything): the target is one
     of :data:`TARGETS` (backend aliases accepted) and, unless ``generation`` (the decode-loop
     export, which has no feature), ``feature`` is a feature some model type exports. Returns the
@@ -149,7 +159,28 @@ def check_export_arguments(feature: str | None, target: str, *, generation: bool
             raise ValueError(
                 f"unknown feature {feature!r}; choose one of {', '.join(FeaturesManager.AVAILABLE_FEATURES)}"
             )
+    if output is not None:
+        check_export_output(output, target, generation=generation)
     return target
+
+
+def check_export_output(output: Any, target: str, *, generation: bool = False) -> str:
+    """The output checks ``export`` / ``export_generation`` run before any work, for callers that
+    load a model first (the CLI): ``output`` can be written, and it would replace nothing
+    tensorweave did not write (a non-empty foreign folder is an ``ArtefactError`` naming its
+    files). Returns the artefact path. Creates nothing."""
+    from . import io
+
+    target = _resolve_target(target)
+    if not generation:
+        return _output_plan(output, target)[0]
+    path = os.path.abspath(os.fspath(output))
+    io.check_writable(path)
+    if target == "tensorflow":
+        io.check_replaceable(path)
+    elif os.path.isdir(path):
+        raise ArtefactError(f"{path} is a directory; name the {target} artefact file")
+    return path
 
 
 def artefact_path(output: str | os.PathLike, target: str) -> str:
@@ -170,26 +201,6 @@ def artefact_path(output: str | os.PathLike, target: str) -> str:
             f"*{SUFFIXES[target]} or give a directory"
         )
     return os.path.join(path, DEFAULT_NAMES[target])
-
-
-def _resolve_opset(config: OnnxConfig, opset: int | None, model_type: str) -> int:
-    from .backends.onnx import OPSET
-
-    if opset is None:
-        return max(OPSET, config.default_onnx_opset)
-    if not isinstance(opset, int) or isinstance(opset, bool):
-        raise ValueError(f"opset must be an int, got {opset!r}")
-    if opset < config.default_onnx_opset:
-        raise ValueError(
-            f"Opset {opset} is not sufficient to export {model_type}. At least "
-            f"{config.default_onnx_opset} is required."
-        )
-    if opset < MIN_ONNX_OPSET:
-        raise ValueError(
-            f"opset {opset} is too old for tensorweave's ONNX lowering; use --opset {MIN_ONNX_OPSET} "
-            "or newer (or leave it out)"
-        )
-    return opset
 
 
 # ============================================================================ tracing
@@ -364,38 +375,153 @@ def _check_output_axes(graph: Any, config: OnnxConfig, seq2seq_past: bool = Fals
 # ============================================================================ export
 
 
+def _is_tw_model(obj: Any) -> bool:
+    return hasattr(obj, "params") and hasattr(obj, "config")
+
+
+def _hf_export(
+    preprocessor: Any,
+    model: Any,
+    config: OnnxConfig,
+    opset: int | None,
+    output: Any,
+    tokenizer: Any = None,
+    device: str = "cpu",
+    **kwargs: Any,
+) -> tuple[list[str], list[str]]:
+    """4.37's ``export(preprocessor, model, config, opset, output, tokenizer=None, device="cpu")``:
+    writes ``output`` (an ``.onnx`` path) and returns ``(onnx_inputs, onnx_outputs)``."""
+    if device not in ("cpu", None):
+        raise ValueError(f"device={device!r}: tensorweave exports on the CPU only")
+    feature = config.task + ("-with-past" if getattr(config, "use_past", False) else "")
+    res = export(model, feature, "onnx", output, opset=opset, onnx_config=config, **kwargs)
+    return res.input_names, res.output_names
+
+
+def _resolve_opset(config: OnnxConfig, opset: int | None, model_type: str) -> int:
+    from .backends.onnx import OPSET
+    from .log import logger
+
+    if opset is None:
+        return max(OPSET, config.default_onnx_opset)
+    if not isinstance(opset, int) or isinstance(opset, bool):
+        raise ValueError(f"opset must be an int, got {opset!r}")
+    if opset < config.default_onnx_opset:
+        raise ValueError(
+            f"Opset {opset} is not sufficient to export {model_type}. At least "
+            f"{config.default_onnx_opset} is required."
+        )
+    if opset < MIN_ONNX_OPSET:
+        logger.info(
+            "opset %d requested; tensorweave's ONNX lowering needs opset %d (Gelu, LayerNormalization "
+            "as functions): exporting at opset %d",
+            opset,
+            MIN_ONNX_OPSET,
+            MIN_ONNX_OPSET,
+        )
+        return MIN_ONNX_OPSET
+    return opset
+
+
+def _output_plan(output: str | os.PathLike, target: str) -> tuple[str, str | None]:
+    """``(artefact path, unit directory)``: a unit directory (the export folder, or a SavedModel
+    directory) is written whole through ``io.staged_directory``; None means ``output`` names the
+    artefact file itself (``.onnx`` / ``.pt2`` / ``.stablehlo``), written with its side files
+    through ``io.staged_files``. Checks, before any work, that it can be written and that no
+    directory tensorweave did not write would be replaced."""
+    from . import io
+
+    path = artefact_path(output, target)
+    if target == "tensorflow":
+        unit = path
+    elif path == os.path.abspath(os.fspath(output)):
+        unit = None
+    else:
+        unit = os.path.dirname(path)
+    io.check_writable(unit or path)
+    if unit is not None:
+        io.check_replaceable(unit)
+    elif os.path.isdir(path):
+        raise ArtefactError(f"{path} is a directory; name the artefact file or pass the folder as output")
+    return path, unit
+
+
+def _model_for_export(model: Any, onnx_config: OnnxConfig) -> Any:
+    """``model`` with ``onnx_config.values_override`` applied to a copy of its config (4.37 sets
+    those config attributes before exporting; the caller's model is not touched)."""
+    override = onnx_config.values_override
+    if not override:
+        return model
+    cfg = copy.copy(model.config)
+    changed = False
+    for key, value in override.items():
+        if hasattr(cfg, key):
+            object.__setattr__(cfg, key, value)
+            changed = True
+    if not changed:
+        return model
+    twin = copy.copy(model)
+    twin.config = cfg
+    if hasattr(twin, "_programs"):
+        twin._programs = {}
+    return twin
+
+
 def export(
     model: Any,
-    feature: str = "default",
-    target: str = "onnx",
-    output: str | os.PathLike = ".",
-    opset: int | None = None,
+    feature: Any = "default",
+    target: Any = "onnx",
+    output: Any = ".",
+    opset: Any = None,
     onnx_config: OnnxConfig | None = None,
     *,
     external_data: bool | None = None,
+    validate: bool = False,
     progress: Progress | None = None,
-) -> ExportResult:
+    **hf_kwargs: Any,
+) -> Any:
     """Export ``model``'s forward for ``feature`` to ``target`` at ``output`` (a directory, or the
     artefact's own name; see ``artefact_path``). Returns an ``ExportResult``.
 
-    ``onnx_config`` overrides the feature's config (its task must match the feature's).
-    ``opset`` (onnx only): default ``max(21, config.default_onnx_opset)``; lower than the
-    config's default is Hugging Face's ``ValueError``. ``external_data`` (onnx only): weights in
-    a ``.data`` side file; default ``OnnxConfig.use_external_data_format(num_parameters)``
-    (4-byte parameters reaching 2 GiB). ``progress`` is called with one line per stage."""
+    **A transaction** (spec/reliability.md): every file of the export is written into a fresh
+    temporary sibling, loaded back and checked (``validate=True``: also Hugging Face's
+    ``validate_model_outputs`` at batch 3 / sequence 9), then swapped in; the previous export
+    stays loadable until the swap and nothing is left behind on any failure or Ctrl-C. A folder
+    ``output`` is one unit (manifest ``tensorweave.json``: names, sizes, sha256, settings) and
+    is replaced whole; a non-empty folder tensorweave did not write is refused, naming its files.
+    For onnx the folder is an Optimum-style export: ``model.onnx``, ``config.json``,
+    ``generation_config.json`` (generative models), the tokenizer files (when the model has a
+    tokenizer) and ``genai_config.json`` (decoders with past; onnxruntime-genai runs the folder).
+
+    ``feature``: a 4.37 feature or an Optimum task name (``text-generation-with-past``).
+    ``onnx_config`` overrides the feature's config (its task must match the feature's); its
+    ``values_override`` and ``patching_specs`` are honoured. ``opset`` (onnx only): default
+    ``max(21, config.default_onnx_opset)``; lower than the config's default is Hugging Face's
+    ``ValueError``; from there up to 19 the file is written at opset 20 (logged).
+    ``external_data`` (onnx only): weights in ``model.onnx.data``; default
+    ``OnnxConfig.use_external_data_format(num_parameters)``. ``progress`` is called with one line
+    per stage.
+
+    Also accepts 4.37's positional form ``export(preprocessor, model, config, opset, output)``,
+    which returns ``(onnx_inputs, onnx_outputs)`` as 4.37 does."""
+    if not _is_tw_model(model) and _is_tw_model(feature) and isinstance(target, OnnxConfig):
+        return _hf_export(model, feature, target, output, opset, **hf_kwargs)
+    if hf_kwargs:
+        raise TypeError(f"export() got unexpected keyword arguments {sorted(hf_kwargs)}")
+    from .frontends.onnx.features import FeaturesManager
+
     say = progress or (lambda msg: None)
     start = time.perf_counter()
     target = _resolve_target(target)
-    if not hasattr(model, "params") or not hasattr(model, "config"):
+    if not _is_tw_model(model):
         raise ValueError(
             f"export needs a tensorweave model (tw.models.load / from_pretrained / from_transformers), "
             f"got {type(model).__name__}"
         )
+    feature = FeaturesManager.canonical_feature(feature) if isinstance(feature, str) else feature
     if onnx_config is None:
         onnx_config = onnx_config_for(model, feature)
     else:
-        from .frontends.onnx.features import FeaturesManager
-
         FeaturesManager.check_supported_model_or_raise(model, feature)
         if onnx_config.task != FeaturesManager.feature_to_task(feature):
             raise ValueError(
@@ -415,36 +541,85 @@ def export(
         raise ValueError(f"opset applies to the onnx target only; drop it for {target}")
     if external_data is not None and target != "onnx":
         raise ValueError(f"external_data applies to the onnx target only; drop it for {target}")
-    path = artefact_path(output, target)
+    path, unit = _output_plan(output, target)  # writable, replaceable: before any tracing
     from .backends import registry
 
     if not registry.is_installed(target):
         raise IRError(registry.missing_message(target))
 
     say(f"tracing {model.model_type} {feature} with the {type(onnx_config).__name__} signature")
-    graph = trace_feature(model, onnx_config)
+    traced_model = _model_for_export(model, onnx_config)
+    onnx_config.patch_ops()
+    try:
+        graph = trace_feature(traced_model, onnx_config)
+    finally:
+        onnx_config.restore_ops()
     say(f"lowering to {target}" + (f" (opset {opset})" if target == "onnx" else ""))
     prog = registry.lower(graph, target, **({"opset": opset} if target == "onnx" else {}))
-    say(f"writing {path}")
-    if target == "onnx":
-        from .backends.onnx import EXTERNAL_DATA_THRESHOLD
+    if target == "onnx" and external_data is None:
+        external_data = onnx_config.use_external_data_format(model.num_parameters())
+    settings = {
+        "target": target,
+        "feature": feature,
+        "model_type": model.model_type,
+        "inputs": list(graph.input_names),
+        "outputs": list(graph.output_names),
+        **({"opset": opset, "external_data": bool(external_data)} if target == "onnx" else {}),
+    }
 
-        if external_data is None:
-            external_data = onnx_config.use_external_data_format(model.num_parameters())
-        if external_data:
-            save_onnx_external(prog.model, path)
-        else:
-            prog.export(path, external_data_threshold=EXTERNAL_DATA_THRESHOLD)
-    elif target == "jax":
-        _export_jax(prog, path, graph)
+    def write(dest: str) -> None:
+        """Every file of the artefact at ``dest`` (inside a staging location)."""
+        if target == "onnx":
+            from .backends.onnx import EXTERNAL_DATA_THRESHOLD, save_model
+
+            save_model(prog.model, dest, 0 if external_data else EXTERNAL_DATA_THRESHOLD)
+        elif target == "jax":
+            _export_jax(prog, dest, graph)
+        elif target == "torch":
+            prog.export(dest)
+        if target in ("torch", "jax"):
+            write_side_file(dest, target, feature, model.model_type, graph)
+
+    def check(dest: str) -> None:
+        """Load the staged artefact back with its framework's loader; ``validate``: HF's checks."""
+        say(f"checking the staged {target} artefact loads")
+        names = artefact_output_names(dest, target, allow_pickle=True)
+        if list(names) != list(graph.output_names) and target != "tensorflow":
+            raise ArtefactError(f"the staged artefact has outputs {names}, expected {graph.output_names}")
+        if validate:
+            validate_model_outputs(
+                onnx_config,
+                model,
+                dest,
+                list(graph.output_names),
+                target=target,
+                allow_pickle=True,
+                progress=say,
+            )
+
+    say(f"writing {path}")
+    from . import io
+
+    if target == "tensorflow":
+        from .backends.tensorflow.artefact import export_saved_model
+
+        export_saved_model(prog, path, check=check)
+    elif unit is not None:
+        name = os.path.basename(path)
+
+        def check_unit(tmp: str) -> None:
+            check(os.path.join(tmp, name))
+
+        with io.staged_directory(unit, settings, check=check_unit) as tmp:
+            write(os.path.join(tmp, name))
+            if target == "onnx":
+                write_folder_files(tmp, model, onnx_config, feature, name)
     else:
-        prog.export(path)
-    if target in ("torch", "jax"):
-        try:
-            write_side_file(path, target, feature, model.model_type, graph)
-        except BaseException:
-            os.remove(path)
-            raise
+        # renamed in this order: the data before the model that pins it by hash
+        members = [path + ".data", path] if target == "onnx" and external_data else [path]
+        if target in ("torch", "jax"):
+            members.append(side_file_path(path))
+        _write_file_group(path, members, write, check, target)
     result = ExportResult(
         path,
         target,
@@ -460,36 +635,229 @@ def export(
     return result
 
 
-def save_onnx_external(model_proto: Any, path: str, size_threshold: int = 1024) -> str:
-    """``path`` plus ``path.data`` holding every initializer of ``size_threshold`` bytes or more
-    (small ones, e.g. axes, stay inline so path-based ``check_model(full_check=True)`` can run
-    shape inference). Both are written in a private temporary directory beside ``path`` and
-    renamed into place (data file first); nothing is left behind on failure."""
-    import shutil
+def _write_file_group(path: str, members: list[str], write: Callable, check: Callable, target: str) -> None:
+    """The artefact named by the caller (``x.onnx`` [+ ``x.onnx.data``], ``x.pt2`` + ``x.pt2.json``,
+    ``x.stablehlo`` + ``.json``): all written and checked in one temporary sibling directory, then
+    renamed into place, the file that pins the others by hash last (the data before the ONNX model
+    whose metadata holds its sha256; the artefact before the side file holding its sha256). A
+    previous ``x.onnx.data`` the previous model referenced is removed when the new model has none."""
+    from . import io
 
-    import onnx
+    stale_data = None
+    if target == "onnx" and members == [path] and os.path.isfile(path + ".data"):
+        from .backends.onnx.artefact import _references
 
-    directory, base = os.path.split(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmpdir = tempfile.mkdtemp(dir=directory, prefix=f".{base}.tmp-")
-    try:
-        m = onnx.ModelProto()
-        m.CopyFrom(model_proto)
-        onnx.save_model(
-            m,
-            os.path.join(tmpdir, base),
-            save_as_external_data=True,
-            all_tensors_to_one_file=True,
-            location=base + ".data",
-            size_threshold=size_threshold,
+        if _references(path, os.path.basename(path) + ".data"):
+            stale_data = path + ".data"
+    with io.staged_files(members) as staged:
+        write(staged[path])  # every member lands in the same staging directory
+        for member in members:
+            if not os.path.isfile(staged[member]):
+                raise ArtefactError(f"the export did not write {os.path.basename(member)}")
+        check(staged[path])
+    if stale_data:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(stale_data)
+
+
+# ============================================================================ Optimum-style folders
+
+
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    return str(obj)
+
+
+def hf_config_dict(model: Any) -> dict:
+    """The model's Hugging Face ``config.json`` content (its config's fields, ``model_type`` and
+    ``architectures``)."""
+    from .models.checkpoint import BERT_CLASS_HEADS
+
+    cfg = model.config
+    d = _json_safe(cfg.to_dict() if hasattr(cfg, "to_dict") else dict(vars(cfg)))
+    d["model_type"] = model.model_type
+    if model.model_type == "bert":
+        head = getattr(model, "head", None) or "default"
+        arch = next((k for k, v in BERT_CLASS_HEADS.items() if v == head), "BertModel")
+    else:
+        arch = _ARCHITECTURES.get(model.model_type)
+    if arch:
+        d["architectures"] = [arch]
+    return d
+
+
+_ARCHITECTURES = {"gpt2": "GPT2LMHeadModel", "llama": "LlamaForCausalLM", "t5": "T5ForConditionalGeneration"}
+
+
+def _generation_config_dict(model: Any) -> dict:
+    cfg = model.config
+    out: dict = {}
+    for key in ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id"):
+        value = getattr(cfg, key, None)
+        if value is not None:
+            out[key] = _json_safe(value)
+    return out
+
+
+def genai_config_dict(model: Any, onnx_config: OnnxConfig, filename: str) -> dict:
+    """onnxruntime-genai's ``genai_config.json`` for a decoder exported with past: the decoder's
+    file, sizes, and the input/output names of :class:`OnnxConfigWithPast`
+    (``past_key_values.%d.key`` in, ``present.%d.key`` out)."""
+    cfg = model.config
+    heads = onnx_config.num_attention_heads
+    kv_heads = getattr(onnx_config, "num_key_value_heads", heads)
+    gen = _generation_config_dict(model)
+    eos = gen.get("eos_token_id", 0)
+    pad = gen.get("pad_token_id")
+    context = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
+    return {
+        "model": {
+            "bos_token_id": gen.get("bos_token_id", 0),
+            "context_length": int(context),
+            "decoder": {
+                "session_options": {"log_id": "onnxruntime-genai", "provider_options": []},
+                "filename": filename,
+                "head_size": int(onnx_config.head_dim),
+                "hidden_size": int(onnx_config.head_dim * heads),
+                "inputs": {
+                    "input_ids": "input_ids",
+                    "attention_mask": "attention_mask",
+                    "past_key_names": "past_key_values.%d.key",
+                    "past_value_names": "past_key_values.%d.value",
+                },
+                "outputs": {
+                    "logits": "logits",
+                    "present_key_names": "present.%d.key",
+                    "present_value_names": "present.%d.value",
+                },
+                "num_attention_heads": int(heads),
+                "num_hidden_layers": int(onnx_config.num_layers),
+                "num_key_value_heads": int(kv_heads),
+            },
+            "eos_token_id": eos,
+            "pad_token_id": pad if pad is not None else (eos[0] if isinstance(eos, list) else eos),
+            "type": model.model_type,
+            "vocab_size": int(cfg.vocab_size),
+        },
+        "search": {
+            "diversity_penalty": 0.0,
+            "do_sample": False,
+            "early_stopping": True,
+            "length_penalty": 1.0,
+            "max_length": int(context),
+            "min_length": 0,
+            "no_repeat_ngram_size": 0,
+            "num_beams": 1,
+            "num_return_sequences": 1,
+            "past_present_share_buffer": False,
+            "repetition_penalty": 1.0,
+            "temperature": 1.0,
+            "top_k": 1,
+            "top_p": 1.0,
+        },
+    }
+
+
+def write_folder_files(
+    directory: str, model: Any, onnx_config: OnnxConfig, feature: str, filename: str
+) -> list[str]:
+    """The Optimum-style files beside the ONNX model in ``directory`` (a staging directory):
+    ``config.json``; ``generation_config.json`` for decoders and encoder-decoders; the tokenizer
+    (``tokenizer.json`` + ``tokenizer_config.json`` with special tokens and the chat template)
+    when the model has one; ``genai_config.json`` for a decoder exported with past."""
+    from . import io
+
+    written = []
+
+    def put(name: str, obj: dict) -> None:
+        io.atomic_write_json(os.path.join(directory, name), obj)
+        written.append(name)
+
+    put("config.json", hf_config_dict(model))
+    if _is_decoder(model) or _is_seq2seq(model):
+        put("generation_config.json", _generation_config_dict(model))
+    tok = getattr(model, "tokenizer", None)
+    if tok is not None and hasattr(tok, "backend"):
+        io.atomic_write(os.path.join(directory, "tokenizer.json"), tok.backend.to_str().encode("utf-8"))
+        written.append("tokenizer.json")
+        tcfg = {
+            k: getattr(tok, k, None)
+            for k in ("bos_token", "eos_token", "pad_token", "chat_template", "padding_side")
+            if getattr(tok, k, None) is not None
+        }
+        tcfg["tokenizer_class"] = "PreTrainedTokenizerFast"
+        tcfg.setdefault(
+            "model_max_length", int(getattr(model.config, "max_position_embeddings", 0) or 0) or None
         )
-        for name in (base + ".data", base):
-            if os.path.exists(os.path.join(tmpdir, name)):
-                os.chmod(os.path.join(tmpdir, name), 0o644)
-                os.replace(os.path.join(tmpdir, name), os.path.join(directory, name))
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
-    return path
+        put("tokenizer_config.json", tcfg)
+    if _is_decoder(model) and getattr(onnx_config, "use_past", False) and onnx_config.task == "causal-lm":
+        put("genai_config.json", genai_config_dict(model, onnx_config, filename))
+    return written
+
+
+def read_export_folder(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray], str | None]:
+    """Read an ONNX export folder written by :func:`export` back: ``(config dict, params, tokenizer
+    directory or None)``. The folder's manifest is checked first (a stale or mixed folder is an
+    ``ArtefactError``); ``params`` are the model's weights by their Hugging Face names (the ONNX
+    initializers keep them), as float32 numpy arrays; the tokenizer directory is the folder itself
+    when it holds ``tokenizer.json``. Reads no code: JSON and protobuf only."""
+    import onnx
+    from onnx import numpy_helper
+
+    from . import io
+
+    folder = os.path.abspath(os.fspath(path))
+    if not os.path.isdir(folder):
+        raise ArtefactError(f"{folder} is not a directory; pass the folder tw.export wrote")
+    manifest = io.read_manifest(folder, verify=True)
+    settings = manifest.get("settings", {})
+    if settings.get("target", "onnx") != "onnx":
+        raise ArtefactError(
+            f"{folder} holds a {settings.get('target')} export; read_export_folder reads onnx folders"
+        )
+    cfg_path = os.path.join(folder, "config.json")
+    if not os.path.isfile(cfg_path):
+        raise ArtefactError(
+            f"{folder} has no config.json; export it again with tw.export(..., 'onnx', folder)"
+        )
+    with open(cfg_path, encoding="utf-8") as f:
+        config = json.load(f)
+    name = DEFAULT_NAMES["onnx"]
+    model_path = os.path.join(folder, name)
+    from .backends.onnx.artefact import check_files
+
+    check_files(model_path)
+    m = onnx.load_model(model_path, load_external_data=True)
+    expected = _expected_param_names(config)
+    params = {}
+    for init in m.graph.initializer:
+        if expected is not None and init.name not in expected:
+            continue
+        if expected is None and init.name.startswith(("_", "tw_", "const")):
+            continue
+        params[init.name] = numpy_helper.to_array(init)
+    tok = folder if os.path.isfile(os.path.join(folder, "tokenizer.json")) else None
+    return config, params, tok
+
+
+def _expected_param_names(config: dict) -> set[str] | None:
+    try:
+        from .frontends.models.config import config_from_dict
+        from .models.checkpoint import default_head, expected_shapes
+
+        cfg = config_from_dict(config)
+        return set(expected_shapes(cfg, default_head(cfg)))
+    except Exception:  # an unknown config: keep every initializer
+        return None
 
 
 def _export_jax(prog: Any, path: str, graph: Any) -> None:
@@ -510,8 +878,9 @@ def side_file_path(path: str) -> str:
 
 
 def write_side_file(path: str, target: str, feature: str, model_type: str, graph: Any) -> str:
-    """``<artefact>.json``: input/output names, dtypes and shapes (symbols as text), written
-    to a temporary file and renamed."""
+    """``<artefact>.json``: input/output names, dtypes and shapes (symbols as text) and the
+    artefact's sha256 (a stale side file is an error on load), written atomically."""
+    from . import io
 
     def specs(names: Sequence[str], specs_: Sequence[TensorSpec]) -> list:
         return [
@@ -529,34 +898,38 @@ def write_side_file(path: str, target: str, feature: str, model_type: str, graph
         "target": target,
         "feature": feature,
         "model_type": model_type,
+        "artefact_sha256": io.sha256(path),
         "inputs": specs(graph.input_names, graph.input_specs),
         "outputs": specs(graph.output_names, graph.output_specs),
     }
     dest = side_file_path(path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(dest), suffix=".json.tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=1)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    io.atomic_write_json(dest, doc)
     return dest
 
 
-def read_side_file(path: str) -> dict:
+def read_side_file(path: str, verify: bool = True) -> dict:
+    """The side file of a torch / jax artefact; with ``verify`` the artefact's sha256 must be the
+    one recorded (an artefact with another export's side file is an ``ArtefactError``)."""
+    from . import io
+
     side = side_file_path(path)
     try:
-        with open(side) as f:
+        with open(side, encoding="utf-8") as f:
             doc = json.load(f)
     except FileNotFoundError:
-        raise ValueError(
+        raise ArtefactError(
             f"{side} is missing: torch and jax artefacts need the signature file tensorweave.export "
             "writes next to them; export again"
         ) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ArtefactError(f"{side} is not valid JSON ({e}); export again") from None
     if not isinstance(doc, dict) or doc.get("format") != SIDE_FILE_FORMAT:
-        raise ValueError(f"{side} is not a tensorweave export signature file")
+        raise ArtefactError(f"{side} is not a tensorweave export signature file")
+    want = doc.get("artefact_sha256")
+    if verify and want is not None and os.path.isfile(path) and io.sha256(path) != want:
+        raise ArtefactError(
+            f"{side} was written for another {os.path.basename(path)} (a stale or mixed pair); export again"
+        )
     return doc
 
 
@@ -575,31 +948,57 @@ def detect_target(path: str) -> str:
     )
 
 
-def artefact_output_names(path: str, target: str) -> list[str]:
-    """The output names stored with the artefact."""
+def _check_tf_dir(path: str) -> None:
+    from . import io
+
+    if io.is_ours(path):
+        io.read_manifest(path, verify=True)
+
+
+def artefact_output_names(path: str, target: str, *, allow_pickle: bool = False) -> list[str]:
+    """The output names stored with the artefact (its files checked first, as when loading)."""
     if target == "onnx":
         import onnx
 
+        from .backends.onnx.artefact import check_files
+
+        check_files(path)
         m = onnx.load_model(path, load_external_data=False)
         return [o.name for o in m.graph.output]
     if target == "tensorflow":
         import tensorflow as tf
 
+        _check_tf_dir(path)
         sig = tf.saved_model.load(path).signatures["serving_default"]
         return list(sig.structured_outputs)
-    return [o["name"] for o in read_side_file(path)["outputs"]]
+    doc = read_side_file(path)
+    if target == "torch":
+        from .backends.torch.artefact import load_exported
+
+        load_exported(path, allow_pickle=allow_pickle)
+    else:
+        from .backends.jax.artefact import load as load_jax
+
+        load_jax(path)
+    return [o["name"] for o in doc["outputs"]]
 
 
 def run_artefact(
-    path: str, inputs: Mapping[str, np.ndarray], target: str | None = None
+    path: str, inputs: Mapping[str, np.ndarray], target: str | None = None, *, allow_pickle: bool = False
 ) -> dict[str, np.ndarray]:
     """Load the artefact freshly from ``path`` with its framework's own loader
     (``onnxruntime.InferenceSession``, ``torch.export.load``, ``tf.saved_model.load``,
-    ``jax.export.deserialize``), run it on numpy ``inputs`` (by name) and return its outputs by name."""
+    ``jax.export.deserialize``), run it on numpy ``inputs`` (by name) and return its outputs by name.
+    Its files are checked first (manifest, data-file hash, side-file hash: a stale or mixed export
+    is an ``ArtefactError``). A ``.pt2`` is refused unless ``allow_pickle=True``
+    (``torch.export.load`` unpickles: pass it only for files you trust)."""
     target = _resolve_target(target) if target else detect_target(path)
     if target == "onnx":
         import onnxruntime as ort
 
+        from .backends.onnx.artefact import check_files
+
+        check_files(path)
         sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
         names = [o.name for o in sess.get_outputs()]
         return dict(
@@ -613,6 +1012,7 @@ def run_artefact(
 
         from .backends.tensorflow import tf_name
 
+        _check_tf_dir(path)
         sig = tf.saved_model.load(path).signatures["serving_default"]
         out = sig(**{tf_name(k): tf.constant(v) for k, v in inputs.items()})
         return {k: np.asarray(v.numpy()) for k, v in out.items()}
@@ -625,18 +1025,21 @@ def run_artefact(
     if target == "torch":
         import torch
 
-        module = torch.export.load(path).module()
+        from .backends.torch.artefact import load_exported
+
+        module = load_exported(path, allow_pickle=allow_pickle).module()
         with torch.no_grad():
             outs = module(*[torch.from_numpy(np.ascontiguousarray(inputs[n])) for n in in_names])
         outs = outs if isinstance(outs, (tuple, list)) else (outs,)
         return {n: o.detach().numpy() for n, o in zip(out_names, outs)}
     import jax
-    from jax import export as jexport
 
-    jax.config.update("jax_enable_x64", True)  # the artefact takes int64 token ids
-    with open(path, "rb") as f:
-        exported = jexport.deserialize(bytearray(f.read()))
-    outs = exported.call(*[jax.numpy.asarray(inputs[n]) for n in in_names])
+    from .backends.jax.artefact import load as load_jax
+    from .backends.jax.runtime import x64
+
+    exported = load_jax(path)
+    with x64():  # the artefact takes int64 token ids; 64-bit types for this call only
+        outs = exported.call(*[jax.numpy.asarray(inputs[n]) for n in in_names])
     outs = outs if isinstance(outs, (tuple, list)) else (outs,)
     return {n: np.asarray(o) for n, o in zip(out_names, outs)}
 
@@ -729,14 +1132,15 @@ def reference_outputs(
 def validate_model_outputs(
     config: OnnxConfig,
     model: Any,
-    output_path: str | os.PathLike,
-    onnx_named_outputs: Sequence[str],
-    atol: float | None = None,
-    target: str | None = None,
-    *,
+    output_path: Any,
+    onnx_named_outputs: Any,
+    atol: Any = None,
+    target: Any = None,
+    *args: Any,
     batch_size: int = VALIDATION_BATCH,
     seq_length: int = VALIDATION_SEQUENCE,
     past_length: int = VALIDATION_PAST,
+    allow_pickle: bool = False,
     progress: Progress | None = None,
 ) -> None:
     """Hugging Face's ``validate_model_outputs`` for any target: run the artefact loaded from
@@ -745,7 +1149,21 @@ def validate_model_outputs(
     Checks, in order (each a ``ValueError`` with Hugging Face's message): the names
     ``onnx_named_outputs`` are reference outputs (and outputs of the artefact); each shape
     equals the reference's; ``np.allclose(ref, out, atol=atol)`` (rtol 1e-5). ``atol`` defaults
-    to ``config.atol_for_validation``; ``target`` to the one the path's name implies."""
+    to ``config.atol_for_validation``; ``target`` to the one the path's name implies.
+
+    Also 4.37's order ``validate_model_outputs(config, preprocessor, reference_model, onnx_model,
+    onnx_named_outputs, atol)`` (detected: the third argument is the model); the preprocessor
+    is not needed (the inputs are seeded ids). ``allow_pickle`` is passed to the torch loader
+    (a ``.pt2`` is refused without it: ``torch.export.load`` unpickles)."""
+    if not _is_tw_model(model) and _is_tw_model(output_path):
+        # 4.37: (config, preprocessor, reference_model, onnx_model, onnx_named_outputs, atol)
+        model, output_path, onnx_named_outputs, atol = output_path, onnx_named_outputs, atol, target
+        target = args[0] if args else None
+    elif args:
+        raise TypeError(
+            f"validate_model_outputs() takes at most 6 positional arguments ({6 + len(args)} given)"
+        )
+    onnx_named_outputs = list(onnx_named_outputs)
     say = progress or (lambda msg: None)
     path = os.fspath(output_path)
     target = _resolve_target(target) if target else detect_target(path)
@@ -761,7 +1179,7 @@ def validate_model_outputs(
     )
     inputs = validation_inputs(config, model, batch_size, seq_length, past_length)
     ref = reference_outputs(config, model, config.generate_dummy_inputs_onnxruntime(inputs))
-    got = run_artefact(path, inputs, target)
+    got = run_artefact(path, inputs, target, allow_pickle=allow_pickle)
 
     ref_set, named_set = set(ref), set(onnx_named_outputs)
     if not named_set.issubset(ref_set):
@@ -800,10 +1218,12 @@ __all__ = [
     "ExportResult",
     "artefact_path",
     "check_export_arguments",
+    "check_export_output",
     "check_exportable",
     "detect_target",
     "export",
     "onnx_config_for",
+    "read_export_folder",
     "reference_outputs",
     "run_artefact",
     "trace_feature",

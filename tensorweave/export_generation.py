@@ -21,8 +21,17 @@ and raises before running. ``num_beams`` and every other generation setting are 
 Targets: ``onnx`` (standard-domain ModelProto with a ``Loop``; a plain
 ``onnxruntime.InferenceSession`` runs it), ``tensorflow`` (SavedModel directory), ``jax``
 (serialised StableHLO, weights inside) and ``torch`` (``torch.export`` ``.pt2`` with the
-``while_loop`` higher-order op). Each file is written to a temporary name and renamed; a JSON
-side file ``<output>.generation.json`` records the signature for :func:`load_generation`.
+``while_loop`` higher-order op). A JSON side file ``<output>.generation.json`` records the
+signature for :func:`load_generation`, and the sha256 of the artefact (for a SavedModel, of its
+manifest): an artefact with another export's side file (a cap of 10 beside a graph built for 4)
+is an ``ArtefactError`` on load, never a silent mix.
+
+**A transaction** (spec/reliability.md): the artefact and its side file are written into one
+fresh temporary sibling directory, the artefact is loaded back there, then both are renamed into
+place (the artefact first, the side file that pins it by hash last); the temporaries are removed
+on any failure or Ctrl-C. The output is checked (writable; not a directory tensorweave did not
+write) and the settings validated before anything is traced. Loading a ``.pt2`` needs
+``allow_pickle=True`` (``torch.export.load`` unpickles: only for files you trust).
 """
 
 from __future__ import annotations
@@ -30,12 +39,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from typing import Any
 
 import numpy as np
 
+from . import io
 from .backends import registry
+from .errors import ArtefactError
 from .frontends.generation.beam_search import dim_scalar
 from .frontends.generation.configuration import GenerationConfig
 from .frontends.generation.decode import decode_beam, decode_greedy_or_sample
@@ -114,19 +124,6 @@ def build_generation_graph(model: Any, plan: GenerationPlan, cap: int) -> Any:
     return trace(fn, *specs, name=name)
 
 
-def _write_json_atomic(path: str, data: dict) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".json.tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def export_generation(
     model: Any,
     output: str,
@@ -141,6 +138,9 @@ def export_generation(
     ``output`` (see the module docstring); ``max_new_tokens`` is the cap the buffers are sized for.
     Other keyword arguments are generation settings (``eos_token_id``, ``length_penalty``,
     ``repetition_penalty``, ...), fixed at export. Returns ``output``."""
+    from .backends.registry import ALIASES
+
+    target = ALIASES.get(target.lower(), target.lower()) if isinstance(target, str) else target
     if target not in TARGETS:
         raise ValueError(f"unknown export target {target!r}; choose one of {', '.join(TARGETS)}")
     if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 1:
@@ -151,7 +151,13 @@ def export_generation(
         raise ValueError(f"opset applies to target='onnx' only, not {target!r}")
     if target == "torch" and not os.fspath(output).endswith(".pt2"):
         raise ValueError(f"target='torch' writes a .pt2 file; got {output!r}, use a name ending in .pt2")
-    output = os.fspath(output)
+    from .export import check_export_output
+
+    # before any tracing: the output can be written and replaces nothing tensorweave did not write
+    output = check_export_output(os.fspath(output).rstrip("/\\"), target, generation=True)
+    side = output + SIDE_SUFFIX
+    if not registry.is_installed(target):
+        raise IRError(registry.missing_message(target))
     plan = resolve_export_plan(model, num_beams, max_new_tokens, generation_config, **generation_kwargs)
     graph = build_generation_graph(model, plan, max_new_tokens)
     meta = {
@@ -169,17 +175,36 @@ def export_generation(
     }
     if target == "onnx":
         registry.get("onnx")  # one-line error when onnx / onnxruntime is missing
-        from .backends.onnx import save_model, to_model_proto
+        from .backends.onnx import to_model_proto
 
         graph.check()
         proto = to_model_proto(graph, opset)  # the ModelProto only: no session is needed to write it
         for key in ("num_beams", "num_return_sequences", "max_new_tokens_cap", "pad_token_id"):
             entry = proto.metadata_props.add()
             entry.key, entry.value = f"tensorweave.{key}", str(meta[key])
-        save_model(proto, output)
-    else:
-        registry.lower(graph, target).export(output)
-    _write_json_atomic(output.rstrip("/\\") + SIDE_SUFFIX, meta)
+    prog = None if target == "onnx" else registry.lower(graph, target)
+
+    def check(path: str) -> None:
+        _LOADERS[target](path, True)  # loads back: a broken artefact never replaces a good one
+
+    if target == "tensorflow":
+        from .backends.tensorflow.artefact import export_saved_model
+
+        with io.staged_files([side]) as staged:
+            export_saved_model(prog, output, check=check)
+            meta["artefact_sha256"] = io.manifest_sha256(output)
+            io.atomic_write_json(staged[side], meta)
+        return output
+    with io.staged_files([output, side]) as staged:
+        if target == "onnx":
+            from .backends.onnx import save_model
+
+            save_model(proto, staged[output])
+        else:
+            prog.export(staged[output])
+        check(staged[output])
+        meta["artefact_sha256"] = io.sha256(staged[output])
+        io.atomic_write_json(staged[side], meta)
     return output
 
 
@@ -188,24 +213,44 @@ class GenerationRunner:
     ``runner(input_ids, attention_mask=None, max_new_tokens=N) -> sequences [rows, length]``
     (``return_dict=True`` gives every output). Checks ``1 <= max_new_tokens <= cap`` first."""
 
-    def __init__(self, path: str, target: str | None = None):
-        path = os.fspath(path)
-        side = path.rstrip("/\\") + SIDE_SUFFIX
+    def __init__(self, path: str, target: str | None = None, *, allow_pickle: bool = False):
+        path = os.fspath(path).rstrip("/\\")
+        side = path + SIDE_SUFFIX
         if not os.path.exists(path):
             raise FileNotFoundError(f"no exported generation at {path!r}")
         if not os.path.isfile(side):
             raise FileNotFoundError(
                 f"{side!r} is missing; it is written by export_generation next to the artefact"
             )
-        with open(side) as f:
-            self.meta = json.load(f)
-        if self.meta.get("format") != "tensorweave-generation":
-            raise ValueError(f"{side!r} is not a tensorweave generation side file")
+        try:
+            with open(side, encoding="utf-8") as f:
+                self.meta = json.load(f)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ArtefactError(f"{side} is not valid JSON ({e}); export again") from None
+        if not isinstance(self.meta, dict) or self.meta.get("format") != "tensorweave-generation":
+            raise ArtefactError(f"{side!r} is not a tensorweave generation side file")
         self.target = target or self.meta["target"]
-        self.cap = int(self.meta["max_new_tokens_cap"])
-        self.output_names = list(self.meta["outputs"])
+        if self.target not in _LOADERS:
+            raise ArtefactError(f"{side}: unknown target {self.target!r}")
+        want = self.meta.get("artefact_sha256")
+        if want is not None:
+            if os.path.isdir(path):
+                io.read_manifest(path, verify=True)
+                got = io.manifest_sha256(path)
+            else:
+                got = io.sha256(path)
+            if got != want:
+                raise ArtefactError(
+                    f"{side} was written for another export than {path} (a stale or mixed pair: its "
+                    f"cap is {self.meta.get('max_new_tokens_cap')}); export again"
+                )
+        try:
+            self.cap = int(self.meta["max_new_tokens_cap"])
+            self.output_names = list(self.meta["outputs"])
+        except (KeyError, TypeError, ValueError):
+            raise ArtefactError(f"{side} lacks max_new_tokens_cap / outputs; export again") from None
         self.path = path
-        self._fn = _LOADERS[self.target](path)
+        self._fn = _LOADERS[self.target](path, allow_pickle)
 
     def __call__(
         self,
@@ -241,9 +286,12 @@ class GenerationRunner:
         return named if return_dict else named["sequences"]
 
 
-def _load_onnx(path: str) -> Any:
+def _load_onnx(path: str, allow_pickle: bool = False) -> Any:
     import onnxruntime as ort
 
+    from .backends.onnx.artefact import check_files
+
+    check_files(path)
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
 
@@ -253,7 +301,7 @@ def _load_onnx(path: str) -> Any:
     return run
 
 
-def _load_tensorflow(path: str) -> Any:
+def _load_tensorflow(path: str, allow_pickle: bool = False) -> Any:
     import tensorflow as tf
 
     module = tf.saved_model.load(path)
@@ -264,22 +312,25 @@ def _load_tensorflow(path: str) -> Any:
     return run
 
 
-def _load_jax(path: str) -> Any:
-    from jax import export as jexport
+def _load_jax(path: str, allow_pickle: bool = False) -> Any:
+    from .backends.jax.artefact import load
+    from .backends.jax.runtime import x64
 
-    with open(path, "rb") as f:
-        exported = jexport.deserialize(bytearray(f.read()))
+    exported = load(path)
 
     def run(ids: np.ndarray, mask: np.ndarray, m: np.ndarray) -> list:
-        return [np.asarray(o) for o in exported.call(ids, mask, m)]
+        with x64():  # the artefact takes int64 token ids; 64-bit types for this call only
+            return [np.asarray(o) for o in exported.call(ids, mask, m)]
 
     return run
 
 
-def _load_torch(path: str) -> Any:
+def _load_torch(path: str, allow_pickle: bool = False) -> Any:
     import torch
 
-    module = torch.export.load(path).module()
+    from .backends.torch.artefact import load_exported
+
+    module = load_exported(path, allow_pickle=allow_pickle).module()
 
     def run(ids: np.ndarray, mask: np.ndarray, m: np.ndarray) -> list:
         with torch.no_grad():
@@ -292,6 +343,8 @@ def _load_torch(path: str) -> Any:
 _LOADERS = {"onnx": _load_onnx, "tensorflow": _load_tensorflow, "jax": _load_jax, "torch": _load_torch}
 
 
-def load_generation(path: str, target: str | None = None) -> GenerationRunner:
-    """Load an artefact written by :func:`export_generation` (the target comes from its side file)."""
-    return GenerationRunner(path, target)
+def load_generation(path: str, target: str | None = None, *, allow_pickle: bool = False) -> GenerationRunner:
+    """Load an artefact written by :func:`export_generation` (the target comes from its side file).
+    The side file must pin the artefact (sha256). A ``.pt2`` is refused unless ``allow_pickle=True``:
+    ``torch.export.load`` unpickles, so a crafted file runs code; pass it only for files you trust."""
+    return GenerationRunner(path, target, allow_pickle=allow_pickle)

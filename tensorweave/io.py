@@ -34,7 +34,55 @@ TMP_MARK = ".tw-tmp-"
 
 
 def _tmp_prefix(path: str) -> str:
-    return f".{os.path.basename(os.path.normpath(path))}{TMP_MARK}"
+    """``.<name>.tw-tmp-<pid>-``: the writer's process id is in the name, so that a later export
+    can tell a temporary left by a killed process (:func:`sweep_stale`) from one in progress."""
+    return f".{os.path.basename(os.path.normpath(path))}{TMP_MARK}{os.getpid()}-"
+
+
+tmp_prefix = _tmp_prefix
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def sweep_stale(path: str) -> list[str]:
+    """Remove the temporary siblings of ``path`` (``.<name>.tw-tmp-<pid>-*``) whose writer process
+    is gone (SIGKILL, power loss). Only names tensorweave makes are touched, and only when the
+    process id in the name is no longer running; returns the names removed."""
+    parent = os.path.dirname(os.path.abspath(path))
+    prefix = f".{os.path.basename(os.path.normpath(path))}{TMP_MARK}"
+    removed: list[str] = []
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return removed
+    for name in names:
+        if not name.startswith(prefix):
+            continue
+        pid_text = name[len(prefix) :].split("-", 1)[0]
+        if not pid_text.isdigit() or _pid_alive(int(pid_text)):
+            continue
+        full = os.path.join(parent, name)
+        try:
+            if os.path.isdir(full) and not os.path.islink(full):
+                shutil.rmtree(full)
+            else:
+                os.unlink(full)
+            removed.append(name)
+        except OSError:
+            pass
+    return removed
 
 
 def check_writable(path: str) -> str:
@@ -71,6 +119,7 @@ _UMASK = _umask()  # read once at import (os.umask is process-wide, not thread-s
 def atomic_write(path: str, data: bytes) -> str:
     """Write ``data`` to ``path`` through a temporary sibling and one rename; returns ``path``."""
     parent = writable_parent(path)
+    sweep_stale(path)
     fd, tmp = tempfile.mkstemp(dir=parent, prefix=_tmp_prefix(path))
     try:
         with os.fdopen(fd, "wb") as f:
@@ -181,17 +230,21 @@ def _exchange(a: str, b: str) -> bool:
 
 
 @contextlib.contextmanager
-def staged_directory(directory: str, settings: dict | None = None) -> Iterator[str]:
+def staged_directory(directory: str, settings: dict | None = None, check: Any = None) -> Iterator[str]:
     """Yield a fresh temporary sibling of ``directory`` to write an artefact into; on success
-    write its manifest and swap it in with one rename (an atomic exchange with the previous
+    run ``check(tmp)`` (validation of the staged artefact; an exception aborts), write its
+    manifest and swap it in with one rename (an atomic exchange with the previous
     artefact where the OS offers it), then remove the previous one. On any failure the
     temporary directory is removed and ``directory`` is untouched."""
     directory = os.path.abspath(directory)
     check_replaceable(directory)
     parent = writable_parent(directory)
+    sweep_stale(directory)
     tmp = tempfile.mkdtemp(dir=parent, prefix=_tmp_prefix(directory))
     try:
         yield tmp
+        if check is not None:
+            check(tmp)
         write_manifest(tmp, settings)
         if not os.path.exists(directory):
             os.rename(tmp, directory)
@@ -221,3 +274,45 @@ def leftovers(directory: str) -> list[str]:
         return sorted(n for n in os.listdir(directory) if TMP_MARK in n)
     except FileNotFoundError:
         return []
+
+
+def manifest_sha256(directory: str) -> str:
+    """The sha256 of a directory artefact's manifest: one hash that pins every file in it."""
+    return sha256(os.path.join(directory, MANIFEST))
+
+
+def verify_member(path: str) -> None:
+    """When ``path`` (a file) lies in a directory whose manifest lists it, check the whole
+    directory against the manifest (a stale or mixed export is an error); otherwise nothing."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not is_ours(directory):
+        return
+    manifest = read_manifest(directory, verify=False)
+    if os.path.basename(path) in manifest.get("files", {}):
+        read_manifest(directory, verify=True)
+
+
+@contextlib.contextmanager
+def staged_files(paths: list[str]) -> Iterator[dict[str, str]]:
+    """A transaction over sibling files (an artefact named by the caller and its side files):
+    yields ``{final path: temporary path}``, all in one fresh temporary sibling directory; on
+    success each is renamed into place in the given order (put the file that pins the others,
+    e.g. by hash, last); on any failure, Ctrl-C included, the temporaries are removed and the
+    targets are untouched. Each rename is atomic; the group is checked on load by hashes."""
+    paths = [os.path.abspath(p) for p in paths]
+    parent = writable_parent(paths[0])
+    for p in paths:
+        if os.path.isdir(p):
+            raise ArtefactError(f"{p} is a directory; name a file (or pass the directory as the output)")
+        sweep_stale(p)
+    tmp = tempfile.mkdtemp(dir=parent, prefix=_tmp_prefix(paths[0]))
+    try:
+        staged = {p: os.path.join(tmp, os.path.basename(p)) for p in paths}
+        yield staged
+        for p in paths:
+            if os.path.exists(staged[p]):
+                with contextlib.suppress(OSError):
+                    os.chmod(staged[p], 0o666 & ~_UMASK)
+                os.replace(staged[p], p)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

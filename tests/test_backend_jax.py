@@ -37,6 +37,12 @@ from tensorweave.parity import differences, within  # noqa: E402
 from op_cases import one_node  # noqa: E402
 
 
+def to_jax(a):
+    """A jax array with ``a``'s exact dtype (64-bit types need ``jax.enable_x64`` outside the backend)."""
+    with jax.enable_x64(True):
+        return jnp.asarray(a)
+
+
 def as_tuple(out):
     return out if isinstance(out, tuple) else (out,)
 
@@ -83,7 +89,7 @@ def dtype_args(n):
 
 
 def test_64_bit_and_low_precision_dtypes_are_exact():
-    assert jax.config.jax_enable_x64  # a documented process-wide effect of importing the backend
+    assert not jax.config.jax_enable_x64  # the backend scopes 64-bit types to its own calls
     args = dtype_args(4)
     out = DTYPES_PROG(*args)
     assert [o.dtype for o in out] == [s.dtype.to_numpy() for s in DTYPES.output_specs]
@@ -94,14 +100,14 @@ def test_64_bit_and_low_precision_dtypes_are_exact():
 
 def test_native_in_native_out_and_numpy_in_numpy_out():
     args = dtype_args(3)
-    native = DTYPES_PROG(*[jnp.asarray(a) for a in args])
+    native = DTYPES_PROG(*[to_jax(a) for a in args])
     assert all(isinstance(o, jax.Array) for o in native)
     assert [np.dtype(o.dtype) for o in native] == [s.dtype.to_numpy() for s in DTYPES.output_specs]
     as_numpy = DTYPES_PROG(*args)
     assert all(isinstance(o, np.ndarray) for o in as_numpy)
     for a, b in zip(native, as_numpy):
         np.testing.assert_array_equal(np.asarray(a), b)
-    mixed = DTYPES_PROG(jnp.asarray(args[0]), *args[1:])  # not all native -> numpy
+    mixed = DTYPES_PROG(to_jax(args[0]), *args[1:])  # not all native -> numpy
     assert all(isinstance(o, np.ndarray) for o in mixed)
 
 
@@ -112,7 +118,7 @@ def test_bad_inputs_are_one_line_errors_before_any_work():
     ):
         DTYPES_PROG(i, f.astype(np.float32), u, h)
     with pytest.raises(IRError, match=r"input 'u' has dtype int32, expected uint32"):
-        DTYPES_PROG(*[jnp.asarray(a) for a in (i, f)], jnp.asarray(u.astype(np.int32)), jnp.asarray(h))
+        DTYPES_PROG(*[to_jax(a) for a in (i, f)], to_jax(u.astype(np.int32)), to_jax(h))
     with pytest.raises(IRError, match=r"input 'h' has rank 1 but rank 2"):
         DTYPES_PROG(i, f, u, h[0])
     with pytest.raises(IRError, match=r"symbol 'n' is already 3"):
@@ -204,7 +210,7 @@ def test_while_loop_and_cond_match_reference(x, n, flag):
 def test_lowered_loops_are_lax_control_flow():
     jaxpr = str(
         jax.make_jaxpr(LOOP_PROG.fn)(
-            LOOP_PROG.hoisted_arrays, jnp.ones(2, jnp.float32), jnp.asarray(3), jnp.asarray(True)
+            LOOP_PROG.hoisted_arrays, jnp.ones(2, jnp.float32), to_jax(np.int64(3)), jnp.asarray(True)
         )
     )
     assert "while[" in jaxpr and "cond[" in jaxpr
@@ -444,7 +450,8 @@ def test_load_reads_an_export_and_refuses_other_files(tmp_path):
     path = prog.export(path)  # over the previous file, atomically
     assert leftovers(str(tmp_path / "sub")) == [] and os.listdir(tmp_path / "sub") == ["m.stablehlo"]
     args = [np.ones((2, 3, 4), np.float32), np.ones((2, 5), np.int64), random.key(2)]
-    got = jax_backend.load(path).call(*[jnp.asarray(a) for a in args])
+    with jax.enable_x64(True):  # the artefact takes int64 inputs; the backend never sets the flag globally
+        got = jax_backend.load(path).call(*[jnp.asarray(a) for a in args])
     for g, r, spec in zip(got, lower_numpy(EXPORT)(*args), EXPORT.output_specs):
         assert within(np.asarray(g), r, spec.dtype), differences(np.asarray(g), r)
     (tmp_path / "junk.stablehlo").write_bytes(b"not a program")
@@ -533,7 +540,8 @@ def test_top_k_on_long_rows_equals_the_stable_sort_rule(kind):
         elif kind == "float16":
             x = x.astype(np.float16)
         k = int(rng.integers(1, n // 9))
-        values, indices = jax.jit(lambda a: jax_rules._top_k(a, k))(jnp.asarray(x))
+        with jax.enable_x64(True):  # a rule called directly, outside the backend's own x64 scope
+            values, indices = jax.jit(lambda a: jax_rules._top_k(a, k))(jnp.asarray(x))
         ref_values, ref_indices = reference_top_k(x, k)
         np.testing.assert_array_equal(np.asarray(indices), ref_indices, err_msg=f"{kind} {shape} k={k}")
         np.testing.assert_array_equal(np.asarray(values), ref_values)

@@ -154,7 +154,7 @@ def test_pt2_written_by_export_loads_and_gives_the_program_outputs(tmp_path):
     path = prog.export(str(tmp_path / "m.pt2"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt2"]
     assert not any(TMP_MARK in p.name for p in tmp_path.iterdir())
-    run = load(path)
+    run = load(path, allow_pickle=True)
     x = np.random.default_rng(4).standard_normal((3, 8)).astype(np.float32)
     key = np.array([7, 4294967295], np.uint32)
     want = prog(x, key)

@@ -207,7 +207,7 @@ SMOLLM2_SCRIPT = textwrap.dedent("""
     from tensorweave.models import load
     tok = load("smollm2").tokenizer  # tokenizer only; the model runs in ORT
     ids = np.asarray([tok.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
-                                              tokenize=True)], np.int64)
+                                              tokenize=True, add_generation_prompt=True)], np.int64)
     sess = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
     seqs, length = sess.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids),
                                    "max_new_tokens": np.asarray(12, np.int64)})

@@ -93,7 +93,11 @@ def test_eos_normalised_once(given, expected):
 
 def test_eos_from_the_model_config_and_no_eos():
     assert plan(tiny(eos=11)).eos == (11,)
-    assert plan(config=tw.GenerationConfig(pad_token_id=PAD)).eos == ()
+    no_eos = tiny()
+    no_eos.config.eos_token_id = None
+    assert plan(no_eos, config=tw.GenerationConfig(pad_token_id=PAD)).eos == ()
+    # a generation_config without eos takes the model's (spec/generation.md, model defaults)
+    assert plan(config=tw.GenerationConfig(pad_token_id=PAD)).eos == (EOS,)
 
 
 def test_pad_falls_back_to_eos_with_a_warning():
@@ -102,8 +106,10 @@ def test_pad_falls_back_to_eos_with_a_warning():
     ):
         p = resolve_plan(tiny(pad=None), SHAPE, None, dict(max_new_tokens=4, eos_token_id=[5, 6]))
     assert p.pad == 5
+    bare = tiny(pad=None)
+    bare.config.eos_token_id = None  # a generation_config's unset tokens come from the model config
     with pytest.raises(ValueError, match="needs `pad_token_id`"):
-        resolve_plan(MODEL, SHAPE, tw.GenerationConfig(), dict(max_new_tokens=4))
+        resolve_plan(bare, SHAPE, tw.GenerationConfig(), dict(max_new_tokens=4))
 
 
 def test_beam_config_is_built_once_with_the_call_values():

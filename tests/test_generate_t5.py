@@ -8,6 +8,8 @@ decoding does not repeat one token; the gated model's decoder is shallower than 
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -278,9 +280,14 @@ def test_stepwise_beam_matches_transformers_on_torch():
 
 
 def test_errors():
+    # a generation_config's unset special tokens come from the model, so the model has none here
+    bare = copy.copy(OURS["relu"])
+    bare.config = copy.deepcopy(bare.config)
+    bare.config.decoder_start_token_id = bare.config.bos_token_id = None
+    bare.generation_config = None
     with pytest.raises(ValueError, match="decoder_start_token_id"):
         tw.generate(
-            OURS["relu"],
+            bare,
             IDS,
             MASK,
             backend="numpy",

@@ -340,6 +340,12 @@ def test_checkpoint_directories_round_trip(tmp_path):
         hf.save_pretrained(str(tmp_path / kind))
         model = from_pretrained(str(tmp_path / kind))
         ref = OURS[kind]
+        # generation defaults: save_pretrained's generation_config.json, and the live model's own
+        for gen in (model.generation_config, ref.generation_config):
+            assert (gen.bos_token_id, gen.eos_token_id) == (
+                hf.generation_config.bos_token_id,
+                hf.generation_config.eos_token_id,
+            )
         assert set(model.params) == set(ref.params)
         for k in ref.params:
             np.testing.assert_array_equal(model.params[k], ref.params[k])
@@ -532,8 +538,10 @@ def test_gguf_round_trip_undoes_the_rotary_permutation(tmp_path):
         v["<|im_end|>"],
     ]
     assert tok.decode(tok.encode("ab ab12")) == "ab ab12"
-    assert tok.apply_chat_template([{"role": "user", "content": "ab"}]) == "<|im_start|>ab<|im_end|>"
-    batch = tok(["ab", "ab ab"])
+    chat = [{"role": "user", "content": "ab"}]
+    assert tok.apply_chat_template(chat, tokenize=False) == "<|im_start|>ab<|im_end|>"
+    assert tok.apply_chat_template(chat) == [v["<|im_start|>"], v["ab"], v["<|im_end|>"]]  # HF's default
+    batch = tok(["ab", "ab ab"], padding=True, return_tensors="np")
     np.testing.assert_array_equal(batch["attention_mask"], [[0, 1], [1, 1]])  # left padding
     assert batch["input_ids"][0, 0] == v["<|im_end|>"]  # the pad token
 
@@ -579,7 +587,7 @@ SENTENCES = ["The capital of France is Paris.", "A man is eating food.", "tensor
 
 def test_minilm_embeddings_match_transformers(minilm, backend):
     model, hf, hf_tok = minilm
-    batch = model.tokenizer(SENTENCES)
+    batch = model.tokenizer(SENTENCES, padding=True, return_tensors="np")
     ref_batch = hf_tok(SENTENCES, padding=True, return_tensors="np")
     np.testing.assert_array_equal(batch["input_ids"], ref_batch["input_ids"])
     np.testing.assert_array_equal(batch["attention_mask"], ref_batch["attention_mask"])
@@ -654,7 +662,9 @@ def test_smollm2_chat_names_paris_and_equals_transformers_greedy(smollm2, backen
     ids = np.asarray(
         [
             ours.tokenizer.apply_chat_template(
-                [{"role": "user", "content": "What is the capital of France?"}], tokenize=True
+                [{"role": "user", "content": "What is the capital of France?"}],
+                tokenize=True,
+                add_generation_prompt=True,
             )
         ],
         np.int64,
@@ -679,9 +689,9 @@ def test_smollm2_tokenizer_matches_transformers_gguf_tokenizer():
     tok = load("smollm2").tokenizer
     ref = transformers.AutoTokenizer.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path))
     messages = [{"role": "user", "content": "What is the capital of France?"}]
-    assert tok.apply_chat_template(messages) == ref.apply_chat_template(
+    assert tok.apply_chat_template(
         messages, tokenize=False, add_generation_prompt=True
-    )
+    ) == ref.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     for text in [
         "Hello world!",
         "  spaces\tand\nnewlines  ",

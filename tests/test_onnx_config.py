@@ -202,7 +202,11 @@ def test_features_manager(tmp_path):
         supported_features_mapping("default")
     cfg = FeaturesManager.get_config("gpt2", "causal-lm-with-past")(dict(GPT2))
     assert isinstance(cfg, GPT2OnnxConfig) and cfg.use_past and cfg.task == "causal-lm"
-    assert FeaturesManager.get_model_class_for_feature("causal-lm-with-past") == "AutoModelForCausalLM"
+    cls = FeaturesManager.get_model_class_for_feature("causal-lm-with-past")
+    assert isinstance(cls, type) and cls.__name__ == "AutoModelForCausalLM"  # a loader class, not a name
+    assert FeaturesManager.get_model_class_for_feature("text-generation") is cls  # Optimum's name
+    with pytest.raises(KeyError, match=r"mamba is not supported yet.*If you want to support mamba please"):
+        FeaturesManager.get_supported_features_for_model_type("mamba")  # the type, not "{model_type}"
     with pytest.raises(KeyError, match="Unknown task"):
         FeaturesManager.get_model_class_for_feature("image-generation")
     with pytest.raises(ValueError, match="pt or tf"):

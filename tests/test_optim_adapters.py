@@ -320,6 +320,13 @@ def jax_mods():
 
 
 def _optax_run(jax, optax, tx, params, grads_seq, state=None):
+    # float64 parameters (the float64 reference): 64-bit types are the caller's choice in JAX; the
+    # adapter never turns them on process-wide
+    with jax.enable_x64(True):
+        return _optax_run64(jax, optax, tx, params, grads_seq, state)
+
+
+def _optax_run64(jax, optax, tx, params, grads_seq, state=None):
     import jax.numpy as jnp
 
     @jax.jit
@@ -402,13 +409,15 @@ def test_optax_state_pytree_resume_is_exact(jax_mods):
     rest, _, _ = _optax_run(jax, optax, tx, p6, grads[6:], s6)
     import jax.numpy as jnp
 
+    with jax.enable_x64(True):
+        saved_s = jax.tree.map(jnp.asarray, saved_s)
     resumed, _, _ = _optax_run(
         jax,
         optax,
         two.optax.adamw(learning_rate=1e-2, weight_decay=0.1),
         saved_p,
         grads[6:],
-        jax.tree.map(jnp.asarray, saved_s),
+        saved_s,
     )
     for a, b in zip(rest, resumed):
         for k in a:

@@ -610,7 +610,7 @@ except ImportError as exc:
         (
             "keras",
             ["keras"],
-            "tensorweave.optim.keras needs TensorFlow (Keras 3): pip install 'tensorweave[tensorflow]'",
+            "tensorweave.optim.keras needs Keras 3: pip install 'tensorweave[tensorflow]' (or keras with jax / torch)",
         ),
     ],
 )

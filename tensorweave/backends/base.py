@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..ir.graph import Graph
+from ..ir.graph import Graph, check_limits
 from ..ir.types import DType, IRError, TensorSpec, as_dtype, bind_symbols
 
 
@@ -22,6 +22,7 @@ class Program:
     backend: str = "?"
 
     def __init__(self, graph: Graph):
+        check_limits(graph)  # the IR's size limits, before any framework work, on every backend
         self.graph = graph
         self.input_specs: list[TensorSpec] = graph.input_specs
         self.output_specs: list[TensorSpec] = graph.output_specs
@@ -76,14 +77,15 @@ class Program:
         return args
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        args = self.bind(args, kwargs)
+        bound = self.bind(args, kwargs)
         native = (
-            bool(args)
-            and all(self._is_native(a) for a in args)
-            and not all(isinstance(a, np.ndarray) for a in args)
+            bool(bound)
+            and all(self._is_native(a) for a in bound)
+            and not all(isinstance(a, np.ndarray) for a in bound)
         )
-        prepared, shapes = [], []
-        for a, spec, name in zip(args, self.input_specs, self.input_names):
+        prepared: list[Any] = []
+        shapes: list[tuple] = []
+        for a, spec, name in zip(bound, self.input_specs, self.input_names):
             if self._is_native(a) and not isinstance(a, np.ndarray):
                 dt = self._native_dtype(a)
                 shape = self._native_shape(a)

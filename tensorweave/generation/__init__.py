@@ -20,11 +20,10 @@ from ..frontends.generation import (  # noqa: F401
     TextIteratorStreamer,
     TextStreamer,
     TokenCollector,
-    compute_transition_scores,
     load_generation_config,
 )
 from ..frontends.generation import __all__ as _frontend_names
-from .api import GenerateOutput, generate
+from .api import GenerateOutput, compute_transition_scores, generate
 from .plan import GenerationPlan, Mode, is_tensorweave_model, resolve_plan
 from .programs import PROGRAMS, Backend, clear_cache
 

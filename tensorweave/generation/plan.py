@@ -19,14 +19,24 @@ from __future__ import annotations
 import copy
 import dataclasses
 import enum
+import logging
 import warnings
 from typing import Any, Callable
+
+import numpy as np
 
 from ..frontends.generation.beam_search import BeamConfig, GroupBeamConfig
 from ..frontends.generation.builder import get_logits_processor, get_logits_warper
 from ..frontends.generation.configuration import GenerationConfig
 from ..frontends.generation.logits_process import LogitsProcessorList, PrefixConstrainedLogitsProcessor
 from ..frontends.generation.special_tokens import eos_ids
+from ..ir.types import IRError
+
+logger = logging.getLogger("tensorweave")
+
+SPECIAL_TOKENS = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
+#: the model config fields that bound a decoder's positions, first found wins
+POSITION_LIMITS = ("max_position_embeddings", "n_positions", "n_ctx")
 
 
 class Mode(str, enum.Enum):
@@ -58,16 +68,86 @@ def is_tensorweave_model(model: Any) -> bool:
 
 
 def model_generation_config(model: Any) -> GenerationConfig:
-    """The defaults a model gives generation: its config's special token ids."""
+    """The defaults a model gives generation: a copy of ``model.generation_config`` when it is a
+    :class:`GenerationConfig` (loaded from generation_config.json, the config's generation fields or
+    GGUF metadata), its special tokens that are unset filled from the model config's; else the model
+    config's special token ids."""
+    own = getattr(model, "generation_config", None)
+    config = copy.deepcopy(own) if isinstance(own, GenerationConfig) else None
     cfg = getattr(model, "config", None)
-    if cfg is None:
-        return GenerationConfig()
-    fields = {
-        k: getattr(cfg, k)
-        for k in ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
-        if getattr(cfg, k, None) is not None
-    }
-    return GenerationConfig(**fields)
+    fields = {k: getattr(cfg, k) for k in SPECIAL_TOKENS if getattr(cfg, k, None) is not None}
+    if config is None:
+        return GenerationConfig(**fields)
+    for k, v in fields.items():
+        if getattr(config, k, None) is None:
+            setattr(config, k, v)
+    return config
+
+
+def merge_generation_config(user: GenerationConfig, defaults: GenerationConfig) -> GenerationConfig:
+    """A user's ``generation_config`` (copied) whose unset special tokens take the model's values."""
+    config = copy.deepcopy(user)
+    for k in SPECIAL_TOKENS:
+        if getattr(config, k, None) is None and getattr(defaults, k, None) is not None:
+            setattr(config, k, copy.deepcopy(getattr(defaults, k)))
+    return config
+
+
+def position_limit(model: Any) -> tuple[str, int] | None:
+    """``(field, limit)``: how many positions a decoder-only model has (None when its config names none)."""
+    cfg = getattr(model, "config", None)
+    for name in POSITION_LIMITS:
+        value = getattr(cfg, name, None)
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > 0:
+            return name, int(value)
+    return None
+
+
+def validate_inputs(model: Any, input_ids: Any, attention_mask: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``input_ids`` / ``attention_mask`` (host numpy arrays) checked the same way for every backend
+    and returned as int64: integer ids in ``[0, vocab_size)``, a non-empty ``[batch, length]`` prompt,
+    a mask of the same shape holding exactly 0 or 1. One-line ``IRError`` (a ValueError) otherwise."""
+    ids = np.asarray(input_ids)
+    if ids.ndim != 2 or ids.dtype.kind not in "iu":
+        raise IRError(
+            f"input_ids must be an integer [batch, length] array, got {ids.dtype}{list(ids.shape)}; "
+            "pass token ids, e.g. tokenizer(text)['input_ids']"
+        )
+    if ids.shape[0] == 0 or ids.shape[1] == 0:
+        raise IRError(
+            f"input_ids is empty (shape {list(ids.shape)}); generation needs at least one prompt token per "
+            "row, e.g. the bos token"
+        )
+    vocab = getattr(getattr(model, "config", None), "vocab_size", None)
+    low, high = int(ids.min()), int(ids.max())
+    if low < 0:
+        raise IRError(
+            f"input_ids holds the negative id {low}; ids must be in [0, vocab_size"
+            + (f"={vocab})" if vocab is not None else ")")
+            + " (pad with pad_token_id and mask the padding with attention_mask)"
+        )
+    if isinstance(vocab, (int, np.integer)) and high >= vocab:
+        raise IRError(
+            f"input_ids holds the id {high}, outside the model's vocabulary (vocab_size={vocab}); "
+            f"ids must be in [0, {vocab}): use the model's own tokenizer"
+        )
+    ids = ids.astype(np.int64)
+    if attention_mask is None:
+        return ids, np.ones_like(ids)
+    mask = np.asarray(attention_mask)
+    if mask.shape != ids.shape:
+        raise IRError(f"attention_mask shape {mask.shape} must equal input_ids shape {ids.shape}")
+    if mask.dtype.kind not in "biuf":
+        raise IRError(
+            f"attention_mask must be a 0/1 integer array, got dtype {mask.dtype}; pass the tokenizer's mask"
+        )
+    bad = ~np.isin(mask, (0, 1))
+    if bad.any():
+        raise IRError(
+            f"attention_mask must hold exactly 0 (padding) or 1 (token), got {mask[bad].ravel()[0].item()!r}; "
+            "pass the tokenizer's mask"
+        )
+    return ids, mask.astype(np.int64)
 
 
 def is_contrastive(config: GenerationConfig) -> bool:
@@ -171,6 +251,11 @@ class GenerationPlan:
         return dataclasses.replace(self.beam, vocab_size=vocab_size)
 
 
+CONSTRAINED_MESSAGE = (
+    "constrained beam search is not implemented in tensorweave yet (`constraints`, `force_words_ids`); "
+    "use greedy, sampling, contrastive search, beam search, beam sampling or (step-wise) group beam search"
+)
+
 # settings whose processors depend on the prompt length or on max_length, both run-time values in an
 # exported generation
 EXPORT_UNSUPPORTED = {
@@ -214,6 +299,12 @@ def resolve_plan(
                 "a native model callable runs step-wise only: pass trace=False (or leave trace unset)"
             )
     fused = exporting or ((not native) if trace is None else bool(trace))
+    if streamer and trace is None and fused:
+        fused = False
+        logger.info(
+            "generate: a streamer is given, so the call runs step-wise (tokens are streamed as they are "
+            "produced); pass trace=True to run the fused program and stream after it returns"
+        )
     if fused and prefix_allowed_tokens_fn is not None:
         raise ValueError(
             "`prefix_allowed_tokens_fn` is a Python callback on concrete token ids, which a fused "
@@ -222,10 +313,20 @@ def resolve_plan(
     seq2seq = not exporting and not native and bool(model.is_encoder_decoder)
     if not exporting and not native and not model.is_decoder and not seq2seq:
         raise ValueError(f"tw.generate needs a decoder model; {model.model_type} is not one")
+    defaults = model_generation_config(model)
+    if exporting:  # an export takes the model's special tokens only, as before model generation configs
+        defaults = GenerationConfig(
+            **{k: getattr(defaults, k) for k in SPECIAL_TOKENS if getattr(defaults, k) is not None}
+        )
     if generation_config is not None:
-        config = copy.deepcopy(generation_config)
+        if not isinstance(generation_config, GenerationConfig):
+            raise ValueError(
+                f"`generation_config` must be a GenerationConfig, got {type(generation_config).__name__}; "
+                "pass GenerationConfig(**settings) or the settings as keyword arguments"
+            )
+        config = merge_generation_config(generation_config, defaults)
     else:
-        config = model_generation_config(model)
+        config = defaults
     unused = config.update(**(kwargs or {}))
     if unused:
         if exporting:
@@ -260,11 +361,24 @@ def resolve_plan(
                 "set `max_new_tokens`"
             )
         max_length = config.max_length
-        if config.constraints is not None:
+        if config.min_length is not None and config.min_length > max_length:
             raise ValueError(
-                "constrained beam search is not implemented in tensorweave yet; use greedy, sampling, "
-                "contrastive search, beam search, beam sampling or (step-wise) group beam search"
+                f"`min_length` ({config.min_length}) is larger than `max_length` ({max_length}); lower "
+                "min_length or raise max_length / max_new_tokens"
             )
+        limit = None if seq2seq else position_limit(model)
+        if limit is not None and max_length > limit[1]:
+            raise ValueError(
+                f"prompt length {prompt} + new tokens = {max_length} positions exceed the model's "
+                f"{limit[0]} ({limit[1]}); "
+                + (
+                    f"lower max_new_tokens to at most {limit[1] - prompt}"
+                    if prompt < limit[1]
+                    else "truncate the prompt"
+                )
+            )
+        if config.constraints is not None or config.force_words_ids is not None:
+            raise ValueError(CONSTRAINED_MESSAGE)
     mode = select_mode(config)
     if mode is Mode.CONTRASTIVE:
         if not config.use_cache:
@@ -338,7 +452,12 @@ def _validate_for_export(config: GenerationConfig) -> None:
         raise ValueError(f"num_beams must be a positive int, got {config.num_beams!r}")
     if config.do_sample:
         raise ValueError("export_generation exports greedy search and beam search; set do_sample=False")
-    if config.num_beam_groups > 1 or config.penalty_alpha is not None or config.constraints is not None:
+    if (
+        config.num_beam_groups > 1
+        or config.penalty_alpha is not None
+        or config.constraints is not None
+        or config.force_words_ids is not None
+    ):
         raise ValueError(
             "export_generation exports greedy search and beam search only (no group beam, contrastive "
             "or constrained search)"

@@ -19,6 +19,7 @@ import weakref
 from typing import Any, Callable
 
 from ..backends import registry
+from ..log import timed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +67,9 @@ class ProgramCache:
             store = self._store(owner)
             prog = store.get(key)
             if prog is None:
-                prog = backend.lower(build())
+                why = "first call" if not store else f"new shapes {shapes} or settings"
+                with timed(f"{kind} program on {backend.name}: traced and lowered ({why})"):
+                    prog = backend.lower(build())
                 store[key] = prog
             return prog
 

@@ -136,7 +136,8 @@ class Graph:
 
     # ---------------------------------------------------------------- checking
     def check(self) -> "Graph":
-        """Structural check: every value defined before use, once; names unique.
+        """Structural check: every value defined before use, once; names unique; subgraphs nested
+        at most :data:`MAX_NESTING` deep.
 
         Type rules are checked by :func:`tensorweave.ir.passes.infer_shapes`.
         """
@@ -144,7 +145,46 @@ class Graph:
         return self
 
 
-def _check_graph(g: Graph, where: str) -> None:
+#: Limits every graph must respect before it is lowered (spec/ir.md, "Limits"): deeper nesting of
+#: while_loop/cond bodies, or a value with more elements, is an IRError naming the limit instead
+#: of a RecursionError, a protobuf error or a framework's failed allocation.
+MAX_NESTING = 64
+MAX_ELEMENTS = 2**34  # per value with a static shape (64 GiB of float32)
+MAX_NODES = 2_000_000  # in one graph, subgraphs included
+
+
+def check_limits(graph: Graph) -> None:
+    """Raise IRError when ``graph`` exceeds :data:`MAX_NESTING`, :data:`MAX_ELEMENTS` or
+    :data:`MAX_NODES` (iterative walk: safe on any depth)."""
+    count = 0
+    stack: list[tuple[Graph, int]] = [(graph, 0)]
+    while stack:
+        g, depth = stack.pop()
+        if depth > MAX_NESTING:
+            raise IRError(
+                f"graph {graph.name!r}: subgraphs nest deeper than {MAX_NESTING} levels; flatten the control flow"
+            )
+        count += len(g.nodes)
+        if count > MAX_NODES:
+            raise IRError(f"graph {graph.name!r}: more than {MAX_NODES} nodes; split the program")
+        values = list(g.constants) + [v for n in g.nodes for v in n.outputs]
+        for v in values:
+            size = 1
+            for d in v.spec.shape:
+                if isinstance(d, int):
+                    size *= d
+            if size > MAX_ELEMENTS:
+                raise IRError(
+                    f"graph {graph.name!r}: a value of shape {list(v.spec.shape)} has {size} elements, more than "
+                    f"the limit {MAX_ELEMENTS}; use smaller shapes"
+                )
+        for n in g.nodes:
+            stack.extend((sub, depth + 1) for sub in n.subgraphs.values())
+
+
+def _check_graph(g: Graph, where: str, depth: int = 0) -> None:
+    if depth > MAX_NESTING:
+        raise IRError(f"{where} subgraphs nest deeper than {MAX_NESTING} levels; flatten the control flow")
     defined: set[Value] = set()
     seen_names: set[str] = set()
     for i, v in enumerate(g.inputs):
@@ -166,7 +206,7 @@ def _check_graph(g: Graph, where: str) -> None:
                     f"{where} {g.name!r}: node {k} ({n.op}) input {j} uses a value that is not defined before it"
                 )
         for key, sub in n.subgraphs.items():
-            _check_graph(sub, f"{where} {g.name!r} node {k} ({n.op}) subgraph {key!r}:")
+            _check_graph(sub, f"{where} {g.name!r} node {k} ({n.op}) subgraph {key!r}:", depth + 1)
         for v in n.outputs:
             if v in defined:
                 raise IRError(f"{where} {g.name!r}: node {k} ({n.op}) redefines a value")

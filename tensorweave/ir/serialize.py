@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from . import safetensors_io
-from .graph import Graph, Node, Value
+from .graph import MAX_NESTING, Graph, Node, Value
 from .ops import OPS, check_attrs, infer_node
 from .types import DType, IRError, TensorSpec, as_dim
 
@@ -323,7 +323,8 @@ class _Reader:
         self.used_keys.add(key)
         return spec, arr
 
-    def graph(self, d: Any, where: str) -> Graph:
+    def graph(self, d: Any, where: str, depth: int = 0) -> Graph:
+        _need(depth <= MAX_NESTING, f"{where}: subgraphs nest deeper than {MAX_NESTING} levels")
         _check_keys(d, _GRAPH_KEYS, where, "a graph")
         _need(isinstance(d["name"], str), f"{where}: 'name' must be a string, got {d['name']!r}")
         where = f"{where} graph {d['name']!r}"
@@ -347,7 +348,7 @@ class _Reader:
             v = Value(spec, e["name"])
             self.define(scope, e["id"], v, w)
             constants[v] = arr
-        nodes = [self.node(e, scope, f"{where} node {k}") for k, e in enumerate(d["nodes"])]
+        nodes = [self.node(e, scope, f"{where} node {k}", depth) for k, e in enumerate(d["nodes"])]
         outputs = []
         for j, i in enumerate(d["outputs"]):
             _need(
@@ -365,7 +366,7 @@ class _Reader:
         g.check()
         return g
 
-    def node(self, e: Any, scope: dict[int, Value], where: str) -> Node:
+    def node(self, e: Any, scope: dict[int, Value], where: str, depth: int = 0) -> Node:
         _need(isinstance(e, dict), f"{where}: a node must be a JSON object, got {type(e).__name__}")
         op = e.get("op")
         _need(isinstance(op, str), f"{where}: missing or bad op name {op!r}")
@@ -400,7 +401,7 @@ class _Reader:
             set(e["subgraphs"]) == set(opdef.subgraphs),
             f"{where}: needs subgraphs {sorted(opdef.subgraphs)}, the file has {sorted(e['subgraphs'])}",
         )
-        subs = {k: self.graph(sg, f"{where} subgraph {k!r}") for k, sg in e["subgraphs"].items()}
+        subs = {k: self.graph(sg, f"{where} subgraph {k!r}", depth + 1) for k, sg in e["subgraphs"].items()}
         try:
             attrs = check_attrs(opdef, attrs)
             specs = infer_node(opdef, [v.spec for v in ins], attrs, subs or None)

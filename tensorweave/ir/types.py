@@ -148,6 +148,8 @@ class SymDim:
     """
 
     __slots__ = ("terms", "_hash")
+    terms: tuple[tuple[tuple[str, ...], int], ...]  # ((monomial, coefficient), ...), sorted
+    _hash: int
 
     def __init__(self, terms: Mapping[tuple, int]):
         clean = {tuple(sorted(k)): int(v) for k, v in terms.items() if v != 0}

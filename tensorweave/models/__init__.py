@@ -15,16 +15,19 @@ from typing import Any
 
 from ..errors import ModelLoadError
 from ..frontends.models import DECODERS
+from ..log import timed
 from .checkpoint import (
     BERT_CLASS_HEADS,
     check_params,
+    checkpoint_generation_config,
     default_head,
+    generation_config_from_fields,
     load_safetensors,
     read_checkpoint_dir,
     transformers_state,
 )
 from .model import Model
-from .tokenizer import Tokenizer, render_chat_template
+from .tokenizer import BatchEncoding, Tokenizer, render_chat_template
 
 # name -> (pip package, importable module, file or directory inside it)
 PACKAGED = {
@@ -56,21 +59,52 @@ def packaged_path(name: str) -> str:
     return path
 
 
+def is_onnx_export(path: str) -> bool:
+    """True for a folder ``tw.export(model, feature, "onnx", folder)`` wrote: tensorweave's manifest,
+    ``model.onnx`` and ``config.json``, and no safetensors weights."""
+    names = set(os.listdir(path)) if os.path.isdir(path) else set()
+    return {"tensorweave.json", "model.onnx", "config.json"} <= names and not any(
+        n.endswith(".safetensors") or n.endswith(".safetensors.index.json") for n in names
+    )
+
+
 def from_pretrained(path: str, head: str | None = None) -> Model:
     """From a Hugging Face checkpoint directory: config.json + model.safetensors (or a sharded
-    index), plus tokenizer.json when present. ``head`` picks a BERT head (default: the one
-    ``architectures`` names)."""
-    config, raw = read_checkpoint_dir(path)
+    index), plus tokenizer.json when present; or from an ONNX export folder written by
+    ``tw.export`` (the weights are read back from the ONNX initializers, which keep their Hugging
+    Face names; the folder's manifest is checked first). ``head`` picks a BERT head (default: the
+    one ``architectures`` names)."""
+    if is_onnx_export(path):
+        from ..export import read_export_folder
+        from ..frontends.models import config_from_json_file
+
+        _, raw, _ = read_export_folder(path)
+        config = config_from_json_file(os.path.join(path, "config.json"))
+    else:
+        config, raw = read_checkpoint_dir(path)
     head = _head(config, head)
     params = check_params(config, raw, head)
     del raw
     tok_path = os.path.join(path, "tokenizer.json")
     tokenizer = None
     if os.path.isfile(tok_path):
+        decoder = config.model_type in DECODERS
         tokenizer = Tokenizer.from_file(
-            tok_path, padding_side="left" if config.model_type in DECODERS else "right"
+            tok_path,
+            padding_side="left" if decoder else "right",
+            model_input_names=("input_ids", "attention_mask")
+            if config.model_type != "bert"
+            else ("input_ids", "token_type_ids", "attention_mask"),
         )
-    return Model(config, params, head=head, tokenizer=tokenizer, source=os.path.abspath(path))
+    generative = config.model_type != "bert"
+    return Model(
+        config,
+        params,
+        head=head,
+        tokenizer=tokenizer,
+        source=os.path.abspath(path),
+        generation_config=checkpoint_generation_config(path) if generative else None,
+    )
 
 
 def from_transformers(hf_model: Any, head: str | None = None) -> Model:
@@ -78,7 +112,18 @@ def from_transformers(hf_model: Any, head: str | None = None) -> Model:
     numpy once). BERT heads follow the class (``BertForMaskedLM`` -> ``masked-lm``, ...)."""
     config, state, class_head = transformers_state(hf_model)
     head = _head(config, head or class_head)
-    return Model(config, check_params(config, state, head), head=head, source=type(hf_model).__name__)
+    gen = None
+    if config.model_type != "bert":
+        hf_gen = getattr(hf_model, "generation_config", None)
+        fields = hf_gen.to_dict() if hasattr(hf_gen, "to_dict") else hf_model.config.to_dict()
+        gen = generation_config_from_fields(fields, f"{type(hf_model).__name__}.generation_config")
+    return Model(
+        config,
+        check_params(config, state, head),
+        head=head,
+        source=type(hf_model).__name__,
+        generation_config=gen,
+    )
 
 
 def from_gguf(path: str) -> Model:
@@ -88,15 +133,31 @@ def from_gguf(path: str) -> Model:
     config, raw, tokenizer = read_gguf(path)
     params = check_params(config, raw)
     del raw
-    return Model(config, params, tokenizer=tokenizer, source=os.path.abspath(path))
+    ids = {
+        k: getattr(config, k)
+        for k in ("bos_token_id", "eos_token_id", "pad_token_id")
+        if getattr(config, k) is not None
+    }
+    return Model(
+        config,
+        params,
+        tokenizer=tokenizer,
+        source=os.path.abspath(path),
+        generation_config=generation_config_from_fields(ids, f"{path} (tokenizer.ggml metadata)"),
+    )
 
 
 def load(name_or_path: str, head: str | None = None) -> Model:
     """``"smollm2"`` (SmolLM2-135M-Instruct, GGUF Q4_1), ``"minilm"`` (all-MiniLM-L6-v2), a
-    ``.gguf`` file, or a Hugging Face checkpoint directory."""
+    ``.gguf`` file, a Hugging Face checkpoint directory, or an ONNX export folder written by
+    ``tw.export``."""
     if not isinstance(name_or_path, (str, os.PathLike)):
         raise ModelLoadError(f"load needs a model name or a path, got {type(name_or_path).__name__}")
-    text = os.fspath(name_or_path)
+    with timed(f"loaded {os.fspath(name_or_path)}"):
+        return _load(os.fspath(name_or_path), head)
+
+
+def _load(text: str, head: str | None) -> Model:
     key = ALIASES.get(text.lower(), text.lower())
     if key in PACKAGED and not os.path.exists(text):
         path = packaged_path(key)
@@ -130,6 +191,7 @@ def _head(config: Any, head: str | None) -> str | None:
 
 
 __all__ = [
+    "BatchEncoding",
     "Model",
     "Tokenizer",
     "PACKAGED",

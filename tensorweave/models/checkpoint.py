@@ -70,6 +70,12 @@ def check_params(config: Any, params: dict[str, Any], head: str | None = None) -
     are not parameters (``IGNORED_SUFFIXES``), tied copies (``lm_head.weight`` when embeddings
     are tied) and tensors of other heads of the same model type."""
     mt = config.model_type
+    layers = max(getattr(config, "num_hidden_layers", 0) or 0, getattr(config, "num_decoder_layers", 0) or 0)
+    if layers > len(params):  # before listing every expected name of a (possibly corrupt) huge count
+        raise ModelLoadError(
+            f"the {mt} config asks for {layers} layers but the checkpoint holds only {len(params)} tensors; "
+            "the config and the weights are from different models (or the config is corrupt)"
+        )
     want = expected_shapes(config, head)
     arch = ARCHITECTURES[mt]
     got = canonical_names(mt, params)
@@ -79,6 +85,7 @@ def check_params(config: Any, params: dict[str, Any], head: str | None = None) -
         for k in want
         if k in got and tuple(np.shape(got[k])) != tuple(want[k])
     )
+    wrong_dtype = sorted(f"{k}: {_dtype_name(got[k])}" for k in want if k in got and not _is_float(got[k]))
     extra = sorted(
         k
         for k in got
@@ -86,9 +93,16 @@ def check_params(config: Any, params: dict[str, Any], head: str | None = None) -
         and not k.endswith(arch.IGNORED_SUFFIXES)
         and not k.startswith(_HEAD_PREFIXES.get(mt, ()))
     )
-    if missing or bad or extra:
+    if missing or bad or extra or wrong_dtype:
         parts = []
-        for label, items in (("missing", missing), ("mis-shaped", bad), ("unexpected", extra)):
+        if wrong_dtype:
+            wrong_dtype[-1] += " (weights must be a float dtype: F32, F16, BF16 or F64)"
+        for label, items in (
+            ("missing", missing),
+            ("mis-shaped", bad),
+            ("not floating point", wrong_dtype),
+            ("unexpected", extra),
+        ):
             if items:
                 parts.append(f"{label} ({len(items)}) {items[:8]}{' ...' if len(items) > 8 else ''}")
         what = f"{mt} config" + (f" with head {head!r}" if head else "")
@@ -97,7 +111,16 @@ def check_params(config: Any, params: dict[str, Any], head: str | None = None) -
             + "; ".join(parts)
             + " (the weights and config.json, or the head asked for, are from different models)"
         )
-    return {k: np.asarray(got[k]) for k in want}
+    return {k: np.asarray(got[k], dtype=np.float32) for k in want}
+
+
+def _dtype_name(arr: Any) -> str:
+    return str(getattr(arr, "dtype", type(arr).__name__))
+
+
+def _is_float(arr: Any) -> bool:
+    dt = getattr(arr, "dtype", None)
+    return dt is not None and (dt.kind == "f" or dt.name == "bfloat16")
 
 
 def _to_float32(arr: np.ndarray) -> np.ndarray:
@@ -121,13 +144,14 @@ def load_safetensors(path: str) -> dict[str, np.ndarray]:
             for name in f.keys():
                 out[name] = _to_float32(f.get_tensor(name))
         return out
-    except SafetensorError as exc:
-        raise ModelLoadError(
-            f"{path} is not a valid safetensors file ({exc}); it is truncated or corrupt"
-        ) from None
     except FileNotFoundError:
         raise ModelLoadError(
             f"safetensors file {path} does not exist; check the path or the index's shard names"
+        ) from None
+    except (SafetensorError, ValueError, TypeError, OSError, OverflowError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelLoadError(
+            f"{path} is not a valid safetensors file ({reason}); it is truncated or corrupt"
         ) from None
 
 
@@ -149,16 +173,10 @@ def read_checkpoint_dir(path: str) -> tuple[Any, dict[str, np.ndarray]]:
     single = os.path.join(path, "model.safetensors")
     params: dict = {}
     if os.path.isfile(index):
-        try:
-            with open(index, encoding="utf-8") as f:
-                weight_map = json.load(f)["weight_map"]
-            shards = sorted(set(weight_map.values()))
-        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-            raise ModelLoadError(
-                f"{index} is not a valid safetensors index ({type(exc).__name__}: {exc})"
-            ) from None
-        for shard in shards:
-            tensors = load_safetensors(os.path.join(path, shard))
+        weight_map = _read_index(index)
+        shards = {shard: _shard_path(path, index, shard) for shard in sorted(set(weight_map.values()))}
+        for shard, shard_path in shards.items():  # every name is checked before any file is opened
+            tensors = load_safetensors(shard_path)
             wrong = sorted(k for k in tensors if weight_map.get(k) != shard)
             if wrong:
                 raise ModelLoadError(
@@ -187,6 +205,103 @@ def read_checkpoint_dir(path: str) -> tuple[Any, dict[str, np.ndarray]]:
     if config.model_type == "t5":
         config = _t5_file_config(config, params)
     return config, params
+
+
+def checkpoint_generation_config(path: str) -> Any:
+    """Hugging Face's rule for a checkpoint directory: ``generation_config.json`` when present,
+    else the generation fields of ``config.json`` (``GenerationConfig.from_model_config``)."""
+    from ..frontends.generation.configuration import GENERATION_CONFIG_NAME, GenerationConfig
+
+    gen_path = os.path.join(path, GENERATION_CONFIG_NAME)
+    if os.path.isfile(gen_path):
+        try:
+            with open(gen_path, encoding="utf-8") as f:
+                data = json.load(f)
+        except (ValueError, RecursionError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ModelLoadError(
+                f"{gen_path} is not valid JSON text ({reason}); fix it or delete it (config.json's "
+                "generation fields are used then)"
+            ) from None
+        if not isinstance(data, dict):
+            raise ModelLoadError(f"{gen_path} must hold a JSON object of generation settings")
+        return _generation_config(GenerationConfig.from_dict, data, gen_path)
+    cfg_path = os.path.join(path, "config.json")
+    with open(cfg_path, encoding="utf-8") as f:  # already read and validated by read_checkpoint_dir
+        data = json.load(f)
+    return _generation_config(GenerationConfig.from_model_config, data, cfg_path)
+
+
+def generation_config_from_fields(fields: dict, where: str) -> Any:
+    """``GenerationConfig.from_model_config`` of a dict of model-config fields (GGUF metadata, a
+    live model's config)."""
+    from ..frontends.generation.configuration import GenerationConfig
+
+    return _generation_config(GenerationConfig.from_model_config, fields, where)
+
+
+def _generation_config(make: Any, data: dict, where: str) -> Any:
+    from ..frontends.generation.configuration import _DEFAULTS
+    from ..frontends.models.config import check_token_id
+
+    for key, default in _DEFAULTS.items():
+        value = data.get(key)
+        if value is None:
+            continue
+        if key in ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id"):
+            try:
+                check_token_id(key, value, allow_list=key in ("eos_token_id", "decoder_start_token_id"))
+            except ValueError as exc:
+                raise ModelLoadError(f"{where}: {exc}") from None
+            continue
+        want = type(default) if default is not None else None
+        if want is bool and key != "early_stopping" and not isinstance(value, bool):
+            raise ModelLoadError(
+                f"{where}: field `{key}` must be a JSON boolean (true or false), got {value!r}"
+            )
+        if want is int and (not isinstance(value, int) or isinstance(value, bool)):
+            raise ModelLoadError(f"{where}: field `{key}` must be an integer, got {value!r}")
+        if want is float and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+            raise ModelLoadError(f"{where}: field `{key}` must be a number, got {value!r}")
+    data = {k: v for k, v in data.items() if v is not None}  # null = unset (transformers v5 writes them)
+    try:
+        return make(data)
+    except (ValueError, TypeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelLoadError(f"{where}: invalid generation settings ({reason})") from None
+
+
+def _read_index(index: str) -> dict[str, str]:
+    """The ``weight_map`` of a ``model.safetensors.index.json`` (tensor name -> shard file name)."""
+    try:
+        with open(index, encoding="utf-8") as f:
+            doc = json.load(f)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelLoadError(f"{index} is not a valid safetensors index (not JSON text: {reason})") from None
+    weight_map = doc.get("weight_map") if isinstance(doc, dict) else None
+    if not isinstance(weight_map, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v for k, v in weight_map.items()
+    ):
+        raise ModelLoadError(
+            f"{index} is not a valid safetensors index: it needs a `weight_map` object of tensor name -> "
+            "shard file name; re-save the checkpoint"
+        )
+    return weight_map
+
+
+def _shard_path(path: str, index: str, shard: str) -> str:
+    """A shard named by the index, confined to the checkpoint directory (no absolute paths, no
+    ``..``, no links leading out of it)."""
+    bad = os.path.isabs(shard) or ".." in shard.replace("\\", "/").split("/") or "\0" in shard
+    root = os.path.realpath(path)
+    full = "" if bad else os.path.realpath(os.path.join(root, shard))
+    if bad or os.path.commonpath([root, full]) != root:
+        raise ModelLoadError(
+            f"{index} names shard {shard!r} outside the checkpoint directory; shard names must be file "
+            "names inside it (refused: absolute paths and '..')"
+        )
+    return full
 
 
 def _t5_file_config(config: Any, params: dict[str, np.ndarray]) -> Any:
@@ -254,7 +369,9 @@ __all__ = [
     "BERT_HEADS",
     "canonical_names",
     "check_params",
+    "checkpoint_generation_config",
     "default_head",
+    "generation_config_from_fields",
     "expected_shapes",
     "load_safetensors",
     "read_checkpoint_dir",

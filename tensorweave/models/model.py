@@ -9,6 +9,7 @@ lowered once per (backend, kind) and cached on the model. ``tw.generate(model, .
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -24,14 +25,19 @@ from .tokenizer import Tokenizer
 @dataclass(eq=False)
 class Model:
     """``config`` (a GPT2Config / LlamaConfig / BertConfig / T5Config), ``params`` (name -> float32 array),
-    ``head`` (BERT only), ``tokenizer`` (when the checkpoint has one)."""
+    ``head`` (BERT only), ``tokenizer`` (when the checkpoint has one: a :class:`Tokenizer`, or any
+    object with Hugging Face's tokenizer protocol), ``generation_config`` (a
+    ``tensorweave.frontends.generation.GenerationConfig`` with the checkpoint's generation defaults,
+    None for models that do not generate)."""
 
     config: Any
     params: dict[str, np.ndarray]
     head: str | None = None
-    tokenizer: Tokenizer | None = None
+    tokenizer: Tokenizer | Any | None = None
     source: str | None = None
+    generation_config: Any = None
     _programs: dict = field(default_factory=dict, repr=False)
+    _programs_lock: Any = field(default_factory=threading.RLock, repr=False)
 
     @property
     def model_type(self) -> str:
@@ -65,9 +71,13 @@ class Model:
 
         name = registry.resolve(backend)
         key = (kind, name)
-        if key not in self._programs:
-            self._programs[key] = registry.lower(build(), name)
-        return self._programs[key]
+        prog = self._programs.get(key)
+        if prog is None:
+            with self._programs_lock:  # concurrent first calls build (trace + lower) once
+                prog = self._programs.get(key)
+                if prog is None:
+                    prog = self._programs[key] = registry.lower(build(), name)
+        return prog
 
     def _ids_spec(self, name: str) -> TensorSpec:
         shape = ("batch", "choice", "sequence") if self.head == "multiple-choice" else ("batch", "sequence")
@@ -400,12 +410,9 @@ class Model:
         ):
             if self.tokenizer is None:
                 raise ValueError("this model has no tokenizer; pass input_ids")
-            batch = self.tokenizer(input_ids)
-            input_ids, attention_mask, token_type_ids = (
-                batch["input_ids"],
-                batch["attention_mask"],
-                batch["token_type_ids"],
-            )
+            batch = self.tokenizer(input_ids, padding=True, return_tensors="np")
+            input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]
+            token_type_ids = batch.get("token_type_ids")
         ids, mask, types = self._check_inputs(input_ids, attention_mask, token_type_ids)
 
         def fn(input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
@@ -426,6 +433,16 @@ class Model:
         )
         return prog(ids, mask, types)
 
+    # ------------------------------------------------------------------ generation
+    def generate(self, input_ids: Any, attention_mask: Any = None, **kwargs: Any) -> Any:
+        """``tensorweave.generation.generate(self, input_ids, attention_mask, **kwargs)`` (Hugging
+        Face's ``model.generate``); ``self.generation_config`` gives the defaults."""
+        from ..generation import generate
+
+        if not (self.is_decoder or self.is_encoder_decoder):
+            raise ValueError(f"{self.model_type} models do not generate; call the model for its outputs")
+        return generate(self, input_ids, attention_mask, **kwargs)
+
     # ------------------------------------------------------------------ chat
     def chat(
         self,
@@ -440,6 +457,10 @@ class Model:
 
         if self.tokenizer is None or not self.is_decoder:
             raise ValueError("chat needs a decoder model with a tokenizer (e.g. tw.models.load('smollm2'))")
-        ids = np.asarray([self.tokenizer.apply_chat_template(messages, tokenize=True)], np.int64)
+        ids = self.tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
+        if isinstance(ids, dict) or hasattr(ids, "keys"):  # a BatchEncoding (transformers v5's default)
+            ids = ids["input_ids"]
+        ids = np.asarray(ids.detach().cpu().numpy() if hasattr(ids, "detach") else ids, np.int64)
+        ids = ids.reshape(1, -1)
         out = generate(self, ids, max_new_tokens=max_new_tokens, backend=backend, **generate_kwargs)
         return self.tokenizer.decode(np.asarray(out)[0, ids.shape[1] :], skip_special_tokens=True)

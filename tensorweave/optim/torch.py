@@ -40,7 +40,8 @@ except ModuleNotFoundError:  # one line naming the pip extra
 
 from ..frontends.optim import adafactor as _adafactor
 from ..frontends.optim import adamw as _adamw
-from ..frontends.optim.base import UpdateRule, trace_update
+from ..frontends.optim.base import UpdateRule, check_hyper_value, trace_update
+from ..frontends.optim.nonfinite import check_nonfinite_limit
 from ..ir.types import DType, TensorSpec
 
 #: ``compile="auto"`` compiles a call updating at least this many elements (the eager program keeps
@@ -261,12 +262,20 @@ class TorchOptimizer(torch.optim.Optimizer):
                 )
         self._group_rule(group)  # bad group hyperparameters fail here, before any step
 
+    def _uses_lr(self, group: dict) -> bool:
+        """Adafactor's relative step ignores the group lr (as the reference does), even once a scheduler
+        (``AdafactorSchedule``) has written a number there."""
+        return group.get("lr") is not None and not group.get("relative_step", False)
+
     def _group_rule(self, group: dict) -> UpdateRule:
-        return with_hyperparameters(self.rule, {k: v for k, v in group.items() if k != "params"})
+        values = {k: v for k, v in group.items() if k != "params"}
+        if group.get("relative_step", False):
+            values.pop("lr", None)
+        return with_hyperparameters(self.rule, values)
 
     def _group_key(self, group: dict) -> tuple:
         return tuple((k, repr(group[k])) for k in rule_defaults(self.rule) if k != "lr") + (
-            ("lr_none", group["lr"] is None),
+            ("lr_none", not self._uses_lr(group)),
         )
 
     @torch.no_grad()
@@ -287,7 +296,9 @@ class TorchOptimizer(torch.optim.Optimizer):
                         f"parameter {n!r} has a sparse gradient; this optimizer takes dense gradients"
                     )
             rule = None
-            hyper = {"lr": group["lr"]} if group["lr"] is not None else {}
+            hyper = {"lr": group["lr"]} if self._uses_lr(group) else {}
+            if hyper:
+                check_hyper_value("lr", hyper["lr"])  # NaN / negative group lr: before any work
             new = [(n, p) for n, p in active if len(self.state[p]) == 0]
             if new:
                 rule = self._group_rule(group)
@@ -307,6 +318,9 @@ class TorchOptimizer(torch.optim.Optimizer):
                 if "lr" not in step.hyper_keys:
                     hyper = {}
                 step([p for _, p in members], [self.state[p] for _, p in members], hyper)
+                counter = self.state[members[0][1]].get("notfinite_count")
+                if counter is not None:
+                    check_nonfinite_limit(self.rule, counter)
         return loss
 
     def _get_step(self, rule: UpdateRule, group: dict, members: list) -> _Step:
@@ -325,6 +339,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         """PyTorch's loading, except that state keeps its saved dtype (PyTorch casts floating state to the
         parameter's dtype, which would round Adafactor's float32 state of 16-bit parameters) and every
         state tensor is copied (the loaded optimizer never shares memory with ``state_dict``)."""
+        self._check_foreign_state(state_dict)
         saved = state_dict["state"]
         ids = [i for g in state_dict["param_groups"] for i in g["params"]]
         params = [p for g in self.param_groups for p in g["params"]]
@@ -334,6 +349,47 @@ class TorchOptimizer(torch.optim.Optimizer):
                 for k, v in saved[i].items():
                     if isinstance(v, torch.Tensor):
                         self.state[p][k] = v.detach().to(device=p.device).clone()
+
+    def _check_foreign_state(self, state_dict: Any) -> None:
+        """One ``ValueError`` naming what is missing when ``state_dict`` is not this optimizer's (e.g. an
+        SGD state loaded into AdamW), instead of a ``KeyError`` at the next step."""
+        if not isinstance(state_dict, dict) or "state" not in state_dict or "param_groups" not in state_dict:
+            raise ValueError(
+                "load_state_dict needs a dict with 'state' and 'param_groups' (optimizer.state_dict())"
+            )
+        what = f"{type(self).__name__} ({type(self.rule).__name__})"
+        need = [k for k in rule_defaults(self.rule) if k != "params"]
+        problems = []
+        for i, g in enumerate(state_dict["param_groups"]):
+            missing = [k for k in need if k not in g]
+            if missing:
+                problems.append(f"param group {i} lacks {missing}")
+        template = self._state_keys()
+        for pid, st in state_dict["state"].items():
+            if not isinstance(st, dict):
+                problems.append(f"the state of parameter {pid} is not a dict")
+                continue
+            if st and template is not None:
+                missing = sorted(template[0] - set(st))
+                per_dim = template[1]
+                missing = [k for k in missing if k not in per_dim]  # factored/unfactored slots differ by rank
+                if missing:
+                    problems.append(f"the state of parameter {pid} lacks {missing} (has {sorted(st)})")
+        if problems:
+            raise ValueError(
+                f"this state_dict is not a state of {what}: "
+                + "; ".join(problems[:4])
+                + ("; ..." if len(problems) > 4 else "")
+                + f". Load a state saved from {type(self).__name__}"
+            )
+
+    def _state_keys(self) -> tuple[set, set] | None:
+        """(keys every parameter's state has, keys that depend on the parameter's rank)."""
+        keys = []
+        for shape in ((2,), (2, 2)):
+            tree = self.rule.init({"p": np.zeros(shape, np.float32)})
+            keys.append({k for k, _ in _state_leaves(tree, {"p"})})
+        return keys[0] & keys[1], keys[0] ^ keys[1]
 
 
 class AdamW(TorchOptimizer):
@@ -411,6 +467,10 @@ def lambda_lr(
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """``LambdaLR(optimizer, schedule.lr_lambda)`` for a tensorweave ``Schedule`` (``get_*_schedule``):
     the group lr becomes ``initial_lr * lr_lambda(step)``. ``optimizer`` defaults to the schedule's."""
+    if isinstance(schedule, torch.optim.lr_scheduler.LRScheduler):  # get_*_schedule(torch optimizer)
+        if optimizer is not None and optimizer is not schedule.optimizer:
+            raise ValueError("this scheduler drives another optimizer")
+        return schedule
     optimizer = optimizer if optimizer is not None else getattr(schedule, "optimizer", None)
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise ValueError("lambda_lr needs a torch optimizer: pass optimizer= or build the schedule with one")
@@ -423,4 +483,46 @@ def lambda_lr(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, fn, last_epoch=last)
 
 
-__all__ = ["TorchOptimizer", "AdamW", "Adafactor", "lambda_lr", "with_hyperparameters"]
+class AdafactorSchedule(torch.optim.lr_scheduler.LambdaLR):
+    """Transformers' ``AdafactorSchedule(optimizer, initial_lr=0.0)`` for :class:`Adafactor` (what
+    ``tensorweave.optim.AdafactorSchedule`` returns for a torch optimizer): a ``LambdaLR`` whose
+    ``get_lr()`` is the effective lr of each group's last step (for its first parameter), or
+    ``initial_lr`` before any step. Like the reference, constructing it does not change the groups'
+    lr; the adapter's relative step ignores the group lr it later writes (logging only)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, initial_lr: float = 0.0):
+        rule = getattr(optimizer, "rule", None)
+        if not isinstance(optimizer, TorchOptimizer) or not isinstance(rule, _adafactor.Adafactor):
+            raise ValueError(
+                f"AdafactorSchedule needs tensorweave.optim.torch.Adafactor, got {type(optimizer).__name__}"
+            )
+        self._proxy = _adafactor.AdafactorSchedule(rule, initial_lr)
+        initial_lr = self._proxy.initial_lr
+        saved = [g["lr"] for g in optimizer.param_groups]
+        for group in optimizer.param_groups:
+            group["initial_lr"] = initial_lr
+        super().__init__(optimizer, lambda _: initial_lr)
+        for group, lr in zip(optimizer.param_groups, saved):
+            del group["initial_lr"]
+            if lr is None:
+                group["lr"] = None  # keep "no manual lr" as the reference's group does
+
+    def get_lr(self) -> list:
+        opt = self.optimizer
+        lrs = []
+        for group in opt.param_groups:
+            p = group["params"][0]
+            st = opt.state.get(p, {})
+            if p.grad is None or "RMS" not in st:
+                continue
+            rule = opt._group_rule(group)
+            tree = {"step": np.asarray(st["step"].cpu()), "RMS": {"p": st["RMS"].detach().cpu().numpy()}}
+            proxy = _adafactor.AdafactorSchedule(rule, self._proxy.initial_lr)
+            hyper = {"lr": group["lr"]} if opt._uses_lr(group) else None
+            lrs.append(float(proxy.get_lr(tree, hyper)))
+        if not lrs:
+            lrs = list(self.base_lrs)
+        return lrs
+
+
+__all__ = ["TorchOptimizer", "AdamW", "Adafactor", "AdafactorSchedule", "lambda_lr", "with_hyperparameters"]

@@ -15,21 +15,19 @@ whose named constants are Flax params; imported on demand, it needs flax).
 compiled XLA program then runs with no per-op Python work. Symbols are read from the input shapes:
 Python ints under jit, jax symbolic dimensions under ``jax.export``.
 
-64-bit types: the IR has int64 and float64, which JAX disables by default. Importing this backend
-turns on ``jax_enable_x64`` (a process-wide JAX setting, spec/backends-jax.md); every array is still
-created with the IR's exact dtype.
+64-bit types: the IR has int64 and float64, which JAX disables by default. This backend never
+touches the process-wide ``jax_enable_x64`` flag: lowering, tracing and every call of a jitted
+program run inside :func:`x64` (``jax.enable_x64``, scoped to the block and thread), so other JAX
+code in the process keeps its float32 defaults (spec/backends-jax.md). Every array is created with
+the IR's exact dtype.
 """
 
 from __future__ import annotations
 
-import jax
-
-jax.config.update("jax_enable_x64", True)  # before any jnp array is built (see the docstring)
-
-from .artefact import load  # noqa: E402
-from .program import HOIST_ABOVE, JaxProgram, JaxSite, lower, run_graph, symbol_env  # noqa: E402
-from .rules import LOWERINGS  # noqa: E402
-from .runtime import NAME, jdt  # noqa: E402
+from .artefact import load
+from .program import HOIST_ABOVE, JaxProgram, JaxSite, lower, run_graph, symbol_env
+from .rules import LOWERINGS
+from .runtime import NAME, jdt, x64
 
 __all__ = [
     "HOIST_ABOVE",
@@ -42,4 +40,5 @@ __all__ = [
     "lower",
     "run_graph",
     "symbol_env",
+    "x64",
 ]

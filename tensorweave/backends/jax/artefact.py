@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import jax
 
 from ...errors import ArtefactError
-from ...io import atomic_write
+from ...io import atomic_write, verify_member
 from ...ir.types import IRError
 from ..base import eval_dim
 from .runtime import jdt
@@ -62,6 +62,8 @@ def load(path: str) -> Any:
     from jax import export as jexport
 
     path = os.fspath(path)
+    if os.path.isfile(path):
+        verify_member(path)
     try:
         with open(path, "rb") as f:
             data = f.read()

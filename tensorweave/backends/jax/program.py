@@ -13,7 +13,7 @@ from ...ir.graph import Graph, Value
 from ...ir.types import DType, IRError, TensorSpec, as_dtype
 from ..base import Program, Site, eval_dim, resolve_symbolic_attrs, symbol_plan
 from .rules import LOWERINGS
-from .runtime import NAME, jdt
+from .runtime import NAME, jdt, x64
 
 # Constants with more elements than this are device arrays passed to the compiled function
 # (converted once, never re-embedded or constant-folded per compile); smaller ones are literals.
@@ -39,7 +39,14 @@ def run_graph(graph: Graph, args: list, env: dict, constants: Mapping[Value, Any
     """Evaluate ``graph`` with jax ops (called while jit / export / Flax trace it). ``constants``
     supplies arrays for some of the graph's constants (hoisted weights, Flax parameters); the
     others are converted from numpy here, so they become literals of the compiled program.
-    ``env`` holds the symbol values: ints under jit, jax symbolic dimensions under jax.export."""
+    ``env`` holds the symbol values: ints under jit, jax symbolic dimensions under jax.export.
+    Runs with 64-bit types on (:func:`~tensorweave.backends.jax.runtime.x64`), also inside a
+    caller's trace (a Flax ``apply``, an enclosing ``jit``) that has them off."""
+    with x64():
+        return _run_graph(graph, args, env, constants)
+
+
+def _run_graph(graph: Graph, args: list, env: dict, constants: Mapping[Value, Any] | None) -> list:
     vals: dict = dict(zip(graph.inputs, args))
     for v, arr in graph.constants.items():
         vals[v] = (
@@ -65,7 +72,10 @@ def symbol_env(plan: list, xs: Sequence[Any]) -> dict:
 
 
 class JaxProgram(Program):
-    """``jax.jit`` of :func:`run_graph`: traced and compiled once per input shapes (jit's cache)."""
+    """``jax.jit`` of :func:`run_graph`: traced and compiled once per input shapes (jit's cache).
+
+    ``jitted(hoisted_arrays, *xs)`` calls the jit function with 64-bit types on for the call only
+    (it inlines into an enclosing ``jit``); ``jit`` is the bare ``jax.jit`` function."""
 
     backend = NAME
 
@@ -73,7 +83,10 @@ class JaxProgram(Program):
         super().__init__(graph)
         self.plan = symbol_plan(graph.input_specs)
         self.hoisted = [v for v, a in graph.constants.items() if a.size > HOIST_ABOVE or v.name]
-        self.hoisted_arrays = tuple(jnp.asarray(graph.constants[v], dtype=jdt(v.dtype)) for v in self.hoisted)
+        with x64():
+            self.hoisted_arrays = tuple(
+                jnp.asarray(graph.constants[v], dtype=jdt(v.dtype)) for v in self.hoisted
+            )
 
         def fn(hoisted: tuple, *xs: Any) -> tuple:
             return tuple(
@@ -81,13 +94,29 @@ class JaxProgram(Program):
             )
 
         self.fn = fn
-        self.jitted = jax.jit(fn)
+        self.jit = jax.jit(fn)
+
+    def jitted(self, hoisted: tuple, *xs: Any) -> tuple:
+        """The jit function called with 64-bit types on (for this call only)."""
+        with x64():
+            return self.jit(hoisted, *xs)
 
     def _is_native(self, x: Any) -> bool:
         return isinstance(x, jax.Array)
 
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """``Program.__call__``; with JAX's 64-bit types off (its default), a jax input in the 32-bit
+        form JAX gives a 64-bit IR dtype (int32 for int64, float32 for float64) is widened first
+        (lossless), since such an input cannot be created as int64 / float64 there."""
+        if not jax.config.jax_enable_x64:
+            bound = self.bind(args, kwargs)
+            args = tuple(_widen(a, spec) for a, spec in zip(bound, self.input_specs))
+            kwargs = {}
+        return super().__call__(*args, **kwargs)
+
     def _from_numpy(self, x: np.ndarray, spec: TensorSpec) -> Any:
-        return jnp.asarray(x, dtype=jdt(spec.dtype))
+        with x64():
+            return jnp.asarray(x, dtype=jdt(spec.dtype))
 
     def _to_numpy(self, x: Any, spec: TensorSpec) -> np.ndarray:
         return np.asarray(x)
@@ -103,7 +132,19 @@ class JaxProgram(Program):
         atomically (see :func:`tensorweave.backends.jax.artefact.export_stablehlo`)."""
         from .artefact import export_stablehlo
 
-        return export_stablehlo(self, path, allow_zero)
+        with x64():
+            return export_stablehlo(self, path, allow_zero)
+
+
+_NARROW = {DType.int64: np.dtype("int32"), DType.float64: np.dtype("float32")}
+
+
+def _widen(x: Any, spec: TensorSpec) -> Any:
+    narrow = _NARROW.get(spec.dtype)
+    if narrow is None or not isinstance(x, jax.Array) or np.dtype(x.dtype) != narrow:
+        return x
+    with x64():
+        return x.astype(jdt(spec.dtype))
 
 
 def lower(graph: Graph, **options: Any) -> JaxProgram:

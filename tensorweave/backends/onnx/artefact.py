@@ -25,8 +25,12 @@ import onnx
 from onnx import TensorProto
 from onnx.external_data_helper import set_external_data
 
-from ...io import TMP_MARK, atomic_write, writable_parent
+from ...errors import ArtefactError
+from ...io import atomic_write, sha256, sweep_stale, tmp_prefix, verify_member, writable_parent
 from ...ir.types import IRError
+
+#: metadata key of a model saved with external data: the sha256 of its ``.data`` file
+DATA_SHA256_KEY = "tensorweave.data_sha256"
 
 #: a model of this many bytes or more is saved with its weights in ``<name>.data`` (protobuf's
 #: 2 GiB message limit)
@@ -63,7 +67,7 @@ def _references(model_path: str, data_name: str) -> bool:
 
 
 def _temp_file(directory: str, final_name: str) -> str:
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{final_name}{TMP_MARK}")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=tmp_prefix(os.path.join(directory, final_name)))
     os.close(fd)
     return tmp
 
@@ -115,12 +119,16 @@ def save_model(model: onnx.ModelProto, path: Any, external_data_threshold: int |
                 os.remove(data_path)
         return path
     temps: list[str] = []
+    sweep_stale(path)
+    sweep_stale(data_path)
     try:
         m = onnx.ModelProto()
         m.CopyFrom(model)
         tmp_data = _temp_file(directory, data_name)
         temps.append(tmp_data)
         _write_synced(tmp_data, _externalize(m, data_name))
+        entry = m.metadata_props.add()  # pins the data file: a stale pair is an error on load
+        entry.key, entry.value = DATA_SHA256_KEY, sha256(tmp_data)
         tmp_model = _temp_file(directory, base)
         temps.append(tmp_model)
         _write_synced(tmp_model, [m.SerializeToString()])
@@ -136,6 +144,29 @@ def save_model(model: onnx.ModelProto, path: Any, external_data_threshold: int |
     return path
 
 
+def check_files(path: str) -> None:
+    """Before ONNX Runtime reads ``path``: the export folder's manifest (when there is one) holds,
+    and a model saved with external data finds the very ``.data`` file it was saved with
+    (sha256 in its metadata); a stale pair (old graph + new data) is an ``ArtefactError``.
+    Loading an ONNX file runs no code from it (protobuf parsing; standard-domain operators)."""
+    verify_member(path)
+    try:
+        m = onnx.load_model(path, load_external_data=False)
+    except Exception as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ArtefactError(f"{path} is not an ONNX model ({first}); export it again") from None
+    want = {p.key: p.value for p in m.metadata_props}.get(DATA_SHA256_KEY)
+    if want is None:
+        return
+    data = os.path.join(os.path.dirname(os.path.abspath(path)), os.path.basename(path) + ".data")
+    if not os.path.isfile(data):
+        raise ArtefactError(f"{path} keeps its weights in {data}, which is missing; export it again")
+    if sha256(data) != want:
+        raise ArtefactError(
+            f"{data} is not the data file {path} was saved with (a stale or mixed pair); export it again"
+        )
+
+
 class OnnxArtefact:
     """A saved ONNX file run by ONNX Runtime (CPU): ``artefact(*arrays, **named_arrays)`` takes the
     inputs in order or by name (numpy arrays) and returns the outputs in order: one array, or a
@@ -149,6 +180,7 @@ class OnnxArtefact:
         self.path = os.fspath(path)
         if not os.path.isfile(self.path):
             raise FileNotFoundError(f"{self.path} does not exist; export the model first")
+        check_files(self.path)
         self.session = ort.InferenceSession(self.path, session_options(), providers=["CPUExecutionProvider"])
         inputs = self.session.get_inputs()
         self.input_names = [i.name for i in inputs]

@@ -12,7 +12,7 @@ from ...errors import ArtefactError
 from ...io import is_ours, read_manifest, staged_directory
 
 
-def export_saved_model(program: Any, path: str) -> str:
+def export_saved_model(program: Any, path: str, check: Any = None) -> str:
     """Write ``program`` (a :class:`~tensorweave.backends.tensorflow.program.TFProgram`) as a
     SavedModel directory at ``path``: ``tf.saved_model.load(path).fn(*tensors)`` returns the
     output tuple; the ``serving_default`` signature takes the inputs by name and returns a dict by
@@ -21,7 +21,9 @@ def export_saved_model(program: Any, path: str) -> str:
     The model is written into a fresh temporary sibling directory, given tensorweave's manifest
     and swapped in with one rename. ``path`` may be missing, empty or a previous tensorweave
     artefact; anything else (a file, a directory of someone else's files) is refused with an
-    :class:`~tensorweave.errors.ArtefactError` before any work, and nothing is deleted."""
+    :class:`~tensorweave.errors.ArtefactError` before any work, and nothing is deleted.
+    ``check(staged_path)`` (optional) runs on the complete staged SavedModel before the swap;
+    an exception from it aborts the export and leaves ``path`` as it was."""
     path = os.path.abspath(os.fspath(path))
     settings = {
         "backend": "tensorflow",
@@ -30,7 +32,7 @@ def export_saved_model(program: Any, path: str) -> str:
         "inputs": list(program.tf_input_names),
         "outputs": list(program.tf_output_names),
     }
-    with staged_directory(path, settings) as tmp:
+    with staged_directory(path, settings, check=check) as tmp:
         module = tf.Module()
         module.fn = program.fn
         module.constants = list(program.variables)
@@ -46,7 +48,10 @@ def export_saved_model(program: Any, path: str) -> str:
 def load(path: str) -> Any:
     """A SavedModel written by ``TFProgram.export``: ``load(path).fn(*arrays)`` returns the output
     tuple, ``load(path).signatures["serving_default"]`` takes the inputs by name. When the
-    directory holds tensorweave's manifest every file is checked against it first."""
+    directory holds tensorweave's manifest every file is checked against it first.
+
+    Safety: a SavedModel is a TensorFlow graph; its ops run with this process's rights (TF's own
+    guidance: treat a model as a program). Load only SavedModels you trust."""
     path = os.fspath(path)
     if not os.path.isdir(path):
         raise ArtefactError(

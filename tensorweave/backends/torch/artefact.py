@@ -18,7 +18,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ...io import TMP_MARK, writable_parent
+from ...errors import ArtefactError
+from ...io import sweep_stale, tmp_prefix, verify_member, writable_parent
 from ...ir.graph import Graph
 from ...ir.types import DType, IRError, SymDim
 from ..base import Program
@@ -115,7 +116,8 @@ def save(exported: Any, path: str) -> str:
     if not path.endswith(".pt2"):
         raise IRError(f"torch export writes a .pt2 file; got {path!r}, use a name ending in .pt2")
     parent = writable_parent(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}{TMP_MARK}", suffix=".pt2", dir=parent)
+    sweep_stale(path)
+    fd, tmp = tempfile.mkstemp(prefix=tmp_prefix(path), suffix=".pt2", dir=parent)
     os.close(fd)
     try:
         torch.export.save(exported, tmp)
@@ -144,7 +146,25 @@ def _to_numpy(t: torch.Tensor) -> np.ndarray:
     return t.numpy()
 
 
-def load(path: str) -> Callable[..., tuple]:
+PICKLE_REFUSAL = (
+    "{path}: .pt2 files are read by torch.export.load, which unpickles and can run code: "
+    "pass allow_pickle=True only for files you trust"
+)
+
+
+def load_exported(path: str, *, allow_pickle: bool = False) -> Any:
+    """``torch.export.load(path)`` behind the one gate every .pt2 read passes: refused unless
+    ``allow_pickle`` (torch.export.load unpickles, and a crafted file runs code)."""
+    path = os.fspath(path)
+    if not allow_pickle:
+        raise ArtefactError(PICKLE_REFUSAL.format(path=path))
+    if not os.path.isfile(path):
+        raise IRError(f"no torch artefact at {path!r}; write one with TorchProgram.export")
+    verify_member(path)
+    return torch.export.load(path)
+
+
+def load(path: str, *, allow_pickle: bool = False) -> Callable[..., tuple]:
     """A ``.pt2`` written by :meth:`TorchProgram.export <.program.TorchProgram.export>` as a callable.
 
     ``load(path)(*inputs)`` runs the ``torch.export`` program's module (under ``torch.no_grad``) on
@@ -152,11 +172,11 @@ def load(path: str) -> Callable[..., tuple]:
     Inputs are numpy arrays (converted without copying where possible; bfloat16 from
     ``ml_dtypes``) or torch tensors, with the IR dtypes (uint32 included); all torch in -> torch
     out, otherwise numpy out. The same run as ``tensorweave.export.run_artefact`` for a torch
-    artefact, by position instead of by name."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise IRError(f"no torch artefact at {path!r}; write one with TorchProgram.export")
-    module = torch.export.load(path).module()
+    artefact, by position instead of by name.
+
+    ``allow_pickle`` must be True: ``torch.export.load`` unpickles, so a crafted file runs code;
+    load only files you trust (without it the call raises ``ArtefactError`` and reads nothing)."""
+    module = load_exported(path, allow_pickle=allow_pickle).module()
 
     def run(*inputs: Any) -> tuple:
         native = bool(inputs) and all(isinstance(x, torch.Tensor) for x in inputs)

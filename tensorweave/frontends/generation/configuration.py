@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import json
+import math
+import numbers
 import os
 import warnings
 from typing import Any
@@ -114,7 +116,14 @@ class GenerationConfig:
 
     # ------------------------------------------------------------------ validation
     def validate(self, is_init: bool = False) -> None:
-        """Raise ValueError for inconsistent settings; warn (UserWarning) for flags with no effect."""
+        """Raise ValueError for inconsistent settings; warn (UserWarning) for flags with no effect.
+
+        Beyond Hugging Face 4.37, the numeric settings are type- and range-checked here (see
+        ``_check_scalars``): a bool, 2.5 or "3" where an int belongs is a ValueError naming it."""
+        if self.num_beams is None:
+            warnings.warn("`num_beams` is set to None - defaulting to 1.", UserWarning, stacklevel=2)
+            self.num_beams = 1
+        _check_scalars(self)
         if self.early_stopping not in {True, False, "never"}:
             raise ValueError(f"`early_stopping` must be a boolean or 'never', but is {self.early_stopping}.")
         fix = (
@@ -330,17 +339,84 @@ class GenerationConfig:
         """From a model config (dict or object with to_dict): unknown keys are not copied; sub-configs
         named decoder/generator/text_config fill attributes still at their defaults."""
         d = model_config if isinstance(model_config, dict) else model_config.to_dict()
-        d = {k: v for k, v in d.items() if k in _DEFAULTS}
+        # None means "unset" (transformers v5 writes every field, most as None): the default stays
+        d = {k: v for k, v in d.items() if k in _DEFAULTS and v is not None}
         config = cls(**d, _from_model_config=True)
         source = model_config if isinstance(model_config, dict) else model_config.to_dict()
         for sub in ("decoder", "generator", "text_config"):
             sd = source.get(sub)
             if isinstance(sd, dict):
                 for key, default in _DEFAULTS.items():
-                    if getattr(config, key) == default and key in sd:
+                    if getattr(config, key) == default and sd.get(key) is not None:
                         setattr(config, key, sd[key])
         config._original_object_hash = hash(config)
         return config
+
+
+# (name, minimum, whether None means "unset"): the int settings of a generation
+_INT_FIELDS = (
+    ("max_length", 1, False),
+    ("max_new_tokens", 1, True),
+    ("min_length", 0, True),
+    ("min_new_tokens", 0, True),
+    ("num_beams", 1, False),
+    ("num_beam_groups", 1, False),
+    ("num_return_sequences", 1, False),
+    ("top_k", 0, True),
+    ("no_repeat_ngram_size", 0, True),
+    ("encoder_no_repeat_ngram_size", 0, True),
+)
+# (name, low, high, low inclusive): float settings and Hugging Face's ranges (None means unset)
+_FLOAT_FIELDS = (
+    ("temperature", 0.0, math.inf, True),
+    ("top_p", 0.0, 1.0, True),
+    ("repetition_penalty", 0.0, math.inf, False),
+    ("encoder_repetition_penalty", 0.0, math.inf, False),
+    ("diversity_penalty", 0.0, math.inf, True),
+    ("length_penalty", -math.inf, math.inf, True),
+)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_scalars(config: GenerationConfig) -> None:
+    """Every int setting an int (bool, 2.5 and "3" rejected) at or above its minimum; every float
+    setting a finite real number in Hugging Face's range; ``temperature`` strictly positive when
+    sampling (HF's TemperatureLogitsWarper). One-line ValueErrors naming the argument and the fix."""
+    for name, low, nullable in _INT_FIELDS:
+        value = getattr(config, name, None)
+        if value is None and nullable:
+            continue
+        if not _is_int(value):
+            raise ValueError(
+                f"`{name}` must be an int >= {low}, got {value!r} ({type(value).__name__}); pass e.g. {name}={max(low, 1)}"
+            )
+        if value < low:
+            raise ValueError(f"`{name}` must be an int >= {low}, got {value}; pass e.g. {name}={max(low, 1)}")
+        if type(value) is not int:  # numpy ints: plain ints from here on (shapes, JSON, isinstance checks)
+            setattr(config, name, int(value))
+    for name, low, high, inclusive in _FLOAT_FIELDS:
+        value = getattr(config, name, None)
+        if value is None:
+            continue
+        if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
+            raise ValueError(f"`{name}` must be a finite float, got {value!r} ({type(value).__name__})")
+        if value < low or value > high or (value == low and not inclusive):
+            rng = (
+                f"{'[' if inclusive else '('}{low}, {high}]"
+                if high != math.inf
+                else f"{'>=' if inclusive else '>'} {low}"
+            )
+            raise ValueError(
+                f"`{name}` must be a float {'in ' if high != math.inf else ''}{rng}, got {value}"
+            )
+    if config.do_sample is True and config.temperature is not None and config.temperature <= 0:
+        raise ValueError(
+            f"`temperature` (={config.temperature}) has to be a strictly positive float when sampling; "
+            "for greedy decoding set do_sample=False"
+        )
 
 
 def _jsonable(d: dict) -> dict:

@@ -24,6 +24,85 @@ def _positive_float(name: str, value: Any) -> None:
         raise ValueError(f"config field `{name}` must be a positive number, got {value!r}")
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# token-id fields: an int (or None); `eos_token_id` may also be a non-empty list of ints
+TOKEN_ID_FIELDS = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
+# rope_scaling / rope_parameters types Hugging Face knows (only "default" is implemented here)
+KNOWN_ROPE_TYPES = ("default", "linear", "dynamic", "yarn", "longrope", "llama3", "su", "mrope")
+
+
+def check_token_id(name: str, value: Any, allow_list: bool = False) -> None:
+    """``value`` is None, an int, or (``allow_list``) a non-empty list of ints; else a ValueError
+    naming the field (a string like ``"37"`` is not read as the ids 3 and 7)."""
+    if value is None or _is_int(value):
+        return
+    if allow_list and isinstance(value, list) and value and all(_is_int(v) for v in value):
+        return
+    kind = "an integer token id" + (" or a non-empty list of them" if allow_list else "")
+    raise ValueError(f"config field `{name}` must be {kind}, got {value!r}")
+
+
+def _check_field_types(cfg: Any) -> None:
+    """JSON types of every field, from the dataclass annotations; one ValueError naming the field."""
+    for f in dataclasses.fields(cfg):
+        name, kind, value = f.name, str(f.type), getattr(cfg, f.name)
+        if name in TOKEN_ID_FIELDS:
+            check_token_id(name, value, allow_list=name == "eos_token_id")
+            continue
+        optional = kind.endswith(" | None")
+        base = kind[: -len(" | None")] if optional else kind
+        if value is None and optional:
+            continue
+        ok = {
+            "int": _is_int(value),
+            "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+            "bool": isinstance(value, bool),
+            "str": isinstance(value, str),
+            "list": isinstance(value, list),
+            "dict": isinstance(value, dict),
+        }.get(base, True)
+        if not ok:
+            what = {
+                "int": "an integer",
+                "float": "a number",
+                "bool": "a JSON boolean (true or false)",
+                "str": "a string",
+                "list": "a list",
+                "dict": "an object (dict)",
+            }[base]
+            raise ValueError(
+                f"config field `{name}` must be {what}{' or null' if optional else ''}, got {value!r}"
+            )
+    archs = getattr(cfg, "architectures", None)
+    if archs is not None and not all(isinstance(a, str) for a in archs):
+        raise ValueError(f"config field `architectures` must be a list of class names, got {archs!r}")
+
+
+def check_rope_scaling(value: Any, name: str = "rope_scaling") -> None:
+    """None / {} / a dict whose ``rope_type`` (or ``type``) is ``"default"``; a known other type is
+    not supported yet, an unknown one (or a non-dict such as ``"linear"``) is an error too."""
+    if value is None or value == {}:
+        return
+    if not isinstance(value, dict):
+        raise ValueError(
+            f'config field `{name}` must be an object like {{"rope_type": "default"}} or null, got {value!r}'
+        )
+    kind = value.get("rope_type", value.get("type"))
+    if not isinstance(kind, str):
+        raise ValueError(f"config field `{name}` needs a string `rope_type` (or `type`), got {value!r}")
+    if kind not in KNOWN_ROPE_TYPES:
+        raise ValueError(
+            f"config field `{name}` has an unknown rope type {kind!r}; Hugging Face's are {list(KNOWN_ROPE_TYPES)}"
+        )
+    if kind != "default":
+        raise ValueError(
+            f"config field `{name}` {value!r} is not supported yet; use None (plain rotary embeddings)"
+        )
+
+
 class _ConfigMixin:
     """``from_dict`` / ``from_json_file`` / ``to_dict`` shared by the config dataclasses."""
 
@@ -73,6 +152,7 @@ class GPT2Config(_ConfigMixin):
     model_type: str = "gpt2"
 
     def __post_init__(self) -> None:
+        _check_field_types(self)
         for name in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head"):
             _positive(name, getattr(self, name))
         if self.n_inner is not None:
@@ -144,6 +224,7 @@ class LlamaConfig(_ConfigMixin):
     model_type: str = "llama"
 
     def __post_init__(self) -> None:
+        _check_field_types(self)
         if self.num_key_value_heads is None:
             self.num_key_value_heads = self.num_attention_heads
         for name in (
@@ -175,14 +256,7 @@ class LlamaConfig(_ConfigMixin):
             )
         if self.hidden_act != "silu":
             raise ValueError(f"config field `hidden_act` {self.hidden_act!r} is not supported; use silu")
-        if (
-            self.rope_scaling not in (None, {})
-            and (self.rope_scaling or {}).get("rope_type", self.rope_scaling.get("type", "default"))
-            != "default"
-        ):
-            raise ValueError(
-                f"config field `rope_scaling` {self.rope_scaling!r} is not supported yet; use None"
-            )
+        check_rope_scaling(self.rope_scaling)
         if self.pretraining_tp != 1:
             raise ValueError(
                 f"config field `pretraining_tp` must be 1 (got {self.pretraining_tp}); it only "
@@ -223,6 +297,7 @@ class BertConfig(_ConfigMixin):
     model_type: str = "bert"
 
     def __post_init__(self) -> None:
+        _check_field_types(self)
         for name in (
             "vocab_size",
             "hidden_size",
@@ -252,6 +327,10 @@ class BertConfig(_ConfigMixin):
         if self.is_decoder:
             raise ValueError("config field `is_decoder` must be false: tensorweave's BERT is an encoder")
         if self.id2label is not None:
+            if not all(_is_int(k) or (isinstance(k, str) and k.strip().isdigit()) for k in self.id2label):
+                raise ValueError(
+                    f"config field `id2label` must map label ids (integers) to names, got {self.id2label!r}"
+                )
             self.id2label = {int(k): v for k, v in self.id2label.items()}
         if self.num_labels is None:
             self.num_labels = len(self.id2label) if self.id2label else 2
@@ -294,6 +373,7 @@ class T5Config(_ConfigMixin):
     model_type: str = "t5"
 
     def __post_init__(self) -> None:
+        _check_field_types(self)
         if self.num_decoder_layers is None:
             self.num_decoder_layers = self.num_layers
         for name in (
@@ -382,18 +462,27 @@ def config_from_dict(d: dict) -> Any:
     if not isinstance(d, dict):
         raise ValueError(f"a model config must be a dict, got {type(d).__name__}")
     model_type = d.get("model_type")
-    if model_type not in CONFIGS:
+    if not isinstance(model_type, str) or model_type not in CONFIGS:
         raise ValueError(
             f"config field `model_type` {model_type!r} is not supported; supported: {sorted(CONFIGS)}"
         )
     cls = CONFIGS[model_type]
     names = {f.name for f in dataclasses.fields(cls)}
     kwargs = {k: v for k, v in d.items() if k in names}
-    if model_type == "llama" and "rope_theta" not in d and isinstance(d.get("rope_parameters"), dict):
+    if model_type == "llama" and d.get("rope_parameters") is not None:
         rp = d["rope_parameters"]  # transformers v5 keeps rope_theta / rope_type here
-        kwargs["rope_theta"] = float(rp.get("rope_theta", 10000.0))
-        if rp.get("rope_type", "default") != "default" and "rope_scaling" not in d:
-            kwargs["rope_scaling"] = dict(rp)
+        if not isinstance(rp, dict):
+            raise ValueError(
+                f"config field `rope_parameters` must be an object like "
+                f'{{"rope_type": "default", "rope_theta": 10000.0}}, got {rp!r}'
+            )
+        if "rope_theta" not in d:
+            theta = rp.get("rope_theta", 10000.0)
+            if isinstance(theta, bool) or not isinstance(theta, (int, float)):
+                raise ValueError(f"config field `rope_parameters.rope_theta` must be a number, got {theta!r}")
+            kwargs["rope_theta"] = float(theta)
+        if "rope_scaling" not in d:
+            check_rope_scaling({"rope_type": "default", **rp}, "rope_parameters")
     if model_type == "bert" and "num_labels" in d and "id2label" not in d:
         kwargs["num_labels"] = d["num_labels"]
     try:
@@ -406,8 +495,14 @@ def _read_json(path: str) -> dict:
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"{path} is not a UTF-8 text file (byte {exc.start}: {exc.reason}); config.json must be JSON text"
+        ) from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path} is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ValueError(f"{path} is not a usable JSON config: it is nested too deeply") from None
     except OSError as exc:
         raise ValueError(f"cannot read config {path}: {exc.strerror}") from None
 

@@ -17,6 +17,7 @@ from collections import OrderedDict
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
+from packaging.version import Version
 
 from ...ir.types import DType, SymDim, TensorSpec
 
@@ -89,7 +90,7 @@ class OnnxConfig:
     default_fixed_batch = 2
     default_fixed_sequence = 8
     default_fixed_num_choices = 4
-    torch_onnx_minimum_version = "1.8"
+    torch_onnx_minimum_version = Version("1.8")
     _tasks_to_common_outputs = {
         "causal-lm": OrderedDict({"logits": {0: "batch", 1: "sequence"}}),
         "default": OrderedDict({"last_hidden_state": {0: "batch", 1: "sequence"}}),
@@ -181,8 +182,9 @@ class OnnxConfig:
             return False
         from importlib.metadata import version
 
-        major_minor = tuple(int(p) for p in version("torch").split(".")[:2])
-        return major_minor >= tuple(int(p) for p in self.torch_onnx_minimum_version.split("."))
+        return Version(Version(version("torch")).base_version) >= Version(
+            str(self.torch_onnx_minimum_version)
+        )
 
     @staticmethod
     def use_external_data_format(num_parameters: int) -> bool:
@@ -235,7 +237,40 @@ class OnnxConfig:
         tokenizer: Any = None,
     ) -> Mapping[str, Any]:
         """Dummy inputs for export; -1 means dynamic (then the fixed sizes are used, because ONNX may
-        squeeze an axis of size 1). Returns numpy arrays keyed by input name."""
+        squeeze an axis of size 1). Keyed by input name: numpy arrays, or with ``framework``
+        (4.37's ``TensorType`` or its value ``"pt"`` / ``"tf"`` / ``"jax"`` / ``"np"``) that
+        framework's tensors."""
+        out = self._dummy_numpy(
+            preprocessor,
+            batch_size,
+            seq_length,
+            num_choices,
+            is_pair,
+            num_channels,
+            image_width,
+            image_height,
+            sampling_rate,
+            time_duration,
+            frequency,
+            tokenizer,
+        )
+        return to_framework(out, framework)
+
+    def _dummy_numpy(
+        self,
+        preprocessor: Any,
+        batch_size: int,
+        seq_length: int,
+        num_choices: int,
+        is_pair: bool,
+        num_channels: int,
+        image_width: int,
+        image_height: int,
+        sampling_rate: int,
+        time_duration: float,
+        frequency: int,
+        tokenizer: Any,
+    ) -> dict:
         is_tokenizer = _is_tokenizer(preprocessor)
         if is_tokenizer and tokenizer is not None:
             raise ValueError(
@@ -304,6 +339,49 @@ class OnnxConfig:
     def flatten_output_collection_property(cls, name: str, field: Iterable[Any]) -> dict[str, Any]:
         """{f"{name}.{i}": item} over the chained items of ``field``."""
         return {f"{name}.{idx}": item for idx, item in enumerate(itertools.chain.from_iterable(field))}
+
+
+#: framework name -> function(numpy array) -> that framework's tensor; filled by ``tensorweave.onnx``
+#: (this room imports no framework)
+FRAMEWORK_CONVERTERS: dict[str, Callable[[Any], Any]] = {}
+_FRAMEWORK_ALIASES = {
+    "pt": "pt",
+    "torch": "pt",
+    "pytorch": "pt",
+    "tf": "tf",
+    "tensorflow": "tf",
+    "jax": "jax",
+    "flax": "jax",
+    "np": "np",
+    "numpy": "np",
+}
+
+
+def to_framework(arrays: Any, framework: Any) -> Any:
+    """``arrays`` (numpy arrays by name, nested lists / tuples as for ``past_key_values``) as
+    ``framework``'s tensors (4.37's ``TensorType`` or its value); None leaves them as they are."""
+    if framework is None:
+        return arrays
+    name = getattr(framework, "value", framework)
+    key = _FRAMEWORK_ALIASES.get(name.lower()) if isinstance(name, str) else None
+    if key is None:
+        raise ValueError(f"unknown framework {framework!r}; choose one of pt, tf, jax, np")
+    if key != "np" and key not in FRAMEWORK_CONVERTERS:
+        raise ValueError(f"framework {name!r} needs `import tensorweave.onnx` (it registers the converters)")
+    convert = np.asarray if key == "np" else FRAMEWORK_CONVERTERS[key]
+
+    def walk(x: Any) -> Any:
+        if isinstance(x, Mapping):
+            return (
+                type(x)((k, walk(v)) for k, v in x.items())
+                if isinstance(x, OrderedDict)
+                else {k: walk(v) for k, v in x.items()}
+            )
+        if isinstance(x, (list, tuple)):
+            return type(x)(walk(v) for v in x)
+        return convert(np.asarray(x))
+
+    return walk(arrays)
 
 
 # ---------------------------------------------------------------------- tokenizer duck-typing
@@ -486,7 +564,7 @@ class OnnxConfigWithPast(OnnxConfig):
         """Token inputs plus, with past, zero past key/values of length seq + 2 per layer and an
         attention mask extended by seq + 2 ones (numpy arrays)."""
         common = super().generate_dummy_inputs(
-            tokenizer, batch_size=batch_size, seq_length=seq_length, is_pair=is_pair, framework=framework
+            tokenizer, batch_size=batch_size, seq_length=seq_length, is_pair=is_pair, framework=None
         )
         if self.use_past:
             batch, seqlen = common["input_ids"].shape
@@ -500,7 +578,7 @@ class OnnxConfigWithPast(OnnxConfig):
             common["past_key_values"] = [
                 (np.zeros(shape, np.float32), np.zeros(shape, np.float32)) for _ in range(self.num_layers)
             ]
-        return common
+        return to_framework(common, framework)
 
 
 class OnnxSeq2SeqConfigWithPast(OnnxConfigWithPast):
@@ -620,11 +698,11 @@ class OnnxSeq2SeqConfigWithPast(OnnxConfigWithPast):
         """Encoder inputs, decoder inputs (length 1 with past) prefixed ``decoder_``, and past per
         decoder layer ``(dec_k, dec_v, enc_k, enc_v)`` with decoder length dec_len + 3."""
         enc = OnnxConfig.generate_dummy_inputs(
-            self, tokenizer, batch_size, seq_length, is_pair=is_pair, framework=framework
+            self, tokenizer, batch_size, seq_length, is_pair=is_pair, framework=None
         )
         dec_len = 1 if self.use_past else seq_length
         dec = OnnxConfig.generate_dummy_inputs(
-            self, tokenizer, batch_size, dec_len, is_pair=is_pair, framework=framework
+            self, tokenizer, batch_size, dec_len, is_pair=is_pair, framework=None
         )
         common = dict(enc)
         common.update({f"decoder_{k}": v for k, v in dec.items()})
@@ -651,4 +729,4 @@ class OnnxSeq2SeqConfigWithPast(OnnxConfigWithPast):
                 )
                 for _ in range(n_dec)
             ]
-        return common
+        return to_framework(common, framework)

@@ -16,7 +16,24 @@ from typing import Any, Callable
 from .config import OnnxConfig
 from .models import BertOnnxConfig, GPT2OnnxConfig, LlamaOnnxConfig, T5OnnxConfig
 
-_TASKS_TO_AUTOMODELS = {
+#: Optimum / ``pipeline`` task names accepted everywhere a feature is (-> Transformers 4.37 feature)
+OPTIMUM_TASK_ALIASES = {
+    "feature-extraction": "default",
+    "feature-extraction-with-past": "default-with-past",
+    "text-generation": "causal-lm",
+    "text-generation-with-past": "causal-lm-with-past",
+    "fill-mask": "masked-lm",
+    "text-classification": "sequence-classification",
+    "token-classification": "token-classification",
+    "question-answering": "question-answering",
+    "multiple-choice": "multiple-choice",
+    "text2text-generation": "seq2seq-lm",
+    "text2text-generation-with-past": "seq2seq-lm-with-past",
+}
+
+#: task -> Hugging Face auto-class NAME (the loaders themselves are registered by the public layer,
+#: ``tensorweave.onnx``, in ``FeaturesManager._TASKS_TO_AUTOMODELS``: this room imports no loader)
+TASK_CLASS_NAMES = {
     "default": "AutoModel",
     "masked-lm": "AutoModelForMaskedLM",
     "causal-lm": "AutoModelForCausalLM",
@@ -33,7 +50,7 @@ _TASKS_TO_AUTOMODELS = {
     "vision2seq-lm": "AutoModelForVision2Seq",
     "speech2seq-lm": "AutoModelForSpeechSeq2Seq",
 }
-_TASKS_TO_TF_AUTOMODELS = {
+TF_TASK_CLASS_NAMES = {
     "default": "TFAutoModel",
     "masked-lm": "TFAutoModelForMaskedLM",
     "causal-lm": "TFAutoModelForCausalLM",
@@ -72,8 +89,10 @@ def supported_features_mapping(*supported_features: str, onnx_config_cls: Any = 
 class FeaturesManager:
     """Which features each model type exports, the config constructor for each, and framework choice."""
 
-    _TASKS_TO_AUTOMODELS = _TASKS_TO_AUTOMODELS
-    _TASKS_TO_TF_AUTOMODELS = _TASKS_TO_TF_AUTOMODELS
+    #: task -> loader class (``.from_pretrained(path_or_name)`` gives a tensorweave model); filled
+    #: by ``tensorweave.onnx`` for the tasks tensorweave's models implement
+    _TASKS_TO_AUTOMODELS: dict[str, Any] = {}
+    _TASKS_TO_TF_AUTOMODELS: dict[str, Any] = {}
     _SUPPORTED_MODEL_TYPE = {
         "bert": supported_features_mapping(
             "default",
@@ -117,19 +136,23 @@ class FeaturesManager:
             raise KeyError(
                 f"{model_type_and_model_name} is not supported yet. Only "
                 f"{list(FeaturesManager._SUPPORTED_MODEL_TYPE.keys())} are supported. If you want to "
-                "support {model_type} please propose a PR or open up an issue."
+                f"support {model_type} please propose a PR or open up an issue."
             )
         return FeaturesManager._SUPPORTED_MODEL_TYPE[model_type]
 
     @staticmethod
     def canonical_feature(feature: str) -> str:
         """``feature`` as the table spells it: lower case, ``_`` read as ``-`` (``Causal_LM`` ->
-        ``causal-lm``). Not in Hugging Face's API; the CLI uses it."""
-        return feature.strip().lower().replace("_", "-")
+        ``causal-lm``), Optimum's task names mapped to 4.37's (``text-generation-with-past`` ->
+        ``causal-lm-with-past``, :data:`OPTIMUM_TASK_ALIASES`). Not in Hugging Face's API."""
+        if not isinstance(feature, str):
+            return feature
+        name = feature.strip().lower().replace("_", "-")
+        return OPTIMUM_TASK_ALIASES.get(name, name)
 
     @staticmethod
     def feature_to_task(feature: str) -> str:
-        return feature.replace("-with-past", "")
+        return FeaturesManager.canonical_feature(feature).replace("-with-past", "")
 
     @staticmethod
     def _validate_framework_choice(framework: str) -> None:
@@ -147,16 +170,34 @@ class FeaturesManager:
             )
 
     @staticmethod
-    def get_model_class_for_feature(feature: str, framework: str = "pt") -> str:
-        """The Hugging Face auto-class name for a feature's task (a string; nothing is imported)."""
+    def get_model_class_for_feature(feature: str, framework: str = "pt") -> Any:
+        """The loader class for a feature's task, as 4.37 returns ``AutoModelFor...``: a class
+        whose ``from_pretrained(path_or_name)`` returns a tensorweave model (registered by
+        ``tensorweave.onnx``; both frameworks load the same model)."""
         task = FeaturesManager.feature_to_task(feature)
         FeaturesManager._validate_framework_choice(framework)
-        mapping = _TASKS_TO_AUTOMODELS if framework == "pt" else _TASKS_TO_TF_AUTOMODELS
+        mapping = (
+            FeaturesManager._TASKS_TO_AUTOMODELS
+            if framework == "pt"
+            else FeaturesManager._TASKS_TO_TF_AUTOMODELS
+        )
         if task not in mapping:
-            raise KeyError(
-                f"Unknown task: {feature}. Possible values are {list(_TASKS_TO_AUTOMODELS.values())}"
-            )
+            names = [getattr(c, "__name__", c) for c in FeaturesManager._TASKS_TO_AUTOMODELS.values()]
+            hint = "" if mapping else " (import tensorweave.onnx: it registers the loaders)"
+            raise KeyError(f"Unknown task: {feature}. Possible values are {names}{hint}")
         return mapping[task]
+
+    @staticmethod
+    def get_model_from_feature(
+        feature: str, model: str, framework: str | None = None, cache_dir: str | None = None
+    ) -> Any:
+        """4.37's ``get_model_from_feature``: the tensorweave model at ``model`` (a checkpoint
+        directory, a ``.gguf`` file or a packaged name), loaded for the feature's task."""
+        framework = FeaturesManager.determine_framework(model, framework)
+        if framework not in ("pt", "tf"):
+            framework = "pt"
+        model_class = FeaturesManager.get_model_class_for_feature(feature, framework)
+        return model_class.from_pretrained(model, cache_dir=cache_dir)
 
     @staticmethod
     def determine_framework(model: str, framework: str | None = None) -> str:
@@ -188,6 +229,7 @@ class FeaturesManager:
         model_type = model_type.replace("_", "-")
         model_name = getattr(model, "name", "")
         features = FeaturesManager.get_supported_features_for_model_type(model_type, model_name=model_name)
+        feature = FeaturesManager.canonical_feature(feature)
         if feature not in features:
             raise ValueError(
                 f"{model_type} doesn't support feature {feature}. Supported values are: {features}"

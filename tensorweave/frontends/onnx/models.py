@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any, Mapping
 
-from .config import OnnxConfig, OnnxConfigWithPast, OnnxSeq2SeqConfigWithPast, config_field
+from .config import OnnxConfig, OnnxConfigWithPast, OnnxSeq2SeqConfigWithPast, config_field, to_framework
 
 
 class GPT2OnnxConfig(OnnxConfigWithPast):
@@ -51,12 +51,12 @@ class GPT2OnnxConfig(OnnxConfigWithPast):
         is_pair: bool = False,
         framework: Any = None,
     ) -> Mapping[str, Any]:
-        common = super().generate_dummy_inputs(tokenizer, batch_size, seq_length, is_pair, framework)
+        common = super().generate_dummy_inputs(tokenizer, batch_size, seq_length, is_pair, None)
         ordered = OrderedDict({"input_ids": common["input_ids"]})
         if self.use_past:
             ordered["past_key_values"] = common["past_key_values"]
         ordered["attention_mask"] = common["attention_mask"]
-        return ordered
+        return to_framework(ordered, framework)
 
 
 class LlamaOnnxConfig(GPT2OnnxConfig):

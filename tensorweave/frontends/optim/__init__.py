@@ -10,6 +10,7 @@ from .accumulation import AccumulateSteps, GradientAccumulator, accumulate_steps
 from .adafactor import Adafactor, AdafactorSchedule, get_adafactor_schedule
 from .adamw import AdamW, AdamWeightDecay
 from .base import TracedUpdate, UpdateRule, named_leaves, trace_update
+from .nonfinite import SkipNonFinite, check_nonfinite_limit, skip_nonfinite
 from .schedules import (
     PolynomialDecay,
     Schedule,
@@ -37,6 +38,9 @@ __all__ = [
     "get_adafactor_schedule",
     "AdamW",
     "AdamWeightDecay",
+    "SkipNonFinite",
+    "skip_nonfinite",
+    "check_nonfinite_limit",
     "TracedUpdate",
     "UpdateRule",
     "named_leaves",

@@ -34,8 +34,10 @@ from .base import (
     STEP,
     UpdateRule,
     cast,
+    check_bool,
     check_float_params,
     check_number,
+    check_range,
     f64,
     flatten_params,
     is_low_precision,
@@ -74,6 +76,9 @@ class Adafactor(UpdateRule):
         relative_step: bool = True,
         warmup_init: bool = False,
     ):
+        scale_parameter = check_bool("scale_parameter", scale_parameter)
+        relative_step = check_bool("relative_step", relative_step)
+        warmup_init = check_bool("warmup_init", warmup_init)
         if lr is not None and relative_step:
             raise ValueError("Cannot combine manual `lr` and `relative_step=True` options")
         if warmup_init and not relative_step:
@@ -82,20 +87,22 @@ class Adafactor(UpdateRule):
             raise ValueError("Adafactor needs a manual `lr` when `relative_step=False`")
         if lr is not None and not callable(lr):
             lr = check_number("lr", lr)
+            if lr < 0.0:
+                raise ValueError(f"Invalid learning rate: {lr} - should be >= 0.0")
         if not isinstance(eps, (tuple, list)) or len(eps) != 2 or not all(is_number(e) for e in eps):
             raise ValueError(
                 f"eps must be a pair of numbers (eps[0] for the squared gradient, eps[1] for the "
                 f"parameter scale), got {eps!r}"
             )
         self.lr = lr
-        self.eps = (float(eps[0]), float(eps[1]))
-        self.clip_threshold = check_number("clip_threshold", clip_threshold)
-        self.decay_rate = check_number("decay_rate", decay_rate)
-        self.beta1 = None if beta1 is None else check_number("beta1", beta1)
-        self.weight_decay = check_number("weight_decay", weight_decay)
-        self.scale_parameter = bool(scale_parameter)
-        self.relative_step = bool(relative_step)
-        self.warmup_init = bool(warmup_init)
+        self.eps = (check_range("eps[0]", eps[0], 0.0), check_range("eps[1]", eps[1], 0.0))
+        self.clip_threshold = check_range("clip_threshold", clip_threshold, 0.0, low_open=True)
+        self.decay_rate = check_range("decay_rate", decay_rate, None, 0.0)
+        self.beta1 = None if beta1 is None else check_range("beta1", beta1, 0.0, 1.0, high_open=True)
+        self.weight_decay = check_range("weight_decay", weight_decay, 0.0)
+        self.scale_parameter = scale_parameter
+        self.relative_step = relative_step
+        self.warmup_init = warmup_init
 
     @property
     def defaults(self) -> dict:
@@ -209,9 +216,20 @@ class AdafactorSchedule:
     ``initial_lr`` before the first step.
     """
 
+    def __new__(cls, optimizer: Any, initial_lr: float = 0.0) -> Any:
+        """Given tensorweave's torch Adafactor, Transformers' class: a ``LambdaLR`` subclass
+        (``tensorweave.optim.torch.AdafactorSchedule``)."""
+        from .schedules import native_scheduler
+
+        native = native_scheduler("adafactor", optimizer, initial_lr)
+        return native if native is not None else super().__new__(cls)
+
     def __init__(self, optimizer: Adafactor, initial_lr: float = 0.0):
         if not isinstance(optimizer, Adafactor):
-            raise ValueError(f"AdafactorSchedule needs an Adafactor rule, got {type(optimizer).__name__}")
+            raise ValueError(
+                f"AdafactorSchedule needs an Adafactor: tensorweave.optim.Adafactor (the rule) or "
+                f"tensorweave.optim.torch.Adafactor (a torch optimizer), got {type(optimizer).__name__}"
+            )
         self.optimizer = optimizer
         self.initial_lr = check_number("initial_lr", initial_lr)
 

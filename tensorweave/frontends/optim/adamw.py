@@ -35,8 +35,10 @@ from .base import (
     STEP,
     UpdateRule,
     cast,
+    check_bool,
     check_float_params,
     check_number,
+    check_range,
     f64,
     flatten_params,
     is_number,
@@ -74,7 +76,9 @@ class AdamW(UpdateRule):
     completed steps); ``hyper={"lr": ...}`` overrides either for one step.
     """
 
-    HYPER = ("lr",)
+    #: ``lr`` changes per step in every adapter; ``b1``/``b2``/``eps``/``weight_decay`` are per-step
+    #: inputs only when given in ``hyper`` (``optax.inject_hyperparams``), else the constructor's
+    HYPER = ("lr", "b1", "b2", "eps", "weight_decay")
 
     def __init__(
         self,
@@ -103,7 +107,8 @@ class AdamW(UpdateRule):
         eps = check_number("eps", eps)
         if not 0.0 <= eps:
             raise ValueError(f"Invalid epsilon value: {eps} - should be >= 0.0")
-        weight_decay = check_number("weight_decay", weight_decay)
+        weight_decay = check_range("weight_decay", weight_decay, 0.0)
+        correct_bias = check_bool("correct_bias", correct_bias)
         if weight_decay_order not in ("after", "before"):
             raise ValueError(
                 f"weight_decay_order must be 'after' (PyTorch AdamW) or 'before' (TF AdamWeightDecay), "
@@ -131,6 +136,7 @@ class AdamW(UpdateRule):
         self.exclude_from_weight_decay = exclude_from_weight_decay
         self.clipnorm = clipnorm
         self.global_clipnorm = global_clipnorm
+        self.no_decay_names: frozenset = frozenset()  # adapters' masks (optax ``mask=``)
 
     @property
     def defaults(self) -> dict:
@@ -148,13 +154,19 @@ class AdamW(UpdateRule):
 
     def _do_use_weight_decay(self, name: str) -> bool:
         """TF ``AdamWeightDecay`` rule: rate 0 -> no; an include regex matches -> yes; an exclude one -> no."""
-        if self.weight_decay <= 0.0:
+        if self.weight_decay <= 0.0 or name in self.no_decay_names:
             return False
         if any(r.search(name) for r in self.include):
             return True
         if any(r.search(name) for r in self.exclude):
             return False
         return True
+
+    def _name_decays(self, name: str) -> bool:
+        """The name rules alone (an injected rate may be > 0 where the constructor's is 0)."""
+        if name in self.no_decay_names:
+            return False
+        return any(r.search(name) for r in self.include) or not any(r.search(name) for r in self.exclude)
 
     def init(self, params: Any) -> dict:
         names, leaves, _, _ = flatten_params(params)
@@ -177,13 +189,19 @@ class AdamW(UpdateRule):
         t_int = xp.asarray(step + 1)
         t = f64(xp, t_int)
         b1, b2 = self.betas
+        eps, wd = self.eps, self.weight_decay
+        # injected hyperparameters (optax.inject_hyperparams): float64 scalar arrays, same formulas
+        b1 = f64(xp, hyper["b1"]) if "b1" in hyper else b1
+        b2 = f64(xp, hyper["b2"]) if "b2" in hyper else b2
+        eps = f64(xp, hyper["eps"]) if "eps" in hyper else eps
+        wd = f64(xp, hyper["weight_decay"]) if "weight_decay" in hyper else wd
         if self.correct_bias:
             bc1 = 1.0 - xp.pow(f64(xp, b1), t)
             bc2 = 1.0 - xp.pow(f64(xp, b2), t)
             step_size = lr * xp.sqrt(bc2) / bc1
         else:
             step_size = lr
-        decay = lr * self.weight_decay
+        decay = lr * wd
         g_leaves = clip_gradients(xp, g_leaves, self.clipnorm, self.global_clipnorm)
         new_p, new_m, new_v = [], {}, {}
         for name, p, g in zip(names, p_leaves, g_leaves):
@@ -192,9 +210,11 @@ class AdamW(UpdateRule):
             m = state["exp_avg"][name] * cast(xp, b1, dt) + g * cast(xp, 1.0 - b1, dt)
             v = state["exp_avg_sq"][name] * cast(xp, b2, dt) + (g * g) * cast(xp, 1.0 - b2, dt)
             denom = xp.sqrt(v) + cast(
-                xp, self.eps, dt
+                xp, eps, dt
             )  # scalars cast explicitly: numpy bfloat16 * float is float32
-            use_decay = self._do_use_weight_decay(name)
+            use_decay = self._do_use_weight_decay(name) or (
+                "weight_decay" in hyper and self._name_decays(name)
+            )
             if use_decay and self.weight_decay_order == "before":
                 p = p - cast(xp, decay, dt) * p
             p = p - cast(xp, step_size, dt) * (m / denom)

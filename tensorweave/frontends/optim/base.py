@@ -19,6 +19,7 @@ with Python floats.
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 from typing import Any, Callable, Sequence
@@ -113,6 +114,46 @@ def check_number(name: str, x: Any) -> float:
     return float(x)
 
 
+def check_range(
+    name: str,
+    x: Any,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """``check_number`` plus a range: ``low <= x`` (``<`` with ``low_open``), ``x <= high`` (``<``)."""
+    x = check_number(name, x)
+    bad = (low is not None and (x <= low if low_open else x < low)) or (
+        high is not None and (x >= high if high_open else x > high)
+    )
+    if bad:
+        lo = "" if low is None else ("(" if low_open else "[") + f"{low}"
+        hi = "" if high is None else f"{high}" + (")" if high_open else "]")
+        where = f"in {lo or '(-inf'}, {hi or 'inf)'}"
+        raise ValueError(f"{name} must be {where}, got {x}")
+    return x
+
+
+def check_bool(name: str, x: Any) -> bool:
+    if not isinstance(x, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {x!r}")
+    return bool(x)
+
+
+def check_hyper_value(key: str, value: Any) -> None:
+    """A concrete per-step hyperparameter (a Python number or a numpy scalar) must be finite and >= 0
+    (``ValueError`` before any work); traced values (IR, jax, tf) cannot be checked and pass."""
+    if isinstance(value, (numbers.Real, np.ndarray, np.generic)) and not isinstance(value, bool):
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "biuf" or arr.size != 1:
+            raise ValueError(f"hyper[{key!r}] must be a scalar number, got {value!r}")
+        x = float(arr)
+        if not math.isfinite(x) or x < 0.0:
+            raise ValueError(f"hyper[{key!r}] must be a finite number >= 0, got {x}")
+
+
 # ------------------------------------------------------------------ the rule protocol
 class UpdateRule:
     """Base class of the pure update rules (AdamW, Adafactor, accumulation wrappers).
@@ -146,6 +187,8 @@ class UpdateRule:
             raise ValueError(
                 f"unknown hyperparameter(s) {unknown} for {type(self).__name__}; it takes {list(self.HYPER)}"
             )
+        for k, v in hyper.items():
+            check_hyper_value(k, v)
         return hyper
 
     def check_state(self, state: Any, names: Sequence[str] = (), slots: Sequence[str] = ()) -> dict:
@@ -163,12 +206,37 @@ class UpdateRule:
         return state
 
 
+def innermost(rule: Any) -> Any:
+    """The rule with the hyperparameters (``defaults``) under wrappers such as ``AccumulateSteps`` /
+    ``SkipNonFinite`` (which hold it as ``.rule``)."""
+    while not isinstance(getattr(rule, "defaults", None), dict) and isinstance(
+        getattr(rule, "rule", None), UpdateRule
+    ):
+        rule = rule.rule
+    return rule
+
+
+def with_inner(rule: Any, **attrs: Any) -> Any:
+    """A shallow copy of ``rule`` whose innermost rule (see :func:`innermost`) has ``attrs`` set."""
+    new = copy.copy(rule)
+    if not isinstance(getattr(rule, "defaults", None), dict) and isinstance(
+        getattr(rule, "rule", None), UpdateRule
+    ):
+        new.rule = with_inner(rule.rule, **attrs)
+        return new
+    for k, v in attrs.items():
+        setattr(new, k, v)
+    return new
+
+
 def resolve_lr(xp: Any, lr: Any, hyper: dict, step: Any) -> Any:
     """The float64 learning rate: ``hyper["lr"]``, else ``lr(step)`` for a schedule, else the constant."""
     if "lr" in hyper:
         return f64(xp, hyper["lr"])
     if callable(lr):
-        return f64(xp, lr(step))
+        value = lr(step)
+        check_hyper_value("lr", value)  # an eager schedule's value (traced ones pass)
+        return f64(xp, value)
     return f64(xp, lr)
 
 
@@ -244,6 +312,8 @@ class TracedUpdate:
         missing = [k for k in self._hyper_keys if k not in hyper]
         if missing:
             raise ValueError(f"hyper is missing {missing}; this step was traced with {self._hyper_keys}")
+        for k in self._hyper_keys:
+            check_hyper_value(k, hyper[k])
         h = [np.asarray(hyper[k], dtype=np.float64) for k in self._hyper_keys]
         return tree_flatten(params)[0] + tree_flatten(grads)[0] + tree_flatten(state)[0] + h
 

@@ -57,6 +57,66 @@ def _count(name: str, v: Any) -> int:
     return int(v)
 
 
+def _counts(num_warmup_steps: Any, num_training_steps: Any) -> tuple[int, int]:
+    """Validated ``(w, T)``: non-negative ints with ``T >= w``."""
+    w, T = _count("num_warmup_steps", num_warmup_steps), _count("num_training_steps", num_training_steps)
+    if T < w:
+        raise ValueError(f"num_training_steps ({T}) must be >= num_warmup_steps ({w})")
+    return w, T
+
+
+def _cycles(num_cycles: Any) -> float:
+    x = check_number("num_cycles", num_cycles)
+    if x < 0:
+        raise ValueError(f"num_cycles must be >= 0, got {num_cycles!r}")
+    return x
+
+
+def _positive(name: str, x: Any) -> float:
+    x = check_number(name, x)
+    if not x > 0:
+        raise ValueError(f"{name} must be > 0, got {x}")
+    return x
+
+
+def _ratio(name: str, x: Any) -> float:
+    x = check_number(name, x)
+    if not 0.0 <= x <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {x}")
+    return x
+
+
+#: Hooks the public layer installs (``tensorweave.optim`` registers the torch one) so a schedule
+#: built for a framework's optimizer comes back as that framework's scheduler object:
+#: ``hook(kind, optimizer, args) -> native object or None`` with kind ``"lambda"`` (args: the
+#: :class:`Schedule`), ``"plateau"`` (args: the kwargs) or ``"adafactor"`` (args: initial_lr).
+#: The math stays here; frontends never import a framework.
+NATIVE_SCHEDULER_HOOKS: list[Callable[[str, Any, Any], Any]] = []
+
+
+def native_scheduler(kind: str, optimizer: Any, args: Any) -> Any:
+    """The first installed hook's native object for ``optimizer``, or None."""
+    for hook in NATIVE_SCHEDULER_HOOKS:
+        out = hook(kind, optimizer, args)
+        if out is not None:
+            return out
+    return None
+
+
+def _native_aware(fn: Callable[..., "Schedule"]) -> Callable[..., Any]:
+    """Given a framework optimizer a hook knows (torch: ``LambdaLR(optimizer, lr_lambda,
+    last_epoch)``, what Transformers returns), that framework's scheduler; otherwise the neutral
+    :class:`Schedule`."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        sched = fn(*args, **kwargs)
+        native = native_scheduler("lambda", sched.optimizer, sched)
+        return sched if native is None else native
+
+    return wrapper
+
+
 def _initial_lr(optimizer: Any) -> float | None:
     """The optimizer's initial lr: ``optimizer.defaults["lr"]`` (PyTorch and our rules) or ``.lr``."""
     if optimizer is None:
@@ -203,11 +263,13 @@ class Schedule:
         return f"Schedule({self.name}, base_lr={self.base_lr})"
 
 
+@_native_aware
 def get_constant_schedule(optimizer: Any = None, last_epoch: int = -1) -> Schedule:
     """Multiplier 1."""
     return Schedule(constant_lambda, optimizer, last_epoch, "constant")
 
 
+@_native_aware
 def get_constant_schedule_with_warmup(
     optimizer: Any = None, num_warmup_steps: int = 0, last_epoch: int = -1
 ) -> Schedule:
@@ -221,11 +283,12 @@ def get_constant_schedule_with_warmup(
     )
 
 
+@_native_aware
 def get_linear_schedule_with_warmup(
     optimizer: Any, num_warmup_steps: int, num_training_steps: int, last_epoch: int = -1
 ) -> Schedule:
     """Warmup, then linear decay to 0 at ``num_training_steps``."""
-    w, T = _count("num_warmup_steps", num_warmup_steps), _count("num_training_steps", num_training_steps)
+    w, T = _counts(num_warmup_steps, num_training_steps)
     return Schedule(
         functools.partial(linear_lambda, num_warmup_steps=w, num_training_steps=T),
         optimizer,
@@ -234,6 +297,7 @@ def get_linear_schedule_with_warmup(
     )
 
 
+@_native_aware
 def get_cosine_schedule_with_warmup(
     optimizer: Any,
     num_warmup_steps: int,
@@ -242,13 +306,13 @@ def get_cosine_schedule_with_warmup(
     last_epoch: int = -1,
 ) -> Schedule:
     """Warmup, then ``0.5 (1 + cos(pi num_cycles 2 p))`` (a half cosine to 0 by default)."""
-    w, T = _count("num_warmup_steps", num_warmup_steps), _count("num_training_steps", num_training_steps)
+    w, T = _counts(num_warmup_steps, num_training_steps)
     return Schedule(
         functools.partial(
             cosine_lambda,
             num_warmup_steps=w,
             num_training_steps=T,
-            num_cycles=check_number("num_cycles", num_cycles),
+            num_cycles=_cycles(num_cycles),
         ),
         optimizer,
         last_epoch,
@@ -256,17 +320,18 @@ def get_cosine_schedule_with_warmup(
     )
 
 
+@_native_aware
 def get_cosine_with_hard_restarts_schedule_with_warmup(
     optimizer: Any, num_warmup_steps: int, num_training_steps: int, num_cycles: int = 1, last_epoch: int = -1
 ) -> Schedule:
     """Warmup, then ``num_cycles`` cosine decays each restarting at 1; 0 from ``num_training_steps`` on."""
-    w, T = _count("num_warmup_steps", num_warmup_steps), _count("num_training_steps", num_training_steps)
+    w, T = _counts(num_warmup_steps, num_training_steps)
     return Schedule(
         functools.partial(
             cosine_hard_restarts_lambda,
             num_warmup_steps=w,
             num_training_steps=T,
-            num_cycles=check_number("num_cycles", num_cycles),
+            num_cycles=_cycles(num_cycles),
         ),
         optimizer,
         last_epoch,
@@ -274,6 +339,7 @@ def get_cosine_with_hard_restarts_schedule_with_warmup(
     )
 
 
+@_native_aware
 def get_polynomial_decay_schedule_with_warmup(
     optimizer: Any,
     num_warmup_steps: int,
@@ -286,7 +352,7 @@ def get_polynomial_decay_schedule_with_warmup(
 ) -> Schedule:
     """Warmup, then polynomial decay from ``lr_init`` (the optimizer's lr, or ``lr_init=`` without an
     optimizer) to ``lr_end`` at ``num_training_steps``, then ``lr_end``."""
-    w, T = _count("num_warmup_steps", num_warmup_steps), _count("num_training_steps", num_training_steps)
+    w, T = _counts(num_warmup_steps, num_training_steps)
     if lr_init is None:
         lr_init = _initial_lr(optimizer)
     if lr_init is None:
@@ -303,7 +369,7 @@ def get_polynomial_decay_schedule_with_warmup(
             num_warmup_steps=w,
             num_training_steps=T,
             lr_end=lr_end,
-            power=check_number("power", power),
+            power=_positive("power", power),
             lr_init=lr_init,
         ),
         optimizer,
@@ -312,6 +378,7 @@ def get_polynomial_decay_schedule_with_warmup(
     )
 
 
+@_native_aware
 def get_inverse_sqrt_schedule(
     optimizer: Any, num_warmup_steps: int, timescale: int | None = None, last_epoch: int = -1
 ) -> Schedule:
@@ -329,6 +396,7 @@ def get_inverse_sqrt_schedule(
     )
 
 
+@_native_aware
 def get_cosine_with_min_lr_schedule_with_warmup(
     optimizer: Any,
     num_warmup_steps: int,
@@ -341,7 +409,7 @@ def get_cosine_with_min_lr_schedule_with_warmup(
     lr_init: float | None = None,
 ) -> Schedule:
     """Warmup, then a cosine from 1 to ``min_lr_rate`` (or ``min_lr / lr_init``)."""
-    w, T = _count("num_warmup_steps", num_warmup_steps), _count("num_training_steps", num_training_steps)
+    w, T = _counts(num_warmup_steps, num_training_steps)
     if min_lr is not None and min_lr_rate is not None:
         raise ValueError("Only one of min_lr or min_lr_rate should be set")
     if min_lr is not None:
@@ -359,8 +427,8 @@ def get_cosine_with_min_lr_schedule_with_warmup(
             cosine_lambda,
             num_warmup_steps=w,
             num_training_steps=T,
-            num_cycles=check_number("num_cycles", num_cycles),
-            min_lr_rate=check_number("min_lr_rate", min_lr_rate),
+            num_cycles=_cycles(num_cycles),
+            min_lr_rate=_ratio("min_lr_rate", min_lr_rate),
         ),
         optimizer,
         last_epoch,
@@ -371,6 +439,7 @@ def get_cosine_with_min_lr_schedule_with_warmup(
 WSD_TYPES = ("linear", "cosine", "1-sqrt")
 
 
+@_native_aware
 def get_wsd_schedule(
     optimizer: Any,
     num_warmup_steps: int,
@@ -413,8 +482,8 @@ def get_wsd_schedule(
             num_decay_steps=d,
             warmup_type=warmup_type,
             decay_type=decay_type,
-            min_lr_ratio=check_number("min_lr_ratio", min_lr_ratio),
-            num_cycles=check_number("num_cycles", num_cycles),
+            min_lr_ratio=_ratio("min_lr_ratio", min_lr_ratio),
+            num_cycles=_cycles(num_cycles),
         ),
         optimizer,
         last_epoch,
@@ -480,6 +549,9 @@ def get_scheduler(
     name = SchedulerType(name)
     kwargs = dict(scheduler_specific_kwargs or {})
     if name == SchedulerType.REDUCE_ON_PLATEAU:
+        native = native_scheduler("plateau", optimizer, kwargs)
+        if native is not None:
+            return native
         raise ValueError(
             "reduce_lr_on_plateau depends on metric values, not on the step, so it is not a pure "
             "schedule; use torch.optim.lr_scheduler.ReduceLROnPlateau on the torch adapter"
@@ -522,7 +594,7 @@ class PolynomialDecay:
             raise ValueError(f"decay_steps must be a positive int, got {decay_steps!r}")
         self.decay_steps = int(decay_steps)
         self.end_learning_rate = check_number("end_learning_rate", end_learning_rate)
-        self.power = check_number("power", power)
+        self.power = _positive("power", power)
         self.cycle = bool(cycle)
         self.name = name
 
@@ -569,7 +641,7 @@ class WarmUp:
             raise ValueError(f"decay_schedule_fn must be callable (step -> lr), got {decay_schedule_fn!r}")
         self.decay_schedule_fn = decay_schedule_fn
         self.warmup_steps = _count("warmup_steps", warmup_steps)
-        self.power = check_number("power", power)
+        self.power = _positive("power", power)
         self.name = name
 
     def __call__(self, step: Any) -> Any:
