@@ -29,6 +29,8 @@ from tensorweave.onnx import (
     validate_model_outputs,
 )
 
+from conftest import IN_CI
+
 E = sys.modules["tensorweave.export"]
 
 from test_export import VOCAB, gpt2_config, llama_config, random_model  # noqa: E402
@@ -278,7 +280,12 @@ def test_export_folder_is_optimum_style_and_reads_back(tmp_path):
 
 
 def test_onnxruntime_genai_runs_the_exported_folder(tmp_path):
-    og = pytest.importorskip("onnxruntime_genai")
+    try:
+        import onnxruntime_genai as og
+    except ImportError:  # installed by make test; required in CI
+        if IN_CI:
+            raise
+        pytest.skip("onnxruntime-genai is not installed: pip install onnxruntime-genai")
     model = random_model(llama_config(), seed=3, scale=0.5)
     out = tmp_path / "llama"
     tw.export(model, "text-generation-with-past", "onnx", out)
