@@ -161,6 +161,13 @@ def test_exactly_the_positions_runs():
 
 
 # ------------------------------------------------------------------------------ generation scalars
+class _Constraint:
+    """A stand-in constraint with a stable repr (test ids must be equal in every xdist worker)."""
+
+    def __repr__(self) -> str:
+        return "Constraint()"
+
+
 SCALARS = [
     (dict(max_new_tokens=2.5), r"`max_new_tokens` must be an int >= 1, got 2.5 \(float\)"),
     (dict(max_new_tokens="3"), r"`max_new_tokens` must be an int >= 1, got '3' \(str\)"),
@@ -189,7 +196,7 @@ SCALARS = [
     (dict(min_length=30, max_new_tokens=3), r"`min_length` \(30\) is larger than `max_length` \(7\)"),
     (dict(force_words_ids=[[5]], num_beams=2), r"constrained beam search is not implemented"),
     (dict(force_words_ids=[[5]]), r"constrained beam search is not implemented"),
-    (dict(constraints=[object()], num_beams=2), r"constrained beam search is not implemented"),
+    (dict(constraints=[_Constraint()], num_beams=2), r"constrained beam search is not implemented"),
 ]
 
 
