@@ -183,6 +183,21 @@ def eval_dim(d: Any, env: dict) -> Any:
     return total
 
 
+# ============================================================================ dtypes inside a program
+
+
+def carried_dtype(dt: DType, low_floats_as_float32: bool = False) -> DType:
+    """The IR dtype a backend carries ``dt`` as inside a lowered program: uint32 as int64 holding
+    [0, 2**32) (no framework has every uint32 kernel), float16/bfloat16 as float32 where the
+    framework lacks their kernels (``low_floats_as_float32``: onnx), everything else as itself.
+    Each backend maps the result to its framework's dtype by name (spec/backends.md, Dtypes)."""
+    if dt is DType.uint32:
+        return DType.int64
+    if low_floats_as_float32 and dt in (DType.float16, DType.bfloat16):
+        return DType.float32
+    return dt
+
+
 # ============================================================================ lowering rules
 # Every backend's rule table maps an op name to ONE callable shape: ``rule(site) -> result``,
 # where ``site`` is a :class:`Site` (or a backend's subclass adding its own helpers: torch's

@@ -26,7 +26,7 @@ from onnx import TensorProto, helper, numpy_helper
 from ...ir.graph import Graph
 from ...ir.ops import OPS
 from ...ir.types import DType, IRError, SymDim, TensorSpec
-from ..base import Site, eval_dim, resolve_symbolic_attrs, symbol_plan
+from ..base import Site, carried_dtype, eval_dim, resolve_symbolic_attrs, symbol_plan
 
 NAME = "onnx"
 #: the default opset (standard domain); 20 is the oldest accepted (Gelu)
@@ -35,27 +35,20 @@ MIN_OPSET = 20
 MASK32 = 0xFFFFFFFF
 
 #: the ONNX type each IR dtype is carried as inside the graph
-CARRIED = {
-    DType.bool: TensorProto.BOOL,
-    DType.int32: TensorProto.INT32,
-    DType.int64: TensorProto.INT64,
-    DType.uint32: TensorProto.INT64,
-    DType.float16: TensorProto.FLOAT,
-    DType.bfloat16: TensorProto.FLOAT,
-    DType.float32: TensorProto.FLOAT,
-    DType.float64: TensorProto.DOUBLE,
-}
-#: the ONNX type of graph inputs/outputs
-BOUNDARY = {
+ONNX_TYPE = {
     DType.bool: TensorProto.BOOL,
     DType.int32: TensorProto.INT32,
     DType.int64: TensorProto.INT64,
     DType.uint32: TensorProto.UINT32,
     DType.float16: TensorProto.FLOAT16,
-    DType.bfloat16: TensorProto.FLOAT,
+    DType.bfloat16: TensorProto.BFLOAT16,
     DType.float32: TensorProto.FLOAT,
     DType.float64: TensorProto.DOUBLE,
 }
+CARRIED = {dt: ONNX_TYPE[carried_dtype(dt, low_floats_as_float32=True)] for dt in DType}
+#: the ONNX type of graph inputs/outputs (bfloat16 crosses as float32: ORT's Python API has no
+#: bfloat16 numpy type)
+BOUNDARY = {**ONNX_TYPE, DType.bfloat16: TensorProto.FLOAT}
 #: low-precision floats: carried as float32, rounded to this type after every op
 ROUND = {DType.float16: TensorProto.FLOAT16, DType.bfloat16: TensorProto.BFLOAT16}
 #: the numpy type of a carried constant

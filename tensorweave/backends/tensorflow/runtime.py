@@ -12,21 +12,13 @@ from typing import Any
 import tensorflow as tf
 
 from ...ir.types import DType, TensorSpec
+from ..base import carried_dtype
 
 NAME = "tensorflow"
 MASK32 = 0xFFFFFFFF
 
 #: How each IR dtype is carried inside the function (uint32 as int64 holding [0, 2**32)).
-CARRIED = {
-    DType.bool: tf.bool,
-    DType.int32: tf.int32,
-    DType.int64: tf.int64,
-    DType.uint32: tf.int64,
-    DType.float16: tf.float16,
-    DType.bfloat16: tf.bfloat16,
-    DType.float32: tf.float32,
-    DType.float64: tf.float64,
-}
+CARRIED = {dt: getattr(tf, carried_dtype(dt).value) for dt in DType}
 #: The dtypes of the signature (what callers pass and get back).
 BOUNDARY = {**CARRIED, DType.uint32: tf.uint32}
 LOW = (tf.float16, tf.bfloat16)

@@ -15,31 +15,14 @@ import numpy as np
 import torch
 
 from ...ir.types import DType
+from ..base import carried_dtype
 
 MASK32 = 0xFFFFFFFF
 
 #: How each IR dtype is carried inside a lowered program (uint32 as int64 holding [0, 2**32)).
-TORCH_DTYPES = {
-    DType.bool: torch.bool,
-    DType.int32: torch.int32,
-    DType.int64: torch.int64,
-    DType.uint32: torch.int64,
-    DType.float16: torch.float16,
-    DType.bfloat16: torch.bfloat16,
-    DType.float32: torch.float32,
-    DType.float64: torch.float64,
-}
+TORCH_DTYPES = {dt: getattr(torch, carried_dtype(dt).value) for dt in DType}
 #: The IR dtype of a native torch tensor (torch.uint32 is accepted at the boundary).
-FROM_TORCH = {
-    torch.bool: DType.bool,
-    torch.int32: DType.int32,
-    torch.int64: DType.int64,
-    torch.uint32: DType.uint32,
-    torch.float16: DType.float16,
-    torch.bfloat16: DType.bfloat16,
-    torch.float32: DType.float32,
-    torch.float64: DType.float64,
-}
+FROM_TORCH = {getattr(torch, dt.value): dt for dt in DType}
 #: float dtypes computed in float32 and rounded back per op
 LOW = (DType.float16, DType.bfloat16)
 
