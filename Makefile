@@ -20,7 +20,7 @@ demo: $(STAMP)
 
 # lint (ruff format + ruff check + mypy on the public modules) and the API reference build run first
 test: $(STAMP) lint docs
-	$(PY) -m pytest -q -n 2 --dist loadgroup tests
+	$(PY) -m pytest -q -n 2 --dist loadgroup --durations=15 tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
