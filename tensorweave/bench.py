@@ -23,6 +23,17 @@ import numpy as np
 PERTURB_ENV = "TENSORWEAVE_PARITY_PERTURB"
 
 
+def release_programs() -> None:
+    """Drop the compiled generation programs (each holds a copy of the weights in its framework)
+    before the next backend compiles its own, so a run over every backend holds one at a time."""
+    import gc
+
+    from .generation import clear_cache
+
+    clear_cache()
+    gc.collect()
+
+
 @dataclass
 class ParityRow:
     backend: str
@@ -121,6 +132,7 @@ def model_parity(
         diff = float(np.max(np.abs(logits - ref_logits)))
         same = tokens.shape == ref_tokens.shape and bool(np.array_equal(tokens, ref_tokens))
         report.rows.append(ParityRow(name, diff, same, seconds, atol))
+        release_programs()
     return report
 
 
@@ -170,4 +182,5 @@ def generation_benchmark(
             generate(model, ids, backend=name, max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens)
             best = min(best, time.perf_counter() - start)
         lines.append(f"{name:<12}{first:>14.1f}{max_new_tokens / best:>10.1f}")
+        release_programs()
     return "\n".join(lines)

@@ -313,6 +313,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             f"{name}: {len(new)} tokens in {took:.1f} s ({len(new) / max(took, 1e-9):.1f} tokens/s, first call compiles)"
         )
         results[name] = new
+        if len(names) > 1:
+            from .bench import release_programs
+
+            release_programs()  # one backend's weight copies at a time
     if len(results) > 1:
         first = next(iter(results.values()))
         same = all(np.array_equal(v, first) for v in results.values())

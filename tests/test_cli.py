@@ -94,6 +94,7 @@ def test_export_to_a_path_under_a_file_is_one_line(tmp_path, capsys):
     assert blocker.read_text() == "mine"
 
 
+@pytest.mark.xdist_group("smollm2")
 def test_generate_streams_paris():
     _smollm2()
     require_backend("torch")
@@ -106,6 +107,7 @@ def test_generate_streams_paris():
     assert "tokens/s" in out.stderr
 
 
+@pytest.mark.xdist_group("smollm2")
 def test_parity_passes_and_fails_when_a_backend_is_perturbed():
     _smollm2()
     require_backend("torch")

@@ -303,6 +303,7 @@ def test_onnxruntime_genai_runs_the_exported_folder(tmp_path):
     assert [int(t) for t in generator.get_sequence(0)] == want[0].tolist()
 
 
+@pytest.mark.xdist_group("smollm2")
 def test_exported_smollm2_folder_runs_in_onnxruntime_genai_and_loads_back(tmp_path):
     """The real packaged model: its optimum-style export folder runs in onnxruntime-genai with the
     greedy tokens of tw.generate (genai stops at EOS without appending it), and

@@ -42,6 +42,9 @@ def test_the_readme_has_blocks_and_commands():
     assert len(PY_BLOCKS) >= 3 and len(CLI_LINES) >= 8
 
 
+# SmolLM2 on every backend in a child process takes several GB: these share the "smollm2" xdist
+# group with the other real-weight tests, so no two of them run at once.
+@pytest.mark.xdist_group("smollm2")
 @pytest.mark.parametrize("index", range(len(PY_BLOCKS)))
 def test_python_block_runs(index, tmp_path):
     _packaged()
@@ -56,6 +59,7 @@ def test_python_block_runs(index, tmp_path):
     )
 
 
+@pytest.mark.xdist_group("smollm2")
 @pytest.mark.parametrize("line", CLI_LINES)
 def test_cli_line_runs(line, tmp_path):
     _packaged()
