@@ -178,7 +178,7 @@ def test_flax_module_params_and_grad():
     import jax
     import jax.numpy as jnp
 
-    from tensorweave.backends.flax_module import TracedModule
+    from tensorweave.backends.jax.flax_module import TracedModule
     from tensorweave.ir.trace import constant
 
     W = np.arange(6, dtype=np.float32).reshape(3, 2) / 10
