@@ -77,7 +77,7 @@ def build_generation_graph(model: Any, plan: GenerationPlan, cap: int) -> Any:
 
     if not getattr(model, "is_decoder", False):
         raise IRError(
-            f"export_generation needs a decoder model (gpt2, llama), got {getattr(model, 'model_type', model)}"
+            f"export_generation needs a decoder-only model (gpt2 or the rotary family: llama, mistral, ...), got {getattr(model, 'model_type', model)}"
         )
     n = plan.num_beams
     L = plan.max_length

@@ -127,7 +127,7 @@ def from_transformers(hf_model: Any, head: str | None = None) -> Model:
 
 
 def from_gguf(path: str) -> Model:
-    """From a GGUF file (Llama architecture): dequantised float32 weights, tokenizer, chat template."""
+    """From a GGUF file (GGUF architectures llama, qwen2, qwen3): dequantised float32 weights, tokenizer, chat template."""
     from .gguf import read_gguf
 
     config, raw, tokenizer = read_gguf(path)

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelLoadError
-from ..frontends.models import ARCHITECTURES, BERT_HEADS, PARAMETER_SHAPES, config_from_dict
+from ..frontends.models import ARCHITECTURES, BERT_HEADS, PARAMETER_SHAPES, ROTARY_CONFIGS, config_from_dict
+from ..log import progress
 
 # Hugging Face class name -> BERT head
 BERT_CLASS_HEADS = {
@@ -32,7 +33,7 @@ BERT_CLASS_HEADS = {
 _HEAD_PREFIXES = {
     "bert": ("bert.pooler.", "cls.", "classifier.", "qa_outputs."),
     "gpt2": ("lm_head.",),
-    "llama": ("lm_head.",),
+    **{name: ("lm_head.",) for name in ROTARY_CONFIGS},  # llama, mistral, qwen2, qwen3, phi3, gemma
     "t5": ("lm_head.",),
 }
 
@@ -141,7 +142,7 @@ def load_safetensors(path: str) -> dict[str, np.ndarray]:
     try:
         out = {}
         with safe_open(path, framework="numpy") as f:
-            for name in f.keys():
+            for name in progress(list(f.keys()), desc=f"loading {os.path.basename(path)}", unit="tensor"):
                 out[name] = _to_float32(f.get_tensor(name))
         return out
     except FileNotFoundError:

@@ -8,7 +8,8 @@ Layout differences from Hugging Face that are undone here:
 
 - names: ``blk.N.attn_q.weight`` -> ``model.layers.N.self_attn.q_proj.weight`` etc.;
 - shapes: GGUF lists dims innermost first (``[in, out]``); the reader's arrays are ``[out, in]``;
-- rotary layout: llama.cpp's converter permutes the rows of Q and K from Hugging Face's
+- rotary layout (architecture ``llama`` only; ``qwen2`` / ``qwen3`` files keep Hugging Face's
+  half-split rows): llama.cpp's converter permutes the rows of Q and K from Hugging Face's
   half-split rotary layout to interleaved pairs. Within each head (``rows = head_dim``),
   HF row ``i`` (``i < d/2``) is GGUF row ``2i`` and HF row ``d/2 + i`` is GGUF row ``2i + 1``;
   undoing it is ``w.reshape(heads, d/2, 2, in).swapaxes(1, 2).reshape(rows, in)`` (K uses the
@@ -24,10 +25,18 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelLoadError
-from ..frontends.models.config import LlamaConfig
+from ..frontends.models.config import LlamaConfig, Qwen2Config, Qwen3Config, RotaryConfig
+from ..log import progress
 from .tokenizer import Tokenizer
 
-SUPPORTED_ARCHITECTURES = ("llama",)
+# GGUF architecture -> (config class, Hugging Face class). Mistral 7B files use "llama" (llama.cpp
+# converts MistralForCausalLM to it, without the sliding window).
+_ARCH_CONFIGS: dict[str, tuple[type, str]] = {
+    "llama": (LlamaConfig, "LlamaForCausalLM"),
+    "qwen2": (Qwen2Config, "Qwen2ForCausalLM"),
+    "qwen3": (Qwen3Config, "Qwen3ForCausalLM"),
+}
+SUPPORTED_ARCHITECTURES = tuple(_ARCH_CONFIGS)
 _LAYER_NAMES = {
     "attn_norm.weight": "input_layernorm.weight",
     "ffn_norm.weight": "post_attention_layernorm.weight",
@@ -42,6 +51,8 @@ _LAYER_NAMES = {
     "ffn_gate.weight": "mlp.gate_proj.weight",
     "ffn_up.weight": "mlp.up_proj.weight",
     "ffn_down.weight": "mlp.down_proj.weight",
+    "attn_q_norm.weight": "self_attn.q_norm.weight",
+    "attn_k_norm.weight": "self_attn.k_norm.weight",
 }
 _TOP_NAMES = {
     "token_embd.weight": "model.embed_tokens.weight",
@@ -51,6 +62,12 @@ _TOP_NAMES = {
 # tokenizer.ggml.pre values whose pre-tokenizer splits every digit (llama.cpp: "\p{N}" first)
 _DIGIT_SPLIT_PRE = ("smollm", "starcoder", "refact", "codeshell", "command-r", "exaone")
 _PLAIN_PRE = ("gpt2", "gpt-2", "default", "mpt", "olmo")
+# pre-tokenizers given by a split regex (then byte-level without its own regex), as in the models'
+# tokenizer.json: Qwen2/2.5/3 split letters, single digits, punctuation runs and newlines
+_REGEX_PRE = {
+    "qwen2": r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+",
+}
 _CONTROL = 3  # llama.cpp token type of control (special) tokens
 
 
@@ -235,7 +252,7 @@ def unpermute_rotary(w: np.ndarray, heads: int) -> np.ndarray:
     return w.reshape(heads, rows // heads // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-def config_from_gguf(reader: Any, path: str = "GGUF") -> LlamaConfig:
+def config_from_gguf(reader: Any, path: str = "GGUF") -> RotaryConfig:
     arch = _field(reader, "general.architecture", path=path)
     if arch not in SUPPORTED_ARCHITECTURES:
         raise ModelLoadError(
@@ -279,9 +296,10 @@ def config_from_gguf(reader: Any, path: str = "GGUF") -> LlamaConfig:
         rope_theta=_field(reader, a + "rope.freq_base", 10000.0, "float", path),
         vocab_size=_count(reader, a + "vocab_size", path, len(tokens)),
         tie_word_embeddings="output.weight" not in names,
-        attention_bias="blk.0.attn_q.bias" in names,
-        architectures=["LlamaForCausalLM"],
+        architectures=[_ARCH_CONFIGS[arch][1]],
     )
+    if arch in ("llama", "qwen3"):  # qwen2's q/k/v biases are implied by the architecture
+        kw["attention_bias"] = "blk.0.attn_q.bias" in names
     for k, key in (
         ("bos_token_id", "tokenizer.ggml.bos_token_id"),
         ("eos_token_id", "tokenizer.ggml.eos_token_id"),
@@ -294,13 +312,14 @@ def config_from_gguf(reader: Any, path: str = "GGUF") -> LlamaConfig:
             )
         kw[k] = None if value is None else int(value)
     try:
-        return LlamaConfig(**kw)
+        return _ARCH_CONFIGS[arch][0](**kw)
     except ValueError as exc:
         raise ModelLoadError(f"{path}: GGUF metadata gives an invalid config: {exc}") from None
 
 
-def params_from_gguf(reader: Any, cfg: LlamaConfig, path: str = "GGUF") -> dict[str, np.ndarray]:
-    """Every tensor dequantised to float32 under its Hugging Face name (Q/K rows un-permuted).
+def params_from_gguf(reader: Any, cfg: RotaryConfig, path: str = "GGUF") -> dict[str, np.ndarray]:
+    """Every tensor dequantised to float32 under its Hugging Face name (Q/K rows un-permuted for
+    the ``llama`` architecture).
     Tensors without a Hugging Face name are returned under their GGUF name, so the shape check
     lists them as unexpected."""
     from gguf import GGMLQuantizationType, quants
@@ -309,7 +328,7 @@ def params_from_gguf(reader: Any, cfg: LlamaConfig, path: str = "GGUF") -> dict[
     integer = {
         GGMLQuantizationType[n] for n in ("I8", "I16", "I32", "I64") if n in GGMLQuantizationType.__members__
     }
-    for t in reader.tensors:
+    for t in progress(reader.tensors, desc=f"loading {os.path.basename(path)}", unit="tensor"):
         name = hf_name(t.name) or t.name
         if t.tensor_type in integer:
             raise ModelLoadError(
@@ -335,7 +354,9 @@ def params_from_gguf(reader: Any, cfg: LlamaConfig, path: str = "GGUF") -> dict[
                 "the file is truncated or corrupt"
             ) from None
         heads = (
-            cfg.num_attention_heads
+            None
+            if cfg.model_type != "llama"
+            else cfg.num_attention_heads
             if name.endswith(("self_attn.q_proj.weight", "self_attn.q_proj.bias"))
             else cfg.num_key_value_heads
             if name.endswith(("self_attn.k_proj.weight", "self_attn.k_proj.bias"))
@@ -360,10 +381,10 @@ def tokenizer_from_gguf(reader: Any, path: str = "GGUF") -> Tokenizer:
             f"{path}: GGUF tokenizer model {model!r} is not supported; only byte-level BPE ('gpt2')"
         )
     pre = _field(reader, "tokenizer.ggml.pre", "default", path=path)
-    if pre not in _DIGIT_SPLIT_PRE + _PLAIN_PRE:
+    if pre not in _DIGIT_SPLIT_PRE + _PLAIN_PRE + tuple(_REGEX_PRE):
         raise ModelLoadError(
             f"{path}: GGUF pre-tokenizer {pre!r} is not supported; supported: "
-            f"{sorted(_DIGIT_SPLIT_PRE + _PLAIN_PRE)}"
+            f"{sorted(_DIGIT_SPLIT_PRE + _PLAIN_PRE + tuple(_REGEX_PRE))}"
         )
     tokens = list(_field(reader, "tokenizer.ggml.tokens", [], "str[]", path))
     if not tokens:
@@ -377,7 +398,7 @@ def tokenizer_from_gguf(reader: Any, path: str = "GGUF") -> Tokenizer:
         return tokens[int(i)] if i is not None and 0 <= int(i) < len(tokens) else None
 
     try:
-        return Tokenizer.from_bpe(
+        tokenizer = Tokenizer.from_bpe(
             tokens,
             merges,
             special,
@@ -390,9 +411,19 @@ def tokenizer_from_gguf(reader: Any, path: str = "GGUF") -> Tokenizer:
         )
     except ModelLoadError as exc:
         raise ModelLoadError(f"{path}: {exc}") from None
+    if pre in _REGEX_PRE:
+        from tokenizers import Regex, pre_tokenizers
+
+        tokenizer.backend.pre_tokenizer = pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.Split(Regex(_REGEX_PRE[pre]), behavior="isolated"),
+                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+            ]
+        )
+    return tokenizer
 
 
-def read_gguf(path: str) -> tuple[LlamaConfig, dict[str, np.ndarray], Tokenizer]:
+def read_gguf(path: str) -> tuple[RotaryConfig, dict[str, np.ndarray], Tokenizer]:
     """``(config, float32 params with HF names, tokenizer)`` of a GGUF file."""
     reader = _open(path)
     cfg = config_from_gguf(reader, path)

@@ -24,7 +24,8 @@ from .tokenizer import Tokenizer
 
 @dataclass(eq=False)
 class Model:
-    """``config`` (a GPT2Config / LlamaConfig / BertConfig / T5Config), ``params`` (name -> float32 array),
+    """``config`` (a GPT2Config / rotary family config (LlamaConfig, MistralConfig, Qwen2Config,
+    Qwen3Config, Phi3Config, GemmaConfig) / BertConfig / T5Config), ``params`` (name -> float32 array),
     ``head`` (BERT only), ``tokenizer`` (when the checkpoint has one: a :class:`Tokenizer`, or any
     object with Hugging Face's tokenizer protocol), ``generation_config`` (a
     ``tensorweave.frontends.generation.GenerationConfig`` with the checkpoint's generation defaults,

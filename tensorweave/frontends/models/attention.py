@@ -3,7 +3,8 @@
 ``attention_mask`` is ``[b, T]`` (1 = real token, 0 = padding) over the key positions
 (``max_length`` for the static cache, ``past + seq`` for the growing one, ``seq`` without a cache).
 Query ``i`` sits at key position ``offset + i``; with ``causal`` it may attend to keys
-``j <= offset + i`` with ``mask[j] == 1``, otherwise to every ``j`` with ``mask[j] == 1``.
+``j <= offset + i`` with ``mask[j] == 1``, otherwise to every ``j`` with ``mask[j] == 1``. A
+sliding ``window`` (causal only) also hides keys with ``(offset + i) - j >= window``.
 Masked scores are the dtype's minimum (as Hugging Face does), so fully-masked padding rows stay
 finite (a uniform average) instead of nan.
 """
@@ -31,18 +32,30 @@ def position_ids_from_mask(attention_mask: Any, offset: Any = 0, length: Any = N
 
 
 def attend(
-    q: Any, k: Any, v: Any, attention_mask: Any, offset: Any, scale: float, causal: bool = True
+    q: Any,
+    k: Any,
+    v: Any,
+    attention_mask: Any,
+    offset: Any,
+    scale: float,
+    causal: bool = True,
+    window: int | None = None,
 ) -> Any:
     """``softmax(where(allowed, q k^T * scale, min)) v`` with padding (and causal) masking.
 
-    q: [b, h, s, d]; k, v: [b, h, T, d]; attention_mask: [b, T]; offset: position of query 0."""
+    q: [b, h, s, d]; k, v: [b, h, T, d]; attention_mask: [b, T]; offset: position of query 0;
+    ``window``: with ``causal``, key ``j`` is visible to query position ``p`` only when
+    ``p - j < window`` (a sliding window of ``window`` keys, the query's own included)."""
     xp = array_namespace(q)
     scores = xp.matmul(q, xp.permute_dims(k, (0, 1, 3, 2))) * scale
     allowed = attention_mask[:, None, None, :] != 0
     if causal:
         qpos = xp.arange(q.shape[2])[:, None] + offset
         kpos = xp.arange(k.shape[2])[None, :]
-        allowed = (kpos <= qpos)[None, None, :, :] & allowed
+        visible = kpos <= qpos
+        if window is not None:
+            visible = visible & (qpos - kpos < window)
+        allowed = visible[None, None, :, :] & allowed
     scores = xp.where(allowed, scores, xp.full_like(scores, xp.finfo(scores.dtype).min))
     return xp.matmul(xp.softmax(scores, axis=-1), v)
 

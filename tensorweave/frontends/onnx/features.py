@@ -113,13 +113,17 @@ class FeaturesManager:
             "token-classification",
             onnx_config_cls=GPT2OnnxConfig,
         ),
-        "llama": supported_features_mapping(
-            "default",
-            "default-with-past",
-            "causal-lm",
-            "causal-lm-with-past",
-            onnx_config_cls=LlamaOnnxConfig,
-        ),
+        # the rotary decoder family shares Llama's signature (grouped-query past, head_dim)
+        **{
+            model_type: supported_features_mapping(
+                "default",
+                "default-with-past",
+                "causal-lm",
+                "causal-lm-with-past",
+                onnx_config_cls=LlamaOnnxConfig,
+            )
+            for model_type in ("llama", "mistral", "qwen2", "qwen3", "phi3", "gemma")
+        },
         "t5": supported_features_mapping(
             "default", "default-with-past", "seq2seq-lm", "seq2seq-lm-with-past", onnx_config_cls=T5OnnxConfig
         ),
