@@ -42,7 +42,7 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -510,129 +510,147 @@ def export(
         raise TypeError(f"export() got unexpected keyword arguments {sorted(hf_kwargs)}")
     from .frontends.onnx.features import FeaturesManager
 
-    say = progress or (lambda msg: None)
-    start = time.perf_counter()
-    target = _resolve_target(target)
-    if not _is_tw_model(model):
-        raise ValueError(
-            f"export needs a tensorweave model (tw.models.load / from_pretrained / from_transformers), "
-            f"got {type(model).__name__}"
-        )
-    feature = FeaturesManager.canonical_feature(feature) if isinstance(feature, str) else feature
-    if onnx_config is None:
-        onnx_config = onnx_config_for(model, feature)
-    else:
-        FeaturesManager.check_supported_model_or_raise(model, feature)
-        if onnx_config.task != FeaturesManager.feature_to_task(feature):
+    with export_stages(progress, "exporting") as say:
+        start = time.perf_counter()
+        target = _resolve_target(target)
+        if not _is_tw_model(model):
             raise ValueError(
-                f"onnx_config is for task {onnx_config.task!r}, the feature {feature!r} needs "
-                f"{FeaturesManager.feature_to_task(feature)!r}"
+                f"export needs a tensorweave model (tw.models.load / from_pretrained / from_transformers), "
+                f"got {type(model).__name__}"
             )
-    check_exportable(model, onnx_config)
-    clash = sorted(set(onnx_config.inputs) & set(onnx_config.outputs))
-    if clash:  # an ONNX graph cannot have an input and an output of the same name
-        raise ValueError(
-            f"the config names {clash} both as inputs and as outputs; rename the outputs in the "
-            "OnnxConfig (e.g. present.* for past_key_values.*)"
-        )
-    if target == "onnx":
-        opset = _resolve_opset(onnx_config, opset, model.model_type)
-    elif opset is not None:
-        raise ValueError(f"opset applies to the onnx target only; drop it for {target}")
-    if external_data is not None and target != "onnx":
-        raise ValueError(f"external_data applies to the onnx target only; drop it for {target}")
-    path, unit = _output_plan(output, target)  # writable, replaceable: before any tracing
-    from .backends import registry
-
-    if not registry.is_installed(target):
-        raise IRError(registry.missing_message(target))
-
-    say(f"tracing {model.model_type} {feature} with the {type(onnx_config).__name__} signature")
-    traced_model = _model_for_export(model, onnx_config)
-    onnx_config.patch_ops()
-    try:
-        graph = trace_feature(traced_model, onnx_config)
-    finally:
-        onnx_config.restore_ops()
-    say(f"lowering to {target}" + (f" (opset {opset})" if target == "onnx" else ""))
-    prog = registry.lower(graph, target, **({"opset": opset} if target == "onnx" else {}))
-    if target == "onnx" and external_data is None:
-        external_data = onnx_config.use_external_data_format(model.num_parameters())
-    settings = {
-        "target": target,
-        "feature": feature,
-        "model_type": model.model_type,
-        "inputs": list(graph.input_names),
-        "outputs": list(graph.output_names),
-        **({"opset": opset, "external_data": bool(external_data)} if target == "onnx" else {}),
-    }
-
-    def write(dest: str) -> None:
-        """Every file of the artefact at ``dest`` (inside a staging location)."""
+        feature = FeaturesManager.canonical_feature(feature) if isinstance(feature, str) else feature
+        if onnx_config is None:
+            onnx_config = onnx_config_for(model, feature)
+        else:
+            FeaturesManager.check_supported_model_or_raise(model, feature)
+            if onnx_config.task != FeaturesManager.feature_to_task(feature):
+                raise ValueError(
+                    f"onnx_config is for task {onnx_config.task!r}, the feature {feature!r} needs "
+                    f"{FeaturesManager.feature_to_task(feature)!r}"
+                )
+        check_exportable(model, onnx_config)
+        clash = sorted(set(onnx_config.inputs) & set(onnx_config.outputs))
+        if clash:  # an ONNX graph cannot have an input and an output of the same name
+            raise ValueError(
+                f"the config names {clash} both as inputs and as outputs; rename the outputs in the "
+                "OnnxConfig (e.g. present.* for past_key_values.*)"
+            )
         if target == "onnx":
-            from .backends.onnx import EXTERNAL_DATA_THRESHOLD, save_model
+            opset = _resolve_opset(onnx_config, opset, model.model_type)
+        elif opset is not None:
+            raise ValueError(f"opset applies to the onnx target only; drop it for {target}")
+        if external_data is not None and target != "onnx":
+            raise ValueError(f"external_data applies to the onnx target only; drop it for {target}")
+        path, unit = _output_plan(output, target)  # writable, replaceable: before any tracing
+        from .backends import registry
 
-            save_model(prog.model, dest, 0 if external_data else EXTERNAL_DATA_THRESHOLD)
-        elif target == "jax":
-            _export_jax(prog, dest, graph)
-        elif target == "torch":
-            prog.export(dest)
-        if target in ("torch", "jax"):
-            write_side_file(dest, target, feature, model.model_type, graph)
+        if not registry.is_installed(target):
+            raise IRError(registry.missing_message(target))
 
-    def check(dest: str) -> None:
-        """Load the staged artefact back with its framework's loader; ``validate``: HF's checks."""
-        say(f"checking the staged {target} artefact loads")
-        names = artefact_output_names(dest, target, allow_pickle=True)
-        if list(names) != list(graph.output_names) and target != "tensorflow":
-            raise ArtefactError(f"the staged artefact has outputs {names}, expected {graph.output_names}")
-        if validate:
-            validate_model_outputs(
-                onnx_config,
-                model,
-                dest,
-                list(graph.output_names),
-                target=target,
-                allow_pickle=True,
-                progress=say,
-            )
+        say(f"tracing {model.model_type} {feature} with the {type(onnx_config).__name__} signature")
+        traced_model = _model_for_export(model, onnx_config)
+        onnx_config.patch_ops()
+        try:
+            graph = trace_feature(traced_model, onnx_config)
+        finally:
+            onnx_config.restore_ops()
+        say(f"lowering to {target}" + (f" (opset {opset})" if target == "onnx" else ""))
+        prog = registry.lower(graph, target, **({"opset": opset} if target == "onnx" else {}))
+        if target == "onnx" and external_data is None:
+            external_data = onnx_config.use_external_data_format(model.num_parameters())
+        settings = {
+            "target": target,
+            "feature": feature,
+            "model_type": model.model_type,
+            "inputs": list(graph.input_names),
+            "outputs": list(graph.output_names),
+            **({"opset": opset, "external_data": bool(external_data)} if target == "onnx" else {}),
+        }
 
-    say(f"writing {path}")
-    from . import io
-
-    if target == "tensorflow":
-        from .backends.tensorflow.artefact import export_saved_model
-
-        export_saved_model(prog, path, check=check)
-    elif unit is not None:
-        name = os.path.basename(path)
-
-        def check_unit(tmp: str) -> None:
-            check(os.path.join(tmp, name))
-
-        with io.staged_directory(unit, settings, check=check_unit) as tmp:
-            write(os.path.join(tmp, name))
+        def write(dest: str) -> None:
+            """Every file of the artefact at ``dest`` (inside a staging location)."""
             if target == "onnx":
-                write_folder_files(tmp, model, onnx_config, feature, name)
-    else:
-        # renamed in this order: the data before the model that pins it by hash
-        members = [path + ".data", path] if target == "onnx" and external_data else [path]
-        if target in ("torch", "jax"):
-            members.append(side_file_path(path))
-        _write_file_group(path, members, write, check, target)
-    result = ExportResult(
-        path,
-        target,
-        feature,
-        onnx_config,
-        list(graph.input_names),
-        list(graph.output_names),
-        time.perf_counter() - start,
-    )
-    say(
-        f"exported {len(result.input_names)} inputs -> {len(result.output_names)} outputs in {result.seconds:.1f} s"
-    )
-    return result
+                from .backends.onnx import EXTERNAL_DATA_THRESHOLD, save_model
+
+                save_model(prog.model, dest, 0 if external_data else EXTERNAL_DATA_THRESHOLD)
+            elif target == "jax":
+                _export_jax(prog, dest, graph)
+            elif target == "torch":
+                prog.export(dest)
+            if target in ("torch", "jax"):
+                write_side_file(dest, target, feature, model.model_type, graph)
+
+        def check(dest: str) -> None:
+            """Load the staged artefact back with its framework's loader; ``validate``: HF's checks."""
+            say(f"checking the staged {target} artefact loads")
+            names = artefact_output_names(dest, target, allow_pickle=True)
+            if list(names) != list(graph.output_names) and target != "tensorflow":
+                raise ArtefactError(f"the staged artefact has outputs {names}, expected {graph.output_names}")
+            if validate:
+                validate_model_outputs(
+                    onnx_config,
+                    model,
+                    dest,
+                    list(graph.output_names),
+                    target=target,
+                    allow_pickle=True,
+                    progress=say,
+                )
+
+        say(f"writing {path}")
+        from . import io
+
+        if target == "tensorflow":
+            from .backends.tensorflow.artefact import export_saved_model
+
+            export_saved_model(prog, path, check=check)
+        elif unit is not None:
+            name = os.path.basename(path)
+
+            def check_unit(tmp: str) -> None:
+                check(os.path.join(tmp, name))
+
+            with io.staged_directory(unit, settings, check=check_unit) as tmp:
+                write(os.path.join(tmp, name))
+                if target == "onnx":
+                    write_folder_files(tmp, model, onnx_config, feature, name)
+        else:
+            # renamed in this order: the data before the model that pins it by hash
+            members = [path + ".data", path] if target == "onnx" and external_data else [path]
+            if target in ("torch", "jax"):
+                members.append(side_file_path(path))
+            _write_file_group(path, members, write, check, target)
+        result = ExportResult(
+            path,
+            target,
+            feature,
+            onnx_config,
+            list(graph.input_names),
+            list(graph.output_names),
+            time.perf_counter() - start,
+        )
+        say(
+            f"exported {len(result.input_names)} inputs -> {len(result.output_names)} outputs in {result.seconds:.1f} s"
+        )
+        return result
+
+
+@contextlib.contextmanager
+def export_stages(progress: Callable[[str], None] | None, desc: str, stages: int = 5) -> Iterator[Callable]:
+    """The ``say(line)`` of an export: each stage line goes to ``progress`` (the CLI's timestamped
+    lines) or, without one, to the ``tensorweave`` logger at info level, and moves a progress bar
+    (:func:`tensorweave.log.progress`) that closes with the block."""
+    from .log import logger
+    from .log import progress as bar_for
+
+    with bar_for(total=stages, desc=desc, unit="stage") as bar:
+
+        def say(msg: str) -> None:
+            (progress or logger.info)(msg)
+            bar.set_postfix_str(msg[:60])
+            bar.update(1)
+
+        yield say
 
 
 def _write_file_group(path: str, members: list[str], write: Callable, check: Callable, target: str) -> None:
@@ -695,7 +713,16 @@ def hf_config_dict(model: Any) -> dict:
     return d
 
 
-_ARCHITECTURES = {"gpt2": "GPT2LMHeadModel", "llama": "LlamaForCausalLM", "t5": "T5ForConditionalGeneration"}
+_ARCHITECTURES = {
+    "gpt2": "GPT2LMHeadModel",
+    "llama": "LlamaForCausalLM",
+    "mistral": "MistralForCausalLM",
+    "qwen2": "Qwen2ForCausalLM",
+    "qwen3": "Qwen3ForCausalLM",
+    "phi3": "Phi3ForCausalLM",
+    "gemma": "GemmaForCausalLM",
+    "t5": "T5ForConditionalGeneration",
+}
 
 
 def _generation_config_dict(model: Any) -> dict:

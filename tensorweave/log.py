@@ -5,8 +5,11 @@ frameworks kept quiet.
 - Verbosity: :func:`set_verbosity` (``"error"``, ``"warning"`` — the default —, ``"info"``,
   ``"debug"``), or the ``TENSORWEAVE_VERBOSITY`` environment variable read at import. At
   ``"info"`` and above, slow steps (loading weights, tracing + compiling a new program, exporting)
-  log one line each with the time they took, and :func:`progress` shows a bar when stderr is a
-  terminal.
+  log one line each with the time they took.
+- Progress bars (tqdm) while weights load, a new program traces and compiles (its description says
+  why it compiles), tokens are generated (tokens/s) and an export runs: shown when stderr is a
+  terminal, at every verbosity but ``"error"``, unless turned off with
+  :func:`disable_progress_bars` or ``TENSORWEAVE_PROGRESS=0`` (as Hugging Face's bars are).
 - Frameworks are quiet by default: TensorFlow's C++ and absl start-up lines (printed straight to
   file descriptor 2, before any Python logging is set up) are captured while the framework is
   imported through :func:`quiet_import` and logged at debug level instead; ONNX Runtime's and
@@ -31,7 +34,9 @@ logger = logging.getLogger("tensorweave")
 
 LEVELS = {"error": logging.ERROR, "warning": logging.WARNING, "info": logging.INFO, "debug": logging.DEBUG}
 ENV = "TENSORWEAVE_VERBOSITY"
+PROGRESS_ENV = "TENSORWEAVE_PROGRESS"
 _handler: logging.Handler | None = None
+_bars = os.environ.get(PROGRESS_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def _level(value: Any) -> int:
@@ -71,23 +76,56 @@ def timed(what: str, level: int = logging.INFO) -> Iterator[None]:
     logger.log(level, "%s: %.1f s", what, time.perf_counter() - start)
 
 
+def enable_progress_bars() -> None:
+    """Show progress bars (the default when stderr is a terminal)."""
+    global _bars
+    _bars = True
+
+
+def disable_progress_bars() -> None:
+    """Never show progress bars (also ``TENSORWEAVE_PROGRESS=0``)."""
+    global _bars
+    _bars = False
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def progress_bars_enabled() -> bool:
+    """Bars on, verbosity not ``"error"`` and stderr a terminal."""
+    return _bars and logger.isEnabledFor(logging.WARNING) and _stderr_is_terminal()
+
+
 def progress(
     iterable: Iterable | None = None, total: int | None = None, desc: str = "", unit: str = "it"
 ) -> Any:
-    """A tqdm bar at info verbosity when stderr is a terminal and tqdm is installed, else the
-    iterable itself (or a no-op object with ``update`` / ``close``)."""
-    if is_verbose() and sys.stderr.isatty():
+    """A tqdm bar when :func:`progress_bars_enabled` (and tqdm is installed), else the iterable
+    itself (or, without one, a no-op object with ``update`` / ``set_postfix_str`` / ``close``)."""
+    if progress_bars_enabled():
         try:
             from tqdm.auto import tqdm
 
-            return tqdm(iterable, total=total, desc=desc, unit=unit, leave=False)
-        except ImportError:  # pragma: no cover - tqdm is optional
+            return tqdm(iterable, total=total, desc=desc, unit=unit, leave=False, file=sys.stderr)
+        except ImportError:  # pragma: no cover - tqdm is a dependency, but stay usable without it
             pass
-    return iterable if iterable is not None else _NoBar()
+    return iterable if iterable is not None else NoBar()
 
 
-class _NoBar:
+class NoBar:
+    def __enter__(self) -> "NoBar":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
     def update(self, n: int = 1) -> None:
+        pass
+
+    def set_description_str(self, s: str) -> None:
         pass
 
     def set_postfix_str(self, s: str) -> None:
@@ -128,7 +166,7 @@ def quiet_import(name: str) -> ModuleType:
         return sys.modules[name]
     if logger.isEnabledFor(logging.DEBUG):
         return importlib.import_module(name)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ errors too: real failures raise in Python
     with captured_stderr_fd() as lines:
         module = importlib.import_module(name)
     for line in lines:

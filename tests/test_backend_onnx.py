@@ -268,3 +268,65 @@ def test_save_model_writes_a_plain_file_atomically(tmp_path):
     path = onnx_backend.save_model(model, tmp_path / "sub" / "plain.onnx")
     assert os.path.isabs(path) and os.listdir(tmp_path / "sub") == ["plain.onnx"]
     assert onnx.load_model(path) == model
+
+
+# ------------------------------------------------------------------ weights: one copy, read in place
+
+
+def _assert_linear_close(graph, prog, x):
+    """A 512-long float32 dot product summed in another order (MLAS vs numpy's BLAS): relative
+    differences of a few 1e-6 of the output's magnitude (about 20 here)."""
+    for g, r in zip(as_tuple(prog(x)), as_tuple(lower_numpy(graph)(x))):
+        np.testing.assert_allclose(np.asarray(g), r, rtol=1e-5, atol=1e-4)
+
+
+def _linear_graph(rank: int, loop: bool = False):
+    """``x @ W^T`` with a 256 KiB weight ``W [128, 512]`` (large enough to stay out of the proto in a
+    session), on a rank-``rank`` ``x``; with ``loop`` also inside a while-loop body, so the prompt graph
+    and the body read the same weight."""
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((128, 512)).astype(np.float32)
+
+    def fn(x):
+        W = constant(w, name="lin.weight")
+        y = xp.matmul(x, xp.permute_dims(W, (1, 0)))
+        if loop:
+            from tensorweave.ir import control
+
+            def body(state):
+                i, acc = state
+                Wb = constant(w, name="lin.weight")  # as a model step in a decode loop reads its weights
+                return i + 1, acc + xp.sum(xp.matmul(x, xp.permute_dims(Wb, (1, 0))))
+
+            init = (xp.asarray(0), xp.asarray(0.0))
+            _, total = control.while_loop(lambda state: state[0] < 3, body, init)
+            return y, total
+        return y
+
+    shape = (2, 3, 512)[-rank:] if rank <= 3 else (2, 2, 3, 512)
+    return trace(fn, TensorSpec(shape, "float32", "x")), w, rng.standard_normal(shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("rank", [2, 3, 4])
+def test_linear_weight_is_read_by_gemm_without_a_transposed_copy(rank):
+    graph, w, x = _linear_graph(rank)
+    model = onnx_backend.to_model_proto(graph)
+    ops = [n.op_type for n in model.graph.node]
+    assert "Gemm" in ops and "Transpose" not in ops and "MatMul" not in ops
+    assert [i.name for i in model.graph.initializer if list(i.dims) == [128, 512]] == ["lin.weight"]
+    assert not [i for i in model.graph.initializer if list(i.dims) == [512, 128]]  # no W^T stored
+    _assert_linear_close(graph, onnx_backend.lower(graph), x)
+
+
+def test_session_reads_the_weights_in_place_and_the_body_shares_them():
+    graph, w, x = _linear_graph(2, loop=True)
+    prog = onnx_backend.lower(graph)
+    held = prog._in_memory
+    assert list(held) == ["lin.weight"]  # one initializer for the prompt graph and the loop body
+    assert np.shares_memory(held["lin.weight"], next(iter(graph.constants.values())))
+    _assert_linear_close(graph, prog, x)
+    full = prog.model  # the standalone proto carries the data (what export writes)
+    (init,) = [i for i in full.graph.initializer if i.name == "lin.weight"]
+    np.testing.assert_array_equal(onnx.numpy_helper.to_array(init), w)
+    in_session = onnx_backend.to_model_proto(graph, in_memory={})
+    assert in_session.ByteSize() < w.nbytes // 4  # the session's proto holds no weight bytes

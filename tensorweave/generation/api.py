@@ -22,6 +22,7 @@ from ..backends import registry
 from ..frontends.generation.configuration import GenerationConfig
 from ..frontends.generation.transition_scores import compute_transition_scores as _transition_scores
 from ..ir import random
+from ..log import NoBar, progress
 from .contrastive import run_contrastive
 from .frameworks import Boundary, framework_of, to_numpy
 from .fused import run_fused
@@ -198,14 +199,37 @@ def _run(
     streamer: Any,
     reorder_cache: Any,
 ) -> dict:
-    if plan.fused:
-        d = run_fused(model, plan, backend, ids, mask, key)
-        if streamer is not None:
-            for t in range(plan.prompt_len, int(d["length"])):
-                streamer.put(d["sequences"][:, t].copy())
+    new_tokens = plan.max_length - plan.prompt_len
+    with progress(total=new_tokens, desc=f"generating on {backend.name}", unit="tok") as bar:
+        if not isinstance(bar, NoBar):
+            streamer = _CountingStreamer(streamer, bar)
+        if plan.fused:
+            d = run_fused(model, plan, backend, ids, mask, key)
+            if streamer is not None:
+                for t in range(plan.prompt_len, int(d["length"])):
+                    streamer.put(d["sequences"][:, t].copy())
+            return d
+        step = NativeModelStep(model, reorder_cache) if plan.native else None
+        d = run_stepwise(model, step, plan, backend, ids, mask, key, streamer)
+        if not isinstance(bar, NoBar):  # beam searches do not stream: the bar ends at the length reached
+            bar.update(max(0, int(d["length"]) - plan.prompt_len - bar.n))
         return d
-    step = NativeModelStep(model, reorder_cache) if plan.native else None
-    return run_stepwise(model, step, plan, backend, ids, mask, key, streamer)
+
+
+class _CountingStreamer:
+    """Moves the token bar one step per ``put`` and passes the tokens on to the user's streamer."""
+
+    def __init__(self, inner: Any, bar: Any) -> None:
+        self.inner, self.bar = inner, bar
+
+    def put(self, value: Any) -> None:
+        self.bar.update(1)
+        if self.inner is not None:
+            self.inner.put(value)
+
+    def end(self) -> None:
+        if self.inner is not None:
+            self.inner.end()
 
 
 def _outputs(d: dict, plan: GenerationPlan, out: Boundary) -> Any:

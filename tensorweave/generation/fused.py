@@ -1,19 +1,48 @@
-"""Fused generation: the prompt step and the whole decode loop as one traced program per (backend,
-input shape, plan), lowered once and cached with the model (``programs.PROGRAMS``)."""
+"""Fused generation: the prompt step and the whole decode loop as one traced program, lowered once
+and cached with the model (``programs.PROGRAMS``).
+
+**One program for any prompt.** Where the settings allow it (decoder-only, greedy / sampling /
+beam search / beam sampling, no processor that needs the prompt length or ``max_length`` at trace
+time, no custom processors), the program takes the prompt length as a symbolic dim ``sequence``
+and ``max_new_tokens`` as a run-time int64 scalar: its token buffer and static KV cache hold
+``sequence + cap`` positions, ``cap`` the smallest power of two >= ``max(MIN_CAP, max_new_tokens)``,
+and the loop stops at ``sequence + max_new_tokens``. A new prompt, or a new ``max_new_tokens`` up
+to the cap, reuses the compiled program. A backend that compiles per concrete shape (``jax.jit``:
+``SHAPE_SPECIALISING``) gets the prompt left-padded to a power of two (at least ``MIN_PROMPT``;
+mask 0, so positions and attention are those of the unpadded prompt) and the padding columns
+removed from the result: one compile per prompt bucket (not when sampling: the random stream
+folds in the position, which padding would move). Other settings get one program per input
+shape and plan.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from typing import Any
 
 import numpy as np
 
+from ..frontends.generation.beam_search import dim_scalar
 from ..frontends.generation.contrastive import decode_contrastive
 from ..frontends.generation.decode import decode_beam, decode_greedy_or_sample, decode_seq2seq
 from ..ir.passes import optimize
 from ..ir.trace import constant, trace
-from ..ir.types import TensorSpec
-from .plan import GenerationPlan, Mode
+from ..ir.types import SymDim, TensorSpec
+from .plan import EXPORT_UNSUPPORTED, GenerationPlan, Mode
 from .programs import PROGRAMS, Backend
+
+#: the smallest new-token buffer of an any-prompt program
+MIN_CAP = 64
+#: backends whose programs compile once per concrete input shape: prompts are bucketed for them
+SHAPE_SPECIALISING = frozenset({"jax"})
+#: the smallest prompt bucket on those backends
+MIN_PROMPT = 16
+
+
+def _bucket(n: int, least: int) -> int:
+    """The smallest power of two >= ``max(n, least)``."""
+    return max(least, 1 << max(n - 1, 0).bit_length())
 
 
 def fused_program(model: Any, plan: GenerationPlan, backend: Backend, shape: tuple) -> Any:
@@ -32,17 +61,93 @@ def fused_program(model: Any, plan: GenerationPlan, backend: Backend, shape: tup
     return PROGRAMS.get(model, backend, "fused", (tuple(shape),), plan.key, plan.custom_key, build)
 
 
+def any_prompt_cap(plan: GenerationPlan) -> int | None:
+    """The new-token buffer of the any-prompt program for ``plan``, or None when the settings need
+    a program per shape (see the module docstring)."""
+    if plan.seq2seq or plan.mode not in (Mode.GREEDY, Mode.SAMPLE, Mode.BEAM, Mode.BEAM_SAMPLE):
+        return None
+    if plan.custom_key is not None or plan.prefix is not None:
+        return None
+    if any(getattr(plan.config, name, None) is not None for name in EXPORT_UNSUPPORTED):
+        return None
+    return _bucket(int(plan.max_length) - int(plan.prompt_len), MIN_CAP)
+
+
+def settings_key(plan: GenerationPlan) -> tuple:
+    """``plan.key`` without the lengths (``max_length`` / ``max_new_tokens``), which an any-prompt
+    program takes at run time."""
+    settings = json.loads(plan.key[0])
+    for name in ("max_length", "max_new_tokens"):
+        settings.pop(name, None)
+    return (json.dumps(settings, sort_keys=True),) + tuple(plan.key[1:])
+
+
+def any_prompt_program(model: Any, plan: GenerationPlan, backend: Backend, rows: int, cap: int) -> Any:
+    """The lowered program ``(input_ids, attention_mask, key, max_new_tokens) -> outputs`` for
+    prompts of ``rows`` rows and any length, with buffers of ``sequence + cap`` positions."""
+    seq = SymDim.symbol("sequence")
+
+    def fn(ids: Any, mask: Any, key: Any, max_new: Any) -> dict:
+        import tensorweave.ir.namespace as xp
+
+        limit = dim_scalar(xp, seq) + xp.clip(max_new, 0, cap)
+        beam = plan.beam
+        if beam is not None:
+            beam = dataclasses.replace(beam, prompt_len=seq, max_length=seq + cap, length_limit=limit)
+        dyn = dataclasses.replace(plan, prompt_len=seq, max_length=seq + cap, beam=beam)
+        return fused_outputs(model, dyn, ids, mask, key, limit)
+
+    def build() -> Any:
+        return optimize(
+            trace(
+                fn,
+                TensorSpec((rows, "sequence"), "int64", "input_ids"),
+                TensorSpec((rows, "sequence"), "int64", "attention_mask"),
+                TensorSpec((2,), "uint32", "key"),
+                TensorSpec((), "int64", "max_new_tokens"),
+            )
+        )
+
+    return PROGRAMS.get(model, backend, "fused-any-prompt", ((rows,), cap), settings_key(plan), None, build)
+
+
 def run_fused(
     model: Any, plan: GenerationPlan, backend: Backend, ids: np.ndarray, mask: np.ndarray, key: np.ndarray
 ) -> dict:
-    """Run the fused program; its outputs as numpy arrays by name."""
-    program = fused_program(model, plan, backend, ids.shape)
-    outs = program(ids, mask, key)
+    """Run the fused program (the any-prompt one where the plan allows it); its outputs as numpy
+    arrays by name."""
+    cap = any_prompt_cap(plan)
+    if cap is None:
+        program = fused_program(model, plan, backend, ids.shape)
+        outs = program(ids, mask, key)
+    else:
+        program = any_prompt_program(model, plan, backend, ids.shape[0], cap)
+        new = np.asarray(int(plan.max_length) - int(plan.prompt_len), np.int64)
+        # sampling folds the position into its key, so padding would move the random stream: no bucket
+        bucketed = backend.name in SHAPE_SPECIALISING and not plan.do_sample
+        pad = _bucket(ids.shape[1], MIN_PROMPT) - ids.shape[1] if bucketed else 0
+        if pad:
+            ids = np.concatenate([np.full((ids.shape[0], pad), plan.pad, ids.dtype), ids], axis=1)
+            mask = np.concatenate([np.zeros((mask.shape[0], pad), mask.dtype), mask], axis=1)
+        outs = program(ids, mask, key, new)
+        if pad:
+            return _unpad(dict(zip(program.output_names, [np.asarray(o) for o in outs])), pad)
     return dict(zip(program.output_names, [np.asarray(o) for o in outs]))
 
 
-def fused_outputs(model: Any, plan: GenerationPlan, ids: Any, mask: Any, key: Any) -> dict:
-    """The traced body of a fused program (decoder-only or encoder-decoder)."""
+def _unpad(d: dict, pad: int) -> dict:
+    """The outputs of a left-padded run as those of the unpadded prompt: ``pad`` fewer columns and
+    positions (scores and beam indices count generation steps, which padding does not move)."""
+    d["sequences"] = d["sequences"][:, pad:]
+    for name in ("length", "steps"):
+        d[name] = np.asarray(int(d[name]) - pad)
+    return d
+
+
+def fused_outputs(model: Any, plan: GenerationPlan, ids: Any, mask: Any, key: Any, limit: Any = None) -> dict:
+    """The traced body of a fused program (decoder-only or encoder-decoder); ``limit`` (a traced
+    int64 scalar) stops a decoder-only greedy / sampling loop before ``plan.max_length`` (beam
+    searches carry theirs in ``plan.beam.length_limit``)."""
     import tensorweave.ir.namespace as xp
 
     if plan.seq2seq:
@@ -98,6 +203,7 @@ def fused_outputs(model: Any, plan: GenerationPlan, ids: Any, mask: Any, key: An
             do_sample=plan.do_sample,
             key=key,
             output_scores=plan.output_scores,
+            max_length_limit=limit,
         )
         res = {"sequences": out["sequences"], "length": out["length"], "steps": out["length"]}
     if plan.output_scores:

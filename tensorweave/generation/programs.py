@@ -19,7 +19,23 @@ import weakref
 from typing import Any, Callable
 
 from ..backends import registry
-from ..log import timed
+from ..log import logger, progress, timed
+
+KEY_PARTS = ("backend", "program", "input shapes", "generation settings", "custom processors")
+
+
+def why_new(key: tuple, cached: list[tuple]) -> str:
+    """Why ``key`` needs a new program, said against the cached keys: ``"first program"``, or the
+    parts that differ from the closest cached key of the same backend and kind (e.g. ``"new input
+    shapes (1, 12, 40, 100); cached: (1, 8, 40, 100)"``)."""
+    same = [k for k in cached if k[:2] == key[:2]]
+    if not same:
+        return "first program of this kind" if cached else "first program for this model"
+    closest = min(same, key=lambda k: sum(a != b for a, b in zip(k, key)))
+    diffs = [i for i, (a, b) in enumerate(zip(closest, key)) if a != b]
+    if diffs == [2]:
+        return f"new input shapes {key[2]}, cached {closest[2]}"
+    return "new " + " and ".join(KEY_PARTS[i] for i in diffs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,9 +83,17 @@ class ProgramCache:
             store = self._store(owner)
             prog = store.get(key)
             if prog is None:
-                why = "first call" if not store else f"new shapes {shapes} or settings"
-                with timed(f"{kind} program on {backend.name}: traced and lowered ({why})"):
-                    prog = backend.lower(build())
+                why = why_new(key, list(store))
+                what = f"{kind} program on {backend.name} ({why})"
+                logger.info("compiling a %s", what)
+                bar = progress(total=2, desc=f"compiling {kind} program on {backend.name}")
+                with timed(f"{what}: traced and lowered"), bar:
+                    bar.set_postfix_str("tracing")
+                    graph = build()
+                    bar.update(1)
+                    bar.set_postfix_str("lowering")
+                    prog = backend.lower(graph)
+                    bar.update(1)
                 store[key] = prog
             return prog
 
@@ -97,10 +121,18 @@ class ProgramCache:
         with self._lock:
             return len(self._weak) + len(self._strong)
 
-    def clear(self) -> None:
+    def clear(self, owner: Any = None) -> None:
+        """Drop every program (or only ``owner``'s)."""
         with self._lock:
-            self._weak.clear()
-            self._strong.clear()
+            if owner is None:
+                self._weak.clear()
+                self._strong.clear()
+                return
+            try:
+                self._weak.pop(owner, None)
+            except TypeError:
+                pass
+            self._strong.pop(id(owner), None)
 
 
 #: every generation program of the process

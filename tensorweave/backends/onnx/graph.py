@@ -64,16 +64,46 @@ NP_CARRIED = {
 }
 
 
+# constants this large stay numpy arrays handed to the session in place, not copied into the proto
+IN_MEMORY_MIN_BYTES = 1 << 16
+IN_MEMORY_LOCATION = "tensorweave-in-memory"
+
+
 class Builder:
     """Emits ONNX nodes into one (sub)graph; names are unique across the whole model."""
 
-    def __init__(self, root: "Builder | None" = None):
+    def __init__(self, root: "Builder | None" = None, in_memory: dict | None = None):
         self.root = root or self
         self.nodes: list = []
         self.initializers: list = []
         if root is None:
             self.counter = 0
             self.const_cache: dict = {}
+            self.in_memory = in_memory
+            self.arrays: dict[str, np.ndarray] = {}  # initializer name -> its value (for folding)
+            self.by_identity: dict = {}  # (id(array), dtype) -> (array, initializer name)
+            self.transposed: dict[str, str] = {}  # Transpose output -> the 2-D initializer it transposes
+
+    def initializer(self, arr: np.ndarray, name: str) -> None:
+        """A main-graph initializer. With ``in_memory`` (a dict) a large array is not copied into the
+        proto: the initializer is a placeholder whose data lives outside the model
+        (``IN_MEMORY_LOCATION``) and the array goes into ``in_memory[name]``, for the session to use
+        in place (``SessionOptions.add_external_initializers``)."""
+        root = self.root
+        root.arrays[name] = arr
+        if root.in_memory is None or arr.nbytes < IN_MEMORY_MIN_BYTES:
+            root.initializers.append(numpy_helper.from_array(arr, name))
+            return
+        t = TensorProto()
+        t.name = name
+        t.data_type = helper.np_dtype_to_tensor_dtype(arr.dtype)
+        t.dims.extend(arr.shape)
+        t.data_location = TensorProto.EXTERNAL
+        for key, value in (("location", IN_MEMORY_LOCATION), ("offset", "0"), ("length", str(arr.nbytes))):
+            entry = t.external_data.add()
+            entry.key, entry.value = key, value
+        root.initializers.append(t)
+        root.in_memory[name] = arr
 
     def fresh(self, hint: str = "t") -> str:
         self.root.counter += 1
@@ -92,7 +122,7 @@ class Builder:
         cache = self.root.const_cache
         if key not in cache:
             name = self.fresh("const")
-            self.root.initializers.append(numpy_helper.from_array(arr, name))
+            self.initializer(arr, name)
             cache[key] = name
         return cache[key]
 
@@ -215,6 +245,35 @@ class Lowering:
         return [names[v] for v in graph.outputs]
 
     def constant(self, arr: np.ndarray, dt: DType, name: str | None = None) -> str:
+        """An IR constant as an initializer (large or named) or a deduplicated small constant. The
+        same array object used by several (sub)graphs — the weights in a prompt graph and a loop
+        body — becomes one initializer."""
+        root = self.b.root
+        key = (id(arr), dt)
+        seen = root.by_identity.get(key)
+        if seen is not None and seen[0] is arr:
+            return seen[1]
+        out = self._constant(arr, dt, name)
+        if np.asarray(arr).size > 64:
+            root.by_identity[key] = (arr, out)
+        return out
+
+    def folded(self, key: tuple, make: Any) -> str:
+        """The initializer of a constant computed at lowering time (``make()``), once per ``key``."""
+        root = self.b.root
+        seen = root.by_identity.get(key)
+        if seen is None:
+            arr = np.ascontiguousarray(make())
+            name = self.b.fresh("folded")
+            self.b.initializer(arr, name)
+            seen = root.by_identity[key] = (arr, name)
+        return seen[1]
+
+    def constant_value(self, name: str) -> np.ndarray | None:
+        """The value of the initializer ``name`` (None if ``name`` is not one)."""
+        return self.b.root.arrays.get(name)
+
+    def _constant(self, arr: np.ndarray, dt: DType, name: str | None = None) -> str:
         a = np.asarray(arr)
         if dt is DType.uint32:
             a = a.astype(np.int64)
@@ -223,7 +282,7 @@ class Lowering:
         if a.size > 64 or name:
             used = {t.name for t in self.b.root.initializers}
             name = name if (name and name not in used) else self.b.fresh("init")
-            self.b.root.initializers.append(numpy_helper.from_array(np.asarray(a, order="C"), name))
+            self.b.initializer(np.asarray(a, order="C"), name)
             return name
         return self.b.const(a)
 
@@ -341,12 +400,43 @@ def _value_info(name: str, spec: TensorSpec) -> Any:
     return helper.make_tensor_value_info(name, BOUNDARY[spec.dtype], dims)
 
 
-def to_model_proto(graph: Graph, opset: int | None = None) -> onnx.ModelProto:
-    """The ModelProto of a graph (standard domain only)."""
+def _live_nodes(nodes: list, needed: set[str]) -> list:
+    """``nodes`` without those whose outputs nothing reads (a weight's ``Transpose`` that matmul
+    replaced by ``Gemm(transB=1)``); subgraph bodies are pruned the same way against their outputs."""
+    kept = []
+    for n in reversed(nodes):
+        if not any(o in needed for o in n.output):
+            continue
+        for a in n.attribute:
+            for sub in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+                live = _live_nodes(list(sub.node), {o.name for o in sub.output})
+                del sub.node[:]
+                sub.node.extend(live)
+        needed.update(n.input)
+        needed |= _used_names([n])
+        kept.append(n)
+    return kept[::-1]
+
+
+def _used_names(nodes: Sequence[Any]) -> set[str]:
+    """Every name read by ``nodes`` or by the nodes of their subgraphs (``Loop`` / ``If`` bodies)."""
+    used: set[str] = set()
+    for n in nodes:
+        used.update(n.input)
+        for a in n.attribute:
+            for sub in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+                used |= _used_names(sub.node)
+    return used
+
+
+def to_model_proto(graph: Graph, opset: int | None = None, in_memory: dict | None = None) -> onnx.ModelProto:
+    """The ModelProto of a graph (standard domain only). With ``in_memory`` (a dict, filled here)
+    constants of ``IN_MEMORY_MIN_BYTES`` or more stay numpy arrays outside the proto (see
+    :meth:`Builder.initializer`): such a proto is for an in-process session only, never a file."""
     opset = opset or OPSET
     if opset < MIN_OPSET:
         raise IRError(f"opset {opset} is too old: tensorweave's ONNX lowering needs opset 20 or newer (Gelu)")
-    b = Builder()
+    b = Builder(in_memory=in_memory)
     specs = graph.input_specs
     names = graph.input_names
     inner: list[str] = []
@@ -377,6 +467,12 @@ def to_model_proto(graph: Graph, opset: int | None = None) -> onnx.ModelProto:
         else:
             b.nodes.append(helper.make_node("Identity", [o], [name]))
         final.append(_value_info(name, spec))
+    b.nodes = _live_nodes(b.nodes, set(graph.output_names))
+    used = _used_names(b.nodes) | set(graph.output_names)
+    b.initializers = [t for t in b.initializers if t.name in used]  # e.g. weights folded into W^T
+    if in_memory is not None:
+        for name in [n for n in in_memory if n not in used]:
+            del in_memory[name]
     g = helper.make_graph(
         b.nodes,
         graph.name or "tensorweave",

@@ -25,11 +25,26 @@ class OnnxProgram(Program):
         import onnxruntime as ort
 
         super().__init__(graph)
-        self.model = to_model_proto(graph, opset)
+        self._opset = opset
+        # large constants (the weights) stay numpy arrays the session reads in place: no copy in the
+        # proto, none in its serialised bytes, none in the session (spec/backends-onnx.md, memory)
+        in_memory: dict = {}
+        proto = to_model_proto(graph, opset, in_memory=in_memory)
+        opts = session_options()
+        if in_memory:
+            opts.add_external_initializers(
+                list(in_memory), [ort.OrtValue.ortvalue_from_numpy(a) for a in in_memory.values()]
+            )
         self.session = ort.InferenceSession(
-            self.model.SerializeToString(), session_options(), providers=["CPUExecutionProvider"]
+            proto.SerializeToString(), opts, providers=["CPUExecutionProvider"]
         )
+        self._in_memory = in_memory  # the session reads these buffers: keep them alive with it
         self._ort = ort
+
+    @property
+    def model(self) -> Any:
+        """The standalone ``ModelProto`` (weights inside), built from the graph on each access."""
+        return to_model_proto(self.graph, self._opset)
 
     def _is_native(self, x: Any) -> bool:
         return isinstance(x, self._ort.OrtValue)

@@ -23,7 +23,7 @@ from onnx import TensorProto, numpy_helper
 
 from ...ir.types import DType
 from ..base import Rules
-from .graph import CARRIED, MASK32, NP_CARRIED, Builder, Lowering, OnnxSite, use_rules
+from .graph import CARRIED, IN_MEMORY_MIN_BYTES, MASK32, NP_CARRIED, Builder, Lowering, OnnxSite, use_rules
 
 LOWERINGS = Rules("onnx")
 register = LOWERINGS.register
@@ -235,9 +235,28 @@ for _op, _onnx in {
     "logical_and": "And",
     "logical_or": "Or",
     "logical_xor": "Xor",
-    "matmul": "MatMul",
 }.items():
     register(_op)(binary(_onnx))
+
+
+@register("matmul")
+def matmul(site: OnnxSite) -> str:
+    """``MatMul``; ``x @ W^T`` with ``W`` a large 2-D initializer (a Linear weight stored
+    ``[out, in]``) is ``Gemm(x, W, transB=1)`` over ``x`` flattened to 2-D: no transposed copy of
+    the weight, in the file or in the session (the unused ``Transpose`` is dropped at the end)."""
+    b, (x, y) = site.b, site.args
+    weight = b.root.transposed.get(y)
+    rank = len(site.node.inputs[0].shape)
+    if weight is None or rank < 2 or site.in_dt not in (DType.float32, DType.float64):
+        return b.node("MatMul", [x, y])
+    if rank == 2:
+        return b.node("Gemm", [x, weight], transB=1)
+    shape = list(site.node.outputs[0].shape)
+    inner = int(site.lowering.constant_value(weight).shape[1])
+    flat = b.node("Reshape", [x, b.i64([-1, inner])])
+    out = b.node("Gemm", [flat, weight], transB=1)
+    return b.node("Reshape", [out, site.lowering.shape(shape)], allowzero=0)
+
 
 register("bitwise_and")(bool_or_bitwise("And", "BitwiseAnd"))
 register("bitwise_or")(bool_or_bitwise("Or", "BitwiseOr"))
@@ -760,7 +779,14 @@ def reshape(site: OnnxSite) -> str:
 
 @register("permute_dims")
 def permute_dims(site: OnnxSite) -> str:
-    return site.b.node("Transpose", [site.args[0]], perm=list(site.attrs["axes"]))
+    """``Transpose``; of a large initializer (a weight read as ``x @ W^T``), the transposed
+    initializer itself, made once at lowering (no runtime fold that would copy it per subgraph)."""
+    axes = tuple(site.attrs["axes"])
+    out = site.b.node("Transpose", [site.args[0]], perm=list(axes))
+    value = site.lowering.constant_value(site.args[0])
+    if axes == (1, 0) and value is not None and value.nbytes >= IN_MEMORY_MIN_BYTES:
+        site.b.root.transposed[out] = site.args[0]  # matmul may read the weight as Gemm(transB=1)
+    return out
 
 
 @register("expand_dims")

@@ -17,14 +17,14 @@ inside, each symbol is read from ``tf.shape`` of an input (``symbol_plan``) and 
 uint32 is carried as int64 holding [0, 2**32); results of ops that wrap are masked with
 ``& 0xFFFFFFFF`` (the signature itself is uint32, so callers see uint32).
 
-Importing the backend sets ``TF_CPP_MIN_LOG_LEVEL=2`` unless the variable is already set.
+Importing the backend sets ``TF_CPP_MIN_LOG_LEVEL=3`` (C++ info, warnings and errors hidden; a real failure still raises in Python) unless the variable is already set.
 """
 
 from __future__ import annotations
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before tensorflow is imported
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before tensorflow is imported
 
 from .artefact import load  # noqa: E402
 from .program import TFProgram, TFSite, lower, run_graph  # noqa: E402
