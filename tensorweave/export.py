@@ -570,9 +570,9 @@ def export(
         def write(dest: str) -> None:
             """Every file of the artefact at ``dest`` (inside a staging location)."""
             if target == "onnx":
-                from .backends.onnx import EXTERNAL_DATA_THRESHOLD, save_model
+                from .backends.onnx import EXTERNAL_DATA_THRESHOLD
 
-                save_model(prog.model, dest, 0 if external_data else EXTERNAL_DATA_THRESHOLD)
+                prog.export(dest, 0 if external_data else EXTERNAL_DATA_THRESHOLD)
             elif target == "jax":
                 _export_jax(prog, dest, graph)
             elif target == "torch":
@@ -721,6 +721,16 @@ _ARCHITECTURES = {
     "qwen3": "Qwen3ForCausalLM",
     "phi3": "Phi3ForCausalLM",
     "gemma": "GemmaForCausalLM",
+    "gemma2": "Gemma2ForCausalLM",
+    "olmo2": "Olmo2ForCausalLM",
+    "granite": "GraniteForCausalLM",
+    "starcoder2": "Starcoder2ForCausalLM",
+    "stablelm": "StableLmForCausalLM",
+    "gpt_neox": "GPTNeoXForCausalLM",
+    "gptj": "GPTJForCausalLM",
+    "phi": "PhiForCausalLM",
+    "mixtral": "MixtralForCausalLM",
+    "qwen2_moe": "Qwen2MoeForCausalLM",
     "t5": "T5ForConditionalGeneration",
 }
 

@@ -309,7 +309,9 @@ def test_configs_follow_hugging_face_fields(tmp_path):
     [
         (
             {"model_type": "mamba"},
-            r"`model_type` 'mamba' is not supported; supported: \['bert', 'gemma', 'gpt2', 'llama', 'mistral', 'phi3', 'qwen2', 'qwen3', 't5'\]",
+            r"`model_type` 'mamba' is not supported; supported: \['bert', 'gemma', 'gemma2', 'gpt2', 'gpt_neox', "
+            r"'gptj', 'granite', 'llama', 'mistral', 'mixtral', 'olmo2', 'phi', 'phi3', 'qwen2', 'qwen2_moe', "
+            r"'qwen3', 'stablelm', 'starcoder2', 't5'\]",
         ),
         ({"model_type": "gpt2", "n_embd": 10, "n_head": 4}, "`n_embd`"),
         ({"model_type": "gpt2", "n_layer": 0}, "`n_layer` must be a positive integer"),
@@ -555,7 +557,8 @@ def test_bad_gguf_files_give_one_clear_error(tmp_path):
         from_gguf(str(tmp_path / "cut.gguf"))
     write_tiny_gguf(tmp_path / "mamba.gguf", arch="mamba")
     with pytest.raises(
-        ModelLoadError, match=r"GGUF architecture 'mamba' is not supported; supported: \['llama', 'qwen2', 'qwen3'\]"
+        ModelLoadError,
+        match=r"GGUF architecture 'mamba' is not supported; supported: \['llama', 'qwen2', 'qwen3'\]",
     ):
         load(str(tmp_path / "mamba.gguf"))
     write_tiny_gguf(tmp_path / "extra.gguf", extra_tensor="rope_freqs.weight")

@@ -1,11 +1,17 @@
-"""The rotary decoder family (issue #15, first slice): Mistral (sliding window), Qwen2 (q/k/v
-biases, per-layer sliding window), Qwen3 (q/k norm, explicit head_dim), Phi-3 (fused projections),
-Gemma (scaled embeddings, ``1 + w`` norms, GeGLU) and Llama's rope scaling types (linear, llama3,
-yarn, dynamic) against transformers' PyTorch models (tiny random configs, seeded, eager attention).
+"""The rotary decoder family (issue #15): Mistral (sliding window), Qwen2 (q/k/v biases, per-layer
+sliding window), Qwen3 (q/k norm, explicit head_dim), Phi-3 (fused projections), Gemma (scaled
+embeddings, ``1 + w`` norms, GeGLU), Gemma 2 (pre+post norms, soft-capping, alternating windows,
+query_pre_attn_scalar), OLMo 2 (post-norms, full-projection q/k norm), Granite (multipliers),
+StarCoder2 (LayerNorm, biases, plain MLP, window), StableLM (partial rotary, per-head q/k
+LayerNorm, parallel residual), GPT-NeoX (interleaved fused qkv, parallel residual), Phi (shared
+norm, parallel, head bias), Mixtral (mixture of experts) and Llama's rope scaling types (linear,
+llama3, yarn, dynamic) against transformers' PyTorch models (tiny random configs, seeded, eager
+attention).
 
 Every type: logits from a live model and from a ``save_pretrained`` directory on numpy; on every
-backend one forward plus 5 greedy tokens equal to transformers' ``generate``; one ONNX export with
-past validated; GGUF ``qwen2`` / ``qwen3`` files; config errors. Tolerance: spec/models.md
+backend one forward and 5 greedy tokens equal to transformers' ``generate`` (a few redundant
+greedy loops on jax / tensorflow are marked slow, see GREEDY_SLOW); one ONNX export with past
+validated; GGUF ``qwen2`` / ``qwen3`` files; config errors. Tolerance: spec/models.md
 ("Parity with transformers"), atol = rtol = 1e-4 (observed ~1e-7)."""
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from tensorweave.frontends.models.config import Qwen3Config
 from tensorweave.ir import TensorSpec
 from tensorweave.models import from_gguf, from_pretrained, from_transformers
 
-from conftest import IN_CI
+from conftest import BACKENDS, IN_CI, require_backend
 
 if IN_CI:
     import torch
@@ -80,13 +86,93 @@ CASES = {
         dict(max_position_embeddings=8, rope_scaling={"rope_type": "dynamic", "factor": 2.0}),
     ),
 }
-TYPES = ["mistral", "qwen2", "qwen3", "phi3", "gemma"]
+# issue #15's second slice: one case per type, every switch of the type turned on
+NEW_CASES = {
+    "gemma2": (
+        "Gemma2",
+        dict(
+            head_dim=16,
+            sliding_window=4,  # layer 0 slides, layer 1 is global
+            query_pre_attn_scalar=12,
+            attn_logit_softcapping=2.0,  # small caps, so that tanh bends the scores and logits
+            final_logit_softcapping=3.0,
+        ),
+    ),
+    "olmo2": ("Olmo2", dict(attention_bias=True)),
+    "granite": (
+        "Granite",
+        dict(embedding_multiplier=3.0, attention_multiplier=0.3, residual_multiplier=0.5, logits_scaling=2.5),
+    ),
+    "starcoder2": ("Starcoder2", dict(sliding_window=4, norm_epsilon=1e-5)),
+    "stablelm": (
+        "StableLm",
+        dict(
+            use_qkv_bias=True,
+            qk_layernorm=True,
+            use_parallel_residual=True,
+            layer_norm_eps=1e-5,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5},
+        ),
+    ),
+    "gpt_neox": (
+        "GPTNeoX",
+        dict(
+            num_key_value_heads=None,  # no grouped-query attention in GPT-NeoX
+            layer_norm_eps=1e-5,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5},
+        ),
+    ),
+    # sequential residual (use_parallel_residual false) and the default partial rotary 0.25
+    "gpt_neox-sequential": (
+        "GPTNeoX",
+        dict(num_key_value_heads=None, layer_norm_eps=1e-5, use_parallel_residual=False),
+    ),
+    "gptj": (
+        "GPTJ",  # GPT-2 style names (hidden_size etc. reach n_embd through Hugging Face's attribute_map)
+        dict(
+            num_key_value_heads=None,
+            intermediate_size=None,
+            n_inner=40,
+            rotary_dim=4,
+            layer_norm_epsilon=1e-5,
+        ),
+    ),
+    "phi": ("Phi", dict(qk_layernorm=True, layer_norm_eps=1e-5)),
+    "mixtral": ("Mixtral", dict(num_local_experts=4, num_experts_per_tok=2, sliding_window=4)),
+    # shared expert; layer 1 is a dense MLP (mlp_only_layers); top-2 weights not renormalised
+    "qwen2_moe": (
+        "Qwen2Moe",
+        dict(
+            num_experts=4,
+            num_experts_per_tok=2,
+            moe_intermediate_size=24,
+            shared_expert_intermediate_size=40,
+            mlp_only_layers=[1],
+        ),
+    ),
+    # renormalised top-3 weights; decoder_sparse_step 2 makes layer 0 dense
+    "qwen2_moe-sparse-step": (
+        "Qwen2Moe",
+        dict(
+            num_experts=4,
+            num_experts_per_tok=3,
+            moe_intermediate_size=24,
+            shared_expert_intermediate_size=40,
+            norm_topk_prob=True,
+            decoder_sparse_step=2,
+        ),
+    ),
+}
+CASES.update(NEW_CASES)
+NEW_TYPES = [name for name in NEW_CASES if "-" not in name]
+TYPES = ["mistral", "qwen2", "qwen3", "phi3", "gemma", *NEW_TYPES]
 
 
 def hf_model(name: str):
     prefix, overrides = CASES[name]
     torch.manual_seed(0)
-    cfg = getattr(transformers, prefix + "Config")(**{**COMMON, **overrides})
+    kwargs = {k: v for k, v in {**COMMON, **overrides}.items() if v is not None}
+    cfg = getattr(transformers, prefix + "Config")(**kwargs)
     model = getattr(transformers, prefix + "ForCausalLM")(cfg).eval()
     with torch.no_grad():  # transformers initialises biases to 0 and norms to 1: perturb them
         for n, p in model.named_parameters():
@@ -156,6 +242,60 @@ def test_the_switch_under_test_moves_the_logits(name):
     assert diff > 100 * ATOL
 
 
+# a switch of the new types, and the config change that turns it off
+SWITCHES_OFF = {
+    "gemma2-softcaps": ("gemma2", dict(attn_logit_softcapping=None, final_logit_softcapping=None)),
+    "gemma2-window": ("gemma2", dict(sliding_window=None)),
+    "gemma2-scalar": ("gemma2", dict(query_pre_attn_scalar=16)),  # 1/sqrt(head_dim)
+    "granite-multipliers": (
+        "granite",
+        dict(
+            embedding_multiplier=1.0, attention_multiplier=0.25, residual_multiplier=1.0, logits_scaling=1.0
+        ),
+    ),
+    "starcoder2-window": ("starcoder2", dict(sliding_window=None)),
+    "mixtral-top-k": ("mixtral", dict(num_experts_per_tok=4)),  # every expert, softmax weights
+    "qwen2_moe-norm-topk": ("qwen2_moe", dict(norm_topk_prob=True)),
+    "stablelm-parallel": ("stablelm", dict(use_parallel_residual=False)),  # (the same norm twice)
+}
+
+
+@pytest.mark.parametrize("case", list(SWITCHES_OFF))
+def test_the_new_switches_move_the_logits(case):
+    name, off = SWITCHES_OFF[case]
+    model = OURS[name]
+    params = dict(model.params)
+    if case == "stablelm-parallel":  # the sequential block reads a post_attention_layernorm
+        for i in range(2):
+            params[f"model.layers.{i}.post_attention_layernorm.weight"] = params[
+                f"model.layers.{i}.input_layernorm.weight"
+            ]
+            params[f"model.layers.{i}.post_attention_layernorm.bias"] = params[
+                f"model.layers.{i}.input_layernorm.bias"
+            ]
+    plain = tw.models.Model(dataclasses.replace(model.config, **off), params)
+    diff = np.abs(traced_logits(plain, IDS, PADDED) - traced_logits(model, IDS, PADDED))[VALID].max()
+    assert diff > 100 * ATOL
+
+
+def test_qwen2_moe_dense_and_sparse_layers():
+    assert [OURS["qwen2_moe"].config.layer_is_moe(i) for i in range(2)] == [True, False]
+    assert [OURS["qwen2_moe-sparse-step"].config.layer_is_moe(i) for i in range(2)] == [False, True]
+    names = set(OURS["qwen2_moe"].params)
+    assert {
+        "model.layers.0.mlp.experts.3.up_proj.weight",
+        "model.layers.0.mlp.shared_expert_gate.weight",
+    } <= names
+    assert "model.layers.1.mlp.gate_proj.weight" in names and "model.layers.1.mlp.gate.weight" not in names
+
+
+def test_layer_windows_of_the_new_types():
+    assert [OURS["gemma2"].config.layer_window(i) for i in range(2)] == [4, None]  # even layers slide
+    assert [OURS["starcoder2"].config.layer_window(i) for i in range(2)] == [4, 4]
+    assert [OURS["mixtral"].config.layer_window(i) for i in range(2)] == [4, 4]
+    assert OURS["gpt_neox-sequential"].config.rotary_dim == 2  # 0.25 of head_dim 8, the default
+
+
 def test_qwen2_window_is_per_layer():
     cfg = OURS["qwen2"].config
     assert [cfg.layer_window(i) for i in range(2)] == [None, 4]  # layers >= max_window_layers slide
@@ -182,18 +322,37 @@ def hf_greedy(name: str) -> np.ndarray:
         )
 
 
+# On the compiled backends (jax, tensorflow: ~2 s to compile each greedy loop) the greedy loop of
+# these types is marked slow: their step program adds no op or cache rule that another new type's
+# loop does not run there too (windows: gemma2; LayerNorm, parallel residual: stablelm, gptj;
+# experts: qwen2_moe). Their forward runs on every backend, their greedy loop on numpy, torch, onnx.
+GREEDY_SLOW = {"olmo2", "granite", "starcoder2", "phi", "mixtral"}
+
+
+def _greedy_cases():
+    for be in BACKENDS:
+        for name in TYPES:
+            slow = be in ("jax", "tensorflow") and name in GREEDY_SLOW
+            yield pytest.param(name, be, marks=[pytest.mark.slow] if slow else [], id=f"{be}-{name}")
+
+
 @pytest.mark.parametrize("name", TYPES)
-def test_every_backend_forward_and_greedy_tokens(name, backend):
-    """One forward (left padding) and 5 greedy tokens (fused static-cache loop; the prompt of 6
-    plus 5 steps crosses the window of 4) equal transformers' logits and ``generate``."""
-    model = OURS[name]
-    out = model(IDS, PADDED, backend=backend)["logits"]
+def test_every_backend_forward(name, backend):
+    """One forward (left padding) equals transformers' logits."""
+    out = OURS[name](IDS, PADDED, backend=backend)["logits"]
     assert_close(np.asarray(out)[VALID], hf_logits(name)[VALID])
+
+
+@pytest.mark.parametrize("name, be", list(_greedy_cases()))
+def test_every_backend_greedy_tokens(name, be):
+    """5 greedy tokens (fused static-cache loop; the prompt of 6 plus 5 steps crosses the window of
+    4) equal transformers' ``generate``."""
+    require_backend(be)
     ours = tw.generate(
-        model,
+        OURS[name],
         IDS[:, :GREEDY_PROMPT],
         PADDED[:, :GREEDY_PROMPT],
-        backend=backend,
+        backend=be,
         max_new_tokens=5,
         pad_token_id=0,
     )
@@ -221,7 +380,7 @@ def test_onnx_export_with_past_validates(tmp_path):
     E = sys.modules["tensorweave.export"]
     model = OURS["qwen2"]  # biases, GQA and a sliding-window layer
     for t in TYPES:
-        assert set(FeaturesManager.get_supported_features_for_model_type(t)) == {
+        assert set(FeaturesManager.get_supported_features_for_model_type(t.replace("_", "-"))) == {
             "default",
             "default-with-past",
             "causal-lm",
@@ -231,6 +390,19 @@ def test_onnx_export_with_past_validates(tmp_path):
     cfg = res.onnx_config
     assert cfg.num_key_value_heads == 2 and cfg.head_dim == 8
     E.validate_model_outputs(cfg, model, res.path, res.output_names, cfg.atol_for_validation)
+
+
+@pytest.mark.parametrize("name", NEW_TYPES)
+def test_onnx_export_of_the_new_types_validates(name, tmp_path):
+    pytest.importorskip("onnxruntime")
+    E = sys.modules["tensorweave.export"]
+    model = OURS[name]
+    res = tw.export(model, "causal-lm-with-past", "onnx", tmp_path / "out")
+    E.validate_model_outputs(
+        res.onnx_config, model, res.path, res.output_names, res.onnx_config.atol_for_validation
+    )
+    arch = E._ARCHITECTURES[model.model_type]
+    assert arch == type(HF[name]).__name__
 
 
 # ------------------------------------------------------------------ GGUF (qwen2 / qwen3)
@@ -380,8 +552,55 @@ def test_gguf_qwen_files_load(arch, tmp_path):
             "`truncate`",
         ),
         (
-            {"model_type": "mixtral"},
-            "`model_type` 'mixtral' is not supported; supported: .*'gemma'.*'mistral'.*'phi3'.*'qwen2', 'qwen3'",
+            {"model_type": "falcon"},
+            "`model_type` 'falcon' is not supported; supported: .*'gemma', 'gemma2'.*'gpt_neox'.*'mixtral'.*"
+            "'phi'.*'stablelm', 'starcoder2'",
+        ),
+        ({"model_type": "gemma2", "hidden_activation": "silu"}, "`hidden_activation` 'silu'"),
+        (
+            {"model_type": "gemma2", "attn_logit_softcapping": 0},
+            "`attn_logit_softcapping` must be a positive",
+        ),
+        (
+            {"model_type": "gemma2", "query_pre_attn_scalar": "256"},
+            "`query_pre_attn_scalar` must be a number",
+        ),
+        ({"model_type": "gemma2", "num_hidden_layers": 2, "layer_types": ["x", "y"]}, "`layer_types`"),
+        ({"model_type": "granite", "logits_scaling": 0}, "`logits_scaling` must be a positive number"),
+        (
+            {"model_type": "starcoder2", "hidden_act": "silu"},
+            "`hidden_act` 'silu' is not supported for starcoder2",
+        ),
+        ({"model_type": "starcoder2", "use_bias": 1}, "`use_bias` must be a JSON boolean"),
+        (
+            {
+                "model_type": "stablelm",
+                "hidden_size": 32,
+                "num_attention_heads": 4,
+                "partial_rotary_factor": 0.1,
+            },
+            "`partial_rotary_factor`",
+        ),
+        ({"model_type": "gpt_neox", "num_key_value_heads": 2}, "`num_key_value_heads` \\(2\\) must equal"),
+        ({"model_type": "phi", "layer_norm_eps": -1}, "`layer_norm_eps` must be a positive number"),
+        (
+            {"model_type": "mixtral", "num_experts_per_tok": 3, "num_local_experts": 2},
+            "`num_experts_per_tok`",
+        ),
+        ({"model_type": "mixtral", "num_local_experts": 0}, "`num_local_experts` must be a positive integer"),
+        (
+            {"model_type": "gptj", "n_embd": 32, "n_head": 4, "rotary_dim": 3},
+            "`rotary_dim` \\(3\\) must be even",
+        ),
+        (
+            {"model_type": "gptj", "n_embd": 32, "n_head": 4, "activation_function": "silu"},
+            "`activation_function` 'silu' is not supported for gptj",
+        ),
+        ({"model_type": "qwen2_moe", "use_sliding_window": True}, "`use_sliding_window` is not supported"),
+        ({"model_type": "qwen2_moe", "num_hidden_layers": 2, "mlp_only_layers": [2]}, "`mlp_only_layers`"),
+        (
+            {"model_type": "qwen2_moe", "num_experts": 2},
+            "`num_experts_per_tok` \\(4\\) must be at most `num_experts`",
         ),
     ],
 )
@@ -403,9 +622,30 @@ def test_config_defaults_and_the_old_rope_scaling_field():
     assert old == new and old.rope_scaling == rs
 
 
+def test_legacy_gpt_neox_fields():
+    """Older GPT-NeoX config.json files name the partial rotary factor ``rotary_pct`` and the base
+    ``rotary_emb_base``."""
+    d = {"model_type": "gpt_neox", "hidden_size": 32, "num_attention_heads": 4}
+    cfg = config_from_dict({**d, "rotary_pct": 0.5, "rotary_emb_base": 500})
+    assert (cfg.partial_rotary_factor, cfg.rope_theta, cfg.rotary_dim) == (0.5, 500, 4)
+    assert config_from_dict(d).rotary_dim == 2
+
+
+def test_mixtral_names_of_the_live_model_and_the_checkpoint():
+    """transformers v5 keeps the experts fused (``mlp.experts.gate_up_proj``); checkpoints have one
+    tensor per expert (``block_sparse_moe.experts.{e}.w1/w2/w3``): both load to the latter."""
+    names = set(OURS["mixtral"].params)
+    assert "model.layers.1.block_sparse_moe.experts.3.w3.weight" in names
+    assert not any(".mlp." in n for n in names)
+    fused = HF["mixtral"].model.layers[1].mlp.experts.gate_up_proj.detach().numpy()
+    np.testing.assert_array_equal(
+        OURS["mixtral"].params["model.layers.1.block_sparse_moe.experts.3.w3.weight"], fused[3, 48:]
+    )
+
+
 def test_unknown_checkpoint_model_type_lists_the_family(tmp_path):
     HF["mistral"].save_pretrained(str(tmp_path))
-    text = (tmp_path / "config.json").read_text().replace('"mistral"', '"mixtral"')
+    text = (tmp_path / "config.json").read_text().replace('"mistral"', '"falcon"')
     (tmp_path / "config.json").write_text(text)
-    with pytest.raises(ModelLoadError, match="'mixtral' is not supported; supported: .*'qwen3'"):
+    with pytest.raises(ModelLoadError, match="'falcon' is not supported; supported: .*'mixtral'.*'qwen3'"):
         from_pretrained(str(tmp_path))

@@ -3,7 +3,8 @@ models, GGUF files, and the packaged SmolLM2-135M-Instruct (GGUF) and all-MiniLM
 
 Every loader ends in :func:`check_params`: missing, unexpected or mis-shaped tensors are one
 error listing them; nothing is silently initialised. Parameters are float32 numpy arrays under
-Hugging Face names (see spec/models.md). This package may import safetensors, gguf, tokenizers
+Hugging Face names (see spec/models.md). ``register`` / ``unregister`` add a decoder architecture
+of your own (spec/models.md, "Bring your own architecture"). This package may import safetensors, gguf, tokenizers
 and transformers, lazily; the forward passes themselves live in ``tensorweave.frontends.models``.
 """
 
@@ -14,7 +15,6 @@ import os
 from typing import Any
 
 from ..errors import ModelLoadError
-from ..frontends.models import DECODERS
 from ..log import timed
 from .checkpoint import (
     BERT_CLASS_HEADS,
@@ -27,6 +27,7 @@ from .checkpoint import (
     transformers_state,
 )
 from .model import Model
+from .registry import Architecture, is_decoder_type, register, registered, unregister
 from .tokenizer import BatchEncoding, Tokenizer, render_chat_template
 
 # name -> (pip package, importable module, file or directory inside it)
@@ -88,7 +89,7 @@ def from_pretrained(path: str, head: str | None = None) -> Model:
     tok_path = os.path.join(path, "tokenizer.json")
     tokenizer = None
     if os.path.isfile(tok_path):
-        decoder = config.model_type in DECODERS
+        decoder = is_decoder_type(config.model_type)
         tokenizer = Tokenizer.from_file(
             tok_path,
             padding_side="left" if decoder else "right",
@@ -191,6 +192,7 @@ def _head(config: Any, head: str | None) -> str | None:
 
 
 __all__ = [
+    "Architecture",
     "BatchEncoding",
     "Model",
     "Tokenizer",
@@ -203,5 +205,8 @@ __all__ = [
     "load",
     "load_safetensors",
     "packaged_path",
+    "register",
+    "registered",
     "render_chat_template",
+    "unregister",
 ]

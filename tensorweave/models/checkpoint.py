@@ -33,7 +33,8 @@ BERT_CLASS_HEADS = {
 _HEAD_PREFIXES = {
     "bert": ("bert.pooler.", "cls.", "classifier.", "qa_outputs."),
     "gpt2": ("lm_head.",),
-    **{name: ("lm_head.",) for name in ROTARY_CONFIGS},  # llama, mistral, qwen2, qwen3, phi3, gemma
+    **{name: ("lm_head.",) for name in ROTARY_CONFIGS},  # llama, mistral, qwen2, ..., mixtral
+    "gpt_neox": ("embed_out.",),
     "t5": ("lm_head.",),
 }
 
@@ -58,10 +59,47 @@ def expected_shapes(config: Any, head: str | None = None) -> dict[str, tuple]:
 def canonical_names(model_type: str, params: dict[str, Any]) -> dict[str, Any]:
     """A checkpoint saved from a base model (``GPT2Model``, ``BertModel``, ...) has no base-model
     prefix: add it (``h.0.attn...`` -> ``transformer.h.0.attn...``)."""
-    prefix = ARCHITECTURES[model_type].BASE_PREFIX
+    cfg_cls = ROTARY_CONFIGS.get(model_type)
+    prefix = cfg_cls.base_prefix if cfg_cls is not None else ARCHITECTURES[model_type].BASE_PREFIX
     if params and not any(k.startswith(prefix) for k in params):
-        return {prefix + k: v for k, v in params.items()}
+        params = {prefix + k: v for k, v in params.items()}
+    for live, saved in _LIVE_NAMES.get(model_type, {}).items():
+        if any(k.startswith(live) for k in params) and not any(k.startswith(saved) for k in params):
+            params = {(saved + k[len(live) :] if k.startswith(live) else k): v for k, v in params.items()}
+    if cfg_cls is not None and cfg_cls.mlp_kind == "moe":
+        return _split_fused_experts(params, cfg_cls.moe_names)
     return dict(params)
+
+
+# transformers v5 module names that differ from the names checkpoints are saved with (live -> file)
+_LIVE_NAMES = {"gpt_neox": {"lm_head.": "embed_out."}}
+
+
+def _split_fused_experts(params: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    """transformers v5 keeps a mixture of experts as ``mlp.gate.weight [E, d]`` (the router),
+    ``mlp.experts.gate_up_proj [E, 2 ff, d]`` (rows: gate, then up) and ``mlp.experts.down_proj
+    [E, d, ff]``; checkpoints (and ``save_pretrained``) use one tensor per expert, named by the
+    config's ``moe_names`` (Mixtral: ``block_sparse_moe.gate.weight``,
+    ``block_sparse_moe.experts.{e}.w1`` (gate) / ``w3`` (up) / ``w2`` (down)). The fused form is
+    rewritten to the per-expert names; other names pass through."""
+    out: dict[str, Any] = {}
+    for k, v in params.items():
+        if k.endswith(".mlp.experts.gate_up_proj") and np.ndim(v) == 3:
+            layer = k[: -len("mlp.experts.gate_up_proj")]
+            ff = np.shape(v)[1] // 2
+            for e in range(np.shape(v)[0]):
+                expert = layer + names["expert"].format(e=e)
+                out[f"{expert}{names['gate']}.weight"] = v[e, :ff]
+                out[f"{expert}{names['up']}.weight"] = v[e, ff:]
+        elif k.endswith(".mlp.experts.down_proj") and np.ndim(v) == 3:
+            layer = k[: -len("mlp.experts.down_proj")]
+            for e in range(np.shape(v)[0]):
+                out[f"{layer}{names['expert'].format(e=e)}{names['down']}.weight"] = v[e]
+        elif k.endswith(".mlp.gate.weight"):
+            out[k[: -len("mlp.gate.weight")] + names["router"] + ".weight"] = v
+        else:
+            out[k] = v
+    return out
 
 
 def check_params(config: Any, params: dict[str, Any], head: str | None = None) -> dict[str, np.ndarray]:

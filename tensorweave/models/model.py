@@ -25,7 +25,8 @@ from .tokenizer import Tokenizer
 @dataclass(eq=False)
 class Model:
     """``config`` (a GPT2Config / rotary family config (LlamaConfig, MistralConfig, Qwen2Config,
-    Qwen3Config, Phi3Config, GemmaConfig) / BertConfig / T5Config), ``params`` (name -> float32 array),
+    Qwen3Config, Phi3Config, GemmaConfig) / BertConfig / T5Config, or the config of a type added
+    with ``tw.models.register``), ``params`` (name -> float32 array),
     ``head`` (BERT only), ``tokenizer`` (when the checkpoint has one: a :class:`Tokenizer`, or any
     object with Hugging Face's tokenizer protocol), ``generation_config`` (a
     ``tensorweave.frontends.generation.GenerationConfig`` with the checkpoint's generation defaults,
@@ -46,7 +47,10 @@ class Model:
 
     @property
     def is_decoder(self) -> bool:
-        return self.model_type in DECODERS
+        """A built-in decoder type or one added with ``tw.models.register``."""
+        from .registry import is_registered
+
+        return self.model_type in DECODERS or is_registered(self.model_type)
 
     @property
     def is_encoder_decoder(self) -> bool:
@@ -170,10 +174,10 @@ class Model:
                 f"input_ids must have rank {rank} ({'[batch, choice, sequence]' if rank == 3 else '[batch, sequence]'}), "
                 f"got shape {shape}"
             )
-        if self.is_decoder and shape[1] > self.config.max_position_embeddings:
+        limit = getattr(self.config, "max_position_embeddings", None) if self.is_decoder else None
+        if isinstance(limit, int) and shape[1] > limit:
             raise ValueError(
-                f"sequence length {shape[1]} exceeds max_position_embeddings "
-                f"({self.config.max_position_embeddings}); truncate the input"
+                f"sequence length {shape[1]} exceeds max_position_embeddings ({limit}); truncate the input"
             )
         if attention_mask is None:
             attention_mask = np.ones(shape, np.int64)

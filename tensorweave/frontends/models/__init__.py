@@ -1,5 +1,6 @@
 """Models written once against ``xp``: GPT-2, the rotary decoder family (Llama, Mistral, Qwen2,
-Qwen3, Phi-3, Gemma: one module, ``llama``), BERT and T5 forward passes, configs, KV caches.
+Qwen3, Phi-3, Gemma, Gemma 2, OLMo 2, Granite, StarCoder2, StableLM, GPT-NeoX, GPT-J, Phi, Mixtral,
+Qwen2-MoE: one module, ``llama``), BERT and T5 forward passes, configs, KV caches.
 
 Each architecture module has ``parameter_shapes(cfg)`` (Hugging Face name -> shape),
 ``BASE_PREFIX`` (the base-model prefix of its names), ``IGNORED_SUFFIXES`` (checkpoint buffers
@@ -7,6 +8,10 @@ that are not parameters) and ``forward``. Decoders share one signature:
 ``forward(params, cfg, input_ids, attention_mask, position_ids, cache=None, offset=0)
 -> (logits, cache)`` (see spec/models.md). T5 (``ENCODER_DECODERS``) has ``encode`` and
 ``decode(..., cache, offset) -> (logits, cache)`` instead.
+
+``tensorweave.models.register`` adds a user's decoder to ``ARCHITECTURES`` / ``FORWARD`` /
+``PARAMETER_SHAPES`` / ``CONFIGS`` at run time (and ``unregister`` removes it): read these tables
+when dispatching, never copies taken at import.
 """
 
 from . import attention, bert, cache, gpt2, llama, t5, weights
@@ -17,14 +22,24 @@ from .config import (
     CONFIGS,
     ROTARY_CONFIGS,
     BertConfig,
+    Gemma2Config,
     GemmaConfig,
     GPT2Config,
+    GPTJConfig,
+    GPTNeoXConfig,
+    GraniteConfig,
     LlamaConfig,
     MistralConfig,
+    MixtralConfig,
+    Olmo2Config,
     Phi3Config,
+    PhiConfig,
     Qwen2Config,
+    Qwen2MoeConfig,
     Qwen3Config,
     RotaryConfig,
+    StableLmConfig,
+    Starcoder2Config,
     T5Config,
     config_from_dict,
     config_from_json_file,
@@ -61,6 +76,16 @@ __all__ = [
     "Qwen3Config",
     "Phi3Config",
     "GemmaConfig",
+    "Gemma2Config",
+    "Olmo2Config",
+    "GraniteConfig",
+    "Starcoder2Config",
+    "StableLmConfig",
+    "GPTNeoXConfig",
+    "GPTJConfig",
+    "PhiConfig",
+    "MixtralConfig",
+    "Qwen2MoeConfig",
     "RotaryConfig",
     "ROTARY_CONFIGS",
     "config_from_dict",

@@ -40,14 +40,18 @@ def attend(
     scale: float,
     causal: bool = True,
     window: int | None = None,
+    softcap: float | None = None,
 ) -> Any:
     """``softmax(where(allowed, q k^T * scale, min)) v`` with padding (and causal) masking.
 
     q: [b, h, s, d]; k, v: [b, h, T, d]; attention_mask: [b, T]; offset: position of query 0;
     ``window``: with ``causal``, key ``j`` is visible to query position ``p`` only when
-    ``p - j < window`` (a sliding window of ``window`` keys, the query's own included)."""
+    ``p - j < window`` (a sliding window of ``window`` keys, the query's own included);
+    ``softcap`` ``c``: the scores become ``c * tanh(scores / c)`` before masking (gemma2)."""
     xp = array_namespace(q)
     scores = xp.matmul(q, xp.permute_dims(k, (0, 1, 3, 2))) * scale
+    if softcap is not None:
+        scores = xp.tanh(scores / softcap) * softcap
     allowed = attention_mask[:, None, None, :] != 0
     if causal:
         qpos = xp.arange(q.shape[2])[:, None] + offset

@@ -1,5 +1,6 @@
 """Model configs compatible with Hugging Face ``config.json`` fields (gpt2, bert, t5 and the rotary
-decoder family: llama, mistral, qwen2, qwen3, phi3, gemma).
+decoder family: llama, mistral, qwen2, qwen3, phi3, gemma, gemma2, olmo2, granite, starcoder2,
+stablelm, gpt_neox, gptj, phi, mixtral, qwen2_moe).
 
 ``config_from_dict(d)`` (or ``GPT2Config.from_dict(d)``, ...) dispatches on ``model_type``;
 unknown types and invalid fields raise a one-line ``ValueError`` naming the field and the fix.
@@ -11,8 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
+
+import numpy as np
 
 
 def _positive(name: str, value: Any) -> None:
@@ -108,7 +112,8 @@ def check_rope_scaling(value: Any, name: str = "rope_scaling", partial_rotary: b
     - ``yarn``: ``factor > 0``, ``original_max_position_embeddings``; optional ``attention_factor > 0``,
       ``beta_fast`` / ``beta_slow`` / ``mscale`` / ``mscale_all_dim`` numbers, ``truncate`` a boolean.
 
-    A ``partial_rotary_factor`` other than 1 is refused unless ``partial_rotary`` (phi3 reads it).
+    A ``partial_rotary_factor`` other than 1 is refused unless ``partial_rotary`` (the types with a
+    ``partial_rotary_factor`` field read it: phi3, stablelm, gpt_neox, phi).
     A known other type is "not supported yet", an unknown one (or a non-dict) an error too."""
     if value is None or value == {}:
         return
@@ -260,13 +265,57 @@ class GPT2Config(_ConfigMixin):
         return self.n_positions
 
 
+#: role -> parameter name part of the rotary family (``llama.py``): ``embed``, ``layers`` (the layer
+#: prefix), ``final_norm`` and ``head`` are full names; the rest follow ``layers + "{i}."``. The four
+#: norm slots are ``pre_attn`` / ``post_attn`` (before / after attention), ``pre_mlp`` / ``post_mlp``;
+#: an empty name means the slot has no norm (``pre_mlp`` empty with a parallel residual: the MLP
+#: reads the attention's input).
+ROTARY_NAMES: dict[str, str] = {
+    "embed": "model.embed_tokens",
+    "layers": "model.layers.",
+    "final_norm": "model.norm",
+    "head": "lm_head",
+    "q": "self_attn.q_proj",
+    "k": "self_attn.k_proj",
+    "v": "self_attn.v_proj",
+    "qkv": "self_attn.qkv_proj",
+    "o": "self_attn.o_proj",
+    "q_norm": "self_attn.q_norm",
+    "k_norm": "self_attn.k_norm",
+    "pre_attn": "input_layernorm",
+    "post_attn": "",
+    "pre_mlp": "post_attention_layernorm",
+    "post_mlp": "",
+    "gate": "mlp.gate_proj",
+    "up": "mlp.up_proj",
+    "down": "mlp.down_proj",
+    "gate_up": "mlp.gate_up_proj",
+    "fc_in": "mlp.c_fc",
+    "fc_out": "mlp.c_proj",
+}
+#: mixture-of-experts names (Mixtral's): the router, one expert's prefix (``{e}``: its index) and
+#: the expert's gate / up / down linears; an empty ``shared`` means no shared expert
+MIXTRAL_MOE_NAMES: dict[str, str] = {
+    "router": "block_sparse_moe.gate",
+    "expert": "block_sparse_moe.experts.{e}.",
+    "gate": "w1",
+    "up": "w3",
+    "down": "w2",
+    "shared": "",
+    "shared_gate": "",
+}
+
+
 @dataclass
 class RotaryConfig(_ConfigMixin):
     """The rotary decoder family (``llama.py``): fields every member shares, with Hugging Face's
     names, and the switches that tell the members apart (class attributes and properties, not
     config.json fields). Each member is a subclass with its own defaults and extra fields:
     :class:`LlamaConfig`, :class:`MistralConfig`, :class:`Qwen2Config`, :class:`Qwen3Config`,
-    :class:`Phi3Config`, :class:`GemmaConfig`."""
+    :class:`Phi3Config`, :class:`GemmaConfig`, :class:`Gemma2Config`, :class:`Olmo2Config`,
+    :class:`GraniteConfig`, :class:`Starcoder2Config`, :class:`StableLmConfig`,
+    :class:`GPTNeoXConfig`, :class:`GPTJConfig`, :class:`PhiConfig`, :class:`MixtralConfig`,
+    :class:`Qwen2MoeConfig`."""
 
     vocab_size: int = 32000
     hidden_size: int = 4096
@@ -287,16 +336,32 @@ class RotaryConfig(_ConfigMixin):
     architectures: list | None = None
     model_type: str = "llama"
 
-    #: accepted ``hidden_act`` values (the gated MLP's activation)
+    #: accepted ``hidden_act`` values (the MLP's activation)
     ACTIVATIONS: ClassVar[tuple[str, ...]] = ("silu",)
-    #: q/k RMSNorm over head_dim before rope (``self_attn.q_norm`` / ``k_norm``), qwen3
-    qk_norm: ClassVar[bool] = False
+    #: q/k norm before rope: None, ``head_rms`` (RMSNorm over head_dim, qwen3), ``full_rms`` (RMSNorm
+    #: over the whole projection, olmo2), ``head_layer`` (one LayerNorm over head_dim, phi),
+    #: ``per_head_layer`` (a bias-free LayerNorm per head, stablelm)
+    qk_norm: ClassVar[str | None] = None
     #: fused ``self_attn.qkv_proj`` and ``mlp.gate_up_proj`` weights, phi3
     fused_projections: ClassVar[bool] = False
+    #: ``separate`` / fused (``fused_projections``) q, k, v, or ``interleaved``: one projection whose
+    #: rows are ``[q_h; k_h; v_h]`` per head (gpt_neox)
+    qkv_layout: ClassVar[str] = "separate"
+    #: ``gated`` (``down(act(gate) * up)``), ``plain`` (``fc_out(act(fc_in))``) or ``moe`` (mixtral)
+    mlp_kind: ClassVar[str] = "gated"
+    #: ``rms`` (RMSNorm) or ``layer`` (LayerNorm with bias)
+    norm_kind: ClassVar[str] = "rms"
     #: RMSNorm weight used as ``offset + w`` (gemma: 1)
     norm_offset: ClassVar[float] = 0.0
     #: embeddings multiplied by ``sqrt(hidden_size)`` (gemma)
     scale_embeddings: ClassVar[bool] = False
+    #: the base-model prefix of the parameter names
+    base_prefix: ClassVar[str] = "model."
+    #: rope pairs: ``half`` (dim ``j`` with ``j + d/2``, Hugging Face's rotate_half) or
+    #: ``interleaved`` (dims ``2i`` and ``2i + 1``, GPT-J)
+    rope_layout: ClassVar[str] = "half"
+    #: mixture-of-experts parameter names (``mlp_kind`` ``moe``)
+    moe_names: ClassVar[dict[str, str]] = MIXTRAL_MOE_NAMES
 
     def __post_init__(self) -> None:
         _check_field_types(self)
@@ -353,13 +418,63 @@ class RotaryConfig(_ConfigMixin):
 
     @property
     def rotary_dim(self) -> int:
-        """How many leading dims of each head rope rotates (the rest pass through)."""
-        return self.head_dim  # type: ignore[return-value]
+        """How many leading dims of each head rope rotates (the rest pass through):
+        ``int(head_dim * partial_rotary_factor)`` for the types with that field, else head_dim."""
+        return int(self.head_dim * getattr(self, "partial_rotary_factor", 1.0))  # type: ignore[operator]
 
     @property
     def mlp_activation(self) -> str:
-        """``silu`` (SwiGLU) or ``gelu_tanh`` (GeGLU with the tanh approximation)."""
-        return "silu" if self.hidden_act == "silu" else "gelu_tanh"
+        """``silu``, ``gelu_tanh`` (the tanh approximation) or ``gelu`` (erf) of ``hidden_act``."""
+        return {"silu": "silu", "gelu": "gelu"}.get(self.hidden_act, "gelu_tanh")
+
+    @property
+    def names(self) -> dict[str, str]:
+        """Role -> Hugging Face parameter name part (``llama.py``); an empty name = no such norm."""
+        return ROTARY_NAMES
+
+    @property
+    def norm_eps(self) -> float:
+        return self.rms_norm_eps
+
+    @property
+    def attention_scale(self) -> float:
+        """The factor of ``q k^T`` (``1 / sqrt(head_dim)``)."""
+        return 1.0 / math.sqrt(self.head_dim)  # type: ignore[arg-type]
+
+    @property
+    def attn_softcap(self) -> float | None:
+        """Attention scores become ``c * tanh(scores / c)`` (gemma2)."""
+        return None
+
+    @property
+    def final_softcap(self) -> float | None:
+        """Logits become ``c * tanh(logits / c)`` (gemma2)."""
+        return None
+
+    @property
+    def embedding_scale(self) -> float:
+        """Embeddings are multiplied by this (gemma: ``sqrt(hidden_size)`` rounded to float32)."""
+        return float(np.float32(math.sqrt(self.hidden_size))) if self.scale_embeddings else 1.0
+
+    @property
+    def residual_scale(self) -> float:
+        """Each sub-block's output is multiplied by this before the residual add (granite)."""
+        return 1.0
+
+    @property
+    def logits_divisor(self) -> float:
+        """Logits are divided by this (granite's ``logits_scaling``)."""
+        return 1.0
+
+    @property
+    def parallel_residual(self) -> bool:
+        """``h + attn(x_a) + mlp(x_m)`` instead of two sequential residual steps."""
+        return False
+
+    @property
+    def head_bias(self) -> bool:
+        """The lm_head has a bias (phi)."""
+        return False
 
     def layer_window(self, layer: int) -> int | None:
         """The sliding window of ``layer`` (a key at position ``j`` is visible to the query at ``i``
@@ -370,6 +485,33 @@ class RotaryConfig(_ConfigMixin):
 def _check_window(cfg: Any) -> None:
     if cfg.sliding_window is not None:
         _positive("sliding_window", cfg.sliding_window)
+
+
+def _check_partial(cfg: Any) -> None:
+    """``partial_rotary_factor`` in (0, 1] giving an even number (>= 2) of rotary dims."""
+    _positive_float("partial_rotary_factor", cfg.partial_rotary_factor)
+    rd = int(cfg.head_dim * cfg.partial_rotary_factor)
+    if cfg.partial_rotary_factor > 1 or rd < 2 or rd % 2:
+        raise ValueError(
+            f"config field `partial_rotary_factor` ({cfg.partial_rotary_factor}) must give an even "
+            f"number of rotary dims between 2 and head_dim ({cfg.head_dim}), got {rd}"
+        )
+
+
+def _check_layer_types(cfg: Any) -> None:
+    if cfg.layer_types is not None and (
+        len(cfg.layer_types) != cfg.num_hidden_layers or any(t not in LAYER_TYPES for t in cfg.layer_types)
+    ):
+        raise ValueError(
+            f"config field `layer_types` must list one of {list(LAYER_TYPES)} per layer "
+            f"({cfg.num_hidden_layers}), got {cfg.layer_types!r}"
+        )
+
+
+def _positive_or_null(cfg: Any, *names: str) -> None:
+    for name in names:
+        if getattr(cfg, name) is not None:
+            _positive_float(name, getattr(cfg, name))
 
 
 @dataclass
@@ -445,14 +587,7 @@ class Qwen2Config(RotaryConfig):
         super().__post_init__()
         _check_window(self)
         _nonnegative("max_window_layers", self.max_window_layers)
-        if self.layer_types is not None:
-            if len(self.layer_types) != self.num_hidden_layers or any(
-                t not in LAYER_TYPES for t in self.layer_types
-            ):
-                raise ValueError(
-                    f"config field `layer_types` must list one of {list(LAYER_TYPES)} per layer "
-                    f"({self.num_hidden_layers}), got {self.layer_types!r}"
-                )
+        _check_layer_types(self)
 
     @property
     def qkv_bias(self) -> bool:
@@ -477,7 +612,7 @@ class Qwen3Config(Qwen2Config):
     head_dim: int | None = 128
     attention_bias: bool = False
     model_type: str = "qwen3"
-    qk_norm: ClassVar[bool] = True
+    qk_norm: ClassVar[str | None] = "head_rms"
 
     @property
     def qkv_bias(self) -> bool:
@@ -510,13 +645,7 @@ class Phi3Config(RotaryConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         _check_window(self)
-        _positive_float("partial_rotary_factor", self.partial_rotary_factor)
-        rd = int(self.head_dim * self.partial_rotary_factor)  # type: ignore[operator]
-        if self.partial_rotary_factor > 1 or rd < 2 or rd % 2:
-            raise ValueError(
-                f"config field `partial_rotary_factor` ({self.partial_rotary_factor}) must give an even "
-                f"number of rotary dims between 2 and head_dim ({self.head_dim}), got {rd}"
-            )
+        _check_partial(self)
 
     @property
     def rotary_dim(self) -> int:
@@ -567,6 +696,604 @@ class GemmaConfig(RotaryConfig):
     @property
     def o_bias(self) -> bool:
         return self.attention_bias
+
+    @property
+    def mlp_activation(self) -> str:
+        return "gelu_tanh"  # Hugging Face reads gemma's legacy `gelu` as the tanh approximation
+
+
+@dataclass
+class Gemma2Config(GemmaConfig):
+    """Gemma 2: Gemma's block (``(1 + w)`` RMSNorms, scaled embeddings, GeGLU) with a norm before
+    *and* after each sub-block (``input_layernorm`` / ``post_attention_layernorm`` around
+    attention, ``pre_feedforward_layernorm`` / ``post_feedforward_layernorm`` around the MLP),
+    attention scale ``query_pre_attn_scalar ** -0.5``, score soft-capping ``c * tanh(s / c)``
+    (``attn_logit_softcapping``), logit soft-capping (``final_logit_softcapping``) and a sliding
+    window on the layers ``layer_types`` marks ``sliding_attention`` (default: even layers). The
+    MLP activation is ``hidden_activation`` (``gelu`` is the erf gelu here, unlike gemma)."""
+
+    hidden_size: int = 2304
+    intermediate_size: int = 9216
+    num_hidden_layers: int = 26
+    num_attention_heads: int = 8
+    num_key_value_heads: int | None = 4
+    hidden_activation: str = "gelu_pytorch_tanh"
+    query_pre_attn_scalar: float = 256
+    sliding_window: int | None = 4096
+    layer_types: list | None = None
+    final_logit_softcapping: float | None = 30.0
+    attn_logit_softcapping: float | None = 50.0
+    model_type: str = "gemma2"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.hidden_activation not in self.ACTIVATIONS:
+            raise ValueError(
+                f"config field `hidden_activation` {self.hidden_activation!r} is not supported for gemma2; "
+                f"use {' or '.join(self.ACTIVATIONS)}"
+            )
+        _check_window(self)
+        _check_layer_types(self)
+        _positive_float("query_pre_attn_scalar", self.query_pre_attn_scalar)
+        _positive_or_null(self, "final_logit_softcapping", "attn_logit_softcapping")
+
+    @property
+    def names(self) -> dict[str, str]:
+        return {
+            **ROTARY_NAMES,
+            "post_attn": "post_attention_layernorm",
+            "pre_mlp": "pre_feedforward_layernorm",
+            "post_mlp": "post_feedforward_layernorm",
+        }
+
+    @property
+    def mlp_activation(self) -> str:
+        return "gelu" if self.hidden_activation == "gelu" else "gelu_tanh"
+
+    @property
+    def attention_scale(self) -> float:
+        return float(self.query_pre_attn_scalar) ** -0.5
+
+    @property
+    def attn_softcap(self) -> float | None:
+        return self.attn_logit_softcapping
+
+    @property
+    def final_softcap(self) -> float | None:
+        return self.final_logit_softcapping
+
+    def layer_window(self, layer: int) -> int | None:
+        if self.sliding_window is None:
+            return None
+        if self.layer_types is not None:
+            sliding = self.layer_types[layer] == "sliding_attention"
+        else:
+            sliding = layer % 2 == 0
+        return self.sliding_window if sliding else None
+
+
+@dataclass
+class Olmo2Config(RotaryConfig):
+    """OLMo 2: Llama's projections with norms *after* the sub-blocks only (``h += norm(attn(h))``,
+    ``h += norm(mlp(h))``: ``post_attention_layernorm``, ``post_feedforward_layernorm``) and q/k
+    RMSNorm over the whole projection (``q_norm [heads * head_dim]``, ``k_norm [kv_heads *
+    head_dim]``) before the head split and rope; ``attention_bias`` on q, k, v, o."""
+
+    vocab_size: int = 50304
+    max_position_embeddings: int = 2048
+    rms_norm_eps: float = 1e-5
+    pad_token_id: int | None = 1
+    bos_token_id: int | None = None
+    eos_token_id: Any = 50279
+    attention_bias: bool = False
+    model_type: str = "olmo2"
+    qk_norm: ClassVar[str | None] = "full_rms"
+
+    @property
+    def names(self) -> dict[str, str]:
+        return {
+            **ROTARY_NAMES,
+            "pre_attn": "",
+            "post_attn": "post_attention_layernorm",
+            "pre_mlp": "",
+            "post_mlp": "post_feedforward_layernorm",
+        }
+
+    @property
+    def qkv_bias(self) -> bool:
+        return self.attention_bias
+
+    @property
+    def o_bias(self) -> bool:
+        return self.attention_bias
+
+
+@dataclass
+class GraniteConfig(LlamaConfig):
+    """Granite: Llama with four multipliers: ``h = embed * embedding_multiplier``, attention scale
+    ``attention_multiplier`` (instead of ``1/sqrt(head_dim)``), each sub-block's output times
+    ``residual_multiplier`` before its residual add, ``logits / logits_scaling``."""
+
+    embedding_multiplier: float = 1.0
+    logits_scaling: float = 1.0
+    residual_multiplier: float = 1.0
+    attention_multiplier: float = 1.0
+    model_type: str = "granite"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("embedding_multiplier", "logits_scaling", "residual_multiplier", "attention_multiplier"):
+            _positive_float(name, getattr(self, name))
+
+    @property
+    def attention_scale(self) -> float:
+        return float(self.attention_multiplier)
+
+    @property
+    def embedding_scale(self) -> float:
+        return float(self.embedding_multiplier)
+
+    @property
+    def residual_scale(self) -> float:
+        return float(self.residual_multiplier)
+
+    @property
+    def logits_divisor(self) -> float:
+        return float(self.logits_scaling)
+
+
+GELU_ACTIVATIONS = ("gelu_pytorch_tanh", "gelu_new", "gelu")
+
+
+@dataclass
+class Starcoder2Config(RotaryConfig):
+    """StarCoder2: LayerNorms with bias (eps ``norm_epsilon``), biases on q, k, v, o and the MLP
+    when ``use_bias``, a plain MLP ``c_proj(act(c_fc(x)))`` (``hidden_act``, default the tanh
+    gelu), an optional ``sliding_window`` on every layer, tied head by default."""
+
+    vocab_size: int = 49152
+    hidden_size: int = 3072
+    intermediate_size: int = 12288
+    num_hidden_layers: int = 30
+    num_attention_heads: int = 24
+    num_key_value_heads: int | None = 2
+    hidden_act: str = "gelu_pytorch_tanh"
+    max_position_embeddings: int = 4096
+    norm_epsilon: float = 1e-5
+    bos_token_id: int | None = 50256
+    eos_token_id: Any = 50256
+    sliding_window: int | None = None
+    use_bias: bool = True
+    tie_word_embeddings: bool = True
+    model_type: str = "starcoder2"
+    ACTIVATIONS: ClassVar[tuple[str, ...]] = GELU_ACTIVATIONS
+    mlp_kind: ClassVar[str] = "plain"
+    norm_kind: ClassVar[str] = "layer"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive_float("norm_epsilon", self.norm_epsilon)
+        _check_window(self)
+
+    @property
+    def norm_eps(self) -> float:
+        return self.norm_epsilon
+
+    @property
+    def qkv_bias(self) -> bool:
+        return self.use_bias
+
+    @property
+    def o_bias(self) -> bool:
+        return self.use_bias
+
+    @property
+    def mlp_has_bias(self) -> bool:
+        return self.use_bias
+
+    def layer_window(self, layer: int) -> int | None:
+        return self.sliding_window
+
+
+@dataclass
+class StableLmConfig(RotaryConfig):
+    """StableLM: LayerNorms with bias (``layer_norm_eps``), partial rotary
+    (``partial_rotary_factor``, default 0.25), q/k/v biases when ``use_qkv_bias``, SwiGLU without
+    biases, ``qk_layernorm`` (a bias-free LayerNorm per head, weights
+    ``self_attn.q_layernorm.norms.{h}``) and ``use_parallel_residual`` (``h + attn(x) + mlp(x)`` on
+    one ``x = input_layernorm(h)``; no ``post_attention_layernorm`` then)."""
+
+    vocab_size: int = 50304
+    intermediate_size: int = 6912
+    hidden_size: int = 2560
+    max_position_embeddings: int = 4096
+    layer_norm_eps: float = 1e-5
+    use_qkv_bias: bool = False
+    qk_layernorm: bool = False
+    use_parallel_residual: bool = False
+    partial_rotary_factor: float = 0.25
+    bos_token_id: int | None = 0
+    eos_token_id: Any = 0
+    model_type: str = "stablelm"
+    norm_kind: ClassVar[str] = "layer"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive_float("layer_norm_eps", self.layer_norm_eps)
+        _check_partial(self)
+
+    @property
+    def names(self) -> dict[str, str]:
+        extra = {"pre_mlp": ""} if self.use_parallel_residual else {}
+        return {**ROTARY_NAMES, "q_norm": "self_attn.q_layernorm", "k_norm": "self_attn.k_layernorm", **extra}
+
+    @property
+    def qk_norm(self) -> str | None:  # type: ignore[override]
+        return "per_head_layer" if self.qk_layernorm else None
+
+    @property
+    def norm_eps(self) -> float:
+        return self.layer_norm_eps
+
+    @property
+    def qkv_bias(self) -> bool:
+        return self.use_qkv_bias
+
+    @property
+    def parallel_residual(self) -> bool:
+        return self.use_parallel_residual
+
+
+@dataclass
+class GPTNeoXConfig(RotaryConfig):
+    """GPT-NeoX (Pythia): LayerNorms with bias, one ``attention.query_key_value`` projection whose
+    rows are interleaved per head (``[q_h; k_h; v_h]`` for each head ``h``), partial rotary
+    (``partial_rotary_factor``, the legacy ``rotary_pct``; default 0.25), biases on every linear
+    (``attention_bias``), a plain MLP ``dense_4h_to_h(act(dense_h_to_4h(x)))`` (``hidden_act``
+    default the erf gelu), ``use_parallel_residual`` (default true: ``h + attn(ln1(h)) +
+    mlp(ln2(h))``), an untied ``embed_out`` head. Names under ``gpt_neox.``."""
+
+    vocab_size: int = 50432
+    hidden_size: int = 6144
+    num_hidden_layers: int = 44
+    num_attention_heads: int = 64
+    intermediate_size: int = 24576
+    hidden_act: str = "gelu"
+    layer_norm_eps: float = 1e-5
+    bos_token_id: int | None = 0
+    eos_token_id: Any = 2
+    use_parallel_residual: bool = True
+    attention_bias: bool = True
+    partial_rotary_factor: float = 0.25
+    model_type: str = "gpt_neox"
+    ACTIVATIONS: ClassVar[tuple[str, ...]] = GELU_ACTIVATIONS
+    qkv_layout: ClassVar[str] = "interleaved"
+    mlp_kind: ClassVar[str] = "plain"
+    norm_kind: ClassVar[str] = "layer"
+    base_prefix: ClassVar[str] = "gpt_neox."
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive_float("layer_norm_eps", self.layer_norm_eps)
+        _check_partial(self)
+        if self.num_key_value_heads != self.num_attention_heads:
+            raise ValueError(
+                f"config field `num_key_value_heads` ({self.num_key_value_heads}) must equal "
+                f"`num_attention_heads` ({self.num_attention_heads}) for gpt_neox"
+            )
+
+    @property
+    def names(self) -> dict[str, str]:
+        return {
+            **ROTARY_NAMES,
+            "embed": "gpt_neox.embed_in",
+            "layers": "gpt_neox.layers.",
+            "final_norm": "gpt_neox.final_layer_norm",
+            "head": "embed_out",
+            "qkv": "attention.query_key_value",
+            "o": "attention.dense",
+            "fc_in": "mlp.dense_h_to_4h",
+            "fc_out": "mlp.dense_4h_to_h",
+        }
+
+    @property
+    def norm_eps(self) -> float:
+        return self.layer_norm_eps
+
+    @property
+    def qkv_bias(self) -> bool:
+        return self.attention_bias
+
+    @property
+    def o_bias(self) -> bool:
+        return self.attention_bias
+
+    @property
+    def mlp_has_bias(self) -> bool:
+        return True
+
+    @property
+    def parallel_residual(self) -> bool:
+        return self.use_parallel_residual
+
+
+@dataclass
+class GPTJConfig(RotaryConfig):
+    """GPT-J: GPT-2's field names (``n_embd``, ``n_layer``, ``n_head``, ``n_positions``, ``n_inner``
+    (null: ``4 * n_embd``), ``layer_norm_epsilon``, ``activation_function``; read as the family's
+    names), one LayerNorm per layer shared by attention and MLP in parallel (``h + attn(x) +
+    mlp(x)``, ``x = ln_1(h)``), q, k, v, ``out_proj`` without biases, the plain MLP
+    ``fc_out(act(fc_in(x)))`` and the lm_head with biases, and rope on the first ``rotary_dim``
+    dims of a head (null: all) in the *interleaved* layout (pairs ``(x[2i], x[2i+1])`` rotate by
+    ``angle_i``). Names under ``transformer.``."""
+
+    vocab_size: int = 50400
+    max_position_embeddings: int = 2048
+    hidden_size: int = 4096
+    num_hidden_layers: int = 28
+    num_attention_heads: int = 16
+    intermediate_size: int | None = None  # type: ignore[assignment]
+    rotary_dim: int | None = 64  # type: ignore[assignment]
+    hidden_act: str = "gelu_new"
+    layer_norm_eps: float = 1e-5
+    bos_token_id: int | None = 50256
+    eos_token_id: Any = 50256
+    model_type: str = "gptj"
+    ACTIVATIONS: ClassVar[tuple[str, ...]] = GELU_ACTIVATIONS
+    mlp_kind: ClassVar[str] = "plain"
+    norm_kind: ClassVar[str] = "layer"
+    rope_layout: ClassVar[str] = "interleaved"
+    base_prefix: ClassVar[str] = "transformer."
+
+    def __post_init__(self) -> None:
+        if self.intermediate_size is None and _is_int(self.hidden_size):
+            self.intermediate_size = 4 * self.hidden_size
+        super().__post_init__()
+        _positive_float("layer_norm_eps", self.layer_norm_eps)
+        if self.num_key_value_heads != self.num_attention_heads:
+            raise ValueError(
+                f"config field `num_key_value_heads` ({self.num_key_value_heads}) must equal "
+                f"`n_head` ({self.num_attention_heads}) for gptj"
+            )
+        if self.rotary_dim is None:
+            self.rotary_dim = self.head_dim
+        _positive("rotary_dim", self.rotary_dim)
+        if self.rotary_dim % 2 or self.rotary_dim > self.head_dim:  # type: ignore[operator]
+            raise ValueError(
+                f"config field `rotary_dim` ({self.rotary_dim}) must be even and at most head_dim "
+                f"({self.head_dim})"
+            )
+
+    @property
+    def names(self) -> dict[str, str]:
+        return {
+            **ROTARY_NAMES,
+            "embed": "transformer.wte",
+            "layers": "transformer.h.",
+            "final_norm": "transformer.ln_f",
+            "q": "attn.q_proj",
+            "k": "attn.k_proj",
+            "v": "attn.v_proj",
+            "o": "attn.out_proj",
+            "pre_attn": "ln_1",
+            "pre_mlp": "",
+            "fc_in": "mlp.fc_in",
+            "fc_out": "mlp.fc_out",
+        }
+
+    @property
+    def norm_eps(self) -> float:
+        return self.layer_norm_eps
+
+    @property
+    def mlp_has_bias(self) -> bool:
+        return True
+
+    @property
+    def parallel_residual(self) -> bool:
+        return True
+
+    @property
+    def head_bias(self) -> bool:
+        return True
+
+
+@dataclass
+class PhiConfig(RotaryConfig):
+    """Phi (1, 1.5, 2): one LayerNorm per layer (``input_layernorm``) feeding attention and MLP in
+    parallel (``h + attn(x) + mlp(x)``), biases on q, k, v, ``dense`` (the output projection), the
+    plain MLP ``fc2(act(fc1(x)))`` (``gelu_new``) and the lm_head, partial rotary
+    (``partial_rotary_factor``, default 0.5), optional ``qk_layernorm`` (one LayerNorm over head_dim
+    shared by the heads), final norm ``model.final_layernorm``."""
+
+    vocab_size: int = 51200
+    hidden_size: int = 2048
+    intermediate_size: int = 8192
+    num_hidden_layers: int = 24
+    num_attention_heads: int = 32
+    hidden_act: str = "gelu_new"
+    layer_norm_eps: float = 1e-5
+    partial_rotary_factor: float = 0.5
+    qk_layernorm: bool = False
+    model_type: str = "phi"
+    ACTIVATIONS: ClassVar[tuple[str, ...]] = GELU_ACTIVATIONS
+    mlp_kind: ClassVar[str] = "plain"
+    norm_kind: ClassVar[str] = "layer"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive_float("layer_norm_eps", self.layer_norm_eps)
+        _check_partial(self)
+
+    @property
+    def names(self) -> dict[str, str]:
+        return {
+            **ROTARY_NAMES,
+            "final_norm": "model.final_layernorm",
+            "o": "self_attn.dense",
+            "q_norm": "self_attn.q_layernorm",
+            "k_norm": "self_attn.k_layernorm",
+            "pre_mlp": "",
+            "fc_in": "mlp.fc1",
+            "fc_out": "mlp.fc2",
+        }
+
+    @property
+    def qk_norm(self) -> str | None:  # type: ignore[override]
+        return "head_layer" if self.qk_layernorm else None
+
+    @property
+    def norm_eps(self) -> float:
+        return self.layer_norm_eps
+
+    @property
+    def qkv_bias(self) -> bool:
+        return True
+
+    @property
+    def o_bias(self) -> bool:
+        return True
+
+    @property
+    def mlp_has_bias(self) -> bool:
+        return True
+
+    @property
+    def parallel_residual(self) -> bool:
+        return True
+
+    @property
+    def head_bias(self) -> bool:
+        return True
+
+
+@dataclass
+class MixtralConfig(MistralConfig):
+    """Mixtral: Mistral's attention (optional ``sliding_window``, default off) with a sparse
+    mixture-of-experts MLP: ``num_local_experts`` SwiGLU experts (``w1`` gate, ``w3`` up, ``w2``
+    down) and a router ``gate`` choosing ``num_experts_per_tok`` of them per token (see llama.py)."""
+
+    intermediate_size: int = 14336
+    sliding_window: int | None = None
+    rope_theta: float = 1e6
+    num_experts_per_tok: int = 2
+    num_local_experts: int = 8
+    model_type: str = "mixtral"
+    mlp_kind: ClassVar[str] = "moe"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive("num_local_experts", self.num_local_experts)
+        _check_top_k(self, "num_local_experts")
+
+    @property
+    def num_experts(self) -> int:
+        return self.num_local_experts
+
+    @property
+    def moe_intermediate(self) -> int:
+        """Each expert's hidden width."""
+        return self.intermediate_size
+
+    @property
+    def moe_norm_topk(self) -> bool:
+        """Renormalise the kept router probabilities to sum to 1."""
+        return True
+
+    @property
+    def shared_expert_size(self) -> int | None:
+        """The hidden width of the shared expert (None: no shared expert)."""
+        return None
+
+    def layer_is_moe(self, layer: int) -> bool:
+        return True
+
+
+def _check_top_k(cfg: Any, experts_field: str) -> None:
+    _positive("num_experts_per_tok", cfg.num_experts_per_tok)
+    if cfg.num_experts and cfg.num_experts_per_tok > cfg.num_experts:
+        raise ValueError(
+            f"config field `num_experts_per_tok` ({cfg.num_experts_per_tok}) must be at most "
+            f"`{experts_field}` ({cfg.num_experts})"
+        )
+
+
+@dataclass
+class Qwen2MoeConfig(RotaryConfig):
+    """Qwen2-MoE: Qwen2's attention (q/k/v biases when ``qkv_bias``, default true; o without) with a
+    mixture of ``num_experts`` SwiGLU experts of width ``moe_intermediate_size`` (names
+    ``mlp.experts.{e}.gate_proj`` / ``up_proj`` / ``down_proj``, router ``mlp.gate``), the top
+    ``num_experts_per_tok`` router probabilities used as they are unless ``norm_topk_prob``, plus a
+    shared SwiGLU expert (``mlp.shared_expert``, width ``shared_expert_intermediate_size``) scaled by
+    ``sigmoid(x @ shared_expert_gate^T)``. Layers in ``mlp_only_layers``, or whose ``(i + 1)`` is not
+    a multiple of ``decoder_sparse_step``, (or every layer when ``num_experts`` is 0) have a dense
+    SwiGLU MLP of width ``intermediate_size`` instead. ``use_sliding_window`` is refused."""
+
+    vocab_size: int = 151936
+    hidden_size: int = 2048
+    intermediate_size: int = 5632
+    num_hidden_layers: int = 24
+    num_attention_heads: int = 16
+    num_key_value_heads: int | None = 16
+    max_position_embeddings: int = 32768
+    bos_token_id: int | None = None
+    eos_token_id: Any = None
+    use_sliding_window: bool = False
+    decoder_sparse_step: int = 1
+    moe_intermediate_size: int = 1408
+    shared_expert_intermediate_size: int = 5632
+    num_experts_per_tok: int = 4
+    num_experts: int = 60
+    norm_topk_prob: bool = False
+    mlp_only_layers: list | None = None
+    qkv_bias: bool = True
+    model_type: str = "qwen2_moe"
+    mlp_kind: ClassVar[str] = "moe"
+    moe_names: ClassVar[dict[str, str]] = {
+        "router": "mlp.gate",
+        "expert": "mlp.experts.{e}.",
+        "gate": "gate_proj",
+        "up": "up_proj",
+        "down": "down_proj",
+        "shared": "mlp.shared_expert.",
+        "shared_gate": "mlp.shared_expert_gate",
+    }
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.use_sliding_window:
+            raise ValueError(
+                "config field `use_sliding_window` is not supported for qwen2_moe yet; set it to false"
+            )
+        _nonnegative("num_experts", self.num_experts)
+        _check_top_k(self, "num_experts")
+        for name in ("decoder_sparse_step", "moe_intermediate_size", "shared_expert_intermediate_size"):
+            _positive(name, getattr(self, name))
+        layers = self.mlp_only_layers or []
+        if not all(_is_int(i) and 0 <= i < self.num_hidden_layers for i in layers):
+            raise ValueError(
+                f"config field `mlp_only_layers` must list layer indices below {self.num_hidden_layers}, "
+                f"got {self.mlp_only_layers!r}"
+            )
+
+    @property
+    def moe_intermediate(self) -> int:
+        return self.moe_intermediate_size
+
+    @property
+    def moe_norm_topk(self) -> bool:
+        return self.norm_topk_prob
+
+    @property
+    def shared_expert_size(self) -> int | None:
+        return self.shared_expert_intermediate_size
+
+    def layer_is_moe(self, layer: int) -> bool:
+        return (
+            self.num_experts > 0
+            and layer not in (self.mlp_only_layers or [])
+            and (layer + 1) % self.decoder_sparse_step == 0
+        )
 
 
 BERT_HEADS = (
@@ -765,6 +1492,31 @@ ROTARY_CONFIGS = {
     "qwen3": Qwen3Config,
     "phi3": Phi3Config,
     "gemma": GemmaConfig,
+    "gemma2": Gemma2Config,
+    "olmo2": Olmo2Config,
+    "granite": GraniteConfig,
+    "starcoder2": Starcoder2Config,
+    "stablelm": StableLmConfig,
+    "gpt_neox": GPTNeoXConfig,
+    "gptj": GPTJConfig,
+    "phi": PhiConfig,
+    "mixtral": MixtralConfig,
+    "qwen2_moe": Qwen2MoeConfig,
+}
+#: legacy config.json keys read as their current field, when that field itself is absent
+LEGACY_FIELDS = {"gpt_neox": {"rotary_pct": "partial_rotary_factor", "rotary_emb_base": "rope_theta"}}
+#: config.json keys that *are* a field of another name (GPT-J's GPT-2 style names; they win over a
+#: stray key of the family's name, as in Hugging Face, whose GPT-J reads only these)
+FIELD_NAMES = {
+    "gptj": {
+        "n_embd": "hidden_size",
+        "n_layer": "num_hidden_layers",
+        "n_head": "num_attention_heads",
+        "n_positions": "max_position_embeddings",
+        "n_inner": "intermediate_size",
+        "layer_norm_epsilon": "layer_norm_eps",
+        "activation_function": "hidden_act",
+    },
 }
 CONFIGS = {"gpt2": GPT2Config, **ROTARY_CONFIGS, "bert": BertConfig, "t5": T5Config}
 # activations a T5 `feed_forward_proj` may name (alone or after "gated-")
@@ -783,6 +1535,12 @@ def config_from_dict(d: dict) -> Any:
     cls = CONFIGS[model_type]
     names = {f.name for f in dataclasses.fields(cls)}
     kwargs = {k: v for k, v in d.items() if k in names}
+    for old, field in LEGACY_FIELDS.get(model_type, {}).items():
+        if d.get(old) is not None and field not in d:
+            kwargs[field] = d[old]
+    for old, field in FIELD_NAMES.get(model_type, {}).items():
+        if old in d:
+            kwargs[field] = d[old]
     if model_type in ROTARY_CONFIGS and d.get("rope_parameters") is not None:
         rp = d["rope_parameters"]  # transformers v5 keeps rope_theta / rope_type / scaling here
         if not isinstance(rp, dict):
@@ -795,14 +1553,13 @@ def config_from_dict(d: dict) -> Any:
             if isinstance(theta, bool) or not isinstance(theta, (int, float)):
                 raise ValueError(f"config field `rope_parameters.rope_theta` must be a number, got {theta!r}")
             kwargs["rope_theta"] = float(theta)
-        if (
-            "partial_rotary_factor" in names
-            and "partial_rotary_factor" not in d
-            and "partial_rotary_factor" in rp
-        ):
+        if "partial_rotary_factor" in names and "partial_rotary_factor" in rp:
+            # transformers v5 reads the factor from rope_parameters (a top-level copy may be stale)
             kwargs["partial_rotary_factor"] = rp["partial_rotary_factor"]
         if d.get("rope_scaling") is None:
-            check_rope_scaling({"rope_type": "default", **rp}, "rope_parameters", model_type == "phi3")
+            check_rope_scaling(
+                {"rope_type": "default", **rp}, "rope_parameters", "partial_rotary_factor" in names
+            )
             if rp.get("rope_type", rp.get("type", "default")) != "default":
                 kwargs["rope_scaling"] = {k: v for k, v in rp.items() if k != "rope_theta"}
     if model_type == "bert" and "num_labels" in d and "id2label" not in d:
@@ -811,6 +1568,14 @@ def config_from_dict(d: dict) -> Any:
         return cls(**kwargs)
     except TypeError as exc:  # a field of the wrong kind that dataclass init itself rejects
         raise ValueError(f"bad {model_type} config: {exc}") from None
+    except ValueError as exc:
+        renamed = {f: k for k, f in FIELD_NAMES.get(model_type, {}).items() if k in d}
+        if not renamed:
+            raise
+        msg = str(exc)  # name the field as the config.json spells it (GPT-J: `n_embd`, ...)
+        for field, key in renamed.items():
+            msg = msg.replace(f"`{field}`", f"`{key}`")
+        raise ValueError(msg) from None
 
 
 def _read_json(path: str) -> dict:

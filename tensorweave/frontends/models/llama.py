@@ -1,29 +1,47 @@
-"""The rotary decoder family (Llama / SmolLM2, Mistral, Qwen2, Qwen3, Phi-3, Gemma), written once
-against ``xp``; the members differ only in config switches (``config.RotaryConfig``).
+"""The rotary decoder family (Llama / SmolLM2, Mistral, Qwen2, Qwen3, Phi-3, Gemma, Gemma 2, OLMo 2,
+Granite, StarCoder2, StableLM, GPT-NeoX, GPT-J, Phi, Mixtral, Qwen2-MoE), written once against
+``xp``; the members differ only in config switches (``config.RotaryConfig``) and parameter names
+(``cfg.names``).
 
-Per layer: ``h += o_proj(attn(rope(q), rope(k), v))`` on ``x = norm(h)``, then
-``h += down(act(gate(x)) * up(x))`` on ``x = norm(h)``; ``logits = norm(h) @ head^T`` with
-``head = embed_tokens`` when ``tie_word_embeddings`` else ``lm_head``. Linear weights are
-``[out, in]`` (``x @ W^T``); biases where the config's switches say (``qkv_bias``, ``o_bias``,
-``mlp_has_bias``). ``norm(x) = x / sqrt(mean(x^2) + eps) * (norm_offset + w)`` (RMSNorm; Gemma's
-offset is 1). Switches:
+Per layer (sequential residual), with ``s = residual_scale`` (1 except Granite):
+``h += s * post_attn(o_proj(attn(rope(q), rope(k), v)))`` on ``x = pre_attn(h)``, then
+``h += s * post_mlp(mlp(pre_mlp(h)))``; a norm slot whose name is empty is the identity (Llama:
+``pre_attn`` and ``pre_mlp`` only; Gemma 2: all four; OLMo 2: ``post_attn`` and ``post_mlp``).
+With ``parallel_residual`` (GPT-NeoX, Phi, StableLM's option): ``h += attn(pre_attn(h)) +
+mlp(pre_mlp(h))``, where an empty ``pre_mlp`` reuses ``pre_attn(h)`` (one shared norm).
+``logits = final_norm(h) @ head^T (+ head bias) / logits_divisor``, then ``c * tanh(logits / c)``
+with ``c = final_softcap`` (Gemma 2); ``head = embed`` when ``tie_word_embeddings``. Linear weights
+are ``[out, in]`` (``x @ W^T``); biases where the config's switches say (``qkv_bias``, ``o_bias``,
+``mlp_has_bias``, ``head_bias``). Norms (``norm_kind``): ``rms``: ``x / sqrt(mean(x^2) + eps) *
+(norm_offset + w)`` (Gemma's offset is 1); ``layer``: ``(x - mean) / sqrt(var + eps) * w + b``.
+Switches:
 
-- ``scale_embeddings`` (Gemma): ``h = embed_tokens[ids] * sqrt(hidden_size)``;
-- ``qk_norm`` (Qwen3): ``q = norm(q)``, ``k = norm(k)`` over head_dim (weights ``q_norm`` /
-  ``k_norm``) before rope;
-- ``fused_projections`` (Phi-3): ``qkv_proj`` rows are ``[q; k; v]`` and ``gate_up_proj`` rows
-  ``[gate; up]``; the outputs are split in that order;
-- ``mlp_activation``: ``silu`` (SwiGLU) or ``gelu_tanh`` (GeGLU, Gemma);
+- ``embedding_scale``: ``h = embed[ids] * embedding_scale`` (Gemma: ``sqrt(hidden_size)``,
+  Granite: ``embedding_multiplier``);
+- ``qkv_layout``: separate ``q, k, v``; fused (``fused_projections``, Phi-3: ``qkv_proj`` rows
+  ``[q; k; v]``, ``gate_up_proj`` rows ``[gate; up]``); ``interleaved`` (GPT-NeoX: rows
+  ``[q_h; k_h; v_h]`` for each head ``h``);
+- ``qk_norm`` before rope: ``head_rms`` (Qwen3, RMSNorm over head_dim), ``full_rms`` (OLMo 2,
+  RMSNorm over the whole projection before the head split), ``head_layer`` (Phi, one LayerNorm over
+  head_dim), ``per_head_layer`` (StableLM, a bias-free LayerNorm per head);
+- ``attention_scale`` (``1/sqrt(head_dim)``; Gemma 2 ``query_pre_attn_scalar ** -0.5``, Granite
+  ``attention_multiplier``) and ``attn_softcap`` ``c``: scores ``c * tanh(q k^T scale / c)``;
+- ``mlp_kind``: ``gated`` ``down(act(gate(x)) * up(x))``, ``plain`` ``fc_out(act(fc_in(x)))``
+  (StarCoder2, GPT-NeoX, Phi), ``moe`` (Mixtral, :func:`_moe`); ``mlp_activation``: ``silu``,
+  ``gelu_tanh`` (tanh approximation) or ``gelu`` (erf);
+- ``rope_layout``: ``half`` (below) or ``interleaved`` (GPT-J: dims ``2i`` and ``2i + 1`` rotate
+  together by ``angle_i``);
 - ``layer_window(i)``: a sliding window on layer ``i`` (Mistral, Qwen2/3 with
-  ``use_sliding_window``, Phi-3): the query at position ``p`` sees key ``j`` only when
-  ``p - window < j <= p``.
+  ``use_sliding_window``, Phi-3, Gemma 2's sliding layers, StarCoder2, Mixtral): the query at
+  position ``p`` sees key ``j`` only when ``p - window < j <= p``.
 
 Grouped-query attention repeats each key/value head ``heads / kv_heads`` times (head ``j`` uses
 kv head ``j // (heads / kv_heads)``). Rotary embeddings, in float32: ``angle = pos * inv_freq``,
 ``cos, sin = attention_factor * cos/sin(concat(angle, angle))``,
 ``rope(x) = x * cos + rotate_half(x) * sin`` on the first ``rotary_dim`` dims of a head (the rest
-pass through) with ``rotate_half(x) = concat(-x[d/2:], x[:d/2])`` (Hugging Face's half-split
-layout). ``inv_freq`` and ``attention_factor`` follow the rope type (:func:`rope_frequencies`).
+pass through; ``rotary_dim = int(head_dim * partial_rotary_factor)``) with
+``rotate_half(x) = concat(-x[d/2:], x[:d/2])`` (Hugging Face's half-split layout). ``inv_freq``
+and ``attention_factor`` follow the rope type (:func:`rope_frequencies`).
 """
 
 from __future__ import annotations
@@ -34,17 +52,25 @@ from typing import Any
 import numpy as np
 
 from ...ir import array_namespace
-from .attention import attend, default_scale, merge_heads, split_heads
+from .attention import attend, merge_heads, split_heads
 from .cache import update_cache
 from .config import RotaryConfig
 from .weights import ParamView
 
-BASE_PREFIX = "model."
-IGNORED_SUFFIXES = ("rotary_emb.inv_freq", "rotary_emb.original_inv_freq")
+BASE_PREFIX = "model."  # the default; a config's ``base_prefix`` (gpt_neox: ``gpt_neox.``) wins
+# buffers, not parameters (rotary tables; the causal-mask tables of old GPT-NeoX checkpoints)
+IGNORED_SUFFIXES = (
+    "rotary_emb.inv_freq",
+    "rotary_emb.original_inv_freq",
+    ".attention.bias",
+    ".attention.masked_bias",
+    ".attn.bias",  # GPT-J
+    ".attn.masked_bias",
+)
 
 
 def parameter_shapes(cfg: RotaryConfig) -> dict[str, tuple]:
-    """Hugging Face name -> shape of every parameter ``forward`` reads."""
+    """Hugging Face name -> shape of every parameter ``forward`` reads (names: ``cfg.names``)."""
     d, hd, nh, nkv, ff = (
         cfg.hidden_size,
         cfg.head_dim,
@@ -52,47 +78,76 @@ def parameter_shapes(cfg: RotaryConfig) -> dict[str, tuple]:
         cfg.num_key_value_heads,
         cfg.intermediate_size,
     )
-    shapes = {"model.embed_tokens.weight": (cfg.vocab_size, d), "model.norm.weight": (d,)}
+    N = cfg.names
+    shapes: dict[str, tuple] = {N["embed"] + ".weight": (cfg.vocab_size, d)}
+
+    def linear(name: str, out: int, inp: int, bias: bool) -> None:
+        shapes[name + ".weight"] = (out, inp)
+        if bias:
+            shapes[name + ".bias"] = (out,)
+
+    def norm(name: str, size: int = d, bias: bool = cfg.norm_kind == "layer") -> None:
+        if name:
+            shapes[name + ".weight"] = (size,)
+            if bias:
+                shapes[name + ".bias"] = (size,)
+
     for i in range(cfg.num_hidden_layers):
-        p = f"model.layers.{i}."
-        if cfg.fused_projections:
-            shapes[p + "self_attn.qkv_proj.weight"] = ((nh + 2 * nkv) * hd, d)
+        p = f"{N['layers']}{i}."
+        for slot in ("pre_attn", "post_attn", "pre_mlp", "post_mlp"):
+            norm(p + N[slot] if N[slot] else "")
+        if cfg.qkv_layout == "interleaved":
+            linear(p + N["qkv"], 3 * nh * hd, d, cfg.qkv_bias)
+        elif cfg.fused_projections:
+            linear(p + N["qkv"], (nh + 2 * nkv) * hd, d, cfg.qkv_bias)
         else:
-            shapes[p + "self_attn.q_proj.weight"] = (nh * hd, d)
-            shapes[p + "self_attn.k_proj.weight"] = (nkv * hd, d)
-            shapes[p + "self_attn.v_proj.weight"] = (nkv * hd, d)
-        shapes[p + "self_attn.o_proj.weight"] = (d, nh * hd)
-        if cfg.qk_norm:
-            shapes[p + "self_attn.q_norm.weight"] = (hd,)
-            shapes[p + "self_attn.k_norm.weight"] = (hd,)
-        if cfg.fused_projections:
-            shapes[p + "mlp.gate_up_proj.weight"] = (2 * ff, d)
+            linear(p + N["q"], nh * hd, d, cfg.qkv_bias)
+            linear(p + N["k"], nkv * hd, d, cfg.qkv_bias)
+            linear(p + N["v"], nkv * hd, d, cfg.qkv_bias)
+        linear(p + N["o"], d, nh * hd, cfg.o_bias)
+        if cfg.qk_norm == "head_rms":
+            norm(p + N["q_norm"], hd, False)
+            norm(p + N["k_norm"], hd, False)
+        elif cfg.qk_norm == "full_rms":
+            norm(p + N["q_norm"], nh * hd, False)
+            norm(p + N["k_norm"], nkv * hd, False)
+        elif cfg.qk_norm == "head_layer":
+            norm(p + N["q_norm"], hd, True)
+            norm(p + N["k_norm"], hd, True)
+        elif cfg.qk_norm == "per_head_layer":
+            for h in range(nh):
+                norm(f"{p}{N['q_norm']}.norms.{h}", hd, False)
+            for h in range(nkv):
+                norm(f"{p}{N['k_norm']}.norms.{h}", hd, False)
+        if cfg.mlp_kind == "plain":
+            linear(p + N["fc_in"], ff, d, cfg.mlp_has_bias)
+            linear(p + N["fc_out"], d, ff, cfg.mlp_has_bias)
+        elif cfg.mlp_kind == "moe" and cfg.layer_is_moe(i):  # type: ignore[attr-defined]
+            M, mi = cfg.moe_names, cfg.moe_intermediate  # type: ignore[attr-defined]
+            linear(p + M["router"], cfg.num_experts, d, False)  # type: ignore[attr-defined]
+            for e in range(cfg.num_experts):  # type: ignore[attr-defined]
+                q = p + M["expert"].format(e=e)
+                linear(q + M["gate"], mi, d, False)
+                linear(q + M["up"], mi, d, False)
+                linear(q + M["down"], d, mi, False)
+            if cfg.shared_expert_size:  # type: ignore[attr-defined]
+                ss = cfg.shared_expert_size  # type: ignore[attr-defined]
+                linear(p + M["shared"] + "gate_proj", ss, d, False)
+                linear(p + M["shared"] + "up_proj", ss, d, False)
+                linear(p + M["shared"] + "down_proj", d, ss, False)
+                linear(p + M["shared_gate"], 1, d, False)
+        elif cfg.fused_projections:
+            linear(p + N["gate_up"], 2 * ff, d, cfg.mlp_has_bias)
+            linear(p + N["down"], d, ff, cfg.mlp_has_bias)
         else:
-            shapes[p + "mlp.gate_proj.weight"] = (ff, d)
-            shapes[p + "mlp.up_proj.weight"] = (ff, d)
-        shapes[p + "mlp.down_proj.weight"] = (d, ff)
-        shapes[p + "input_layernorm.weight"] = (d,)
-        shapes[p + "post_attention_layernorm.weight"] = (d,)
-        if cfg.qkv_bias:
-            shapes.update(
-                {
-                    p + "self_attn.q_proj.bias": (nh * hd,),
-                    p + "self_attn.k_proj.bias": (nkv * hd,),
-                    p + "self_attn.v_proj.bias": (nkv * hd,),
-                }
-            )
-        if cfg.o_bias:
-            shapes[p + "self_attn.o_proj.bias"] = (d,)
-        if cfg.mlp_has_bias:
-            shapes.update(
-                {
-                    p + "mlp.gate_proj.bias": (ff,),
-                    p + "mlp.up_proj.bias": (ff,),
-                    p + "mlp.down_proj.bias": (d,),
-                }
-            )
+            linear(p + N["gate"], ff, d, cfg.mlp_has_bias)
+            linear(p + N["up"], ff, d, cfg.mlp_has_bias)
+            linear(p + N["down"], d, ff, cfg.mlp_has_bias)
+    norm(N["final_norm"])
     if not cfg.tie_word_embeddings:
-        shapes["lm_head.weight"] = (cfg.vocab_size, d)
+        shapes[N["head"] + ".weight"] = (cfg.vocab_size, d)
+    if cfg.head_bias:
+        shapes[N["head"] + ".bias"] = (cfg.vocab_size,)
     return shapes
 
 
@@ -205,39 +260,152 @@ def rotate_half(xp: Any, x: Any) -> Any:
     return xp.concat([-x[..., half:], x[..., :half]], axis=-1)
 
 
-def apply_rope(xp: Any, x: Any, cos: Any, sin: Any, rotary_dim: int) -> Any:
-    """``rope(x)`` on the first ``rotary_dim`` dims of the last axis; the rest pass through."""
-    if rotary_dim == x.shape[-1]:
-        return x * cos + rotate_half(xp, x) * sin
-    rot, rest = x[..., :rotary_dim], x[..., rotary_dim:]
-    return xp.concat([rot * cos + rotate_half(xp, rot) * sin, rest], axis=-1)
+def apply_rope(xp: Any, x: Any, cos: Any, sin: Any, rotary_dim: int, layout: str = "half") -> Any:
+    """``rope(x)`` on the first ``rotary_dim`` dims of the last axis; the rest pass through.
+
+    ``half``: ``x * cos + rotate_half(x) * sin``. ``interleaved`` (GPT-J): with ``a = x[2i]``,
+    ``b = x[2i + 1]`` and ``c, s = cos, sin(angle_i)``, the pair becomes ``(a c - b s, b c + a s)``."""
+    rot = x if rotary_dim == x.shape[-1] else x[..., :rotary_dim]
+    if layout == "interleaved":
+        half = rotary_dim // 2
+        c, s = cos[..., :half], sin[..., :half]  # cos / sin are concat(angle, angle)
+        pairs = xp.reshape(rot, (*rot.shape[:-1], half, 2))
+        a, b = pairs[..., 0], pairs[..., 1]
+        out = xp.reshape(xp.stack([a * c - b * s, b * c + a * s], axis=-1), rot.shape)
+    else:
+        out = rot * cos + rotate_half(xp, rot) * sin
+    return out if rotary_dim == x.shape[-1] else xp.concat([out, x[..., rotary_dim:]], axis=-1)
 
 
-def _norm(xp: Any, cfg: RotaryConfig, x: Any, w: Any) -> Any:
-    """RMSNorm with weight ``norm_offset + w``."""
-    return xp.rms_norm(x, w + cfg.norm_offset if cfg.norm_offset else w, eps=cfg.rms_norm_eps)
+def _norm(xp: Any, cfg: RotaryConfig, P: Any, name: str, x: Any) -> Any:
+    """The norm ``name``: RMSNorm with weight ``norm_offset + w``, or LayerNorm with bias."""
+    w = P[name + ".weight"]
+    if cfg.norm_kind == "layer":
+        return xp.layer_norm(x, w, P[name + ".bias"], eps=cfg.norm_eps)
+    return xp.rms_norm(x, w + cfg.norm_offset if cfg.norm_offset else w, eps=cfg.norm_eps)
 
 
 def _qkv(xp: Any, P: Any, cfg: RotaryConfig, p: str, x: Any) -> tuple[Any, Any, Any]:
-    """``q [b, s, nh*hd], k, v [b, s, nkv*hd]``: separate projections, or one fused ``qkv_proj``
-    split in row order q, k, v."""
-    if not cfg.fused_projections:
-        return tuple(_linear(xp, P, p + f"self_attn.{n}_proj", x) for n in "qkv")  # type: ignore[return-value]
-    nq, nk = cfg.num_attention_heads * cfg.head_dim, cfg.num_key_value_heads * cfg.head_dim
-    y = _linear(xp, P, p + "self_attn.qkv_proj", x)
-    return y[..., :nq], y[..., nq : nq + nk], y[..., nq + nk :]
+    """``q [b, nh, s, hd]``, ``k, v [b, nkv, s, hd]`` before rope: separate projections, one fused
+    ``qkv_proj`` split in row order q, k, v, or (``interleaved``) one projection whose rows are
+    ``[q_h; k_h; v_h]`` per head; then the ``qk_norm``."""
+    N, hd, nh, nkv = cfg.names, cfg.head_dim, cfg.num_attention_heads, cfg.num_key_value_heads
+    if cfg.qkv_layout == "interleaved":
+        y = _linear(xp, P, p + N["qkv"], x)
+        b, s = y.shape[0], y.shape[1]
+        y = xp.permute_dims(xp.reshape(y, (b, s, nh, 3 * hd)), (0, 2, 1, 3))
+        q, k, v = y[..., :hd], y[..., hd : 2 * hd], y[..., 2 * hd :]
+    else:
+        if cfg.fused_projections:
+            nq, nk = nh * hd, nkv * hd
+            y = _linear(xp, P, p + N["qkv"], x)
+            q, k, v = y[..., :nq], y[..., nq : nq + nk], y[..., nq + nk :]
+        else:
+            q, k, v = (_linear(xp, P, p + N[n], x) for n in "qkv")
+        if cfg.qk_norm == "full_rms":
+            q = xp.rms_norm(q, P[p + N["q_norm"] + ".weight"], eps=cfg.norm_eps)
+            k = xp.rms_norm(k, P[p + N["k_norm"] + ".weight"], eps=cfg.norm_eps)
+        q, k, v = split_heads(q, nh, hd), split_heads(k, nkv, hd), split_heads(v, nkv, hd)
+    if cfg.qk_norm == "head_rms":
+        q = xp.rms_norm(q, P[p + N["q_norm"] + ".weight"], eps=cfg.norm_eps)
+        k = xp.rms_norm(k, P[p + N["k_norm"] + ".weight"], eps=cfg.norm_eps)
+    elif cfg.qk_norm == "head_layer":
+        q = _norm(xp, cfg, P, p + N["q_norm"], q)
+        k = _norm(xp, cfg, P, p + N["k_norm"], k)
+    elif cfg.qk_norm == "per_head_layer":
+        q = _per_head_layer_norm(xp, cfg, P, p + N["q_norm"], q)
+        k = _per_head_layer_norm(xp, cfg, P, p + N["k_norm"], k)
+    return q, k, v
 
 
-def _mlp(xp: Any, P: Any, cfg: RotaryConfig, p: str, x: Any) -> Any:
-    """``down(act(gate(x)) * up(x))``; a fused ``gate_up_proj`` has the gate rows first."""
+def _per_head_layer_norm(xp: Any, cfg: RotaryConfig, P: Any, name: str, x: Any) -> Any:
+    """A bias-free LayerNorm over head_dim with its own weight per head (``name.norms.{h}``)."""
+    heads, hd = x.shape[1], x.shape[-1]
+    w = xp.stack([P[f"{name}.norms.{h}.weight"] for h in range(heads)], axis=0)
+    plain = xp.layer_norm(x, xp.ones((hd,), dtype=x.dtype), xp.zeros((hd,), dtype=x.dtype), eps=cfg.norm_eps)
+    return plain * w[None, :, None, :]
+
+
+def _act(xp: Any, cfg: RotaryConfig, x: Any) -> Any:
+    kind = cfg.mlp_activation
+    if kind == "silu":
+        return xp.silu(x)
+    return xp.gelu(x, approximate="tanh" if kind == "gelu_tanh" else "none")
+
+
+def _mlp(xp: Any, P: Any, cfg: RotaryConfig, i: int, x: Any) -> Any:
+    """``down(act(gate(x)) * up(x))`` (``gated``; a fused ``gate_up_proj`` has the gate rows
+    first), ``fc_out(act(fc_in(x)))`` (``plain``) or the mixture of experts (``moe``)."""
+    N = cfg.names
+    p = f"{N['layers']}{i}."
+    if cfg.mlp_kind == "plain":
+        return _linear(xp, P, p + N["fc_out"], _act(xp, cfg, _linear(xp, P, p + N["fc_in"], x)))
+    if cfg.mlp_kind == "moe" and cfg.layer_is_moe(i):  # type: ignore[attr-defined]
+        return _moe(xp, P, cfg, p, x)
     if cfg.fused_projections:
-        y = _linear(xp, P, p + "mlp.gate_up_proj", x)
+        y = _linear(xp, P, p + N["gate_up"], x)
         ff = cfg.intermediate_size
         gate, up = y[..., :ff], y[..., ff:]
     else:
-        gate, up = _linear(xp, P, p + "mlp.gate_proj", x), _linear(xp, P, p + "mlp.up_proj", x)
-    act = xp.silu(gate) if cfg.mlp_activation == "silu" else xp.gelu(gate, approximate="tanh")
-    return _linear(xp, P, p + "mlp.down_proj", act * up)
+        gate, up = _linear(xp, P, p + N["gate"], x), _linear(xp, P, p + N["up"], x)
+    return _linear(xp, P, p + N["down"], _act(xp, cfg, gate) * up)
+
+
+def _swiglu(xp: Any, P: Any, cfg: Any, gate: str, up: str, down: str, x: Any) -> Any:
+    return _linear(xp, P, down, _act(xp, cfg, _linear(xp, P, gate, x)) * _linear(xp, P, up, x))
+
+
+def _moe(xp: Any, P: Any, cfg: Any, p: str, x: Any) -> Any:
+    """Mixture of experts, computed densely. Router probabilities ``r = softmax(x @ router^T)``
+    over the ``E`` experts; the ``k = num_experts_per_tok`` largest are kept (``r_e >=`` the k-th
+    largest), ``w_e = r_e`` for a kept expert and 0 otherwise, divided by ``sum_e w_e`` when
+    ``moe_norm_topk`` (Mixtral; Qwen2-MoE's ``norm_topk_prob``);
+    ``out = sum_e w_e * down_e(act(gate_e(x)) * up_e(x))``, plus
+    ``sigmoid(x @ shared_gate^T) * shared(x)`` with a shared expert (Qwen2-MoE). Every expert runs
+    on every token (exact and simple for small models: the weights zero the unchosen experts'
+    outputs); equal probabilities at the k-th value keep every tied expert."""
+    M = cfg.moe_names
+    probs = xp.softmax(_linear(xp, P, p + M["router"], x), axis=-1)  # [b, s, E]
+    kth = xp.top_k(probs, cfg.num_experts_per_tok)[0][..., -1:]
+    weights = xp.where(probs >= kth, probs, xp.zeros_like(probs))
+    if cfg.moe_norm_topk:
+        weights = weights / xp.sum(weights, axis=-1, keepdims=True)
+    out = None
+    for e in range(cfg.num_experts):
+        q = p + M["expert"].format(e=e)
+        y = _swiglu(xp, P, cfg, q + M["gate"], q + M["up"], q + M["down"], x) * weights[..., e : e + 1]
+        out = y if out is None else out + y
+    if cfg.shared_expert_size:
+        s = p + M["shared"]
+        shared = _swiglu(xp, P, cfg, s + "gate_proj", s + "up_proj", s + "down_proj", x)
+        out = out + xp.sigmoid(_linear(xp, P, p + M["shared_gate"], x)) * shared
+    return out
+
+
+def _attention(
+    xp: Any, P: Any, cfg: RotaryConfig, i: int, x: Any, cos: Any, sin: Any, mask: Any, cache: Any, offset: Any
+) -> tuple[Any, Any]:
+    """``o_proj(attend(rope(q), rope(k), v))`` of layer ``i`` and the updated cache."""
+    N, nh, nkv = cfg.names, cfg.num_attention_heads, cfg.num_key_value_heads
+    p = f"{N['layers']}{i}."
+    q, k, v = _qkv(xp, P, cfg, p, x)
+    rd, layout = cfg.rotary_dim, cfg.rope_layout
+    q, k = apply_rope(xp, q, cos, sin, rd, layout), apply_rope(xp, k, cos, sin, rd, layout)
+    keys, values, cache = update_cache(cache, i, k, v, offset)
+    if nh != nkv:
+        keys = xp.repeat(keys, nh // nkv, axis=1)
+        values = xp.repeat(values, nh // nkv, axis=1)
+    a = attend(
+        q,
+        keys,
+        values,
+        mask,
+        offset,
+        cfg.attention_scale,
+        window=cfg.layer_window(i),
+        softcap=cfg.attn_softcap,
+    )
+    return _linear(xp, P, p + N["o"], merge_heads(a)), cache
 
 
 def forward(
@@ -255,35 +423,43 @@ def forward(
     the final norm). Mask / positions / offset as in gpt2.forward; caches: see cache.py."""
     xp = array_namespace(input_ids)
     P = ParamView(params)
-    hd, nh, nkv = cfg.head_dim, cfg.num_attention_heads, cfg.num_key_value_heads
-    eps = cfg.rms_norm_eps
-    h = xp.take(P["model.embed_tokens.weight"], input_ids, axis=0)
-    if cfg.scale_embeddings:
-        h = h * float(np.float32(math.sqrt(cfg.hidden_size)))
+    N = cfg.names
+    h = xp.take(P[N["embed"] + ".weight"], input_ids, axis=0)
+    if cfg.embedding_scale != 1.0:
+        h = h * cfg.embedding_scale
     cos, sin = rotary(xp, cfg, position_ids)
     cos, sin = xp.astype(cos, h.dtype), xp.astype(sin, h.dtype)
-    rd = cfg.rotary_dim
+    rs = cfg.residual_scale
+
+    def scaled(y: Any) -> Any:
+        return y * rs if rs != 1.0 else y
+
     hidden = [h]
     for i in range(cfg.num_hidden_layers):
-        p = f"model.layers.{i}."
-        x = _norm(xp, cfg, h, P[p + "input_layernorm.weight"])
-        q, k, v = _qkv(xp, P, cfg, p, x)
-        q, k, v = split_heads(q, nh, hd), split_heads(k, nkv, hd), split_heads(v, nkv, hd)
-        if cfg.qk_norm:
-            q = xp.rms_norm(q, P[p + "self_attn.q_norm.weight"], eps=eps)
-            k = xp.rms_norm(k, P[p + "self_attn.k_norm.weight"], eps=eps)
-        q, k = apply_rope(xp, q, cos, sin, rd), apply_rope(xp, k, cos, sin, rd)
-        keys, values, cache = update_cache(cache, i, k, v, offset)
-        if nh != nkv:
-            keys = xp.repeat(keys, nh // nkv, axis=1)
-            values = xp.repeat(values, nh // nkv, axis=1)
-        a = attend(q, keys, values, attention_mask, offset, default_scale(hd), window=cfg.layer_window(i))
-        h = h + _linear(xp, P, p + "self_attn.o_proj", merge_heads(a))
-        x = _norm(xp, cfg, h, P[p + "post_attention_layernorm.weight"])
-        h = h + _mlp(xp, P, cfg, p, x)
+        p = f"{N['layers']}{i}."
+        x = _norm(xp, cfg, P, p + N["pre_attn"], h) if N["pre_attn"] else h
+        a, cache = _attention(xp, P, cfg, i, x, cos, sin, attention_mask, cache, offset)
+        if N["post_attn"]:
+            a = _norm(xp, cfg, P, p + N["post_attn"], a)
+        if cfg.parallel_residual:
+            xm = _norm(xp, cfg, P, p + N["pre_mlp"], h) if N["pre_mlp"] else x
+            h = h + scaled(a) + scaled(_mlp(xp, P, cfg, i, xm))
+        else:
+            h = h + scaled(a)
+            x = _norm(xp, cfg, P, p + N["pre_mlp"], h) if N["pre_mlp"] else h
+            m = _mlp(xp, P, cfg, i, x)
+            if N["post_mlp"]:
+                m = _norm(xp, cfg, P, p + N["post_mlp"], m)
+            h = h + scaled(m)
         hidden.append(h)
-    h = _norm(xp, cfg, h, P["model.norm.weight"])
+    h = _norm(xp, cfg, P, N["final_norm"], h)
     hidden[-1] = h
-    head = P["model.embed_tokens.weight"] if cfg.tie_word_embeddings else P["lm_head.weight"]
+    head = P[N["embed"] + ".weight"] if cfg.tie_word_embeddings else P[N["head"] + ".weight"]
     logits = xp.matmul(h, xp.permute_dims(head, (1, 0)))
+    if cfg.head_bias:
+        logits = logits + P[N["head"] + ".bias"]
+    if cfg.logits_divisor != 1.0:
+        logits = logits / cfg.logits_divisor
+    if cfg.final_softcap is not None:
+        logits = xp.tanh(logits / cfg.final_softcap) * cfg.final_softcap
     return (logits, cache, tuple(hidden)) if output_hidden_states else (logits, cache)

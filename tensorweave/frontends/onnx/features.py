@@ -11,9 +11,9 @@ from __future__ import annotations
 import importlib.util
 import os
 from functools import partial
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
-from .config import OnnxConfig
+from .config import OnnxConfig, OnnxConfigWithPast
 from .models import BertOnnxConfig, GPT2OnnxConfig, LlamaOnnxConfig, T5OnnxConfig
 
 #: Optimum / ``pipeline`` task names accepted everywhere a feature is (-> Transformers 4.37 feature)
@@ -76,7 +76,7 @@ def supported_features_mapping(*supported_features: str, onnx_config_cls: Any = 
     """feature -> constructor: ``cls.with_past`` for ``-with-past`` features, else ``cls.from_model_config``."""
     if onnx_config_cls is None:
         raise ValueError("A OnnxConfig class must be provided")
-    mapping = {}
+    mapping: dict[str, Callable] = {}
     for feature in supported_features:
         if "-with-past" in feature:
             task = feature.replace("-with-past", "")
@@ -122,13 +122,33 @@ class FeaturesManager:
                 "causal-lm-with-past",
                 onnx_config_cls=LlamaOnnxConfig,
             )
-            for model_type in ("llama", "mistral", "qwen2", "qwen3", "phi3", "gemma")
+            for model_type in (
+                "llama",
+                "mistral",
+                "qwen2",
+                "qwen3",
+                "phi3",
+                "gemma",
+                "gemma2",
+                "olmo2",
+                "granite",
+                "starcoder2",
+                "stablelm",
+                "gpt-neox",  # model_type gpt_neox (the table spells `_` as `-`, as Hugging Face's)
+                "gptj",
+                "phi",
+                "mixtral",
+                "qwen2-moe",  # model_type qwen2_moe
+            )
         },
         "t5": supported_features_mapping(
             "default", "default-with-past", "seq2seq-lm", "seq2seq-lm-with-past", onnx_config_cls=T5OnnxConfig
         ),
     }
     AVAILABLE_FEATURES = sorted({f for m in _SUPPORTED_MODEL_TYPE.values() for f in m})
+    #: the types above; ``register`` adds others (``_REGISTERED_MODEL_TYPES``), never replaces these
+    _BUILTIN_MODEL_TYPES = frozenset(_SUPPORTED_MODEL_TYPE)
+    _REGISTERED_MODEL_TYPES: set[str] = set()
 
     @staticmethod
     def get_supported_features_for_model_type(
@@ -243,3 +263,64 @@ class FeaturesManager:
     @classmethod
     def get_config(cls, model_type: str, feature: str) -> Callable[..., OnnxConfig]:
         return cls._SUPPORTED_MODEL_TYPE[model_type][feature]
+
+    @classmethod
+    def register(
+        cls,
+        model_type: str,
+        features: Sequence[str] | str,
+        onnx_config_cls: Any,
+        *,
+        replace: bool = False,
+    ) -> dict[str, Callable]:
+        """Add ``model_type`` to the table, as Optimum's ``TasksManager`` registration does for one
+        type (not in Hugging Face's 4.37 API): its ``features`` (4.37 names or Optimum task names),
+        each built with ``onnx_config_cls`` (``with_past`` for ``-with-past`` features, which needs an
+        ``OnnxConfigWithPast``). Returns the type's feature -> constructor mapping.
+
+        A type already in the table is a ``ValueError`` unless an earlier ``register`` added it and
+        ``replace`` is true; built-in types cannot be replaced. ``tensorweave.models.register``
+        calls this for a whole architecture; :meth:`unregister` undoes it."""
+        if (
+            not isinstance(model_type, str)
+            or not model_type
+            or model_type != model_type.lower().replace("_", "-")
+        ):
+            raise ValueError(
+                f"model_type must be a non-empty lower-case name without '_' (the table reads '_' as '-'), "
+                f"got {model_type!r}"
+            )
+        if model_type in cls._BUILTIN_MODEL_TYPES:
+            raise ValueError(f"{model_type!r} is a built-in model type; register under another model_type")
+        if model_type in cls._SUPPORTED_MODEL_TYPE and not replace:
+            raise ValueError(
+                f"model type {model_type!r} is already registered; pass replace=True to replace it "
+                f"(or FeaturesManager.unregister({model_type!r}) first)"
+            )
+        items = (features,) if isinstance(features, str) else tuple(features)
+        names = [cls.canonical_feature(f) for f in items]
+        unknown = [f for f, n in zip(items, names) if n not in cls.AVAILABLE_FEATURES]
+        if unknown or not names:
+            raise ValueError(
+                f"unknown features {unknown} for {model_type!r}; choose from {', '.join(cls.AVAILABLE_FEATURES)}"
+                if unknown
+                else f"register {model_type!r} with at least one feature"
+            )
+        need = OnnxConfigWithPast if any(n.endswith("-with-past") for n in names) else OnnxConfig
+        if not (isinstance(onnx_config_cls, type) and issubclass(onnx_config_cls, need)):
+            raise TypeError(f"onnx_config_cls must be a subclass of {need.__name__}, got {onnx_config_cls!r}")
+        mapping = supported_features_mapping(*dict.fromkeys(names), onnx_config_cls=onnx_config_cls)
+        cls._SUPPORTED_MODEL_TYPE[model_type] = mapping
+        cls._REGISTERED_MODEL_TYPES.add(model_type)
+        return mapping
+
+    @classmethod
+    def unregister(cls, model_type: str) -> None:
+        """Remove a type :meth:`register` added; built-in and unknown types are a ``ValueError``."""
+        if model_type not in cls._REGISTERED_MODEL_TYPES:
+            raise ValueError(
+                f"{model_type!r} was not added by FeaturesManager.register; registered: "
+                f"{sorted(cls._REGISTERED_MODEL_TYPES) or 'none'}"
+            )
+        cls._REGISTERED_MODEL_TYPES.discard(model_type)
+        cls._SUPPORTED_MODEL_TYPE.pop(model_type, None)
