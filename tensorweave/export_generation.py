@@ -178,7 +178,8 @@ def export_generation(
         from .backends.onnx import to_model_proto
 
         graph.check()
-        proto = to_model_proto(graph, opset)  # the ModelProto only: no session is needed to write it
+        in_memory: dict = {}  # the weights stay numpy arrays, written one at a time by save_model
+        proto = to_model_proto(graph, opset, in_memory=in_memory)  # no session is needed to write it
         for key in ("num_beams", "num_return_sequences", "max_new_tokens_cap", "pad_token_id"):
             entry = proto.metadata_props.add()
             entry.key, entry.value = f"tensorweave.{key}", str(meta[key])
@@ -199,7 +200,7 @@ def export_generation(
         if target == "onnx":
             from .backends.onnx import save_model
 
-            save_model(proto, staged[output])
+            save_model(proto, staged[output], in_memory=in_memory)
         else:
             prog.export(staged[output])
         check(staged[output])

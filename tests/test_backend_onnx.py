@@ -330,3 +330,25 @@ def test_session_reads_the_weights_in_place_and_the_body_shares_them():
     np.testing.assert_array_equal(onnx.numpy_helper.to_array(init), w)
     in_session = onnx_backend.to_model_proto(graph, in_memory={})
     assert in_session.ByteSize() < w.nbytes // 4  # the session's proto holds no weight bytes
+
+
+@pytest.mark.parametrize("external", [False, True], ids=["one-file", "external-data"])
+def test_saving_a_session_proto_writes_the_weights_from_the_arrays(tmp_path, external):
+    """save_model(in_memory=...) streams the placeholders' arrays into the file: the saved model
+    equals the standalone proto (same initializers, same nodes) and runs the same."""
+    graph, w, x = _linear_graph(3, loop=True)
+    held: dict = {}
+    session_proto = onnx_backend.to_model_proto(graph, in_memory=held)
+    path = str(tmp_path / "m.onnx")
+    artefact.save_model(session_proto, path, 0 if external else None, in_memory=held)
+    assert os.path.isfile(path + ".data") == external
+    saved = onnx.load_model(path)
+    full = onnx_backend.to_model_proto(graph)
+    as_arrays = lambda m: {t.name: onnx.numpy_helper.to_array(t) for t in m.graph.initializer}  # noqa: E731
+    got, want = as_arrays(saved), as_arrays(full)
+    assert sorted(got) == sorted(want)
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name])
+    assert [n.op_type for n in saved.graph.node] == [n.op_type for n in full.graph.node]
+    onnx.checker.check_model(path, full_check=True)
+    assert_equal_outputs(onnx_backend.load(path)(x), onnx_backend.lower(graph)(x))

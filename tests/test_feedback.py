@@ -49,23 +49,24 @@ def test_bars_follow_the_switches(bars, monkeypatch):
 def test_generate_shows_the_compile_and_the_tokens(bars, lm, capsys, caplog):
     ids = np.asarray([[1, 5, 6, 7]], np.int64)
     programs.PROGRAMS.clear(lm)
-    tw.generate(lm, ids, backend="numpy", max_new_tokens=4, min_new_tokens=4, do_sample=False)
+    tw.generate(lm, ids, backend="numpy", max_new_tokens=4, do_sample=False)
     err = capsys.readouterr().err
-    assert "compiling fused program on numpy" in err
+    assert "compiling fused-any-prompt program on numpy" in err
     assert "generating on numpy" in err and "tok" in err
-    # a longer prompt compiles again, and the log says why
+    # a longer prompt reuses the program; new settings compile again, saying why
     caplog.set_level(logging.INFO, logger="tensorweave")
     log.logger.propagate = True
     try:
         tw.generate(
-            lm, np.asarray([[1, 5, 6, 7, 8]], np.int64), backend="numpy", max_new_tokens=4, min_new_tokens=4
+            lm, np.asarray([[1, 5, 6, 7, 8]], np.int64), backend="numpy", max_new_tokens=6, do_sample=False
         )
+        assert "compiling" not in caplog.text
+        tw.generate(lm, ids, backend="numpy", max_new_tokens=4, do_sample=False, repetition_penalty=1.2)
     finally:
         log.logger.propagate = False
         log.set_verbosity("warning")
-    # (the plan's max_length moved with the prompt, so the settings are new as well)
-    assert "compiling a fused program on numpy (new input shapes and generation settings)" in caplog.text
-    assert "compiling fused program on numpy" in capsys.readouterr().err
+    assert "compiling a fused-any-prompt program on numpy (new generation settings)" in caplog.text
+    assert "compiling fused-any-prompt program on numpy" in capsys.readouterr().err
     # step-wise (a streamer): the bar moves per token and the user's streamer still gets every token
     got = []
 
@@ -114,5 +115,5 @@ def test_compile_and_export_stages_are_logged(lm, tmp_path, caplog):
     finally:
         log.logger.propagate = False
     text = caplog.text
-    assert "fused program on numpy (first program for this model): traced and lowered" in text
+    assert "fused-any-prompt program on numpy (first program for this model): traced and lowered" in text
     assert "tracing llama causal-lm" in text and "lowering to onnx" in text and "exported" in text

@@ -155,7 +155,10 @@ def _one_line(exc_info) -> str:
         ({"rope_scaling": "linear"}, r"`rope_scaling` must be an object .* got 'linear'"),
         ({"rope_scaling": {"type": "bogus"}}, r"`rope_scaling` has an unknown rope type 'bogus'"),
         ({"rope_scaling": {"factor": 2.0}}, r"`rope_scaling` needs a string `rope_type`"),
-        ({"rope_scaling": {"rope_type": "longrope", "factor": 2.0}}, r"`rope_scaling` .* is not supported yet"),
+        (
+            {"rope_scaling": {"rope_type": "longrope", "factor": 2.0}},
+            r"`rope_scaling` .* is not supported yet",
+        ),
         ({"rope_parameters": "default"}, r"`rope_parameters` must be an object"),
         ({"hidden_act": ["silu"]}, r"`hidden_act` must be a string"),
         ({"architectures": "LlamaForCausalLM"}, r"`architectures` must be a list"),

@@ -11,6 +11,14 @@ or foreign data file. On any failure, Ctrl-C included, the temporary files are r
 previous files are untouched. A re-export of the same path without external data removes the
 ``<name>.data`` the previous model at that path referenced (and only then: a data file that model
 did not reference is not ours and stays).
+
+Weights held in memory. A session's proto (``to_model_proto(..., in_memory=arrays)``) keeps its
+large constants as numpy arrays beside it; :func:`save_model` with ``in_memory`` writes them
+straight from those arrays, one at a time, into the data file, or, below the threshold, into the
+model file's protobuf stream (each initializer's ``raw_data`` framed by hand: field tags and
+lengths of ``ModelProto.graph``, ``GraphProto.initializer`` and ``TensorProto.raw_data``). The
+bytes are those ``SerializeToString`` of the full proto gives, up to field order, which protobuf
+parsing does not see; no full copy of the weights is ever built in memory.
 """
 
 from __future__ import annotations
@@ -81,10 +89,9 @@ def _write_synced(path: str, chunks: Any) -> None:
     os.chmod(path, 0o644)
 
 
-def _externalize(model: onnx.ModelProto, data_name: str) -> Iterator[bytes]:
-    """Move the large initializers of ``model`` (a copy) to external data at ``data_name``,
-    yielding the data file's bytes in order."""
-    offset = 0
+def _externalize(model: onnx.ModelProto, data_name: str, offset: int = 0) -> Iterator[bytes]:
+    """Move the large initializers of ``model`` (a copy) to external data at ``data_name`` (from
+    byte ``offset`` on), yielding the data file's bytes in order."""
     for t in _initializers(model.graph):
         if not t.HasField("raw_data") or len(t.raw_data) < INLINE_BELOW:
             continue
@@ -99,11 +106,106 @@ def _externalize(model: onnx.ModelProto, data_name: str) -> Iterator[bytes]:
         offset += len(raw)
 
 
-def save_model(model: onnx.ModelProto, path: Any, external_data_threshold: int | None = None) -> str:
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _field(message: Any, name: str) -> bytes:
+    """The tag of the length-delimited field ``name`` of ``message``'s type (wire type 2)."""
+    return _varint(message.DESCRIPTOR.fields_by_name[name].number << 3 | 2)
+
+
+def _le_bytes(arr: np.ndarray) -> memoryview:
+    """``arr``'s bytes in ONNX's raw_data layout (C order, little-endian), without a copy when it
+    already is."""
+    a = np.ascontiguousarray(arr)
+    if a.dtype.byteorder == ">":
+        a = a.astype(a.dtype.newbyteorder("<"))
+    return memoryview(a.reshape(-1).view(np.uint8))
+
+
+def in_memory_names(model: onnx.ModelProto, in_memory: dict) -> list[str]:
+    """The main-graph initializers of ``model`` whose data is in ``in_memory`` (placeholders)."""
+    from .graph import IN_MEMORY_LOCATION
+
+    return [
+        t.name
+        for t in model.graph.initializer
+        if t.data_location == TensorProto.EXTERNAL
+        and any(e.key == "location" and e.value == IN_MEMORY_LOCATION for e in t.external_data)
+        and t.name in in_memory
+    ]
+
+
+def _embedded_stream(model: onnx.ModelProto, in_memory: dict) -> Iterator[Any]:
+    """The serialised bytes of ``model`` with every in-memory placeholder filled from
+    ``in_memory``, yielded piece by piece (see the module docstring)."""
+    names = set(in_memory_names(model, in_memory))
+    m = onnx.ModelProto()
+    m.CopyFrom(model)  # small: the placeholders hold no data
+    graph = onnx.GraphProto()
+    graph.CopyFrom(m.graph)
+    kept = [t for t in graph.initializer if t.name not in names]
+    filled = [t for t in graph.initializer if t.name in names]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    m.ClearField("graph")
+    entries = []
+    for t in filled:
+        header = TensorProto(name=t.name, data_type=t.data_type, dims=list(t.dims)).SerializeToString()
+        data = _le_bytes(in_memory[t.name])
+        prefix = header + _field(t, "raw_data") + _varint(data.nbytes)
+        entries.append((prefix, data, len(prefix) + data.nbytes))
+    body = graph.SerializeToString()
+    init_tag = _field(graph, "initializer")
+    total = len(body) + sum(len(init_tag) + len(_varint(n)) + n for _, _, n in entries)
+    yield m.SerializeToString()
+    yield _field(m, "graph") + _varint(total)
+    yield body
+    for prefix, data, n in entries:
+        yield init_tag + _varint(n) + prefix
+        yield data
+
+
+def _external_stream(model: onnx.ModelProto, in_memory: dict, data_name: str) -> Iterator[Any]:
+    """The data file of ``model`` (a copy, changed in place) with the in-memory placeholders
+    pointed at ``data_name``: aligned array bytes, yielded one array at a time."""
+    by_name = {t.name: t for t in model.graph.initializer}
+    offset = 0
+    for name in in_memory_names(model, in_memory):
+        pad = -offset % ALIGN
+        if pad:
+            yield b"\0" * pad
+            offset += pad
+        data = _le_bytes(in_memory[name])
+        yield data
+        t = by_name[name]  # already an EXTERNAL placeholder: point it at the data file
+        del t.external_data[:]
+        for key, value in (("location", data_name), ("offset", str(offset)), ("length", str(data.nbytes))):
+            entry = t.external_data.add()
+            entry.key, entry.value = key, value
+        offset += data.nbytes
+    yield from _externalize(model, data_name, offset)
+
+
+def save_model(
+    model: onnx.ModelProto,
+    path: Any,
+    external_data_threshold: int | None = None,
+    in_memory: dict | None = None,
+) -> str:
     """Write ``model`` to ``path`` atomically; its weights go to ``<path>.data`` once the model
     reaches ``external_data_threshold`` bytes (:data:`EXTERNAL_DATA_THRESHOLD` when None).
-    Returns the absolute path."""
+    ``in_memory``: the arrays of a session proto's placeholders (written from the arrays, see
+    the module docstring). Returns the absolute path."""
     threshold = EXTERNAL_DATA_THRESHOLD if external_data_threshold is None else external_data_threshold
+    held = in_memory or {}
+    size = model.ByteSize() + sum(held[n].nbytes for n in in_memory_names(model, held))
     path = os.path.abspath(os.fspath(path))
     directory = writable_parent(path)
     base = os.path.basename(path)
@@ -111,8 +213,18 @@ def save_model(model: onnx.ModelProto, path: Any, external_data_threshold: int |
     data_path = os.path.join(directory, data_name)
     # decided before anything is replaced: is an existing <name>.data the previous model's?
     stale = os.path.isfile(data_path) and os.path.isfile(path) and _references(path, data_name)
-    if model.ByteSize() < threshold:
-        atomic_write(path, model.SerializeToString())
+    if size < threshold:
+        if held:
+            tmp = _temp_file(directory, base)
+            try:
+                _write_synced(tmp, _embedded_stream(model, held))
+                os.replace(tmp, path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.remove(tmp)
+                raise
+        else:
+            atomic_write(path, model.SerializeToString())
         os.chmod(path, 0o644)
         if stale:
             with contextlib.suppress(FileNotFoundError):
@@ -126,7 +238,7 @@ def save_model(model: onnx.ModelProto, path: Any, external_data_threshold: int |
         m.CopyFrom(model)
         tmp_data = _temp_file(directory, data_name)
         temps.append(tmp_data)
-        _write_synced(tmp_data, _externalize(m, data_name))
+        _write_synced(tmp_data, _external_stream(m, held, data_name) if held else _externalize(m, data_name))
         entry = m.metadata_props.add()  # pins the data file: a stale pair is an error on load
         entry.key, entry.value = DATA_SHA256_KEY, sha256(tmp_data)
         tmp_model = _temp_file(directory, base)

@@ -38,12 +38,14 @@ class OnnxProgram(Program):
         self.session = ort.InferenceSession(
             proto.SerializeToString(), opts, providers=["CPUExecutionProvider"]
         )
+        self._proto = proto  # small: the placeholders hold no data
         self._in_memory = in_memory  # the session reads these buffers: keep them alive with it
         self._ort = ort
 
     @property
     def model(self) -> Any:
-        """The standalone ``ModelProto`` (weights inside), built from the graph on each access."""
+        """The standalone ``ModelProto`` (weights inside), built from the graph on each access
+        (``export`` writes the weights from the arrays instead, without this copy)."""
         return to_model_proto(self.graph, self._opset)
 
     def _is_native(self, x: Any) -> bool:
@@ -83,7 +85,7 @@ class OnnxProgram(Program):
         model reaches ``external_data_threshold`` bytes, 2 GiB by default)."""
         from .artefact import save_model
 
-        return save_model(self.model, path, external_data_threshold)
+        return save_model(self._proto, path, external_data_threshold, in_memory=self._in_memory)
 
 
 def lower(graph: Graph, opset: int | None = None, **options: Any) -> OnnxProgram:

@@ -64,11 +64,17 @@ def run_graph(graph: Graph, args: list, env: dict, consts: dict) -> list:
     return [vals[v] for v in graph.outputs]
 
 
-def _constants(graph: Graph, prefix: str = "") -> dict:
+def _constants(graph: Graph, prefix: str = "", seen: dict | None = None) -> dict:
     """Every constant of ``graph`` and its subgraphs as a carried-dtype tf constant, converted once
-    (large ones as non-trainable tf.Variables)."""
+    (large ones as non-trainable tf.Variables). The same array in several (sub)graphs — a weight
+    read by the prompt step and by the loop body — is converted once and shared."""
+    seen = {} if seen is None else seen
     out: dict = {}
     for k, (v, arr) in enumerate(graph.constants.items()):
+        key = (id(arr), v.dtype)
+        if key in seen and seen[key][0] is arr:
+            out[v] = seen[key][1]
+            continue
         a = np.asarray(arr)
         if v.dtype is DType.uint32:
             a = a.astype(np.int64)
@@ -76,9 +82,10 @@ def _constants(graph: Graph, prefix: str = "") -> dict:
             out[v] = tf.Variable(a, trainable=False, name=tf_name(v.name or f"{prefix}constant_{k}"))
         else:
             out[v] = tf.constant(a)
+        seen[key] = (arr, out[v])
     for j, node in enumerate(graph.nodes):
-        for key, sub in node.subgraphs.items():
-            out.update(_constants(sub, f"{prefix}{j}_{key}_"))
+        for key_, sub in node.subgraphs.items():
+            out.update(_constants(sub, f"{prefix}{j}_{key_}_", seen))
     return out
 
 
@@ -103,7 +110,8 @@ class TFProgram(Program):
         super().__init__(graph)
         self.jit_compile = jit_compile
         self.constants = _constants(graph)
-        self.variables = [c for c in self.constants.values() if isinstance(c, tf.Variable)]
+        shared = {id(c): c for c in self.constants.values() if isinstance(c, tf.Variable)}
+        self.variables = list(shared.values())  # a weight shared by subgraphs is one variable
         self.tf_input_names = _unique(self.input_names)
         self.tf_output_names = _unique(self.output_names)
         self.signature = [
