@@ -11,9 +11,12 @@ llama.cpp (``llama-cpp-python``, built from source by ``make bench-deps`` with A
 AVX-512/AMX, which crashed on quantized types on an AMX machine) runs SmolLM2 greedy on the same
 GGUF file: as shipped (Q4_1) and converted to F32 (the weights tensorweave runs, dequantised), with
 ``n_threads`` = all cores; it is skipped, with a line saying so, when llama_cpp is not installed.
+onnxruntime-genai (``--peers genai``, the default) runs the optimum-style folder tensorweave
+exports (``causal-lm-with-past``, with ``genai_config.json``), greedy, both models.
 
 Also reported: the machine (CPU, cores, AVX2/AVX-512/AMX), the re-prompt cost (a warm model given a
-prompt of another length and another ``max_new_tokens``: today that compiles a new program), peak
+prompt of another length and another ``max_new_tokens``: the any-prompt program serves it without
+a compile), peak
 memory, and a JSON copy of every row in ``benchmarks/results/<date>-<machine>.json``.
 
 Reported per (model, mode, runner): steady tokens/s (new tokens of the returned sequence per
@@ -25,7 +28,7 @@ step must read (every parameter once; a tied embedding counted once); beam searc
 weights once per step for all beams, so its roofline in steps/s is the same.
 
     python benchmarks/generate.py [--models smollm2,gpt2] [--modes greedy,beam]
-                                  [--backends torch,jax,onnx,tensorflow] [--repeats 2]
+                                  [--backends torch,jax,onnx,tensorflow] [--repeats 2] [--peers genai|none]
 (add ``numpy`` to ``--backends`` for the reference interpreter; it is slow.)
 """
 
@@ -166,6 +169,56 @@ def run_llama_cpp(gguf_path: str, ids, new: int, repeats: int) -> tuple[np.ndarr
     return seq, first, steady
 
 
+def run_genai(model, ids, new: int, repeats: int) -> tuple[np.ndarray, float, float]:
+    """Greedy decoding of ``new`` tokens with onnxruntime-genai on the optimum-style folder
+    ``tw.export(model, "causal-lm-with-past", "onnx", folder)`` writes (EOS ignored through
+    ``min_length``); returns (sequence, first-call seconds incl. loading the folder, best steady
+    seconds)."""
+    import tempfile
+
+    import onnxruntime_genai as og
+
+    folder = os.path.join(tempfile.mkdtemp(prefix="tw-bench-genai-"), "model")
+    tw.export(model, "causal-lm-with-past", "onnx", folder)
+    first_t = time.perf_counter()
+    gmodel = og.Model(folder)
+    length = ids.shape[1] + new
+
+    def call() -> np.ndarray:
+        params = og.GeneratorParams(gmodel)
+        params.set_search_options(max_length=length, min_length=length, do_sample=False)
+        generator = og.Generator(gmodel, params)
+        generator.append_tokens(ids)
+        while not generator.is_done():
+            generator.generate_next_token()
+        return np.asarray([generator.get_sequence(0)], np.int64)
+
+    seq = call()
+    first = time.perf_counter() - first_t
+    steady = min(_timed(call) for _ in range(repeats))
+    return seq, first, steady
+
+
+def genai_rows(model, name: str, ids, hf_ref, hf_tps: float, roof: float, repeats: int, rows: list) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("onnxruntime_genai") is None:
+        print("  greedy ort-genai      skipped: onnxruntime-genai is not installed (make test installs it)")
+        return
+    try:
+        out, first, steady = run_genai(model, ids, NEW, repeats)
+    except Exception as exc:  # report and go on
+        print(f"  greedy ort-genai       FAILED: {type(exc).__name__}: {str(exc)[:200]}")
+        return
+    tps = NEW / steady
+    same = out.shape == hf_ref.shape and bool(np.array_equal(out, hf_ref))
+    print(
+        f"  greedy ort-genai       {tps:8.1f} tok/s   (first call {first:6.2f} s)   x{tps / hf_tps:5.2f} vs "
+        f"transformers   {100 * tps / roof:5.1f}% of fp32 roofline   tokens {'identical' if same else 'DIFFER'}"
+    )
+    rows.append((name, "greedy", "ort-genai", tps, tps / hf_tps, first - steady, same, tps / roof))
+
+
 def f32_gguf(src: str, dst: str) -> str:
     """The same GGUF with every tensor dequantised to F32 (llama.cpp's own requantizer)."""
     import llama_cpp
@@ -208,13 +261,14 @@ def llama_cpp_rows(ids, hf_ref, hf_tps: float, roof: float, repeats: int, rows: 
 
 
 def reprompt_seconds(model, backend: str, vocab: int) -> float:
-    """Seconds for a warm model's call with a new prompt length and a new max_new_tokens
-    (a program compile today, then 8 tokens)."""
+    """Seconds for a warm model's call with a new prompt length and a new max_new_tokens (8 new
+    tokens; no compile where the any-prompt program serves the settings)."""
     ids = np.random.default_rng(1).integers(100, min(vocab, 30000), size=(1, PROMPT + 5)).astype(np.int64)
     t = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        tw.generate(model, ids, backend=backend, max_new_tokens=8, min_new_tokens=8)
+        # the measured calls' settings (min_new_tokens=NEW), so only the lengths are new
+        tw.generate(model, ids, backend=backend, max_new_tokens=8, min_new_tokens=NEW)
     return time.perf_counter() - t
 
 
@@ -224,6 +278,7 @@ def main() -> None:
     ap.add_argument("--modes", default="greedy,beam")
     ap.add_argument("--backends", default="torch,jax,onnx,tensorflow")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--peers", default="genai", help="extra comparators: genai (onnxruntime-genai), none")
     args = ap.parse_args()
     import torch
 
@@ -272,6 +327,8 @@ def main() -> None:
             rows.append((name, mode, "transformers", hf_tps, 1.0, first - steady, True, hf_tps / roof))
             if name == "smollm2" and mode == "greedy":
                 llama_cpp_rows(ids, ref, hf_tps, roof, args.repeats, rows)
+            if mode == "greedy" and "genai" in args.peers:
+                genai_rows(model, name, ids, ref, hf_tps, roof, args.repeats, rows)
             for b in backends:
                 try:
                     out, first, steady = run_tw(model, ids, b, kw, args.repeats)

@@ -545,3 +545,38 @@ def test_top_k_on_long_rows_equals_the_stable_sort_rule(kind):
         ref_values, ref_indices = reference_top_k(x, k)
         np.testing.assert_array_equal(np.asarray(indices), ref_indices, err_msg=f"{kind} {shape} k={k}")
         np.testing.assert_array_equal(np.asarray(values), ref_values)
+
+
+# ------------------------------------------------------------------ persistent compilation cache
+
+_CACHE_SCRIPT = """
+import sys, numpy as np
+sys.path.insert(0, "tests")
+import tensorweave as tw
+from tiny_lm import tiny_lm
+lm = tiny_lm("gpt2", 3)[1]
+out = tw.generate(lm, np.array([[5, 6, 7]]), backend="jax", max_new_tokens=3)
+import jax
+print(jax.config.jax_compilation_cache_dir, np.asarray(out).tolist())
+"""
+
+
+def _run_cache_script(env_value):
+    env = dict(os.environ, TENSORWEAVE_CACHE=env_value)
+    proc = subprocess.run([sys.executable, "-c", _CACHE_SCRIPT], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.xdist_group("subprocess")
+def test_compiled_programs_persist_across_processes(tmp_path):
+    """A new process finds the executables an earlier one compiled under $TENSORWEAVE_CACHE/jax
+    (JAX's persistent compilation cache), with the same tokens; ``off`` disables it."""
+    first = _run_cache_script(str(tmp_path / "c"))
+    entries = sorted(os.listdir(tmp_path / "c" / "jax"))
+    assert first.startswith(str(tmp_path / "c" / "jax")) and entries  # written by the first process
+    second = _run_cache_script(str(tmp_path / "c"))
+    assert second == first  # same cache directory, same tokens
+    assert sorted(os.listdir(tmp_path / "c" / "jax")) == entries  # nothing compiled again
+    off = _run_cache_script("off")
+    assert off.split(" ", 1)[0] == "None" and off.split(" ", 1)[1] == first.split(" ", 1)[1]

@@ -56,7 +56,7 @@ def test_scores_and_beam_outputs_through_the_any_prompt_program(lms):
         ref = tw.generate(
             lm, ids, backend="numpy", max_new_tokens=5, output_scores=True, return_dict_in_generate=True, **kw
         )
-        np.testing.assert_array_equal(np.asarray(out.sequences), ref.sequences)  # jax: padded to 16, unpadded
+        np.testing.assert_array_equal(np.asarray(out.sequences), ref.sequences)  # jax: padded to 64, unpadded
         assert len(out.scores) == len(ref.scores)
         for a, b in zip(out.scores, ref.scores):
             np.testing.assert_allclose(np.asarray(a), b, rtol=1e-5, atol=1e-5)
@@ -64,13 +64,53 @@ def test_scores_and_beam_outputs_through_the_any_prompt_program(lms):
             np.testing.assert_array_equal(np.asarray(out.beam_indices), ref.beam_indices)
 
 
-def test_settings_that_need_the_lengths_keep_a_program_per_shape(lms):
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(min_new_tokens=3),
+        dict(forced_eos_token_id=9),
+        dict(exponential_decay_length_penalty=(1, 1.5)),
+        dict(begin_suppress_tokens=[5, 6], suppress_tokens=[7]),
+        dict(num_beams=2, forced_eos_token_id=9),  # (EOS-changing processors in beams: HF v5 renormalises)
+    ],
+    ids=["min_new_tokens", "forced_eos", "exp_decay", "begin_suppress", "beam"],
+)
+@pytest.mark.parametrize("backend_name", ["numpy", "jax"])
+def test_length_processors_take_the_lengths_at_run_time(lms, settings, backend_name):
+    """Processors built from the prompt length / max_length read them as run-time values: one
+    program, tokens equal to transformers for every prompt (jax: bucketed prompts, which these
+    processors count from the prompt's end and so do not see)."""
+    hf, lm = lms
+    programs.PROGRAMS.clear(lm)
+    for length, new in PROMPTS:
+        ids = np.random.default_rng(length).integers(4, 40, (2, length))
+        got = tw.generate(lm, ids, backend=backend_name, max_new_tokens=new, **settings)
+        np.testing.assert_array_equal(np.asarray(got), hf_tokens(hf, ids, max_new_tokens=new, **settings))
+    assert kinds(lm) == ["fused-any-prompt"]
+
+
+def test_history_processors_are_not_bucketed_on_jax(lms):
+    """A repetition penalty sees every token of the row, so padding would change it: on jax such a
+    plan runs the any-prompt program on the exact prompt (a compile per length), tokens as HF's."""
     hf, lm = lms
     programs.PROGRAMS.clear(lm)
     for length in (3, 5):
         ids = np.full((1, length), 7)
-        got = tw.generate(lm, ids, backend="numpy", max_new_tokens=4, min_new_tokens=3)
-        np.testing.assert_array_equal(got, hf_tokens(hf, ids, max_new_tokens=4, min_new_tokens=3))
+        got = tw.generate(
+            lm, ids, backend="jax", max_new_tokens=4, repetition_penalty=1.3, no_repeat_ngram_size=2
+        )
+        want = hf_tokens(hf, ids, max_new_tokens=4, repetition_penalty=1.3, no_repeat_ngram_size=2)
+        np.testing.assert_array_equal(np.asarray(got), want)
+
+
+def test_custom_processors_keep_a_program_per_shape(lms):
+    from tensorweave.frontends.generation.logits_process import LogitsProcessorList, MinLengthLogitsProcessor
+
+    hf, lm = lms
+    programs.PROGRAMS.clear(lm)
+    custom = LogitsProcessorList([MinLengthLogitsProcessor(6, 3)])
+    for length in (3, 5):
+        tw.generate(lm, np.full((1, length), 7), backend="numpy", max_new_tokens=4, logits_processor=custom)
     assert kinds(lm) == ["fused", "fused"]
 
 
@@ -82,5 +122,7 @@ def test_cap_is_a_power_of_two_of_at_least_min_cap(lms):
     ]
     assert cap == [fused.MIN_CAP] * 3
     assert fused._bucket(65, fused.MIN_CAP) == 128 and fused._bucket(128, fused.MIN_CAP) == 128
-    plan = resolve_plan(lm, (1, 4), None, dict(max_new_tokens=4, forced_eos_token_id=3))
-    assert fused.any_prompt_cap(plan) is None  # ForcedEOS needs max_length at trace time
+    plan = resolve_plan(
+        lm, (1, 4), None, dict(max_new_tokens=4, begin_suppress_tokens=[5], forced_bos_token_id=1)
+    )
+    assert fused.any_prompt_cap(plan) is None  # its begin index depends on whether the prompt is one token

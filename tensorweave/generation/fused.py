@@ -2,34 +2,38 @@
 and cached with the model (``programs.PROGRAMS``).
 
 **One program for any prompt.** Where the settings allow it (decoder-only, greedy / sampling /
-beam search / beam sampling, no processor that needs the prompt length or ``max_length`` at trace
-time, no custom processors), the program takes the prompt length as a symbolic dim ``sequence``
-and ``max_new_tokens`` as a run-time int64 scalar: its token buffer and static KV cache hold
+beam search / beam sampling, no custom processors), the program takes the prompt length as a
+symbolic dim ``sequence`` and ``max_new_tokens`` as a run-time int64 scalar (the processors that
+read the prompt length or ``max_length`` get them as traced values, ``run_time_lengths``): its token buffer and static KV cache hold
 ``sequence + cap`` positions, ``cap`` the smallest power of two >= ``max(MIN_CAP, max_new_tokens)``,
 and the loop stops at ``sequence + max_new_tokens``. A new prompt, or a new ``max_new_tokens`` up
 to the cap, reuses the compiled program. A backend that compiles per concrete shape (``jax.jit``:
 ``SHAPE_SPECIALISING``) gets the prompt left-padded to a power of two (at least ``MIN_PROMPT``;
 mask 0, so positions and attention are those of the unpadded prompt) and the padding columns
-removed from the result: one compile per prompt bucket (not when sampling: the random stream
-folds in the position, which padding would move). Other settings get one program per input
+removed from the result: one compile per prompt bucket — only when padding cannot change the
+result: not when sampling (the random stream folds in the position) and only with processors
+that count from the prompt's end (``PADDING_SAFE``; a repetition penalty, for one, would see the
+pad tokens). Other settings get one program per input
 shape and plan.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from typing import Any
 
 import numpy as np
 
+from ..frontends.generation import logits_process as lp
 from ..frontends.generation.beam_search import dim_scalar
 from ..frontends.generation.contrastive import decode_contrastive
 from ..frontends.generation.decode import decode_beam, decode_greedy_or_sample, decode_seq2seq
 from ..ir.passes import optimize
 from ..ir.trace import constant, trace
 from ..ir.types import SymDim, TensorSpec
-from .plan import EXPORT_UNSUPPORTED, GenerationPlan, Mode
+from .plan import GenerationPlan, Mode
 from .programs import PROGRAMS, Backend
 
 #: the smallest new-token buffer of an any-prompt program
@@ -37,7 +41,41 @@ MIN_CAP = 64
 #: backends whose programs compile once per concrete input shape: prompts are bucketed for them
 SHAPE_SPECIALISING = frozenset({"jax"})
 #: the smallest prompt bucket on those backends
-MIN_PROMPT = 16
+MIN_PROMPT = 64
+#: processors whose result left padding of the prompt cannot change (they count from the prompt's
+#: end or not at all); any other processor turns bucketing off
+PADDING_SAFE = (
+    lp.MinNewTokensLengthLogitsProcessor,
+    lp.SuppressTokensLogitsProcessor,
+    lp.SuppressTokensAtBeginLogitsProcessor,
+    lp.ExponentialDecayLengthPenalty,
+    lp.ForcedEOSTokenLogitsProcessor,
+    lp.InfNanRemoveLogitsProcessor,
+)
+
+
+def run_time_lengths(processors: Any, prompt_len: int, prompt: Any, limit: Any) -> Any:
+    """``processors`` with the prompt length and ``max_length`` they were built with (for a prompt
+    of ``prompt_len``) replaced by the traced ``prompt`` and ``limit``: copies of
+    MinNewTokensLength (``prompt_length_to_skip``), ExponentialDecayLengthPenalty
+    (``regulation_start = start + prompt``), SuppressTokensAtBegin (``begin_index``) and
+    ForcedEOSToken (``max_length``); the others as they are."""
+    out = lp.LogitsProcessorList()
+    for p in processors:
+        if isinstance(p, lp.MinNewTokensLengthLogitsProcessor):
+            p = copy.copy(p)
+            p.prompt_length_to_skip = prompt
+        elif isinstance(p, lp.ExponentialDecayLengthPenalty):
+            p = copy.copy(p)
+            p.regulation_start = p.regulation_start - prompt_len + prompt
+        elif isinstance(p, lp.SuppressTokensAtBeginLogitsProcessor):
+            p = copy.copy(p)
+            p.begin_index = p.begin_index - prompt_len + prompt
+        elif isinstance(p, lp.ForcedEOSTokenLogitsProcessor):
+            p = copy.copy(p)
+            p.max_length = limit
+        out.append(p)
+    return out
 
 
 def _bucket(n: int, least: int) -> int:
@@ -68,8 +106,11 @@ def any_prompt_cap(plan: GenerationPlan) -> int | None:
         return None
     if plan.custom_key is not None or plan.prefix is not None:
         return None
-    if any(getattr(plan.config, name, None) is not None for name in EXPORT_UNSUPPORTED):
-        return None
+    cfg = plan.config
+    if getattr(cfg, "forced_decoder_ids", None) is not None:
+        return None  # encoder-decoder only
+    if getattr(cfg, "begin_suppress_tokens", None) is not None and getattr(cfg, "forced_bos_token_id", None):
+        return None  # its begin index depends on whether the prompt is a single token
     return _bucket(int(plan.max_length) - int(plan.prompt_len), MIN_CAP)
 
 
@@ -90,11 +131,15 @@ def any_prompt_program(model: Any, plan: GenerationPlan, backend: Backend, rows:
     def fn(ids: Any, mask: Any, key: Any, max_new: Any) -> dict:
         import tensorweave.ir.namespace as xp
 
-        limit = dim_scalar(xp, seq) + xp.clip(max_new, 0, cap)
+        prompt = dim_scalar(xp, seq)
+        limit = prompt + xp.clip(max_new, 0, cap)
         beam = plan.beam
         if beam is not None:
             beam = dataclasses.replace(beam, prompt_len=seq, max_length=seq + cap, length_limit=limit)
-        dyn = dataclasses.replace(plan, prompt_len=seq, max_length=seq + cap, beam=beam)
+        processors = run_time_lengths(plan.processors, int(plan.prompt_len), prompt, limit)
+        dyn = dataclasses.replace(
+            plan, prompt_len=seq, max_length=seq + cap, beam=beam, processors=processors
+        )
         return fused_outputs(model, dyn, ids, mask, key, limit)
 
     def build() -> Any:
@@ -124,7 +169,11 @@ def run_fused(
         program = any_prompt_program(model, plan, backend, ids.shape[0], cap)
         new = np.asarray(int(plan.max_length) - int(plan.prompt_len), np.int64)
         # sampling folds the position into its key, so padding would move the random stream: no bucket
-        bucketed = backend.name in SHAPE_SPECIALISING and not plan.do_sample
+        bucketed = (
+            backend.name in SHAPE_SPECIALISING
+            and not plan.do_sample
+            and all(isinstance(p, PADDING_SAFE) for p in plan.processors)
+        )
         pad = _bucket(ids.shape[1], MIN_PROMPT) - ids.shape[1] if bucketed else 0
         if pad:
             ids = np.concatenate([np.full((ids.shape[0], pad), plan.pad, ids.dtype), ids], axis=1)

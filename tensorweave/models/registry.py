@@ -110,10 +110,10 @@ def register(
     ``tensorweave.frontends.models.cache.update_cache`` (spec/models.md, "Bring your own
     architecture"). ``parameter_shapes(config) -> {name: shape}`` lists every parameter
     ``forward`` reads. ``config_class`` is a dataclass whose ``model_type`` default is
-    ``model_type`` and which has the fields (or properties) in :data:`CONFIG_FIELDS`; its fields
+    ``model_type`` and which has the fields (or properties) in ``tensorweave.models.registry.CONFIG_FIELDS``; its fields
     are what ``config.json`` may set. ``base_prefix``: the prefix a base-model checkpoint omits
     (added back on load, as ``transformer.`` for GPT-2); ``ignored_suffixes``: checkpoint tensors
-    that are not parameters. ``features``: export features among :data:`DECODER_FEATURES`
+    that are not parameters. ``features``: export features among ``tensorweave.models.registry.DECODER_FEATURES``
     (Optimum task names accepted), registered with ``FeaturesManager``; ``onnx_config``: their
     ``OnnxConfig`` class (default ``LlamaOnnxConfig``: ``input_ids``, ``attention_mask`` and
     grouped-query ``past_key_values.{i}.key/value``). ``replace=True`` replaces an earlier

@@ -27,7 +27,7 @@ from __future__ import annotations
 from .artefact import load
 from .program import HOIST_ABOVE, JaxProgram, JaxSite, lower, run_graph, symbol_env
 from .rules import LOWERINGS
-from .runtime import NAME, jdt, x64
+from .runtime import CACHE_ENV, NAME, cache_root, jdt, use_persistent_cache, x64
 
 __all__ = [
     "HOIST_ABOVE",
@@ -41,4 +41,7 @@ __all__ = [
     "run_graph",
     "symbol_env",
     "x64",
+    "CACHE_ENV",
+    "cache_root",
+    "use_persistent_cache",
 ]

@@ -13,7 +13,7 @@ from ...ir.graph import Graph, Value
 from ...ir.types import DType, IRError, TensorSpec, as_dtype
 from ..base import Program, Site, eval_dim, resolve_symbolic_attrs, symbol_plan
 from .rules import LOWERINGS
-from .runtime import NAME, jdt, x64
+from .runtime import NAME, jdt, use_persistent_cache, x64
 
 # Constants with more elements than this are device arrays passed to the compiled function
 # (converted once, never re-embedded or constant-folded per compile); smaller ones are literals.
@@ -151,4 +151,5 @@ def lower(graph: Graph, **options: Any) -> JaxProgram:
     if options:
         raise IRError(f"the jax backend takes no options, got {sorted(options)}")
     graph.check()
+    use_persistent_cache()  # compiled executables persist across processes (runtime.CACHE_ENV)
     return JaxProgram(graph)

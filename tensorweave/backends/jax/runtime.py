@@ -1,8 +1,10 @@
-"""What the jax rules and the program share: the backend name and how IR dtypes map to jnp."""
+"""What the jax rules and the program share: the backend name, how IR dtypes map to jnp, the
+64-bit scope, and the persistent compilation cache."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any, Iterator
 
 import jax
@@ -30,3 +32,41 @@ def x64() -> Iterator[None]:
         return
     with jax.enable_x64(True):
         yield
+
+
+#: the environment variable that places (or, set to ``off``, disables) the compile cache
+CACHE_ENV = "TENSORWEAVE_CACHE"
+
+
+def cache_root() -> str | None:
+    """Where tensorweave keeps compiled programs across processes: ``$TENSORWEAVE_CACHE``, else
+    ``$XDG_CACHE_HOME/tensorweave`` (``~/.cache/tensorweave``); None when ``TENSORWEAVE_CACHE``
+    is ``off`` / ``0`` / empty."""
+    value = os.environ.get(CACHE_ENV)
+    if value is not None:
+        return None if value.strip().lower() in ("", "0", "off", "false", "no") else os.path.abspath(value)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "tensorweave")
+
+
+def use_persistent_cache() -> str | None:
+    """Point JAX's persistent compilation cache at ``<cache_root>/jax`` (XLA executables keyed by
+    the program's HLO, compile options and jax version; tensorweave's programs take the large
+    weights as arguments, so the key does not hash them), unless the user configured a cache
+    directory already or the cache is off. A new process then loads a program compiled by an
+    earlier one instead of compiling it. Returns the directory in use (None: no cache)."""
+    current = jax.config.jax_compilation_cache_dir
+    if current:  # the user's own setting wins
+        return str(current)
+    root = cache_root()
+    if root is None:
+        return None
+    path = os.path.join(root, "jax")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:  # read-only home, ...: run without a cache
+        return None
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return path
