@@ -1002,10 +1002,21 @@ def sort(site: OnnxSite) -> str:
 
 @register("top_k")
 def top_k(site: OnnxSite) -> list[str]:
-    b, last = site.b, site.rank - 1
-    idx = argsort_names(b, site.args[0], site.in_dt, last, True)
-    idx = b.node("Slice", [idx, b.i64([0]), b.i64([site.attrs["k"]]), b.i64([last])])
-    return [b.node("GatherElements", [site.args[0], idx], axis=last), idx]
+    """One ``TopK(k)`` (ties -> lower index, ONNX's rule) on a key that orders like the IR: floats
+    as double with ``+inf -> 1e300`` (above every float32, which double holds exactly) and
+    ``nan -> +inf`` (nan largest); integers as int64. No full sort of the axis (a beam step's
+    ``[B, num_beams * vocab]`` row has ~200k entries and needs 2 * num_beams of them)."""
+    b, last, x = site.b, site.rank - 1, site.args[0]
+    k = b.i64([site.attrs["k"]])
+    if site.in_dt.is_floating:
+        v = b.node("Cast", [x], to=TensorProto.DOUBLE)
+        nan = b.node("IsNaN", [v])
+        v = b.node("Where", [b.node("IsInf", [v], detect_negative=0), b.const(np.asarray(1e300)), v])
+        v = b.node("Where", [nan, b.const(np.asarray(np.inf)), v])
+    else:
+        v = b.node("Cast", [x], to=TensorProto.INT64)
+    _, idx = b.node("TopK", [v, k], n_out=2, axis=last, largest=1, sorted=1)
+    return [b.node("GatherElements", [x, idx], axis=last), idx]
 
 
 # ============================================================================ nn
