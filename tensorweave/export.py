@@ -698,14 +698,18 @@ def _json_safe(obj: Any) -> Any:
 def hf_config_dict(model: Any) -> dict:
     """The model's Hugging Face ``config.json`` content (its config's fields, ``model_type`` and
     ``architectures``)."""
-    from .models.checkpoint import BERT_CLASS_HEADS
+    from .models.checkpoint import ENCODER_CLASS_HEADS
 
     cfg = model.config
-    d = _json_safe(cfg.to_dict() if hasattr(cfg, "to_dict") else dict(vars(cfg)))
+    if hasattr(cfg, "to_hf_dict"):  # the type's own config.json names (GPT-J: n_embd, ...)
+        d = _json_safe(cfg.to_hf_dict())
+    else:
+        d = _json_safe(cfg.to_dict() if hasattr(cfg, "to_dict") else dict(vars(cfg)))
     d["model_type"] = model.model_type
-    if model.model_type == "bert":
+    if model.model_type in ENCODER_CLASS_HEADS:  # the encoder family: the class of the head
         head = getattr(model, "head", None) or "default"
-        arch = next((k for k, v in BERT_CLASS_HEADS.items() if v == head), "BertModel")
+        classes = ENCODER_CLASS_HEADS[model.model_type]
+        arch = next((k for k, v in classes.items() if v == head), next(iter(classes)))
     else:
         arch = _ARCHITECTURES.get(model.model_type)
     if arch:
@@ -731,6 +735,11 @@ _ARCHITECTURES = {
     "phi": "PhiForCausalLM",
     "mixtral": "MixtralForCausalLM",
     "qwen2_moe": "Qwen2MoeForCausalLM",
+    "gemma3_text": "Gemma3ForCausalLM",
+    "codegen": "CodeGenForCausalLM",
+    "gpt_neo": "GPTNeoForCausalLM",
+    "falcon": "FalconForCausalLM",
+    "bloom": "BloomForCausalLM",
     "t5": "T5ForConditionalGeneration",
 }
 
@@ -1113,8 +1122,9 @@ def validation_inputs(
         name = spec.name
         if "mask" in name:
             out[name] = np.ones(shape, np.int64)
-        elif "token_type" in name:
-            out[name] = rng.integers(0, 2, shape).astype(np.int64)
+        elif "token_type" in name:  # {0, 1}, or {0} for one token type (roberta's type_vocab_size 1)
+            types = min(2, getattr(model.config, "type_vocab_size", 2))
+            out[name] = rng.integers(0, types, shape).astype(np.int64)
         elif "ids" in name:
             out[name] = rng.integers(0, vocab, shape).astype(np.int64)
         else:

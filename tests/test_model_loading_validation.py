@@ -156,7 +156,7 @@ def _one_line(exc_info) -> str:
         ({"rope_scaling": {"type": "bogus"}}, r"`rope_scaling` has an unknown rope type 'bogus'"),
         ({"rope_scaling": {"factor": 2.0}}, r"`rope_scaling` needs a string `rope_type`"),
         (
-            {"rope_scaling": {"rope_type": "longrope", "factor": 2.0}},
+            {"rope_scaling": {"rope_type": "mrope", "factor": 2.0}},
             r"`rope_scaling` .* is not supported yet",
         ),
         ({"rope_parameters": "default"}, r"`rope_parameters` must be an object"),

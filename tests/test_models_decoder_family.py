@@ -6,7 +6,9 @@ StarCoder2 (LayerNorm, biases, plain MLP, window), StableLM (partial rotary, per
 LayerNorm, parallel residual), GPT-NeoX (interleaved fused qkv, parallel residual), Phi (shared
 norm, parallel, head bias), Mixtral (mixture of experts) and Llama's rope scaling types (linear,
 llama3, yarn, dynamic) against transformers' PyTorch models (tiny random configs, seeded, eager
-attention).
+attention); third slice: Gemma 3 (q/k norm, per-layer-type rope), CodeGen (its fused qkv order),
+GPT-Neo (learned positions, unscaled, local / global), Falcon (grouped / multi-query / per-head
+fused qkv, the block variants), BLOOM (ALiBi, embedding norm), Phi-3 longrope, Qwen2-MoE windows.
 
 Every type: logits from a live model and from a ``save_pretrained`` directory on numpy; on every
 backend one forward and 5 greedy tokens equal to transformers' ``generate`` (a few redundant
@@ -164,16 +166,119 @@ NEW_CASES = {
     ),
 }
 CASES.update(NEW_CASES)
-NEW_TYPES = [name for name in NEW_CASES if "-" not in name]
+# issue #15's third slice: the remaining types and variants
+THIRD_CASES = {
+    # layer 0 slides with the local rope base, layer 1 is global with linear scaling; attention
+    # soft-capping is read but ignored by Hugging Face's Gemma 3, the final one applies
+    "gemma3_text": (
+        "Gemma3Text",
+        dict(
+            head_dim=16,
+            sliding_window=4,
+            query_pre_attn_scalar=12,
+            layer_types=["sliding_attention", "full_attention"],
+            rope_local_base_freq=100.0,
+            rope_scaling={"rope_type": "linear", "factor": 2.0},
+            attn_logit_softcapping=2.0,
+            final_logit_softcapping=3.0,
+        ),
+    ),
+    "codegen": (
+        "CodeGen",
+        dict(
+            num_key_value_heads=None,
+            intermediate_size=None,
+            n_inner=40,
+            rotary_dim=4,
+            layer_norm_epsilon=1e-5,
+        ),
+    ),
+    # layer 0 local (window 4), layer 1 global; learned positions, unscaled attention
+    "gpt_neo": (
+        "GPTNeo",
+        dict(
+            num_key_value_heads=None,
+            intermediate_size=40,
+            window_size=4,
+            attention_types=[[["local", "global"], 1]],
+            layer_norm_epsilon=1e-5,
+        ),
+    ),
+    # new_decoder_architecture: grouped fused qkv (2 kv heads), ln_attn / ln_mlp, biases
+    "falcon": (
+        "Falcon",
+        dict(
+            num_key_value_heads=None,
+            new_decoder_architecture=True,
+            num_kv_heads=2,
+            bias=True,
+            layer_norm_epsilon=1e-5,
+        ),
+    ),
+    # multi-query (one kv head) with the sequential block
+    "falcon-multi-query": (
+        "Falcon",
+        dict(num_key_value_heads=None, multi_query=True, parallel_attn=False, layer_norm_epsilon=1e-5),
+    ),
+    # per-head [q; k; v] rows, parallel block with one shared norm
+    "falcon-per-head": (
+        "Falcon",
+        dict(num_key_value_heads=None, multi_query=False, bias=True, layer_norm_epsilon=1e-5),
+    ),
+    # ALiBi instead of rope (bias rounded to bfloat16 and divided by sqrt(head_dim), as Falcon's)
+    "falcon-alibi": (
+        "Falcon",
+        dict(
+            num_key_value_heads=None,
+            alibi=True,
+            new_decoder_architecture=True,
+            num_kv_heads=2,
+            layer_norm_epsilon=1e-5,
+        ),
+    ),
+    "bloom": ("Bloom", dict(num_key_value_heads=None, intermediate_size=None, layer_norm_epsilon=1e-5)),
+    # original length 4: the 10-token forward (and generation) use long_factor, 3 tokens short_factor
+    "phi3-longrope": (
+        "Phi3",
+        dict(
+            original_max_position_embeddings=4,
+            rope_scaling={
+                "rope_type": "longrope",
+                "short_factor": [1.0, 1.3, 1.7, 2.5],
+                "long_factor": [1.5, 2.0, 3.0, 6.0],
+            },
+        ),
+    ),
+    # windows on the even layers below max_window_layers (layer 0)
+    "qwen2_moe-window": (
+        "Qwen2Moe",
+        dict(
+            num_experts=4,
+            num_experts_per_tok=2,
+            moe_intermediate_size=24,
+            shared_expert_intermediate_size=40,
+            use_sliding_window=True,
+            sliding_window=4,
+            max_window_layers=2,
+        ),
+    ),
+}
+CASES.update(THIRD_CASES)
+THIRD_TYPES = [name for name in THIRD_CASES if "-" not in name]
+NEW_TYPES = [name for name in NEW_CASES if "-" not in name] + THIRD_TYPES
 TYPES = ["mistral", "qwen2", "qwen3", "phi3", "gemma", *NEW_TYPES]
+# Hugging Face class names that are not prefix + "Config" / "ForCausalLM"
+HF_CLASSES = {"Gemma3Text": ("Gemma3TextConfig", "Gemma3ForCausalLM")}
+NO_POSITION_IDS = {"bloom"}  # BLOOM's forward takes no position ids (ALiBi counts the mask)
 
 
 def hf_model(name: str):
     prefix, overrides = CASES[name]
     torch.manual_seed(0)
     kwargs = {k: v for k, v in {**COMMON, **overrides}.items() if v is not None}
-    cfg = getattr(transformers, prefix + "Config")(**kwargs)
-    model = getattr(transformers, prefix + "ForCausalLM")(cfg).eval()
+    cfg_name, model_name = HF_CLASSES.get(prefix, (prefix + "Config", prefix + "ForCausalLM"))
+    cfg = getattr(transformers, cfg_name)(**kwargs)
+    model = getattr(transformers, model_name)(cfg).eval()
     with torch.no_grad():  # transformers initialises biases to 0 and norms to 1: perturb them
         for n, p in model.named_parameters():
             if n.endswith("bias") or "norm" in n:
@@ -192,8 +297,9 @@ VALID = PADDED.astype(bool)
 def hf_logits(name: str, ids: np.ndarray = IDS, mask: np.ndarray = PADDED) -> np.ndarray:
     m = torch.from_numpy(mask)
     pos = (m.cumsum(-1) - 1).masked_fill(m == 0, 1)  # generate()'s position ids for left padding
+    extra = {} if name in NO_POSITION_IDS else {"position_ids": pos}
     with torch.no_grad():
-        return HF[name](input_ids=torch.from_numpy(ids), attention_mask=m, position_ids=pos).logits.numpy()
+        return HF[name](input_ids=torch.from_numpy(ids), attention_mask=m, **extra).logits.numpy()
 
 
 def traced_logits(model, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -257,6 +363,10 @@ SWITCHES_OFF = {
     "mixtral-top-k": ("mixtral", dict(num_experts_per_tok=4)),  # every expert, softmax weights
     "qwen2_moe-norm-topk": ("qwen2_moe", dict(norm_topk_prob=True)),
     "stablelm-parallel": ("stablelm", dict(use_parallel_residual=False)),  # (the same norm twice)
+    "gemma3_text-local-base": ("gemma3_text", dict(rope_local_base_freq=1e6)),
+    "gpt_neo-window": ("gpt_neo", dict(window_size=64)),
+    "phi3-longrope": ("phi3-longrope", dict(rope_scaling=None)),
+    "qwen2_moe-window": ("qwen2_moe-window", dict(use_sliding_window=False)),
 }
 
 
@@ -296,6 +406,42 @@ def test_layer_windows_of_the_new_types():
     assert OURS["gpt_neox-sequential"].config.rotary_dim == 2  # 0.25 of head_dim 8, the default
 
 
+def test_third_slice_switches():
+    g3 = OURS["gemma3_text"].config
+    assert [g3.layer_window(i) for i in range(2)] == [4, None]
+    assert [g3.layer_rope(i) for i in range(2)] == [
+        (100.0, None),
+        (1e6, {"rope_type": "linear", "factor": 2.0}),
+    ]
+    assert [OURS["gpt_neo"].config.layer_window(i) for i in range(2)] == [4, None]
+    assert [OURS["qwen2_moe-window"].config.layer_window(i) for i in range(2)] == [4, None]
+    kv = [OURS[n].config.num_key_value_heads for n in ("falcon", "falcon-multi-query", "falcon-per-head")]
+    assert kv == [2, 1, 4]
+
+
+def test_longrope_short_factors_below_the_original_length():
+    """Three tokens (positions < 4) use ``short_factor``; the 10-token comparisons use ``long_factor``."""
+    ids, mask = IDS[:, :3], np.ones((2, 3), np.int64)
+    assert_close(
+        OURS["phi3-longrope"](ids, mask, backend="numpy")["logits"], hf_logits("phi3-longrope", ids, mask)
+    )
+
+
+@pytest.mark.parametrize(
+    "name", ["falcon-multi-query", "falcon-per-head", "falcon-alibi", "phi3-longrope", "qwen2_moe-window"]
+)
+def test_variants_greedy_tokens_numpy(name):
+    ours = tw.generate(
+        OURS[name],
+        IDS[:, :GREEDY_PROMPT],
+        PADDED[:, :GREEDY_PROMPT],
+        backend="numpy",
+        max_new_tokens=5,
+        pad_token_id=0,
+    )
+    np.testing.assert_array_equal(np.asarray(ours), hf_greedy(name))
+
+
 def test_qwen2_window_is_per_layer():
     cfg = OURS["qwen2"].config
     assert [cfg.layer_window(i) for i in range(2)] == [None, 4]  # layers >= max_window_layers slide
@@ -325,8 +471,10 @@ def hf_greedy(name: str) -> np.ndarray:
 # On the compiled backends (jax, tensorflow: ~2 s to compile each greedy loop) the greedy loop of
 # these types is marked slow: their step program adds no op or cache rule that another new type's
 # loop does not run there too (windows: gemma2; LayerNorm, parallel residual: stablelm, gptj;
-# experts: qwen2_moe). Their forward runs on every backend, their greedy loop on numpy, torch, onnx.
-GREEDY_SLOW = {"olmo2", "granite", "starcoder2", "phi", "mixtral"}
+# experts: qwen2_moe; of the third slice: gemma3_text's two ropes, bloom's ALiBi bias; codegen,
+# gpt_neo and falcon only re-slice projections or add a learned table). Their forward runs on every
+# backend, their greedy loop on numpy, torch, onnx.
+GREEDY_SLOW = {"olmo2", "granite", "starcoder2", "phi", "mixtral", "codegen", "gpt_neo", "falcon"}
 
 
 def _greedy_cases():
@@ -403,6 +551,14 @@ def test_onnx_export_of_the_new_types_validates(name, tmp_path):
     )
     arch = E._ARCHITECTURES[model.model_type]
     assert arch == type(HF[name]).__name__
+    # transformers reads the exported config.json back with the type's own field names
+    hf_cfg, want = transformers.AutoConfig.from_pretrained(str(tmp_path / "out")), HF[name].config
+    assert hf_cfg.model_type == want.model_type
+    for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size"):
+        assert getattr(hf_cfg, key) == getattr(want, key), key
+    if name == "gptj":
+        for key in ("n_inner", "layer_norm_epsilon", "activation_function", "rotary_dim"):
+            assert getattr(hf_cfg, key) == getattr(want, key), key
 
 
 # ------------------------------------------------------------------ GGUF (qwen2 / qwen3)
@@ -512,9 +668,52 @@ def test_gguf_qwen_files_load(arch, tmp_path):
             "`partial_rotary_factor`",
         ),
         (
-            {"model_type": "phi3", "rope_scaling": {"rope_type": "longrope", "factor": 2.0}},
+            {"model_type": "phi3", "rope_scaling": {"rope_type": "mrope", "factor": 2.0}},
             "is not supported yet",
         ),
+        (
+            {"model_type": "phi3", "rope_scaling": {"rope_type": "longrope", "short_factor": [1.0]}},
+            "`long_factor`: a list of positive numbers",
+        ),
+        (
+            {
+                "model_type": "phi3",
+                "hidden_size": 32,
+                "num_attention_heads": 4,
+                "rope_scaling": {"rope_type": "longrope", "short_factor": [1.0], "long_factor": [2.0]},
+            },
+            "`short_factor` of length rotary_dim / 2 \\(4\\)",
+        ),
+        (
+            {"model_type": "gemma3_text", "rope_local_base_freq": 0},
+            "`rope_local_base_freq` must be a positive",
+        ),
+        (
+            {"model_type": "gemma3_text", "rope_parameters": {"sliding_attention": {"rope_type": "linear"}}},
+            "`rope_parameters.sliding_attention` must have rope type 'default'",
+        ),
+        (
+            {"model_type": "codegen", "n_embd": 48, "n_head": 6, "rotary_dim": 4},
+            "`n_head` \\(6\\) must be a multiple of 4",
+        ),
+        (
+            {"model_type": "gpt_neo", "num_layers": 2, "attention_types": [[["global", "sparse"], 1]]},
+            "`attention_types`",
+        ),
+        (
+            {"model_type": "falcon", "num_ln_in_parallel_attn": 3},
+            "`num_ln_in_parallel_attn` must be null, 1 or 2",
+        ),
+        (
+            {"model_type": "falcon", "new_decoder_architecture": True, "parallel_attn": False},
+            "`parallel_attn` must be true",
+        ),
+        ({"model_type": "falcon", "layer_norm_epsilon": 0}, "`layer_norm_epsilon` must be a positive"),
+        (
+            {"model_type": "bloom", "apply_residual_connection_post_layernorm": True},
+            "`apply_residual_connection_post_layernorm` is not supported",
+        ),
+        ({"model_type": "bloom", "n_head": 0}, "`n_head` must be a positive integer"),
         (
             {"model_type": "llama", "rope_scaling": {"rope_type": "llama3", "factor": 8.0}},
             "`original_max_position_embeddings`",
@@ -552,9 +751,9 @@ def test_gguf_qwen_files_load(arch, tmp_path):
             "`truncate`",
         ),
         (
-            {"model_type": "falcon"},
-            "`model_type` 'falcon' is not supported; supported: .*'gemma', 'gemma2'.*'gpt_neox'.*'mixtral'.*"
-            "'phi'.*'stablelm', 'starcoder2'",
+            {"model_type": "mpt"},
+            "`model_type` 'mpt' is not supported; supported: .*'bloom'.*'codegen'.*'falcon'.*'gemma', 'gemma2', "
+            "'gemma3_text'.*'gpt_neo', 'gpt_neox'.*'mixtral'.*'phi'.*'stablelm', 'starcoder2'",
         ),
         ({"model_type": "gemma2", "hidden_activation": "silu"}, "`hidden_activation` 'silu'"),
         (
@@ -596,7 +795,15 @@ def test_gguf_qwen_files_load(arch, tmp_path):
             {"model_type": "gptj", "n_embd": 32, "n_head": 4, "activation_function": "silu"},
             "`activation_function` 'silu' is not supported for gptj",
         ),
-        ({"model_type": "qwen2_moe", "use_sliding_window": True}, "`use_sliding_window` is not supported"),
+        (
+            {
+                "model_type": "qwen2_moe",
+                "num_hidden_layers": 2,
+                "use_sliding_window": True,
+                "layer_types": ["x"],
+            },
+            "`layer_types`",
+        ),
         ({"model_type": "qwen2_moe", "num_hidden_layers": 2, "mlp_only_layers": [2]}, "`mlp_only_layers`"),
         (
             {"model_type": "qwen2_moe", "num_experts": 2},
@@ -645,7 +852,7 @@ def test_mixtral_names_of_the_live_model_and_the_checkpoint():
 
 def test_unknown_checkpoint_model_type_lists_the_family(tmp_path):
     HF["mistral"].save_pretrained(str(tmp_path))
-    text = (tmp_path / "config.json").read_text().replace('"mistral"', '"falcon"')
+    text = (tmp_path / "config.json").read_text().replace('"mistral"', '"mpt"')
     (tmp_path / "config.json").write_text(text)
-    with pytest.raises(ModelLoadError, match="'falcon' is not supported; supported: .*'mixtral'.*'qwen3'"):
+    with pytest.raises(ModelLoadError, match="'mpt' is not supported; supported: .*'mixtral'.*'qwen3'"):
         from_pretrained(str(tmp_path))

@@ -15,6 +15,7 @@ import os
 from typing import Any
 
 from ..errors import ModelLoadError
+from ..frontends.models import ENCODERS
 from ..log import timed
 from .checkpoint import (
     BERT_CLASS_HEADS,
@@ -94,10 +95,10 @@ def from_pretrained(path: str, head: str | None = None) -> Model:
             tok_path,
             padding_side="left" if decoder else "right",
             model_input_names=("input_ids", "attention_mask")
-            if config.model_type != "bert"
+            if not getattr(config, "token_types", False)
             else ("input_ids", "token_type_ids", "attention_mask"),
         )
-    generative = config.model_type != "bert"
+    generative = config.model_type not in ENCODERS
     return Model(
         config,
         params,
@@ -114,7 +115,7 @@ def from_transformers(hf_model: Any, head: str | None = None) -> Model:
     config, state, class_head = transformers_state(hf_model)
     head = _head(config, head or class_head)
     gen = None
-    if config.model_type != "bert":
+    if config.model_type not in ENCODERS:
         hf_gen = getattr(hf_model, "generation_config", None)
         fields = hf_gen.to_dict() if hasattr(hf_gen, "to_dict") else hf_model.config.to_dict()
         gen = generation_config_from_fields(fields, f"{type(hf_model).__name__}.generation_config")
@@ -182,7 +183,7 @@ def _head(config: Any, head: str | None) -> str | None:
                 f"t5 models have no head {head!r}; they are seq2seq-lm (T5ForConditionalGeneration)"
             )
         return "seq2seq-lm"
-    if config.model_type != "bert":
+    if config.model_type not in ENCODERS:
         if head not in (None, "default", "causal-lm"):
             raise ModelLoadError(f"{config.model_type} models have no head {head!r}; they are causal LMs")
         return None

@@ -16,7 +16,14 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelLoadError
-from ..frontends.models import ARCHITECTURES, BERT_HEADS, PARAMETER_SHAPES, ROTARY_CONFIGS, config_from_dict
+from ..frontends.models import (
+    ARCHITECTURES,
+    BERT_HEADS,
+    ENCODER_CONFIGS,
+    PARAMETER_SHAPES,
+    ROTARY_CONFIGS,
+    config_from_dict,
+)
 from ..log import progress
 
 # Hugging Face class name -> BERT head
@@ -29,9 +36,54 @@ BERT_CLASS_HEADS = {
     "BertForQuestionAnswering": "question-answering",
     "BertForMultipleChoice": "multiple-choice",
 }
+
+
+def _class_heads(prefix: str, heads: tuple[str, ...]) -> dict[str, str]:
+    """``{prefix}Model`` -> default, ``{prefix}ForMaskedLM`` -> masked-lm, ... for ``heads``."""
+    suffixes = {
+        "default": "Model",
+        "masked-lm": "ForMaskedLM",
+        "sequence-classification": "ForSequenceClassification",
+        "token-classification": "ForTokenClassification",
+        "question-answering": "ForQuestionAnswering",
+        "multiple-choice": "ForMultipleChoice",
+    }
+    return {prefix + suffixes[h]: h for h in heads}
+
+
+# model_type -> Hugging Face class name -> head, for the encoder family (the first class of a head
+# is the one an export's config.json names)
+ENCODER_CLASS_HEADS = {
+    "bert": BERT_CLASS_HEADS,
+    **{
+        mt: _class_heads(prefix, BERT_HEADS)
+        for mt, prefix in (
+            ("roberta", "Roberta"),
+            ("xlm-roberta", "XLMRoberta"),
+            ("camembert", "Camembert"),
+            ("data2vec-text", "Data2VecText"),
+            ("distilbert", "DistilBert"),
+            ("electra", "Electra"),
+        )
+    },
+}
 # tensors of *other* heads that a checkpoint may carry (dropped, as transformers drops them)
+_ENCODER_HEAD_TENSORS = ("classifier.", "qa_outputs.", "pre_classifier.")
 _HEAD_PREFIXES = {
     "bert": ("bert.pooler.", "cls.", "classifier.", "qa_outputs."),
+    **{
+        mt: ("roberta.pooler.", "lm_head.", *_ENCODER_HEAD_TENSORS)
+        for mt in ("roberta", "xlm-roberta", "camembert")
+    },
+    "data2vec-text": ("data2vec_text.pooler.", "lm_head.", *_ENCODER_HEAD_TENSORS),
+    "distilbert": ("vocab_transform.", "vocab_layer_norm.", "vocab_projector.", *_ENCODER_HEAD_TENSORS),
+    "electra": (
+        "generator_predictions.",
+        "generator_lm_head.",
+        "discriminator_predictions.",
+        "sequence_summary.",
+        *_ENCODER_HEAD_TENSORS,
+    ),
     "gpt2": ("lm_head.",),
     **{name: ("lm_head.",) for name in ROTARY_CONFIGS},  # llama, mistral, qwen2, ..., mixtral
     "gpt_neox": ("embed_out.",),
@@ -40,33 +92,34 @@ _HEAD_PREFIXES = {
 
 
 def default_head(config: Any, class_name: str | None = None) -> str | None:
-    """The BERT head named by a class name or the config's ``architectures`` (decoders: None)."""
-    if config.model_type != "bert":
+    """The encoder head named by a class name or the config's ``architectures`` (decoders: None)."""
+    classes = ENCODER_CLASS_HEADS.get(config.model_type)
+    if classes is None:
         return None
     names = [class_name] if class_name else list(config.architectures or [])
     for n in names:
-        if n in BERT_CLASS_HEADS:
-            return BERT_CLASS_HEADS[n]
+        if n in classes:
+            return classes[n]
     return "default"
 
 
 def expected_shapes(config: Any, head: str | None = None) -> dict[str, tuple]:
-    if config.model_type == "bert":
-        return PARAMETER_SHAPES["bert"](config, head or "default")
+    if config.model_type in ENCODER_CONFIGS:
+        return PARAMETER_SHAPES[config.model_type](config, head or "default")
     return PARAMETER_SHAPES[config.model_type](config)
 
 
 def canonical_names(model_type: str, params: dict[str, Any]) -> dict[str, Any]:
     """A checkpoint saved from a base model (``GPT2Model``, ``BertModel``, ...) has no base-model
     prefix: add it (``h.0.attn...`` -> ``transformer.h.0.attn...``)."""
-    cfg_cls = ROTARY_CONFIGS.get(model_type)
+    cfg_cls = ROTARY_CONFIGS.get(model_type) or ENCODER_CONFIGS.get(model_type)
     prefix = cfg_cls.base_prefix if cfg_cls is not None else ARCHITECTURES[model_type].BASE_PREFIX
     if params and not any(k.startswith(prefix) for k in params):
         params = {prefix + k: v for k, v in params.items()}
     for live, saved in _LIVE_NAMES.get(model_type, {}).items():
         if any(k.startswith(live) for k in params) and not any(k.startswith(saved) for k in params):
             params = {(saved + k[len(live) :] if k.startswith(live) else k): v for k, v in params.items()}
-    if cfg_cls is not None and cfg_cls.mlp_kind == "moe":
+    if cfg_cls is not None and getattr(cfg_cls, "mlp_kind", None) == "moe":
         return _split_fused_experts(params, cfg_cls.moe_names)
     return dict(params)
 
@@ -375,9 +428,10 @@ def transformers_state(hf_model: Any) -> tuple[Any, dict[str, np.ndarray], str |
     head = default_head(config, type(hf_model).__name__)
     if config.model_type == "t5":
         config = _t5_live_config(hf_model, config)
-    if config.model_type == "bert" and type(hf_model).__name__ not in BERT_CLASS_HEADS:
+    classes = ENCODER_CLASS_HEADS.get(config.model_type)
+    if classes is not None and type(hf_model).__name__ not in classes:
         raise ModelLoadError(
-            f"{type(hf_model).__name__} is not supported; BERT classes: {sorted(BERT_CLASS_HEADS)}"
+            f"{type(hf_model).__name__} is not supported; {config.model_type} classes: {sorted(classes)}"
         )
     state = {}
     for k, v in hf_model.state_dict().items():
@@ -406,6 +460,7 @@ def _t5_live_config(hf_model: Any, config: Any) -> Any:
 __all__ = [
     "BERT_CLASS_HEADS",
     "BERT_HEADS",
+    "ENCODER_CLASS_HEADS",
     "canonical_names",
     "check_params",
     "checkpoint_generation_config",

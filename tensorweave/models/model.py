@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..frontends.models import ARCHITECTURES, DECODERS, ENCODER_DECODERS, bert, t5
+from ..frontends.models import ARCHITECTURES, DECODERS, ENCODER_DECODERS, ENCODERS, bert, t5
 from ..frontends.models.attention import position_ids_from_mask
 from ..frontends.models.weights import bind_params
 from ..ir.types import TensorSpec
@@ -408,8 +408,8 @@ class Model:
         ``input_ids`` may also be a list of strings when the model has a tokenizer."""
         from ..ir.trace import trace
 
-        if self.model_type != "bert":
-            raise ValueError(f"embed needs a BERT model, this is {self.model_type}")
+        if self.model_type not in ENCODERS:
+            raise ValueError(f"embed needs an encoder (BERT family) model, this is {self.model_type}")
         if isinstance(input_ids, (str, list)) and (
             isinstance(input_ids, str) or isinstance(input_ids[0], str)
         ):

@@ -1,6 +1,8 @@
 """Models written once against ``xp``: GPT-2, the rotary decoder family (Llama, Mistral, Qwen2,
-Qwen3, Phi-3, Gemma, Gemma 2, OLMo 2, Granite, StarCoder2, StableLM, GPT-NeoX, GPT-J, Phi, Mixtral,
-Qwen2-MoE: one module, ``llama``), BERT and T5 forward passes, configs, KV caches.
+Qwen3, Phi-3, Gemma, Gemma 2, Gemma 3, OLMo 2, Granite, StarCoder2, StableLM, GPT-NeoX, GPT-J,
+CodeGen, GPT-Neo, Falcon, BLOOM, Phi, Mixtral, Qwen2-MoE: one module, ``llama``), the encoder family (BERT, RoBERTa, XLM-RoBERTa, CamemBERT,
+Data2Vec-Text, DistilBERT, ELECTRA: one module, ``bert``; ``ENCODERS``) and T5 forward passes,
+configs, KV caches.
 
 Each architecture module has ``parameter_shapes(cfg)`` (Hugging Face name -> shape),
 ``BASE_PREFIX`` (the base-model prefix of its names), ``IGNORED_SUFFIXES`` (checkpoint buffers
@@ -20,12 +22,18 @@ from .cache import growing_cache, static_cache
 from .config import (
     BERT_HEADS,
     CONFIGS,
+    ENCODER_CONFIGS,
     ROTARY_CONFIGS,
     BertConfig,
+    BloomConfig,
+    CodeGenConfig,
+    FalconConfig,
     Gemma2Config,
+    Gemma3TextConfig,
     GemmaConfig,
     GPT2Config,
     GPTJConfig,
+    GPTNeoConfig,
     GPTNeoXConfig,
     GraniteConfig,
     LlamaConfig,
@@ -47,7 +55,13 @@ from .config import (
 from .weights import bind_params, param_specs
 
 #: model_type -> module; every rotary family member (ROTARY_CONFIGS) runs on ``llama``
-ARCHITECTURES = {"gpt2": gpt2, **{name: llama for name in ROTARY_CONFIGS}, "bert": bert, "t5": t5}
+ARCHITECTURES = {
+    "gpt2": gpt2,
+    **{name: llama for name in ROTARY_CONFIGS},
+    **{name: bert for name in ENCODER_CONFIGS},  # bert, roberta, distilbert, electra, ...
+    "t5": t5,
+}
+ENCODERS = tuple(ENCODER_CONFIGS)  # forward(..., head=...) -> dict of the head's outputs
 DECODERS = ("gpt2", *ROTARY_CONFIGS)
 ENCODER_DECODERS = ("t5",)  # encode(...) + decode(..., cache) instead of one forward signature
 FORWARD = {name: mod.forward for name, mod in ARCHITECTURES.items()}
@@ -68,6 +82,8 @@ __all__ = [
     "static_cache",
     "BERT_HEADS",
     "CONFIGS",
+    "ENCODER_CONFIGS",
+    "ENCODERS",
     "BertConfig",
     "GPT2Config",
     "LlamaConfig",
@@ -86,6 +102,11 @@ __all__ = [
     "PhiConfig",
     "MixtralConfig",
     "Qwen2MoeConfig",
+    "Gemma3TextConfig",
+    "CodeGenConfig",
+    "GPTNeoConfig",
+    "FalconConfig",
+    "BloomConfig",
     "RotaryConfig",
     "ROTARY_CONFIGS",
     "config_from_dict",

@@ -41,15 +41,20 @@ def attend(
     causal: bool = True,
     window: int | None = None,
     softcap: float | None = None,
+    bias: Any = None,
 ) -> Any:
-    """``softmax(where(allowed, q k^T * scale, min)) v`` with padding (and causal) masking.
+    """``softmax(where(allowed, q k^T * scale (+ bias), min)) v`` with padding (and causal) masking.
 
     q: [b, h, s, d]; k, v: [b, h, T, d]; attention_mask: [b, T]; offset: position of query 0;
     ``window``: with ``causal``, key ``j`` is visible to query position ``p`` only when
     ``p - j < window`` (a sliding window of ``window`` keys, the query's own included);
-    ``softcap`` ``c``: the scores become ``c * tanh(scores / c)`` before masking (gemma2)."""
+    ``softcap`` ``c``: the scores become ``c * tanh(scores / c)`` before masking (gemma2);
+    ``bias``: an additive score bias broadcasting to ``[b, h, s, T]`` (ALiBi's per-head
+    ``[b, h, 1, T]``), added after the scale; None leaves the scores as they are."""
     xp = array_namespace(q)
     scores = xp.matmul(q, xp.permute_dims(k, (0, 1, 3, 2))) * scale
+    if bias is not None:
+        scores = scores + bias
     if softcap is not None:
         scores = xp.tanh(scores / softcap) * softcap
     allowed = attention_mask[:, None, None, :] != 0

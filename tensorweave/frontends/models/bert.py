@@ -1,24 +1,42 @@
-"""BERT encoder and its task heads, written once against ``xp``.
+"""The BERT encoder family and its task heads, written once against ``xp``: BERT, RoBERTa,
+XLM-RoBERTa, CamemBERT, Data2Vec-Text, DistilBERT and ELECTRA are config switches of this module
+(class attributes of :class:`~.config.BertConfig` and its subclasses), not copies.
 
-``h = LayerNorm(word[ids] + token_type[tt] + position[pos])``; per layer (post-LayerNorm)
-``a = LayerNorm(h + dense(attn(h)))``, ``h = LayerNorm(a + dense(act(intermediate(a))))`` with
-bidirectional attention ``softmax(q k^T / sqrt(d) + mask) v`` (padding keys masked);
-``pooler = tanh(dense(h[:, 0]))``. Linear weights are ``[out, in]``; names are those of
-Hugging Face's ``BertFor*`` classes (``bert.`` prefix; a ``BertModel`` checkpoint's names are
-prefixed on load).
+``h = LayerNorm(word[ids] + token_type[tt] + position[pos])`` (no token-type term when
+``cfg.token_types`` is false: distilbert); ELECTRA's embeddings have ``embedding_size`` E and
+``h = embeddings_project(h)`` maps them to ``hidden_size`` when ``E != hidden_size``. Per layer
+(post-LayerNorm) ``a = LayerNorm(h + dense(attn(h)))``, ``h = LayerNorm(a + dense(act(intermediate(a))))``
+with bidirectional attention ``softmax(q k^T / sqrt(d) + mask) v`` (padding keys masked);
+``pooler = tanh(dense(h[:, 0]))`` (types with ``cfg.has_pooler``). Linear weights are
+``[out, in]``; names are those of Hugging Face's ``*For*`` classes (``cfg.base_prefix``:
+``bert.``, ``roberta.``, ``data2vec_text.``, ``distilbert.``, ``electra.``; a base-model
+checkpoint's names are prefixed on load). DistilBERT names its layers
+``distilbert.transformer.layer.{i}.attention.{q,k,v,out}_lin``, ``sa_layer_norm``,
+``ffn.lin1`` / ``ffn.lin2``, ``output_layer_norm``.
 
-Heads (``head=``; the outputs are a dict named as in Hugging Face):
+Positions (``position_ids=None``): ``0 .. s-1`` for every row (bert, distilbert, electra;
+Hugging Face's default, also with left padding; pass ``position_ids_from_mask(mask)`` to count
+from the first real token instead); with ``cfg.positions_from_ids`` (the RoBERTa layout)
+``pos = cumsum(m) * m + pad_token_id`` with ``m = (input_ids != pad_token_id)``, so real tokens
+count from ``pad_token_id + 1`` and padding sits at ``pad_token_id``.
 
-- ``default``: ``last_hidden_state [b, s, d]``, ``pooler_output [b, d]``;
-- ``masked-lm``: ``logits = decoder(LayerNorm(act(dense(h)))) [b, s, vocab]`` (decoder tied to
-  the word embeddings, plus ``cls.predictions.bias``);
-- ``sequence-classification``: ``logits = classifier(pooler) [b, num_labels]``;
+Heads (``head=``; the outputs are a dict named as in Hugging Face), by ``cfg.head_style``:
+
+- ``default``: ``last_hidden_state [b, s, d]``, plus ``pooler_output [b, d]`` with a pooler;
+- ``masked-lm``: ``logits = W_dec LayerNorm(act(dense(h))) + bias [b, s, vocab]`` with ``W_dec``
+  tied to the word embeddings (bert: ``cls.predictions.*``, act ``hidden_act``; roberta:
+  ``lm_head.{dense,layer_norm,bias}``, act gelu; electra: ``generator_predictions.{dense,LayerNorm}``
+  (hidden -> E) and ``generator_lm_head.bias``, act gelu; distilbert:
+  ``vocab_transform`` / ``vocab_layer_norm`` / ``vocab_projector.bias``, act ``hidden_act``);
+- ``sequence-classification``: bert ``classifier(pooler)``; roberta
+  ``classifier.out_proj(tanh(classifier.dense(h[:, 0])))``; electra the same with gelu;
+  distilbert ``classifier(relu(pre_classifier(h[:, 0])))``; ``[b, num_labels]``;
 - ``token-classification``: ``logits = classifier(h) [b, s, num_labels]``;
 - ``question-answering``: ``start_logits, end_logits [b, s]`` from ``qa_outputs(h)`` (2 labels);
-- ``multiple-choice``: inputs ``[b, choices, s]``, ``logits = classifier(pooler) [b, choices]``.
+- ``multiple-choice``: inputs ``[b, choices, s]``, ``logits [b, choices]`` from a 1-output
+  ``classifier`` of bert / roberta ``pooler``, distilbert ``relu(pre_classifier(h[:, 0]))`` or
+  electra ``act(sequence_summary.summary(h[:, 0]))`` (``summary_activation``).
 
-Position ids default to ``0 .. s-1`` for every row (Hugging Face's default, also with left
-padding); pass ``position_ids_from_mask(mask)`` to count from the first real token instead.
 Dropout is the identity (inference).
 """
 
@@ -32,9 +50,76 @@ from .config import BERT_HEADS, BertConfig
 from .gpt2 import activation
 from .weights import ParamView
 
-BASE_PREFIX = "bert."
+BASE_PREFIX = "bert."  # BERT's; each type's is ``cfg.base_prefix``
 IGNORED_SUFFIXES = ("embeddings.position_ids", "embeddings.token_type_ids")
-_POOLED = ("default", "sequence-classification", "multiple-choice")
+
+# role -> name inside a layer, per layout
+LAYER_NAMES = {
+    "bert": {
+        "layers": "encoder.layer.{i}.",
+        "q": "attention.self.query",
+        "k": "attention.self.key",
+        "v": "attention.self.value",
+        "o": "attention.output.dense",
+        "ln1": "attention.output.LayerNorm",
+        "ff1": "intermediate.dense",
+        "ff2": "output.dense",
+        "ln2": "output.LayerNorm",
+    },
+    "distilbert": {
+        "layers": "transformer.layer.{i}.",
+        "q": "attention.q_lin",
+        "k": "attention.k_lin",
+        "v": "attention.v_lin",
+        "o": "attention.out_lin",
+        "ln1": "sa_layer_norm",
+        "ff1": "ffn.lin1",
+        "ff2": "ffn.lin2",
+        "ln2": "output_layer_norm",
+    },
+}
+# head style -> masked-lm names: (transform dense, transform norm, output bias, untied decoder
+# weight, activation: None = the config's hidden_act)
+MLM_NAMES = {
+    "bert": (
+        "cls.predictions.transform.dense",
+        "cls.predictions.transform.LayerNorm",
+        "cls.predictions.bias",
+        "cls.predictions.decoder.weight",
+        None,
+    ),
+    "roberta": ("lm_head.dense", "lm_head.layer_norm", "lm_head.bias", "lm_head.decoder.weight", "gelu"),
+    "electra": (
+        "generator_predictions.dense",
+        "generator_predictions.LayerNorm",
+        "generator_lm_head.bias",
+        "generator_lm_head.weight",
+        "gelu",
+    ),
+    "distilbert": (
+        "vocab_transform",
+        "vocab_layer_norm",
+        "vocab_projector.bias",
+        "vocab_projector.weight",
+        None,
+    ),
+}
+# head style -> (first dense, its activation, output) of the sentence-level classifier, applied to
+# h[:, 0]; None: the pooler feeds ``classifier`` (bert)
+SEQ_CLS_NAMES: dict[str, tuple[str, str, str] | None] = {
+    "bert": None,
+    "roberta": ("classifier.dense", "tanh", "classifier.out_proj"),
+    "electra": ("classifier.dense", "gelu", "classifier.out_proj"),
+    "distilbert": ("pre_classifier", "relu", "classifier"),
+}
+# head style -> (first dense, activation) before the 1-output ``classifier`` of multiple-choice;
+# None: the pooler
+MC_NAMES: dict[str, tuple[str, str] | None] = {
+    "bert": None,
+    "roberta": None,
+    "electra": ("sequence_summary.summary", "summary"),
+    "distilbert": ("pre_classifier", "relu"),
+}
 
 
 def check_head(head: str) -> str:
@@ -43,58 +128,92 @@ def check_head(head: str) -> str:
     return head
 
 
+def uses_pooler(cfg: BertConfig, head: str) -> bool:
+    """The head reads the pooler: ``default`` (types with a pooler), bert's sequence
+    classification, bert / roberta multiple choice."""
+    if head == "default":
+        return cfg.has_pooler
+    if head == "sequence-classification":
+        return SEQ_CLS_NAMES[cfg.head_style] is None
+    if head == "multiple-choice":
+        return MC_NAMES[cfg.head_style] is None
+    return False
+
+
+def _check_summary(cfg: BertConfig) -> None:
+    """ELECTRA's multiple-choice ``sequence_summary``: first token, a hidden -> hidden projection."""
+    if cfg.summary_type != "first" or not cfg.summary_use_proj or cfg.summary_proj_to_labels:
+        raise ValueError(
+            "config fields `summary_type` / `summary_use_proj` / `summary_proj_to_labels` must be 'first' / "
+            f"true / false for multiple-choice, got {cfg.summary_type!r} / {cfg.summary_use_proj!r} / "
+            f"{cfg.summary_proj_to_labels!r}"
+        )
+
+
 def parameter_shapes(cfg: BertConfig, head: str = "default") -> dict[str, tuple]:
-    """Hugging Face name -> shape of every parameter the ``head`` reads (no pooler for
-    masked-lm / token-classification / question-answering, as in Hugging Face)."""
+    """Hugging Face name -> shape of every parameter the ``head`` reads (a pooler only where
+    :func:`uses_pooler`, as in Hugging Face)."""
     check_head(head)
-    d, ff = cfg.hidden_size, cfg.intermediate_size
-    e = "bert.embeddings."
+    d, ff, emb, n = cfg.hidden_size, cfg.intermediate_size, cfg.embedding_dim, cfg.num_labels
+    p = cfg.base_prefix
+    e = p + "embeddings."
     shapes = {
-        e + "word_embeddings.weight": (cfg.vocab_size, d),
-        e + "position_embeddings.weight": (cfg.max_position_embeddings, d),
-        e + "token_type_embeddings.weight": (cfg.type_vocab_size, d),
-        e + "LayerNorm.weight": (d,),
-        e + "LayerNorm.bias": (d,),
+        e + "word_embeddings.weight": (cfg.vocab_size, emb),
+        e + "position_embeddings.weight": (cfg.max_position_embeddings, emb),
     }
+    if cfg.token_types:
+        shapes[e + "token_type_embeddings.weight"] = (cfg.type_vocab_size, emb)
+    shapes.update({e + "LayerNorm.weight": (emb,), e + "LayerNorm.bias": (emb,)})
+    if emb != d:
+        shapes.update({p + "embeddings_project.weight": (d, emb), p + "embeddings_project.bias": (d,)})
+    names = LAYER_NAMES[cfg.layout]
     for i in range(cfg.num_hidden_layers):
-        p = f"bert.encoder.layer.{i}."
-        for name, shape in (
-            ("attention.self.query", (d, d)),
-            ("attention.self.key", (d, d)),
-            ("attention.self.value", (d, d)),
-            ("attention.output.dense", (d, d)),
-            ("intermediate.dense", (ff, d)),
-            ("output.dense", (d, ff)),
+        lp = p + names["layers"].format(i=i)
+        for role, shape in (
+            ("q", (d, d)),
+            ("k", (d, d)),
+            ("v", (d, d)),
+            ("o", (d, d)),
+            ("ff1", (ff, d)),
+            ("ff2", (d, ff)),
         ):
-            shapes[p + name + ".weight"] = shape
-            shapes[p + name + ".bias"] = (shape[0],)
-        for name in ("attention.output.LayerNorm", "output.LayerNorm"):
-            shapes[p + name + ".weight"] = (d,)
-            shapes[p + name + ".bias"] = (d,)
-    if head in _POOLED:
-        shapes.update({"bert.pooler.dense.weight": (d, d), "bert.pooler.dense.bias": (d,)})
+            shapes[lp + names[role] + ".weight"] = shape
+            shapes[lp + names[role] + ".bias"] = (shape[0],)
+        for role in ("ln1", "ln2"):
+            shapes[lp + names[role] + ".weight"] = (d,)
+            shapes[lp + names[role] + ".bias"] = (d,)
+    if uses_pooler(cfg, head):
+        shapes.update({p + "pooler.dense.weight": (d, d), p + "pooler.dense.bias": (d,)})
+    style = cfg.head_style
     if head == "masked-lm":
-        t = "cls.predictions."
+        dense, norm, bias, decoder, _ = MLM_NAMES[style]
+        t = emb if style == "electra" else d  # electra's generator maps hidden -> embedding_size
         shapes.update(
             {
-                t + "transform.dense.weight": (d, d),
-                t + "transform.dense.bias": (d,),
-                t + "transform.LayerNorm.weight": (d,),
-                t + "transform.LayerNorm.bias": (d,),
-                t + "bias": (cfg.vocab_size,),
+                dense + ".weight": (t, d),
+                dense + ".bias": (t,),
+                norm + ".weight": (t,),
+                norm + ".bias": (t,),
+                bias: (cfg.vocab_size,),
             }
         )
         if not cfg.tie_word_embeddings:
-            shapes[t + "decoder.weight"] = (cfg.vocab_size, d)
-    elif head == "multiple-choice":
-        shapes.update({"classifier.weight": (1, d), "classifier.bias": (1,)})
-    elif head in ("sequence-classification", "token-classification"):
-        shapes.update({"classifier.weight": (cfg.num_labels, d), "classifier.bias": (cfg.num_labels,)})
+            shapes[decoder] = (cfg.vocab_size, t)
+    elif head in ("sequence-classification", "multiple-choice"):
+        out = n if head == "sequence-classification" else 1
+        first = SEQ_CLS_NAMES[style] if head == "sequence-classification" else MC_NAMES[style]
+        if head == "multiple-choice" and style == "electra":
+            _check_summary(cfg)
+        last = first[2] if first is not None and len(first) == 3 else "classifier"
+        if first is not None:
+            shapes.update({first[0] + ".weight": (d, d), first[0] + ".bias": (d,)})
+        shapes.update({last + ".weight": (out, d), last + ".bias": (out,)})
+    elif head == "token-classification":
+        shapes.update({"classifier.weight": (n, d), "classifier.bias": (n,)})
     elif head == "question-answering":
-        if cfg.num_labels != 2:
+        if n != 2:
             raise ValueError(
-                f"config field `num_labels` must be 2 for question-answering (start and end logits), "
-                f"got {cfg.num_labels}"
+                f"config field `num_labels` must be 2 for question-answering (start and end logits), got {n}"
             )
         shapes.update({"qa_outputs.weight": (2, d), "qa_outputs.bias": (2,)})
     return shapes
@@ -109,6 +228,23 @@ def _layer_norm(xp: Any, P: Any, name: str, x: Any, eps: float) -> Any:
     return xp.layer_norm(x, P[name + ".weight"], P[name + ".bias"], eps=eps)
 
 
+def _act(xp: Any, name: str, x: Any) -> Any:
+    """``tanh``, or an activation of :data:`~.config.ACTIVATIONS` (gelu, gelu_new, relu, ...)."""
+    return xp.tanh(x) if name == "tanh" else activation(xp, name, x)
+
+
+def default_position_ids(cfg: BertConfig, input_ids: Any) -> Any:
+    """``0 .. s-1`` per row, or (``cfg.positions_from_ids``) ``cumsum(m) * m + pad`` with
+    ``m = input_ids != pad``."""
+    xp = array_namespace(input_ids)
+    b, s = input_ids.shape
+    if not cfg.positions_from_ids:
+        return xp.broadcast_to(xp.arange(s)[None, :], (b, s))
+    pad = cfg.pad_token_id
+    m = xp.astype(input_ids != pad, xp.int64)
+    return xp.cumulative_sum(m, axis=-1) * m + pad
+
+
 def encode(
     params: dict,
     cfg: BertConfig,
@@ -119,42 +255,41 @@ def encode(
     pooled: bool = True,
 ) -> tuple[Any, Any, tuple]:
     """``(last_hidden_state [b, s, d], pooler_output [b, d] or None, hidden_states)`` where
-    ``hidden_states`` holds ``num_hidden_layers + 1`` arrays (embeddings, each layer's output)."""
+    ``hidden_states`` holds ``num_hidden_layers + 1`` arrays (embeddings, each layer's output);
+    ``pooled`` asks for the pooler (types without one give None)."""
     xp = array_namespace(input_ids)
     P = ParamView(params)
     b, s = input_ids.shape
     if attention_mask is None:
         attention_mask = xp.ones((b, s), dtype=xp.int64)
-    if token_type_ids is None:
-        token_type_ids = xp.zeros((b, s), dtype=xp.int64)
     if position_ids is None:
-        position_ids = xp.broadcast_to(xp.arange(s)[None, :], (b, s))
+        position_ids = default_position_ids(cfg, input_ids)
     eps, nh, hd = cfg.layer_norm_eps, cfg.num_attention_heads, cfg.head_dim
-    e = "bert.embeddings."
-    h = (
-        xp.take(P[e + "word_embeddings.weight"], input_ids, axis=0)
-        + xp.take(P[e + "token_type_embeddings.weight"], token_type_ids, axis=0)
-        + xp.take(P[e + "position_embeddings.weight"], position_ids, axis=0)
+    p = cfg.base_prefix
+    e = p + "embeddings."
+    h = xp.take(P[e + "word_embeddings.weight"], input_ids, axis=0) + xp.take(
+        P[e + "position_embeddings.weight"], position_ids, axis=0
     )
+    if cfg.token_types:
+        if token_type_ids is None:
+            token_type_ids = xp.zeros((b, s), dtype=xp.int64)
+        h = h + xp.take(P[e + "token_type_embeddings.weight"], token_type_ids, axis=0)
     h = _layer_norm(xp, P, e + "LayerNorm", h, eps)
+    if cfg.embedding_dim != cfg.hidden_size:
+        h = _linear(xp, P, p + "embeddings_project", h)
     hidden = [h]
+    names = LAYER_NAMES[cfg.layout]
     for i in range(cfg.num_hidden_layers):
-        p = f"bert.encoder.layer.{i}."
-        q = split_heads(_linear(xp, P, p + "attention.self.query", h), nh, hd)
-        k = split_heads(_linear(xp, P, p + "attention.self.key", h), nh, hd)
-        v = split_heads(_linear(xp, P, p + "attention.self.value", h), nh, hd)
+        lp = p + names["layers"].format(i=i)
+        q = split_heads(_linear(xp, P, lp + names["q"], h), nh, hd)
+        k = split_heads(_linear(xp, P, lp + names["k"], h), nh, hd)
+        v = split_heads(_linear(xp, P, lp + names["v"], h), nh, hd)
         ctx = merge_heads(attend(q, k, v, attention_mask, 0, default_scale(hd), causal=False))
-        a = _layer_norm(
-            xp,
-            P,
-            p + "attention.output.LayerNorm",
-            _linear(xp, P, p + "attention.output.dense", ctx) + h,
-            eps,
-        )
-        m = activation(xp, cfg.hidden_act, _linear(xp, P, p + "intermediate.dense", a))
-        h = _layer_norm(xp, P, p + "output.LayerNorm", _linear(xp, P, p + "output.dense", m) + a, eps)
+        a = _layer_norm(xp, P, lp + names["ln1"], _linear(xp, P, lp + names["o"], ctx) + h, eps)
+        m = activation(xp, cfg.hidden_act, _linear(xp, P, lp + names["ff1"], a))
+        h = _layer_norm(xp, P, lp + names["ln2"], _linear(xp, P, lp + names["ff2"], m) + a, eps)
         hidden.append(h)
-    pooler = xp.tanh(_linear(xp, P, "bert.pooler.dense", h[:, 0])) if pooled else None
+    pooler = xp.tanh(_linear(xp, P, p + "pooler.dense", h[:, 0])) if pooled and cfg.has_pooler else None
     return h, pooler, tuple(hidden)
 
 
@@ -180,29 +315,38 @@ def forward(
             flat, (input_ids, attention_mask, token_type_ids, position_ids)
         )
     h, pooler, hidden = encode(
-        P, cfg, input_ids, attention_mask, token_type_ids, position_ids, head in _POOLED
+        P, cfg, input_ids, attention_mask, token_type_ids, position_ids, uses_pooler(cfg, head)
     )
+    style = cfg.head_style
     if head == "default":
-        out = {"last_hidden_state": h, "pooler_output": pooler}
+        out = {"last_hidden_state": h}
+        if cfg.has_pooler:
+            out["pooler_output"] = pooler
     elif head == "masked-lm":
-        t = "cls.predictions."
-        x = activation(xp, cfg.hidden_act, _linear(xp, P, t + "transform.dense", h))
-        x = _layer_norm(xp, P, t + "transform.LayerNorm", x, cfg.layer_norm_eps)
+        dense, norm, bias, decoder, act = MLM_NAMES[style]
+        x = activation(xp, act or cfg.hidden_act, _linear(xp, P, dense, h))
+        x = _layer_norm(xp, P, norm, x, cfg.layer_norm_eps)
         dec = (
-            P["bert.embeddings.word_embeddings.weight"]
+            P[cfg.base_prefix + "embeddings.word_embeddings.weight"]
             if cfg.tie_word_embeddings
-            else P[t + "decoder.weight"]
+            else P[decoder]
         )
-        out = {"logits": xp.matmul(x, xp.permute_dims(dec, (1, 0))) + P[t + "bias"]}
-    elif head == "sequence-classification":
-        out = {"logits": _linear(xp, P, "classifier", pooler)}
+        out = {"logits": xp.matmul(x, xp.permute_dims(dec, (1, 0))) + P[bias]}
+    elif head in ("sequence-classification", "multiple-choice"):
+        first = SEQ_CLS_NAMES[style] if head == "sequence-classification" else MC_NAMES[style]
+        x, last = pooler, "classifier"
+        if first is not None:
+            act = cfg.summary_activation if first[1] == "summary" else first[1]
+            x = _linear(xp, P, first[0], h[:, 0])
+            x = x if act is None else _act(xp, act, x)
+            last = first[2] if len(first) == 3 else last
+        logits = _linear(xp, P, last, x)
+        out = {"logits": logits if choices is None else xp.reshape(logits, (-1, choices))}
     elif head == "token-classification":
         out = {"logits": _linear(xp, P, "classifier", h)}
-    elif head == "question-answering":
+    else:  # question-answering
         se = _linear(xp, P, "qa_outputs", h)
         out = {"start_logits": se[..., 0], "end_logits": se[..., 1]}
-    else:
-        out = {"logits": xp.reshape(_linear(xp, P, "classifier", pooler), (-1, choices))}
     if output_hidden_states:
         out["hidden_states"] = hidden
     return out

@@ -1,4 +1,5 @@
-"""Model configs compatible with Hugging Face ``config.json`` fields (gpt2, bert, t5 and the rotary
+"""Model configs compatible with Hugging Face ``config.json`` fields (gpt2, t5, the encoder family:
+bert, roberta, xlm-roberta, camembert, data2vec-text, distilbert, electra, and the rotary
 decoder family: llama, mistral, qwen2, qwen3, phi3, gemma, gemma2, olmo2, granite, starcoder2,
 stablelm, gpt_neox, gptj, phi, mixtral, qwen2_moe).
 
@@ -37,7 +38,7 @@ def _is_int(value: Any) -> bool:
 TOKEN_ID_FIELDS = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
 # rope_scaling / rope_parameters types Hugging Face knows, and those the rotary family implements
 KNOWN_ROPE_TYPES = ("default", "linear", "dynamic", "yarn", "longrope", "llama3", "su", "mrope")
-ROPE_TYPES = ("default", "linear", "dynamic", "yarn", "llama3")
+ROPE_TYPES = ("default", "linear", "dynamic", "yarn", "llama3", "longrope", "su")
 
 
 def check_token_id(name: str, value: Any, allow_list: bool = False) -> None:
@@ -142,6 +143,9 @@ def check_rope_scaling(value: Any, name: str = "rope_scaling", partial_rotary: b
             )
     if kind == "default":
         return
+    if kind in ("longrope", "su"):
+        _check_longrope(value, name)
+        return
     if "factor" not in value:
         raise ValueError(f"config field `{name}` of rope type {kind!r} needs a `factor`, got {value!r}")
     _rope_number(name, "factor", value["factor"])
@@ -171,6 +175,31 @@ def check_rope_scaling(value: Any, name: str = "rope_scaling", partial_rotary: b
             )
 
 
+def _check_longrope(value: dict, name: str) -> None:
+    """``longrope`` (``su``): ``short_factor`` / ``long_factor`` lists of positive numbers (their
+    length, ``rotary_dim / 2``, is the config's check); optional ``factor``, ``attention_factor``
+    > 0 and ``original_max_position_embeddings`` a positive integer."""
+    for key in ("short_factor", "long_factor"):
+        f = value.get(key)
+        if not isinstance(f, list) or not f or not all(_is_number(x) and x > 0 for x in f):
+            raise ValueError(
+                f"config field `{name}` of rope type 'longrope' needs `{key}`: a list of positive numbers, "
+                f"got {f!r}"
+            )
+    for key in ("factor", "attention_factor"):
+        if value.get(key) is not None:
+            _rope_number(name, key, value[key])
+    omp = value.get("original_max_position_embeddings")
+    if omp is not None and (not _is_int(omp) or omp <= 0):
+        raise ValueError(
+            f"config field `{name}` needs `original_max_position_embeddings` to be a positive integer, got {omp!r}"
+        )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 class _ConfigMixin:
     """``from_dict`` / ``from_json_file`` / ``to_dict`` shared by the config dataclasses."""
 
@@ -195,6 +224,16 @@ class _ConfigMixin:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    def to_hf_dict(self) -> dict:
+        """``to_dict`` under the type's own config.json names (:data:`FIELD_NAMES`: GPT-J's
+        ``n_embd``, ``n_inner``, ``layer_norm_epsilon``, ...), as Hugging Face's config class reads
+        them; the other fields keep their names."""
+        d = self.to_dict()
+        for key, field in FIELD_NAMES.get(self.model_type, {}).items():
+            if field in d:
+                d[key] = d.pop(field)
+        return d
 
 
 @dataclass
@@ -292,6 +331,8 @@ ROTARY_NAMES: dict[str, str] = {
     "gate_up": "mlp.gate_up_proj",
     "fc_in": "mlp.c_fc",
     "fc_out": "mlp.c_proj",
+    "pos_embed": "",  # learned position embeddings (``position_kind`` ``learned``)
+    "embed_norm": "",  # a norm right after the embeddings (BLOOM)
 }
 #: mixture-of-experts names (Mixtral's): the router, one expert's prefix (``{e}``: its index) and
 #: the expert's gate / up / down linears; an empty ``shared`` means no shared expert
@@ -362,6 +403,9 @@ class RotaryConfig(_ConfigMixin):
     rope_layout: ClassVar[str] = "half"
     #: mixture-of-experts parameter names (``mlp_kind`` ``moe``)
     moe_names: ClassVar[dict[str, str]] = MIXTRAL_MOE_NAMES
+    #: ``rope`` (rotary q / k), ``learned`` (``h += pos_embed[position_ids]``, GPT-Neo) or ``alibi``
+    #: (a per-head linear score bias, BLOOM)
+    position_kind: ClassVar[str] = "rope"
 
     def __post_init__(self) -> None:
         _check_field_types(self)
@@ -387,7 +431,7 @@ class RotaryConfig(_ConfigMixin):
                 )
             self.head_dim = self.hidden_size // self.num_attention_heads
         _positive("head_dim", self.head_dim)
-        if self.head_dim % 2:
+        if self.head_dim % 2 and self.position_kind == "rope":
             raise ValueError(f"config field `head_dim` ({self.head_dim}) must be even for rotary embeddings")
         if self.num_attention_heads % self.num_key_value_heads:
             raise ValueError(
@@ -400,6 +444,19 @@ class RotaryConfig(_ConfigMixin):
                 f"use {' or '.join(self.ACTIVATIONS)}"
             )
         check_rope_scaling(self.rope_scaling, partial_rotary=hasattr(self, "partial_rotary_factor"))
+        rs = self.rope_scaling or {}
+        if rs.get("rope_type", rs.get("type")) in ("longrope", "su"):
+            half = self.rotary_dim // 2
+            for key in ("short_factor", "long_factor"):
+                if len(rs[key]) != half:
+                    raise ValueError(
+                        f"config field `rope_scaling` needs `{key}` of length rotary_dim / 2 ({half}), "
+                        f"got {len(rs[key])}"
+                    )
+
+    def layer_rope(self, layer: int) -> tuple[float, dict | None]:
+        """``(rope_theta, rope_scaling)`` of ``layer`` (Gemma 3's sliding layers differ)."""
+        return self.rope_theta, self.rope_scaling
 
     # ------------------------------------------------------------------ switches
     @property
@@ -1227,7 +1284,9 @@ class Qwen2MoeConfig(RotaryConfig):
     shared SwiGLU expert (``mlp.shared_expert``, width ``shared_expert_intermediate_size``) scaled by
     ``sigmoid(x @ shared_expert_gate^T)``. Layers in ``mlp_only_layers``, or whose ``(i + 1)`` is not
     a multiple of ``decoder_sparse_step``, (or every layer when ``num_experts`` is 0) have a dense
-    SwiGLU MLP of width ``intermediate_size`` instead. ``use_sliding_window`` is refused."""
+    SwiGLU MLP of width ``intermediate_size`` instead. With ``use_sliding_window``, ``sliding_window``
+    applies to the layers ``layer_types`` marks ``sliding_attention`` (default: even layer indices
+    below ``max_window_layers``)."""
 
     vocab_size: int = 151936
     hidden_size: int = 2048
@@ -1239,6 +1298,9 @@ class Qwen2MoeConfig(RotaryConfig):
     bos_token_id: int | None = None
     eos_token_id: Any = None
     use_sliding_window: bool = False
+    sliding_window: int | None = 4096
+    max_window_layers: int = 28
+    layer_types: list | None = None
     decoder_sparse_step: int = 1
     moe_intermediate_size: int = 1408
     shared_expert_intermediate_size: int = 5632
@@ -1262,9 +1324,11 @@ class Qwen2MoeConfig(RotaryConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.use_sliding_window:
-            raise ValueError(
-                "config field `use_sliding_window` is not supported for qwen2_moe yet; set it to false"
-            )
+            _check_window(self)
+        elif self.sliding_window is not None:  # Hugging Face writes 0 when the window is off
+            _nonnegative("sliding_window", self.sliding_window)
+        _nonnegative("max_window_layers", self.max_window_layers)
+        _check_layer_types(self)
         _nonnegative("num_experts", self.num_experts)
         _check_top_k(self, "num_experts")
         for name in ("decoder_sparse_step", "moe_intermediate_size", "shared_expert_intermediate_size"):
@@ -1295,6 +1359,403 @@ class Qwen2MoeConfig(RotaryConfig):
             and (layer + 1) % self.decoder_sparse_step == 0
         )
 
+    def layer_window(self, layer: int) -> int | None:
+        if not self.use_sliding_window or not self.sliding_window:
+            return None
+        if self.layer_types is not None:
+            sliding = self.layer_types[layer] == "sliding_attention"
+        else:
+            sliding = layer % 2 == 0 and layer < self.max_window_layers
+        return self.sliding_window if sliding else None
+
+
+@dataclass
+class Gemma3TextConfig(Gemma2Config):
+    """Gemma 3 (text): Gemma 2's block (four ``(1 + w)`` RMSNorms per layer, scaled embeddings,
+    GeGLU, ``query_pre_attn_scalar``, ``final_logit_softcapping`` (default off);
+    ``attn_logit_softcapping`` is read but not applied, as in Hugging Face's Gemma 3) plus a ``(1 + w)`` RMSNorm
+    over head_dim on q and k before rope (``q_norm`` / ``k_norm``), and per-layer-type rope: the
+    layers ``layer_types`` marks ``sliding_attention`` (default: every layer whose ``i + 1`` is not
+    a multiple of ``sliding_window_pattern``, 6) have ``sliding_window`` and the plain rope of base
+    ``rope_local_base_freq``; the ``full_attention`` ones use ``rope_theta`` and ``rope_scaling``
+    (transformers v5's ``rope_parameters`` per layer type are read the same way)."""
+
+    vocab_size: int = 262208
+    max_position_embeddings: int = 131072
+    rope_theta: float = 1_000_000.0
+    rope_local_base_freq: float = 10000.0
+    sliding_window_pattern: int = 6
+    final_logit_softcapping: float | None = None
+    attn_logit_softcapping: float | None = None
+    model_type: str = "gemma3_text"
+    qk_norm: ClassVar[str | None] = "head_rms"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive_float("rope_local_base_freq", self.rope_local_base_freq)
+        _positive("sliding_window_pattern", self.sliding_window_pattern)
+
+    @property
+    def attn_softcap(self) -> float | None:
+        return None  # Hugging Face's Gemma 3 attention ignores attn_logit_softcapping
+
+    def is_sliding(self, layer: int) -> bool:
+        if self.layer_types is not None:
+            return self.layer_types[layer] == "sliding_attention"
+        return (layer + 1) % self.sliding_window_pattern != 0
+
+    def layer_window(self, layer: int) -> int | None:
+        return self.sliding_window if self.is_sliding(layer) else None
+
+    def layer_rope(self, layer: int) -> tuple[float, dict | None]:
+        if self.is_sliding(layer):
+            return self.rope_local_base_freq, None
+        return self.rope_theta, self.rope_scaling
+
+
+@dataclass
+class CodeGenConfig(GPTJConfig):
+    """CodeGen: GPT-J's block and field names (interleaved partial rope on ``rotary_dim``, one
+    shared LayerNorm, parallel attention and MLP, lm_head bias) with one fused ``attn.qkv_proj``
+    whose ``3 * hidden`` rows are 4 blocks (``mp_num``), each ``[q; v; k]`` of ``hidden / 4`` rows
+    for heads ``nh / 4`` at a time (``n_head`` must be a multiple of 4)."""
+
+    vocab_size: int = 50400
+    model_type: str = "codegen"
+    qkv_layout: ClassVar[str] = "codegen"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.num_attention_heads % 4:
+            raise ValueError(
+                f"config field `n_head` ({self.num_attention_heads}) must be a multiple of 4 for codegen "
+                "(its fused qkv_proj is split in 4 blocks)"
+            )
+
+    @property
+    def names(self) -> dict[str, str]:
+        return {**super().names, "qkv": "attn.qkv_proj"}
+
+
+GPT_NEO_ATTENTION = ("global", "local")
+
+
+@dataclass
+class GPTNeoConfig(RotaryConfig):
+    """GPT-Neo: GPT-2's block without rope (``h = wte[ids] + wpe[pos]``, ``h += out_proj(attn(ln_1
+    (h)))``, ``h += c_proj(act(c_fc(ln_2(h))))``), unscaled attention (``q k^T``, no
+    ``1/sqrt(head_dim)``), q / k / v without biases, ``out_proj`` and the MLP with biases, tied
+    head; layer kinds from ``attention_types`` (``[[kinds, repeat], ...]``, expanded in order:
+    ``[[["global", "local"], 12]]`` alternates), ``local`` layers with a window of
+    ``window_size``. Field names ``num_layers``, ``num_heads``, ``layer_norm_epsilon``,
+    ``activation_function`` (read as the family's). Names under ``transformer.``."""
+
+    vocab_size: int = 50257
+    max_position_embeddings: int = 2048
+    hidden_size: int = 2048
+    num_hidden_layers: int = 24
+    num_attention_heads: int = 16
+    intermediate_size: int | None = None  # type: ignore[assignment]
+    window_size: int = 256
+    attention_types: list | None = None
+    hidden_act: str = "gelu_new"
+    layer_norm_eps: float = 1e-5
+    bos_token_id: int | None = 50256
+    eos_token_id: Any = 50256
+    tie_word_embeddings: bool = True
+    model_type: str = "gpt_neo"
+    ACTIVATIONS: ClassVar[tuple[str, ...]] = (*GELU_ACTIVATIONS, "silu")
+    mlp_kind: ClassVar[str] = "plain"
+    norm_kind: ClassVar[str] = "layer"
+    position_kind: ClassVar[str] = "learned"
+    base_prefix: ClassVar[str] = "transformer."
+
+    def __post_init__(self) -> None:
+        if self.intermediate_size is None and _is_int(self.hidden_size):
+            self.intermediate_size = 4 * self.hidden_size
+        if self.attention_types is None:
+            self.attention_types = [[["global", "local"], max(self.num_hidden_layers // 2, 1)]]
+        super().__post_init__()
+        _positive_float("layer_norm_eps", self.layer_norm_eps)
+        _positive("window_size", self.window_size)
+        if self.num_key_value_heads != self.num_attention_heads:
+            raise ValueError(
+                f"config field `num_key_value_heads` ({self.num_key_value_heads}) must equal "
+                f"`num_heads` ({self.num_attention_heads}) for gpt_neo"
+            )
+        ok = all(
+            isinstance(t, list)
+            and len(t) == 2
+            and isinstance(t[0], list)
+            and all(k in GPT_NEO_ATTENTION for k in t[0])
+            and _is_int(t[1])
+            and t[1] > 0
+            for t in self.attention_types
+        )
+        if not ok or len(self.attention_layers) != self.num_hidden_layers:
+            raise ValueError(
+                f"config field `attention_types` must expand to one of {list(GPT_NEO_ATTENTION)} per layer "
+                f'({self.num_hidden_layers}), like [[["global", "local"], {self.num_hidden_layers // 2}]], '
+                f"got {self.attention_types!r}"
+            )
+
+    @property
+    def attention_layers(self) -> list[str]:
+        """``attention_types`` expanded: each ``[kinds, n]`` repeats ``kinds`` ``n`` times."""
+        return [k for kinds, n in self.attention_types for _ in range(n) for k in kinds]  # type: ignore[union-attr]
+
+    @property
+    def names(self) -> dict[str, str]:
+        return {
+            **ROTARY_NAMES,
+            "embed": "transformer.wte",
+            "pos_embed": "transformer.wpe",
+            "layers": "transformer.h.",
+            "final_norm": "transformer.ln_f",
+            "q": "attn.attention.q_proj",
+            "k": "attn.attention.k_proj",
+            "v": "attn.attention.v_proj",
+            "o": "attn.attention.out_proj",
+            "pre_attn": "ln_1",
+            "pre_mlp": "ln_2",
+        }
+
+    @property
+    def norm_eps(self) -> float:
+        return self.layer_norm_eps
+
+    @property
+    def o_bias(self) -> bool:
+        return True
+
+    @property
+    def mlp_has_bias(self) -> bool:
+        return True
+
+    @property
+    def mlp_activation(self) -> str:
+        return {"silu": "silu", "gelu": "gelu"}.get(self.hidden_act, "gelu_tanh")
+
+    @property
+    def attention_scale(self) -> float:
+        return 1.0
+
+    def layer_window(self, layer: int) -> int | None:
+        return self.window_size if self.attention_layers[layer] == "local" else None
+
+
+@dataclass
+class FalconConfig(RotaryConfig):
+    """Falcon: LayerNorms (``layer_norm_epsilon``), one fused ``self_attention.query_key_value``
+    whose rows are grouped per kv head, ``[q_{g r} .. q_{g r + r - 1}; k_g; v_g]`` (``r = heads /
+    kv_heads``), with ``kv_heads = num_kv_heads`` under ``new_decoder_architecture``, else 1 with
+    ``multi_query`` (default) or ``heads`` without; rope on the whole head; biases on every linear
+    with ``bias``; plain MLP ``dense_4h_to_h(act(dense_h_to_4h(x)))`` (``ffn_hidden_size``, null:
+    ``4 hidden``; ``activation``); tied head. Blocks: ``new_decoder_architecture``: parallel,
+    ``h += attn(ln_attn(h)) + mlp(ln_mlp(h))`` (``num_ln_in_parallel_attn`` 2, the default) or one
+    shared ``input_layernorm`` (1); else ``parallel_attn`` (default): ``h += attn(x) + mlp(x)``,
+    ``x = input_layernorm(h)``; else sequential with ``input_layernorm`` and
+    ``post_attention_layernorm``. With ``alibi`` no rope: the ALiBi bias, rounded to bfloat16
+    and divided by ``sqrt(head_dim)`` as Hugging Face's Falcon does (llama.py's ``alibi_bias``).
+    Names under ``transformer.``."""
+
+    vocab_size: int = 65024
+    hidden_size: int = 4544
+    num_hidden_layers: int = 32
+    num_attention_heads: int = 71
+    intermediate_size: int | None = None  # type: ignore[assignment]
+    num_kv_heads: int | None = None
+    num_ln_in_parallel_attn: int | None = None
+    layer_norm_eps: float = 1e-5
+    alibi: bool = False
+    new_decoder_architecture: bool = False
+    multi_query: bool = True
+    parallel_attn: bool = True
+    bias: bool = False
+    hidden_act: str = "gelu"
+    bos_token_id: int | None = 11
+    eos_token_id: Any = 11
+    tie_word_embeddings: bool = True
+    model_type: str = "falcon"
+    ACTIVATIONS: ClassVar[tuple[str, ...]] = (*GELU_ACTIVATIONS, "silu")
+    qkv_layout: ClassVar[str] = "grouped"
+    mlp_kind: ClassVar[str] = "plain"
+    norm_kind: ClassVar[str] = "layer"
+    base_prefix: ClassVar[str] = "transformer."
+
+    def __post_init__(self) -> None:
+        if self.intermediate_size is None and _is_int(self.hidden_size):
+            self.intermediate_size = 4 * self.hidden_size
+        if self.num_kv_heads is None:
+            self.num_kv_heads = self.num_attention_heads
+        _check_field_types(self)
+        _positive("num_kv_heads", self.num_kv_heads)
+        new = self.new_decoder_architecture
+        self.num_key_value_heads = self.num_kv_heads if new or not self.multi_query else 1
+        super().__post_init__()
+        _positive_float("layer_norm_eps", self.layer_norm_eps)
+        if new and not self.parallel_attn:
+            raise ValueError(
+                "config field `parallel_attn` must be true with `new_decoder_architecture` (Hugging Face has "
+                "no sequential block for it)"
+            )
+        if self.num_ln_in_parallel_attn not in (None, 1, 2) or (
+            not new and self.num_ln_in_parallel_attn == 2
+        ):
+            raise ValueError(
+                "config field `num_ln_in_parallel_attn` must be null, 1 or 2 (2 only with "
+                f"`new_decoder_architecture`), got {self.num_ln_in_parallel_attn!r}"
+            )
+        if not new and not self.multi_query and self.num_kv_heads != self.num_attention_heads:
+            raise ValueError(
+                f"config field `num_kv_heads` ({self.num_kv_heads}) must equal `num_attention_heads` "
+                f"({self.num_attention_heads}) without `multi_query` or `new_decoder_architecture`"
+            )
+
+    @property
+    def names(self) -> dict[str, str]:
+        if self.new_decoder_architecture and self.num_ln_in_parallel_attn != 1:
+            norms = {"pre_attn": "ln_attn", "pre_mlp": "ln_mlp"}
+        elif self.parallel_attn:
+            norms = {"pre_mlp": ""}
+        else:
+            norms = {}
+        return {
+            **ROTARY_NAMES,
+            "embed": "transformer.word_embeddings",
+            "layers": "transformer.h.",
+            "final_norm": "transformer.ln_f",
+            "qkv": "self_attention.query_key_value",
+            "o": "self_attention.dense",
+            "fc_in": "mlp.dense_h_to_4h",
+            "fc_out": "mlp.dense_4h_to_h",
+            **norms,
+        }
+
+    @property
+    def norm_eps(self) -> float:
+        return self.layer_norm_eps
+
+    @property
+    def qkv_bias(self) -> bool:
+        return self.bias
+
+    @property
+    def o_bias(self) -> bool:
+        return self.bias
+
+    @property
+    def mlp_has_bias(self) -> bool:
+        return self.bias
+
+    @property
+    def mlp_activation(self) -> str:
+        return {"silu": "silu", "gelu": "gelu"}.get(self.hidden_act, "gelu_tanh")
+
+    @property
+    def parallel_residual(self) -> bool:
+        return self.new_decoder_architecture or self.parallel_attn
+
+    @property
+    def position_kind(self) -> str:  # type: ignore[override]
+        return "alibi" if self.alibi else "rope"
+
+    @property
+    def alibi_bfloat16(self) -> bool:
+        """ALiBi's bias rounded to bfloat16 and divided by ``sqrt(head_dim)`` (Falcon's)."""
+        return True
+
+    def to_hf_dict(self) -> dict:
+        """Without ``head_dim`` and ``num_key_value_heads``: Hugging Face's Falcon derives both (its
+        ``head_dim`` is read-only)."""
+        d = super().to_hf_dict()
+        for key in ("head_dim", "num_key_value_heads"):
+            d.pop(key, None)
+        return d
+
+
+@dataclass
+class BloomConfig(RotaryConfig):
+    """BLOOM: no rope; ALiBi, a per-head linear bias ``slope_h * key_position`` added to the scaled
+    scores (llama.py's ``alibi_bias``); a LayerNorm right after the embeddings
+    (``word_embeddings_layernorm``); sequential blocks with ``input_layernorm`` /
+    ``post_attention_layernorm``; one fused ``self_attention.query_key_value`` whose rows are
+    ``[q_h; k_h; v_h]`` per head; biases everywhere; the MLP ``dense_4h_to_h(gelu_tanh(dense_h_to_4h
+    (x)))`` of width ``4 hidden``; tied head. Field names ``n_layer``, ``n_head``,
+    ``layer_norm_epsilon``. ``apply_residual_connection_post_layernorm`` is refused. Names under
+    ``transformer.``."""
+
+    vocab_size: int = 250880
+    hidden_size: int = 64
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 8
+    intermediate_size: int | None = None  # type: ignore[assignment]
+    hidden_act: str = "gelu_pytorch_tanh"
+    layer_norm_eps: float = 1e-5
+    apply_residual_connection_post_layernorm: bool = False
+    pretraining_tp: int = 1
+    slow_but_exact: bool = False
+    bos_token_id: int | None = 1
+    eos_token_id: Any = 2
+    tie_word_embeddings: bool = True
+    model_type: str = "bloom"
+    ACTIVATIONS: ClassVar[tuple[str, ...]] = ("gelu_pytorch_tanh",)
+    qkv_layout: ClassVar[str] = "interleaved"
+    mlp_kind: ClassVar[str] = "plain"
+    norm_kind: ClassVar[str] = "layer"
+    position_kind: ClassVar[str] = "alibi"
+    base_prefix: ClassVar[str] = "transformer."
+
+    def __post_init__(self) -> None:
+        if self.intermediate_size is None and _is_int(self.hidden_size):
+            self.intermediate_size = 4 * self.hidden_size
+        super().__post_init__()
+        _positive_float("layer_norm_eps", self.layer_norm_eps)
+        if self.intermediate_size != 4 * self.hidden_size:
+            raise ValueError(
+                f"config field `intermediate_size` ({self.intermediate_size}) must be 4 * hidden_size "
+                f"({4 * self.hidden_size}) for bloom (or null)"
+            )
+        if self.num_key_value_heads != self.num_attention_heads:
+            raise ValueError(
+                f"config field `num_key_value_heads` ({self.num_key_value_heads}) must equal "
+                f"`n_head` ({self.num_attention_heads}) for bloom"
+            )
+        if self.apply_residual_connection_post_layernorm:
+            raise ValueError(
+                "config field `apply_residual_connection_post_layernorm` is not supported; set it to false"
+            )
+
+    @property
+    def names(self) -> dict[str, str]:
+        return {
+            **ROTARY_NAMES,
+            "embed": "transformer.word_embeddings",
+            "embed_norm": "transformer.word_embeddings_layernorm",
+            "layers": "transformer.h.",
+            "final_norm": "transformer.ln_f",
+            "qkv": "self_attention.query_key_value",
+            "o": "self_attention.dense",
+            "fc_in": "mlp.dense_h_to_4h",
+            "fc_out": "mlp.dense_4h_to_h",
+        }
+
+    @property
+    def norm_eps(self) -> float:
+        return self.layer_norm_eps
+
+    @property
+    def qkv_bias(self) -> bool:
+        return True
+
+    @property
+    def o_bias(self) -> bool:
+        return True
+
+    @property
+    def mlp_has_bias(self) -> bool:
+        return True
+
 
 BERT_HEADS = (
     "default",
@@ -1308,7 +1769,11 @@ BERT_HEADS = (
 
 @dataclass
 class BertConfig(_ConfigMixin):
-    """BERT encoder: word + position + token-type embeddings, post-LayerNorm blocks, tanh pooler."""
+    """BERT encoder: word + position + token-type embeddings, post-LayerNorm blocks, tanh pooler.
+
+    The encoder family (``bert.py``) tells its members apart by class attributes (not config.json
+    fields): :class:`RobertaConfig` (``xlm-roberta``, ``camembert``, ``data2vec-text`` subclass it),
+    :class:`DistilBertConfig`, :class:`ElectraConfig`."""
 
     vocab_size: int = 30522
     hidden_size: int = 768
@@ -1327,6 +1792,20 @@ class BertConfig(_ConfigMixin):
     tie_word_embeddings: bool = True
     architectures: list | None = None
     model_type: str = "bert"
+
+    #: the base-model prefix of the parameter names
+    base_prefix: ClassVar[str] = "bert."
+    #: layer parameter names: ``bert`` (``encoder.layer.{i}.attention.self.query``, ...) or
+    #: ``distilbert`` (``transformer.layer.{i}.attention.q_lin``, ...)
+    layout: ClassVar[str] = "bert"
+    #: default positions ``cumsum(m) * m + pad_token_id`` with ``m = input_ids != pad`` (roberta)
+    positions_from_ids: ClassVar[bool] = False
+    #: a token-type embedding is added (not distilbert)
+    token_types: ClassVar[bool] = True
+    #: the base model has a tanh pooler (not distilbert, electra)
+    has_pooler: ClassVar[bool] = True
+    #: the heads' names and classifiers: ``bert``, ``roberta``, ``electra`` or ``distilbert``
+    head_style: ClassVar[str] = "bert"
 
     def __post_init__(self) -> None:
         _check_field_types(self)
@@ -1371,6 +1850,121 @@ class BertConfig(_ConfigMixin):
     @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_attention_heads
+
+    @property
+    def embedding_dim(self) -> int:
+        """Width of the embeddings (ELECTRA's ``embedding_size``; else ``hidden_size``)."""
+        return self.hidden_size
+
+
+@dataclass
+class RobertaConfig(BertConfig):
+    """RoBERTa: BERT's layers under ``roberta.``; positions count from ``pad_token_id + 1`` over
+    the non-padding tokens; classification head ``out_proj(tanh(dense(h[:, 0])))``, no pooler
+    outside ``default`` / multiple-choice; masked-lm head ``lm_head`` (gelu)."""
+
+    vocab_size: int = 50265
+    pad_token_id: int | None = 1
+    model_type: str = "roberta"
+    base_prefix: ClassVar[str] = "roberta."
+    positions_from_ids: ClassVar[bool] = True
+    head_style: ClassVar[str] = "roberta"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not _is_int(self.pad_token_id) or self.pad_token_id < 0:
+            raise ValueError(
+                f"config field `pad_token_id` must be a non-negative integer for {self.model_type} "
+                f"(positions count from pad_token_id + 1), got {self.pad_token_id!r}"
+            )
+        if self.pad_token_id >= self.max_position_embeddings:
+            raise ValueError(
+                f"config field `pad_token_id` ({self.pad_token_id}) must be below `max_position_embeddings` "
+                f"({self.max_position_embeddings}): padding takes position pad_token_id"
+            )
+
+
+@dataclass
+class XLMRobertaConfig(RobertaConfig):
+    """XLM-RoBERTa: :class:`RobertaConfig` with its own defaults."""
+
+    vocab_size: int = 30522
+    model_type: str = "xlm-roberta"
+
+
+@dataclass
+class CamembertConfig(RobertaConfig):
+    """CamemBERT: :class:`RobertaConfig` with its own defaults."""
+
+    vocab_size: int = 30522
+    model_type: str = "camembert"
+
+
+@dataclass
+class Data2VecTextConfig(RobertaConfig):
+    """Data2Vec-Text: the RoBERTa layout under ``data2vec_text.``."""
+
+    vocab_size: int = 30522
+    model_type: str = "data2vec-text"
+    base_prefix: ClassVar[str] = "data2vec_text."
+
+
+@dataclass
+class DistilBertConfig(BertConfig):
+    """DistilBERT: no token types, no pooler, LayerNorm eps 1e-12; config.json spells the fields
+    ``dim``, ``n_layers``, ``n_heads``, ``hidden_dim``, ``activation`` (read as ``hidden_size``, ...,
+    see ``FIELD_NAMES``); sequence classification ``classifier(relu(pre_classifier(h[:, 0])))``.
+    ``sinusoidal_pos_embds`` only says how the position table was made: the table is a tensor of
+    the checkpoint either way."""
+
+    num_hidden_layers: int = 6
+    sinusoidal_pos_embds: bool = False
+    model_type: str = "distilbert"
+    base_prefix: ClassVar[str] = "distilbert."
+    layout: ClassVar[str] = "distilbert"
+    token_types: ClassVar[bool] = False
+    has_pooler: ClassVar[bool] = False
+    head_style: ClassVar[str] = "distilbert"
+
+    def to_dict(self) -> dict:
+        """Hugging Face's spelling (``dim``, ``n_layers``, ...) for the renamed fields."""
+        d = super().to_dict()
+        for key, field in FIELD_NAMES["distilbert"].items():
+            d[key] = d.pop(field)
+        return d
+
+
+@dataclass
+class ElectraConfig(BertConfig):
+    """ELECTRA: embeddings of width ``embedding_size`` (``embeddings_project`` maps them to
+    ``hidden_size`` when they differ), no pooler; heads ``classifier.out_proj(gelu(classifier.dense(
+    h[:, 0])))``, the generator's masked-lm head, and multiple choice through ``sequence_summary``."""
+
+    embedding_size: int = 128
+    hidden_size: int = 256
+    num_attention_heads: int = 4
+    intermediate_size: int = 1024
+    summary_type: str = "first"
+    summary_use_proj: bool = True
+    summary_activation: str | None = "gelu"
+    summary_proj_to_labels: bool = False
+    model_type: str = "electra"
+    base_prefix: ClassVar[str] = "electra."
+    has_pooler: ClassVar[bool] = False
+    head_style: ClassVar[str] = "electra"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive("embedding_size", self.embedding_size)
+        if self.summary_activation is not None and self.summary_activation not in (*ACTIVATIONS, "tanh"):
+            raise ValueError(
+                f"config field `summary_activation` {self.summary_activation!r} is not supported; "
+                f"use null, 'tanh' or one of {sorted(ACTIVATIONS)}"
+            )
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.embedding_size
 
 
 @dataclass
@@ -1502,6 +2096,11 @@ ROTARY_CONFIGS = {
     "phi": PhiConfig,
     "mixtral": MixtralConfig,
     "qwen2_moe": Qwen2MoeConfig,
+    "gemma3_text": Gemma3TextConfig,
+    "codegen": CodeGenConfig,
+    "gpt_neo": GPTNeoConfig,
+    "falcon": FalconConfig,
+    "bloom": BloomConfig,
 }
 #: legacy config.json keys read as their current field, when that field itself is absent
 LEGACY_FIELDS = {"gpt_neox": {"rotary_pct": "partial_rotary_factor", "rotary_emb_base": "rope_theta"}}
@@ -1517,8 +2116,50 @@ FIELD_NAMES = {
         "layer_norm_epsilon": "layer_norm_eps",
         "activation_function": "hidden_act",
     },
+    "codegen": {
+        "n_embd": "hidden_size",
+        "n_layer": "num_hidden_layers",
+        "n_head": "num_attention_heads",
+        "n_positions": "max_position_embeddings",
+        "n_inner": "intermediate_size",
+        "layer_norm_epsilon": "layer_norm_eps",
+        "activation_function": "hidden_act",
+    },
+    "gpt_neo": {
+        "num_layers": "num_hidden_layers",
+        "num_heads": "num_attention_heads",
+        "layer_norm_epsilon": "layer_norm_eps",
+        "activation_function": "hidden_act",
+    },
+    "falcon": {
+        "ffn_hidden_size": "intermediate_size",
+        "layer_norm_epsilon": "layer_norm_eps",
+        "activation": "hidden_act",
+    },
+    "bloom": {
+        "n_layer": "num_hidden_layers",
+        "n_head": "num_attention_heads",
+        "layer_norm_epsilon": "layer_norm_eps",
+    },
+    "distilbert": {
+        "dim": "hidden_size",
+        "n_layers": "num_hidden_layers",
+        "n_heads": "num_attention_heads",
+        "hidden_dim": "intermediate_size",
+        "activation": "hidden_act",
+    },
 }
-CONFIGS = {"gpt2": GPT2Config, **ROTARY_CONFIGS, "bert": BertConfig, "t5": T5Config}
+#: the encoder family (bert.py), model_type -> config class
+ENCODER_CONFIGS = {
+    "bert": BertConfig,
+    "roberta": RobertaConfig,
+    "xlm-roberta": XLMRobertaConfig,
+    "camembert": CamembertConfig,
+    "data2vec-text": Data2VecTextConfig,
+    "distilbert": DistilBertConfig,
+    "electra": ElectraConfig,
+}
+CONFIGS = {"gpt2": GPT2Config, **ROTARY_CONFIGS, **ENCODER_CONFIGS, "t5": T5Config}
 # activations a T5 `feed_forward_proj` may name (alone or after "gated-")
 T5_ACTIVATIONS = (*ACTIVATIONS, "silu")
 
@@ -1541,6 +2182,8 @@ def config_from_dict(d: dict) -> Any:
     for old, field in FIELD_NAMES.get(model_type, {}).items():
         if old in d:
             kwargs[field] = d[old]
+    if model_type == "gemma3_text":
+        d = _gemma3_rope_fields(d, kwargs)
     if model_type in ROTARY_CONFIGS and d.get("rope_parameters") is not None:
         rp = d["rope_parameters"]  # transformers v5 keeps rope_theta / rope_type / scaling here
         if not isinstance(rp, dict):
@@ -1562,7 +2205,7 @@ def config_from_dict(d: dict) -> Any:
             )
             if rp.get("rope_type", rp.get("type", "default")) != "default":
                 kwargs["rope_scaling"] = {k: v for k, v in rp.items() if k != "rope_theta"}
-    if model_type == "bert" and "num_labels" in d and "id2label" not in d:
+    if model_type in ENCODER_CONFIGS and "num_labels" in d and "id2label" not in d:
         kwargs["num_labels"] = d["num_labels"]
     try:
         return cls(**kwargs)
@@ -1576,6 +2219,28 @@ def config_from_dict(d: dict) -> Any:
         for field, key in renamed.items():
             msg = msg.replace(f"`{field}`", f"`{key}`")
         raise ValueError(msg) from None
+
+
+def _gemma3_rope_fields(d: dict, kwargs: dict) -> dict:
+    """transformers v5 keeps Gemma 3's rope per layer type (``rope_parameters: {"full_attention":
+    {...}, "sliding_attention": {...}}``): the full one is read as the rope parameters, the
+    sliding one's ``rope_theta`` as ``rope_local_base_freq`` (its type must be default); 4.x's
+    ``sliding_window_pattern`` may also be spelled ``_sliding_window_pattern``."""
+    if "_sliding_window_pattern" in d and "sliding_window_pattern" not in d:
+        kwargs["sliding_window_pattern"] = d["_sliding_window_pattern"]
+    rp = d.get("rope_parameters")
+    if not isinstance(rp, dict) or not ({"full_attention", "sliding_attention"} & set(rp)):
+        return d
+    full, local = rp.get("full_attention") or {}, rp.get("sliding_attention") or {}
+    if not isinstance(full, dict) or not isinstance(local, dict):
+        raise ValueError(f"config field `rope_parameters` must map layer types to objects, got {rp!r}")
+    if local.get("rope_type", local.get("type", "default")) != "default":
+        raise ValueError(
+            f"config field `rope_parameters.sliding_attention` must have rope type 'default', got {local!r}"
+        )
+    if "rope_theta" in local and "rope_local_base_freq" not in d:
+        kwargs["rope_local_base_freq"] = local["rope_theta"]
+    return {**d, "rope_parameters": full}
 
 
 def _read_json(path: str) -> dict:

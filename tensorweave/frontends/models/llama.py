@@ -1,6 +1,6 @@
-"""The rotary decoder family (Llama / SmolLM2, Mistral, Qwen2, Qwen3, Phi-3, Gemma, Gemma 2, OLMo 2,
-Granite, StarCoder2, StableLM, GPT-NeoX, GPT-J, Phi, Mixtral, Qwen2-MoE), written once against
-``xp``; the members differ only in config switches (``config.RotaryConfig``) and parameter names
+"""The rotary decoder family (Llama / SmolLM2, Mistral, Qwen2, Qwen3, Phi-3, Gemma, Gemma 2, Gemma 3,
+OLMo 2, Granite, StarCoder2, StableLM, GPT-NeoX, GPT-J, CodeGen, GPT-Neo, Falcon, BLOOM, Phi, Mixtral,
+Qwen2-MoE), written once against ``xp``; the members differ only in config switches (``config.RotaryConfig``) and parameter names
 (``cfg.names``).
 
 Per layer (sequential residual), with ``s = residual_scale`` (1 except Granite):
@@ -19,8 +19,12 @@ Switches:
 - ``embedding_scale``: ``h = embed[ids] * embedding_scale`` (Gemma: ``sqrt(hidden_size)``,
   Granite: ``embedding_multiplier``);
 - ``qkv_layout``: separate ``q, k, v``; fused (``fused_projections``, Phi-3: ``qkv_proj`` rows
-  ``[q; k; v]``, ``gate_up_proj`` rows ``[gate; up]``); ``interleaved`` (GPT-NeoX: rows
-  ``[q_h; k_h; v_h]`` for each head ``h``);
+  ``[q; k; v]``, ``gate_up_proj`` rows ``[gate; up]``); ``interleaved`` (GPT-NeoX, BLOOM: rows
+  ``[q_h; k_h; v_h]`` for each head ``h``); ``grouped`` (Falcon: per kv head ``g`` the rows of its
+  ``r`` query heads, then ``k_g``, ``v_g``); ``codegen`` (4 blocks of ``[q; v; k]``, see :func:`_qkv`);
+- ``position_kind``: ``rope`` (below), ``learned`` (GPT-Neo: ``h = embed[ids] + pos_embed[pos]``,
+  no rotation) or ``alibi`` (BLOOM: scores ``+ slope_h * key_position``, :func:`alibi_bias`); a
+  non-empty ``embed_norm`` name normalises the embeddings (BLOOM);
 - ``qk_norm`` before rope: ``head_rms`` (Qwen3, RMSNorm over head_dim), ``full_rms`` (OLMo 2,
   RMSNorm over the whole projection before the head split), ``head_layer`` (Phi, one LayerNorm over
   head_dim), ``per_head_layer`` (StableLM, a bias-free LayerNorm per head);
@@ -31,9 +35,11 @@ Switches:
   ``gelu_tanh`` (tanh approximation) or ``gelu`` (erf);
 - ``rope_layout``: ``half`` (below) or ``interleaved`` (GPT-J: dims ``2i`` and ``2i + 1`` rotate
   together by ``angle_i``);
-- ``layer_window(i)``: a sliding window on layer ``i`` (Mistral, Qwen2/3 with
-  ``use_sliding_window``, Phi-3, Gemma 2's sliding layers, StarCoder2, Mixtral): the query at
-  position ``p`` sees key ``j`` only when ``p - window < j <= p``.
+- ``layer_window(i)``: a sliding window on layer ``i`` (Mistral, Qwen2/3 and Qwen2-MoE with
+  ``use_sliding_window``, Phi-3, Gemma 2 / 3's sliding layers, StarCoder2, Mixtral, GPT-Neo's local
+  layers): the query at position ``p`` sees key ``j`` only when ``p - window < j <= p``;
+- ``layer_rope(i)``: ``(theta, rope_scaling)`` of layer ``i`` (Gemma 3's sliding layers use
+  ``rope_local_base_freq`` unscaled); one cos / sin pair is built per distinct value.
 
 Grouped-query attention repeats each key/value head ``heads / kv_heads`` times (head ``j`` uses
 kv head ``j // (heads / kv_heads)``). Rotary embeddings, in float32: ``angle = pos * inv_freq``,
@@ -80,6 +86,8 @@ def parameter_shapes(cfg: RotaryConfig) -> dict[str, tuple]:
     )
     N = cfg.names
     shapes: dict[str, tuple] = {N["embed"] + ".weight": (cfg.vocab_size, d)}
+    if cfg.position_kind == "learned":
+        shapes[N["pos_embed"] + ".weight"] = (cfg.max_position_embeddings, d)
 
     def linear(name: str, out: int, inp: int, bias: bool) -> None:
         shapes[name + ".weight"] = (out, inp)
@@ -92,13 +100,14 @@ def parameter_shapes(cfg: RotaryConfig) -> dict[str, tuple]:
             if bias:
                 shapes[name + ".bias"] = (size,)
 
+    norm(N.get("embed_norm", ""))
     for i in range(cfg.num_hidden_layers):
         p = f"{N['layers']}{i}."
         for slot in ("pre_attn", "post_attn", "pre_mlp", "post_mlp"):
             norm(p + N[slot] if N[slot] else "")
-        if cfg.qkv_layout == "interleaved":
+        if cfg.qkv_layout in ("interleaved", "codegen"):
             linear(p + N["qkv"], 3 * nh * hd, d, cfg.qkv_bias)
-        elif cfg.fused_projections:
+        elif cfg.fused_projections or cfg.qkv_layout == "grouped":
             linear(p + N["qkv"], (nh + 2 * nkv) * hd, d, cfg.qkv_bias)
         else:
             linear(p + N["q"], nh * hd, d, cfg.qkv_bias)
@@ -157,13 +166,35 @@ def _linear(xp: Any, P: Any, name: str, x: Any) -> Any:
     return y + P[name + ".bias"] if name + ".bias" in P else y
 
 
-def _rope_kind(cfg: RotaryConfig) -> tuple[str, dict]:
-    rs = cfg.rope_scaling or {}
-    return rs.get("rope_type", rs.get("type", "default")), rs
+def _rope_kind(cfg: RotaryConfig, layer: int | None = None) -> tuple[str, dict, float]:
+    """``(rope type, rope_scaling dict, theta)`` of ``layer`` (None: the config's own; Gemma 3's
+    sliding layers have their own base and no scaling, ``cfg.layer_rope``)."""
+    theta, rs = cfg.layer_rope(layer) if layer is not None else (cfg.rope_theta, cfg.rope_scaling)
+    rs = rs or {}
+    kind = rs.get("rope_type", rs.get("type", "default"))
+    return ("longrope" if kind == "su" else kind), rs, float(theta)
 
 
-def rope_frequencies(cfg: RotaryConfig) -> tuple[np.ndarray, float]:
-    """``(inv_freq [rotary_dim / 2] float32, attention_factor)`` of the config's rope type.
+def longrope_parameters(cfg: RotaryConfig, rs: dict) -> tuple[float, float]:
+    """``(L, attention_factor)`` of a ``longrope`` dict: ``L = original_max_position_embeddings``
+    (the dict's, else the config's field, else ``max_position_embeddings``); the factor is the
+    dict's ``attention_factor``, else ``sqrt(1 + ln(s) / ln(L))`` for ``s > 1`` (1 otherwise) with
+    ``s = factor``, or ``max_position_embeddings / L`` without one."""
+    old = rs.get("original_max_position_embeddings")
+    if old is None:
+        old = getattr(cfg, "original_max_position_embeddings", None) or cfg.max_position_embeddings
+    attention = rs.get("attention_factor")
+    if attention is None:
+        s = rs.get("factor") or cfg.max_position_embeddings / old
+        attention = math.sqrt(1 + math.log(s) / math.log(old)) if s > 1 else 1.0
+    return float(old), float(attention)
+
+
+def rope_frequencies(
+    cfg: RotaryConfig, layer: int | None = None, long: bool = False
+) -> tuple[np.ndarray, float]:
+    """``(inv_freq [rotary_dim / 2] float32, attention_factor)`` of the rope type of ``layer``
+    (None: the config's ``rope_theta`` / ``rope_scaling``; see ``cfg.layer_rope``).
 
     With ``dim = rotary_dim``, ``theta = rope_theta``, ``base_k = theta ** (2k / dim)`` and the
     plain ``inv_freq_k = 1 / base_k`` (type ``default``; also ``dynamic`` here, whose runtime
@@ -181,14 +212,20 @@ def rope_frequencies(cfg: RotaryConfig) -> tuple[np.ndarray, float]:
       ``[0, dim - 1]``; ``hi += 0.001`` when equal); ``inv_freq = inv_freq / factor * r +
       inv_freq * (1 - r)``, and ``attention_factor`` (default ``m(factor, mscale) /
       m(factor, mscale_all_dim)`` when both are given, else ``m(factor, 1)``, with
-      ``m(s, a) = 0.1 a ln(s) + 1`` for ``s > 1``, else 1) multiplies cos and sin."""
+      ``m(s, a) = 0.1 a ln(s) + 1`` for ``s > 1``, else 1) multiplies cos and sin;
+    - ``longrope`` (alias ``su``): ``inv_freq_k = 1 / (e_k * base_k)`` with ``e = short_factor``
+      (``long_factor`` when ``long``; :func:`rotary` picks at run time) and the attention factor
+      of :func:`longrope_parameters`."""
     dim = cfg.rotary_dim
-    base = float(cfg.rope_theta)
+    kind, rs, base = _rope_kind(cfg, layer)
     exponents = np.arange(0, dim, 2, dtype=np.int64).astype(np.float32) / np.float32(dim)
     inv = (np.float32(1.0) / np.power(np.float32(base), exponents)).astype(np.float32)
-    kind, rs = _rope_kind(cfg)
     if kind in ("default", "dynamic"):
         return inv, 1.0
+    if kind == "longrope":
+        ext = np.asarray(rs["long_factor" if long else "short_factor"], dtype=np.float32)
+        powers = np.power(np.float32(base), exponents).astype(np.float32)
+        return (np.float32(1.0) / (ext * powers)).astype(np.float32), longrope_parameters(cfg, rs)[1]
     factor = float(rs["factor"])
     if kind == "linear":
         return (inv / np.float32(factor)).astype(np.float32), 1.0
@@ -227,22 +264,31 @@ def rope_frequencies(cfg: RotaryConfig) -> tuple[np.ndarray, float]:
     return (inv_scaled * (1 - keep) + inv * keep).astype(np.float32), float(attention)
 
 
-def rotary(xp: Any, cfg: RotaryConfig, position_ids: Any) -> tuple[Any, Any]:
-    """``cos, sin`` of shape ``[b, 1, s, rotary_dim]`` (float32) for ``position_ids [b, s]``.
+def rotary(xp: Any, cfg: RotaryConfig, position_ids: Any, layer: int | None = None) -> tuple[Any, Any]:
+    """``cos, sin`` of shape ``[b, 1, s, rotary_dim]`` (float32) for ``position_ids [b, s]`` (the
+    rope of ``layer``; None: the config's).
 
     ``dynamic`` (NTK) scaling computes its frequencies at run time from ``n = max(position_ids) +
     1``: when ``n > M = max_position_embeddings`` the base becomes ``theta * (factor * n / M -
     (factor - 1)) ** (dim / (dim - 2))``, otherwise it is ``theta`` (Hugging Face updates its
-    frequencies the same way for each call's positions)."""
-    inv, attention = rope_frequencies(cfg)
-    kind, rs = _rope_kind(cfg)
+    frequencies the same way for each call's positions). ``longrope`` uses ``long_factor`` when
+    ``n > original_max_position_embeddings``, else ``short_factor`` (chosen per call, as Hugging
+    Face does; its Phi-3 ``generate`` recomputes the cache when a sequence first crosses the
+    length, a step-wise cache here keeps the keys computed before)."""
+    inv, attention = rope_frequencies(cfg, layer)
+    kind, rs, theta = _rope_kind(cfg, layer)
     pos = xp.astype(position_ids, xp.float32)
-    if kind == "dynamic":
+    if kind == "longrope":
+        long_inv = rope_frequencies(cfg, layer, long=True)[0]
+        n = xp.max(pos) + 1.0
+        use_long = n > longrope_parameters(cfg, rs)[0]
+        inv_freq = xp.where(use_long, xp.asarray(long_inv), xp.asarray(inv))
+    elif kind == "dynamic":
         dim, m = cfg.rotary_dim, float(cfg.max_position_embeddings)
         factor = float(rs["factor"])
         n = xp.maximum(xp.max(pos) + 1.0, xp.asarray(m, dtype=xp.float32))
         ratio = xp.maximum(factor * n / m - (factor - 1.0), xp.asarray(1.0, dtype=xp.float32))
-        base = float(cfg.rope_theta) * ratio ** (dim / (dim - 2))
+        base = theta * ratio ** (dim / (dim - 2))
         exponents = xp.asarray(np.arange(0, dim, 2, dtype=np.float32) / np.float32(dim))
         inv_freq = 1.0 / xp.pow(base, exponents)
     else:
@@ -277,24 +323,89 @@ def apply_rope(xp: Any, x: Any, cos: Any, sin: Any, rotary_dim: int, layout: str
     return out if rotary_dim == x.shape[-1] else xp.concat([out, x[..., rotary_dim:]], axis=-1)
 
 
+def _rms(xp: Any, cfg: RotaryConfig, w: Any, x: Any) -> Any:
+    """RMSNorm with weight ``norm_offset + w``."""
+    return xp.rms_norm(x, w + cfg.norm_offset if cfg.norm_offset else w, eps=cfg.norm_eps)
+
+
 def _norm(xp: Any, cfg: RotaryConfig, P: Any, name: str, x: Any) -> Any:
     """The norm ``name``: RMSNorm with weight ``norm_offset + w``, or LayerNorm with bias."""
     w = P[name + ".weight"]
     if cfg.norm_kind == "layer":
         return xp.layer_norm(x, w, P[name + ".bias"], eps=cfg.norm_eps)
-    return xp.rms_norm(x, w + cfg.norm_offset if cfg.norm_offset else w, eps=cfg.norm_eps)
+    return _rms(xp, cfg, w, x)
+
+
+def alibi_slopes(heads: int) -> np.ndarray:
+    """ALiBi's per-head slopes (float32): with ``n = 2 ** floor(log2(heads))``, head ``h < n`` has
+    ``(2 ** (-8 / n)) ** (h + 1)``; the remaining ``heads - n`` heads take the odd powers
+    ``1, 3, 5, ...`` of ``2 ** (-8 / (2 n))``."""
+    n = 2 ** math.floor(math.log2(heads))
+    base = np.float32(2.0 ** (-(2.0 ** -(math.log2(n) - 3))))
+    slopes = np.power(base, np.arange(1, n + 1, dtype=np.float32))
+    if n != heads:
+        extra = np.float32(2.0 ** (-(2.0 ** -(math.log2(2 * n) - 3))))
+        odd = np.arange(1, 1 + 2 * min(n, heads - n), 2, dtype=np.float32)
+        slopes = np.concatenate([slopes, np.power(extra, odd)])
+    return slopes.astype(np.float32)
+
+
+def _bfloat16(x: np.ndarray) -> np.ndarray:
+    """``x`` (float32) rounded to the nearest bfloat16 (ties to even), returned as float32."""
+    u = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    u = (u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000
+    return u.astype(np.uint32).view(np.float32)
+
+
+def alibi_bias(xp: Any, cfg: RotaryConfig, attention_mask: Any) -> Any:
+    """The additive score bias ``[b, heads, 1, T]`` of ALiBi: ``slope_h * pos_j`` with the key
+    position ``pos_j = (cumsum(mask)_j - 1) * mask_j`` counted over real keys only (so a
+    left-padded row starts at 0); softmax ignores the per-query constant this leaves out.
+
+    With ``cfg.alibi_bfloat16`` (Falcon) the bias is ``bf16(bf16(slope_h) * pos_j) /
+    sqrt(head_dim)`` (``bf16``: rounding to bfloat16, as Hugging Face's Falcon computes it), read
+    from a ``[max_position_embeddings, heads]`` table built at trace time (positions clipped to it)."""
+    slopes = alibi_slopes(cfg.num_attention_heads)
+    if not getattr(cfg, "alibi_bfloat16", False):
+        m = xp.astype(attention_mask, xp.float32)
+        pos = (xp.cumulative_sum(m, axis=-1) - 1.0) * m
+        return xp.asarray(slopes)[None, :, None, None] * pos[:, None, None, :]
+    n = cfg.max_position_embeddings
+    table = _bfloat16(np.arange(n, dtype=np.float32)[:, None] * _bfloat16(slopes)[None, :])
+    table = (table / np.float32(math.sqrt(cfg.head_dim))).astype(np.float32)
+    m = xp.astype(attention_mask, xp.int64)
+    pos = xp.clip((xp.cumulative_sum(m, axis=-1) - 1) * m, 0, n - 1)
+    bias = xp.take(xp.asarray(table), pos, axis=0)  # [b, T, heads]
+    return xp.permute_dims(bias, (0, 2, 1))[:, :, None, :]
 
 
 def _qkv(xp: Any, P: Any, cfg: RotaryConfig, p: str, x: Any) -> tuple[Any, Any, Any]:
     """``q [b, nh, s, hd]``, ``k, v [b, nkv, s, hd]`` before rope: separate projections, one fused
-    ``qkv_proj`` split in row order q, k, v, or (``interleaved``) one projection whose rows are
-    ``[q_h; k_h; v_h]`` per head; then the ``qk_norm``."""
+    ``qkv_proj`` split in row order q, k, v, or one fused projection whose rows are
+    ``[q_h; k_h; v_h]`` per head (``interleaved``), ``[q_{g r} .. q_{g r + r - 1}; k_g; v_g]`` per
+    kv head ``g`` with ``r = nh / nkv`` (``grouped``, Falcon), or 4 blocks of ``[q; v; k]`` rows
+    (``hidden / 4`` each, covering heads ``nh / 4`` at a time; ``codegen``); then the ``qk_norm``."""
     N, hd, nh, nkv = cfg.names, cfg.head_dim, cfg.num_attention_heads, cfg.num_key_value_heads
-    if cfg.qkv_layout == "interleaved":
+    if cfg.qkv_layout in ("interleaved", "grouped"):
         y = _linear(xp, P, p + N["qkv"], x)
         b, s = y.shape[0], y.shape[1]
-        y = xp.permute_dims(xp.reshape(y, (b, s, nh, 3 * hd)), (0, 2, 1, 3))
-        q, k, v = y[..., :hd], y[..., hd : 2 * hd], y[..., 2 * hd :]
+        r = nh // nkv if cfg.qkv_layout == "grouped" else 1
+        groups = nkv if cfg.qkv_layout == "grouped" else nh
+        y = xp.permute_dims(xp.reshape(y, (b, s, groups, (r + 2) * hd)), (0, 2, 1, 3))  # [b, g, s, .]
+        q, k, v = y[..., : r * hd], y[..., r * hd : (r + 1) * hd], y[..., (r + 1) * hd :]
+        if r > 1:  # [b, g, s, r * hd] -> [b, g * r, s, hd] (query head g * r + j)
+            q = xp.reshape(
+                xp.permute_dims(xp.reshape(q, (b, groups, s, r, hd)), (0, 1, 3, 2, 4)), (b, nh, s, hd)
+            )
+    elif cfg.qkv_layout == "codegen":
+        y = _linear(xp, P, p + N["qkv"], x)
+        b, s = y.shape[0], y.shape[1]
+        local = nh * hd // 4
+        y = xp.reshape(y, (b, s, 4, 3 * local))
+        q, v, k = (
+            split_heads(xp.reshape(y[..., i * local : (i + 1) * local], (b, s, 4 * local)), nh, hd)
+            for i in range(3)
+        )
     else:
         if cfg.fused_projections:
             nq, nk = nh * hd, nkv * hd
@@ -306,9 +417,9 @@ def _qkv(xp: Any, P: Any, cfg: RotaryConfig, p: str, x: Any) -> tuple[Any, Any, 
             q = xp.rms_norm(q, P[p + N["q_norm"] + ".weight"], eps=cfg.norm_eps)
             k = xp.rms_norm(k, P[p + N["k_norm"] + ".weight"], eps=cfg.norm_eps)
         q, k, v = split_heads(q, nh, hd), split_heads(k, nkv, hd), split_heads(v, nkv, hd)
-    if cfg.qk_norm == "head_rms":
-        q = xp.rms_norm(q, P[p + N["q_norm"] + ".weight"], eps=cfg.norm_eps)
-        k = xp.rms_norm(k, P[p + N["k_norm"] + ".weight"], eps=cfg.norm_eps)
+    if cfg.qk_norm == "head_rms":  # with the config's norm_offset (Gemma 3: 1 + w)
+        q = _rms(xp, cfg, P[p + N["q_norm"] + ".weight"], q)
+        k = _rms(xp, cfg, P[p + N["k_norm"] + ".weight"], k)
     elif cfg.qk_norm == "head_layer":
         q = _norm(xp, cfg, P, p + N["q_norm"], q)
         k = _norm(xp, cfg, P, p + N["k_norm"], k)
@@ -383,14 +494,26 @@ def _moe(xp: Any, P: Any, cfg: Any, p: str, x: Any) -> Any:
 
 
 def _attention(
-    xp: Any, P: Any, cfg: RotaryConfig, i: int, x: Any, cos: Any, sin: Any, mask: Any, cache: Any, offset: Any
+    xp: Any,
+    P: Any,
+    cfg: RotaryConfig,
+    i: int,
+    x: Any,
+    rope: Any,
+    mask: Any,
+    cache: Any,
+    offset: Any,
+    bias: Any = None,
 ) -> tuple[Any, Any]:
-    """``o_proj(attend(rope(q), rope(k), v))`` of layer ``i`` and the updated cache."""
+    """``o_proj(attend(rope(q), rope(k), v))`` of layer ``i`` and the updated cache; ``rope`` is
+    ``(cos, sin)`` or None (no rotary: learned positions, ALiBi's additive ``bias``)."""
     N, nh, nkv = cfg.names, cfg.num_attention_heads, cfg.num_key_value_heads
     p = f"{N['layers']}{i}."
     q, k, v = _qkv(xp, P, cfg, p, x)
-    rd, layout = cfg.rotary_dim, cfg.rope_layout
-    q, k = apply_rope(xp, q, cos, sin, rd, layout), apply_rope(xp, k, cos, sin, rd, layout)
+    if rope is not None:
+        cos, sin = rope
+        rd, layout = cfg.rotary_dim, cfg.rope_layout
+        q, k = apply_rope(xp, q, cos, sin, rd, layout), apply_rope(xp, k, cos, sin, rd, layout)
     keys, values, cache = update_cache(cache, i, k, v, offset)
     if nh != nkv:
         keys = xp.repeat(keys, nh // nkv, axis=1)
@@ -404,6 +527,7 @@ def _attention(
         cfg.attention_scale,
         window=cfg.layer_window(i),
         softcap=cfg.attn_softcap,
+        bias=bias,
     )
     return _linear(xp, P, p + N["o"], merge_heads(a)), cache
 
@@ -427,8 +551,22 @@ def forward(
     h = xp.take(P[N["embed"] + ".weight"], input_ids, axis=0)
     if cfg.embedding_scale != 1.0:
         h = h * cfg.embedding_scale
-    cos, sin = rotary(xp, cfg, position_ids)
-    cos, sin = xp.astype(cos, h.dtype), xp.astype(sin, h.dtype)
+    if cfg.position_kind == "learned":
+        h = h + xp.take(P[N["pos_embed"] + ".weight"], position_ids, axis=0)
+    if N.get("embed_norm"):
+        h = _norm(xp, cfg, P, N["embed_norm"], h)
+    bias = alibi_bias(xp, cfg, attention_mask) if cfg.position_kind == "alibi" else None
+    ropes: dict[str, Any] = {}  # one cos / sin pair per distinct layer rope (Gemma 3: local, global)
+
+    def layer_rope(i: int) -> Any:
+        if cfg.position_kind != "rope":
+            return None
+        key = repr(cfg.layer_rope(i))
+        if key not in ropes:
+            cos, sin = rotary(xp, cfg, position_ids, i)
+            ropes[key] = (xp.astype(cos, h.dtype), xp.astype(sin, h.dtype))
+        return ropes[key]
+
     rs = cfg.residual_scale
 
     def scaled(y: Any) -> Any:
@@ -438,7 +576,7 @@ def forward(
     for i in range(cfg.num_hidden_layers):
         p = f"{N['layers']}{i}."
         x = _norm(xp, cfg, P, p + N["pre_attn"], h) if N["pre_attn"] else h
-        a, cache = _attention(xp, P, cfg, i, x, cos, sin, attention_mask, cache, offset)
+        a, cache = _attention(xp, P, cfg, i, x, layer_rope(i), attention_mask, cache, offset, bias)
         if N["post_attn"]:
             a = _norm(xp, cfg, P, p + N["post_attn"], a)
         if cfg.parallel_residual:

@@ -72,6 +72,15 @@ _CHECKPOINT_FRAMEWORKS = (
 BACKEND_FRAMEWORKS = ("numpy", "torch", "tensorflow", "jax", "onnx")
 
 
+class PoolerlessBertOnnxConfig(BertOnnxConfig):
+    """BERT's signature for the encoder types without a pooler (distilbert, electra): ``default``
+    outputs only ``last_hidden_state``."""
+
+    @property
+    def outputs(self) -> Any:
+        return OnnxConfig.outputs.fget(self)  # type: ignore[attr-defined]
+
+
 def supported_features_mapping(*supported_features: str, onnx_config_cls: Any = None) -> dict[str, Callable]:
     """feature -> constructor: ``cls.with_past`` for ``-with-past`` features, else ``cls.from_model_config``."""
     if onnx_config_cls is None:
@@ -103,6 +112,48 @@ class FeaturesManager:
             "token-classification",
             "question-answering",
             onnx_config_cls=BertOnnxConfig,
+        ),
+        # the encoder family (bert.py), with the features Transformers 4.37 lists for each type
+        **{
+            model_type: supported_features_mapping(
+                "default",
+                "masked-lm",
+                "causal-lm",
+                "sequence-classification",
+                "multiple-choice",
+                "token-classification",
+                "question-answering",
+                onnx_config_cls=BertOnnxConfig,
+            )
+            for model_type in ("roberta", "xlm-roberta", "camembert")
+        },
+        "data2vec-text": supported_features_mapping(
+            "default",
+            "masked-lm",
+            "sequence-classification",
+            "multiple-choice",
+            "token-classification",
+            "question-answering",
+            onnx_config_cls=BertOnnxConfig,
+        ),
+        "distilbert": supported_features_mapping(
+            "default",
+            "masked-lm",
+            "sequence-classification",
+            "multiple-choice",
+            "token-classification",
+            "question-answering",
+            onnx_config_cls=PoolerlessBertOnnxConfig,
+        ),
+        "electra": supported_features_mapping(
+            "default",
+            "masked-lm",
+            "causal-lm",
+            "sequence-classification",
+            "multiple-choice",
+            "token-classification",
+            "question-answering",
+            onnx_config_cls=PoolerlessBertOnnxConfig,
         ),
         "gpt2": supported_features_mapping(
             "default",
@@ -139,6 +190,11 @@ class FeaturesManager:
                 "phi",
                 "mixtral",
                 "qwen2-moe",  # model_type qwen2_moe
+                "gemma3-text",  # model_type gemma3_text
+                "codegen",
+                "gpt-neo",  # model_type gpt_neo
+                "falcon",
+                "bloom",
             )
         },
         "t5": supported_features_mapping(
