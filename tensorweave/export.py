@@ -754,6 +754,13 @@ def _generation_config_dict(model: Any) -> dict:
     return out
 
 
+#: model types onnxruntime-genai runs with its generic decoder (input ids, attention mask and the
+#: past in, logits and the present out). Any other type is written as "llama", the same generic
+#: decoder: tensorweave's graphs compute positions from the attention mask inside, so no type needs
+#: genai's special inputs (its "gpt2" type, for one, asks for position ids our export does not take).
+GENAI_GENERIC_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3", "phi3", "gemma", "gemma2", "granite"})
+
+
 def genai_config_dict(model: Any, onnx_config: OnnxConfig, filename: str) -> dict:
     """onnxruntime-genai's ``genai_config.json`` for a decoder exported with past: the decoder's
     file, sizes, and the input/output names of :class:`OnnxConfigWithPast`
@@ -791,7 +798,7 @@ def genai_config_dict(model: Any, onnx_config: OnnxConfig, filename: str) -> dic
             },
             "eos_token_id": eos,
             "pad_token_id": pad if pad is not None else (eos[0] if isinstance(eos, list) else eos),
-            "type": model.model_type,
+            "type": model.model_type if model.model_type in GENAI_GENERIC_TYPES else "llama",
             "vocab_size": int(cfg.vocab_size),
         },
         "search": {

@@ -279,16 +279,20 @@ def test_export_folder_is_optimum_style_and_reads_back(tmp_path):
         read_export_folder(out)
 
 
-def test_onnxruntime_genai_runs_the_exported_folder(tmp_path):
+@pytest.mark.parametrize("kind", ["llama", "gpt2"])
+def test_onnxruntime_genai_runs_the_exported_folder(tmp_path, kind):
+    """genai runs the folder with tw.generate's tokens; a type genai would treat specially (its gpt2
+    type wants position ids) is written as its generic decoder."""
     try:
         import onnxruntime_genai as og
     except ImportError:  # installed by make test; required in CI
         if IN_CI:
             raise
         pytest.skip("onnxruntime-genai is not installed: pip install onnxruntime-genai")
-    model = random_model(llama_config(), seed=3, scale=0.5)
-    out = tmp_path / "llama"
+    model = random_model(llama_config() if kind == "llama" else gpt2_config(), seed=3, scale=0.5)
+    out = tmp_path / kind
     tw.export(model, "text-generation-with-past", "onnx", out)
+    assert json.loads((out / "genai_config.json").read_text())["model"]["type"] == "llama"
     prompt = [3, 7, 11, 5]
     want = np.asarray(
         tw.generate(model, np.array([prompt]), max_new_tokens=8, do_sample=False, backend="numpy")
