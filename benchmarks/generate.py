@@ -199,24 +199,30 @@ def run_genai(model, ids, new: int, repeats: int) -> tuple[np.ndarray, float, fl
     return seq, first, steady
 
 
+def peer_row(name: str, label: str, run, hf_ref, hf_tps: float, roof: float, rows: list) -> None:
+    """Run a greedy peer (``run() -> (sequence, first s, steady s)``), print its line and add its row;
+    a failure is printed and skipped."""
+    try:
+        out, first, steady = run()
+    except Exception as exc:  # report and go on
+        print(f"  greedy {label:14s} FAILED: {type(exc).__name__}: {str(exc)[:200]}")
+        return
+    tps = NEW / steady
+    same = out.shape == hf_ref.shape and bool(np.array_equal(out, hf_ref))
+    print(
+        f"  greedy {label:14s} {tps:8.1f} tok/s   (first call {first:6.2f} s)   x{tps / hf_tps:5.2f} vs "
+        f"transformers   {100 * tps / roof:5.1f}% of fp32 roofline   tokens {'identical' if same else 'DIFFER'}"
+    )
+    rows.append((name, "greedy", label, tps, tps / hf_tps, first - steady, same, tps / roof))
+
+
 def genai_rows(model, name: str, ids, hf_ref, hf_tps: float, roof: float, repeats: int, rows: list) -> None:
     import importlib.util
 
     if importlib.util.find_spec("onnxruntime_genai") is None:
         print("  greedy ort-genai      skipped: onnxruntime-genai is not installed (make test installs it)")
         return
-    try:
-        out, first, steady = run_genai(model, ids, NEW, repeats)
-    except Exception as exc:  # report and go on
-        print(f"  greedy ort-genai       FAILED: {type(exc).__name__}: {str(exc)[:200]}")
-        return
-    tps = NEW / steady
-    same = out.shape == hf_ref.shape and bool(np.array_equal(out, hf_ref))
-    print(
-        f"  greedy ort-genai       {tps:8.1f} tok/s   (first call {first:6.2f} s)   x{tps / hf_tps:5.2f} vs "
-        f"transformers   {100 * tps / roof:5.1f}% of fp32 roofline   tokens {'identical' if same else 'DIFFER'}"
-    )
-    rows.append((name, "greedy", "ort-genai", tps, tps / hf_tps, first - steady, same, tps / roof))
+    peer_row(name, "ort-genai", lambda: run_genai(model, ids, NEW, repeats), hf_ref, hf_tps, roof, rows)
 
 
 def f32_gguf(src: str, dst: str) -> str:
@@ -246,18 +252,9 @@ def llama_cpp_rows(ids, hf_ref, hf_tps: float, roof: float, repeats: int, rows: 
     q41 = packaged_path("smollm2")
     f32 = f32_gguf(q41, os.path.join(tempfile.gettempdir(), "smollm2-f32.gguf"))
     for label, path in (("llama.cpp Q4_1", q41), ("llama.cpp F32", f32)):
-        try:
-            out, first, steady = run_llama_cpp(path, ids, NEW, repeats)
-        except Exception as exc:  # report and go on
-            print(f"  greedy {label:14s} FAILED: {type(exc).__name__}: {str(exc)[:200]}")
-            continue
-        tps = NEW / steady
-        same = out.shape == hf_ref.shape and bool(np.array_equal(out, hf_ref))
-        print(
-            f"  greedy {label:14s} {tps:8.1f} tok/s   (first call {first:6.2f} s)   x{tps / hf_tps:5.2f} vs "
-            f"transformers   {100 * tps / roof:5.1f}% of fp32 roofline   tokens {'identical' if same else 'DIFFER'}"
+        peer_row(
+            "smollm2", label, lambda p=path: run_llama_cpp(p, ids, NEW, repeats), hf_ref, hf_tps, roof, rows
         )
-        rows.append(("smollm2", "greedy", label, tps, tps / hf_tps, first - steady, same, tps / roof))
 
 
 def reprompt_seconds(model, backend: str, vocab: int) -> float:

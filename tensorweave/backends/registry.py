@@ -31,6 +31,9 @@ REQUIRES = {
 }
 EXTRA = {"numpy": None, "torch": "torch", "tensorflow": "tensorflow", "jax": "jax", "onnx": "onnx"}
 MODULE = {"numpy": "numpy", "torch": "torch", "tensorflow": "tensorflow", "jax": "jax", "onnx": "onnx"}
+#: backends whose lowered programs compile once per concrete input shape (``jax.jit``); the others
+#: run symbolic dims without recompiling (generation buckets prompt lengths for these)
+SHAPE_SPECIALISING = frozenset({"jax"})
 ALIASES = {
     "tf": "tensorflow",
     "pytorch": "torch",

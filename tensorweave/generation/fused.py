@@ -8,7 +8,7 @@ read the prompt length or ``max_length`` get them as traced values, ``run_time_l
 ``sequence + cap`` positions, ``cap`` the smallest power of two >= ``max(MIN_CAP, max_new_tokens)``,
 and the loop stops at ``sequence + max_new_tokens``. A new prompt, or a new ``max_new_tokens`` up
 to the cap, reuses the compiled program. A backend that compiles per concrete shape (``jax.jit``:
-``SHAPE_SPECIALISING``) gets the prompt left-padded to a power of two (at least ``MIN_PROMPT``;
+``backends.registry.SHAPE_SPECIALISING``) gets the prompt left-padded to a power of two (at least ``MIN_PROMPT``;
 mask 0, so positions and attention are those of the unpadded prompt) and the padding columns
 removed from the result: one compile per prompt bucket — only when padding cannot change the
 result: not when sampling (the random stream folds in the position) and only with processors
@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backends import registry
 from ..frontends.generation import logits_process as lp
 from ..frontends.generation.beam_search import dim_scalar
 from ..frontends.generation.contrastive import decode_contrastive
@@ -38,8 +39,6 @@ from .programs import PROGRAMS, Backend
 
 #: the smallest new-token buffer of an any-prompt program
 MIN_CAP = 64
-#: backends whose programs compile once per concrete input shape: prompts are bucketed for them
-SHAPE_SPECIALISING = frozenset({"jax"})
 #: the smallest prompt bucket on those backends
 MIN_PROMPT = 64
 #: processors whose result left padding of the prompt cannot change (they count from the prompt's
@@ -170,7 +169,7 @@ def run_fused(
         new = np.asarray(int(plan.max_length) - int(plan.prompt_len), np.int64)
         # sampling folds the position into its key, so padding would move the random stream: no bucket
         bucketed = (
-            backend.name in SHAPE_SPECIALISING
+            backend.name in registry.SHAPE_SPECIALISING
             and not plan.do_sample
             and all(isinstance(p, PADDING_SAFE) for p in plan.processors)
         )

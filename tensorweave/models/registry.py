@@ -27,11 +27,9 @@ from typing import Any, Callable, Iterable
 
 from ..frontends.models import ARCHITECTURES, CONFIGS, DECODERS, FORWARD, PARAMETER_SHAPES
 from ..frontends.onnx.config import OnnxConfig, OnnxConfigWithPast
-from ..frontends.onnx.features import FeaturesManager
+from ..frontends.onnx.features import DECODER_FEATURES, FeaturesManager
 from ..frontends.onnx.models import LlamaOnnxConfig
 
-#: the export features a registered decoder supports (what ``tw.export`` traces for any decoder)
-DECODER_FEATURES = ("default", "default-with-past", "causal-lm", "causal-lm-with-past")
 #: the config attributes the generic machinery reads (static KV cache, export signature, limits)
 CONFIG_FIELDS = (
     "model_type",

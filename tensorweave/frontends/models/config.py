@@ -469,9 +469,7 @@ class RotaryConfig(_ConfigMixin):
         """The output projection has a bias."""
         return False
 
-    @property
-    def mlp_has_bias(self) -> bool:
-        return False
+    mlp_has_bias = False
 
     @property
     def rotary_dim(self) -> int:
@@ -646,9 +644,7 @@ class Qwen2Config(RotaryConfig):
         _nonnegative("max_window_layers", self.max_window_layers)
         _check_layer_types(self)
 
-    @property
-    def qkv_bias(self) -> bool:
-        return True
+    qkv_bias = True
 
     def layer_window(self, layer: int) -> int | None:
         if not self.use_sliding_window or self.sliding_window is None:
@@ -1065,9 +1061,7 @@ class GPTNeoXConfig(RotaryConfig):
     def o_bias(self) -> bool:
         return self.attention_bias
 
-    @property
-    def mlp_has_bias(self) -> bool:
-        return True
+    mlp_has_bias = True
 
     @property
     def parallel_residual(self) -> bool:
@@ -1142,17 +1136,11 @@ class GPTJConfig(RotaryConfig):
     def norm_eps(self) -> float:
         return self.layer_norm_eps
 
-    @property
-    def mlp_has_bias(self) -> bool:
-        return True
+    mlp_has_bias = True
 
-    @property
-    def parallel_residual(self) -> bool:
-        return True
+    parallel_residual = True
 
-    @property
-    def head_bias(self) -> bool:
-        return True
+    head_bias = True
 
 
 @dataclass
@@ -1203,25 +1191,15 @@ class PhiConfig(RotaryConfig):
     def norm_eps(self) -> float:
         return self.layer_norm_eps
 
-    @property
-    def qkv_bias(self) -> bool:
-        return True
+    qkv_bias = True
 
-    @property
-    def o_bias(self) -> bool:
-        return True
+    o_bias = True
 
-    @property
-    def mlp_has_bias(self) -> bool:
-        return True
+    mlp_has_bias = True
 
-    @property
-    def parallel_residual(self) -> bool:
-        return True
+    parallel_residual = True
 
-    @property
-    def head_bias(self) -> bool:
-        return True
+    head_bias = True
 
 
 @dataclass
@@ -1524,21 +1502,15 @@ class GPTNeoConfig(RotaryConfig):
     def norm_eps(self) -> float:
         return self.layer_norm_eps
 
-    @property
-    def o_bias(self) -> bool:
-        return True
+    o_bias = True
 
-    @property
-    def mlp_has_bias(self) -> bool:
-        return True
+    mlp_has_bias = True
 
     @property
     def mlp_activation(self) -> str:
         return {"silu": "silu", "gelu": "gelu"}.get(self.hidden_act, "gelu_tanh")
 
-    @property
-    def attention_scale(self) -> float:
-        return 1.0
+    attention_scale = 1.0
 
     def layer_window(self, layer: int) -> int | None:
         return self.window_size if self.attention_layers[layer] == "local" else None
@@ -1744,17 +1716,11 @@ class BloomConfig(RotaryConfig):
     def norm_eps(self) -> float:
         return self.layer_norm_eps
 
-    @property
-    def qkv_bias(self) -> bool:
-        return True
+    qkv_bias = True
 
-    @property
-    def o_bias(self) -> bool:
-        return True
+    o_bias = True
 
-    @property
-    def mlp_has_bias(self) -> bool:
-        return True
+    mlp_has_bias = True
 
 
 BERT_HEADS = (

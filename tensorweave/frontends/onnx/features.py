@@ -95,6 +95,22 @@ def supported_features_mapping(*supported_features: str, onnx_config_cls: Any = 
     return mapping
 
 
+#: the features of a decoder-only type without task heads (the rotary family, registered types)
+DECODER_FEATURES = ("default", "default-with-past", "causal-lm", "causal-lm-with-past")
+#: the features Transformers 4.37 lists for BERT-like encoders (with its causal-lm head)
+ENCODER_FEATURES = (
+    "default",
+    "masked-lm",
+    "causal-lm",
+    "sequence-classification",
+    "multiple-choice",
+    "token-classification",
+    "question-answering",
+)
+#: the same without causal-lm (the types 4.37 lists without it)
+ENCODER_FEATURES_NO_CLM = tuple(f for f in ENCODER_FEATURES if f != "causal-lm")
+
+
 class FeaturesManager:
     """Which features each model type exports, the config constructor for each, and framework choice."""
 
@@ -103,58 +119,17 @@ class FeaturesManager:
     _TASKS_TO_AUTOMODELS: dict[str, Any] = {}
     _TASKS_TO_TF_AUTOMODELS: dict[str, Any] = {}
     _SUPPORTED_MODEL_TYPE = {
-        "bert": supported_features_mapping(
-            "default",
-            "masked-lm",
-            "causal-lm",
-            "sequence-classification",
-            "multiple-choice",
-            "token-classification",
-            "question-answering",
-            onnx_config_cls=BertOnnxConfig,
-        ),
+        "bert": supported_features_mapping(*ENCODER_FEATURES, onnx_config_cls=BertOnnxConfig),
         # the encoder family (bert.py), with the features Transformers 4.37 lists for each type
         **{
-            model_type: supported_features_mapping(
-                "default",
-                "masked-lm",
-                "causal-lm",
-                "sequence-classification",
-                "multiple-choice",
-                "token-classification",
-                "question-answering",
-                onnx_config_cls=BertOnnxConfig,
-            )
+            model_type: supported_features_mapping(*ENCODER_FEATURES, onnx_config_cls=BertOnnxConfig)
             for model_type in ("roberta", "xlm-roberta", "camembert")
         },
-        "data2vec-text": supported_features_mapping(
-            "default",
-            "masked-lm",
-            "sequence-classification",
-            "multiple-choice",
-            "token-classification",
-            "question-answering",
-            onnx_config_cls=BertOnnxConfig,
-        ),
+        "data2vec-text": supported_features_mapping(*ENCODER_FEATURES_NO_CLM, onnx_config_cls=BertOnnxConfig),
         "distilbert": supported_features_mapping(
-            "default",
-            "masked-lm",
-            "sequence-classification",
-            "multiple-choice",
-            "token-classification",
-            "question-answering",
-            onnx_config_cls=PoolerlessBertOnnxConfig,
+            *ENCODER_FEATURES_NO_CLM, onnx_config_cls=PoolerlessBertOnnxConfig
         ),
-        "electra": supported_features_mapping(
-            "default",
-            "masked-lm",
-            "causal-lm",
-            "sequence-classification",
-            "multiple-choice",
-            "token-classification",
-            "question-answering",
-            onnx_config_cls=PoolerlessBertOnnxConfig,
-        ),
+        "electra": supported_features_mapping(*ENCODER_FEATURES, onnx_config_cls=PoolerlessBertOnnxConfig),
         "gpt2": supported_features_mapping(
             "default",
             "default-with-past",
@@ -166,13 +141,7 @@ class FeaturesManager:
         ),
         # the rotary decoder family shares Llama's signature (grouped-query past, head_dim)
         **{
-            model_type: supported_features_mapping(
-                "default",
-                "default-with-past",
-                "causal-lm",
-                "causal-lm-with-past",
-                onnx_config_cls=LlamaOnnxConfig,
-            )
+            model_type: supported_features_mapping(*DECODER_FEATURES, onnx_config_cls=LlamaOnnxConfig)
             for model_type in (
                 "llama",
                 "mistral",
