@@ -11,12 +11,15 @@ llama.cpp (``llama-cpp-python``, built from source by ``make bench-deps`` with A
 AVX-512/AMX, which crashed on quantized types on an AMX machine) runs SmolLM2 greedy on the same
 GGUF file: as shipped (Q4_1) and converted to F32 (the weights tensorweave runs, dequantised), with
 ``n_threads`` = all cores; it is skipped, with a line saying so, when llama_cpp is not installed.
-onnxruntime-genai (``--peers genai``, the default) runs the optimum-style folder tensorweave
+tensorweave also runs SmolLM2 with the file's Q4_1 / Q8_0 blocks kept (``--quantized onnx``, the
+default: ONNX Runtime's MatMulNBits; the other backends dequantise per call and are slower than
+their float32 rows). onnxruntime-genai (``--peers genai``, the default) runs the optimum-style folder tensorweave
 exports (``causal-lm-with-past``, with ``genai_config.json``), greedy, both models.
 
 Also reported: the machine (CPU, cores, AVX2/AVX-512/AMX), the re-prompt cost (a warm model given a
 prompt of another length and another ``max_new_tokens``: the any-prompt program serves it without
-a compile), peak
+a compile), SmolLM2's first new token in a fresh process (`max_new_tokens=1`: trace, lowering,
+the framework's compile, read from its persistent cache where it has one, and the prefill), peak
 memory, and a JSON copy of every row in ``benchmarks/results/<date>-<machine>.json``.
 
 Reported per (model, mode, runner): steady tokens/s (new tokens of the returned sequence per
@@ -257,6 +260,63 @@ def llama_cpp_rows(ids, hf_ref, hf_tps: float, roof: float, repeats: int, rows: 
         )
 
 
+def quantized_rows(ids, hf_ref, hf_tps: float, roof: float, repeats: int, rows: list, backends: list) -> None:
+    """SmolLM2 greedy with the GGUF's Q4_1 / Q8_0 blocks kept (``load("smollm2", quantized=True)``)
+    on each of ``backends``; tokens compared with transformers on the dequantised weights (the
+    quantized path computes exactly those weights) and the speed with llama.cpp Q4_1 when it ran."""
+    model = tw.models.load("smollm2", quantized=True)
+    kw = dict(max_new_tokens=NEW, min_new_tokens=NEW, do_sample=False)
+    cpp = [r[3] for r in rows if r[0] == "smollm2" and r[2] == "llama.cpp Q4_1"]
+    for b in backends:
+        label = f"tw/{b} Q4_1"
+        try:
+            out, first, steady = run_tw(model, ids, b, kw, repeats)
+        except Exception as exc:  # report and go on
+            print(f"  greedy {label:14s} FAILED: {type(exc).__name__}: {str(exc)[:200]}")
+            continue
+        tps = NEW / steady
+        same = out.shape == hf_ref.shape and bool(np.array_equal(out, hf_ref))
+        vs_cpp = f"x{tps / cpp[0]:5.2f} vs llama.cpp Q4_1" if cpp else "llama.cpp not run"
+        print(
+            f"  greedy {label:14s} {tps:8.1f} tok/s   (compile {first - steady:6.2f} s)   x{tps / hf_tps:5.2f} vs "
+            f"transformers   {vs_cpp}   tokens {'identical' if same else 'DIFFER'}"
+        )
+        rows.append(("smollm2", "greedy", label, tps, tps / hf_tps, first - steady, same, tps / roof))
+    del model
+
+
+NEW_PROCESS = """
+import sys, time, warnings
+import numpy as np
+import tensorweave as tw
+tw.log.disable_progress_bars()
+model = tw.models.load(sys.argv[1])
+ids = np.random.default_rng(0).integers(100, min(model.config.vocab_size, 30000), size=(1, int(sys.argv[3])))
+warnings.simplefilter("ignore")
+t = time.perf_counter()
+tw.generate(model, ids, np.ones_like(ids), backend=sys.argv[2], max_new_tokens=1, min_new_tokens=1)
+print("FIRST", time.perf_counter() - t)
+"""
+
+
+def first_token_new_process(name: str, backend: str) -> float | None:
+    """Seconds from a loaded model to its first new token in a fresh process (trace + lower +
+    framework compile + prefill; the persistent compile cache is warm from this run), or None."""
+    import subprocess
+    import sys
+
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", NEW_PROCESS, name, backend, str(PROMPT)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        return float(out.stdout.split("FIRST")[-1].split()[0])
+    except Exception:  # reported as not measured
+        return None
+
+
 def reprompt_seconds(model, backend: str, vocab: int) -> float:
     """Seconds for a warm model's call with a new prompt length and a new max_new_tokens (8 new
     tokens; no compile where the any-prompt program serves the settings)."""
@@ -276,6 +336,9 @@ def main() -> None:
     ap.add_argument("--backends", default="torch,jax,onnx,tensorflow")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--peers", default="genai", help="extra comparators: genai (onnxruntime-genai), none")
+    ap.add_argument(
+        "--quantized", default="onnx", help="backends that also run SmolLM2 with its Q4_1 blocks kept"
+    )
     args = ap.parse_args()
     import torch
 
@@ -291,8 +354,9 @@ def main() -> None:
         f"machine: {machine()}\nmeasured memory bandwidth (numpy copy, read+write): {bw / 1e9:.2f} GB/s; "
         f"torch threads {torch.get_num_threads()}"
     )
-    reprompt = {}
-    rows = []
+    reprompt: dict = {}
+    first_token: dict = {}
+    rows: list = []
     for name in args.models.split(","):
         t = time.perf_counter()
         model, hf = BUILDERS[name]()
@@ -324,6 +388,9 @@ def main() -> None:
             rows.append((name, mode, "transformers", hf_tps, 1.0, first - steady, True, hf_tps / roof))
             if name == "smollm2" and mode == "greedy":
                 llama_cpp_rows(ids, ref, hf_tps, roof, args.repeats, rows)
+                quantized_rows(
+                    ids, ref, hf_tps, roof, args.repeats, rows, [b for b in backends if b in args.quantized]
+                )
             if mode == "greedy" and "genai" in args.peers:
                 genai_rows(model, name, ids, ref, hf_tps, roof, args.repeats, rows)
             for b in backends:
@@ -345,6 +412,13 @@ def main() -> None:
                     print(
                         f"         tw/{b:10s} new prompt length + max_new_tokens: {reprompt[(name, b)]:6.2f} s"
                     )
+                    if name == "smollm2":
+                        ft = first_token_new_process(name, b)
+                        first_token[(name, b)] = ft
+                        print(
+                            f"         tw/{b:10s} first token in a new process (warm persistent cache): "
+                            + (f"{ft:6.2f} s" if ft is not None else "not measured")
+                        )
         del model, hf
         generation_module.clear_cache()  # free the lowered programs (weight copies)
         gc.collect()
@@ -356,10 +430,10 @@ def main() -> None:
             f"{name:8s} {mode:6s} {runner:14s} {tps:7.1f}   {ratio:6.2f}          {comp:7.2f}    "
             f"{'yes' if same else 'NO':4s}         {100 * frac:5.1f}"
         )
-    write_results(rows, reprompt, bw, peak)
+    write_results(rows, reprompt, bw, peak, first_token)
 
 
-def write_results(rows: list, reprompt: dict, bw: float, peak: float) -> str:
+def write_results(rows: list, reprompt: dict, bw: float, peak: float, first_token: dict | None = None) -> str:
     """Every row as JSON in benchmarks/results/<date>-<machine>.json."""
     from tensorweave.bench import machine
 
@@ -381,6 +455,9 @@ def write_results(rows: list, reprompt: dict, bw: float, peak: float) -> str:
             for n, m, r, t, x, c, s, f in rows
         ],
         "reprompt_s": {f"{n}/{b}": round(v, 2) for (n, b), v in reprompt.items()},
+        "first_token_new_process_s": {
+            f"{n}/{b}": (None if v is None else round(v, 2)) for (n, b), v in (first_token or {}).items()
+        },
     }  # fmt: skip
     with open(path, "w") as f:
         json.dump(doc, f, indent=2)

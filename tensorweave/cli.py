@@ -95,6 +95,11 @@ def _generate_parser(sub: Any) -> None:
     _model_arg(g)
     g.add_argument("-p", "--prompt", required=True, help="the prompt text")
     g.add_argument("--chat", action="store_true", help="wrap the prompt in the model's chat template")
+    g.add_argument(
+        "--quantized",
+        action="store_true",
+        help="keep a GGUF file's Q4_0 / Q4_1 / Q8_0 blocks (fast on onnx: MatMulNBits)",
+    )
     g.add_argument("-b", "--backend", default=None, help="numpy, torch, tensorflow, jax or onnx")
     g.add_argument("--all-backends", action="store_true", help="run every installed backend; compare tokens")
     g.add_argument("--max-new-tokens", type=_positive_int, default=32)
@@ -211,11 +216,11 @@ def _check_model_arg(text: str) -> None:
     )
 
 
-def _load(text: str, say: Any) -> Any:
+def _load(text: str, say: Any, quantized: bool = False) -> Any:
     from .models import load
 
-    say(f"loading {text}")
-    model = load(text)
+    say(f"loading {text}" + (" (quantized)" if quantized else ""))
+    model = load(text, quantized=quantized)
     say(f"loaded {model!r}")
     return model
 
@@ -291,7 +296,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             names = [tw.backends.registry.resolve()]
     _check_model_arg(args.model)
     say = _say(time.perf_counter())
-    model = _load(args.model, say)
+    model = _load(args.model, say, args.quantized)
     if not model.is_decoder and not model.is_encoder_decoder:
         raise ValueError(f"--model {args.model}: a {model.model_type} model does not generate text")
     ids = _prompt_ids(model, args.prompt, args.chat)

@@ -113,6 +113,13 @@ def check_exportable(model: Any, config: OnnxConfig) -> None:
     task = _task(config)
     mt = model.model_type
     if _is_seq2seq(model):
+        if task == "speech2seq-lm" and mt == "whisper":  # the features table lists only this for whisper
+            return
+        head = getattr(model, "head", None)
+        if head in ("sequence-classification", "question-answering"):  # bart.py's heads
+            if task != head or getattr(config, "use_past", False):
+                raise ValueError(f"this {mt} model has the {head!r} head; export {head!r} (without past)")
+            return
         if task not in ("default", "seq2seq-lm"):
             raise ValueError(f"{mt} exports 'default' and 'seq2seq-lm' (with or without past), not {task!r}")
         return
@@ -232,8 +239,17 @@ def trace_feature(model: Any, config: OnnxConfig) -> Any:
                 for k, v in _seq2seq_outputs(feeds, params, cfg, task, use_past).items()
                 if k in out_names
             }
+        if getattr(model, "is_vision", False):  # vit.py: pixel_values in
+            res = forward(params, cfg, feeds["pixel_values"])
+            return {k: res[k] for k in out_names}
+        if getattr(model, "is_multimodal", False):  # clip.py: text and image in
+            res = forward(params, cfg, **feeds)
+            return {k: res[k] for k in out_names}
         if not decoder:
-            res = forward(params, cfg, feeds["input_ids"], feeds["attention_mask"], feeds["token_type_ids"])
+            extra = {"bbox": feeds["bbox"]} if "bbox" in feeds else {}  # layoutlm's boxes
+            res = forward(
+                params, cfg, feeds["input_ids"], feeds["attention_mask"], feeds["token_type_ids"], **extra
+            )
             return {k: res[k] for k in out_names}
         ids, mask = feeds["input_ids"], feeds["attention_mask"]
         want_hidden = task == "default"
@@ -286,12 +302,15 @@ def feature_input_specs(model: Any, config: OnnxConfig) -> list[TensorSpec]:
         "decoder_attention_mask": ("batch", "past_decoder_sequence + decoder_sequence"),
     }
     specs = []
+    own = {spec.name: spec for spec in config.input_specs()}  # whisper's input_features: the config's
     for name in config.inputs:
         if name.startswith("past_key_values."):
             seq = "past_decoder_sequence" if ".decoder." in name else "encoder_sequence"
             specs.append(TensorSpec(("batch", heads, seq, d_kv), "float32", name))
-        else:
+        elif name in shapes:
             specs.append(TensorSpec(shapes[name], "int64", name))
+        else:
+            specs.append(own[name])
     return specs
 
 
@@ -301,15 +320,20 @@ def _seq2seq_outputs(feeds: dict, params: dict, cfg: Any, task: str, use_past: b
     one decoder step over the given self-attention past (``present.{i}.decoder.*`` = past + the
     new token) and the given cross-attention keys/values (returned as ``present.{i}.encoder.*``);
     ``input_ids`` is part of the signature (as in 4.37) but the encoder need not run."""
-    from .frontends.models import t5
+    from .frontends.models import ARCHITECTURES
     from .ir import namespace as xp
 
+    arch = ARCHITECTURES[cfg.model_type]  # t5, bart or whisper: the same encode / decode contract
+    # whisper has no masks (None: every encoder frame and, causally, every decoder token visible)
     mask, dec_ids, dec_mask = (
-        feeds["attention_mask"],
+        feeds.get("attention_mask"),
         feeds["decoder_input_ids"],
-        feeds["decoder_attention_mask"],
+        feeds.get("decoder_attention_mask"),
     )
     want_hidden = task == "default"
+    if task in ("sequence-classification", "question-answering"):  # bart.py's heads, no cache
+        res = arch.forward(params, cfg, feeds["input_ids"], mask, dec_ids, dec_mask, head=task)
+        return {k: v for k, v in res.items() if k != "encoder_last_hidden_state"}
     if use_past:
         n = cfg.num_decoder_layers
         self_cache = [
@@ -321,7 +345,7 @@ def _seq2seq_outputs(feeds: dict, params: dict, cfg: Any, task: str, use_past: b
             for i in range(n)
         ]
         offset = xp.sum(xp.ones((self_cache[0][0].shape[2],), dtype=xp.int64))  # past_decoder_sequence
-        res = t5.decode(
+        res = arch.decode(
             params,
             cfg,
             dec_ids,
@@ -333,8 +357,8 @@ def _seq2seq_outputs(feeds: dict, params: dict, cfg: Any, task: str, use_past: b
             output_hidden_states=want_hidden,
         )
     else:
-        enc = t5.encode(params, cfg, feeds["input_ids"], mask)
-        res = t5.decode(
+        enc = arch.encode(params, cfg, feeds.get("input_features", feeds.get("input_ids")), mask)
+        res = arch.decode(
             params, cfg, dec_ids, enc, mask, decoder_attention_mask=dec_mask, output_hidden_states=want_hidden
         )
     out = {"last_hidden_state": res[2][-1]} if want_hidden else {"logits": res[0]}
@@ -712,6 +736,9 @@ def hf_config_dict(model: Any) -> dict:
         arch = next((k for k, v in classes.items() if v == head), next(iter(classes)))
     else:
         arch = _ARCHITECTURES.get(model.model_type)
+        classes = getattr(model.config, "head_classes", None)  # bart.py: the class of the head
+        if classes and getattr(model, "head", None):
+            arch = next((k for k, v in classes.items() if v == model.head), arch)
     if arch:
         d["architectures"] = [arch]
     return d
@@ -719,6 +746,7 @@ def hf_config_dict(model: Any) -> dict:
 
 _ARCHITECTURES = {
     "gpt2": "GPT2LMHeadModel",
+    "imagegpt": "ImageGPTForCausalImageModeling",
     "llama": "LlamaForCausalLM",
     "mistral": "MistralForCausalLM",
     "qwen2": "Qwen2ForCausalLM",
@@ -741,6 +769,16 @@ _ARCHITECTURES = {
     "falcon": "FalconForCausalLM",
     "bloom": "BloomForCausalLM",
     "t5": "T5ForConditionalGeneration",
+    "mt5": "MT5ForConditionalGeneration",
+    "longt5": "LongT5ForConditionalGeneration",
+    "whisper": "WhisperForConditionalGeneration",
+    "bart": "BartForConditionalGeneration",
+    "mbart": "MBartForConditionalGeneration",
+    "marian": "MarianMTModel",
+    "m2m_100": "M2M100ForConditionalGeneration",
+    "blenderbot": "BlenderbotForConditionalGeneration",
+    "blenderbot-small": "BlenderbotSmallForConditionalGeneration",
+    "bigbird_pegasus": "BigBirdPegasusForConditionalGeneration",
 }
 
 
@@ -1122,15 +1160,19 @@ def validation_inputs(
         "past_decoder_sequence": past_length,
         "past_encoder_sequence": seq_length,
     }
-    vocab = model.config.vocab_size
+    vocab = getattr(model.config, "vocab_size", 0)  # vision encoders have no vocabulary (no ids inputs)
     out = {}
     for spec in feature_input_specs(model, config):
         shape = tuple(d if isinstance(d, int) else d.evaluate(sizes) for d in spec.shape)
         name = spec.name
         if "mask" in name:
             out[name] = np.ones(shape, np.int64)
+        elif name == "bbox":  # layoutlm: boxes (x0, y0, x1, y1) with x0 <= x1, y0 <= y1
+            limit = getattr(model.config, "max_2d_position_embeddings", 1024)
+            corners = np.sort(rng.integers(0, limit, (*shape[:-1], 2, 2)), axis=-2)  # [..., (lo, hi), (x, y)]
+            out[name] = corners.reshape(shape).astype(np.int64)
         elif "token_type" in name:  # {0, 1}, or {0} for one token type (roberta's type_vocab_size 1)
-            types = min(2, getattr(model.config, "type_vocab_size", 2))
+            types = max(1, min(2, getattr(model.config, "type_vocab_size", 2)))  # deberta: 0 tables
             out[name] = rng.integers(0, types, shape).astype(np.int64)
         elif "ids" in name:
             out[name] = rng.integers(0, vocab, shape).astype(np.int64)
@@ -1150,8 +1192,8 @@ def reference_outputs(
     task, use_past = _task(config), bool(getattr(config, "use_past", False))
     if _is_seq2seq(model) and not use_past:
         res = model(
-            inputs["input_ids"],
-            inputs["attention_mask"],
+            inputs.get("input_features", inputs.get("input_ids")),
+            inputs.get("attention_mask"),
             decoder_input_ids=inputs["decoder_input_ids"],
             backend="numpy",
             output_hidden_states=task == "default",
@@ -1166,11 +1208,27 @@ def reference_outputs(
         prog = registry.lower(graph, "numpy")
         outs = prog(*[inputs[n] for n in prog.input_names])
         return dict(zip(prog.output_names, outs if isinstance(outs, tuple) else (outs,)))
+    if getattr(model, "is_vision", False):
+        return {k: np.asarray(v) for k, v in model(inputs["pixel_values"], backend="numpy").items()}
+    if getattr(model, "is_multimodal", False):
+        if "input_ids" not in inputs:
+            return {k: np.asarray(v) for k, v in model(inputs["pixel_values"], backend="numpy").items()}
+        res = model(
+            inputs["input_ids"],
+            inputs["attention_mask"],
+            pixel_values=inputs.get("pixel_values"),
+            backend="numpy",
+        )
+        return {k: np.asarray(v) for k, v in res.items()}
     if not _is_decoder(model):
         return {
             k: np.asarray(v)
             for k, v in model(
-                inputs["input_ids"], inputs["attention_mask"], inputs["token_type_ids"], backend="numpy"
+                inputs["input_ids"],
+                inputs["attention_mask"],
+                inputs["token_type_ids"],
+                backend="numpy",
+                **({"bbox": inputs["bbox"]} if "bbox" in inputs else {}),
             ).items()
         }
     if task == "causal-lm" and use_past:

@@ -611,6 +611,91 @@ def nn_cases(c: Cases) -> None:
     )
 
 
+def vision_cases(c: Cases) -> None:
+    """conv / max_pool / avg_pool / resize: groups and depthwise, stride + dilation + asymmetric
+    pads, 1-d and 2-d, every float dtype; resize up and down in both modes."""
+    win = {"strides": (2, 1), "pads": (1, 0, 2, 1), "dilations": (2, 1)}
+    c.node(
+        "conv",
+        "groups-stride-dilation-pads",
+        [normal(2, 4, 7, 6), normal(6, 2, 3, 2), normal(6)],
+        groups=2,
+        **win,
+    )
+    c.node(
+        "conv",
+        "depthwise",
+        [normal(1, 3, 5, 5), normal(3, 1, 3, 3)],
+        strides=(1, 1),
+        pads=(1, 1, 1, 1),
+        dilations=(1, 1),
+        groups=3,
+    )
+    patch = {"strides": (4, 4), "pads": (0, 0, 0, 0), "dilations": (1, 1)}
+    c.node("conv", "patches", [normal(2, 3, 8, 8), normal(5, 3, 4, 4), normal(5)], **patch)
+    one = {"strides": (2,), "pads": (1, 2), "dilations": (2,)}
+    c.node("conv", "1d", [normal(2, 3, 9), normal(4, 3, 3), normal(4)], **one)
+    c.node(
+        "conv",
+        "1d-size1-kernel",
+        [normal(1, 2, 4), normal(2, 2, 1)],
+        strides=(1,),
+        pads=(0, 0),
+        dilations=(1,),
+    )
+    for name, dt in [("f64", np.float64), ("f16", F16), ("bf16", BF16)]:
+        c.node(
+            "conv",
+            name,
+            [normal(2, 4, 5, 4, dtype=dt), normal(2, 2, 3, 2, dtype=dt), normal(2, dtype=dt)],
+            groups=2,
+            **win,
+        )
+    for name, dt in [("f32", np.float32), ("f64", np.float64), ("f16", F16), ("bf16", BF16)]:
+        x = normal(2, 3, 7, 6, dtype=dt)
+        c.node("max_pool", name, [x], kernel=(3, 2), strides=(2, 2), pads=(1, 0, 1, 1))
+        for inc in (True, False):
+            c.node(
+                "avg_pool",
+                f"{name}-include-pad-{inc}",
+                [x],
+                kernel=(3, 3),
+                strides=(2, 1),
+                pads=(1, 2, 0, 1),
+                count_include_pad=inc,
+            )
+        for mode in ("nearest", "linear"):
+            c.node("resize", f"{name}-{mode}-up", [x], sizes=(14, 9), mode=mode)
+            c.node("resize", f"{name}-{mode}-down", [x], sizes=(3, 4), mode=mode)
+    x1 = normal(2, 3, 9)
+    c.node("max_pool", "1d", [x1], kernel=(2,), strides=(2,), pads=(1, 0))
+    c.node("avg_pool", "1d", [x1], kernel=(3,), strides=(3,), pads=(0, 2))
+    c.node(
+        "max_pool",
+        "inf",
+        [np.array([[[-np.inf, 1.0, np.inf, -2.0]]], np.float32)],
+        kernel=(2,),
+        strides=(1,),
+        pads=(1, 1),
+    )
+    for mode in ("nearest", "linear"):
+        c.node("resize", f"1d-{mode}", [x1], sizes=(18,), mode=mode)
+        c.node("resize", f"1d-{mode}-same", [x1], sizes=(9,), mode=mode)
+
+    def pipeline(x, w):  # symbolic batch: patches, a pool, a resize
+        h = xp.conv(x, w, strides=2, pads=(1, 1, 0, 0))
+        return xp.resize(
+            xp.avg_pool(xp.max_pool(h, (2, 2), pads=(1, 1, 0, 0)), (2, 2), strides=1), (6, 4), mode="linear"
+        )
+
+    c.traced(
+        "vision-symbolic-batch",
+        pipeline,
+        [TensorSpec(("n", 3, 8, 8), DType.float32), TensorSpec((4, 3, 2, 2), DType.float32)],
+        [[normal(1, 3, 8, 8), normal(4, 3, 2, 2)], [normal(3, 3, 8, 8), normal(4, 3, 2, 2)]],
+    )
+
+
 # ------------------------------------------------------------------ traced programs
 
 
@@ -787,6 +872,29 @@ def rng_cases(c: Cases) -> None:
     )
 
 
+def words(rows: int, blocks: int, n: int) -> np.ndarray:
+    """Random packed codes: uint32 words over the full range (every nibble / byte value occurs)."""
+    return _rng.integers(0, 2**32, (rows, blocks, n), dtype=np.uint64).astype(np.uint32)
+
+
+def quant_cases(c: Cases) -> None:
+    """Block-quantized weights (GGUF Q4_0 / Q4_1 / Q8_0 layouts) as graph inputs: the backends'
+    generic dequantise + matmul paths. ONNX Runtime's MatMulNBits (constant weights) is checked in
+    tests/test_quantized.py with its own tolerance (it quantises the activations)."""
+    s4, o4 = normal(3, 2, scale=0.1), normal(3, 2, scale=0.1)
+    zero = np.zeros((3, 2), np.float32)
+    c.node("dequantize_blocks", "q4_1", [words(3, 2, 4), s4, o4], bits=4)
+    c.node("dequantize_blocks", "q4_0", [words(3, 2, 4), s4, zero], bits=4, zero_point=8)
+    c.node("dequantize_blocks", "q8_0", [words(3, 2, 8), s4, zero], bits=8, zero_point=128)
+    c.node(
+        "dequantize_blocks", "q4-block16", [words(2, 3, 2), normal(2, 3), normal(2, 3)], bits=4, zero_point=3
+    )
+    c.node("quantized_matmul", "q4_1-2d", [normal(2, 64), words(3, 2, 4), s4, o4], bits=4)
+    c.node("quantized_matmul", "q4_0-3d", [normal(2, 3, 64), words(3, 2, 4), s4, zero], bits=4, zero_point=8)
+    c.node("quantized_matmul", "q8_0-1d", [normal(64), words(3, 2, 8), s4, zero], bits=8, zero_point=128)
+    c.node("quantized_matmul", "q8-rows0", [normal(0, 64), words(3, 2, 8), s4, o4], bits=8)
+
+
 FAMILIES = [
     unary_cases,
     binary_cases,
@@ -798,10 +906,12 @@ FAMILIES = [
     indexing_cases,
     sort_cases,
     nn_cases,
+    vision_cases,
     negative_axes_cases,
     symbolic_cases,
     control_cases,
     rng_cases,
+    quant_cases,
 ]
 
 _CACHE: list[Case] = []

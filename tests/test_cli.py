@@ -108,6 +108,20 @@ def test_generate_streams_paris():
 
 
 @pytest.mark.xdist_group("smollm2")
+def test_generate_with_the_quantized_blocks_still_answers_paris():
+    """SmolLM2's Q4_1 / Q8_0 blocks kept (MatMulNBits on onnx): the demo question's answer."""
+    _smollm2()
+    require_backend("onnx")
+    out = run(
+        "generate", "--model", "smollm2", "--quantized", "--chat", "--prompt", "What is the capital of France?",
+        "--backend", "onnx", "--max-new-tokens", "8",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "The capital of France is Paris" in out.stdout
+    assert "(quantized)" in out.stderr
+
+
+@pytest.mark.xdist_group("smollm2")
 def test_parity_passes_and_fails_when_a_backend_is_perturbed():
     _smollm2()
     require_backend("torch")

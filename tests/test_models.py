@@ -310,11 +310,11 @@ def test_configs_follow_hugging_face_fields(tmp_path):
         (
             {"model_type": "mamba"},
             # sorted; the decoder and encoder families each add their own types (.* between them)
-            r"`model_type` 'mamba' is not supported; supported: \['bert', .*'bloom', .*'camembert', .*'codegen', "
-            r".*'data2vec-text', 'distilbert', 'electra', .*'falcon', .*'gemma', 'gemma2', .*'gemma3_text', .*'gpt2', "
+            r"`model_type` 'mamba' is not supported; supported: \[.*'bert', .*'bloom', .*'camembert', .*'codegen', "
+            r".*'data2vec-text', .*'distilbert', .*'electra', .*'falcon', .*'gemma', .*'gemma2', .*'gemma3_text', .*'gpt2', "
             r".*'gpt_neo', .*'gpt_neox', "
-            r"'gptj', 'granite', 'llama', 'mistral', 'mixtral', 'olmo2', 'phi', 'phi3', 'qwen2', 'qwen2_moe', "
-            r"'qwen3', .*'roberta', .*'stablelm', 'starcoder2', 't5', 'xlm-roberta'\]",
+            r"'gptj', .*'granite', .*'llama', .*'mistral', .*'mixtral', .*'olmo2', .*'phi', .*'phi3', .*'qwen2', .*'qwen2_moe', "
+            r"'qwen3', .*'roberta', .*'stablelm', .*'starcoder2', .*'t5', .*'xlm-roberta'\]",
         ),
         ({"model_type": "gpt2", "n_embd": 10, "n_head": 4}, "`n_embd`"),
         ({"model_type": "gpt2", "n_layer": 0}, "`n_layer` must be a positive integer"),

@@ -405,6 +405,71 @@ def test_while_loop_and_cond_reference():
     )
 
 
+# ------------------------------------------------------------------ convolution, pooling, resize
+
+
+def test_conv_by_hand():
+    x = np.array([[[1.0, 2.0, 3.0, 4.0]]], f32)  # [N=1, C=1, 4]
+    w = np.array([[[1.0, 10.0]]], f32)  # [O=1, C=1, K=2]
+    eq(run("conv", x, w, strides=(1,), pads=(0, 0), dilations=(1,)), [[[21.0, 32.0, 43.0]]])
+    # bias, stride 2, one zero pad at the start, dilation 2: windows (0, 2), (2, 4) of [0, 1, 2, 3, 4]
+    got = run("conv", x, w, np.array([0.5], f32), strides=(2,), pads=(1, 0), dilations=(2,))
+    eq(got, [[[0 + 20 + 0.5, 2 + 40 + 0.5]]])
+    # two groups: each output channel sees its own input channel
+    x2 = np.array([[[1.0, 2.0], [3.0, 4.0]]], f32)
+    w2 = np.array([[[1.0]], [[100.0]]], f32)
+    eq(
+        run("conv", x2, w2, strides=(1,), pads=(0, 0), dilations=(1,), groups=2),
+        [[[1.0, 2.0], [300.0, 400.0]]],
+    )
+
+
+def test_pools_by_hand():
+    x = np.array([[[3.0, -1.0, 4.0, 1.0, -5.0]]], f32)
+    eq(run("max_pool", x, kernel=(2,), strides=(2,), pads=(0, 1)), [[[3.0, 4.0, -5.0]]])
+    eq(run("avg_pool", x, kernel=(2,), strides=(2,), pads=(0, 1)), [[[1.0, 2.5, -5.0]]])  # pad not counted
+    eq(
+        run("avg_pool", x, kernel=(2,), strides=(2,), pads=(0, 1), count_include_pad=True),
+        [[[1.0, 2.5, -2.5]]],
+    )
+
+
+def test_resize_by_hand():
+    x = np.array([[[0.0, 10.0]]], f32)
+    # nearest, asymmetric + floor: out i reads floor(i * 2 / 4)
+    eq(run("resize", x, sizes=(4,), mode="nearest"), [[[0.0, 0.0, 10.0, 10.0]]])
+    # linear, half-pixel: out i reads (i + 0.5) / 2 - 0.5 = -0.25, 0.25, 0.75, 1.25, clamped to [0, 1]
+    eq(run("resize", x, sizes=(4,), mode="linear"), [[[0.0, 2.5, 7.5, 10.0]]])
+
+
+# ------------------------------------------------------------------ block-quantized weights
+
+
+def test_dequantize_blocks_by_hand():
+    # one row, one block of 8 four-bit codes 0..7 in one word (code i in bits 4i..4i+3)
+    word = sum(i << (4 * i) for i in range(8))
+    packed = np.array([[[word]]], u32)
+    scales, offsets = np.array([[0.5]], f32), np.array([[-1.0]], f32)
+    eq(
+        run("dequantize_blocks", packed, scales, offsets, bits=4, zero_point=2),
+        [[0.5 * (i - 2) - 1.0 for i in range(8)]],
+    )
+    # eight-bit codes: 4 per word, lowest byte first
+    packed8 = np.array([[[0x04030201]]], u32)
+    eq(
+        run("dequantize_blocks", packed8, scales, np.zeros((1, 1), f32), bits=8, zero_point=3),
+        [[-1.0, -0.5, 0.0, 0.5]],
+    )
+
+
+def test_quantized_matmul_by_hand():
+    packed = np.array([[[0x04030201]], [[0x01010101]]], u32)  # rows [1, 2, 3, 4] and [1, 1, 1, 1]
+    scales = np.array([[1.0], [2.0]], f32)
+    offsets = np.array([[0.0], [10.0]], f32)  # row 1: 2 * 1 + 10 = 12 everywhere
+    x = np.array([[1.0, 0.0, -1.0, 2.0]], f32)
+    eq(run("quantized_matmul", x, packed, scales, offsets, bits=8), [[1 - 3 + 8, 12 * 2.0]])
+
+
 def test_every_op_is_tested_here():
     """Static check over this file's source: every registry op is run by some test above."""
     import pathlib

@@ -34,7 +34,7 @@ from ..frontends.generation.decode import decode_beam, decode_greedy_or_sample, 
 from ..ir.passes import optimize
 from ..ir.trace import constant, trace
 from ..ir.types import SymDim, TensorSpec
-from .plan import GenerationPlan, Mode
+from .plan import GenerationPlan, Mode, output_vocab_size
 from .programs import PROGRAMS, Backend
 
 #: the smallest new-token buffer of an any-prompt program
@@ -85,12 +85,21 @@ def _bucket(n: int, least: int) -> int:
 def fused_program(model: Any, plan: GenerationPlan, backend: Backend, shape: tuple) -> Any:
     """The lowered fused program ``(input_ids, attention_mask, key) -> outputs`` for ``shape``."""
 
+    # whisper's encoder input: float input_features [b, mel, frames], with the mask of its output frames
+    features = getattr(model, "is_encoder_decoder", False) and model.encoder_input == "input_features"
+    ids_spec = (
+        TensorSpec(shape, "float32", "input_features")
+        if features
+        else TensorSpec(shape, "int64", "input_ids")
+    )
+    mask_shape = (shape[0], model.config.max_source_positions) if features else shape
+
     def build() -> Any:
         return optimize(
             trace(
                 lambda ids, mask, key: fused_outputs(model, plan, ids, mask, key),
-                TensorSpec(shape, "int64", "input_ids"),
-                TensorSpec(shape, "int64", "attention_mask"),
+                ids_spec,
+                TensorSpec(mask_shape, "int64", "attention_mask"),
                 TensorSpec((2,), "uint32", "key"),
             )
         )
@@ -270,21 +279,20 @@ def _beam_outputs(out: dict) -> dict:
 
 
 def _fused_seq2seq(model: Any, plan: GenerationPlan, ids: Any, mask: Any, key: Any) -> dict:
-    """Encoder-decoder (T5) fused program: the encoder runs once on ``ids``/``mask``, its output
+    """Encoder-decoder (T5, the BART family) fused program: the encoder runs once on ``ids``/``mask``, its output
     (and cross-attention keys/values) is repeated per beam / return sequence, and the decoder
     loop starts from ``[decoder_start_token_id]`` (decoder prompt length 1). The encoder-side
     processors get the encoder ids repeated the same way."""
     import tensorweave.ir.namespace as xp
 
-    from ..frontends.models import t5
-
+    arch = model.seq2seq_module  # t5 or bart: the same encode / decode / init_cache contract
     params = {k: constant(v, name=k) for k, v in model.params.items()}
     rep = plan.expand
     enc_rows = xp.repeat(ids, rep, axis=0) if rep > 1 else ids
     out = decode_seq2seq(
-        t5.encode,
-        t5.decode,
-        t5.init_cache,
+        arch.encode,
+        arch.decode,
+        arch.init_cache,
         params,
         model.config,
         ids,
@@ -300,7 +308,7 @@ def _fused_seq2seq(model: Any, plan: GenerationPlan, ids: Any, mask: Any, key: A
         do_sample=plan.do_sample,
         key=key,
         output_scores=plan.output_scores,
-        vocab_size=model.config.vocab_size,
+        vocab_size=output_vocab_size(model),
     )
     if plan.beam is not None:
         res = _beam_outputs(out)

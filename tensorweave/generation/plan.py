@@ -107,6 +107,8 @@ def validate_inputs(model: Any, input_ids: Any, attention_mask: Any) -> tuple[np
     """``input_ids`` / ``attention_mask`` (host numpy arrays) checked the same way for every backend
     and returned as int64: integer ids in ``[0, vocab_size)``, a non-empty ``[batch, length]`` prompt,
     a mask of the same shape holding exactly 0 or 1. One-line ``IRError`` (a ValueError) otherwise."""
+    if is_tensorweave_model(model) and model.is_encoder_decoder and model.encoder_input == "input_features":
+        return validate_features(model, input_ids)
     ids = np.asarray(input_ids)
     if ids.ndim != 2 or ids.dtype.kind not in "iu":
         raise IRError(
@@ -148,6 +150,20 @@ def validate_inputs(model: Any, input_ids: Any, attention_mask: Any) -> tuple[np
             "pass the tokenizer's mask"
         )
     return ids, mask.astype(np.int64)
+
+
+def validate_features(model: Any, input_features: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Whisper's encoder input: float ``input_features [batch, num_mel_bins, frames]`` (returned as
+    float32) and the all-ones mask of the encoder's output frames ``[batch, max_source_positions]``
+    (the encoder sees every frame; an ``attention_mask`` argument is ignored, as in Hugging Face)."""
+    feats = np.asarray(input_features)
+    if feats.dtype.kind != "f":
+        raise IRError(
+            f"{model.model_type} generates from float input_features [batch, num_mel_bins, frames], got "
+            f"{feats.dtype}{list(feats.shape)}; pass the feature extractor's input_features"
+        )
+    model.seq2seq_module.check_features(model.config, feats.shape)
+    return feats.astype(np.float32), np.ones((feats.shape[0], model.config.max_source_positions), np.int64)
 
 
 def is_contrastive(config: GenerationConfig) -> bool:
@@ -311,6 +327,8 @@ def resolve_plan(
             "program cannot call: pass trace=False to generate step-wise"
         )
     seq2seq = not exporting and not native and bool(model.is_encoder_decoder)
+    if seq2seq and getattr(model, "head", None) in ("sequence-classification", "question-answering"):
+        seq2seq = False  # a classification / QA head of an encoder-decoder does not generate
     if not exporting and not native and not model.is_decoder and not seq2seq:
         raise ValueError(f"tw.generate needs a decoder model; {model.model_type} is not one")
     defaults = model_generation_config(model)
@@ -400,7 +418,7 @@ def resolve_plan(
         beam = (GroupBeamConfig if groups > 1 else BeamConfig)(
             batch_size=batch,
             num_beams=config.num_beams // groups,
-            vocab_size=getattr(getattr(model, "config", None), "vocab_size", None),
+            vocab_size=output_vocab_size(model),
             prompt_len=prompt,
             max_length=max_length,
             eos_token_id=eos or (-1,),
@@ -474,6 +492,13 @@ def _validate_for_export(config: GenerationConfig) -> None:
         raise ValueError(
             "num_return_sequences > 1 needs beam search (num_beams > 1) in an exported generation"
         )
+
+
+def output_vocab_size(model: Any) -> int | None:
+    """The width of the model's logits: the config's ``target_vocab_size`` (Marian with its own
+    decoder vocabulary), else ``vocab_size``."""
+    cfg = getattr(model, "config", None)
+    return getattr(cfg, "target_vocab_size", None) or getattr(cfg, "vocab_size", None)
 
 
 def _decoder_start(config: GenerationConfig) -> int:

@@ -144,7 +144,7 @@ class StaticCacheModelStep:
 
 
 class Seq2SeqModelStep:
-    """A tensorweave encoder-decoder model (T5) step-wise, with the fused path's functions
+    """A tensorweave encoder-decoder model (T5, the BART family) step-wise, with the fused path's functions
     (``decode.seq2seq_start`` / ``seq2seq_step``): a prefill program runs the encoder on the
     encoder inputs repeated to the loop's rows, builds the static self-attention cache and the
     cross-attention keys/values and decodes the start token; a step program decodes one token.
@@ -162,14 +162,18 @@ class Seq2SeqModelStep:
 
     def _programs(self, rows: int) -> tuple[Any, Any]:
         from ..frontends.generation.decode import seq2seq_start, seq2seq_step
-        from ..frontends.models import t5
         from ..ir.trace import trace
 
         m, L = self.model, self.max_length
+        arch = m.seq2seq_module  # t5 or bart: the same encode / decode / init_cache contract
         cfg = m.config
         n = cfg.num_decoder_layers
-        B, S = self.enc_ids.shape
+        B, S = self.enc_mask.shape  # S: encoder output positions (whisper: its frames after the convolutions)
         rep = rows // B
+        # the encoder input: ids [B, S], or whisper's float input_features [B, mel, frames]
+        enc_in = TensorSpec(
+            tuple(self.enc_ids.shape), "float32" if self.enc_ids.dtype.kind == "f" else "int64"
+        )
 
         def flat(cache: dict, enc_mask: Any) -> dict:
             out = {
@@ -188,15 +192,15 @@ class Seq2SeqModelStep:
             import tensorweave.ir.namespace as xp
 
             P = _params(m)
-            cache, mask_rows = seq2seq_start(t5.encode, t5.init_cache, P, cfg, enc_ids, enc_mask, rep, L)
-            logits, cache = seq2seq_step(t5.decode, P, cfg, mask_rows)(
+            cache, mask_rows = seq2seq_start(arch.encode, arch.init_cache, P, cfg, enc_ids, enc_mask, rep, L)
+            logits, cache = seq2seq_step(arch.decode, P, cfg, mask_rows)(
                 start, xp.asarray(1, dtype=xp.int64), cache
             )
             return {"logits": logits, **flat(cache, mask_rows)}
 
         def step(tokens: Any, cur_len: Any, *arrays: Any) -> dict:
             cache, mask_rows = unflat(arrays)
-            logits, cache = seq2seq_step(t5.decode, _params(m), cfg, mask_rows)(tokens, cur_len, cache)
+            logits, cache = seq2seq_step(arch.decode, _params(m), cfg, mask_rows)(tokens, cur_len, cache)
             return {"logits": logits, **flat(cache, mask_rows)}
 
         shapes = (rows, B, S, L)
@@ -209,7 +213,7 @@ class Seq2SeqModelStep:
             None,
             lambda: trace(
                 prefill,
-                TensorSpec((B, S), "int64", "enc_ids"),
+                enc_in.with_name("enc_ids"),
                 TensorSpec((B, S), "int64", "enc_mask"),
                 TensorSpec((rows, 1), "int64", "start"),
                 name=f"{cfg.model_type}_seq2seq_prefill",

@@ -512,6 +512,92 @@ def layer_norm(x: Any, weight: Any, bias: Any, eps: float = 1e-5) -> TracedArray
     return apply("layer_norm", x, astype(_t(weight), x.dtype), astype(_t(bias), x.dtype), eps=eps)
 
 
+# ------------------------------------------------------------------ block-quantized weights
+def dequantize_blocks(
+    packed: Any, scales: Any, offsets: Any, *, bits: int, zero_point: int = 0
+) -> TracedArray:
+    """``scales * (codes - zero_point) + offsets`` per block -> ``[rows, blocks * block_size]``."""
+    return apply("dequantize_blocks", _t(packed), _t(scales), _t(offsets), bits=bits, zero_point=zero_point)
+
+
+def quantized_matmul(
+    x: Any, packed: Any, scales: Any, offsets: Any, *, bits: int, zero_point: int = 0
+) -> TracedArray:
+    """``x @ dequantize_blocks(packed, scales, offsets)^T`` (one op, so a backend can use its
+    block-quantized matmul kernel)."""
+    return apply(
+        "quantized_matmul", _t(x), _t(packed), _t(scales), _t(offsets), bits=bits, zero_point=zero_point
+    )
+
+
+def _per_axis(value: Any, n: int, default: int) -> tuple:
+    """``value`` for each of ``n`` axes: None -> ``default``, an int -> repeated, else a tuple."""
+    if value is None:
+        return (default,) * n
+    return (int(value),) * n if isinstance(value, int) else tuple(value)
+
+
+def _window_attrs(n: int, strides: Any, pads: Any, dilations: Any = None) -> dict:
+    """Window attributes with their defaults (stride 1, no padding, dilation 1) for ``n`` spatial
+    axes; an int pad pads every begin and end."""
+    return {
+        "strides": _per_axis(strides, n, 1),
+        "pads": _per_axis(pads, 2 * n, 0),
+        "dilations": _per_axis(dilations, n, 1),
+    }
+
+
+def conv(
+    x: Any,
+    weight: Any,
+    bias: Any = None,
+    /,
+    *,
+    strides: Any = None,
+    pads: Any = None,
+    dilations: Any = None,
+    groups: int = 1,
+) -> TracedArray:
+    """ONNX-style convolution of x [N, C, *S] with weight [O, C/groups, *K] (op ``conv``)."""
+    x = _t(x)
+    ins = [x, astype(_t(weight), x.dtype)] + ([] if bias is None else [astype(_t(bias), x.dtype)])
+    return apply("conv", *ins, **_window_attrs(x.ndim - 2, strides, pads, dilations), groups=groups)
+
+
+def max_pool(x: Any, /, kernel: Sequence[int], *, strides: Any = None, pads: Any = None) -> TracedArray:
+    """Max pooling over windows of ``kernel`` (op ``max_pool``); strides default to 1."""
+    x = _t(x)
+    at = _window_attrs(x.ndim - 2, strides, pads)
+    return apply("max_pool", x, kernel=tuple(kernel), strides=at["strides"], pads=at["pads"])
+
+
+def avg_pool(
+    x: Any,
+    /,
+    kernel: Sequence[int],
+    *,
+    strides: Any = None,
+    pads: Any = None,
+    count_include_pad: bool = False,
+) -> TracedArray:
+    """Average pooling over windows of ``kernel`` (op ``avg_pool``); strides default to 1."""
+    x = _t(x)
+    at = _window_attrs(x.ndim - 2, strides, pads)
+    return apply(
+        "avg_pool",
+        x,
+        kernel=tuple(kernel),
+        strides=at["strides"],
+        pads=at["pads"],
+        count_include_pad=count_include_pad,
+    )
+
+
+def resize(x: Any, /, sizes: Sequence[int], *, mode: str = "nearest") -> TracedArray:
+    """Resize the spatial axes of x [N, C, *S] to ``sizes`` (op ``resize``: nearest or linear)."""
+    return apply("resize", _t(x), sizes=tuple(sizes), mode=mode)
+
+
 # ------------------------------------------------------------------ dtype info
 class finfo:
     """Array-API finfo for float dtypes."""

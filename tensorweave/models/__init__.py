@@ -15,10 +15,11 @@ import os
 from typing import Any
 
 from ..errors import ModelLoadError
-from ..frontends.models import ENCODERS
+from ..frontends.models import BART_CONFIGS, ENCODERS, MULTIMODAL, VISION_ENCODERS
 from ..log import timed
 from .checkpoint import (
     BERT_CLASS_HEADS,
+    T5_CLASSES,
     check_params,
     checkpoint_generation_config,
     default_head,
@@ -98,7 +99,7 @@ def from_pretrained(path: str, head: str | None = None) -> Model:
             if not getattr(config, "token_types", False)
             else ("input_ids", "token_type_ids", "attention_mask"),
         )
-    generative = config.model_type not in ENCODERS
+    generative = config.model_type not in (*ENCODERS, *VISION_ENCODERS, *MULTIMODAL)
     return Model(
         config,
         params,
@@ -115,7 +116,7 @@ def from_transformers(hf_model: Any, head: str | None = None) -> Model:
     config, state, class_head = transformers_state(hf_model)
     head = _head(config, head or class_head)
     gen = None
-    if config.model_type not in ENCODERS:
+    if config.model_type not in (*ENCODERS, *VISION_ENCODERS, *MULTIMODAL):
         hf_gen = getattr(hf_model, "generation_config", None)
         fields = hf_gen.to_dict() if hasattr(hf_gen, "to_dict") else hf_model.config.to_dict()
         gen = generation_config_from_fields(fields, f"{type(hf_model).__name__}.generation_config")
@@ -128,11 +129,17 @@ def from_transformers(hf_model: Any, head: str | None = None) -> Model:
     )
 
 
-def from_gguf(path: str) -> Model:
-    """From a GGUF file (GGUF architectures llama, qwen2, qwen3): dequantised float32 weights, tokenizer, chat template."""
+def from_gguf(path: str, quantized: bool = False) -> Model:
+    """From a GGUF file (GGUF architectures llama, qwen2, qwen3): tokenizer, chat template and the
+    weights dequantised to float32, or with ``quantized=True`` the Q4_0 / Q4_1 / Q8_0 matrices kept
+    in their blocks (``BlockQuantized``, spec/ir.md section 6b: about 1/6 of
+    the float32 memory; every Linear becomes one ``quantized_matmul``, ONNX Runtime's
+    ``MatMulNBits`` on the onnx backend)."""
     from .gguf import read_gguf
 
-    config, raw, tokenizer = read_gguf(path)
+    if not isinstance(quantized, bool):
+        raise ModelLoadError(f"quantized must be True or False, got {quantized!r}")
+    config, raw, tokenizer = read_gguf(path, quantized)
     params = check_params(config, raw)
     del raw
     ids = {
@@ -149,25 +156,30 @@ def from_gguf(path: str) -> Model:
     )
 
 
-def load(name_or_path: str, head: str | None = None) -> Model:
+def load(name_or_path: str, head: str | None = None, quantized: bool = False) -> Model:
     """``"smollm2"`` (SmolLM2-135M-Instruct, GGUF Q4_1), ``"minilm"`` (all-MiniLM-L6-v2), a
     ``.gguf`` file, a Hugging Face checkpoint directory, or an ONNX export folder written by
-    ``tw.export``."""
+    ``tw.export``. ``quantized=True`` keeps a GGUF file's Q4_0 / Q4_1 / Q8_0 weights in their
+    blocks (see :func:`from_gguf`); other sources refuse it."""
     if not isinstance(name_or_path, (str, os.PathLike)):
         raise ModelLoadError(f"load needs a model name or a path, got {type(name_or_path).__name__}")
     with timed(f"loaded {os.fspath(name_or_path)}"):
-        return _load(os.fspath(name_or_path), head)
+        return _load(os.fspath(name_or_path), head, quantized)
 
 
-def _load(text: str, head: str | None) -> Model:
+def _load(text: str, head: str | None, quantized: bool = False) -> Model:
     key = ALIASES.get(text.lower(), text.lower())
+    path = packaged_path(key) if key in PACKAGED and not os.path.exists(text) else text
+    if quantized and not path.endswith(".gguf"):
+        raise ModelLoadError(
+            f"quantized=True keeps GGUF blocks; {text!r} is not a GGUF file: load it without quantized=True"
+        )
     if key in PACKAGED and not os.path.exists(text):
-        path = packaged_path(key)
-        model = from_gguf(path) if path.endswith(".gguf") else from_pretrained(path, head)
+        model = from_gguf(path, quantized) if path.endswith(".gguf") else from_pretrained(path, head)
         model.source = key
         return model
     if text.endswith(".gguf"):
-        return from_gguf(text)
+        return from_gguf(text, quantized)
     if os.path.isdir(text):
         return from_pretrained(text, head)
     raise ModelLoadError(
@@ -177,12 +189,39 @@ def _load(text: str, head: str | None) -> Model:
 
 
 def _head(config: Any, head: str | None) -> str | None:
-    if config.model_type == "t5":
+    if config.model_type in T5_CLASSES:
         if head not in (None, "seq2seq-lm"):
             raise ModelLoadError(
-                f"t5 models have no head {head!r}; they are seq2seq-lm (T5ForConditionalGeneration)"
+                f"{config.model_type} models have no head {head!r}; they are seq2seq-lm "
+                f"({T5_CLASSES[config.model_type]})"
             )
         return "seq2seq-lm"
+    if config.model_type in BART_CONFIGS:  # the head asked for, else the one `architectures` names
+        classes = config.head_classes
+        named = [classes[a] for a in config.architectures or [] if a in classes]
+        want = head or (named[0] if named else "seq2seq-lm")
+        if want not in classes.values():
+            raise ModelLoadError(
+                f"{config.model_type} models have no head {head!r}; their heads: {sorted(set(classes.values()))}"
+            )
+        return want
+    if config.model_type in VISION_ENCODERS:
+        from ..frontends.models import ARCHITECTURES
+        from ..frontends.models.vit import check_head as check_vision_head
+
+        # a module with heads of its own (segformer's semantic-segmentation) checks them itself
+        check = getattr(ARCHITECTURES[config.model_type], "check_head", check_vision_head)
+        return check(head or default_head(config) or "default")
+    if config.model_type in MULTIMODAL:
+        from ..frontends.models.clip import check_head as check_multimodal_head
+
+        return check_multimodal_head(head or "default")
+    if config.model_type == "whisper":
+        if head not in (None, "speech2seq-lm"):
+            raise ModelLoadError(
+                f"whisper models have no head {head!r}; they are speech2seq-lm (WhisperForConditionalGeneration)"
+            )
+        return "speech2seq-lm"
     if config.model_type not in ENCODERS:
         if head not in (None, "default", "causal-lm"):
             raise ModelLoadError(f"{config.model_type} models have no head {head!r}; they are causal LMs")

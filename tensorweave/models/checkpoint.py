@@ -18,12 +18,15 @@ import numpy as np
 from ..errors import ModelLoadError
 from ..frontends.models import (
     ARCHITECTURES,
+    BART_CONFIGS,
     BERT_HEADS,
     ENCODER_CONFIGS,
     PARAMETER_SHAPES,
     ROTARY_CONFIGS,
+    VISION_CONFIGS,
     config_from_dict,
 )
+from ..frontends.models.weights import BlockQuantized
 from ..log import progress
 
 # Hugging Face class name -> BERT head
@@ -51,6 +54,40 @@ def _class_heads(prefix: str, heads: tuple[str, ...]) -> dict[str, str]:
     return {prefix + suffixes[h]: h for h in heads}
 
 
+#: the vision encoders (vit.py): model_type -> Hugging Face class name -> head
+VISION_CLASS_HEADS = {
+    "vit": {"ViTModel": "default", "ViTForImageClassification": "image-classification"},
+    "deit": {"DeiTModel": "default", "DeiTForImageClassificationWithTeacher": "image-classification"},
+    "beit": {"BeitModel": "default", "BeitForImageClassification": "image-classification"},
+    "data2vec-vision": {
+        "Data2VecVisionModel": "default",
+        "Data2VecVisionForImageClassification": "image-classification",
+    },
+    "resnet": {"ResNetModel": "default", "ResNetForImageClassification": "image-classification"},
+    "convnext": {"ConvNextModel": "default", "ConvNextForImageClassification": "image-classification"},
+    "swin": {"SwinModel": "default", "SwinForImageClassification": "image-classification"},
+    "segformer": {
+        "SegformerModel": "default",
+        "SegformerForImageClassification": "image-classification",
+        "SegformerForSemanticSegmentation": "semantic-segmentation",
+    },
+    "mobilenet_v1": {
+        "MobileNetV1Model": "default",
+        "MobileNetV1ForImageClassification": "image-classification",
+    },
+    "mobilenet_v2": {
+        "MobileNetV2Model": "default",
+        "MobileNetV2ForImageClassification": "image-classification",
+    },
+    "poolformer": {"PoolFormerModel": "default", "PoolFormerForImageClassification": "image-classification"},
+    "levit": {"LevitModel": "default", "LevitForImageClassificationWithTeacher": "image-classification"},
+}
+#: text + image models (clip.py): model_type -> Hugging Face class name -> head
+MULTIMODAL_CLASS_HEADS = {
+    "clip": {"CLIPModel": "default"},
+    "clip_text_model": {"CLIPTextModelWithProjection": "default"},
+    "clip_vision_model": {"CLIPVisionModelWithProjection": "default"},
+}
 # model_type -> Hugging Face class name -> head, for the encoder family (the first class of a head
 # is the one an export's config.json names)
 ENCODER_CLASS_HEADS = {
@@ -64,8 +101,45 @@ ENCODER_CLASS_HEADS = {
             ("data2vec-text", "Data2VecText"),
             ("distilbert", "DistilBert"),
             ("electra", "Electra"),
+            ("albert", "Albert"),
+            ("roformer", "RoFormer"),
+            ("ibert", "IBert"),
+            ("rembert", "RemBert"),
         )
     },
+    "layoutlm": _class_heads("LayoutLM", ENCODER_CONFIGS["layoutlm"].heads),  # no multiple choice
+    # xlm.py: masked-lm is `*WithLMHeadModel`, question-answering the span head `*ForQuestionAnsweringSimple`
+    **{
+        mt: {
+            prefix + suffix: head
+            for suffix, head in (
+                ("Model", "default"),
+                ("WithLMHeadModel", "masked-lm"),
+                ("ForSequenceClassification", "sequence-classification"),
+                ("ForTokenClassification", "token-classification"),
+                ("ForQuestionAnsweringSimple", "question-answering"),
+                ("ForMultipleChoice", "multiple-choice"),
+            )
+        }
+        for mt, prefix in (("xlm", "XLM"), ("flaubert", "Flaubert"))
+    },
+    **{
+        mt: _class_heads(prefix, BERT_HEADS)
+        for mt, prefix in (
+            ("squeezebert", "SqueezeBert"),
+            ("mobilebert", "MobileBert"),
+            ("convbert", "ConvBert"),
+        )
+    },
+    # deberta.py (deberta has no multiple-choice class), big_bird.py, longformer.py
+    "deberta": _class_heads("Deberta", tuple(h for h in BERT_HEADS if h != "multiple-choice")),
+    **{
+        mt: _class_heads(prefix, BERT_HEADS)
+        for mt, prefix in (("deberta-v2", "DebertaV2"), ("big_bird", "BigBird"), ("longformer", "Longformer"))
+    },
+    "perceiver": {"PerceiverForMaskedLM": "masked-lm"},  # perceiver.py: the text model only
+    **VISION_CLASS_HEADS,  # the lookups by class (default_head, live models, exports) cover vit.py too
+    **MULTIMODAL_CLASS_HEADS,  # and clip.py
 }
 # tensors of *other* heads that a checkpoint may carry (dropped, as transformers drops them)
 _ENCODER_HEAD_TENSORS = ("classifier.", "qa_outputs.", "pre_classifier.")
@@ -84,38 +158,93 @@ _HEAD_PREFIXES = {
         "sequence_summary.",
         *_ENCODER_HEAD_TENSORS,
     ),
+    "albert": ("albert.pooler.", "predictions.", "sop_classifier.", *_ENCODER_HEAD_TENSORS),
+    "roformer": ("cls.", "sequence_summary.", *_ENCODER_HEAD_TENSORS),
+    "ibert": ("ibert.pooler.", "lm_head.", *_ENCODER_HEAD_TENSORS),
+    "layoutlm": ("layoutlm.pooler.", "cls.", *_ENCODER_HEAD_TENSORS),
+    "rembert": ("rembert.pooler.", "cls.", *_ENCODER_HEAD_TENSORS),
+    **{
+        mt: ("pred_layer.", "sequence_summary.", "logits_proj.", *_ENCODER_HEAD_TENSORS)
+        for mt in ("xlm", "flaubert")
+    },
+    "squeezebert": ("cls.", *_ENCODER_HEAD_TENSORS),
+    "mobilebert": ("mobilebert.pooler.", "cls.", *_ENCODER_HEAD_TENSORS),
+    "convbert": ("generator_predictions.", "generator_lm_head.", "sequence_summary.", *_ENCODER_HEAD_TENSORS),
+    **{
+        mt: ("cls.", "lm_predictions.", "mask_predictions.", "pooler.", *_ENCODER_HEAD_TENSORS)
+        for mt in ("deberta", "deberta-v2")
+    },
+    "big_bird": ("bert.pooler.", "cls.", "qa_classifier.", *_ENCODER_HEAD_TENSORS),
+    "longformer": ("longformer.pooler.", "lm_head.", *_ENCODER_HEAD_TENSORS),
+    "perceiver": (),
+    "vit": ("vit.pooler.", "classifier."),
+    "deit": ("deit.pooler.", "cls_classifier.", "distillation_classifier.", "classifier."),
+    "beit": ("beit.pooler.", "classifier."),
+    "data2vec-vision": ("data2vec_vision.pooler.", "classifier."),
+    "resnet": ("classifier.",),
+    "convnext": ("classifier.",),
+    **{mt: () for mt in ("clip", "clip_text_model", "clip_vision_model")},  # clip.py: one class each
+    "swin": ("classifier.",),
+    "segformer": ("classifier.", "decode_head."),
+    "mobilenet_v1": ("classifier.",),
+    "mobilenet_v2": ("classifier.",),
+    "poolformer": ("norm.", "classifier."),
+    "levit": ("classifier.", "classifier_distill."),
     "gpt2": ("lm_head.",),
+    "imagegpt": ("lm_head.",),
     **{name: ("lm_head.",) for name in ROTARY_CONFIGS},  # llama, mistral, qwen2, ..., mixtral
     "gpt_neox": ("embed_out.",),
     "t5": ("lm_head.",),
+    "mt5": ("lm_head.",),
+    "longt5": ("lm_head.",),
+    "whisper": ("proj_out.",),  # the tied copy of the decoder embedding
+    **{name: ("lm_head.",) for name in BART_CONFIGS},  # bart.py: a tied lm_head
+}
+#: T5 and its variants (t5.py): model_type -> the one class they load from (the seq2seq-lm head)
+T5_CLASSES = {
+    "t5": "T5ForConditionalGeneration",
+    "mt5": "MT5ForConditionalGeneration",
+    "longt5": "LongT5ForConditionalGeneration",
 }
 
 
 def default_head(config: Any, class_name: str | None = None) -> str | None:
     """The encoder head named by a class name or the config's ``architectures`` (decoders: None)."""
     classes = ENCODER_CLASS_HEADS.get(config.model_type)
+    if config.model_type in BART_CONFIGS:  # bart.py: seq2seq-lm unless a classification / QA class
+        classes, fallback = config.head_classes, "seq2seq-lm"
+    else:
+        fallback = "default"
     if classes is None:
         return None
     names = [class_name] if class_name else list(config.architectures or [])
     for n in names:
         if n in classes:
             return classes[n]
-    return "default"
+    return fallback
 
 
 def expected_shapes(config: Any, head: str | None = None) -> dict[str, tuple]:
-    if config.model_type in ENCODER_CONFIGS:
+    if config.model_type in ENCODER_CONFIGS or config.model_type in VISION_CONFIGS:
         return PARAMETER_SHAPES[config.model_type](config, head or "default")
+    if config.model_type in BART_CONFIGS:  # bart.py: seq2seq-lm or a classification / QA head
+        return PARAMETER_SHAPES[config.model_type](config, head)
     return PARAMETER_SHAPES[config.model_type](config)
 
 
 def canonical_names(model_type: str, params: dict[str, Any]) -> dict[str, Any]:
     """A checkpoint saved from a base model (``GPT2Model``, ``BertModel``, ...) has no base-model
     prefix: add it (``h.0.attn...`` -> ``transformer.h.0.attn...``)."""
-    cfg_cls = ROTARY_CONFIGS.get(model_type) or ENCODER_CONFIGS.get(model_type)
+    cfg_cls = (
+        ROTARY_CONFIGS.get(model_type) or ENCODER_CONFIGS.get(model_type) or VISION_CONFIGS.get(model_type)
+    )
     prefix = cfg_cls.base_prefix if cfg_cls is not None else ARCHITECTURES[model_type].BASE_PREFIX
     if params and not any(k.startswith(prefix) for k in params):
         params = {prefix + k: v for k, v in params.items()}
+    # vit.py: transformers v5's live layer names -> the names checkpoints are saved with
+    live_names = getattr(ARCHITECTURES.get(model_type), "file_names", None)
+    if live_names is not None:
+        params = live_names(params)
     for live, saved in _LIVE_NAMES.get(model_type, {}).items():
         if any(k.startswith(live) for k in params) and not any(k.startswith(saved) for k in params):
             params = {(saved + k[len(live) :] if k.startswith(live) else k): v for k, v in params.items()}
@@ -203,7 +332,10 @@ def check_params(config: Any, params: dict[str, Any], head: str | None = None) -
             + "; ".join(parts)
             + " (the weights and config.json, or the head asked for, are from different models)"
         )
-    return {k: np.asarray(got[k], dtype=np.float32) for k in want}
+    return {
+        k: got[k] if isinstance(got[k], BlockQuantized) else np.asarray(got[k], dtype=np.float32)
+        for k in want
+    }
 
 
 def _dtype_name(arr: Any) -> str:
@@ -294,7 +426,7 @@ def read_checkpoint_dir(path: str) -> tuple[Any, dict[str, np.ndarray]]:
             f"{path} has no model.safetensors or model.safetensors.index.json; save the model with "
             "save_pretrained(dir, safe_serialization=True)"
         )
-    if config.model_type == "t5":
+    if config.model_type in T5_CLASSES:
         config = _t5_file_config(config, params)
     return config, params
 
@@ -426,8 +558,19 @@ def transformers_state(hf_model: Any) -> tuple[Any, dict[str, np.ndarray], str |
     except ValueError as exc:  # the config's own one-line message, naming the field
         raise ModelLoadError(f"{type(hf_model).__name__}.config: {exc}") from None
     head = default_head(config, type(hf_model).__name__)
-    if config.model_type == "t5":
+    if config.model_type in T5_CLASSES:
         config = _t5_live_config(hf_model, config)
+    if config.model_type == "whisper" and type(hf_model).__name__ != "WhisperForConditionalGeneration":
+        raise ModelLoadError(
+            f"{type(hf_model).__name__} is not supported; whisper classes: ['WhisperForConditionalGeneration']"
+        )
+    if config.model_type in BART_CONFIGS:  # bart.py: the class names the head
+        head = config.head_classes.get(type(hf_model).__name__)
+        if head is None:
+            raise ModelLoadError(
+                f"{type(hf_model).__name__} is not supported; {config.model_type} classes: "
+                f"{list(config.head_classes)}"
+            )
     classes = ENCODER_CLASS_HEADS.get(config.model_type)
     if classes is not None and type(hf_model).__name__ not in classes:
         raise ModelLoadError(
@@ -446,9 +589,10 @@ def _t5_live_config(hf_model: Any, config: Any) -> Any:
     ``tie_word_embeddings=True`` and keeps the old flag's meaning in ``scale_decoder_outputs``)."""
     import dataclasses
 
-    if type(hf_model).__name__ != "T5ForConditionalGeneration":
+    want = T5_CLASSES[config.model_type]
+    if type(hf_model).__name__ != want:
         raise ModelLoadError(
-            f"{type(hf_model).__name__} is not supported; T5 classes: ['T5ForConditionalGeneration']"
+            f"{type(hf_model).__name__} is not supported; {config.model_type} classes: [{want!r}]"
         )
     head, shared = getattr(hf_model, "lm_head", None), getattr(hf_model, "shared", None)
     tied = head is not None and shared is not None and head.weight.data_ptr() == shared.weight.data_ptr()
@@ -461,6 +605,7 @@ __all__ = [
     "BERT_CLASS_HEADS",
     "BERT_HEADS",
     "ENCODER_CLASS_HEADS",
+    "T5_CLASSES",
     "canonical_names",
     "check_params",
     "checkpoint_generation_config",

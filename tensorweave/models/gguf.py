@@ -26,6 +26,7 @@ import numpy as np
 
 from ..errors import ModelLoadError
 from ..frontends.models.config import LlamaConfig, Qwen2Config, Qwen3Config, RotaryConfig
+from ..frontends.models.weights import BlockQuantized
 from ..log import progress
 from .tokenizer import Tokenizer
 
@@ -246,10 +247,49 @@ def hf_name(gguf_name: str) -> str | None:
     return None
 
 
-def unpermute_rotary(w: np.ndarray, heads: int) -> np.ndarray:
-    """Undo llama.cpp's Q/K row permutation (see the module docstring)."""
+def unpermute_rotary(w: Any, heads: int) -> Any:
+    """Undo llama.cpp's Q/K row permutation (see the module docstring); a block-quantized weight
+    keeps its blocks (whole rows move)."""
     rows = w.shape[0]
+    if isinstance(w, BlockQuantized):
+        return w.rows(unpermute_rotary(np.arange(rows), heads))
     return w.reshape(heads, rows // heads // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+#: GGUF block types kept quantized by ``from_gguf(..., quantized=True)``: name -> (bytes per block of
+#: 32, bits, zero point, has a block minimum)
+KEPT_QUANTIZED = {"Q4_0": (18, 4, 8, False), "Q4_1": (20, 4, 0, True), "Q8_0": (34, 8, 128, False)}
+
+
+def block_quantized(data: np.ndarray, kind: str, shape: list[int]) -> BlockQuantized:
+    """A GGUF Q4_0 / Q4_1 / Q8_0 matrix (raw blocks, ``[rows, bytes]`` uint8) as a
+    :class:`BlockQuantized` without dequantising: fp16 scale (and Q4_1's fp16 minimum) per block of
+    32 become float32 scales / offsets; 4-bit codes (GGUF: element ``j`` in the low nibble of byte
+    ``j``, element ``j + 16`` in its high nibble) are re-packed in order, two per byte, into uint32
+    words; Q8_0's int8 codes are stored ``+ 128`` with zero point 128. Exact:
+    ``dequantize()`` equals the gguf package's dequantisation."""
+    size, bits, zero_point, has_min = KEPT_QUANTIZED[kind]
+    rows, cols = shape
+    if cols % 32 or data.shape != (rows, cols // 32 * size):
+        raise ValueError(
+            f"{kind} data of shape {data.shape} does not hold {rows} rows of {cols // 32} blocks"
+        )
+    blocks = np.ascontiguousarray(data).reshape(rows, cols // 32, size)
+    scales = blocks[..., 0:2].copy().view(np.float16)[..., 0].astype(np.float32)
+    start = 4 if has_min else 2
+    offsets = (
+        blocks[..., 2:4].copy().view(np.float16)[..., 0].astype(np.float32)
+        if has_min
+        else np.zeros_like(scales)
+    )
+    body = blocks[..., start:]
+    if bits == 4:
+        codes = np.concatenate([body & 0x0F, body >> 4], axis=-1)  # elements 0..31 in order
+        packed = (codes[..., 0::2] | (codes[..., 1::2] << 4)).astype(np.uint8)
+    else:
+        packed = (body.view(np.int8).astype(np.int16) + 128).astype(np.uint8)
+    words = np.ascontiguousarray(packed).view("<u4").astype(np.uint32)
+    return BlockQuantized(words, scales, offsets, bits, zero_point)
 
 
 def config_from_gguf(reader: Any, path: str = "GGUF") -> RotaryConfig:
@@ -317,9 +357,12 @@ def config_from_gguf(reader: Any, path: str = "GGUF") -> RotaryConfig:
         raise ModelLoadError(f"{path}: GGUF metadata gives an invalid config: {exc}") from None
 
 
-def params_from_gguf(reader: Any, cfg: RotaryConfig, path: str = "GGUF") -> dict[str, np.ndarray]:
+def params_from_gguf(
+    reader: Any, cfg: RotaryConfig, path: str = "GGUF", quantized: bool = False
+) -> dict[str, Any]:
     """Every tensor dequantised to float32 under its Hugging Face name (Q/K rows un-permuted for
-    the ``llama`` architecture).
+    the ``llama`` architecture); with ``quantized``, 2-D Q4_0 / Q4_1 / Q8_0 tensors stay block-quantized
+    (:class:`BlockQuantized`, see :func:`block_quantized`).
     Tensors without a Hugging Face name are returned under their GGUF name, so the shape check
     lists them as unexpected."""
     from gguf import GGMLQuantizationType, quants
@@ -337,11 +380,14 @@ def params_from_gguf(reader: Any, cfg: RotaryConfig, path: str = "GGUF") -> dict
             )
         shape = [int(d) for d in reversed(t.shape)]
         try:
-            if t.tensor_type in (GGMLQuantizationType.F32, GGMLQuantizationType.F16):
-                w = np.array(t.data, dtype=np.float32)
+            w: Any
+            if quantized and t.tensor_type.name in KEPT_QUANTIZED and len(shape) == 2:
+                w = block_quantized(np.asarray(t.data), t.tensor_type.name, shape)
+            elif t.tensor_type in (GGMLQuantizationType.F32, GGMLQuantizationType.F16):
+                w = np.ascontiguousarray(np.array(t.data, dtype=np.float32), dtype=np.float32).reshape(shape)
             else:
                 w = quants.dequantize(t.data, t.tensor_type)
-            w = np.ascontiguousarray(w, dtype=np.float32).reshape(shape)
+                w = np.ascontiguousarray(w, dtype=np.float32).reshape(shape)
         except NotImplementedError:
             raise ModelLoadError(
                 f"{path}: tensor {t.name} uses quantisation {t.tensor_type.name}, which the gguf package "
@@ -423,10 +469,11 @@ def tokenizer_from_gguf(reader: Any, path: str = "GGUF") -> Tokenizer:
     return tokenizer
 
 
-def read_gguf(path: str) -> tuple[RotaryConfig, dict[str, np.ndarray], Tokenizer]:
-    """``(config, float32 params with HF names, tokenizer)`` of a GGUF file."""
+def read_gguf(path: str, quantized: bool = False) -> tuple[RotaryConfig, dict[str, Any], Tokenizer]:
+    """``(config, params with HF names, tokenizer)`` of a GGUF file: float32 params, or with
+    ``quantized`` the Q4_0 / Q4_1 / Q8_0 matrices kept as :class:`BlockQuantized`."""
     reader = _open(path)
     cfg = config_from_gguf(reader, path)
     tokenizer = tokenizer_from_gguf(reader, path)
-    params = params_from_gguf(reader, cfg, path)
+    params = params_from_gguf(reader, cfg, path, quantized)
     return cfg, params, tokenizer

@@ -15,11 +15,22 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..frontends.models import ARCHITECTURES, DECODERS, ENCODER_DECODERS, ENCODERS, bert, t5
+from ..frontends.models import (
+    ARCHITECTURES,
+    DECODERS,
+    ENCODER_DECODERS,
+    ENCODERS,
+    MULTIMODAL,
+    VISION_ENCODERS,
+    bert,
+)
 from ..frontends.models.attention import position_ids_from_mask
 from ..frontends.models.weights import bind_params
 from ..ir.types import TensorSpec
 from .tokenizer import Tokenizer
+
+#: encoder-decoder heads that do not generate (bart.py: bart, mbart, bigbird_pegasus)
+SEQ2SEQ_CLASSIFIERS = ("sequence-classification", "question-answering")
 
 
 @dataclass(eq=False)
@@ -55,6 +66,36 @@ class Model:
     @property
     def is_encoder_decoder(self) -> bool:
         return self.model_type in ENCODER_DECODERS
+
+    @property
+    def is_vision(self) -> bool:
+        """A vision encoder (vit.py): ``pixel_values [batch, channels, height, width]`` in."""
+        return self.model_type in VISION_ENCODERS
+
+    @property
+    def is_multimodal(self) -> bool:
+        """Text and image in (clip.py): ``input_ids``, ``attention_mask`` and ``pixel_values``."""
+        return self.model_type in MULTIMODAL
+
+    @property
+    def seq2seq_module(self) -> Any:
+        """An encoder-decoder's architecture module (``t5`` or ``bart``): ``encode``, ``decode``,
+        ``init_cache``, ``cross_attention_cache``, ``reorder_cache``, ``forward``."""
+        self._need_seq2seq()
+        return ARCHITECTURES[self.model_type]
+
+    @property
+    def encoder_input(self) -> str:
+        """An encoder-decoder's encoder input: ``input_ids`` (with ``attention_mask``), or
+        Whisper's ``input_features [batch, num_mel_bins, frames]`` (float32, no mask)."""
+        return getattr(self.seq2seq_module, "ENCODER_INPUT", "input_ids")
+
+    def encoder_input_spec(self, batch: Any = "batch") -> TensorSpec:
+        """The encoder input's spec (``input_ids [batch, sequence]`` or ``input_features``)."""
+        if self.encoder_input == "input_features":
+            cfg = self.config
+            return TensorSpec((batch, cfg.num_mel_bins, cfg.num_frames), "float32", "input_features")
+        return TensorSpec((batch, "sequence"), "int64", "input_ids")
 
     @property
     def forward(self) -> Callable:
@@ -93,6 +134,10 @@ class Model:
         from ..ir.trace import trace
 
         kind = "forward+hidden" if output_hidden_states else "forward"
+        if self.is_vision:
+            return self._vision_program(backend, output_hidden_states)
+        if self.is_multimodal:
+            return self._multimodal_program(backend, output_hidden_states)
         if self.is_encoder_decoder:
             return self._seq2seq_program(backend, output_hidden_states)
 
@@ -119,6 +164,7 @@ class Model:
                 attention_mask,
                 rest[0],
                 output_hidden_states=output_hidden_states,
+                **({"bbox": rest[1]} if self._has_bbox else {}),
             )
             hidden = out.pop("hidden_states", ())
             out.update({f"hidden_states.{i}": h for i, h in enumerate(hidden)})
@@ -127,7 +173,14 @@ class Model:
         specs = [self._ids_spec("input_ids"), self._ids_spec("attention_mask")]
         if not self.is_decoder:
             specs.append(self._ids_spec("token_type_ids"))
+        if self._has_bbox:  # layoutlm's boxes
+            specs.append(TensorSpec(("batch", "sequence", 4), "int64", "bbox"))
         return self._program(kind, backend, lambda: trace(fn, *specs, name=f"{self.model_type}_{kind}"))
+
+    @property
+    def _has_bbox(self) -> bool:
+        """An encoder with a ``bbox [batch, sequence, 4]`` input (layoutlm)."""
+        return bool(getattr(self.config, "has_bbox", False)) and not self.is_decoder
 
     def __call__(
         self,
@@ -138,12 +191,22 @@ class Model:
         backend: str | None = None,
         output_hidden_states: bool = False,
         decoder_input_ids: Any = None,
+        bbox: Any = None,
+        pixel_values: Any = None,
     ) -> dict:
         """Outputs as a dict of arrays (decoders: ``logits``; BERT: the head's outputs), plus
         ``hidden_states`` (a tuple) when asked. Arrays in = arrays out of the same kind.
         T5: ``model(input_ids, attention_mask, decoder_input_ids)`` (third positional argument or
         keyword) returns ``logits`` and ``encoder_last_hidden_state`` (plus
-        ``encoder_hidden_states`` / ``decoder_hidden_states`` when asked)."""
+        ``encoder_hidden_states`` / ``decoder_hidden_states`` when asked). LayoutLM also takes
+        ``bbox [batch, sequence, 4]`` (int boxes; zeros when not given). Vision encoders (vit.py,
+        resnet.py, convnext.py) take ``model(pixel_values [batch, channels, height, width])``."""
+        if self.is_vision:  # the first argument is pixel_values
+            return self._call_vision(input_ids, backend, output_hidden_states)
+        if self.is_multimodal:  # clip: model(input_ids, attention_mask, pixel_values=...)
+            return self._call_multimodal(
+                input_ids, attention_mask, pixel_values, backend, output_hidden_states
+            )
         if self.is_encoder_decoder:
             return self._call_seq2seq(
                 input_ids,
@@ -155,6 +218,11 @@ class Model:
         ids, mask, types = self._check_inputs(input_ids, attention_mask, token_type_ids)
         prog = self.program(backend, output_hidden_states)
         args = (ids, mask) if self.is_decoder else (ids, mask, types)
+        if self._has_bbox:
+            shape = tuple(getattr(ids, "shape", np.shape(ids)))
+            args = (*args, np.zeros((*shape, 4), np.int64) if bbox is None else bbox)
+        elif bbox is not None:
+            raise ValueError(f"{self.model_type} takes no bbox input (only layoutlm does)")
         outs = prog(*args)
         outs = outs if isinstance(outs, tuple) else (outs,)
         named = dict(zip(prog.output_names, outs))
@@ -185,6 +253,98 @@ class Model:
             token_type_ids = np.zeros(shape, np.int64)
         return input_ids, attention_mask, token_type_ids
 
+    # ------------------------------------------------------------------ vision encoders (vit.py)
+    def _vision_program(self, backend: str | None, output_hidden_states: bool, size: Any = None) -> Any:
+        """``pixel_values [batch, num_channels, *image_size]`` (float32) -> the head's outputs
+        (``hidden_states.{i}`` too when asked). A type without a fixed image size (resnet,
+        convnext) has one program per image ``size`` (default: its ``export_image_size``)."""
+        from ..ir.trace import trace
+
+        cfg = self.config
+        fixed = cfg.fixed_image_size
+        size = tuple(cfg.image_size if fixed else (size or cfg.export_image_size))
+        kind = ("forward+hidden" if output_hidden_states else "forward") + ("" if fixed else f"@{size}")
+
+        def fn(pixel_values: Any) -> dict:
+            out = self.forward(
+                bind_params(self.params), self.config, pixel_values, output_hidden_states=output_hidden_states
+            )
+            out.update({f"hidden_states.{i}": h for i, h in enumerate(out.pop("hidden_states", ()))})
+            return out
+
+        spec = TensorSpec(("batch", cfg.num_channels, *size), "float32", "pixel_values")
+        return self._program(kind, backend, lambda: trace(fn, spec, name=f"{self.model_type}_{kind}"))
+
+    def _call_vision(self, pixel_values: Any, backend: str | None, output_hidden_states: bool) -> dict:
+        shape = tuple(getattr(pixel_values, "shape", np.shape(pixel_values)))
+        prog = self._vision_program(backend, output_hidden_states, shape[2:] if len(shape) == 4 else None)
+        outs = prog(pixel_values)
+        named = dict(zip(prog.output_names, outs if isinstance(outs, tuple) else (outs,)))
+        keys = sorted(
+            (k for k in named if k.startswith("hidden_states.")), key=lambda k: int(k.rsplit(".", 1)[1])
+        )
+        hidden = tuple(named.pop(k) for k in keys)
+        if output_hidden_states:
+            named["hidden_states"] = hidden
+        return named
+
+    # ------------------------------------------------------------------ text + image (clip.py)
+    @property
+    def multimodal_inputs(self) -> tuple[str, ...]:
+        """The inputs of a multimodal type, in order (clip: ``input_ids``, ``attention_mask``,
+        ``pixel_values``; its text-only and vision-only classes one side of them)."""
+        return ARCHITECTURES[self.model_type].INPUTS[self.model_type]
+
+    def _multimodal_program(self, backend: str | None, output_hidden_states: bool = False) -> Any:
+        """``(input_ids [batch, sequence], attention_mask [batch, sequence], pixel_values
+        [image_batch, num_channels, image_size, image_size]) -> the head's outputs`` (the inputs
+        the type takes; images alone have the axis ``batch``)."""
+        from ..ir.trace import trace
+
+        if output_hidden_states:
+            raise ValueError(
+                f"{self.model_type} models do not return hidden_states; call without output_hidden_states"
+            )
+        names = self.multimodal_inputs
+
+        def fn(*args: Any) -> dict:
+            return self.forward(bind_params(self.params), self.config, **dict(zip(names, args)))
+
+        specs = []
+        for name in names:
+            if name == "pixel_values":
+                v = self.config.vision
+                batch = "image_batch" if "input_ids" in names else "batch"
+                shape: tuple = (batch, v.num_channels, v.image_size, v.image_size)
+                specs.append(TensorSpec(shape, "float32", name))
+            else:
+                specs.append(TensorSpec(("batch", "sequence"), "int64", name))
+        return self._program("forward", backend, lambda: trace(fn, *specs, name=f"{self.model_type}_forward"))
+
+    def _call_multimodal(
+        self, input_ids: Any, attention_mask: Any, pixel_values: Any, backend: str | None, hidden: bool
+    ) -> dict:
+        names = self.multimodal_inputs
+        if "input_ids" not in names:  # images only: model(pixel_values)
+            feeds = {"pixel_values": input_ids if pixel_values is None else pixel_values}
+        else:
+            if pixel_values is None and "pixel_values" in names:
+                raise ValueError(
+                    f"{self.model_type} needs pixel_values [batch, channels, height, width] as well as input_ids"
+                )
+            if pixel_values is not None and "pixel_values" not in names:
+                raise ValueError(f"{self.model_type} takes no pixel_values (text only)")
+            ids, mask, _ = self._check_inputs(input_ids, attention_mask, None)
+            limit, length = self.config.text.max_position_embeddings, np.shape(ids)[1]
+            if length > limit:
+                raise ValueError(
+                    f"sequence length {length} exceeds max_position_embeddings ({limit}); truncate the input"
+                )
+            feeds = {"input_ids": ids, "attention_mask": mask, "pixel_values": pixel_values}
+        prog = self._multimodal_program(backend, hidden)
+        outs = prog(*[feeds[n] for n in names])
+        return dict(zip(prog.output_names, outs if isinstance(outs, tuple) else (outs,)))
+
     # ------------------------------------------------------------------ T5 (encoder-decoder)
     def _seq2seq_program(self, backend: str | None, output_hidden_states: bool) -> Any:
         """``(input_ids [batch, sequence], attention_mask [batch, sequence], decoder_input_ids
@@ -193,24 +353,27 @@ class Model:
 
         kind = "seq2seq+hidden" if output_hidden_states else "seq2seq"
 
-        def fn(input_ids: Any, attention_mask: Any, decoder_input_ids: Any) -> dict:
-            out = t5.forward(
+        features = self.encoder_input == "input_features"  # whisper: no encoder mask
+
+        def fn(*args: Any) -> dict:
+            encoder_input, attention_mask, decoder_input_ids = (args[0], None, args[1]) if features else args
+            out = self.seq2seq_module.forward(
                 bind_params(self.params),
                 self.config,
-                input_ids,
+                encoder_input,
                 attention_mask,
                 decoder_input_ids,
                 output_hidden_states=output_hidden_states,
+                **({"head": self.head} if self.head in SEQ2SEQ_CLASSIFIERS else {}),  # bart.py's heads
             )
             for name in ("encoder_hidden_states", "decoder_hidden_states"):
                 out.update({f"{name}.{i}": h for i, h in enumerate(out.pop(name, ()))})
             return out
 
-        specs = [
-            TensorSpec(("batch", "sequence"), "int64", "input_ids"),
-            TensorSpec(("batch", "sequence"), "int64", "attention_mask"),
-            TensorSpec(("batch", "decoder_sequence"), "int64", "decoder_input_ids"),
-        ]
+        specs = [self.encoder_input_spec()]
+        if not features:
+            specs.append(TensorSpec(("batch", "sequence"), "int64", "attention_mask"))
+        specs.append(TensorSpec(("batch", "decoder_sequence"), "int64", "decoder_input_ids"))
         return self._program(kind, backend, lambda: trace(fn, *specs, name=f"{self.model_type}_{kind}"))
 
     def _call_seq2seq(
@@ -222,11 +385,18 @@ class Model:
         output_hidden_states: bool,
     ) -> dict:
         shape = tuple(getattr(input_ids, "shape", np.shape(input_ids)))
-        if len(shape) != 2:
+        features = self.encoder_input == "input_features"
+        if features:
+            self.seq2seq_module.check_features(self.config, shape)
+        elif len(shape) != 2:
             raise ValueError(f"input_ids must have rank 2 ([batch, sequence]), got shape {shape}")
+        if decoder_input_ids is None and self.head in SEQ2SEQ_CLASSIFIERS:  # Hugging Face's default
+            decoder_input_ids = np.asarray(
+                self.seq2seq_module.shift_tokens_right(self.config, np.asarray(input_ids))
+            )
         if decoder_input_ids is None:
             raise ValueError(
-                "T5 needs decoder_input_ids [batch, decoder_sequence]; start them with "
+                f"{self.model_type} needs decoder_input_ids [batch, decoder_sequence]; start them with "
                 f"decoder_start_token_id ({self.config.decoder_start_token_id})"
             )
         dshape = tuple(getattr(decoder_input_ids, "shape", np.shape(decoder_input_ids)))
@@ -238,7 +408,8 @@ class Model:
         if attention_mask is None:
             attention_mask = np.ones(shape, np.int64)
         prog = self.program(backend, output_hidden_states)
-        outs = prog(input_ids, attention_mask, decoder_input_ids)
+        args = (input_ids, decoder_input_ids) if features else (input_ids, attention_mask, decoder_input_ids)
+        outs = prog(*args)
         named = dict(zip(prog.output_names, outs if isinstance(outs, tuple) else (outs,)))
         for name in ("encoder_hidden_states", "decoder_hidden_states"):
             keys = sorted(
@@ -265,13 +436,16 @@ class Model:
 
         self._need_seq2seq()
 
-        def fn(input_ids: Any, attention_mask: Any) -> dict:
+        def fn(input_ids: Any, attention_mask: Any = None) -> dict:
             return {
-                "last_hidden_state": t5.encode(
+                "last_hidden_state": self.seq2seq_module.encode(
                     bind_params(self.params), self.config, input_ids, attention_mask
                 )
             }
 
+        if self.encoder_input == "input_features":  # whisper: (input_features) -> last_hidden_state
+            feats = self.encoder_input_spec()
+            return self._program("encoder", backend, lambda: trace(fn, feats, name="whisper_encoder"))
         spec = TensorSpec(("batch", "encoder_sequence"), "int64")
         return self._program(
             "encoder",
@@ -307,9 +481,9 @@ class Model:
                 }
                 offset = xp.sum(xp.ones((past[0].shape[2],), dtype=xp.int64))  # past_sequence as an array
             else:
-                cache = t5.init_cache(params, cfg, enc, "growing")
+                cache = self.seq2seq_module.init_cache(params, cfg, enc, "growing")
                 offset = 0
-            logits, cache = t5.decode(params, cfg, input_ids, enc, enc_mask, cache, offset)
+            logits, cache = self.seq2seq_module.decode(params, cfg, input_ids, enc, enc_mask, cache, offset)
             out = {"logits": logits}
             for i in range(L):
                 out[f"present.{i}.decoder.key"], out[f"present.{i}.decoder.value"] = cache["self"][i]
@@ -420,15 +594,18 @@ class Model:
             token_type_ids = batch.get("token_type_ids")
         ids, mask, types = self._check_inputs(input_ids, attention_mask, token_type_ids)
 
+        arch = ARCHITECTURES[self.model_type]
+
         def fn(input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-            return bert.sentence_embedding(
-                bind_params(self.params),
-                self.config,
-                input_ids,
-                attention_mask,
-                token_type_ids,
-                normalize=normalize,
-            )
+            params = bind_params(self.params)
+            if arch is bert:
+                return bert.sentence_embedding(
+                    params, self.config, input_ids, attention_mask, token_type_ids, normalize=normalize
+                )
+            # the other encoder modules: their default head's last_hidden_state, the same pooling
+            out = arch.forward(params, self.config, input_ids, attention_mask, token_type_ids, head="default")
+            e = bert.mean_pool(out["last_hidden_state"], attention_mask)
+            return bert.l2_normalize(e) if normalize else e
 
         spec = TensorSpec(("batch", "sequence"), "int64")
         prog = self._program(
@@ -444,7 +621,7 @@ class Model:
         Face's ``model.generate``); ``self.generation_config`` gives the defaults."""
         from ..generation import generate
 
-        if not (self.is_decoder or self.is_encoder_decoder):
+        if not (self.is_decoder or self.is_encoder_decoder) or self.head in SEQ2SEQ_CLASSIFIERS:
             raise ValueError(f"{self.model_type} models do not generate; call the model for its outputs")
         return generate(self, input_ids, attention_mask, **kwargs)
 

@@ -58,9 +58,12 @@ _IMPLEMENTED = (
     "token-classification",
     "multiple-choice",
     "question-answering",
+    "image-classification",  # vit.py (4.37 has no TensorFlow auto-class for it)
 )
 LOADERS = {task: _loader(TASK_CLASS_NAMES[task], task) for task in _IMPLEMENTED}
-TF_LOADERS = {task: _loader(TF_TASK_CLASS_NAMES[task], task) for task in _IMPLEMENTED}
+TF_LOADERS = {
+    task: _loader(TF_TASK_CLASS_NAMES[task], task) for task in _IMPLEMENTED if task in TF_TASK_CLASS_NAMES
+}
 FeaturesManager._TASKS_TO_AUTOMODELS = LOADERS
 FeaturesManager._TASKS_TO_TF_AUTOMODELS = TF_LOADERS
 globals().update({cls.__name__: cls for cls in (*LOADERS.values(), *TF_LOADERS.values())})

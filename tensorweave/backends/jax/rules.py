@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from ...ir.ops.nn import pool_counts, resize_plan
 from ...ir.types import DType
 from ..base import Rules
 from .runtime import LOW, NAME, jdt
@@ -193,6 +194,75 @@ def _layer_norm(x: Any, w: Any, b: Any, eps: float = 1e-5) -> Any:
         return (v - mu) / jnp.sqrt(var + eps) * ww + bb
 
     return _low(f)(x, w, b)
+
+
+def _spatial_pads(pads: tuple) -> list:
+    """ONNX pads (every begin, then every end) as ``[(begin, end), ...]`` per spatial axis."""
+    n = len(pads) // 2
+    return [(pads[i], pads[n + i]) for i in range(n)]
+
+
+def _conv(x: Any, w: Any, *bias: Any, strides: tuple, pads: tuple, dilations: tuple, groups: int) -> Any:
+    """``lax.conv_general_dilated`` in NC* / OI* layout (highest precision), plus the bias."""
+
+    def f(v: Any, ww: Any, *bb: Any) -> Any:
+        spec = "NCHW" if v.ndim == 4 else "NCH"
+        out = lax.conv_general_dilated(
+            v,
+            ww,
+            window_strides=strides,
+            padding=_spatial_pads(pads),
+            rhs_dilation=dilations,
+            dimension_numbers=(spec, "OI" + spec[2:], spec),
+            feature_group_count=groups,
+            precision=lax.Precision.HIGHEST,
+        )
+        return out + bb[0].reshape((-1,) + (1,) * (v.ndim - 2)) if bb else out
+
+    return _low(f)(x, w, *bias)
+
+
+def _pool_window(x: Any, init: float, op: Callable, kernel: tuple, strides: tuple, pads: tuple) -> Any:
+    return lax.reduce_window(
+        x,
+        jnp.asarray(init, x.dtype),
+        op,
+        (1, 1, *kernel),
+        (1, 1, *strides),
+        [(0, 0), (0, 0), *_spatial_pads(pads)],
+    )
+
+
+def _max_pool(x: Any, kernel: tuple, strides: tuple, pads: tuple) -> Any:
+    return _low(lambda v: _pool_window(v, -jnp.inf, lax.max, kernel, strides, pads))(x)
+
+
+def _avg_pool(x: Any, kernel: tuple, strides: tuple, pads: tuple, count_include_pad: bool) -> Any:
+    """Window sums (``reduce_window`` add over zero padding) divided by the static counts."""
+
+    def f(v: Any) -> Any:
+        counts = pool_counts(v.shape[2:], kernel, strides, pads, count_include_pad)
+        return _pool_window(v, 0.0, lax.add, kernel, strides, pads) / jnp.asarray(counts, v.dtype)
+
+    return _low(f)(x)
+
+
+def _resize(x: Any, sizes: tuple, mode: str) -> Any:
+    """Gathers along each spatial axis with the static plan of ``resize_plan``."""
+
+    def f(v: Any) -> Any:
+        for axis, out in enumerate(sizes, start=2):
+            i0, i1, t = resize_plan(v.shape[axis], out, mode)
+            if mode == "nearest":
+                v = jnp.take(v, i0, axis=axis)
+                continue
+            shape = [1] * v.ndim
+            shape[axis] = out
+            tt = jnp.asarray(t.reshape(shape), v.dtype)
+            v = jnp.take(v, i0, axis=axis) * (1 - tt) + jnp.take(v, i1, axis=axis) * tt
+        return v
+
+    return _low(f)(x)
 
 
 def _sign(x: Any) -> Any:
@@ -383,6 +453,10 @@ _CALLS: dict[str, Callable] = {
     "log_softmax": lambda x, axis=-1: _softmax(x, axis, True),
     "rms_norm": _rms_norm,
     "layer_norm": _layer_norm,
+    "conv": _conv,
+    "max_pool": _max_pool,
+    "avg_pool": _avg_pool,
+    "resize": _resize,
 }
 
 
@@ -416,3 +490,24 @@ def _cond(site: Any) -> tuple:
         lambda ops: tuple(other(*ops)),
         tuple(site.args[1:]),
     )
+
+
+# ---------------------------------------------------------------------------- block-quantized weights
+
+
+def _dequantize_blocks(packed: Any, scales: Any, offsets: Any, bits: int, zero_point: int = 0) -> Any:
+    """``scales * (codes - zero_point) + offsets`` per block -> ``[rows, blocks * block]``."""
+    shifts = jnp.arange(0, 32, bits).astype(packed.dtype)
+    codes = (packed[..., None] >> shifts) & jnp.asarray(2**bits - 1, packed.dtype)
+    codes = codes.reshape(*packed.shape[:-1], -1).astype(scales.dtype)
+    w = scales[..., None] * (codes - zero_point) + offsets[..., None]
+    return w.reshape(w.shape[0], -1)
+
+
+def _quantized_matmul(x: Any, packed: Any, scales: Any, offsets: Any, bits: int, zero_point: int = 0) -> Any:
+    """Dequantise then ``x @ W^T`` (XLA compiles both together; spec/ir.md section 6b)."""
+    return jnp.matmul(x, _dequantize_blocks(packed, scales, offsets, bits, zero_point).T)
+
+
+LOWERINGS.register_call("dequantize_blocks", _dequantize_blocks)
+LOWERINGS.register_call("quantized_matmul", _quantized_matmul)

@@ -83,6 +83,9 @@ class Builder:
             self.arrays: dict[str, np.ndarray] = {}  # initializer name -> its value (for folding)
             self.by_identity: dict = {}  # (id(array), dtype) -> (array, initializer name)
             self.transposed: dict[str, str] = {}  # Transpose output -> the 2-D initializer it transposes
+            self.nbits: dict[tuple, tuple] = {}  # (packed, scales, zero_point) -> MatMulNBits initializers
+            self.contrib = False  # a com.microsoft op was emitted (MatMulNBits): import its domain
+            self.block_sums: dict[tuple, str] = {}  # (builder id, x, block) -> block sums of x
 
     def initializer(self, arr: np.ndarray, name: str) -> None:
         """A main-graph initializer. With ``in_memory`` (a dict) a large array is not copied into the
@@ -480,6 +483,9 @@ def to_model_proto(graph: Graph, opset: int | None = None, in_memory: dict | Non
         final,
         b.initializers,
     )
-    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], producer_name="tensorweave")
+    imports = [helper.make_opsetid("", opset)]
+    if b.contrib:
+        imports.append(helper.make_opsetid("com.microsoft", 1))
+    model = helper.make_model(g, opset_imports=imports, producer_name="tensorweave")
     model.ir_version = min(model.ir_version, 10)
     return model

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from onnx import TensorProto, numpy_helper
 
+from ...ir.ops.nn import pool_counts, resize_plan
 from ...ir.types import DType
 from ..base import Rules
 from .graph import CARRIED, IN_MEMORY_MIN_BYTES, MASK32, NP_CARRIED, Builder, Lowering, OnnxSite, use_rules
@@ -1057,6 +1058,148 @@ def layer_norm(site: OnnxSite) -> str:
     return site.b.node("LayerNormalization", site.args[:3], axis=-1, epsilon=float(site.attrs["eps"]))
 
 
+# ============================================================================ convolution, pooling, resize
+#
+# ONNX Runtime has float32 kernels for Conv / AveragePool / Resize but no float64 ones: float64
+# nodes are built from exact standard ops (Pad, strided Slice per kernel offset, Einsum / Add,
+# Gather), the reference's own window decomposition.
+
+
+def _pad_spatial(b: Builder, x: str, pads: tuple, value: float, dt: DType) -> str:
+    """``Pad`` of the spatial axes by ONNX pads (every begin, then every end)."""
+    if not any(pads):
+        return x
+    n = len(pads) // 2
+    full = [0, 0, *pads[:n], 0, 0, *pads[n:]]
+    return b.node("Pad", [x, b.i64(full), const_of(b, value, dt)])
+
+
+def _window_parts(b: Builder, x: str, kernel: tuple, strides: tuple, dilations: tuple, out: list) -> list:
+    """``(offset, Slice)`` per kernel offset of a padded input: the window elements at that offset."""
+    n = len(kernel)
+    axes = b.i64(list(range(2, 2 + n)))
+    parts = []
+    for offset in np.ndindex(*kernel):
+        starts = [o * d for o, d in zip(offset, dilations)]
+        ends = [st + (m - 1) * s + 1 for st, s, m in zip(starts, strides, out)]
+        parts.append((offset, b.node("Slice", [x, b.i64(starts), b.i64(ends), axes, b.i64(list(strides))])))
+    return parts
+
+
+def _sum_all(b: Builder, names: list[str]) -> str:
+    return names[0] if len(names) == 1 else b.node("Sum", names)
+
+
+@register("conv")
+def conv(site: OnnxSite) -> str:
+    """``Conv``; float64: a sum over kernel offsets of Einsum(window slice, weight slice)."""
+    b, at, dt = site.b, site.attrs, site.in_dt
+    if dt is not DType.float64:
+        return b.node(
+            "Conv",
+            site.args,
+            strides=list(at["strides"]),
+            pads=list(at["pads"]),
+            dilations=list(at["dilations"]),
+            group=at["groups"],
+        )
+    w_shape = [int(d) for d in site.node.inputs[1].shape]
+    out_shape = list(site.node.outputs[0].shape)
+    g, o, cg, kernel = at["groups"], w_shape[0], w_shape[1], tuple(w_shape[2:])
+    sp = "hw"[: len(kernel)] if len(kernel) == 2 else "l"
+    out = [int(d) for d in out_shape[2:]]
+    xpad = _pad_spatial(b, site.args[0], at["pads"], 0.0, dt)
+    terms = []
+    for offset, part in _window_parts(b, xpad, kernel, at["strides"], at["dilations"], out):
+        part = b.node("Reshape", [part, b.i64([0, g, cg, *out])])
+        wk = b.node(
+            "Slice",
+            [
+                site.args[1],
+                b.i64(list(offset)),
+                b.i64([k + 1 for k in offset]),
+                b.i64(list(range(2, 2 + len(kernel)))),
+            ],
+        )
+        wk = b.node("Reshape", [wk, b.i64([g, o // g, cg])])
+        terms.append(b.node("Einsum", [part, wk], equation=f"ngc{sp},goc->ngo{sp}"))
+    res = b.node("Reshape", [_sum_all(b, terms), b.i64([0, o, *out])])
+    if len(site.args) == 3:
+        res = b.node("Add", [res, b.node("Reshape", [site.args[2], b.i64([o] + [1] * len(kernel))])])
+    return res
+
+
+@register("max_pool")
+def max_pool(site: OnnxSite) -> str:
+    """``MaxPool``; ORT starts from the lowest finite value, so windows without a value above
+    -inf (a max pool of the mask ``x > -inf``) are set to -inf."""
+    b, at, dt = site.b, site.attrs, site.in_dt
+    kw = {"kernel_shape": list(at["kernel"]), "strides": list(at["strides"]), "pads": list(at["pads"])}
+    x = site.args[0]
+    out = b.node("MaxPool", [x], **kw)
+    real = b.node("Cast", [b.node("Greater", [x, const_of(b, -math.inf, dt)])], to=CARRIED[dt])
+    real = b.node("MaxPool", [real], **kw)
+    return b.node("Where", [b.node("Greater", [real, const_of(b, 0, dt)]), out, const_of(b, -math.inf, dt)])
+
+
+@register("avg_pool")
+def avg_pool(site: OnnxSite) -> str:
+    """``AveragePool``; float64: window sums over strided slices divided by the static counts."""
+    b, at, dt = site.b, site.attrs, site.in_dt
+    kernel, strides, pads = at["kernel"], at["strides"], at["pads"]
+    if dt is not DType.float64:
+        return b.node(
+            "AveragePool",
+            site.args,
+            kernel_shape=list(kernel),
+            strides=list(strides),
+            pads=list(pads),
+            count_include_pad=int(at["count_include_pad"]),
+        )
+    spatial = [int(d) for d in site.node.inputs[0].shape[2:]]
+    out = [int(d) for d in site.node.outputs[0].shape[2:]]
+    xpad = _pad_spatial(b, site.args[0], pads, 0.0, dt)
+    parts = [p for _, p in _window_parts(b, xpad, kernel, strides, tuple(1 for _ in kernel), out)]
+    counts = pool_counts(spatial, kernel, strides, pads, at["count_include_pad"])
+    return b.node("Div", [_sum_all(b, parts), b.const(counts.astype(np.float64))])
+
+
+@register("resize")
+def resize(site: OnnxSite) -> str:
+    """``Resize`` of the spatial axes (nearest: ``asymmetric`` + ``floor``; linear:
+    ``half_pixel``); float64: Gathers along each axis with the static plan of ``resize_plan``."""
+    b, at, dt = site.b, site.attrs, site.in_dt
+    sizes, mode = list(at["sizes"]), at["mode"]
+    if dt is not DType.float64:
+        kw = (
+            {"coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}
+            if mode == "nearest"
+            else {"coordinate_transformation_mode": "half_pixel"}
+        )
+        axes = list(range(2, 2 + len(sizes)))
+        return b.node("Resize", [site.args[0], "", "", b.i64(sizes)], mode=mode, axes=axes, **kw)
+    x = site.args[0]
+    rank = len(site.in_shape)
+    for axis, n_out in enumerate(sizes, start=2):
+        i0, i1, t = resize_plan(int(site.in_shape[axis]), n_out, mode)
+        g0 = b.node("Gather", [x, b.i64(list(i0))], axis=axis)
+        if mode == "nearest":
+            x = g0
+            continue
+        g1 = b.node("Gather", [x, b.i64(list(i1))], axis=axis)
+        shape = [1] * rank
+        shape[axis] = n_out
+        tt = b.const(t.reshape(shape).astype(np.float64))
+        x = b.node(
+            "Add",
+            [
+                b.node("Mul", [g0, b.const((1 - t).reshape(shape).astype(np.float64))]),
+                b.node("Mul", [g1, tt]),
+            ],
+        )
+    return x
+
+
 # ============================================================================ control flow
 
 
@@ -1071,3 +1214,114 @@ def cond(site: OnnxSite) -> list[str]:
 
 
 use_rules(LOWERINGS, NO_ROUND)
+
+
+# ============================================================================ block-quantized weights
+
+#: MatMulNBits' accuracy level. 0 computes in float32 from the dequantised blocks (within float32
+#: rounding of the reference). 4 (int8 activations per block, ONNX Runtime's VNNI path and
+#: llama.cpp's scheme) is faster but moved SmolLM2's logits by up to 15 (of 33): not used.
+NBITS_ACCURACY_LEVEL = 0
+
+
+def _codes(site: OnnxSite) -> str:
+    """The codes of ``packed`` (carried int64, non-negative) as float32 ``[rows, blocks, block]``:
+    ``(word // 2**(i*bits)) mod 2**bits`` for each of the ``32/bits`` codes of a word."""
+    b, packed = site.b, site.args[1 if site.op == "quantized_matmul" else 0]
+    bits = site.attrs["bits"]
+    per = 32 // bits
+    shifts = b.const(np.asarray([2 ** (i * bits) for i in range(per)], dtype=np.int64))
+    codes = b.node(
+        "Mod", [b.node("Div", [b.node("Unsqueeze", [packed, b.i64([-1])]), shifts]), b.i64(2**bits)]
+    )
+    blocks = b.node("Reshape", [codes, b.i64([0, 0, -1])])
+    return b.node("Cast", [blocks], to=TensorProto.FLOAT)
+
+
+def _dequantize(site: OnnxSite, scales: str, offsets: str) -> str:
+    """``scales * (codes - zero_point) + offsets`` -> ``[rows, blocks * block]`` with standard ops."""
+    b = site.b
+    q = b.node("Sub", [_codes(site), b.const(np.float32(site.attrs["zero_point"]))])
+    last = b.i64([-1])
+    w = b.node(
+        "Add", [b.node("Mul", [b.node("Unsqueeze", [scales, last]), q]), b.node("Unsqueeze", [offsets, last])]
+    )
+    return b.node("Reshape", [w, b.i64([0, -1])])
+
+
+@register("dequantize_blocks")
+def dequantize_blocks(site: OnnxSite) -> str:
+    return _dequantize(site, site.args[1], site.args[2])
+
+
+def _nbits_initializers(site: OnnxSite) -> tuple | None:
+    """``(blob, scales, zero_points, offsets or None, N, K, block)`` for ``MatMulNBits`` when the
+    weight is constant and its blocks fit the kernel (block a power of two >= 16); else None."""
+    low = site.lowering
+    packed, scales, offsets = (low.constant_value(n) for n in site.args[1:])
+    if packed is None or scales is None or offsets is None:
+        return None
+    bits, zp = site.attrs["bits"], site.attrs["zero_point"]
+    rows, blocks, words = packed.shape
+    block = words * 32 // bits
+    if block < 16 or block & (block - 1):
+        return None
+    key = (site.args[1], site.args[2], site.args[3], bits, zp)
+    root = site.b.root
+    if key not in root.nbits:
+        blob = np.ascontiguousarray(packed.astype(np.uint32)).view(np.uint8).reshape(rows, blocks, words * 4)
+        if bits == 4:
+            zero = np.full((rows, (blocks + 1) // 2), zp | (zp << 4), dtype=np.uint8)
+        else:
+            zero = np.full((rows, blocks), zp, dtype=np.uint8)
+        names = []
+        for arr, hint in (
+            (blob, "nbits_blob"),
+            (np.ascontiguousarray(scales.reshape(-1)), "nbits_scales"),
+            (zero.reshape(-1), "nbits_zero"),
+        ):
+            name = root.fresh(hint)
+            root.initializer(arr, name)
+            names.append(name)
+        off = site.b.const(np.ascontiguousarray(offsets.T)) if np.any(offsets) else None
+        root.nbits[key] = (*names, off, rows, blocks * block, block)
+    return root.nbits[key]
+
+
+@register("quantized_matmul")
+def quantized_matmul(site: OnnxSite) -> str:
+    """A constant float32 weight: ONNX Runtime's ``MatMulNBits`` (com.microsoft) on the codes as they
+    are stored (the uint32 words' bytes are its blob layout) with an integer zero point, plus
+    ``block_sums(x) @ offsets^T`` when the weight has offsets (GGUF Q4_1's block minima); otherwise
+    the standard-op dequantisation and ``MatMul``."""
+    b, x = site.b, site.args[0]
+    nb = _nbits_initializers(site) if site.in_dt is DType.float32 else None
+    if nb is None:
+        w = _dequantize(site, site.args[2], site.args[3])
+        return b.node("MatMul", [x, b.node("Transpose", [w], perm=[1, 0])])
+    blob, scales, zero, offsets, n, k, block = nb
+    b.root.contrib = True
+    y = b.node(
+        "MatMulNBits",
+        [x, blob, scales, zero],
+        domain="com.microsoft",
+        K=k,
+        N=n,
+        bits=site.attrs["bits"],
+        block_size=block,
+        accuracy_level=NBITS_ACCURACY_LEVEL,
+    )
+    if offsets is None:
+        return y
+    # the block sums of x, once per (sub)graph, input and block size: q / k / v (and gate / up)
+    # read the same x
+    key = (id(b), x, block)
+    sums = b.root.block_sums.get(key)
+    if sums is None:
+        rank = len(site.node.inputs[0].shape)
+        sums = b.root.block_sums[key] = b.node(
+            "ReduceSum",
+            [b.node("Reshape", [x, b.i64([0] * (rank - 1) + [k // block, block])]), b.i64([-1])],
+            keepdims=0,
+        )
+    return b.node("Add", [y, b.node("MatMul", [sums, offsets])])

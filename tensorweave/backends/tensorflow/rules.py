@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from ...ir.ops.linalg import parse_einsum
+from ...ir.ops.nn import pool_counts, resize_plan
 from ...ir.types import DType
 from ..base import Rules
 from .runtime import CARRIED, LOW, NAME, mask32, scalar, static_shape
@@ -576,6 +577,98 @@ def _layer_norm(x: Any, w: Any, b: Any, eps: float = 1e-5) -> Any:
     return _low(f)(x, w, b)
 
 
+# ---------------------------------------------------------------------------- vision (NCHW via NHWC)
+
+
+def _channels_last(x: Any) -> Any:
+    n = len(x.shape)
+    return tf.transpose(x, [0, *range(2, n), 1])
+
+
+def _channels_first(x: Any) -> Any:
+    n = len(x.shape)
+    return tf.transpose(x, [0, n - 1, *range(1, n - 1)])
+
+
+def _pad_nhwc(x: Any, pads: Sequence[int], value: float) -> Any:
+    """Pad the spatial axes of a channels-last tensor by ONNX pads (every begin, then every end)."""
+    n = len(pads) // 2
+    if not any(pads):
+        return x
+    return tf.pad(x, [[0, 0], *[[pads[i], pads[n + i]] for i in range(n)], [0, 0]], constant_values=value)
+
+
+def _conv(x: Any, w: Any, *bias: Any, strides: tuple, pads: tuple, dilations: tuple, groups: int) -> Any:
+    """``tf.nn.convolution`` channels-last on the explicitly padded input (CPU kernels have no
+    NCHW); one convolution per group; with a dilation > 1 it runs at stride 1 and subsamples
+    (TF rejects stride and dilation together)."""
+
+    def f(v: Any, ww: Any, *bb: Any) -> Any:
+        n = len(v.shape) - 2
+        xs = _pad_nhwc(_channels_last(v), pads, 0.0)
+        fs = tf.transpose(ww, [*range(2, n + 2), 1, 0])  # [*K, C/groups, O]
+        dilated = any(d > 1 for d in dilations)
+        step = [1] * n if dilated else list(strides)
+        xg, fg = tf.split(xs, groups, axis=-1), tf.split(fs, groups, axis=-1)
+        outs = [
+            tf.nn.convolution(a, b, strides=step, padding="VALID", dilations=list(dilations))
+            for a, b in zip(xg, fg)
+        ]
+        out = outs[0] if groups == 1 else tf.concat(outs, axis=-1)
+        if dilated and any(st > 1 for st in strides):
+            out = out[(slice(None), *[slice(None, None, st) for st in strides])]
+        if bb:
+            out = out + bb[0]
+        return _channels_first(out)
+
+    return _low(f)(x, w, *bias)
+
+
+def _max_pool(x: Any, kernel: tuple, strides: tuple, pads: tuple) -> Any:
+    """``tf.nn.max_pool`` over the -inf padded input; TF starts from the lowest finite value, so
+    windows without a value above -inf are set to -inf."""
+
+    def f(v: Any) -> Any:
+        xs = _pad_nhwc(_channels_last(v), pads, -math.inf)
+        out = tf.nn.max_pool(xs, list(kernel), list(strides), "VALID")
+        real = tf.nn.max_pool(tf.cast(xs > -math.inf, v.dtype), list(kernel), list(strides), "VALID")
+        return _channels_first(tf.where(real > 0, out, tf.constant(-math.inf, v.dtype)))
+
+    return _low(f)(x)
+
+
+def _avg_pool(x: Any, kernel: tuple, strides: tuple, pads: tuple, count_include_pad: bool) -> Any:
+    """The mean over each zero-padded window, rescaled by prod(kernel) / (the reference's counts)."""
+
+    def f(v: Any) -> Any:
+        xs = _pad_nhwc(_channels_last(v), pads, 0.0)
+        mean = _channels_first(tf.nn.avg_pool(xs, list(kernel), list(strides), "VALID"))
+        if count_include_pad or not any(pads):
+            return mean
+        counts = pool_counts([int(d) for d in v.shape[2:]], kernel, strides, pads, False)
+        return mean * tf.constant(math.prod(kernel) / counts, v.dtype)
+
+    return _low(f)(x)
+
+
+def _resize(x: Any, sizes: tuple, mode: str) -> Any:
+    """Gathers along each spatial axis with the static plan of ``resize_plan``."""
+
+    def f(v: Any) -> Any:
+        for axis, out in enumerate(sizes, start=2):
+            i0, i1, t = resize_plan(int(v.shape[axis]), out, mode)
+            if mode == "nearest":
+                v = tf.gather(v, i0, axis=axis)
+                continue
+            shape = [1] * len(v.shape)
+            shape[axis] = out
+            tt = tf.constant(t.reshape(shape), v.dtype)
+            v = tf.gather(v, i0, axis=axis) * (1 - tt) + tf.gather(v, i1, axis=axis) * tt
+        return v
+
+    return _low(f)(x)
+
+
 #: ops whose rule is a TF function of ``(*inputs, **attrs)`` (``Rules.register_call``)
 _CALLS: dict[str, Callable] = {
     # unary
@@ -667,6 +760,10 @@ _CALLS: dict[str, Callable] = {
     "log_softmax": _softmax(True),
     "rms_norm": _rms_norm,
     "layer_norm": _layer_norm,
+    "conv": _conv,
+    "max_pool": _max_pool,
+    "avg_pool": _avg_pool,
+    "resize": _resize,
 }
 
 
@@ -736,3 +833,28 @@ def _cond(site: Any) -> tuple:
             lambda: tuple(other(*operands)),
         )
     )
+
+
+# ---------------------------------------------------------------------------- block-quantized weights
+
+
+def _dequantize_blocks(packed: Any, scales: Any, offsets: Any, bits: int, zero_point: int = 0) -> Any:
+    """``scales * (codes - zero_point) + offsets`` per block (codes of the uint32 words, carried
+    int64 and non-negative, lowest bits first) -> ``[rows, blocks * block]``."""
+    shifts = tf.constant(np.arange(0, 32, bits, dtype=np.int64))
+    codes = tf.bitwise.bitwise_and(
+        tf.bitwise.right_shift(packed[..., None], shifts), tf.constant(2**bits - 1, tf.int64)
+    )
+    shape = tf.shape(packed, out_type=tf.int64)
+    codes = tf.cast(tf.reshape(codes, tf.concat([shape[:-1], [-1]], 0)), scales.dtype)
+    w = scales[..., None] * (codes - zero_point) + offsets[..., None]
+    return tf.reshape(w, tf.stack([shape[0], -1]))
+
+
+def _quantized_matmul(x: Any, packed: Any, scales: Any, offsets: Any, bits: int, zero_point: int = 0) -> Any:
+    """Dequantise then ``x @ W^T`` (the weight is rebuilt per call; spec/ir.md)."""
+    return _matmul(x, tf.transpose(_dequantize_blocks(packed, scales, offsets, bits, zero_point)))
+
+
+LOWERINGS.register_call("dequantize_blocks", _dequantize_blocks)
+LOWERINGS.register_call("quantized_matmul", _quantized_matmul)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 from ...ir.ops import OPS
+from ...ir.ops.nn import pool_counts
 from ...ir.types import DType, IRError, SymDim
 from ..base import Rules, Site, eval_dim
 from .runtime import LOW, TORCH_DTYPES
@@ -495,6 +496,68 @@ def layer_norm(s: TorchSite) -> str:
     return s.f32(f"torch.nn.functional.layer_norm({{0}}, ({{0}}.shape[-1],), {{1}}, {{2}}, {s.at['eps']!r})")
 
 
+# ============================================================================ convolution, pooling, resize
+
+
+def _torch_pad(pads: Sequence[int]) -> tuple:
+    """ONNX pads (every begin, then every end) in ``torch.nn.functional.pad``'s order (last axis
+    first, begin then end)."""
+    n = len(pads) // 2
+    return tuple(p for i in reversed(range(n)) for p in (pads[i], pads[n + i]))
+
+
+def _padded(x: str, pads: Sequence[int], value: str = "0.0") -> str:
+    if not any(pads):
+        return x
+    return f"torch.nn.functional.pad({x}, {_torch_pad(pads)}, value={value})"
+
+
+@expression("conv")
+def conv(s: TorchSite) -> str:
+    """``convNd`` over the explicitly padded input (torch pads symmetrically only)."""
+    n = s.rank - 2
+    at = s.at
+    bias = "{2}" if len(s.args) == 3 else "None"
+    return s.f32(
+        f"torch.nn.functional.conv{n}d({_padded('{0}', at['pads'])}, {{1}}, {bias}, "
+        f"{tuple(at['strides'])}, 0, {tuple(at['dilations'])}, {at['groups']})"
+    )
+
+
+@expression("max_pool")
+def max_pool(s: TorchSite) -> str:
+    n, at = s.rank - 2, s.at
+    x = _padded("{0}", at["pads"], "-math.inf")
+    return s.f32(f"torch.nn.functional.max_pool{n}d({x}, {tuple(at['kernel'])}, {tuple(at['strides'])})")
+
+
+@expression("avg_pool")
+def avg_pool(s: TorchSite) -> str:
+    """``avg_poolNd`` of the zero-padded input (a mean over the whole window); without
+    ``count_include_pad`` it is rescaled by prod(kernel) / (real elements per window)."""
+    n, at = s.rank - 2, s.at
+    expr = f"torch.nn.functional.avg_pool{n}d({_padded('{0}', at['pads'])}, {tuple(at['kernel'])}, {tuple(at['strides'])})"
+    if not at["count_include_pad"] and any(at["pads"]):
+        spatial = [int(d) for d in s.node.inputs[0].shape[2:]]
+        counts = pool_counts(spatial, at["kernel"], at["strides"], at["pads"], False)
+        dt = DType.float64 if s.in_dt is DType.float64 else DType.float32
+        scale = s.const((math.prod(at["kernel"]) / counts).astype(dt.to_numpy()), dt)
+        expr = f"{expr} * {scale}"
+    return s.f32(expr)
+
+
+@expression("resize")
+def resize(s: TorchSite) -> str:
+    """``interpolate(size=...)``: nearest, or (bi)linear with ``align_corners=False``."""
+    n, at = s.rank - 2, s.at
+    if at["mode"] == "nearest":
+        return s.f32(f"torch.nn.functional.interpolate({{0}}, size={tuple(at['sizes'])}, mode='nearest')")
+    mode = "linear" if n == 1 else "bilinear"
+    return s.f32(
+        f"torch.nn.functional.interpolate({{0}}, size={tuple(at['sizes'])}, mode={mode!r}, align_corners=False)"
+    )
+
+
 # ============================================================================ creation and shapes
 
 
@@ -699,3 +762,19 @@ def cond(s: TorchSite) -> str:
 
 #: the rule table (``op -> rule(site) -> source``), exported as ``LOWERINGS``
 LOWERINGS: dict[str, Rule] = RULES
+
+
+# ============================================================================ block-quantized weights
+
+
+@expression("dequantize_blocks")
+def dequantize_blocks(s: TorchSite) -> str:
+    a = s.args
+    return f"dequantize_blocks({a[0]}, {a[1]}, {a[2]}, {s.at['bits']}, {s.at['zero_point']})"
+
+
+@expression("quantized_matmul")
+def quantized_matmul(s: TorchSite) -> str:
+    """Dequantise then ``x @ W^T`` (the weight is rebuilt per call: correct, not fast; spec/ir.md)."""
+    a = s.args
+    return f"torch.matmul({a[0]}, dequantize_blocks({a[1]}, {a[2]}, {a[3]}, {s.at['bits']}, {s.at['zero_point']}).T)"

@@ -243,6 +243,17 @@ def dupdate_t(x: torch.Tensor, u: torch.Tensor, starts: tuple) -> torch.Tensor:
     return torch.index_put(x, tuple(window(starts, tuple(u.shape), tuple(x.shape))), u)
 
 
+def dequantize_blocks(
+    packed: torch.Tensor, scales: torch.Tensor, offsets: torch.Tensor, bits: int, zero_point: int
+) -> torch.Tensor:
+    """``scales * (codes - zero_point) + offsets`` per block (codes of the uint32 words, carried
+    int64, ``32/bits`` per word, lowest bits first) -> ``[rows, blocks * block]``."""
+    shifts = torch.arange(0, 32, bits, dtype=torch.int64, device=packed.device)
+    codes = ((packed.unsqueeze(-1) >> shifts) & (2**bits - 1)).reshape(*packed.shape[:-1], -1)
+    w = scales.unsqueeze(-1) * (codes.to(scales.dtype) - zero_point) + offsets.unsqueeze(-1)
+    return w.reshape(w.shape[0], -1)
+
+
 #: every helper above, by the name the generated code calls it
 HELPERS = (
     gelu,
@@ -268,6 +279,7 @@ HELPERS = (
     window,
     dslice_t,
     dupdate_t,
+    dequantize_blocks,
 )
 #: the namespace the generated code runs in: the helpers, ``torch``, ``math`` and ``MASK32``
 RUNTIME: dict[str, Any] = {fn.__name__: fn for fn in HELPERS}

@@ -1,6 +1,7 @@
 """The BERT encoder family and its task heads, written once against ``xp``: BERT, RoBERTa,
-XLM-RoBERTa, CamemBERT, Data2Vec-Text, DistilBERT and ELECTRA are config switches of this module
-(class attributes of :class:`~.config.BertConfig` and its subclasses), not copies.
+XLM-RoBERTa, CamemBERT, Data2Vec-Text, DistilBERT, ELECTRA, ALBERT, RoFormer, I-BERT, LayoutLM
+and RemBERT are config switches of this module (class attributes of :class:`~.config.BertConfig`
+and its subclasses), not copies.
 
 ``h = LayerNorm(word[ids] + token_type[tt] + position[pos])`` (no token-type term when
 ``cfg.token_types`` is false: distilbert); ELECTRA's embeddings have ``embedding_size`` E and
@@ -13,6 +14,14 @@ with bidirectional attention ``softmax(q k^T / sqrt(d) + mask) v`` (padding keys
 checkpoint's names are prefixed on load). DistilBERT names its layers
 ``distilbert.transformer.layer.{i}.attention.{q,k,v,out}_lin``, ``sa_layer_norm``,
 ``ffn.lin1`` / ``ffn.lin2``, ``output_layer_norm``.
+
+The other switches: ``cfg.projection`` maps embeddings of width ``cfg.embedding_dim`` to
+``hidden_size`` (electra / roformer ``embeddings_project`` when the widths differ; albert / rembert
+``encoder.embedding_hidden_mapping_in`` always); albert's layers are groups of shared layers
+(:func:`layer_prefixes`); roformer (``cfg.rotary``) has no position table and rotates q, k (and
+v with ``rotary_value``) by ``t_i = p / 10000^(2i / head_dim)`` in the interleaved layout;
+layoutlm (``cfg.has_bbox``) adds ``x[x0] + y[y0] + x[x1] + y[y1] + h[y1 - y0] + w[x1 - x0]`` of
+a ``bbox [b, s, 4]`` input to the embedding sum; I-BERT (float mode) is roberta.
 
 Positions (``position_ids=None``): ``0 .. s-1`` for every row (bert, distilbert, electra;
 Hugging Face's default, also with left padding; pass ``position_ids_from_mask(mask)`` to count
@@ -35,7 +44,12 @@ Heads (``head=``; the outputs are a dict named as in Hugging Face), by ``cfg.hea
 - ``question-answering``: ``start_logits, end_logits [b, s]`` from ``qa_outputs(h)`` (2 labels);
 - ``multiple-choice``: inputs ``[b, choices, s]``, ``logits [b, choices]`` from a 1-output
   ``classifier`` of bert / roberta ``pooler``, distilbert ``relu(pre_classifier(h[:, 0]))`` or
-  electra ``act(sequence_summary.summary(h[:, 0]))`` (``summary_activation``).
+  electra ``act(sequence_summary.summary(h[:, 0]))`` (``summary_activation``), roformer the
+  last position ``h[:, -1]``;
+- albert: ``predictions.*`` masked-lm of width ``embedding_size``, classifiers on its pooler;
+  roformer: bert's ``cls.predictions.*`` of width ``embedding_size``, sequence classification
+  ``out_proj(act(dense(h[:, 0])))`` with ``hidden_act``; rembert: ``cls.predictions.{dense,
+  LayerNorm, decoder}`` of width ``output_embedding_size`` (never tied), classifiers on the pooler.
 
 Dropout is the identity (inference).
 """
@@ -44,14 +58,30 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from ...ir import array_namespace
 from .attention import attend, default_scale, merge_heads, split_heads
 from .config import BERT_HEADS, BertConfig
 from .gpt2 import activation
+from .llama import apply_rope
 from .weights import ParamView
 
 BASE_PREFIX = "bert."  # BERT's; each type's is ``cfg.base_prefix``
-IGNORED_SUFFIXES = ("embeddings.position_ids", "embeddings.token_type_ids")
+IGNORED_SUFFIXES = (
+    "embeddings.position_ids",
+    "embeddings.token_type_ids",
+    "encoder.embed_positions.weight",  # roformer's sinusoidal table: rebuilt at trace time
+    # I-BERT's quantisation buffers (unused with quant_mode false)
+    ".weight_integer",
+    ".bias_integer",
+    ".weight_scaling_factor",
+    ".fc_scaling_factor",
+    ".act_scaling_factor",
+    ".x_min",
+    ".x_max",
+    "LayerNorm.shift",
+)
 
 # role -> name inside a layer, per layout
 LAYER_NAMES = {
@@ -76,6 +106,16 @@ LAYER_NAMES = {
         "ff1": "ffn.lin1",
         "ff2": "ffn.lin2",
         "ln2": "output_layer_norm",
+    },
+    "albert": {  # "layers": see layer_prefixes (groups of shared layers)
+        "q": "attention.query",
+        "k": "attention.key",
+        "v": "attention.value",
+        "o": "attention.dense",
+        "ln1": "attention.LayerNorm",
+        "ff1": "ffn",
+        "ff2": "ffn_output",
+        "ln2": "full_layer_layer_norm",
     },
 }
 # head style -> masked-lm names: (transform dense, transform norm, output bias, untied decoder
@@ -103,34 +143,93 @@ MLM_NAMES = {
         "vocab_projector.weight",
         None,
     ),
+    "albert": (
+        "predictions.dense",
+        "predictions.LayerNorm",
+        "predictions.bias",
+        "predictions.decoder.weight",
+        None,
+    ),
+    "roformer": (
+        "cls.predictions.transform.dense",
+        "cls.predictions.transform.LayerNorm",
+        "cls.predictions.bias",
+        "cls.predictions.decoder.weight",
+        None,
+    ),
+    "rembert": (  # never tied: the decoder and its bias are the head's own
+        "cls.predictions.dense",
+        "cls.predictions.LayerNorm",
+        "cls.predictions.decoder.bias",
+        "cls.predictions.decoder.weight",
+        None,
+    ),
 }
 # head style -> (first dense, its activation, output) of the sentence-level classifier, applied to
-# h[:, 0]; None: the pooler feeds ``classifier`` (bert)
+# h[:, 0] (activation "hidden_act": the config's); None: the pooler feeds ``classifier`` (bert)
 SEQ_CLS_NAMES: dict[str, tuple[str, str, str] | None] = {
     "bert": None,
     "roberta": ("classifier.dense", "tanh", "classifier.out_proj"),
     "electra": ("classifier.dense", "gelu", "classifier.out_proj"),
     "distilbert": ("pre_classifier", "relu", "classifier"),
+    "albert": None,
+    "roformer": ("classifier.dense", "hidden_act", "classifier.out_proj"),
+    "rembert": None,
 }
 # head style -> (first dense, activation) before the 1-output ``classifier`` of multiple-choice;
-# None: the pooler
-MC_NAMES: dict[str, tuple[str, str] | None] = {
+# None: the pooler; "last": the last position ``h[:, -1]`` itself (roformer's sequence summary)
+MC_NAMES: dict[str, tuple[str, str] | str | None] = {
     "bert": None,
     "roberta": None,
     "electra": ("sequence_summary.summary", "summary"),
     "distilbert": ("pre_classifier", "relu"),
+    "albert": None,
+    "roformer": "last",
+    "rembert": None,
 }
 
 
-def check_head(head: str) -> str:
+def check_head(head: str, cfg: BertConfig | None = None) -> str:
+    """``head`` when it is one of the family's heads (and, given ``cfg``, one its type has)."""
     if head not in BERT_HEADS:
         raise ValueError(f"unknown BERT head {head!r}; use one of {list(BERT_HEADS)}")
+    if cfg is not None and head not in cfg.heads:
+        raise ValueError(
+            f"{cfg.model_type} has no {head!r} head (transformers has no class for it); "
+            f"use one of {list(cfg.heads)}"
+        )
     return head
 
 
+def layer_prefixes(cfg: BertConfig) -> list[str]:
+    """The name prefix of each layer application, in order: ``encoder.layer.{i}.`` (bert),
+    ``transformer.layer.{i}.`` (distilbert), or for albert the ``inner_group_num`` layers of group
+    ``int(i / (num_hidden_layers / num_hidden_groups))`` for each ``i`` (shared weights), so
+    ``num_hidden_layers * inner_group_num`` applications."""
+    p = cfg.base_prefix
+    if cfg.layout != "albert":
+        return [p + LAYER_NAMES[cfg.layout]["layers"].format(i=i) for i in range(cfg.num_hidden_layers)]
+    groups, inner = cfg.num_hidden_groups, cfg.inner_group_num  # type: ignore[attr-defined]
+    out = []
+    for i in range(cfg.num_hidden_layers):
+        g = int(i / (cfg.num_hidden_layers / groups))
+        out += [f"{p}encoder.albert_layer_groups.{g}.albert_layers.{j}." for j in range(inner)]
+    return out
+
+
+def projects(cfg: BertConfig) -> bool:
+    """The embeddings pass ``cfg.projection`` (embedding width != hidden, or albert / rembert)."""
+    return cfg.always_project or cfg.embedding_dim != cfg.hidden_size
+
+
+def mlm_tied(cfg: BertConfig) -> bool:
+    """The masked-lm decoder is the word embedding table (rembert's never is)."""
+    return cfg.tie_word_embeddings and cfg.head_style != "rembert"
+
+
 def uses_pooler(cfg: BertConfig, head: str) -> bool:
-    """The head reads the pooler: ``default`` (types with a pooler), bert's sequence
-    classification, bert / roberta multiple choice."""
+    """The head reads the pooler: ``default`` (types with a pooler), sequence classification of
+    bert, albert, rembert, layoutlm, multiple choice of those and roberta / ibert."""
     if head == "default":
         return cfg.has_pooler
     if head == "sequence-classification":
@@ -153,22 +252,23 @@ def _check_summary(cfg: BertConfig) -> None:
 def parameter_shapes(cfg: BertConfig, head: str = "default") -> dict[str, tuple]:
     """Hugging Face name -> shape of every parameter the ``head`` reads (a pooler only where
     :func:`uses_pooler`, as in Hugging Face)."""
-    check_head(head)
+    check_head(head, cfg)
     d, ff, emb, n = cfg.hidden_size, cfg.intermediate_size, cfg.embedding_dim, cfg.num_labels
     p = cfg.base_prefix
     e = p + "embeddings."
-    shapes = {
-        e + "word_embeddings.weight": (cfg.vocab_size, emb),
-        e + "position_embeddings.weight": (cfg.max_position_embeddings, emb),
-    }
+    shapes: dict[str, tuple] = {e + "word_embeddings.weight": (cfg.vocab_size, emb)}
+    if not cfg.rotary:
+        shapes[e + "position_embeddings.weight"] = (cfg.max_position_embeddings, emb)
+    if cfg.has_bbox:
+        for axis in "xyhw":
+            shapes[e + f"{axis}_position_embeddings.weight"] = (cfg.max_2d_position_embeddings, emb)  # type: ignore[attr-defined]
     if cfg.token_types:
         shapes[e + "token_type_embeddings.weight"] = (cfg.type_vocab_size, emb)
     shapes.update({e + "LayerNorm.weight": (emb,), e + "LayerNorm.bias": (emb,)})
-    if emb != d:
-        shapes.update({p + "embeddings_project.weight": (d, emb), p + "embeddings_project.bias": (d,)})
+    if projects(cfg):
+        shapes.update({p + cfg.projection + ".weight": (d, emb), p + cfg.projection + ".bias": (d,)})
     names = LAYER_NAMES[cfg.layout]
-    for i in range(cfg.num_hidden_layers):
-        lp = p + names["layers"].format(i=i)
+    for lp in dict.fromkeys(layer_prefixes(cfg)):
         for role, shape in (
             ("q", (d, d)),
             ("k", (d, d)),
@@ -183,11 +283,12 @@ def parameter_shapes(cfg: BertConfig, head: str = "default") -> dict[str, tuple]
             shapes[lp + names[role] + ".weight"] = (d,)
             shapes[lp + names[role] + ".bias"] = (d,)
     if uses_pooler(cfg, head):
-        shapes.update({p + "pooler.dense.weight": (d, d), p + "pooler.dense.bias": (d,)})
+        pool = p + cfg.pooler_name
+        shapes.update({pool + ".weight": (d, d), pool + ".bias": (d,)})
     style = cfg.head_style
     if head == "masked-lm":
         dense, norm, bias, decoder, _ = MLM_NAMES[style]
-        t = emb if style == "electra" else d  # electra's generator maps hidden -> embedding_size
+        t = cfg.mlm_width  # electra, albert, roformer: hidden -> embedding width; rembert's own
         shapes.update(
             {
                 dense + ".weight": (t, d),
@@ -197,15 +298,15 @@ def parameter_shapes(cfg: BertConfig, head: str = "default") -> dict[str, tuple]
                 bias: (cfg.vocab_size,),
             }
         )
-        if not cfg.tie_word_embeddings:
+        if not mlm_tied(cfg):
             shapes[decoder] = (cfg.vocab_size, t)
     elif head in ("sequence-classification", "multiple-choice"):
         out = n if head == "sequence-classification" else 1
         first = SEQ_CLS_NAMES[style] if head == "sequence-classification" else MC_NAMES[style]
         if head == "multiple-choice" and style == "electra":
             _check_summary(cfg)
-        last = first[2] if first is not None and len(first) == 3 else "classifier"
-        if first is not None:
+        last = first[2] if isinstance(first, tuple) and len(first) == 3 else "classifier"
+        if isinstance(first, tuple):
             shapes.update({first[0] + ".weight": (d, d), first[0] + ".bias": (d,)})
         shapes.update({last + ".weight": (out, d), last + ".bias": (out,)})
     elif head == "token-classification":
@@ -245,6 +346,68 @@ def default_position_ids(cfg: BertConfig, input_ids: Any) -> Any:
     return xp.cumulative_sum(m, axis=-1) * m + pad
 
 
+def sinusoid_table(positions: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """RoFormer's table: ``cos, sin`` of ``t_i = p / 10000^(2i / dim)`` for ``p < positions``,
+    ``i < dim / 2`` (computed in float64, rounded to float32 as Hugging Face stores it)."""
+    angle = np.arange(positions, dtype=np.float64)[:, None] / np.power(
+        10000.0, 2.0 * np.arange(dim // 2, dtype=np.float64) / dim
+    )
+    return np.cos(angle).astype(np.float32), np.sin(angle).astype(np.float32)
+
+
+def rotary_cos_sin(xp: Any, cfg: BertConfig, s: Any) -> tuple[Any, Any]:
+    """``cos, sin`` ``[1, 1, s, head_dim]`` (each angle twice, ``concat(t, t)``) of positions
+    ``0 .. s-1`` for :func:`~.llama.apply_rope`'s interleaved layout."""
+    cos, sin = sinusoid_table(cfg.max_position_embeddings, cfg.head_dim)
+    pos = xp.arange(s)
+    out = []
+    for table in (cos, sin):
+        t = xp.take(xp.asarray(table), pos, axis=0)
+        out.append(xp.concat([t, t], axis=-1)[None, None])
+    return out[0], out[1]
+
+
+def _embed(
+    xp: Any, P: Any, cfg: BertConfig, input_ids: Any, token_type_ids: Any, position_ids: Any, bbox: Any
+) -> Any:
+    """``LN(word[ids] (+ position[pos]) (+ token_type[tt]) (+ 2-D terms of bbox))``, projected to
+    ``hidden_size`` where :func:`projects`. LayoutLM's 2-D terms of ``bbox = (x0, y0, x1, y1)``:
+    ``x[x0] + y[y0] + x[x1] + y[y1] + h[y1 - y0] + w[x1 - x0]``."""
+    b, s = input_ids.shape
+    e = cfg.base_prefix + "embeddings."
+    h = xp.take(P[e + "word_embeddings.weight"], input_ids, axis=0)
+    if not cfg.rotary:
+        h = h + xp.take(P[e + "position_embeddings.weight"], position_ids, axis=0)
+    if cfg.has_bbox:
+        if bbox is None:
+            bbox = xp.zeros((b, s, 4), dtype=xp.int64)
+        x0, y0, x1, y1 = (bbox[..., j] for j in range(4))
+        for table, idx in (("x", x0), ("y", y0), ("x", x1), ("y", y1), ("h", y1 - y0), ("w", x1 - x0)):
+            h = h + xp.take(P[e + f"{table}_position_embeddings.weight"], idx, axis=0)
+    if cfg.token_types:
+        if token_type_ids is None:
+            token_type_ids = xp.zeros((b, s), dtype=xp.int64)
+        h = h + xp.take(P[e + "token_type_embeddings.weight"], token_type_ids, axis=0)
+    h = _layer_norm(xp, P, e + "LayerNorm", h, cfg.layer_norm_eps)
+    return _linear(xp, P, cfg.base_prefix + cfg.projection, h) if projects(cfg) else h
+
+
+def _layer(xp: Any, P: Any, cfg: BertConfig, lp: str, h: Any, attention_mask: Any, rope: Any) -> Any:
+    """One post-LayerNorm layer: ``a = LN(h + o(attn(h)))``, ``LN(a + ff2(act(ff1(a))))``;
+    ``rope`` (roformer) rotates q, k (and v with ``rotary_value``) in the interleaved layout."""
+    names, eps, nh, hd = LAYER_NAMES[cfg.layout], cfg.layer_norm_eps, cfg.num_attention_heads, cfg.head_dim
+    q, k, v = (split_heads(_linear(xp, P, lp + names[r], h), nh, hd) for r in ("q", "k", "v"))
+    if rope is not None:
+        cos, sin = rope
+        q, k = apply_rope(xp, q, cos, sin, hd, "interleaved"), apply_rope(xp, k, cos, sin, hd, "interleaved")
+        if cfg.rotary_value:  # type: ignore[attr-defined]
+            v = apply_rope(xp, v, cos, sin, hd, "interleaved")
+    ctx = merge_heads(attend(q, k, v, attention_mask, 0, default_scale(hd), causal=False))
+    a = _layer_norm(xp, P, lp + names["ln1"], _linear(xp, P, lp + names["o"], ctx) + h, eps)
+    m = activation(xp, cfg.hidden_act, _linear(xp, P, lp + names["ff1"], a))
+    return _layer_norm(xp, P, lp + names["ln2"], _linear(xp, P, lp + names["ff2"], m) + a, eps)
+
+
 def encode(
     params: dict,
     cfg: BertConfig,
@@ -253,43 +416,29 @@ def encode(
     token_type_ids: Any = None,
     position_ids: Any = None,
     pooled: bool = True,
+    bbox: Any = None,
 ) -> tuple[Any, Any, tuple]:
     """``(last_hidden_state [b, s, d], pooler_output [b, d] or None, hidden_states)`` where
-    ``hidden_states`` holds ``num_hidden_layers + 1`` arrays (embeddings, each layer's output);
-    ``pooled`` asks for the pooler (types without one give None)."""
+    ``hidden_states`` holds the embeddings (projected) and each layer application's output
+    (``num_hidden_layers + 1`` arrays; albert ``num_hidden_layers * inner_group_num + 1``);
+    ``pooled`` asks for the pooler (types without one give None); ``bbox [b, s, 4]`` (layoutlm;
+    default zeros)."""
     xp = array_namespace(input_ids)
     P = ParamView(params)
     b, s = input_ids.shape
     if attention_mask is None:
         attention_mask = xp.ones((b, s), dtype=xp.int64)
-    if position_ids is None:
+    if position_ids is None and not cfg.rotary:
         position_ids = default_position_ids(cfg, input_ids)
-    eps, nh, hd = cfg.layer_norm_eps, cfg.num_attention_heads, cfg.head_dim
-    p = cfg.base_prefix
-    e = p + "embeddings."
-    h = xp.take(P[e + "word_embeddings.weight"], input_ids, axis=0) + xp.take(
-        P[e + "position_embeddings.weight"], position_ids, axis=0
-    )
-    if cfg.token_types:
-        if token_type_ids is None:
-            token_type_ids = xp.zeros((b, s), dtype=xp.int64)
-        h = h + xp.take(P[e + "token_type_embeddings.weight"], token_type_ids, axis=0)
-    h = _layer_norm(xp, P, e + "LayerNorm", h, eps)
-    if cfg.embedding_dim != cfg.hidden_size:
-        h = _linear(xp, P, p + "embeddings_project", h)
+    h = _embed(xp, P, cfg, input_ids, token_type_ids, position_ids, bbox)
+    rope = rotary_cos_sin(xp, cfg, s) if cfg.rotary else None
     hidden = [h]
-    names = LAYER_NAMES[cfg.layout]
-    for i in range(cfg.num_hidden_layers):
-        lp = p + names["layers"].format(i=i)
-        q = split_heads(_linear(xp, P, lp + names["q"], h), nh, hd)
-        k = split_heads(_linear(xp, P, lp + names["k"], h), nh, hd)
-        v = split_heads(_linear(xp, P, lp + names["v"], h), nh, hd)
-        ctx = merge_heads(attend(q, k, v, attention_mask, 0, default_scale(hd), causal=False))
-        a = _layer_norm(xp, P, lp + names["ln1"], _linear(xp, P, lp + names["o"], ctx) + h, eps)
-        m = activation(xp, cfg.hidden_act, _linear(xp, P, lp + names["ff1"], a))
-        h = _layer_norm(xp, P, lp + names["ln2"], _linear(xp, P, lp + names["ff2"], m) + a, eps)
+    for lp in layer_prefixes(cfg):
+        h = _layer(xp, P, cfg, lp, h, attention_mask, rope)
         hidden.append(h)
-    pooler = xp.tanh(_linear(xp, P, p + "pooler.dense", h[:, 0])) if pooled and cfg.has_pooler else None
+    pooler = None
+    if pooled and cfg.has_pooler:
+        pooler = xp.tanh(_linear(xp, P, cfg.base_prefix + cfg.pooler_name, h[:, 0]))
     return h, pooler, tuple(hidden)
 
 
@@ -302,9 +451,11 @@ def forward(
     position_ids: Any = None,
     head: str = "default",
     output_hidden_states: bool = False,
+    bbox: Any = None,
 ) -> dict:
-    """The ``head``'s outputs (see the module docstring), plus ``hidden_states`` when asked."""
-    check_head(head)
+    """The ``head``'s outputs (see the module docstring), plus ``hidden_states`` when asked;
+    ``bbox [b, s, 4]``: layoutlm's boxes (default zeros; other types ignore it)."""
+    check_head(head, cfg)
     xp = array_namespace(input_ids)
     P = ParamView(params)
     choices = None
@@ -315,7 +466,7 @@ def forward(
             flat, (input_ids, attention_mask, token_type_ids, position_ids)
         )
     h, pooler, hidden = encode(
-        P, cfg, input_ids, attention_mask, token_type_ids, position_ids, uses_pooler(cfg, head)
+        P, cfg, input_ids, attention_mask, token_type_ids, position_ids, uses_pooler(cfg, head), bbox
     )
     style = cfg.head_style
     if head == "default":
@@ -326,17 +477,19 @@ def forward(
         dense, norm, bias, decoder, act = MLM_NAMES[style]
         x = activation(xp, act or cfg.hidden_act, _linear(xp, P, dense, h))
         x = _layer_norm(xp, P, norm, x, cfg.layer_norm_eps)
-        dec = (
-            P[cfg.base_prefix + "embeddings.word_embeddings.weight"]
-            if cfg.tie_word_embeddings
-            else P[decoder]
-        )
+        dec = P[cfg.base_prefix + "embeddings.word_embeddings.weight"] if mlm_tied(cfg) else P[decoder]
         out = {"logits": xp.matmul(x, xp.permute_dims(dec, (1, 0))) + P[bias]}
     elif head in ("sequence-classification", "multiple-choice"):
         first = SEQ_CLS_NAMES[style] if head == "sequence-classification" else MC_NAMES[style]
         x, last = pooler, "classifier"
-        if first is not None:
-            act = cfg.summary_activation if first[1] == "summary" else first[1]
+        if first == "last":
+            x = h[:, -1]
+        elif first is not None:
+            act = first[1]
+            if act == "summary":
+                act = cfg.summary_activation  # type: ignore[attr-defined]
+            elif act == "hidden_act":
+                act = cfg.hidden_act
             x = _linear(xp, P, first[0], h[:, 0])
             x = x if act is None else _act(xp, act, x)
             last = first[2] if len(first) == 3 else last

@@ -1,7 +1,8 @@
 """Model configs compatible with Hugging Face ``config.json`` fields (gpt2, t5, the encoder family:
 bert, roberta, xlm-roberta, camembert, data2vec-text, distilbert, electra, and the rotary
 decoder family: llama, mistral, qwen2, qwen3, phi3, gemma, gemma2, olmo2, granite, starcoder2,
-stablelm, gpt_neox, gptj, phi, mixtral, qwen2_moe).
+stablelm, gpt_neox, gptj, phi, mixtral, qwen2_moe; the BART encoder-decoder family: bart, mbart,
+marian, m2m_100, blenderbot, blenderbot-small, bigbird_pegasus).
 
 ``config_from_dict(d)`` (or ``GPT2Config.from_dict(d)``, ...) dispatches on ``model_type``;
 unknown types and invalid fields raise a one-line ``ValueError`` naming the field and the fix.
@@ -236,6 +237,10 @@ class _ConfigMixin:
         return d
 
 
+#: GPT-2-style activation names -> the tanh/erf/relu mode of ``gpt2.activation``
+ACTIVATIONS = {"gelu": "none", "gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "relu": "relu"}
+
+
 @dataclass
 class GPT2Config(_ConfigMixin):
     """GPT-2: learned positions, pre-LayerNorm blocks, gelu (tanh) MLP, lm_head tied to wte."""
@@ -258,6 +263,13 @@ class GPT2Config(_ConfigMixin):
     architectures: list | None = None
     model_type: str = "gpt2"
 
+    #: switches (ImageGPT differs): activations accepted; LayerNorm with bias (False: ImageGPT's
+    #: norm, ``x / sqrt(mean(x^2) + eps) * w``, no centring, no bias); rows of ``lm_head`` fewer
+    #: than ``vocab_size`` by ``head_rows_short`` (ImageGPT never predicts its start token)
+    ACTIVATIONS: ClassVar[tuple[str, ...]] = tuple(ACTIVATIONS)
+    layer_norm_centred: ClassVar[bool] = True
+    head_rows_short: ClassVar[int] = 0
+
     def __post_init__(self) -> None:
         _check_field_types(self)
         for name in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head"):
@@ -269,10 +281,10 @@ class GPT2Config(_ConfigMixin):
             raise ValueError(
                 f"config field `n_embd` ({self.n_embd}) must be divisible by `n_head` ({self.n_head})"
             )
-        if self.activation_function not in ACTIVATIONS:
+        if self.activation_function not in self.ACTIVATIONS:
             raise ValueError(
                 f"config field `activation_function` {self.activation_function!r} is not supported; "
-                f"use one of {sorted(ACTIVATIONS)}"
+                f"use one of {sorted(self.ACTIVATIONS)}"
             )
         if self.scale_attn_by_inverse_layer_idx:
             raise ValueError(
@@ -302,6 +314,35 @@ class GPT2Config(_ConfigMixin):
     @property
     def max_position_embeddings(self) -> int:
         return self.n_positions
+
+
+@dataclass
+class ImageGPTConfig(GPT2Config):
+    """ImageGPT: GPT-2 over colour-cluster tokens (``vocab_size - 1`` clusters plus a start token);
+    norms ``x / sqrt(mean(x^2) + eps) * w`` (no centring, no bias), ``quick_gelu`` MLP
+    (``x * sigmoid(1.702 x)``), untied ``lm_head`` with ``vocab_size - 1`` rows."""
+
+    vocab_size: int = 513
+    n_embd: int = 512
+    n_layer: int = 24
+    n_head: int = 8
+    activation_function: str = "quick_gelu"
+    bos_token_id: int | None = None
+    eos_token_id: Any = None
+    tie_word_embeddings: bool = False
+    model_type: str = "imagegpt"
+
+    ACTIVATIONS: ClassVar[tuple[str, ...]] = (*ACTIVATIONS, "quick_gelu")
+    layer_norm_centred: ClassVar[bool] = False
+    head_rows_short: ClassVar[int] = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.tie_word_embeddings:
+            raise ValueError(
+                "config field `tie_word_embeddings` must be false for imagegpt (its lm_head has "
+                "vocab_size - 1 rows, so it cannot share wte)"
+            )
 
 
 #: role -> parameter name part of the rotary family (``llama.py``): ``embed``, ``layers`` (the layer
@@ -1770,8 +1811,21 @@ class BertConfig(_ConfigMixin):
     token_types: ClassVar[bool] = True
     #: the base model has a tanh pooler (not distilbert, electra)
     has_pooler: ClassVar[bool] = True
-    #: the heads' names and classifiers: ``bert``, ``roberta``, ``electra`` or ``distilbert``
+    #: the heads' names and classifiers: ``bert``, ``roberta``, ``electra``, ``distilbert``,
+    #: ``albert``, ``roformer`` or ``rembert``
     head_style: ClassVar[str] = "bert"
+    #: the heads Hugging Face has a class for (layoutlm has no multiple-choice)
+    heads: ClassVar[tuple[str, ...]] = BERT_HEADS
+    #: the embeddings -> hidden projection (under the base prefix), applied when the embedding
+    #: width differs from ``hidden_size`` or, with ``always_project``, always (albert, rembert)
+    projection: ClassVar[str] = "embeddings_project"
+    always_project: ClassVar[bool] = False
+    #: the pooler's linear (under the base prefix): ``pooler.dense``, albert's ``pooler``
+    pooler_name: ClassVar[str] = "pooler.dense"
+    #: rotary positions inside self-attention instead of a position table (roformer)
+    rotary: ClassVar[bool] = False
+    #: a ``bbox [b, s, 4]`` input adds 2-D position embeddings (layoutlm)
+    has_bbox: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         _check_field_types(self)
@@ -1820,6 +1874,12 @@ class BertConfig(_ConfigMixin):
     @property
     def embedding_dim(self) -> int:
         """Width of the embeddings (ELECTRA's ``embedding_size``; else ``hidden_size``)."""
+        return self.hidden_size
+
+    @property
+    def mlm_width(self) -> int:
+        """Width of the masked-lm transform (the embedding width where the decoder is tied to a
+        narrower embedding: electra, albert, roformer; rembert's ``output_embedding_size``)."""
         return self.hidden_size
 
 
@@ -1932,6 +1992,803 @@ class ElectraConfig(BertConfig):
     def embedding_dim(self) -> int:
         return self.embedding_size
 
+    @property
+    def mlm_width(self) -> int:
+        return self.embedding_size
+
+
+@dataclass
+class AlbertConfig(BertConfig):
+    """ALBERT: embeddings of width ``embedding_size`` always mapped by
+    ``encoder.embedding_hidden_mapping_in``; ``num_hidden_groups`` groups of ``inner_group_num``
+    layers, layer ``i`` running group ``int(i / (num_hidden_layers / num_hidden_groups))`` (so
+    the weights are shared); pooler ``albert.pooler``; masked-lm head ``predictions.*`` of width
+    ``embedding_size``; classifiers on the pooler."""
+
+    vocab_size: int = 30000
+    embedding_size: int = 128
+    hidden_size: int = 4096
+    num_attention_heads: int = 64
+    intermediate_size: int = 16384
+    num_hidden_groups: int = 1
+    inner_group_num: int = 1
+    hidden_act: str = "gelu_new"
+    model_type: str = "albert"
+    base_prefix: ClassVar[str] = "albert."
+    layout: ClassVar[str] = "albert"
+    head_style: ClassVar[str] = "albert"
+    projection: ClassVar[str] = "encoder.embedding_hidden_mapping_in"
+    always_project: ClassVar[bool] = True
+    pooler_name: ClassVar[str] = "pooler"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("embedding_size", "num_hidden_groups", "inner_group_num"):
+            _positive(name, getattr(self, name))
+        if self.num_hidden_groups > self.num_hidden_layers:
+            raise ValueError(
+                f"config field `num_hidden_groups` ({self.num_hidden_groups}) must not exceed "
+                f"`num_hidden_layers` ({self.num_hidden_layers}): every group must run"
+            )
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.embedding_size
+
+    @property
+    def mlm_width(self) -> int:
+        return self.embedding_size
+
+
+@dataclass
+class RoFormerConfig(BertConfig):
+    """RoFormer: no position table; q and k (and v with ``rotary_value``) of every self-attention
+    are rotated by a sinusoidal table over ``head_dim``; embeddings of width ``embedding_size``
+    (null: ``hidden_size``) projected by ``embeddings_project`` when they differ; no pooler;
+    classifier ``out_proj(act(dense(h[:, 0])))`` with ``hidden_act``; multiple choice reads the
+    last position ``classifier(h[:, -1])``."""
+
+    vocab_size: int = 50000
+    embedding_size: int | None = None
+    max_position_embeddings: int = 1536
+    rotary_value: bool = False
+    model_type: str = "roformer"
+    base_prefix: ClassVar[str] = "roformer."
+    head_style: ClassVar[str] = "roformer"
+    has_pooler: ClassVar[bool] = False
+    rotary: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        if self.embedding_size is None:
+            self.embedding_size = self.hidden_size
+        super().__post_init__()
+        _positive("embedding_size", self.embedding_size)
+        if self.head_dim % 2:
+            raise ValueError(
+                f"config fields `hidden_size` / `num_attention_heads` must give an even head size for "
+                f"rotary positions, got {self.head_dim}"
+            )
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.embedding_size or self.hidden_size)
+
+    @property
+    def mlm_width(self) -> int:
+        return self.embedding_dim
+
+
+@dataclass
+class IBertConfig(RobertaConfig):
+    """I-BERT with ``quant_mode`` false: RoBERTa numerically (names under ``ibert.``; the
+    quantisation buffers of the checkpoint are ignored). ``quant_mode`` true (integer-only
+    inference) is refused."""
+
+    vocab_size: int = 30522
+    quant_mode: bool = False
+    force_dequant: str = "none"
+    model_type: str = "ibert"
+    base_prefix: ClassVar[str] = "ibert."
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.quant_mode:
+            raise ValueError(
+                "config field `quant_mode` must be false: tensorweave runs I-BERT in floating point "
+                "(its integer-only mode is not supported)"
+            )
+        if self.hidden_act != "gelu":
+            raise ValueError(f"config field `hidden_act` must be 'gelu' for ibert, got {self.hidden_act!r}")
+
+
+@dataclass
+class LayoutLMConfig(BertConfig):
+    """LayoutLM: BERT plus 2-D position embeddings of a ``bbox [b, s, 4]`` input
+    ``(x0, y0, x1, y1)`` in ``0 .. max_2d_position_embeddings - 1``: ``x[x0] + y[y0] + x[x1] +
+    y[y1] + h[y1 - y0] + w[x1 - x0]`` added to the embeddings; no multiple-choice head."""
+
+    max_2d_position_embeddings: int = 1024
+    model_type: str = "layoutlm"
+    base_prefix: ClassVar[str] = "layoutlm."
+    heads: ClassVar[tuple[str, ...]] = tuple(h for h in BERT_HEADS if h != "multiple-choice")
+    has_bbox: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive("max_2d_position_embeddings", self.max_2d_position_embeddings)
+
+
+@dataclass
+class RemBertConfig(BertConfig):
+    """RemBERT: embeddings of width ``input_embedding_size`` mapped by
+    ``encoder.embedding_hidden_mapping_in``; masked-lm head ``cls.predictions.{dense, LayerNorm,
+    decoder}`` of width ``output_embedding_size`` with its own (never tied) decoder."""
+
+    vocab_size: int = 250300
+    hidden_size: int = 1152
+    num_hidden_layers: int = 32
+    num_attention_heads: int = 18
+    input_embedding_size: int = 256
+    output_embedding_size: int = 1664
+    intermediate_size: int = 4608
+    tie_word_embeddings: bool = False
+    model_type: str = "rembert"
+    base_prefix: ClassVar[str] = "rembert."
+    head_style: ClassVar[str] = "rembert"
+    projection: ClassVar[str] = "encoder.embedding_hidden_mapping_in"
+    always_project: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("input_embedding_size", "output_embedding_size"):
+            _positive(name, getattr(self, name))
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.input_embedding_size
+
+    @property
+    def mlm_width(self) -> int:
+        return self.output_embedding_size
+
+
+def _encoder_labels(cfg: Any) -> None:
+    """``id2label`` keys read as ints; ``num_labels`` defaults to ``len(id2label)`` or 2 (as
+    :class:`BertConfig` does)."""
+    if cfg.id2label is not None:
+        if not all(_is_int(k) or (isinstance(k, str) and k.strip().isdigit()) for k in cfg.id2label):
+            raise ValueError(
+                f"config field `id2label` must map label ids (integers) to names, got {cfg.id2label!r}"
+            )
+        cfg.id2label = {int(k): v for k, v in cfg.id2label.items()}
+    if cfg.num_labels is None:
+        cfg.num_labels = len(cfg.id2label) if cfg.id2label else 2
+    _positive("num_labels", cfg.num_labels)
+
+
+#: ``summary_type`` values of Hugging Face's sequence summary that the encoders implement
+SUMMARY_TYPES = ("first", "last", "mean", "cls_index")
+
+
+def _check_summary_fields(cfg: Any) -> None:
+    """The sequence-summary fields (xlm, flaubert, convbert): a known ``summary_type`` and an
+    activation of null, ``tanh`` or :data:`ACTIVATIONS`."""
+    if cfg.summary_type not in SUMMARY_TYPES:
+        raise ValueError(
+            f"config field `summary_type` {cfg.summary_type!r} is not supported; use one of {list(SUMMARY_TYPES)}"
+        )
+    if cfg.summary_activation is not None and cfg.summary_activation not in (*ACTIVATIONS, "tanh"):
+        raise ValueError(
+            f"config field `summary_activation` {cfg.summary_activation!r} is not supported; "
+            f"use null, 'tanh' or one of {sorted(ACTIVATIONS)}"
+        )
+
+
+@dataclass
+class XLMConfig(_ConfigMixin):
+    """XLM (``xlm.py``): word + position (+ language) embeddings, post-LayerNorm blocks with a
+    ``4 * emb_dim`` MLP (gelu, or relu without ``gelu_activation``), no pooler. config.json spells
+    ``emb_dim``, ``n_layers``, ``n_heads`` (read as ``hidden_size``, ...; ``FIELD_NAMES``).
+    ``sinusoidal_embeddings`` only says how the position table was made: it is a checkpoint
+    tensor either way."""
+
+    vocab_size: int = 30145
+    hidden_size: int = 2048
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 16
+    gelu_activation: bool = True
+    sinusoidal_embeddings: bool = False
+    causal: bool = False
+    asm: bool = False
+    n_langs: int = 1
+    use_lang_emb: bool = True
+    max_position_embeddings: int = 512
+    layer_norm_eps: float = 1e-12
+    is_encoder: bool = True
+    summary_type: str = "first"
+    summary_use_proj: bool = True
+    summary_activation: str | None = None
+    summary_proj_to_labels: bool = True
+    pad_token_id: int | None = 2
+    bos_token_id: int | None = 0
+    eos_token_id: int | None = 1
+    id2label: dict | None = None
+    num_labels: int | None = None
+    tie_word_embeddings: bool = True
+    architectures: list | None = None
+    model_type: str = "xlm"
+
+    base_prefix: ClassVar[str] = "transformer."
+    #: token types are looked up in the word embeddings (the tokenizer gives them)
+    token_types: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        _check_field_types(self)
+        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "n_langs"):
+            _positive(name, getattr(self, name))
+        _positive("max_position_embeddings", self.max_position_embeddings)
+        _positive_float("layer_norm_eps", self.layer_norm_eps)
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"config field `hidden_size` ({self.hidden_size}) must be divisible by "
+                f"`num_attention_heads` ({self.num_attention_heads})"
+            )
+        if self.asm:
+            raise ValueError(
+                "config field `asm` must be false: the adaptive-softmax output layer is not supported"
+            )
+        if not self.is_encoder:
+            raise ValueError(
+                f"config field `is_encoder` must be true: {self.model_type} runs only as an encoder"
+            )
+        _check_summary_fields(self)
+        _encoder_labels(self)
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    @property
+    def intermediate_size(self) -> int:
+        """The MLP width, always ``4 * emb_dim``."""
+        return 4 * self.hidden_size
+
+    @property
+    def hidden_act(self) -> str:
+        return "gelu" if self.gelu_activation else "relu"
+
+    @property
+    def pre_norm_blocks(self) -> bool:
+        """LayerNorm before each sub-block (FlauBERT's ``pre_norm``); XLM is post-norm."""
+        return bool(getattr(self, "pre_norm", False))
+
+    @property
+    def has_lang_emb(self) -> bool:
+        """A language embedding table exists (``n_langs > 1`` and ``use_lang_emb``)."""
+        return self.n_langs > 1 and self.use_lang_emb
+
+
+@dataclass
+class FlaubertConfig(XLMConfig):
+    """FlauBERT: :class:`XLMConfig` plus ``pre_norm`` (LayerNorm before each sub-block, no final
+    norm) and ``layerdrop`` (training only: every layer runs at inference)."""
+
+    pre_norm: bool = False
+    layerdrop: float = 0.0
+    model_type: str = "flaubert"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 <= self.layerdrop <= 1:
+            raise ValueError(
+                f"config field `layerdrop` must be a probability in [0, 1], got {self.layerdrop!r}"
+            )
+
+
+def _divides(group_field: str, groups: int, channel_field: str, channels: int) -> None:
+    if channels % groups:
+        raise ValueError(
+            f"config field `{group_field}` ({groups}) must divide `{channel_field}` ({channels}): "
+            "each group convolves an equal share of the channels"
+        )
+
+
+@dataclass
+class SqueezeBertConfig(BertConfig):
+    """SqueezeBERT (``squeezebert.py``): BERT's post-LayerNorm block with every projection a
+    grouped 1x1 convolution (``q_groups``, ``k_groups``, ``v_groups``, ``post_attention_groups``,
+    ``intermediate_groups``, ``output_groups``); tanh pooler on every head; BERT's heads under
+    ``transformer.``."""
+
+    embedding_size: int = 768
+    q_groups: int = 4
+    k_groups: int = 4
+    v_groups: int = 4
+    post_attention_groups: int = 1
+    intermediate_groups: int = 4
+    output_groups: int = 4
+    model_type: str = "squeezebert"
+    base_prefix: ClassVar[str] = "transformer."
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.embedding_size != self.hidden_size:
+            raise ValueError(
+                f"config field `embedding_size` ({self.embedding_size}) must equal `hidden_size` "
+                f"({self.hidden_size}), as Hugging Face's SqueezeBERT requires"
+            )
+        d, ff = self.hidden_size, self.intermediate_size
+        for name in ("q_groups", "k_groups", "v_groups", "post_attention_groups"):
+            _positive(name, getattr(self, name))
+            _divides(name, getattr(self, name), "hidden_size", d)
+        for name in ("intermediate_groups", "output_groups"):
+            _positive(name, getattr(self, name))
+            _divides(name, getattr(self, name), "hidden_size", d)
+            _divides(name, getattr(self, name), "intermediate_size", ff)
+
+
+MOBILEBERT_NORMS = ("no_norm", "layer_norm")
+
+
+@dataclass
+class MobileBertConfig(BertConfig):
+    """MobileBERT (``mobilebert.py``): trigram input embeddings of width ``embedding_size``
+    projected to ``hidden_size``, bottleneck layers of width ``intra_bottleneck_size``,
+    ``num_feedforward_networks`` stacked MLPs, ``NoNorm`` (``x * w + b``) or LayerNorm
+    (``normalization_type``); pooler ``h[:, 0]`` or ``tanh(dense(h[:, 0]))``
+    (``classifier_activation``)."""
+
+    hidden_size: int = 512
+    num_hidden_layers: int = 24
+    num_attention_heads: int = 4
+    intermediate_size: int = 512
+    hidden_act: str = "relu"
+    embedding_size: int = 128
+    trigram_input: bool = True
+    use_bottleneck: bool = True
+    intra_bottleneck_size: int = 128
+    use_bottleneck_attention: bool = False
+    key_query_shared_bottleneck: bool = True
+    num_feedforward_networks: int = 4
+    normalization_type: str = "no_norm"
+    classifier_activation: bool = True
+    model_type: str = "mobilebert"
+    base_prefix: ClassVar[str] = "mobilebert."
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("embedding_size", "intra_bottleneck_size", "num_feedforward_networks"):
+            _positive(name, getattr(self, name))
+        if self.normalization_type not in MOBILEBERT_NORMS:
+            raise ValueError(
+                f"config field `normalization_type` {self.normalization_type!r} is not supported; "
+                f"use one of {list(MOBILEBERT_NORMS)}"
+            )
+        if self.true_hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"config field `intra_bottleneck_size` ({self.true_hidden_size}) must be divisible by "
+                f"`num_attention_heads` ({self.num_attention_heads}) when `use_bottleneck` is true"
+            )
+        if self.embedding_size > self.hidden_size:
+            raise ValueError(
+                f"config field `embedding_size` ({self.embedding_size}) must not exceed `hidden_size` "
+                f"({self.hidden_size}): the masked-lm decoder appends hidden_size - embedding_size rows"
+            )
+
+    @property
+    def true_hidden_size(self) -> int:
+        """The width inside a layer: ``intra_bottleneck_size`` with ``use_bottleneck``, else hidden."""
+        return self.intra_bottleneck_size if self.use_bottleneck else self.hidden_size
+
+    @property
+    def head_dim(self) -> int:
+        return self.true_hidden_size // self.num_attention_heads
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.embedding_size
+
+
+@dataclass
+class ConvBertConfig(BertConfig):
+    """ConvBERT (``convbert.py``): ELECTRA's embeddings (``embedding_size``, projected), layers
+    that mix ``num_attention_heads // head_ratio`` attention heads with as many span-based
+    dynamic convolutions of width ``conv_kernel_size``, grouped MLP linears (``num_groups``), no
+    pooler; ELECTRA-style heads (``hidden_act`` in the classifier). The sequence-summary fields
+    default to what Hugging Face reads when they are absent (``last`` token, no projection)."""
+
+    pad_token_id: int | None = 1
+    embedding_size: int = 768
+    head_ratio: int = 2
+    conv_kernel_size: int = 9
+    num_groups: int = 1
+    summary_type: str = "last"
+    summary_use_proj: bool = False
+    summary_activation: str | None = None
+    summary_proj_to_labels: bool = False
+    model_type: str = "convbert"
+    base_prefix: ClassVar[str] = "convbert."
+    has_pooler: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("embedding_size", "head_ratio", "conv_kernel_size", "num_groups"):
+            _positive(name, getattr(self, name))
+        if self.conv_kernel_size % 2 == 0:
+            raise ValueError(
+                f"config field `conv_kernel_size` must be odd (the convolution is centred), got {self.conv_kernel_size}"
+            )
+        _divides("num_groups", self.num_groups, "hidden_size", self.hidden_size)
+        _divides("num_groups", self.num_groups, "intermediate_size", self.intermediate_size)
+        if 2 * self.conv_heads * self.head_dim != self.hidden_size:
+            raise ValueError(
+                f"config field `hidden_size` ({self.hidden_size}) must be a multiple of 2 * (num_attention_heads // "
+                f"head_ratio) = {2 * self.conv_heads}: attention and convolution each fill half of it"
+            )
+        _check_summary_fields(self)
+
+    @property
+    def conv_heads(self) -> int:
+        """Heads of each half: ``max(num_attention_heads // head_ratio, 1)``."""
+        return max(self.num_attention_heads // self.head_ratio, 1)
+
+    @property
+    def head_dim(self) -> int:
+        return (self.hidden_size // self.conv_heads) // 2
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.embedding_size
+
+
+DEBERTA_POS_ATT = ("c2p", "p2c")
+
+
+@dataclass
+class DebertaConfig(_ConfigMixin):
+    """DeBERTa (``deberta.py``): BERT's post-LayerNorm layers with disentangled attention, whose
+    scores add content-to-position (``c2p``) and position-to-content (``p2c``) terms over a table
+    of relative distances (``relative_attention``, ``pos_att_type``); token types only when
+    ``type_vocab_size > 0``, absolute positions only with ``position_biased_input``; no pooler in
+    the base model (the classification heads have a ``pooler.dense`` of their own)."""
+
+    vocab_size: int = 50265
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 0
+    layer_norm_eps: float = 1e-7
+    relative_attention: bool = False
+    max_relative_positions: int = -1
+    position_biased_input: bool = True
+    pos_att_type: str | list | None = None
+    embedding_size: int | None = None
+    pooler_hidden_size: int | None = None
+    pooler_hidden_act: str = "gelu"
+    legacy: bool = True
+    talking_head: bool = False
+    pad_token_id: int | None = 0
+    id2label: dict | None = None
+    num_labels: int | None = None
+    tie_word_embeddings: bool = True
+    architectures: list | None = None
+    model_type: str = "deberta"
+
+    base_prefix: ClassVar[str] = "deberta."
+    #: 1: ``in_proj`` (q, k, v rows interleaved per head) + ``q_bias`` / ``v_bias``; 2: separate
+    #: ``query_proj`` / ``key_proj`` / ``value_proj``, log position buckets, conv layer
+    version: ClassVar[int] = 1
+    has_pooler: ClassVar[bool] = False
+    #: the heads transformers has for the type (deberta has no multiple-choice class)
+    heads: ClassVar[tuple[str, ...]] = tuple(h for h in BERT_HEADS if h != "multiple-choice")
+
+    def __post_init__(self) -> None:
+        _check_field_types(self)
+        for name in (
+            "vocab_size",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "intermediate_size",
+            "max_position_embeddings",
+        ):
+            _positive(name, getattr(self, name))
+        _nonnegative("type_vocab_size", self.type_vocab_size)
+        _positive_float("layer_norm_eps", self.layer_norm_eps)
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"config field `hidden_size` ({self.hidden_size}) must be divisible by "
+                f"`num_attention_heads` ({self.num_attention_heads})"
+            )
+        for name in ("hidden_act", "pooler_hidden_act"):
+            if getattr(self, name) not in (*ACTIVATIONS, "tanh"):
+                raise ValueError(
+                    f"config field `{name}` {getattr(self, name)!r} is not supported; "
+                    f"use 'tanh' or one of {sorted(ACTIVATIONS)}"
+                )
+        if isinstance(self.pos_att_type, str):
+            self.pos_att_type = [x.strip() for x in self.pos_att_type.lower().split("|") if x.strip()]
+        if self.pos_att_type is not None and any(t not in DEBERTA_POS_ATT for t in self.pos_att_type):
+            raise ValueError(
+                f"config field `pos_att_type` {self.pos_att_type!r} is not supported; "
+                "use a subset of ['c2p', 'p2c'] (or 'c2p|p2c')"
+            )
+        if self.embedding_size is not None:
+            _positive("embedding_size", self.embedding_size)
+        if self.pooler_hidden_size not in (None, self.hidden_size):
+            raise ValueError(
+                f"config field `pooler_hidden_size` ({self.pooler_hidden_size}) must equal `hidden_size` "
+                f"({self.hidden_size}) (the classifier reads a hidden_size-wide pooled vector)"
+            )
+        if self.talking_head:
+            raise ValueError("config field `talking_head` is not supported; set it to false")
+        if self.id2label is not None:
+            if not all(_is_int(k) or (isinstance(k, str) and k.strip().isdigit()) for k in self.id2label):
+                raise ValueError(
+                    f"config field `id2label` must map label ids (integers) to names, got {self.id2label!r}"
+                )
+            self.id2label = {int(k): v for k, v in self.id2label.items()}
+        if self.num_labels is None:
+            self.num_labels = len(self.id2label) if self.id2label else 2
+        _positive("num_labels", self.num_labels)
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    @property
+    def embedding_dim(self) -> int:
+        """Width of the embedding tables (``embedding_size``, else ``hidden_size``)."""
+        return self.embedding_size or self.hidden_size
+
+    @property
+    def token_types(self) -> bool:
+        """A token-type table exists (``type_vocab_size > 0``)."""
+        return self.type_vocab_size > 0
+
+    @property
+    def att_types(self) -> tuple[str, ...]:
+        """The relative score terms in use (none without ``relative_attention``)."""
+        return tuple(self.pos_att_type or ()) if self.relative_attention else ()
+
+    @property
+    def max_relative(self) -> int:
+        """``max_relative_positions``, or ``max_position_embeddings`` when below 1."""
+        return (
+            self.max_relative_positions if self.max_relative_positions >= 1 else self.max_position_embeddings
+        )
+
+    @property
+    def relative_span(self) -> int:
+        """Half the rows of ``encoder.rel_embeddings``: distances index ``clip(r + span, 0, 2 span - 1)``."""
+        return self.max_relative
+
+
+@dataclass
+class DebertaV2Config(DebertaConfig):
+    """DeBERTa-v2 / v3: :class:`DebertaConfig` with separate ``query_proj`` / ``key_proj`` /
+    ``value_proj``, log-bucketed relative positions (``position_buckets``), optionally shared
+    position projections (``share_att_key``), a LayerNorm on the relative table (``norm_rel_ebd``)
+    and a convolution after the first layer (``conv_kernel_size > 0``)."""
+
+    vocab_size: int = 128100
+    hidden_size: int = 1536
+    num_hidden_layers: int = 24
+    num_attention_heads: int = 24
+    intermediate_size: int = 6144
+    position_buckets: int = -1
+    share_att_key: bool = False
+    norm_rel_ebd: str = "none"
+    conv_kernel_size: int = 0
+    conv_groups: int = 1
+    conv_act: str = "tanh"
+    attention_head_size: int | None = None
+    model_type: str = "deberta-v2"
+    version: ClassVar[int] = 2
+    heads: ClassVar[tuple[str, ...]] = BERT_HEADS
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _nonnegative("conv_kernel_size", self.conv_kernel_size)
+        if self.conv_kernel_size and self.conv_kernel_size % 2 == 0:
+            raise ValueError(
+                f"config field `conv_kernel_size` must be odd (the convolution keeps the length), "
+                f"got {self.conv_kernel_size}"
+            )
+        if self.conv_groups != 1:
+            raise ValueError(
+                f"config field `conv_groups` must be 1 (grouped convolution is not supported), got {self.conv_groups!r}"
+            )
+        if self.conv_act not in (*ACTIVATIONS, "tanh"):
+            raise ValueError(
+                f"config field `conv_act` {self.conv_act!r} is not supported; use 'tanh' or one of {sorted(ACTIVATIONS)}"
+            )
+        norms = [x.strip() for x in self.norm_rel_ebd.lower().split("|")]
+        if any(x not in ("none", "layer_norm") for x in norms):
+            raise ValueError(
+                f"config field `norm_rel_ebd` {self.norm_rel_ebd!r} is not supported; use 'none' or 'layer_norm'"
+            )
+        if self.attention_head_size not in (None, self.head_dim):
+            raise ValueError(
+                f"config field `attention_head_size` ({self.attention_head_size}) must equal hidden_size / "
+                f"num_attention_heads ({self.head_dim}); remove it"
+            )
+
+    @property
+    def rel_layer_norm(self) -> bool:
+        """``encoder.LayerNorm`` normalises the relative table (``'layer_norm'`` in ``norm_rel_ebd``)."""
+        return "layer_norm" in [x.strip() for x in self.norm_rel_ebd.lower().split("|")]
+
+    @property
+    def relative_span(self) -> int:
+        return self.position_buckets if self.position_buckets > 0 else self.max_relative
+
+
+@dataclass
+class BigBirdConfig(BertConfig):
+    """BigBird with ``attention_type='original_full'``: BERT's layers and names under ``bert.``
+    (pooler ``bert.pooler`` without ``.dense``), heads of its own (``big_bird.py``). Block-sparse
+    attention is refused (transformers itself runs full attention up to
+    ``(5 + 2 num_random_blocks) block_size`` tokens)."""
+
+    vocab_size: int = 50358
+    hidden_act: str = "gelu_new"
+    max_position_embeddings: int = 4096
+    sep_token_id: int | None = 66
+    attention_type: str = "block_sparse"
+    use_bias: bool = True
+    rescale_embeddings: bool = False
+    block_size: int = 64
+    num_random_blocks: int = 3
+    model_type: str = "big_bird"
+    head_style: ClassVar[str] = "big_bird"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.attention_type != "original_full":
+            raise ValueError(
+                f"config field `attention_type` {self.attention_type!r} is not supported; set "
+                "attention_type='original_full' (transformers runs that for sequences up to "
+                f"{(5 + 2 * self.num_random_blocks) * self.block_size} tokens anyway)"
+            )
+        if not self.use_bias:
+            raise ValueError("config field `use_bias` must be true (q/k/v without biases are not supported)")
+        if self.rescale_embeddings:
+            raise ValueError(
+                "config field `rescale_embeddings` must be false (scaled embeddings are not supported)"
+            )
+
+
+@dataclass
+class LongformerConfig(RobertaConfig):
+    """Longformer (``longformer.py``): the RoBERTa layout under ``longformer.`` with local attention
+    of ``attention_window`` (one even window, or one per layer) plus global attention through
+    ``query_global`` / ``key_global`` / ``value_global``."""
+
+    vocab_size: int = 30522
+    attention_window: int | list = 512
+    sep_token_id: int | None = 2
+    model_type: str = "longformer"
+    base_prefix: ClassVar[str] = "longformer."
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        w = self.attention_window
+        windows = [w] * self.num_hidden_layers if not isinstance(w, list) else w
+        if len(windows) != self.num_hidden_layers or not all(
+            _is_int(x) and x > 0 and x % 2 == 0 for x in windows
+        ):
+            raise ValueError(
+                f"config field `attention_window` must be a positive even integer or a list of "
+                f"{self.num_hidden_layers} of them (one per layer), got {w!r}"
+            )
+
+    @property
+    def windows(self) -> list[int]:
+        """The attention window of each layer."""
+        w = self.attention_window
+        return list(w) if isinstance(w, list) else [w] * self.num_hidden_layers
+
+
+@dataclass
+class PerceiverConfig(_ConfigMixin):
+    """Perceiver for masked language modelling (``perceiver.py``, ``PerceiverForMaskedLM``): byte
+    embeddings read by ``num_latents`` latents (cross-attention), ``num_blocks`` passes of
+    ``num_self_attends_per_block`` shared self-attention layers, position queries that read the
+    latents back (``max_position_embeddings`` outputs)."""
+
+    num_latents: int = 256
+    d_latents: int = 1280
+    d_model: int = 768
+    num_blocks: int = 1
+    num_self_attends_per_block: int = 26
+    num_self_attention_heads: int = 8
+    num_cross_attention_heads: int = 8
+    qk_channels: int | None = None
+    v_channels: int | None = None
+    cross_attention_shape_for_attention: str = "kv"
+    self_attention_widening_factor: int = 1
+    cross_attention_widening_factor: int = 1
+    hidden_act: str = "gelu"
+    use_query_residual: bool = True
+    vocab_size: int = 262
+    max_position_embeddings: int = 2048
+    id2label: dict | None = None
+    num_labels: int | None = None
+    architectures: list | None = None
+    model_type: str = "perceiver"
+
+    base_prefix: ClassVar[str] = "perceiver."
+    heads: ClassVar[tuple[str, ...]] = ("masked-lm",)
+    token_types: ClassVar[bool] = False
+    has_pooler: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        _check_field_types(self)
+        for name in (
+            "num_latents",
+            "d_latents",
+            "d_model",
+            "num_blocks",
+            "num_self_attends_per_block",
+            "num_self_attention_heads",
+            "num_cross_attention_heads",
+            "self_attention_widening_factor",
+            "cross_attention_widening_factor",
+            "vocab_size",
+            "max_position_embeddings",
+        ):
+            _positive(name, getattr(self, name))
+        for name in ("qk_channels", "v_channels"):
+            if getattr(self, name) is not None:
+                _positive(name, getattr(self, name))
+        if self.cross_attention_shape_for_attention not in ("q", "kv"):
+            raise ValueError(
+                "config field `cross_attention_shape_for_attention` must be 'q' or 'kv', got "
+                f"{self.cross_attention_shape_for_attention!r}"
+            )
+        if self.hidden_act not in ACTIVATIONS:
+            raise ValueError(
+                f"config field `hidden_act` {self.hidden_act!r} is not supported; use one of {sorted(ACTIVATIONS)}"
+            )
+        widths = (
+            (
+                "qk_channels",
+                self.qk_channels or self.d_latents,
+                self.num_self_attention_heads,
+                "num_self_attention_heads",
+            ),
+            (
+                "v_channels",
+                self.v_channels or self.qk_channels or self.d_latents,
+                self.num_self_attention_heads,
+                "num_self_attention_heads",
+            ),
+            ("d_model", self.d_model, 8, "8 (the masked-lm decoder's heads)"),
+        )
+        for name, width, heads, what in widths:
+            if width % heads:
+                raise ValueError(f"config field `{name}` ({width}) must be divisible by {what}")
+        cross = self.qk_channels or (
+            self.d_model if self.cross_attention_shape_for_attention == "kv" else self.d_latents
+        )
+        for name, width in (("qk_channels", cross), ("v_channels", self.v_channels or cross)):
+            if width % self.num_cross_attention_heads:
+                raise ValueError(
+                    f"config field `{name}` ({width}, the cross-attention width) must be divisible by "
+                    f"`num_cross_attention_heads` ({self.num_cross_attention_heads})"
+                )
+        if (self.v_channels or self.qk_channels or self.d_latents) != self.d_latents:
+            raise ValueError(
+                "config fields `v_channels` / `qk_channels` must leave the self-attention value width equal to "
+                f"`d_latents` ({self.d_latents}) (the residual adds them)"
+            )
+        if self.num_labels is None:
+            self.num_labels = len(self.id2label) if self.id2label else 2
+
 
 @dataclass
 class T5Config(_ConfigMixin):
@@ -2037,13 +2894,1352 @@ class T5Config(_ConfigMixin):
         return self.num_layers
 
 
+@dataclass
+class MT5Config(T5Config):
+    """mT5: T5 v1.1 numerics (``gated-gelu``, its own ``lm_head``) with mT5's defaults. The decoder
+    output is never rescaled unless ``scale_decoder_outputs`` says so (mT5 checkpoints are untied,
+    and transformers v5's MT5 never rescales, also when it ties the head)."""
+
+    vocab_size: int = 250112
+    d_ff: int = 1024
+    num_layers: int = 8
+    num_heads: int = 6
+    feed_forward_proj: str = "gated-gelu"
+    tie_word_embeddings: bool = False
+    model_type: str = "mt5"
+
+    def __post_init__(self) -> None:
+        if self.scale_decoder_outputs is None:
+            self.scale_decoder_outputs = False
+        super().__post_init__()
+
+
+@dataclass
+class WhisperConfig(_ConfigMixin):
+    """Whisper (speech to text): a convolutional front end over log-mel features, a pre-norm
+    encoder with a stored sinusoid position table, a pre-norm decoder with learned positions and
+    a head tied to the decoder's token embedding (``proj_out`` when untied). ``input_features``
+    must have ``2 * max_source_positions`` frames, as Hugging Face requires."""
+
+    vocab_size: int = 51865
+    num_mel_bins: int = 80
+    encoder_layers: int = 4
+    encoder_attention_heads: int = 6
+    decoder_layers: int = 4
+    decoder_attention_heads: int = 6
+    decoder_ffn_dim: int = 1536
+    encoder_ffn_dim: int = 1536
+    activation_function: str = "gelu"
+    d_model: int = 384
+    max_source_positions: int = 1500
+    max_target_positions: int = 448
+    tie_word_embeddings: bool = True
+    decoder_start_token_id: int | None = 50257
+    pad_token_id: int | None = 50256
+    bos_token_id: int | None = 50256
+    eos_token_id: Any = 50256
+    suppress_tokens: list | None = None
+    begin_suppress_tokens: list | None = dataclasses.field(default_factory=lambda: [220, 50256])
+    forced_decoder_ids: list | None = None
+    architectures: list | None = None
+    model_type: str = "whisper"
+
+    def __post_init__(self) -> None:
+        _check_field_types(self)
+        for name in (
+            "vocab_size",
+            "num_mel_bins",
+            "encoder_layers",
+            "encoder_attention_heads",
+            "decoder_layers",
+            "decoder_attention_heads",
+            "decoder_ffn_dim",
+            "encoder_ffn_dim",
+            "d_model",
+            "max_source_positions",
+            "max_target_positions",
+        ):
+            _positive(name, getattr(self, name))
+        for name in ("encoder_attention_heads", "decoder_attention_heads"):
+            if self.d_model % getattr(self, name):
+                raise ValueError(
+                    f"config field `d_model` ({self.d_model}) must be divisible by `{name}` ({getattr(self, name)})"
+                )
+        if self.activation_function not in ACTIVATIONS:
+            raise ValueError(
+                f"config field `activation_function` {self.activation_function!r} is not supported; use one of "
+                f"{sorted(ACTIVATIONS)}"
+            )
+        if self.decoder_start_token_id is not None:
+            _nonnegative("decoder_start_token_id", self.decoder_start_token_id)
+
+    # the names the encoder-decoder code shares with T5 (decoder caches)
+    @property
+    def num_heads(self) -> int:
+        return self.decoder_attention_heads
+
+    @property
+    def d_kv(self) -> int:
+        return self.d_model // self.decoder_attention_heads
+
+    @property
+    def num_layers(self) -> int:
+        return self.encoder_layers
+
+    @property
+    def num_decoder_layers(self) -> int:
+        return self.decoder_layers
+
+    @property
+    def num_hidden_layers(self) -> int:
+        return self.encoder_layers
+
+    @property
+    def hidden_size(self) -> int:
+        return self.d_model
+
+    @property
+    def num_frames(self) -> int:
+        """The ``input_features`` length (conv strides 1 and 2 over ``max_source_positions``)."""
+        return 2 * self.max_source_positions
+
+
+#: LongT5 encoder self-attention kinds (``encoder_attention_type``)
+LONGT5_ATTENTION_TYPES = ("local", "transient-global")
+
+
+@dataclass
+class LongT5Config(T5Config):
+    """LongT5: T5 with local encoder self-attention (each query sees the keys within
+    ``local_radius`` positions) or transient-global attention (those plus one summary key per
+    ``global_block_size`` tokens); the decoder is T5's."""
+
+    local_radius: int = 127
+    global_block_size: int = 16
+    encoder_attention_type: str = "local"
+    model_type: str = "longt5"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive("local_radius", self.local_radius)
+        _positive("global_block_size", self.global_block_size)
+        if self.encoder_attention_type not in LONGT5_ATTENTION_TYPES:
+            raise ValueError(
+                f"config field `encoder_attention_type` {self.encoder_attention_type!r} is not supported; "
+                f"use one of {list(LONGT5_ATTENTION_TYPES)}"
+            )
+
+
+#: activations the BART family's feed-forward may name (``activation_function``)
+BART_ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu", "swish")
+
+
+@dataclass
+class BartConfig(_ConfigMixin):
+    """The BART encoder-decoder family (``bart.py``): learned or sinusoidal absolute positions,
+    LayerNorms with bias (eps 1e-5), biased linears, ``fc2(act(fc1(x)))`` feed-forward, attention
+    scaled by ``head_dim^-0.5``. The class attributes below are the switches each type sets;
+    ``config.json`` fields are the dataclass fields. ``num_heads`` / ``d_kv`` /
+    ``num_decoder_layers`` describe the decoder's caches (the names generation and export read)."""
+
+    #: ``h += sub(norm(h))`` (pre) or ``h = norm(h + sub(h))`` (post)
+    pre_norm: ClassVar[bool] = False
+    #: ``layernorm_embedding`` after the embeddings: "after" (``norm(tok + pos)``), "decoder_first"
+    #: (encoder as "after", decoder ``norm(tok) + pos``), or None
+    embedding_norm: ClassVar[str | None] = "after"
+    #: the norm after the last layer of each stack: "layer_norm", "layernorm_embedding" or None
+    final_norm: ClassVar[str | None] = None
+    #: "learned" (``embed_positions.weight[pos + position_offset]``), "sinusoidal" (Marian's
+    #: table, not stored) or "sinusoidal_padded" (M2M-100's fairseq table indexed by token ids)
+    positions: ClassVar[str] = "learned"
+    position_offset: ClassVar[int] = 2
+    #: ``logits += final_logits_bias`` ([1, vocab], a stored buffer)
+    has_final_logits_bias: ClassVar[bool] = True
+    #: the decoder scales its token embeddings by ``sqrt(d_model)`` when ``scale_embedding``
+    decoder_scales_embedding: ClassVar[bool] = True
+    #: the heads' default decoder input starts with each row's last non-padding id (mBART)
+    start_from_last_token: ClassVar[bool] = False
+    #: the encoder self-attention projections' names (q, k, v, out) under ``self_attn.``
+    encoder_attention_names: ClassVar[tuple[str, str, str, str]] = ("q_proj", "k_proj", "v_proj", "out_proj")
+    #: transformers class -> head (the first class is the generation one, named by an export)
+    head_classes: ClassVar[dict[str, str]] = {
+        "BartForConditionalGeneration": "seq2seq-lm",
+        "BartForSequenceClassification": "sequence-classification",
+        "BartForQuestionAnswering": "question-answering",
+    }
+
+    vocab_size: int = 50265
+    d_model: int = 1024
+    encoder_layers: int = 12
+    decoder_layers: int = 12
+    encoder_attention_heads: int = 16
+    decoder_attention_heads: int = 16
+    encoder_ffn_dim: int = 4096
+    decoder_ffn_dim: int = 4096
+    max_position_embeddings: int = 1024
+    activation_function: str = "gelu"
+    scale_embedding: bool = False
+    tie_word_embeddings: bool = True
+    pad_token_id: int | None = 1
+    bos_token_id: int | None = 0
+    eos_token_id: Any = 2
+    decoder_start_token_id: int | None = 2
+    forced_bos_token_id: int | None = None
+    forced_eos_token_id: Any = 2
+    id2label: dict | None = None
+    num_labels: int | None = None
+    architectures: list | None = None
+    model_type: str = "bart"
+
+    def __post_init__(self) -> None:
+        _check_field_types(self)
+        _encoder_labels(self)
+        for name in (
+            "vocab_size",
+            "d_model",
+            "encoder_layers",
+            "decoder_layers",
+            "encoder_attention_heads",
+            "decoder_attention_heads",
+            "encoder_ffn_dim",
+            "decoder_ffn_dim",
+            "max_position_embeddings",
+        ):
+            _positive(name, getattr(self, name))
+        for name in ("encoder_attention_heads", "decoder_attention_heads"):
+            if self.d_model % getattr(self, name):
+                raise ValueError(
+                    f"config field `d_model` ({self.d_model}) must be a multiple of `{name}` "
+                    f"({getattr(self, name)})"
+                )
+        if self.activation_function not in BART_ACTIVATIONS:
+            raise ValueError(
+                f"config field `activation_function` {self.activation_function!r} is not supported; "
+                f"use one of {list(BART_ACTIVATIONS)}"
+            )
+        for name in ("decoder_start_token_id", "forced_bos_token_id"):
+            if getattr(self, name) is not None:
+                _nonnegative(name, getattr(self, name))
+        if self.positions == "sinusoidal_padded" and self.pad_token_id is None:
+            raise ValueError(
+                f"config field `pad_token_id` must be set for {self.model_type} (its positions count "
+                "from the padding id); set it to the tokenizer's pad id"
+            )
+
+    @property
+    def hf_class(self) -> str:
+        """The generation class (``seq2seq-lm``)."""
+        return next(iter(self.head_classes))
+
+    @property
+    def hidden_size(self) -> int:
+        return self.d_model
+
+    @property
+    def num_hidden_layers(self) -> int:
+        """Encoder layers (Hugging Face's ``attribute_map``)."""
+        return self.encoder_layers
+
+    @property
+    def num_decoder_layers(self) -> int:
+        return self.decoder_layers
+
+    @property
+    def num_heads(self) -> int:
+        """Decoder heads (the self- and cross-attention caches)."""
+        return self.decoder_attention_heads
+
+    @property
+    def d_kv(self) -> int:
+        return self.d_model // self.decoder_attention_heads
+
+    @property
+    def target_vocab_size(self) -> int:
+        """Rows of the decoder embedding, the lm_head and ``final_logits_bias``."""
+        return self.vocab_size
+
+    @property
+    def shared_embeddings(self) -> bool:
+        """One ``model.shared`` embedding for encoder and decoder (all but an unshared Marian)."""
+        return True
+
+    @property
+    def attention_bias(self) -> bool:
+        """Biases on the attention projections (BigBird-Pegasus: ``use_bias``)."""
+        return True
+
+
+@dataclass
+class MBartConfig(BartConfig):
+    """mBART: pre-norm layers, ``layernorm_embedding`` and a final ``layer_norm`` per stack."""
+
+    start_from_last_token: ClassVar[bool] = True
+    pre_norm: ClassVar[bool] = True
+    final_norm: ClassVar[str | None] = "layer_norm"
+    head_classes: ClassVar[dict[str, str]] = {
+        "MBartForConditionalGeneration": "seq2seq-lm",
+        "MBartForSequenceClassification": "sequence-classification",
+        "MBartForQuestionAnswering": "question-answering",
+    }
+
+    decoder_start_token_id: int | None = None
+    model_type: str = "mbart"
+
+
+@dataclass
+class MarianConfig(BartConfig):
+    """Marian: post-norm, no embedding norm, sinusoidal positions (not stored), optionally a
+    separate decoder vocabulary (``share_encoder_decoder_embeddings: false``,
+    ``decoder_vocab_size``)."""
+
+    embedding_norm: ClassVar[str | None] = None
+    positions: ClassVar[str] = "sinusoidal"
+    head_classes: ClassVar[dict[str, str]] = {"MarianMTModel": "seq2seq-lm"}
+
+    vocab_size: int = 58101
+    decoder_vocab_size: int | None = None
+    share_encoder_decoder_embeddings: bool = True
+    pad_token_id: int | None = 58100
+    bos_token_id: int | None = None
+    eos_token_id: Any = 0
+    decoder_start_token_id: int | None = 58100
+    forced_eos_token_id: Any = 0
+    model_type: str = "marian"
+
+    def __post_init__(self) -> None:
+        if self.decoder_vocab_size is None:
+            self.decoder_vocab_size = self.vocab_size
+        super().__post_init__()
+        _positive("decoder_vocab_size", self.decoder_vocab_size)
+        if self.share_encoder_decoder_embeddings and self.decoder_vocab_size != self.vocab_size:
+            raise ValueError(
+                f"config field `decoder_vocab_size` ({self.decoder_vocab_size}) must equal `vocab_size` "
+                f"({self.vocab_size}) when share_encoder_decoder_embeddings is true"
+            )
+
+    @property
+    def target_vocab_size(self) -> int:
+        return self.vocab_size if self.share_encoder_decoder_embeddings else int(self.decoder_vocab_size or 0)
+
+    @property
+    def shared_embeddings(self) -> bool:
+        return self.share_encoder_decoder_embeddings
+
+
+@dataclass
+class M2M100Config(BartConfig):
+    """M2M-100: pre-norm, final ``layer_norm`` per stack, no embedding norm, no
+    ``final_logits_bias``, fairseq sinusoidal positions counted from ``pad_token_id + 1`` over the
+    non-padding tokens."""
+
+    pre_norm: ClassVar[bool] = True
+    embedding_norm: ClassVar[str | None] = None
+    final_norm: ClassVar[str | None] = "layer_norm"
+    positions: ClassVar[str] = "sinusoidal_padded"
+    has_final_logits_bias: ClassVar[bool] = False
+    head_classes: ClassVar[dict[str, str]] = {"M2M100ForConditionalGeneration": "seq2seq-lm"}
+
+    vocab_size: int = 128112
+    activation_function: str = "relu"
+    scale_embedding: bool = True
+    forced_eos_token_id: Any = None
+    model_type: str = "m2m_100"
+
+
+@dataclass
+class BlenderbotConfig(BartConfig):
+    """Blenderbot: pre-norm, final ``layer_norm`` per stack, no embedding norm, learned positions
+    without offset."""
+
+    pre_norm: ClassVar[bool] = True
+    embedding_norm: ClassVar[str | None] = None
+    final_norm: ClassVar[str | None] = "layer_norm"
+    position_offset: ClassVar[int] = 0
+    head_classes: ClassVar[dict[str, str]] = {"BlenderbotForConditionalGeneration": "seq2seq-lm"}
+
+    vocab_size: int = 8008
+    d_model: int = 2560
+    encoder_layers: int = 2
+    decoder_layers: int = 24
+    encoder_attention_heads: int = 32
+    decoder_attention_heads: int = 32
+    encoder_ffn_dim: int = 10240
+    decoder_ffn_dim: int = 10240
+    max_position_embeddings: int = 128
+    pad_token_id: int | None = 0
+    bos_token_id: int | None = 1
+    decoder_start_token_id: int | None = 1
+    model_type: str = "blenderbot"
+
+
+@dataclass
+class BlenderbotSmallConfig(BartConfig):
+    """Blenderbot-small: post-norm, learned positions without offset; ``layernorm_embedding``
+    after the encoder's sum, but on the decoder's token embeddings before the positions are added
+    (and, as transformers does, the decoder does not scale its embeddings)."""
+
+    embedding_norm: ClassVar[str | None] = "decoder_first"
+    decoder_scales_embedding: ClassVar[bool] = False
+    position_offset: ClassVar[int] = 0
+    head_classes: ClassVar[dict[str, str]] = {"BlenderbotSmallForConditionalGeneration": "seq2seq-lm"}
+
+    d_model: int = 512
+    encoder_layers: int = 8
+    decoder_layers: int = 8
+    encoder_ffn_dim: int = 2048
+    decoder_ffn_dim: int = 2048
+    max_position_embeddings: int = 512
+    pad_token_id: int | None = 0
+    bos_token_id: int | None = 1
+    decoder_start_token_id: int | None = 1
+    model_type: str = "blenderbot-small"
+
+
+@dataclass
+class BigBirdPegasusConfig(BartConfig):
+    """BigBird-Pegasus with ``attention_type: original_full`` (full attention; ``block_sparse`` is
+    refused): pre-norm, learned positions without offset, the final norm of each stack named
+    ``layernorm_embedding``, attention projections biased only with ``use_bias``, the encoder's
+    named ``self_attn.self.query`` / ``key`` / ``value`` and ``self_attn.output``."""
+
+    pre_norm: ClassVar[bool] = True
+    embedding_norm: ClassVar[str | None] = None
+    final_norm: ClassVar[str | None] = "layernorm_embedding"
+    encoder_attention_names: ClassVar[tuple[str, str, str, str]] = (
+        "self.query",
+        "self.key",
+        "self.value",
+        "output",
+    )
+    position_offset: ClassVar[int] = 0
+    head_classes: ClassVar[dict[str, str]] = {
+        "BigBirdPegasusForConditionalGeneration": "seq2seq-lm",
+        "BigBirdPegasusForSequenceClassification": "sequence-classification",
+        "BigBirdPegasusForQuestionAnswering": "question-answering",
+    }
+
+    vocab_size: int = 96103
+    encoder_layers: int = 16
+    decoder_layers: int = 16
+    max_position_embeddings: int = 4096
+    activation_function: str = "gelu_new"
+    scale_embedding: bool = True
+    use_bias: bool = False
+    attention_type: str = "block_sparse"
+    pad_token_id: int | None = 0
+    bos_token_id: int | None = 2
+    eos_token_id: Any = 1
+    decoder_start_token_id: int | None = 2
+    forced_eos_token_id: Any = None
+    model_type: str = "bigbird_pegasus"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.attention_type != "original_full":
+            raise ValueError(
+                f"config field `attention_type` {self.attention_type!r} is not supported; tensorweave "
+                "runs bigbird_pegasus with full attention only: set attention_type to 'original_full'"
+            )
+
+    @property
+    def attention_bias(self) -> bool:
+        return self.use_bias
+
+
+#: the BART encoder-decoder family (bart.py), model_type -> config class
+BART_CONFIGS = {
+    "bart": BartConfig,
+    "mbart": MBartConfig,
+    "marian": MarianConfig,
+    "m2m_100": M2M100Config,
+    "blenderbot": BlenderbotConfig,
+    "blenderbot-small": BlenderbotSmallConfig,
+    "bigbird_pegasus": BigBirdPegasusConfig,
+}
+
+
 def _nonnegative(name: str, value: Any) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ValueError(f"config field `{name}` must be a non-negative integer, got {value!r}")
 
 
 # activation name -> (gelu approximate mode or "relu"), shared by GPT-2 and BERT
-ACTIVATIONS = {"gelu": "none", "gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "relu": "relu"}
+@dataclass
+class ViTConfig(_ConfigMixin):
+    """ViT (vit.py): a patch-embedding convolution, a CLS token and learned positions, pre-norm
+    encoder layers, a final LayerNorm and a pooler; the vision family tells its members apart by
+    class attributes (``base_prefix``, ``distilled``)."""
+
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    layer_norm_eps: float = 1e-12
+    image_size: int | list = 224
+    patch_size: int | list = 16
+    num_channels: int = 3
+    qkv_bias: bool = True
+    pooler_output_size: int | None = None
+    pooler_act: str = "tanh"
+    id2label: dict | None = None
+    num_labels: int | None = None
+    architectures: list | None = None
+    model_type: str = "vit"
+
+    #: the base-model prefix of the parameter names
+    base_prefix: ClassVar[str] = "vit."
+    #: a distillation token after the CLS token; image classification averages two heads (deit)
+    distilled: ClassVar[bool] = False
+    #: the learned position table fixes the input's image size (the convolutional types take any)
+    fixed_image_size: ClassVar[bool] = True
+    #: the ``default`` head has a pooler
+    has_pooler: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        _check_field_types(self)
+        for name in (
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "intermediate_size",
+            "num_channels",
+        ):
+            _positive(name, getattr(self, name))
+        _positive_float("layer_norm_eps", self.layer_norm_eps)
+        for name in ("image_size", "patch_size"):
+            setattr(self, name, _pair(name, getattr(self, name)))
+        if any(i < p for i, p in zip(self.image_size, self.patch_size)):
+            raise ValueError(
+                f"config field `image_size` {list(self.image_size)} must be at least `patch_size` "
+                f"{list(self.patch_size)} on each side"
+            )
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"config field `hidden_size` ({self.hidden_size}) must be divisible by "
+                f"`num_attention_heads` ({self.num_attention_heads})"
+            )
+        for name in ("hidden_act", "pooler_act"):
+            act = getattr(self, name)
+            if act not in ACTIVATIONS and not (name == "pooler_act" and act == "tanh"):
+                extra = ["tanh"] if name == "pooler_act" else []
+                raise ValueError(
+                    f"config field `{name}` {act!r} is not supported; use one of {sorted([*ACTIVATIONS, *extra])}"
+                )
+        if self.pooler_output_size is None:
+            self.pooler_output_size = self.hidden_size
+        _positive("pooler_output_size", self.pooler_output_size)
+        _check_labels(self)
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """Patches per column and per row: ``image_size // patch_size`` on each side."""
+        return (self.image_size[0] // self.patch_size[0], self.image_size[1] // self.patch_size[1])
+
+    @property
+    def num_tokens(self) -> int:
+        """Sequence length: the patches plus the CLS (and distillation) token."""
+        return self.grid[0] * self.grid[1] + 1 + int(self.distilled)
+
+    # the BEiT switches (BeitConfig sets them from its config.json fields); ViT's values here
+    @property
+    def absolute_positions(self) -> bool:
+        """A learned position table is added to the tokens."""
+        return True
+
+    @property
+    def key_bias(self) -> bool:
+        return self.qkv_bias
+
+    @property
+    def query_value_bias(self) -> bool:
+        return self.qkv_bias
+
+    @property
+    def layer_scale(self) -> bool:
+        """``lambda_1`` / ``lambda_2`` scale each residual branch."""
+        return False
+
+    @property
+    def relative_bias(self) -> tuple[bool, bool]:
+        """(a bias table shared by every layer, one table per layer)."""
+        return (False, False)
+
+    @property
+    def mean_pooling(self) -> bool:
+        """The pooler is ``LayerNorm(mean(h[:, 1:]))`` and the final LayerNorm is absent."""
+        return False
+
+    @property
+    def pooler_style(self) -> str:
+        """``dense`` (``act(pooler.dense(h[:, 0]))``), BEiT's ``mean`` or ``cls`` (``h[:, 0]``)."""
+        return "dense"
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        d["image_size"], d["patch_size"] = list(self.image_size), list(self.patch_size)
+        return d
+
+
+@dataclass
+class DeiTConfig(ViTConfig):
+    """DeiT: ViT with a distillation token (position table ``num_patches + 2``) under ``deit.``;
+    ``DeiTForImageClassificationWithTeacher`` averages ``cls_classifier(h[:, 0])`` and
+    ``distillation_classifier(h[:, 1])``."""
+
+    model_type: str = "deit"
+    base_prefix: ClassVar[str] = "deit."
+    distilled: ClassVar[bool] = True
+
+
+@dataclass
+class BeitConfig(ViTConfig):
+    """BEiT: ViT's layers with relative position biases (``use_relative_position_bias`` per layer,
+    ``use_shared_relative_position_bias`` one for all), layer scale (``layer_scale_init_value >
+    0``), a key projection without bias, optional absolute positions and mean pooling."""
+
+    use_absolute_position_embeddings: bool = False
+    use_relative_position_bias: bool = False
+    use_shared_relative_position_bias: bool = False
+    layer_scale_init_value: float = 0.1
+    use_mean_pooling: bool = True
+    model_type: str = "beit"
+    base_prefix: ClassVar[str] = "beit."
+    #: ``*Model`` builds the pooler by default (data2vec-vision's does not)
+    has_pooler: ClassVar[bool] = True
+
+    @property
+    def absolute_positions(self) -> bool:
+        return self.use_absolute_position_embeddings
+
+    @property
+    def key_bias(self) -> bool:
+        return False
+
+    @property
+    def query_value_bias(self) -> bool:
+        return True
+
+    @property
+    def layer_scale(self) -> bool:
+        return self.layer_scale_init_value > 0
+
+    @property
+    def relative_bias(self) -> tuple[bool, bool]:
+        return (self.use_shared_relative_position_bias, self.use_relative_position_bias)
+
+    @property
+    def mean_pooling(self) -> bool:
+        return self.use_mean_pooling
+
+    @property
+    def pooler_style(self) -> str:
+        return "mean" if self.use_mean_pooling else "cls"
+
+
+@dataclass
+class Data2VecVisionConfig(BeitConfig):
+    """Data2Vec-Vision: BEiT under ``data2vec_vision.``; its ``*Model`` has no pooler."""
+
+    model_type: str = "data2vec-vision"
+    base_prefix: ClassVar[str] = "data2vec_vision."
+    has_pooler: ClassVar[bool] = False
+
+
+@dataclass
+class ResNetConfig(_ConfigMixin):
+    """ResNet (resnet.py): a 7x7 stride-2 stem with BatchNorm and a 3x3 max pool, stages of basic
+    or bottleneck residual layers, global average pooling. Any image size (no position table)."""
+
+    num_channels: int = 3
+    embedding_size: int = 64
+    hidden_sizes: list | tuple = dataclasses.field(default_factory=lambda: [256, 512, 1024, 2048])
+    depths: list | tuple = dataclasses.field(default_factory=lambda: [3, 4, 6, 3])
+    layer_type: str = "bottleneck"
+    hidden_act: str = "relu"
+    downsample_in_first_stage: bool = False
+    downsample_in_bottleneck: bool = False
+    id2label: dict | None = None
+    num_labels: int | None = None
+    architectures: list | None = None
+    model_type: str = "resnet"
+
+    base_prefix: ClassVar[str] = "resnet."
+    fixed_image_size: ClassVar[bool] = False
+    #: the image size an export fixes (the model itself takes any size)
+    export_image_size: ClassVar[tuple[int, int]] = (224, 224)
+
+    def __post_init__(self) -> None:
+        _check_field_types(self)
+        for name in ("num_channels", "embedding_size"):
+            _positive(name, getattr(self, name))
+        for name in ("hidden_sizes", "depths"):
+            values = getattr(self, name)
+            if (
+                not isinstance(values, (list, tuple))
+                or not values
+                or not all(_is_int(v) and v > 0 for v in values)
+            ):
+                raise ValueError(
+                    f"config field `{name}` must be a non-empty list of positive integers, got {values!r}"
+                )
+            setattr(self, name, list(values))
+        if len(self.hidden_sizes) != len(self.depths):
+            raise ValueError(
+                f"config fields `hidden_sizes` ({len(self.hidden_sizes)} stages) and `depths` "
+                f"({len(self.depths)} stages) must have the same length"
+            )
+        if self.layer_type not in ("basic", "bottleneck"):
+            raise ValueError(f"config field `layer_type` {self.layer_type!r} must be 'basic' or 'bottleneck'")
+        if self.layer_type == "bottleneck" and any(h % 4 for h in self.hidden_sizes):
+            raise ValueError(
+                f"config field `hidden_sizes` {self.hidden_sizes} must be multiples of 4 for bottleneck layers "
+                "(they reduce the width by 4)"
+            )
+        if self.hidden_act not in ACTIVATIONS:
+            raise ValueError(
+                f"config field `hidden_act` {self.hidden_act!r} is not supported; use one of {sorted(ACTIVATIONS)}"
+            )
+        _check_labels(self)
+
+
+@dataclass
+class ConvNextConfig(_ConfigMixin):
+    """ConvNeXt (convnext.py): a patchify stem, stages of depthwise-7x7 / LayerNorm / MLP blocks
+    with layer scale, LayerNorm + 2x2 stride-2 downsampling between stages, a final LayerNorm of
+    the spatial mean. Any image size (``image_size`` is only what an export fixes)."""
+
+    num_channels: int = 3
+    patch_size: int | list = 4
+    num_stages: int = 4
+    hidden_sizes: list | tuple = dataclasses.field(default_factory=lambda: [96, 192, 384, 768])
+    depths: list | tuple = dataclasses.field(default_factory=lambda: [3, 3, 9, 3])
+    hidden_act: str = "gelu"
+    layer_norm_eps: float = 1e-12
+    layer_scale_init_value: float = 1e-6
+    image_size: int | list = 224
+    id2label: dict | None = None
+    num_labels: int | None = None
+    architectures: list | None = None
+    model_type: str = "convnext"
+
+    base_prefix: ClassVar[str] = "convnext."
+    fixed_image_size: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        _check_field_types(self)
+        _positive("num_channels", self.num_channels)
+        _positive("num_stages", self.num_stages)
+        _positive_float("layer_norm_eps", self.layer_norm_eps)
+        for name in ("patch_size", "image_size"):
+            setattr(self, name, _pair(name, getattr(self, name)))
+        for name in ("hidden_sizes", "depths"):
+            values = getattr(self, name)
+            if (
+                not isinstance(values, (list, tuple))
+                or len(values) != self.num_stages
+                or not all(_is_int(v) and v > 0 for v in values)
+            ):
+                raise ValueError(
+                    f"config field `{name}` must list a positive integer for each of the `num_stages` "
+                    f"({self.num_stages}) stages, got {values!r}"
+                )
+            setattr(self, name, list(values))
+        if self.hidden_act not in ACTIVATIONS:
+            raise ValueError(
+                f"config field `hidden_act` {self.hidden_act!r} is not supported; use one of {sorted(ACTIVATIONS)}"
+            )
+        _check_labels(self)
+
+    @property
+    def export_image_size(self) -> tuple[int, int]:
+        return self.image_size
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        d["image_size"], d["patch_size"] = list(self.image_size), list(self.patch_size)
+        return d
+
+
+def _check_hidden_act(cfg: Any, extra: tuple[str, ...] = ()) -> None:
+    """``hidden_act`` is one of ``ACTIVATIONS`` (or of ``extra``); else one ValueError."""
+    if cfg.hidden_act not in ACTIVATIONS and cfg.hidden_act not in extra:
+        raise ValueError(
+            f"config field `hidden_act` {cfg.hidden_act!r} is not supported; "
+            f"use one of {sorted([*ACTIVATIONS, *extra])}"
+        )
+
+
+@dataclass
+class MobileNetV1Config(_ConfigMixin):
+    """MobileNet V1 (mobilenet.py): a 3x3 stride-2 stem and 13 depthwise-separable pairs (3x3
+    depthwise, 1x1 pointwise), each conv with BatchNorm (eps ``layer_norm_eps``) and ``hidden_act``;
+    TensorFlow "same" padding when ``tf_padding``. Any image size."""
+
+    num_channels: int = 3
+    image_size: int | list = 224
+    depth_multiplier: float = 1.0
+    min_depth: int = 8
+    hidden_act: str = "relu6"
+    tf_padding: bool = True
+    layer_norm_eps: float = 0.001
+    id2label: dict | None = None
+    num_labels: int | None = None
+    architectures: list | None = None
+    model_type: str = "mobilenet_v1"
+
+    base_prefix: ClassVar[str] = "mobilenet_v1."
+    fixed_image_size: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        _check_field_types(self)
+        _positive("num_channels", self.num_channels)
+        _positive("min_depth", self.min_depth)
+        _positive_float("depth_multiplier", self.depth_multiplier)
+        _positive_float("layer_norm_eps", self.layer_norm_eps)
+        self.image_size = _pair("image_size", self.image_size)
+        _check_hidden_act(self, ("relu6",))
+        _check_labels(self)
+
+    @property
+    def export_image_size(self) -> tuple[int, int]:
+        return self.image_size
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        d["image_size"] = list(self.image_size)
+        return d
+
+
+@dataclass
+class MobileNetV2Config(MobileNetV1Config):
+    """MobileNet V2 (mobilenet.py): a stem (3x3/2 conv, optional 1x1 expansion, 3x3 depthwise, 1x1
+    projection), 16 inverted residuals (1x1 expand by ``expand_ratio``, 3x3 depthwise, linear 1x1
+    projection; dilated past ``output_stride``) and a final 1x1 conv. Any image size."""
+
+    depth_divisible_by: int = 8
+    expand_ratio: float = 6.0
+    output_stride: int = 32
+    first_layer_is_expansion: bool = True
+    finegrained_output: bool = True
+    model_type: str = "mobilenet_v2"
+
+    base_prefix: ClassVar[str] = "mobilenet_v2."
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive("depth_divisible_by", self.depth_divisible_by)
+        _positive("output_stride", self.output_stride)
+        _positive_float("expand_ratio", self.expand_ratio)
+
+
+@dataclass
+class PoolFormerConfig(_ConfigMixin):
+    """PoolFormer (poolformer.py): per stage a strided conv patch embedding, then blocks
+    ``h + s1 * (avgpool(GN(h)) - GN(h))`` and ``h + s2 * MLP(GN(h))`` (one-group GroupNorm, 1x1-conv
+    MLP, layer scales ``s1``, ``s2``). Any image size."""
+
+    num_channels: int = 3
+    image_size: int | list = 224
+    pool_size: int = 3
+    mlp_ratio: float = 4.0
+    depths: list | tuple = dataclasses.field(default_factory=lambda: [2, 2, 6, 2])
+    hidden_sizes: list | tuple = dataclasses.field(default_factory=lambda: [64, 128, 320, 512])
+    patch_sizes: list | tuple = dataclasses.field(default_factory=lambda: [7, 3, 3, 3])
+    strides: list | tuple = dataclasses.field(default_factory=lambda: [4, 2, 2, 2])
+    padding: list | tuple = dataclasses.field(default_factory=lambda: [2, 1, 1, 1])
+    num_encoder_blocks: int = 4
+    hidden_act: str = "gelu"
+    use_layer_scale: bool = True
+    id2label: dict | None = None
+    num_labels: int | None = None
+    architectures: list | None = None
+    model_type: str = "poolformer"
+
+    base_prefix: ClassVar[str] = "poolformer."
+    fixed_image_size: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        _check_field_types(self)
+        for name in ("num_channels", "pool_size", "num_encoder_blocks"):
+            _positive(name, getattr(self, name))
+        _positive_float("mlp_ratio", self.mlp_ratio)
+        self.image_size = _pair("image_size", self.image_size)
+        for name in ("depths", "hidden_sizes", "patch_sizes", "strides", "padding"):
+            values = getattr(self, name)
+            low = 0 if name == "padding" else 1
+            if (
+                not isinstance(values, (list, tuple))
+                or len(values) != self.num_encoder_blocks
+                or not all(_is_int(v) and v >= low for v in values)
+            ):
+                raise ValueError(
+                    f"config field `{name}` must list an integer >= {low} for each of the "
+                    f"`num_encoder_blocks` ({self.num_encoder_blocks}) stages, got {values!r}"
+                )
+            setattr(self, name, list(values))
+        if self.pool_size % 2 == 0:
+            raise ValueError(
+                f"config field `pool_size` must be odd (the pooled map keeps its size), got {self.pool_size}"
+            )
+        _check_hidden_act(self)
+        _check_labels(self)
+
+    @property
+    def export_image_size(self) -> tuple[int, int]:
+        return self.image_size
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        d["image_size"] = list(self.image_size)
+        return d
+
+
+@dataclass
+class SwinConfig(_ConfigMixin):
+    """Swin (swin.py): a patchify stem with LayerNorm, stages of (shifted-)window attention layers
+    with relative position biases, patch merging between stages, a final LayerNorm and mean
+    pooling. Any image size (padded to the patch and window multiples, as Hugging Face pads);
+    ``image_size`` is what an export fixes and, with ``use_absolute_embeddings``, the only size."""
+
+    image_size: int | list = 224
+    patch_size: int | list = 4
+    num_channels: int = 3
+    embed_dim: int = 96
+    depths: list | tuple = dataclasses.field(default_factory=lambda: [2, 2, 6, 2])
+    num_heads: list | tuple = dataclasses.field(default_factory=lambda: [3, 6, 12, 24])
+    window_size: int = 7
+    mlp_ratio: float = 4.0
+    qkv_bias: bool = True
+    hidden_act: str = "gelu"
+    use_absolute_embeddings: bool = False
+    layer_norm_eps: float = 1e-5
+    id2label: dict | None = None
+    num_labels: int | None = None
+    architectures: list | None = None
+    model_type: str = "swin"
+
+    base_prefix: ClassVar[str] = "swin."
+    fixed_image_size: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        _check_field_types(self)
+        for name in ("num_channels", "embed_dim", "window_size"):
+            _positive(name, getattr(self, name))
+        _positive_float("layer_norm_eps", self.layer_norm_eps)
+        _positive_float("mlp_ratio", self.mlp_ratio)
+        for name in ("image_size", "patch_size"):
+            setattr(self, name, _pair(name, getattr(self, name)))
+        for name in ("depths", "num_heads"):
+            values = getattr(self, name)
+            if (
+                not isinstance(values, (list, tuple))
+                or not values
+                or not all(_is_int(v) and v > 0 for v in values)
+            ):
+                raise ValueError(
+                    f"config field `{name}` must be a non-empty list of positive integers, got {values!r}"
+                )
+            setattr(self, name, list(values))
+        if len(self.depths) != len(self.num_heads):
+            raise ValueError(
+                f"config fields `depths` ({len(self.depths)} stages) and `num_heads` "
+                f"({len(self.num_heads)} stages) must have the same length"
+            )
+        for i, heads in enumerate(self.num_heads):
+            if self.stage_dim(i) % heads:
+                raise ValueError(
+                    f"config field `num_heads` {self.num_heads}: stage {i} width {self.stage_dim(i)} "
+                    f"(embed_dim * 2**{i}) must be divisible by its {heads} heads"
+                )
+        if self.hidden_act not in ACTIVATIONS:
+            raise ValueError(
+                f"config field `hidden_act` {self.hidden_act!r} is not supported; use one of {sorted(ACTIVATIONS)}"
+            )
+        _check_labels(self)
+
+    def stage_dim(self, i: int) -> int:
+        """Width of stage ``i``: ``embed_dim * 2**i``."""
+        return self.embed_dim * 2**i
+
+    @property
+    def hidden_size(self) -> int:
+        """Width of the last stage (the pooled features)."""
+        return self.stage_dim(len(self.depths) - 1)
+
+    @property
+    def export_image_size(self) -> tuple[int, int]:
+        return self.image_size
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        d["image_size"], d["patch_size"] = list(self.image_size), list(self.patch_size)
+        return d
+
+
+@dataclass
+class SegformerConfig(_ConfigMixin):
+    """SegFormer (segformer.py): stages of overlapping patch embeddings, efficient self-attention
+    (keys / values reduced by a ``sr_ratios`` strided conv) and Mix-FFN (a depthwise 3x3 conv
+    between the linears), a LayerNorm per stage; heads ``default``, ``image-classification`` and
+    ``semantic-segmentation`` (the all-MLP decode head). Any image size."""
+
+    num_channels: int = 3
+    num_encoder_blocks: int = 4
+    depths: list | tuple = dataclasses.field(default_factory=lambda: [2, 2, 2, 2])
+    sr_ratios: list | tuple = dataclasses.field(default_factory=lambda: [8, 4, 2, 1])
+    hidden_sizes: list | tuple = dataclasses.field(default_factory=lambda: [32, 64, 160, 256])
+    patch_sizes: list | tuple = dataclasses.field(default_factory=lambda: [7, 3, 3, 3])
+    strides: list | tuple = dataclasses.field(default_factory=lambda: [4, 2, 2, 2])
+    num_attention_heads: list | tuple = dataclasses.field(default_factory=lambda: [1, 2, 5, 8])
+    mlp_ratios: list | tuple = dataclasses.field(default_factory=lambda: [4, 4, 4, 4])
+    hidden_act: str = "gelu"
+    decoder_hidden_size: int = 256
+    reshape_last_stage: bool = True
+    id2label: dict | None = None
+    num_labels: int | None = None
+    architectures: list | None = None
+    model_type: str = "segformer"
+
+    base_prefix: ClassVar[str] = "segformer."
+    fixed_image_size: ClassVar[bool] = False
+    #: the image size an export fixes (the model itself takes any size; the config has none)
+    export_image_size: ClassVar[tuple[int, int]] = (224, 224)
+
+    def __post_init__(self) -> None:
+        _check_field_types(self)
+        for name in ("num_channels", "num_encoder_blocks", "decoder_hidden_size"):
+            _positive(name, getattr(self, name))
+        n = self.num_encoder_blocks
+        for name in ("depths", "sr_ratios", "hidden_sizes", "patch_sizes", "strides", "num_attention_heads"):
+            values = getattr(self, name)
+            if (
+                not isinstance(values, (list, tuple))
+                or len(values) != n
+                or not all(_is_int(v) and v > 0 for v in values)
+            ):
+                raise ValueError(
+                    f"config field `{name}` must list a positive integer for each of the "
+                    f"`num_encoder_blocks` ({n}) stages, got {values!r}"
+                )
+            setattr(self, name, list(values))
+        ratios = self.mlp_ratios
+        if (
+            not isinstance(ratios, (list, tuple))
+            or len(ratios) != n
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in ratios)
+        ):
+            raise ValueError(
+                f"config field `mlp_ratios` must list a positive number for each of the "
+                f"`num_encoder_blocks` ({n}) stages, got {ratios!r}"
+            )
+        self.mlp_ratios = list(ratios)
+        for i, (width, heads) in enumerate(zip(self.hidden_sizes, self.num_attention_heads)):
+            if width % heads:
+                raise ValueError(
+                    f"config field `hidden_sizes` {self.hidden_sizes}: stage {i} width {width} must be "
+                    f"divisible by its `num_attention_heads` ({heads})"
+                )
+        if self.hidden_act not in ACTIVATIONS:
+            raise ValueError(
+                f"config field `hidden_act` {self.hidden_act!r} is not supported; use one of {sorted(ACTIVATIONS)}"
+            )
+        _check_labels(self)
+
+
+@dataclass
+class LevitConfig(_ConfigMixin):
+    """LeViT (levit.py): a four-conv stem (BatchNorm, hardswish) to tokens, three stages of
+    attention (with learned attention biases over relative offsets) and MLP residual blocks whose
+    linears carry BatchNorm, an attention that subsamples the queries between stages. Square
+    images of exactly ``image_size`` (the bias tables fix the grid)."""
+
+    image_size: int | list = 224
+    num_channels: int = 3
+    kernel_size: int = 3
+    stride: int = 2
+    padding: int = 1
+    patch_size: int = 16
+    hidden_sizes: list | tuple = dataclasses.field(default_factory=lambda: [128, 256, 384])
+    num_attention_heads: list | tuple = dataclasses.field(default_factory=lambda: [4, 8, 12])
+    depths: list | tuple = dataclasses.field(default_factory=lambda: [4, 4, 4])
+    key_dim: list | tuple = dataclasses.field(default_factory=lambda: [16, 16, 16])
+    mlp_ratio: list | tuple = dataclasses.field(default_factory=lambda: [2, 2, 2])
+    attention_ratio: list | tuple = dataclasses.field(default_factory=lambda: [2, 2, 2])
+    id2label: dict | None = None
+    num_labels: int | None = None
+    architectures: list | None = None
+    model_type: str = "levit"
+
+    base_prefix: ClassVar[str] = "levit."
+    fixed_image_size: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        _check_field_types(self)
+        for name in ("num_channels", "kernel_size", "stride", "patch_size"):
+            _positive(name, getattr(self, name))
+        if not _is_int(self.padding) or self.padding < 0:
+            raise ValueError(f"config field `padding` must be an integer >= 0, got {self.padding!r}")
+        self.image_size = _pair("image_size", self.image_size)
+        if self.image_size[0] != self.image_size[1] or self.image_size[0] % self.patch_size:
+            raise ValueError(
+                f"config field `image_size` {list(self.image_size)} must be square and a multiple of "
+                f"`patch_size` ({self.patch_size})"
+            )
+        for name in (
+            "hidden_sizes",
+            "num_attention_heads",
+            "depths",
+            "key_dim",
+            "mlp_ratio",
+            "attention_ratio",
+        ):
+            values = getattr(self, name)
+            low = 0 if name == "mlp_ratio" else 1
+            if (
+                not isinstance(values, (list, tuple))
+                or len(values) != 3
+                or not all(_is_int(v) and v >= low for v in values)
+            ):
+                raise ValueError(
+                    f"config field `{name}` must list an integer >= {low} for each of the 3 stages, got {values!r}"
+                )
+            setattr(self, name, list(values))
+        if (
+            self.hidden_sizes[0] % 8
+            or self.hidden_sizes[0] % self.key_dim[0]
+            or self.hidden_sizes[1] % self.key_dim[0]
+        ):
+            raise ValueError(
+                f"config field `hidden_sizes` {self.hidden_sizes}: the first must be a multiple of 8 (the stem "
+                f"widths) and the first two multiples of `key_dim[0]` ({self.key_dim[0]}, the subsampling heads)"
+            )
+        _check_labels(self)
+
+    @property
+    def resolution(self) -> int:
+        """The side of the token grid entering stage 0."""
+        return self.image_size[0] // self.patch_size
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        d["image_size"] = self.image_size[0]
+        return d
+
+
+def _check_labels(cfg: Any) -> None:
+    """``id2label`` keys as ints; ``num_labels`` from it when absent (default 2), positive."""
+    if cfg.id2label is not None:
+        if not all(_is_int(k) or (isinstance(k, str) and k.strip().isdigit()) for k in cfg.id2label):
+            raise ValueError(
+                f"config field `id2label` must map label ids (integers) to names, got {cfg.id2label!r}"
+            )
+        cfg.id2label = {int(k): v for k, v in cfg.id2label.items()}
+    if cfg.num_labels is None:
+        cfg.num_labels = len(cfg.id2label) if cfg.id2label else 2
+    _positive("num_labels", cfg.num_labels)
+
+
+def _pair(name: str, value: Any) -> tuple[int, int]:
+    """An int or a [height, width] list of positive ints as (height, width)."""
+    pair = [value, value] if _is_int(value) else value
+    if not isinstance(pair, (list, tuple)) or len(pair) != 2 or not all(_is_int(v) and v > 0 for v in pair):
+        raise ValueError(
+            f"config field `{name}` must be a positive integer or [height, width], got {value!r}"
+        )
+    return (int(pair[0]), int(pair[1]))
+
+
+@dataclass
+class CLIPTextConfig:
+    """CLIP's text tower (``text_config``; clip.py): token and learned position embeddings, pre-norm
+    causal layers, a final LayerNorm, pooling at the EOS token."""
+
+    vocab_size: int = 49408
+    hidden_size: int = 512
+    intermediate_size: int = 2048
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 8
+    max_position_embeddings: int = 77
+    hidden_act: str = "quick_gelu"
+    layer_norm_eps: float = 1e-5
+    eos_token_id: int = 49407
+
+
+@dataclass
+class CLIPVisionConfig:
+    """CLIP's vision tower (``vision_config``; clip.py): a bias-free patch convolution, a class
+    embedding, learned positions, ``pre_layrnorm``, pre-norm layers, ``post_layernorm`` on CLS."""
+
+    hidden_size: int = 768
+    intermediate_size: int = 3072
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    num_channels: int = 3
+    image_size: int = 224
+    patch_size: int = 32
+    hidden_act: str = "quick_gelu"
+    layer_norm_eps: float = 1e-5
+
+    @property
+    def grid(self) -> int:
+        """Patches per side: ``image_size // patch_size`` (square images)."""
+        return self.image_size // self.patch_size
+
+
+def _clip_tower(cls: Any, where: str, value: Any) -> Any:
+    """A tower config from its config.json object (unknown keys ignored); a bad field is a
+    ValueError naming ``{where}.{field}``."""
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise ValueError(f"config field `{where}` must be an object (dict), got {value!r}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    tower = cls(**{k: v for k, v in value.items() if k in names and v is not None})
+    try:
+        _check_field_types(tower)
+        for name in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads"):
+            _positive(name, getattr(tower, name))
+        _positive_float("layer_norm_eps", tower.layer_norm_eps)
+        if tower.hidden_size % tower.num_attention_heads:
+            raise ValueError(
+                f"config field `hidden_size` ({tower.hidden_size}) must be divisible by "
+                f"`num_attention_heads` ({tower.num_attention_heads})"
+            )
+        if tower.hidden_act not in (*ACTIVATIONS, "quick_gelu"):
+            raise ValueError(
+                f"config field `hidden_act` {tower.hidden_act!r} is not supported; use one of "
+                f"{sorted([*ACTIVATIONS, 'quick_gelu'])}"
+            )
+        if cls is CLIPTextConfig:
+            for name in ("vocab_size", "max_position_embeddings"):
+                _positive(name, getattr(tower, name))
+            if not _is_int(tower.eos_token_id):
+                raise ValueError(
+                    f"config field `eos_token_id` must be an integer token id, got {tower.eos_token_id!r}"
+                )
+        else:
+            for name in ("num_channels", "image_size", "patch_size"):
+                _positive(name, getattr(tower, name))
+            if tower.image_size < tower.patch_size:
+                raise ValueError(
+                    f"config field `image_size` ({tower.image_size}) must be at least `patch_size` ({tower.patch_size})"
+                )
+    except ValueError as exc:
+        if not where:
+            raise
+        raise ValueError(str(exc).replace("config field `", f"config field `{where}.")) from None
+    return tower
+
+
+def _tower_fields(cfg: Any, cls: Any) -> dict:
+    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cls)}
+
+
+@dataclass
+class CLIPTextModelConfig(CLIPTextConfig, _ConfigMixin):
+    """``CLIPTextModelWithProjection`` (clip.py): the text tower's fields at the top level, plus
+    ``projection_dim``."""
+
+    projection_dim: int = 512
+    architectures: list | None = None
+    model_type: str = "clip_text_model"
+
+    def __post_init__(self) -> None:
+        _check_field_types(self)
+        _clip_tower(CLIPTextConfig, "", _tower_fields(self, CLIPTextConfig))
+        _positive("projection_dim", self.projection_dim)
+
+    @property
+    def text(self) -> CLIPTextConfig:
+        return CLIPTextConfig(**_tower_fields(self, CLIPTextConfig))
+
+
+@dataclass
+class CLIPVisionModelConfig(CLIPVisionConfig, _ConfigMixin):
+    """``CLIPVisionModelWithProjection`` (clip.py): the vision tower's fields at the top level,
+    plus ``projection_dim``."""
+
+    projection_dim: int = 512
+    architectures: list | None = None
+    model_type: str = "clip_vision_model"
+
+    def __post_init__(self) -> None:
+        _check_field_types(self)
+        _clip_tower(CLIPVisionConfig, "", _tower_fields(self, CLIPVisionConfig))
+        _positive("projection_dim", self.projection_dim)
+
+    @property
+    def vision(self) -> CLIPVisionConfig:
+        return CLIPVisionConfig(**_tower_fields(self, CLIPVisionConfig))
+
+
+@dataclass
+class CLIPConfig(_ConfigMixin):
+    """CLIP (clip.py): a text and a vision tower (``text_config`` / ``vision_config``, normalised
+    to every field of :class:`CLIPTextConfig` / :class:`CLIPVisionConfig`), bias-free projections
+    to ``projection_dim`` and the learned ``logit_scale``."""
+
+    text_config: dict | None = None
+    vision_config: dict | None = None
+    projection_dim: int = 512
+    logit_scale_init_value: float = 2.6592
+    architectures: list | None = None
+    model_type: str = "clip"
+
+    def __post_init__(self) -> None:
+        _check_field_types(self)
+        _positive("projection_dim", self.projection_dim)
+        self.text_config = dataclasses.asdict(_clip_tower(CLIPTextConfig, "text_config", self.text_config))
+        self.vision_config = dataclasses.asdict(
+            _clip_tower(CLIPVisionConfig, "vision_config", self.vision_config)
+        )
+
+    @property
+    def text(self) -> CLIPTextConfig:
+        return CLIPTextConfig(**(self.text_config or {}))
+
+    @property
+    def vision(self) -> CLIPVisionConfig:
+        return CLIPVisionConfig(**(self.vision_config or {}))
+
+    @property
+    def vocab_size(self) -> int:
+        """The text tower's vocabulary (export validation draws ids below it)."""
+        return self.text.vocab_size
+
+
+#: text + image models (clip.py), model_type -> config class: ``forward(params, cfg, input_ids,
+#: attention_mask, pixel_values, head=...)`` -> dict of the head's outputs
+MULTIMODAL_CONFIGS = {
+    "clip": CLIPConfig,
+    "clip_text_model": CLIPTextModelConfig,  # CLIPTextModelWithProjection
+    "clip_vision_model": CLIPVisionModelConfig,  # CLIPVisionModelWithProjection
+}
+
+
+#: the vision encoders (vit.py), model_type -> config class: ``forward(params, cfg,
+#: pixel_values, head=...)`` -> dict of the head's outputs
+VISION_CONFIGS = {
+    "vit": ViTConfig,
+    "deit": DeiTConfig,
+    "beit": BeitConfig,
+    "data2vec-vision": Data2VecVisionConfig,
+    "resnet": ResNetConfig,
+    "convnext": ConvNextConfig,
+    "swin": SwinConfig,
+    "segformer": SegformerConfig,
+    "mobilenet_v1": MobileNetV1Config,
+    "mobilenet_v2": MobileNetV2Config,
+    "poolformer": PoolFormerConfig,
+    "levit": LevitConfig,
+}
+
+
 #: the rotary decoder family (llama.py), model_type -> config class
 ROTARY_CONFIGS = {
     "llama": LlamaConfig,
@@ -2114,7 +4310,17 @@ FIELD_NAMES = {
         "hidden_dim": "intermediate_size",
         "activation": "hidden_act",
     },
+    **{
+        model_type: {
+            "emb_dim": "hidden_size",
+            "n_layers": "num_hidden_layers",
+            "n_heads": "num_attention_heads",
+        }
+        for model_type in ("xlm", "flaubert")
+    },
 }
+#: T5 variants that run on t5.py (model_type -> config class)
+T5_VARIANT_CONFIGS = {"mt5": MT5Config, "longt5": LongT5Config}
 #: the encoder family (bert.py), model_type -> config class
 ENCODER_CONFIGS = {
     "bert": BertConfig,
@@ -2124,8 +4330,34 @@ ENCODER_CONFIGS = {
     "data2vec-text": Data2VecTextConfig,
     "distilbert": DistilBertConfig,
     "electra": ElectraConfig,
+    "albert": AlbertConfig,
+    "roformer": RoFormerConfig,
+    "ibert": IBertConfig,
+    "layoutlm": LayoutLMConfig,
+    "rembert": RemBertConfig,
+    "xlm": XLMConfig,  # xlm.py (with flaubert), squeezebert.py, mobilebert.py, convbert.py
+    "flaubert": FlaubertConfig,
+    "squeezebert": SqueezeBertConfig,
+    "mobilebert": MobileBertConfig,
+    "convbert": ConvBertConfig,
+    "deberta": DebertaConfig,  # deberta.py (with deberta-v2), big_bird.py, longformer.py
+    "deberta-v2": DebertaV2Config,
+    "big_bird": BigBirdConfig,
+    "longformer": LongformerConfig,
+    "perceiver": PerceiverConfig,
 }
-CONFIGS = {"gpt2": GPT2Config, **ROTARY_CONFIGS, **ENCODER_CONFIGS, "t5": T5Config}
+CONFIGS = {
+    "gpt2": GPT2Config,
+    "imagegpt": ImageGPTConfig,
+    **ROTARY_CONFIGS,
+    **ENCODER_CONFIGS,
+    "t5": T5Config,
+    **T5_VARIANT_CONFIGS,
+    **BART_CONFIGS,
+    "whisper": WhisperConfig,
+    **VISION_CONFIGS,
+    **MULTIMODAL_CONFIGS,
+}
 # activations a T5 `feed_forward_proj` may name (alone or after "gated-")
 T5_ACTIVATIONS = (*ACTIVATIONS, "silu")
 

@@ -1,4 +1,4 @@
-"""GPT-2 forward pass, written once against ``xp``.
+"""GPT-2 (and ImageGPT, as config switches) forward pass, written once against ``xp``.
 
 ``h = wte[ids] + wpe[pos]``; per block ``h += c_proj(attn(ln_1(h)))``,
 ``h += mlp(ln_2(h))`` with ``mlp(x) = c_proj(act(c_fc(x)))``; ``logits = ln_f(h) @ wte^T``
@@ -49,13 +49,18 @@ def parameter_shapes(cfg: GPT2Config) -> dict[str, tuple]:
                 p + "mlp.c_proj.bias": (d,),
             }
         )
+    if not cfg.layer_norm_centred:  # ImageGPT's norms have a weight only
+        shapes = {k: v for k, v in shapes.items() if not k.endswith(("ln_1.bias", "ln_2.bias", "ln_f.bias"))}
     if not cfg.tie_word_embeddings:
-        shapes["lm_head.weight"] = (cfg.vocab_size, d)
+        shapes["lm_head.weight"] = (cfg.vocab_size - cfg.head_rows_short, d)
     return shapes
 
 
 def activation(xp: Any, name: str, x: Any) -> Any:
-    """gelu (erf), gelu_new / gelu_pytorch_tanh (tanh approximation) or relu."""
+    """gelu (erf), gelu_new / gelu_pytorch_tanh (tanh approximation), relu, or quick_gelu
+    (``x * sigmoid(1.702 x)``, ImageGPT's)."""
+    if name == "quick_gelu":
+        return x * xp.sigmoid(x * 1.702)
     mode = ACTIVATIONS[name]
     if mode == "relu":
         return xp.maximum(x, xp.zeros_like(x))
@@ -81,6 +86,13 @@ def forward(
     P = ParamView(params)
     d, nh, hd = cfg.n_embd, cfg.n_head, cfg.head_dim
     eps = cfg.layer_norm_epsilon
+
+    def norm(name: str, x: Any) -> Any:
+        """LayerNorm, or ImageGPT's uncentred norm without bias (an RMS norm)."""
+        if cfg.layer_norm_centred:
+            return xp.layer_norm(x, P[name + ".weight"], P[name + ".bias"], eps=eps)
+        return xp.rms_norm(x, P[name + ".weight"], eps=eps)
+
     scale = default_scale(hd) if cfg.scale_attn_weights else 1.0
     h = xp.take(P["transformer.wte.weight"], input_ids, axis=0) + xp.take(
         P["transformer.wpe.weight"], position_ids, axis=0
@@ -88,7 +100,7 @@ def forward(
     hidden = [h]
     for i in range(cfg.n_layer):
         p = f"transformer.h.{i}."
-        x = xp.layer_norm(h, P[p + "ln_1.weight"], P[p + "ln_1.bias"], eps=eps)
+        x = norm(p + "ln_1", h)
         qkv = xp.matmul(x, P[p + "attn.c_attn.weight"]) + P[p + "attn.c_attn.bias"]
         q = split_heads(qkv[..., :d], nh, hd)
         k = split_heads(qkv[..., d : 2 * d], nh, hd)
@@ -96,13 +108,13 @@ def forward(
         keys, values, cache = update_cache(cache, i, k, v, offset)
         a = merge_heads(attend(q, keys, values, attention_mask, offset, scale))
         h = h + (xp.matmul(a, P[p + "attn.c_proj.weight"]) + P[p + "attn.c_proj.bias"])
-        x = xp.layer_norm(h, P[p + "ln_2.weight"], P[p + "ln_2.bias"], eps=eps)
+        x = norm(p + "ln_2", h)
         m = activation(
             xp, cfg.activation_function, xp.matmul(x, P[p + "mlp.c_fc.weight"]) + P[p + "mlp.c_fc.bias"]
         )
         h = h + (xp.matmul(m, P[p + "mlp.c_proj.weight"]) + P[p + "mlp.c_proj.bias"])
         hidden.append(h)
-    h = xp.layer_norm(h, P["transformer.ln_f.weight"], P["transformer.ln_f.bias"], eps=eps)
+    h = norm("transformer.ln_f", h)
     hidden[-1] = h
     head = P["transformer.wte.weight"] if cfg.tie_word_embeddings else P["lm_head.weight"]
     logits = xp.matmul(h, xp.permute_dims(head, (1, 0)))

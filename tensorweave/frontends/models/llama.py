@@ -61,7 +61,7 @@ from ...ir import array_namespace
 from .attention import attend, merge_heads, split_heads
 from .cache import update_cache
 from .config import RotaryConfig
-from .weights import ParamView
+from .weights import ParamView, embed, linear
 
 BASE_PREFIX = "model."  # the default; a config's ``base_prefix`` (gpt_neox: ``gpt_neox.``) wins
 # buffers, not parameters (rotary tables; the causal-mask tables of old GPT-NeoX checkpoints)
@@ -162,7 +162,7 @@ def parameter_shapes(cfg: RotaryConfig) -> dict[str, tuple]:
 
 def _linear(xp: Any, P: Any, name: str, x: Any) -> Any:
     """``x @ W^T (+ b)`` for the Linear ``name`` (bias if the parameters have one)."""
-    y = xp.matmul(x, xp.permute_dims(P[name + ".weight"], (1, 0)))
+    y = linear(xp, x, P[name + ".weight"])
     return y + P[name + ".bias"] if name + ".bias" in P else y
 
 
@@ -548,7 +548,7 @@ def forward(
     xp = array_namespace(input_ids)
     P = ParamView(params)
     N = cfg.names
-    h = xp.take(P[N["embed"] + ".weight"], input_ids, axis=0)
+    h = embed(xp, P[N["embed"] + ".weight"], input_ids)
     if cfg.embedding_scale != 1.0:
         h = h * cfg.embedding_scale
     if cfg.position_kind == "learned":
@@ -593,7 +593,7 @@ def forward(
     h = _norm(xp, cfg, P, N["final_norm"], h)
     hidden[-1] = h
     head = P[N["embed"] + ".weight"] if cfg.tie_word_embeddings else P[N["head"] + ".weight"]
-    logits = xp.matmul(h, xp.permute_dims(head, (1, 0)))
+    logits = linear(xp, h, head)
     if cfg.head_bias:
         logits = logits + P[N["head"] + ".bias"]
     if cfg.logits_divisor != 1.0:

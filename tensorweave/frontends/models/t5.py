@@ -1,4 +1,4 @@
-"""T5 encoder-decoder (``seq2seq-lm``), written once against ``xp``.
+"""T5 encoder-decoder (``seq2seq-lm``) and its variants mT5 and LongT5, written once against ``xp``.
 
 Every linear is ``x @ W^T`` without bias (``W: [out, in]``); every norm is T5's LayerNorm
 ``norm(x) = w * x / sqrt(mean(x^2) + eps)`` (RMS, no mean subtraction, no bias).
@@ -20,6 +20,22 @@ Every linear is ``x @ W^T`` without bias (``W: [out, in]``); every norm is T5's 
   n - 1)`` computed in float32. Distances are clamped at ``max_distance`` (every larger one falls
   in bucket ``n - 1``), so the buckets of ``0 .. max_distance`` are one table built at trace time
   and looked up with ``take``: identical integers on every backend.
+
+Variants (``config.T5_VARIANT_CONFIGS``): **mT5** is a config (T5 v1.1 numerics); **LongT5**
+replaces the encoder self-attention (checkpoint name ``LocalSelfAttention`` or
+``TransientGlobalSelfAttention``; the decoder is T5's):
+
+- ``local``: query ``i`` attends to the real keys ``j`` with ``|j - i| <= local_radius``, with
+  the encoder's relative bias (one masked ``[s, s]`` attention, equal to Hugging Face's blocks of
+  ``local_radius + 1``).
+- ``transient-global``: the same keys plus one global key per block of ``global_block_size``
+  tokens. Real token ``i`` belongs to block ``i // global_block_size``, except that the tokens after
+  the row's last complete block join it (padding: none). Global token ``g`` is
+  ``global_input_layer_norm(sum of the block's normed inputs)`` projected by the layer's ``k`` /
+  ``v``; the score of query ``i`` on it has the bias ``global_relative_attention_bias[bucket(g -
+  block(i))]`` (bidirectional buckets, block 0's table). Global keys are laid out for ``g = 0 ..
+  s - 1`` and those past the row's last block are masked, so no shape depends on ``s //
+  global_block_size``.
 
 Caches (``decode``'s ``cache``): ``{"self": <a cache.py cache>, "cross": [(key, value) per decoder
 layer] or None}``. ``"self"`` is growing (``[b, heads, past + s, d_kv]``, concat) or static
@@ -50,6 +66,12 @@ IGNORED_SUFFIXES = (
     "EncDecAttention.relative_attention_bias.weight",
 )
 HEADS = ("seq2seq-lm",)
+#: encoder self-attention kind -> its module name in checkpoints
+ENCODER_ATTENTION_NAMES = {
+    "full": "SelfAttention",
+    "local": "LocalSelfAttention",
+    "transient-global": "TransientGlobalSelfAttention",
+}
 
 
 def _ff_shapes(cfg: T5Config, p: str) -> dict[str, tuple]:
@@ -78,16 +100,34 @@ def _attn_shapes(cfg: T5Config, p: str) -> dict[str, tuple]:
     }
 
 
+def encoder_attention_kind(cfg: T5Config) -> str:
+    """``"full"`` (t5, mt5) or LongT5's ``encoder_attention_type`` (``"local"``,
+    ``"transient-global"``)."""
+    return str(getattr(cfg, "encoder_attention_type", "full"))
+
+
+def _encoder_attention_name(cfg: T5Config) -> str:
+    """The encoder self-attention module's checkpoint name."""
+    return ENCODER_ATTENTION_NAMES[encoder_attention_kind(cfg)]
+
+
 def parameter_shapes(cfg: T5Config) -> dict[str, tuple]:
-    """Hugging Face name (``T5ForConditionalGeneration``) -> shape of every parameter read."""
+    """Hugging Face name (``T5ForConditionalGeneration`` and its variants) -> shape of every
+    parameter read."""
     d = cfg.d_model
     shapes: dict[str, tuple] = {"shared.weight": (cfg.vocab_size, d)}
     bias = (cfg.relative_attention_num_buckets, cfg.num_heads)
+    att = _encoder_attention_name(cfg)
+    tg = encoder_attention_kind(cfg) == "transient-global"
     for i in range(cfg.num_layers):
         p = f"encoder.block.{i}.layer."
-        shapes.update(_attn_shapes(cfg, p + "0.SelfAttention."))
+        shapes.update(_attn_shapes(cfg, p + f"0.{att}."))
         if i == 0:
-            shapes[p + "0.SelfAttention.relative_attention_bias.weight"] = bias
+            shapes[p + f"0.{att}.relative_attention_bias.weight"] = bias
+            if tg:
+                shapes[p + f"0.{att}.global_relative_attention_bias.weight"] = bias
+        if tg:
+            shapes[p + f"0.{att}.global_input_layer_norm.weight"] = (d,)
         shapes[p + "0.layer_norm.weight"] = (d,)
         shapes.update(_ff_shapes(cfg, p + "1."))
     shapes["encoder.final_layer_norm.weight"] = (d,)
@@ -194,6 +234,45 @@ def _key_mask(xp: Any, mask: Any) -> Any:
     return mask[:, None, None, :] != 0
 
 
+# ------------------------------------------------------------------ LongT5 encoder attention
+def local_window(xp: Any, s: Any, radius: int) -> Any:
+    """Boolean ``[1, 1, s, s]``: key ``j`` is within ``radius`` positions of query ``i``."""
+    pos = xp.arange(s)
+    return (xp.abs(pos[None, :] - pos[:, None]) <= radius)[None, None]
+
+
+def global_block_ids(mask: Any, block: int) -> Any:
+    """int64 ``[b, s]``: the global block of each real token, ``i // block`` for position ``i``,
+    except that tokens after the row's last complete block (a real token at ``i % block ==
+    block - 1`` ends one) join the last complete one; padding tokens (and every token of a row
+    with no complete block) get -1."""
+    xp = array_namespace(mask)
+    pos = xp.arange(mask.shape[1])[None, :]
+    real = mask != 0
+    ids = xp.where(real, pos // block, xp.full_like(mask, -1, dtype=xp.int64))
+    ends = xp.astype(((pos % block) == block - 1) & real, xp.int64)
+    last = xp.sum(ends, axis=-1, keepdims=True) - 1
+    return xp.minimum(ids, last)
+
+
+def global_side_bias(weight: Any, mask: Any, block_ids: Any, cfg: Any) -> tuple:
+    """Scores bias ``[b, heads, s, s]`` and mask ``[b, 1, s, s]`` of query ``i`` over global key
+    ``g`` (``g = 0 .. s - 1``; only ``g <= max(block_ids)`` exist): the bidirectional bucket of
+    ``g - block_ids[i]`` looked up in ``weight`` (``global_relative_attention_bias``); a real
+    query may attend to the existing global keys (padding queries to the others)."""
+    xp = array_namespace(block_ids)
+    gpos = xp.arange(mask.shape[1])
+    exists = gpos[None, :] <= xp.max(block_ids, axis=-1, keepdims=True)  # [b, G]
+    allowed = ((mask != 0)[:, :, None] == exists[:, None, :])[:, None]
+    buckets = relative_position_bucket(
+        gpos[None, None, :] - block_ids[:, :, None],
+        True,
+        cfg.relative_attention_num_buckets,
+        cfg.relative_attention_max_distance,
+    )
+    return xp.permute_dims(xp.take(weight, buckets, axis=0), (0, 3, 1, 2)), allowed
+
+
 # ------------------------------------------------------------------ encoder
 def encode(
     params: dict,
@@ -212,19 +291,44 @@ def encode(
     if attention_mask is None:
         attention_mask = xp.ones((b, s), dtype=xp.int64)
     nh, dk, eps = cfg.num_heads, cfg.d_kv, cfg.layer_norm_epsilon
+    kind, att = encoder_attention_kind(cfg), _encoder_attention_name(cfg)
     h = xp.take(P["shared.weight"], input_ids, axis=0)
     allowed = _key_mask(xp, attention_mask)
     bias = position_bias(
-        P["encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"], s, s, 0, True, cfg
+        P[f"encoder.block.0.layer.0.{att}.relative_attention_bias.weight"], s, s, 0, True, cfg
     )
+    long_cfg: Any = cfg  # a LongT5Config when kind is not "full"
+    if kind != "full":
+        allowed = allowed & local_window(xp, s, long_cfg.local_radius)
+    if kind == "transient-global":
+        block_ids = global_block_ids(attention_mask, long_cfg.global_block_size)
+        side_bias, side_allowed = global_side_bias(
+            P[f"encoder.block.0.layer.0.{att}.global_relative_attention_bias.weight"],
+            attention_mask,
+            block_ids,
+            cfg,
+        )
+        # one score row per query: its local keys, then every global key
+        bias = xp.concat([bias + xp.zeros_like(side_bias), side_bias], axis=-1)
+        allowed = xp.concat([allowed, side_allowed], axis=-1)
+        onehot = xp.astype(block_ids[:, :, None] == xp.arange(s)[None, None, :], h.dtype)
     hidden = [h]
     for i in range(cfg.num_layers):
         p = f"encoder.block.{i}.layer."
-        a = p + "0.SelfAttention."
+        a = p + f"0.{att}."
         x = xp.rms_norm(h, P[p + "0.layer_norm.weight"], eps=eps)
         q = split_heads(_linear(xp, P, a + "q", x), nh, dk)
         k = split_heads(_linear(xp, P, a + "k", x), nh, dk)
         v = split_heads(_linear(xp, P, a + "v", x), nh, dk)
+        if kind == "transient-global":
+            # global token g: the norm of the sum of the (normed) inputs of block g
+            g = xp.rms_norm(
+                xp.matmul(xp.permute_dims(onehot, (0, 2, 1)), x),
+                P[a + "global_input_layer_norm.weight"],
+                eps=eps,
+            )
+            k = xp.concat([k, split_heads(_linear(xp, P, a + "k", g), nh, dk)], axis=2)
+            v = xp.concat([v, split_heads(_linear(xp, P, a + "v", g), nh, dk)], axis=2)
         h = h + _linear(xp, P, a + "o", merge_heads(_attend(xp, q, k, v, bias, allowed)))
         h = h + _feed_forward(xp, P, cfg, p + "1.", xp.rms_norm(h, P[p + "1.layer_norm.weight"], eps=eps))
         hidden.append(h)

@@ -13,6 +13,7 @@ To make weights program **inputs** instead (e.g. to swap weights without re-lowe
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
@@ -22,13 +23,126 @@ from ...ir.trace import constant, current_builder
 from ...ir.types import DType, IRError, TensorSpec, from_numpy_dtype
 
 
+@dataclass(frozen=True, eq=False)
+class BlockQuantized:
+    """A block-quantized matrix ``[rows, cols]`` (spec/ir.md, "Quantized weights"): ``packed``
+    uint32 ``[rows, blocks, words]`` codes, ``scales`` / ``offsets`` float32 ``[rows, blocks]``,
+    ``W[r, b*B + i] = scales[r, b] * (q[r, b, i] - zero_point) + offsets[r, b]``.
+
+    Models read it where they read a Linear weight ``[out, in]`` or an embedding table: the linear
+    becomes one ``quantized_matmul``, the lookup gathers rows of blocks then ``dequantize_blocks``.
+    Anything else that asks for an array (``np.asarray``) gets the dequantised float32 matrix."""
+
+    packed: np.ndarray
+    scales: np.ndarray
+    offsets: np.ndarray
+    bits: int
+    zero_point: int = 0
+
+    def __post_init__(self) -> None:
+        p, s, o = self.packed, self.scales, self.offsets
+        if self.bits not in (4, 8) or p.dtype != np.uint32 or p.ndim != 3:
+            raise IRError(
+                f"BlockQuantized: packed must be uint32 [rows, blocks, words] of 4- or 8-bit codes, got {p.dtype} {p.shape}"
+            )
+        if s.dtype != np.float32 or o.dtype != np.float32 or s.shape != p.shape[:2] or o.shape != p.shape[:2]:
+            raise IRError(
+                f"BlockQuantized: scales and offsets must be float32 {p.shape[:2]}, got {s.dtype} {s.shape}, {o.dtype} {o.shape}"
+            )
+
+    @property
+    def block_size(self) -> int:
+        return self.packed.shape[2] * 32 // self.bits
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.packed.shape[0], self.packed.shape[1] * self.block_size)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(np.float32)
+
+    ndim = 2
+
+    @property
+    def size(self) -> int:
+        return self.shape[0] * self.shape[1]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held (codes, scales and offsets), not the dequantised size."""
+        return self.packed.nbytes + self.scales.nbytes + self.offsets.nbytes
+
+    def rows(self, index: Any) -> "BlockQuantized":
+        """The rows ``index`` (a permutation or selection), still quantized."""
+        return BlockQuantized(
+            self.packed[index], self.scales[index], self.offsets[index], self.bits, self.zero_point
+        )
+
+    def dequantize(self) -> np.ndarray:
+        from ...ir.ops.quant import dequantize_blocks
+
+        return dequantize_blocks(self.packed, self.scales, self.offsets, self.bits, self.zero_point)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        w = self.dequantize()
+        return w if dtype is None else w.astype(dtype)
+
+
+@dataclass(frozen=True)
+class BoundQuantized:
+    """A :class:`BlockQuantized` inside a trace: its three arrays as named constants."""
+
+    packed: Any
+    scales: Any
+    offsets: Any
+    bits: int
+    zero_point: int
+
+    @property
+    def shape(self) -> tuple:
+        return (self.packed.shape[0], self.packed.shape[1] * (self.packed.shape[2] * 32 // self.bits))
+
+
+def _bind(v: Any, name: str) -> Any:
+    if isinstance(v, (TracedArray, BoundQuantized)):
+        return v
+    if isinstance(v, BlockQuantized):
+        return BoundQuantized(
+            constant(v.packed, name=name + ".packed"),
+            constant(v.scales, name=name + ".scales"),
+            constant(v.offsets, name=name + ".offsets"),
+            v.bits,
+            v.zero_point,
+        )
+    return constant(np.asarray(v), name=name)
+
+
+def linear(xp: Any, x: Any, w: Any) -> Any:
+    """``x @ w^T`` for a Linear weight ``w [out, in]``, float or block-quantized (one
+    ``quantized_matmul``)."""
+    if isinstance(w, BoundQuantized):
+        return xp.quantized_matmul(x, w.packed, w.scales, w.offsets, bits=w.bits, zero_point=w.zero_point)
+    return xp.matmul(x, xp.permute_dims(w, (1, 0)))
+
+
+def embed(xp: Any, table: Any, ids: Any) -> Any:
+    """``table[ids]`` (rows of an embedding table, float or block-quantized: the rows' blocks are
+    gathered, then dequantised)."""
+    if not isinstance(table, BoundQuantized):
+        return xp.take(table, ids, axis=0)
+    flat = xp.reshape(ids, (-1,))
+    rows = [xp.take(a, flat, axis=0) for a in (table.packed, table.scales, table.offsets)]
+    w = xp.dequantize_blocks(*rows, bits=table.bits, zero_point=table.zero_point)
+    return xp.reshape(w, (*ids.shape, table.shape[1]))
+
+
 def bind_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Numpy parameters as named constants of the current trace (traced arrays pass through)."""
+    """Numpy parameters as named constants of the current trace (traced arrays pass through;
+    a :class:`BlockQuantized` weight becomes a :class:`BoundQuantized`)."""
     if current_builder() is None:
         raise IRError("bind_params needs a running trace: call it inside the function given to tw.trace")
-    return {
-        k: v if isinstance(v, TracedArray) else constant(np.asarray(v), name=k) for k, v in params.items()
-    }
+    return {k: _bind(v, k) for k, v in params.items()}
 
 
 def _dtype(arr: np.ndarray) -> DType:
@@ -50,10 +164,10 @@ class ParamView(Mapping):
 
     def __getitem__(self, name: str) -> Any:
         v = self._params[name]
-        if isinstance(v, TracedArray):
+        if isinstance(v, (TracedArray, BoundQuantized)):
             return v
         if name not in self._bound:
-            self._bound[name] = constant(np.asarray(v), name=name)
+            self._bound[name] = _bind(v, name)
         return self._bound[name]
 
     def __contains__(self, name: object) -> bool:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections import OrderedDict
 from functools import partial
 from typing import Any, Callable, Sequence
 
-from .config import OnnxConfig, OnnxConfigWithPast
-from .models import BertOnnxConfig, GPT2OnnxConfig, LlamaOnnxConfig, T5OnnxConfig
+from .config import OnnxConfig, OnnxConfigWithPast, config_field, to_framework
+from .models import BertOnnxConfig, GPT2OnnxConfig, LlamaOnnxConfig, T5OnnxConfig, WhisperOnnxConfig
 
 #: Optimum / ``pipeline`` task names accepted everywhere a feature is (-> Transformers 4.37 feature)
 OPTIMUM_TASK_ALIASES = {
@@ -81,6 +82,166 @@ class PoolerlessBertOnnxConfig(BertOnnxConfig):
         return OnnxConfig.outputs.fget(self)  # type: ignore[attr-defined]
 
 
+class PerceiverOnnxConfig(BertOnnxConfig):
+    """BERT's signature for ``PerceiverForMaskedLM`` (``token_type_ids`` accepted and unused): its
+    ``logits`` are ``[batch, max_position_embeddings, vocab]``, so only the batch axis is dynamic."""
+
+    @property
+    def outputs(self) -> Any:
+        return {"logits": {0: "batch"}}
+
+
+class LayoutLMOnnxConfig(BertOnnxConfig):
+    """BERT's signature plus ``bbox [batch, sequence, 4]`` (int64 boxes), in Transformers 4.37's
+    order: ``input_ids``, ``bbox``, ``attention_mask``, ``token_type_ids``."""
+
+    @property
+    def inputs(self) -> Any:
+        base = super().inputs
+        axis = {0: "batch", 1: "sequence"}
+        order = ("input_ids", "bbox", "attention_mask", "token_type_ids")
+        return OrderedDict((k, dict(axis) if k == "bbox" else base[k]) for k in order)
+
+    def input_dtypes(self) -> dict[str, Any]:
+        dtypes = super().input_dtypes()
+        dtypes["bbox"] = dtypes["input_ids"]  # int64
+        return dtypes
+
+    def input_ranks(self) -> dict[str, int]:
+        return {**super().input_ranks(), "bbox": 3}
+
+    def fixed_input_axes(self, name: str) -> dict[int, int]:
+        return {2: 4} if name == "bbox" else {}
+
+    def generate_dummy_inputs(self, preprocessor: Any, *args: Any, **kwargs: Any) -> Any:
+        """BERT's dummy inputs plus one box ``(48, 84, 73, 128)`` per token (4.37's)."""
+        import numpy as np
+
+        framework = kwargs.pop("framework", None)
+        out = dict(super().generate_dummy_inputs(preprocessor, *args, **kwargs))
+        ids = np.asarray(out["input_ids"])
+        out["bbox"] = np.broadcast_to(np.array([48, 84, 73, 128], np.int64), (*ids.shape, 4)).copy()
+        return to_framework({k: out[k] for k in self.inputs if k in out}, framework)
+
+
+#: vision types whose base model returns no ``pooler_output`` (their ``default`` export has one output)
+VISION_WITHOUT_POOLER = ("data2vec-vision", "poolformer")
+
+
+class VisionOnnxConfig(OnnxConfig):
+    """The vision encoders (vit.py, resnet.py, convnext.py): ``pixel_values [batch, num_channels, height,
+    width]`` (float32). Only the batch axis is dynamic (Transformers 4.37 names the others dynamic
+    too): ViT's learned position table fixes the image size, and the IR's ``conv`` needs static
+    spatial sizes, so channels, height and width are the config's (``image_size``; 224 for a
+    ResNet, whose config has none), as are the other axes of the outputs."""
+
+    @property
+    def inputs(self) -> Any:
+        return OrderedDict([("pixel_values", {0: "batch"})])
+
+    @property
+    def outputs(self) -> Any:
+        if self.task == "default":
+            if config_field(self._config, "model_type") in VISION_WITHOUT_POOLER:
+                return OrderedDict([("last_hidden_state", {0: "batch"})])
+            return OrderedDict([("last_hidden_state", {0: "batch"}), ("pooler_output", {0: "batch"})])
+        return OrderedDict([("logits", {0: "batch"})])
+
+    def input_ranks(self) -> dict[str, int]:
+        return {"pixel_values": 4}
+
+    def fixed_input_axes(self, name: str) -> dict[int, int]:
+        size = config_field(self._config, "image_size", 224)
+        height, width = (size, size) if isinstance(size, int) else size
+        return {1: config_field(self._config, "num_channels", 3), 2: height, 3: width}
+
+    @property
+    def default_onnx_opset(self) -> int:
+        return 11
+
+    @property
+    def atol_for_validation(self) -> float:
+        return 1e-4
+
+
+class SegformerOnnxConfig(VisionOnnxConfig):
+    """SegFormer (segformer.py): the vision signature (an export fixes 224 x 224, the config has
+    no image size); ``default`` returns only ``last_hidden_state`` (no pooler),
+    ``image-classification`` and ``semantic-segmentation`` return ``logits``."""
+
+    @property
+    def outputs(self) -> Any:
+        if self.task == "default":
+            return OrderedDict([("last_hidden_state", {0: "batch"})])
+        return OrderedDict([("logits", {0: "batch"})])
+
+    @property
+    def default_onnx_opset(self) -> int:
+        return 12
+
+
+class ClipOnnxConfig(OnnxConfig):
+    """CLIP (clip.py), Transformers 4.37's signature: ``input_ids``, ``pixel_values``,
+    ``attention_mask`` in (texts and images share the ``batch`` axis, as in 4.37; a loaded model
+    also takes different counts), ``logits_per_image``, ``logits_per_text`` ``[batch, batch]`` and
+    ``text_embeds``, ``image_embeds`` out. ``pixel_values`` has a dynamic batch only: channels and
+    the square ``image_size`` come from ``vision_config``. The text-only type
+    (``clip_text_model``) takes the text inputs and returns ``text_embeds``,
+    ``last_hidden_state``; the vision-only one (``clip_vision_model``) ``pixel_values`` ->
+    ``image_embeds``, ``last_hidden_state``."""
+
+    @property
+    def _kind(self) -> str:
+        return str(config_field(self._config, "model_type", "clip"))
+
+    @property
+    def inputs(self) -> Any:
+        text = {0: "batch", 1: "sequence"}
+        names = {
+            "clip_text_model": ("input_ids", "attention_mask"),
+            "clip_vision_model": ("pixel_values",),
+        }.get(self._kind, ("input_ids", "pixel_values", "attention_mask"))
+        return OrderedDict((n, {0: "batch"} if n == "pixel_values" else dict(text)) for n in names)
+
+    @property
+    def outputs(self) -> Any:
+        if self._kind == "clip_text_model":
+            return OrderedDict(
+                [("text_embeds", {0: "batch"}), ("last_hidden_state", {0: "batch", 1: "sequence"})]
+            )
+        if self._kind == "clip_vision_model":
+            return OrderedDict([("image_embeds", {0: "batch"}), ("last_hidden_state", {0: "batch"})])
+        square = {0: "batch", 1: "batch"}
+        return OrderedDict(
+            [
+                ("logits_per_image", dict(square)),
+                ("logits_per_text", dict(square)),
+                ("text_embeds", {0: "batch"}),
+                ("image_embeds", {0: "batch"}),
+            ]
+        )
+
+    def input_ranks(self) -> dict[str, int]:
+        return {n: 4 if n == "pixel_values" else 2 for n in self.inputs}
+
+    def fixed_input_axes(self, name: str) -> dict[int, int]:
+        if name != "pixel_values":
+            return {}
+        vision = config_field(self._config, "vision_config", None)
+        if vision is None:  # clip_vision_model: the tower's fields at the top level
+            vision = {k: config_field(self._config, k) for k in ("image_size", "num_channels")}
+        size = vision.get("image_size") or 224
+        return {1: vision.get("num_channels") or 3, 2: size, 3: size}
+
+    @property
+    def default_onnx_opset(self) -> int:
+        return 14
+
+    @property
+    def atol_for_validation(self) -> float:
+        return 1e-4
+
+
 def supported_features_mapping(*supported_features: str, onnx_config_cls: Any = None) -> dict[str, Callable]:
     """feature -> constructor: ``cls.with_past`` for ``-with-past`` features, else ``cls.from_model_config``."""
     if onnx_config_cls is None:
@@ -130,6 +291,44 @@ class FeaturesManager:
             *ENCODER_FEATURES_NO_CLM, onnx_config_cls=PoolerlessBertOnnxConfig
         ),
         "electra": supported_features_mapping(*ENCODER_FEATURES, onnx_config_cls=PoolerlessBertOnnxConfig),
+        # deberta.py, big_bird.py, longformer.py: 4.37's features less the heads not implemented
+        # (big_bird's causal-lm); deberta has no multiple-choice class
+        "deberta": supported_features_mapping(
+            *(f for f in ENCODER_FEATURES_NO_CLM if f != "multiple-choice"),
+            onnx_config_cls=PoolerlessBertOnnxConfig,
+        ),
+        "deberta-v2": supported_features_mapping(
+            *ENCODER_FEATURES_NO_CLM, onnx_config_cls=PoolerlessBertOnnxConfig
+        ),
+        "big-bird": supported_features_mapping(*ENCODER_FEATURES_NO_CLM, onnx_config_cls=BertOnnxConfig),
+        "longformer": supported_features_mapping(*ENCODER_FEATURES_NO_CLM, onnx_config_cls=BertOnnxConfig),
+        "perceiver": supported_features_mapping("masked-lm", onnx_config_cls=PerceiverOnnxConfig),
+        "albert": supported_features_mapping(*ENCODER_FEATURES_NO_CLM, onnx_config_cls=BertOnnxConfig),
+        "roformer": supported_features_mapping(*ENCODER_FEATURES, onnx_config_cls=PoolerlessBertOnnxConfig),
+        "ibert": supported_features_mapping(*ENCODER_FEATURES_NO_CLM, onnx_config_cls=BertOnnxConfig),
+        "layoutlm": supported_features_mapping(
+            "default",
+            "masked-lm",
+            "sequence-classification",
+            "token-classification",
+            onnx_config_cls=LayoutLMOnnxConfig,
+        ),
+        "rembert": supported_features_mapping(*ENCODER_FEATURES, onnx_config_cls=BertOnnxConfig),
+        # xlm.py (xlm, flaubert: 4.37 also lists causal-lm, a head not implemented), squeezebert.py,
+        # mobilebert.py (with a pooler), convbert.py
+        **{
+            model_type: supported_features_mapping(
+                *ENCODER_FEATURES_NO_CLM, onnx_config_cls=PoolerlessBertOnnxConfig
+            )
+            for model_type in ("xlm", "flaubert", "convbert")
+        },
+        **{
+            model_type: supported_features_mapping(*ENCODER_FEATURES_NO_CLM, onnx_config_cls=BertOnnxConfig)
+            for model_type in ("squeezebert", "mobilebert")
+        },
+        # ImageGPT: GPT-2's signature over colour-cluster ids (4.37 listed default and image-classification;
+        # we export the decoder features, no classification head)
+        "imagegpt": supported_features_mapping(*DECODER_FEATURES, onnx_config_cls=GPT2OnnxConfig),
         "gpt2": supported_features_mapping(
             "default",
             "default-with-past",
@@ -166,9 +365,69 @@ class FeaturesManager:
                 "bloom",
             )
         },
-        "t5": supported_features_mapping(
-            "default", "default-with-past", "seq2seq-lm", "seq2seq-lm-with-past", onnx_config_cls=T5OnnxConfig
+        # the vision encoders (vit.py)
+        **{
+            model_type: supported_features_mapping(
+                "default", "image-classification", onnx_config_cls=VisionOnnxConfig
+            )
+            for model_type in (
+                "vit",
+                "deit",
+                "beit",
+                "data2vec-vision",
+                "resnet",
+                "convnext",
+                "swin",
+                "mobilenet-v1",  # model_type mobilenet_v1
+                "mobilenet-v2",  # model_type mobilenet_v2
+                "poolformer",
+                "levit",
+            )
+        },
+        # text + image (clip.py)
+        **{
+            model_type: supported_features_mapping("default", onnx_config_cls=ClipOnnxConfig)
+            for model_type in ("clip", "clip-text-model", "clip-vision-model")  # `_` spelled `-`
+        },
+        "segformer": supported_features_mapping(
+            "default", "image-classification", "semantic-segmentation", onnx_config_cls=SegformerOnnxConfig
         ),
+        # T5 and its variants (mt5 as Transformers 4.37 lists it; longt5 with the same signature)
+        **{
+            model_type: supported_features_mapping(
+                "default",
+                "default-with-past",
+                "seq2seq-lm",
+                "seq2seq-lm-with-past",
+                onnx_config_cls=T5OnnxConfig,
+            )
+            for model_type in ("t5", "mt5", "longt5")
+        },
+        # speech in (input_features [batch, num_mel_bins, frames]), text out
+        "whisper": supported_features_mapping(
+            "speech2seq-lm", "speech2seq-lm-with-past", onnx_config_cls=WhisperOnnxConfig
+        ),
+        # the BART family (bart.py): T5's encoder-decoder signature (`_` spelled `-`); the
+        # classification and QA heads where transformers has their classes
+        **{
+            model_type: supported_features_mapping(
+                "default",
+                "default-with-past",
+                "seq2seq-lm",
+                "seq2seq-lm-with-past",
+                *(("sequence-classification", "question-answering") if heads else ()),
+                onnx_config_cls=T5OnnxConfig,
+            )
+            for model_type, heads in (
+                ("bart", True),
+                ("mbart", True),
+                ("marian", False),
+                ("m2m-100", False),
+                ("blenderbot", False),
+                ("blenderbot-small", False),
+                ("bigbird-pegasus", True),
+            )
+        },
     }
     AVAILABLE_FEATURES = sorted({f for m in _SUPPORTED_MODEL_TYPE.values() for f in m})
     #: the types above; ``register`` adds others (``_REGISTERED_MODEL_TYPES``), never replaces these

@@ -141,3 +141,35 @@ class T5OnnxConfig(OnnxSeq2SeqConfigWithPast):
     @property
     def default_onnx_opset(self) -> int:
         return 13
+
+
+class WhisperOnnxConfig(OnnxSeq2SeqConfigWithPast):
+    """``input_features [batch, num_mel_bins, 2 * max_source_positions]`` (only the batch is
+    dynamic: Whisper's encoder takes a fixed number of frames) and ``decoder_input_ids {batch,
+    decoder_sequence}`` (one token per step with past, after the past keys/values)."""
+
+    @property
+    def inputs(self) -> Mapping[str, Mapping[int, str]]:
+        common = OrderedDict({"input_features": {0: "batch"}})
+        if self.use_past:
+            common["decoder_input_ids"] = {0: "batch"}
+            self.fill_with_past_key_values_(common, "inputs")
+        else:
+            common["decoder_input_ids"] = {0: "batch", 1: "decoder_sequence"}
+        return common
+
+    def input_ranks(self) -> dict[str, int]:
+        ranks = super().input_ranks()
+        ranks["input_features"] = 3
+        ranks["decoder_input_ids"] = 2
+        return ranks
+
+    def fixed_input_axes(self, name: str) -> dict[int, int]:
+        if name == "input_features":
+            mel = config_field(self._config, "num_mel_bins")
+            return {1: mel, 2: 2 * config_field(self._config, "max_source_positions")}
+        return {1: 1} if (self.use_past and name == "decoder_input_ids") else {}
+
+    @property
+    def default_onnx_opset(self) -> int:
+        return 13
