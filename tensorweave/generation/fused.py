@@ -31,8 +31,9 @@ from ..frontends.generation import logits_process as lp
 from ..frontends.generation.beam_search import dim_scalar
 from ..frontends.generation.contrastive import decode_contrastive
 from ..frontends.generation.decode import decode_beam, decode_greedy_or_sample, decode_seq2seq
+from ..frontends.models.weights import bind_params
 from ..ir.passes import optimize
-from ..ir.trace import constant, trace
+from ..ir.trace import trace
 from ..ir.types import SymDim, TensorSpec
 from .plan import GenerationPlan, Mode, output_vocab_size
 from .programs import PROGRAMS, Backend
@@ -209,7 +210,7 @@ def fused_outputs(model: Any, plan: GenerationPlan, ids: Any, mask: Any, key: An
 
     if plan.seq2seq:
         return _fused_seq2seq(model, plan, ids, mask, key)
-    params = {k: constant(v, name=k) for k, v in model.params.items()}
+    params = bind_params(model.params)
     if plan.mode is Mode.CONTRASTIVE:
         out = decode_contrastive(
             model.forward,
@@ -286,7 +287,7 @@ def _fused_seq2seq(model: Any, plan: GenerationPlan, ids: Any, mask: Any, key: A
     import tensorweave.ir.namespace as xp
 
     arch = model.seq2seq_module  # t5 or bart: the same encode / decode / init_cache contract
-    params = {k: constant(v, name=k) for k, v in model.params.items()}
+    params = bind_params(model.params)
     rep = plan.expand
     enc_rows = xp.repeat(ids, rep, axis=0) if rep > 1 else ids
     out = decode_seq2seq(

@@ -43,9 +43,9 @@ class ModelStep(Protocol):
 
 
 def _params(model: Any) -> dict:
-    from ..ir.trace import constant
+    from ..frontends.models.weights import bind_params
 
-    return {k: constant(v, name=k) for k, v in model.params.items()}
+    return bind_params(model.params)
 
 
 class StaticCacheModelStep:
