@@ -276,3 +276,21 @@ def test_quantized_generation_loop_exports_and_runs_in_plain_onnxruntime(tiny, t
     # the loop's buffer holds prompt + cap (8) tokens; the 2 past max_new_tokens are padding (2)
     np.testing.assert_array_equal(out[:, : want.shape[1]], want)
     assert (out[:, want.shape[1] :] == 2).all()
+
+
+def test_generation_programs_run_the_quantized_blocks(tiny):
+    """Fused and step-wise generation bind the blocks (they once took ``np.asarray`` of every
+    weight and so generated with dequantised float32 copies): every onnx program they lower holds
+    MatMulNBits and no float32 copy of a Q4_1 weight."""
+    require_backend("onnx")
+    from tensorweave.generation.programs import PROGRAMS
+
+    _, mq, _ = tiny
+    PROGRAMS.clear(mq)
+    for fused in (True, False):
+        tw.generate(mq, IDS[:1], backend="onnx", max_new_tokens=3, trace=fused)
+    programs = [p for p in PROGRAMS._store(mq).values() if hasattr(p, "model")]
+    # the fused loop and the step-wise forward read the weights (the step-wise token chooser none)
+    assert sum("MatMulNBits" in _op_types(p.model) for p in programs) >= 2
+    for prog in programs:
+        assert not [t.name for t in prog.model.graph.initializer if tuple(t.dims) in ((128, 64), (64, 128))]
