@@ -250,13 +250,7 @@ def matmul(site: OnnxSite) -> str:
     rank = len(site.node.inputs[0].shape)
     if weight is None or rank < 2 or site.in_dt not in (DType.float32, DType.float64):
         return b.node("MatMul", [x, y])
-    if rank == 2:
-        return b.node("Gemm", [x, weight], transB=1)
-    shape = list(site.node.outputs[0].shape)
-    inner = int(site.lowering.constant_value(weight).shape[1])
-    flat = b.node("Reshape", [x, b.i64([-1, inner])])
-    out = b.node("Gemm", [flat, weight], transB=1)
-    return b.node("Reshape", [out, site.lowering.shape(shape)], allowzero=0)
+    return _gemm_t(site, x, weight)
 
 
 register("bitwise_and")(bool_or_bitwise("And", "BitwiseAnd"))

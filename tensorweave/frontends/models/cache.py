@@ -74,3 +74,30 @@ def reorder_cache(cache: Any, rows: Any) -> Any:
 
 
 reorder_static_cache = reorder_cache
+
+
+def seq2seq_cache(
+    encoder_hidden_states: Any,
+    layers: int,
+    heads: int,
+    head_dim: int,
+    cross: Any,
+    layout: str = "growing",
+    max_length: int | None = None,
+    what: str = "encoder-decoder",
+) -> dict:
+    """An encoder-decoder cache: ``{"self": <empty growing cache, or static of max_length
+    positions>, "cross": cross}`` (``cross``: the cross-attention keys/values of the encoder
+    output), with the batch and dtype of ``encoder_hidden_states``. T5, the BART family and
+    Whisper share it; ``what`` names the model in errors."""
+    xp = array_namespace(encoder_hidden_states)
+    b, dt = encoder_hidden_states.shape[0], encoder_hidden_states.dtype
+    if layout == "growing":
+        self_cache: Any = growing_cache(xp, layers, b, heads, head_dim, dt)
+    elif layout == "static":
+        if not isinstance(max_length, int) or max_length <= 0:
+            raise ValueError(f"a static {what} cache needs a positive int max_length, got {max_length!r}")
+        self_cache = static_cache(xp, layers, b, heads, max_length, head_dim, dt)
+    else:
+        raise ValueError(f"unknown cache layout {layout!r}; use 'growing' or 'static'")
+    return {"self": self_cache, "cross": cross}

@@ -363,18 +363,16 @@ def init_cache(
 ) -> dict:
     """An empty self-attention cache (``"growing"``, or ``"static"`` preallocated to
     ``max_length`` decoder positions) plus the cross-attention keys/values of the encoder output."""
-    xp = array_namespace(encoder_hidden_states)
-    b = encoder_hidden_states.shape[0]
-    L, nh, dk, dt = cfg.num_decoder_layers, cfg.num_heads, cfg.d_kv, encoder_hidden_states.dtype
-    if layout == "growing":
-        self_cache: Any = kv_cache.growing_cache(xp, L, b, nh, dk, dt)
-    elif layout == "static":
-        if not isinstance(max_length, int) or max_length <= 0:
-            raise ValueError(f"a static T5 cache needs a positive int max_length, got {max_length!r}")
-        self_cache = kv_cache.static_cache(xp, L, b, nh, max_length, dk, dt)
-    else:
-        raise ValueError(f"unknown cache layout {layout!r}; use 'growing' or 'static'")
-    return {"self": self_cache, "cross": cross_attention_cache(params, cfg, encoder_hidden_states)}
+    return kv_cache.seq2seq_cache(
+        encoder_hidden_states,
+        cfg.num_decoder_layers,
+        cfg.num_heads,
+        cfg.d_kv,
+        cross_attention_cache(params, cfg, encoder_hidden_states),
+        layout,
+        max_length,
+        "T5",
+    )
 
 
 def reorder_cache(cache: dict, rows: Any) -> dict:
