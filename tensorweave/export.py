@@ -124,6 +124,14 @@ def check_exportable(model: Any, config: OnnxConfig) -> None:
             raise ValueError(f"{mt} exports 'default' and 'seq2seq-lm' (with or without past), not {task!r}")
         return
     if _is_decoder(model):
+        head = getattr(model, "head", None)  # imagegpt's image-classification
+        if head is not None or task == "image-classification":
+            if task != head or getattr(config, "use_past", False):
+                raise ValueError(
+                    f"this {mt} model has the {head or 'causal-lm'!r} head, the feature needs {task!r}; "
+                    f"load it with the head of the feature (e.g. tw.models.from_pretrained(path, head={task!r}))"
+                )
+            return
         if task not in ("default", "causal-lm"):
             raise ValueError(
                 f"{mt} feature {task!r} needs a {task} head, which tensorweave's {mt} does not "
@@ -239,16 +247,18 @@ def trace_feature(model: Any, config: OnnxConfig) -> Any:
                 for k, v in _seq2seq_outputs(feeds, params, cfg, task, use_past).items()
                 if k in out_names
             }
-        if getattr(model, "is_vision", False):  # vit.py: pixel_values in
-            res = forward(params, cfg, feeds["pixel_values"])
+        if getattr(model, "is_vision", False):  # vit.py: pixel_values in (detr: pixel_mask too)
+            mask = {k: v for k, v in feeds.items() if k == "pixel_mask"}
+            res = forward(params, cfg, feeds["pixel_values"], **mask)
             return {k: res[k] for k in out_names}
         if getattr(model, "is_multimodal", False):  # clip.py: text and image in
             res = forward(params, cfg, **feeds)
             return {k: res[k] for k in out_names}
         if not decoder:
-            extra = {"bbox": feeds["bbox"]} if "bbox" in feeds else {}  # layoutlm's boxes
+            # layoutlm's boxes, xlm's language ids, longformer's global tokens (4.37: no token types)
+            extra = {k: feeds[k] for k in ("bbox", "langs", "global_attention_mask") if k in feeds}
             res = forward(
-                params, cfg, feeds["input_ids"], feeds["attention_mask"], feeds["token_type_ids"], **extra
+                params, cfg, feeds["input_ids"], feeds["attention_mask"], feeds.get("token_type_ids"), **extra
             )
             return {k: res[k] for k in out_names}
         ids, mask = feeds["input_ids"], feeds["attention_mask"]
@@ -1165,7 +1175,11 @@ def validation_inputs(
     for spec in feature_input_specs(model, config):
         shape = tuple(d if isinstance(d, int) else d.evaluate(sizes) for d in spec.shape)
         name = spec.name
-        if "mask" in name:
+        if name == "global_attention_mask":  # longformer: every second token global (4.37's dummy)
+            out[name] = np.broadcast_to(np.arange(shape[-1]) % 2 == 0, shape).astype(np.int64)
+        elif name == "langs":  # xlm: language ids in {0 .. n_langs - 1}
+            out[name] = rng.integers(0, model.config.n_langs, shape).astype(np.int64)
+        elif "mask" in name:
             out[name] = np.ones(shape, np.int64)
         elif name == "bbox":  # layoutlm: boxes (x0, y0, x1, y1) with x0 <= x1, y0 <= y1
             limit = getattr(model.config, "max_2d_position_embeddings", 1024)
@@ -1209,7 +1223,8 @@ def reference_outputs(
         outs = prog(*[inputs[n] for n in prog.input_names])
         return dict(zip(prog.output_names, outs if isinstance(outs, tuple) else (outs,)))
     if getattr(model, "is_vision", False):
-        return {k: np.asarray(v) for k, v in model(inputs["pixel_values"], backend="numpy").items()}
+        mask = {"pixel_mask": inputs["pixel_mask"]} if "pixel_mask" in inputs else {}
+        return {k: np.asarray(v) for k, v in model(inputs["pixel_values"], backend="numpy", **mask).items()}
     if getattr(model, "is_multimodal", False):
         if "input_ids" not in inputs:
             return {k: np.asarray(v) for k, v in model(inputs["pixel_values"], backend="numpy").items()}
@@ -1217,6 +1232,7 @@ def reference_outputs(
             inputs["input_ids"],
             inputs["attention_mask"],
             pixel_values=inputs.get("pixel_values"),
+            bbox=inputs.get("bbox"),  # layoutlmv3's boxes
             backend="numpy",
         )
         return {k: np.asarray(v) for k, v in res.items()}
@@ -1226,16 +1242,16 @@ def reference_outputs(
             for k, v in model(
                 inputs["input_ids"],
                 inputs["attention_mask"],
-                inputs["token_type_ids"],
+                inputs.get("token_type_ids"),
                 backend="numpy",
-                **({"bbox": inputs["bbox"]} if "bbox" in inputs else {}),
+                **{n: inputs[n] for n in ("bbox", "langs", "global_attention_mask") if n in inputs},
             ).items()
         }
     if task == "causal-lm" and use_past:
         prog = model.with_past_program("numpy")
         outs = prog(*[inputs[n] for n in prog.input_names])
         return dict(zip(prog.output_names, outs))
-    if task == "causal-lm":
+    if task in ("causal-lm", "image-classification"):  # imagegpt's classifier: logits [batch, num_labels]
         return {"logits": model(inputs["input_ids"], inputs["attention_mask"], backend="numpy")["logits"]}
     res = model(inputs["input_ids"], inputs["attention_mask"], backend="numpy", output_hidden_states=True)
     return {"last_hidden_state": res["hidden_states"][-1]}

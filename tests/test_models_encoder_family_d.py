@@ -288,7 +288,7 @@ EXPORTS = {
     "deberta": "default",
     "deberta-v2": "multiple-choice",  # no token-type table: the token_type_ids input is unused
     "big_bird": "question-answering",
-    "longformer": "sequence-classification",  # global attention on the first token
+    "longformer": "sequence-classification",  # global_attention_mask an input (4.37's signature)
 }
 
 
@@ -326,7 +326,7 @@ def test_features():
         "deberta-v2": full,
         "big_bird": full,
         "longformer": full,
-        "perceiver": {"masked-lm"},
+        "perceiver": {"masked-lm", "sequence-classification", "image-classification"},
     }
     for name, features in want.items():
         assert set(FeaturesManager.get_supported_features_for_model_type(name.replace("_", "-"))) == features

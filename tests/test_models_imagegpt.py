@@ -121,6 +121,7 @@ def test_onnx_export_with_past_validates(pair, tmp_path):
         "default-with-past",
         "causal-lm",
         "causal-lm-with-past",
+        "image-classification",  # ImageGPTForImageClassification (tests/test_models_loose_ends.py)
     }
     E = sys.modules["tensorweave.export"]
     res = tw.export(ours, "causal-lm-with-past", "onnx", tmp_path / "out")

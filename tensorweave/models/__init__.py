@@ -212,10 +212,10 @@ def _head(config: Any, head: str | None) -> str | None:
         # a module with heads of its own (segformer's semantic-segmentation) checks them itself
         check = getattr(ARCHITECTURES[config.model_type], "check_head", check_vision_head)
         return check(head or default_head(config) or "default")
-    if config.model_type in MULTIMODAL:
-        from ..frontends.models.clip import check_head as check_multimodal_head
+    if config.model_type in MULTIMODAL:  # clip.py, layoutlmv3.py: each module checks its heads
+        from ..frontends.models import ARCHITECTURES
 
-        return check_multimodal_head(head or "default")
+        return ARCHITECTURES[config.model_type].check_head(head or default_head(config) or "default")
     if config.model_type == "whisper":
         if head not in (None, "speech2seq-lm"):
             raise ModelLoadError(
@@ -223,12 +223,23 @@ def _head(config: Any, head: str | None) -> str | None:
             )
         return "speech2seq-lm"
     if config.model_type not in ENCODERS:
+        classes = getattr(config, "head_classes", {})  # imagegpt's image-classification
+        named = [classes[a] for a in config.architectures or [] if a in classes]
+        if head in classes.values() or (head is None and named):
+            return head or named[0]
         if head not in (None, "default", "causal-lm"):
-            raise ModelLoadError(f"{config.model_type} models have no head {head!r}; they are causal LMs")
+            also = "".join(f" (or {h!r})" for h in sorted(set(classes.values())))
+            raise ModelLoadError(
+                f"{config.model_type} models have no head {head!r}; they are causal LMs{also}"
+            )
         return None
+    from ..frontends.models import ARCHITECTURES
     from ..frontends.models.bert import check_head
 
-    return check_head(head or default_head(config))
+    want = head or default_head(config)
+    if want in getattr(ARCHITECTURES[config.model_type], "PIXEL_HEADS", ()):  # perceiver's image head
+        return want
+    return check_head(want)
 
 
 __all__ = [

@@ -81,12 +81,32 @@ VISION_CLASS_HEADS = {
     },
     "poolformer": {"PoolFormerModel": "default", "PoolFormerForImageClassification": "image-classification"},
     "levit": {"LevitModel": "default", "LevitForImageClassificationWithTeacher": "image-classification"},
+    "yolos": {"YolosModel": "default", "YolosForObjectDetection": "object-detection"},
+    "detr": {
+        "DetrModel": "default",
+        "DetrForObjectDetection": "object-detection",
+        "DetrForSegmentation": "image-segmentation",
+    },
+    "mobilevit": {
+        "MobileViTModel": "default",
+        "MobileViTForImageClassification": "image-classification",
+        "MobileViTForSemanticSegmentation": "semantic-segmentation",
+    },
 }
 #: text + image models (clip.py): model_type -> Hugging Face class name -> head
 MULTIMODAL_CLASS_HEADS = {
     "clip": {"CLIPModel": "default"},
     "clip_text_model": {"CLIPTextModelWithProjection": "default"},
     "clip_vision_model": {"CLIPVisionModelWithProjection": "default"},
+    "owlvit": {"OwlViTModel": "default"},  # owlvit.py
+    "groupvit": {"GroupViTModel": "default"},  # groupvit.py
+    # layoutlmv3.py: the base model and three task heads
+    "layoutlmv3": {
+        "LayoutLMv3Model": "default",
+        "LayoutLMv3ForSequenceClassification": "sequence-classification",
+        "LayoutLMv3ForTokenClassification": "token-classification",
+        "LayoutLMv3ForQuestionAnswering": "question-answering",
+    },
 }
 # model_type -> Hugging Face class name -> head, for the encoder family (the first class of a head
 # is the one an export's config.json names)
@@ -137,7 +157,11 @@ ENCODER_CLASS_HEADS = {
         mt: _class_heads(prefix, BERT_HEADS)
         for mt, prefix in (("deberta-v2", "DebertaV2"), ("big_bird", "BigBird"), ("longformer", "Longformer"))
     },
-    "perceiver": {"PerceiverForMaskedLM": "masked-lm"},  # perceiver.py: the text model only
+    "perceiver": {  # perceiver.py: text masked-lm and classification, learned-position image classification
+        "PerceiverForMaskedLM": "masked-lm",
+        "PerceiverForSequenceClassification": "sequence-classification",
+        "PerceiverForImageClassificationLearned": "image-classification",
+    },
     **VISION_CLASS_HEADS,  # the lookups by class (default_head, live models, exports) cover vit.py too
     **MULTIMODAL_CLASS_HEADS,  # and clip.py
 }
@@ -184,12 +208,18 @@ _HEAD_PREFIXES = {
     "resnet": ("classifier.",),
     "convnext": ("classifier.",),
     **{mt: () for mt in ("clip", "clip_text_model", "clip_vision_model")},  # clip.py: one class each
+    "owlvit": (),  # owlvit.py, groupvit.py: the base model only
+    "groupvit": (),
+    "layoutlmv3": ("classifier.", "qa_outputs."),
     "swin": ("classifier.",),
     "segformer": ("classifier.", "decode_head."),
     "mobilenet_v1": ("classifier.",),
     "mobilenet_v2": ("classifier.",),
     "poolformer": ("norm.", "classifier."),
     "levit": ("classifier.", "classifier_distill."),
+    "yolos": ("vit.pooler.", "class_labels_classifier.", "bbox_predictor."),
+    "detr": ("class_labels_classifier.", "bbox_predictor.", "bbox_attention.", "mask_head."),
+    "mobilevit": ("mobilevit.conv_1x1_exp.", "classifier.", "segmentation_head."),
     "gpt2": ("lm_head.",),
     "imagegpt": ("lm_head.",),
     **{name: ("lm_head.",) for name in ROTARY_CONFIGS},  # llama, mistral, qwen2, ..., mixtral
@@ -213,6 +243,8 @@ def default_head(config: Any, class_name: str | None = None) -> str | None:
     classes = ENCODER_CLASS_HEADS.get(config.model_type)
     if config.model_type in BART_CONFIGS:  # bart.py: seq2seq-lm unless a classification / QA class
         classes, fallback = config.head_classes, "seq2seq-lm"
+    elif config.model_type == "imagegpt":  # gpt2.py: the causal LM (None) unless the classifier class
+        classes, fallback = config.head_classes, None
     else:
         fallback = "default"
     if classes is None:
@@ -227,7 +259,11 @@ def default_head(config: Any, class_name: str | None = None) -> str | None:
 def expected_shapes(config: Any, head: str | None = None) -> dict[str, tuple]:
     if config.model_type in ENCODER_CONFIGS or config.model_type in VISION_CONFIGS:
         return PARAMETER_SHAPES[config.model_type](config, head or "default")
+    if config.model_type == "layoutlmv3":  # layoutlmv3.py: text + image with four heads
+        return PARAMETER_SHAPES[config.model_type](config, head or "default")
     if config.model_type in BART_CONFIGS:  # bart.py: seq2seq-lm or a classification / QA head
+        return PARAMETER_SHAPES[config.model_type](config, head)
+    if head is not None and config.model_type == "imagegpt":  # gpt2.py: image-classification
         return PARAMETER_SHAPES[config.model_type](config, head)
     return PARAMETER_SHAPES[config.model_type](config)
 

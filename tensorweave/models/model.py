@@ -69,8 +69,11 @@ class Model:
 
     @property
     def is_vision(self) -> bool:
-        """A vision encoder (vit.py): ``pixel_values [batch, channels, height, width]`` in."""
-        return self.model_type in VISION_ENCODERS
+        """A vision encoder (vit.py), or a head of another type whose input is pixels (its
+        module's ``PIXEL_HEADS``: perceiver's image-classification): ``pixel_values [batch,
+        channels, height, width]`` in."""
+        pixel_heads = getattr(ARCHITECTURES.get(self.model_type), "PIXEL_HEADS", ())
+        return self.model_type in VISION_ENCODERS or (self.head is not None and self.head in pixel_heads)
 
     @property
     def is_multimodal(self) -> bool:
@@ -102,7 +105,8 @@ class Model:
         """The architecture's forward (BERT: bound to this model's head; T5: ``t5.forward``, with
         ``t5.encode`` / ``t5.decode`` for step-wise use)."""
         fn = ARCHITECTURES[self.model_type].forward
-        return fn if self.is_decoder or self.is_encoder_decoder else functools.partial(fn, head=self.head)
+        plain = (self.is_decoder and self.head is None) or self.is_encoder_decoder  # imagegpt: a head
+        return fn if plain else functools.partial(fn, head=self.head)
 
     def num_parameters(self) -> int:
         return int(sum(v.size for v in self.params.values()))
@@ -129,11 +133,18 @@ class Model:
         shape = ("batch", "choice", "sequence") if self.head == "multiple-choice" else ("batch", "sequence")
         return TensorSpec(shape, "int64", name)
 
-    def program(self, backend: str | None = None, output_hidden_states: bool = False) -> Any:
-        """The lowered forward program: ``(input_ids, attention_mask[, token_type_ids]) -> outputs``."""
+    def program(
+        self, backend: str | None = None, output_hidden_states: bool = False, extra_inputs: tuple = ()
+    ) -> Any:
+        """The lowered forward program: ``(input_ids, attention_mask[, token_type_ids][, bbox],
+        *extra_inputs) -> outputs``; ``extra_inputs`` names optional inputs of the type's forward
+        (:attr:`extra_input_names`: xlm's ``langs``, longformer's ``global_attention_mask``),
+        each shaped like ``input_ids``."""
         from ..ir.trace import trace
 
-        kind = "forward+hidden" if output_hidden_states else "forward"
+        kind = ("forward+hidden" if output_hidden_states else "forward") + "".join(
+            f"+{n}" for n in extra_inputs
+        )
         if self.is_vision:
             return self._vision_program(backend, output_hidden_states)
         if self.is_multimodal:
@@ -165,6 +176,7 @@ class Model:
                 rest[0],
                 output_hidden_states=output_hidden_states,
                 **({"bbox": rest[1]} if self._has_bbox else {}),
+                **dict(zip(extra_inputs, rest[len(rest) - len(extra_inputs) :])),
             )
             hidden = out.pop("hidden_states", ())
             out.update({f"hidden_states.{i}": h for i, h in enumerate(hidden)})
@@ -175,7 +187,16 @@ class Model:
             specs.append(self._ids_spec("token_type_ids"))
         if self._has_bbox:  # layoutlm's boxes
             specs.append(TensorSpec(("batch", "sequence", 4), "int64", "bbox"))
+        specs += [self._ids_spec(n) for n in extra_inputs]
         return self._program(kind, backend, lambda: trace(fn, *specs, name=f"{self.model_type}_{kind}"))
+
+    @property
+    def extra_input_names(self) -> tuple[str, ...]:
+        """Optional inputs shaped like ``input_ids`` that the type's forward takes (its module's
+        ``EXTRA_INPUTS``: xlm / flaubert ``langs``, longformer ``global_attention_mask``)."""
+        if self.is_decoder or self.is_encoder_decoder or self.is_vision or self.is_multimodal:
+            return ()
+        return tuple(getattr(ARCHITECTURES[self.model_type], "EXTRA_INPUTS", ()))
 
     @property
     def _has_bbox(self) -> bool:
@@ -193,19 +214,29 @@ class Model:
         decoder_input_ids: Any = None,
         bbox: Any = None,
         pixel_values: Any = None,
+        langs: Any = None,
+        global_attention_mask: Any = None,
+        pixel_mask: Any = None,
     ) -> dict:
         """Outputs as a dict of arrays (decoders: ``logits``; BERT: the head's outputs), plus
         ``hidden_states`` (a tuple) when asked. Arrays in = arrays out of the same kind.
         T5: ``model(input_ids, attention_mask, decoder_input_ids)`` (third positional argument or
         keyword) returns ``logits`` and ``encoder_last_hidden_state`` (plus
         ``encoder_hidden_states`` / ``decoder_hidden_states`` when asked). LayoutLM also takes
-        ``bbox [batch, sequence, 4]`` (int boxes; zeros when not given). Vision encoders (vit.py,
-        resnet.py, convnext.py) take ``model(pixel_values [batch, channels, height, width])``."""
+        ``bbox [batch, sequence, 4]`` (int boxes; zeros when not given), LayoutLMv3 ``bbox`` and
+        ``pixel_values [batch, channels, size, size]`` (without it, the text alone). Vision encoders (vit.py,
+        resnet.py, convnext.py) take ``model(pixel_values [batch, channels, height, width])``.
+        XLM / FlauBERT also take ``langs`` (language ids), Longformer ``global_attention_mask``
+        (nonzero: global; None: the head's default), each shaped like ``input_ids``. DETR also
+        takes ``pixel_mask [batch, height, width]`` (1 = real pixel; None: all ones)."""
+        extras = self._extra_inputs(input_ids, langs=langs, global_attention_mask=global_attention_mask)
+        if pixel_mask is not None and not self.has_pixel_mask:
+            raise ValueError(f"{self.model_type} takes no pixel_mask (only detr does)")
         if self.is_vision:  # the first argument is pixel_values
-            return self._call_vision(input_ids, backend, output_hidden_states)
+            return self._call_vision(input_ids, backend, output_hidden_states, pixel_mask)
         if self.is_multimodal:  # clip: model(input_ids, attention_mask, pixel_values=...)
             return self._call_multimodal(
-                input_ids, attention_mask, pixel_values, backend, output_hidden_states
+                input_ids, attention_mask, pixel_values, backend, output_hidden_states, bbox
             )
         if self.is_encoder_decoder:
             return self._call_seq2seq(
@@ -216,14 +247,14 @@ class Model:
                 output_hidden_states,
             )
         ids, mask, types = self._check_inputs(input_ids, attention_mask, token_type_ids)
-        prog = self.program(backend, output_hidden_states)
+        prog = self.program(backend, output_hidden_states, tuple(extras))
         args = (ids, mask) if self.is_decoder else (ids, mask, types)
         if self._has_bbox:
             shape = tuple(getattr(ids, "shape", np.shape(ids)))
             args = (*args, np.zeros((*shape, 4), np.int64) if bbox is None else bbox)
         elif bbox is not None:
             raise ValueError(f"{self.model_type} takes no bbox input (only layoutlm does)")
-        outs = prog(*args)
+        outs = prog(*args, *extras.values())
         outs = outs if isinstance(outs, tuple) else (outs,)
         named = dict(zip(prog.output_names, outs))
         keys = sorted(
@@ -233,6 +264,23 @@ class Model:
         if output_hidden_states:
             named["hidden_states"] = hidden
         return named
+
+    def _extra_inputs(self, input_ids: Any, **given: Any) -> dict:
+        """The optional inputs passed (not None), checked: the type takes them
+        (:attr:`extra_input_names`) and each has the shape of ``input_ids``."""
+        extras = {k: v for k, v in given.items() if v is not None}
+        if not extras:
+            return extras
+        takes = self.extra_input_names
+        shape = tuple(getattr(input_ids, "shape", np.shape(input_ids)))
+        for name, value in extras.items():
+            if name not in takes:
+                which = "xlm and flaubert do" if name == "langs" else "longformer does"
+                raise ValueError(f"{self.model_type} takes no {name} input (only {which})")
+            got = tuple(getattr(value, "shape", np.shape(value)))
+            if got != shape:
+                raise ValueError(f"{name} must have the shape of input_ids {shape}, got {got}")
+        return extras
 
     def _check_inputs(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> tuple:
         rank = 3 if self.head == "multiple-choice" else 2
@@ -265,20 +313,35 @@ class Model:
         size = tuple(cfg.image_size if fixed else (size or cfg.export_image_size))
         kind = ("forward+hidden" if output_hidden_states else "forward") + ("" if fixed else f"@{size}")
 
-        def fn(pixel_values: Any) -> dict:
+        def fn(pixel_values: Any, *mask: Any) -> dict:
             out = self.forward(
-                bind_params(self.params), self.config, pixel_values, output_hidden_states=output_hidden_states
+                bind_params(self.params),
+                self.config,
+                pixel_values,
+                output_hidden_states=output_hidden_states,
+                **({"pixel_mask": mask[0]} if mask else {}),
             )
             out.update({f"hidden_states.{i}": h for i, h in enumerate(out.pop("hidden_states", ()))})
             return out
 
-        spec = TensorSpec(("batch", cfg.num_channels, *size), "float32", "pixel_values")
-        return self._program(kind, backend, lambda: trace(fn, spec, name=f"{self.model_type}_{kind}"))
+        specs = [TensorSpec(("batch", cfg.num_channels, *size), "float32", "pixel_values")]
+        if self.has_pixel_mask:  # detr: pixel_mask [batch, height, width]
+            specs.append(TensorSpec(("batch", *size), "int64", "pixel_mask"))
+        return self._program(kind, backend, lambda: trace(fn, *specs, name=f"{self.model_type}_{kind}"))
 
-    def _call_vision(self, pixel_values: Any, backend: str | None, output_hidden_states: bool) -> dict:
+    @property
+    def has_pixel_mask(self) -> bool:
+        """A vision type that also takes ``pixel_mask [batch, height, width]`` (detr)."""
+        return self.is_vision and bool(getattr(ARCHITECTURES[self.model_type], "PIXEL_MASK", False))
+
+    def _call_vision(
+        self, pixel_values: Any, backend: str | None, output_hidden_states: bool, pixel_mask: Any = None
+    ) -> dict:
         shape = tuple(getattr(pixel_values, "shape", np.shape(pixel_values)))
         prog = self._vision_program(backend, output_hidden_states, shape[2:] if len(shape) == 4 else None)
-        outs = prog(pixel_values)
+        if self.has_pixel_mask and pixel_mask is None and len(shape) == 4:
+            pixel_mask = np.ones((shape[0], *shape[2:]), np.int64)
+        outs = prog(pixel_values) if not self.has_pixel_mask else prog(pixel_values, pixel_mask)
         named = dict(zip(prog.output_names, outs if isinstance(outs, tuple) else (outs,)))
         keys = sorted(
             (k for k in named if k.startswith("hidden_states.")), key=lambda k: int(k.rsplit(".", 1)[1])
@@ -295,17 +358,23 @@ class Model:
         ``pixel_values``; its text-only and vision-only classes one side of them)."""
         return ARCHITECTURES[self.model_type].INPUTS[self.model_type]
 
-    def _multimodal_program(self, backend: str | None, output_hidden_states: bool = False) -> Any:
+    def _multimodal_program(
+        self, backend: str | None, output_hidden_states: bool = False, names: tuple[str, ...] | None = None
+    ) -> Any:
         """``(input_ids [batch, sequence], attention_mask [batch, sequence], pixel_values
         [image_batch, num_channels, image_size, image_size]) -> the head's outputs`` (the inputs
-        the type takes; images alone have the axis ``batch``)."""
+        the type takes; images alone have the axis ``batch``, as do a module's whose
+        ``IMAGE_BATCH`` says so; layoutlmv3's ``bbox`` is ``[batch, sequence, 4]``). ``names``: a
+        subset of the inputs (layoutlmv3 without ``pixel_values``), a program of its own."""
         from ..ir.trace import trace
 
         if output_hidden_states:
             raise ValueError(
                 f"{self.model_type} models do not return hidden_states; call without output_hidden_states"
             )
-        names = self.multimodal_inputs
+        every = self.multimodal_inputs
+        names = every if names is None else names
+        shared = getattr(ARCHITECTURES[self.model_type], "IMAGE_BATCH", None) == "batch"
 
         def fn(*args: Any) -> dict:
             return self.forward(bind_params(self.params), self.config, **dict(zip(names, args)))
@@ -313,18 +382,32 @@ class Model:
         specs = []
         for name in names:
             if name == "pixel_values":
-                v = self.config.vision
-                batch = "image_batch" if "input_ids" in names else "batch"
+                v = getattr(self.config, "vision", self.config)
+                batch = "image_batch" if "input_ids" in names and not shared else "batch"
                 shape: tuple = (batch, v.num_channels, v.image_size, v.image_size)
                 specs.append(TensorSpec(shape, "float32", name))
+            elif name == "bbox":
+                specs.append(TensorSpec(("batch", "sequence", 4), "int64", name))
             else:
                 specs.append(TensorSpec(("batch", "sequence"), "int64", name))
-        return self._program("forward", backend, lambda: trace(fn, *specs, name=f"{self.model_type}_forward"))
+        kind = "forward" if names == every else "forward:" + ",".join(names)
+        return self._program(kind, backend, lambda: trace(fn, *specs, name=f"{self.model_type}_forward"))
 
     def _call_multimodal(
-        self, input_ids: Any, attention_mask: Any, pixel_values: Any, backend: str | None, hidden: bool
+        self,
+        input_ids: Any,
+        attention_mask: Any,
+        pixel_values: Any,
+        backend: str | None,
+        hidden: bool,
+        bbox: Any = None,
     ) -> dict:
         names = self.multimodal_inputs
+        if bbox is not None and "bbox" not in names:
+            raise ValueError(f"{self.model_type} takes no bbox input (layoutlm and layoutlmv3 do)")
+        optional = getattr(ARCHITECTURES[self.model_type], "OPTIONAL_INPUTS", ())
+        if pixel_values is None and "pixel_values" in optional:  # layoutlmv3: the text alone
+            names = tuple(n for n in names if n != "pixel_values")
         if "input_ids" not in names:  # images only: model(pixel_values)
             feeds = {"pixel_values": input_ids if pixel_values is None else pixel_values}
         else:
@@ -335,13 +418,17 @@ class Model:
             if pixel_values is not None and "pixel_values" not in names:
                 raise ValueError(f"{self.model_type} takes no pixel_values (text only)")
             ids, mask, _ = self._check_inputs(input_ids, attention_mask, None)
-            limit, length = self.config.text.max_position_embeddings, np.shape(ids)[1]
+            text = getattr(self.config, "text", self.config)
+            limit = getattr(text, "max_text_length", text.max_position_embeddings)
+            length = np.shape(ids)[1]
             if length > limit:
                 raise ValueError(
-                    f"sequence length {length} exceeds max_position_embeddings ({limit}); truncate the input"
+                    f"sequence length {length} exceeds the {limit} tokens {self.model_type} takes; truncate the input"
                 )
             feeds = {"input_ids": ids, "attention_mask": mask, "pixel_values": pixel_values}
-        prog = self._multimodal_program(backend, hidden)
+            if "bbox" in names:  # layoutlmv3: zeros when not given
+                feeds["bbox"] = np.zeros((*np.shape(ids), 4), np.int64) if bbox is None else bbox
+        prog = self._multimodal_program(backend, hidden, names)
         outs = prog(*[feeds[n] for n in names])
         return dict(zip(prog.output_names, outs if isinstance(outs, tuple) else (outs,)))
 
@@ -534,8 +621,9 @@ class Model:
         from ..ir import namespace as xp
         from ..ir.trace import trace
 
-        if not self.is_decoder:
-            raise ValueError(f"{self.model_type} is not a decoder; it has no key/value cache")
+        if not self.is_decoder or self.head is not None:
+            what = self.model_type + (f" with the {self.head!r} head" if self.head else "")
+            raise ValueError(f"{what} is not a decoder; it has no key/value cache")
         cfg = self.config
         L = cfg.num_hidden_layers
 
@@ -621,7 +709,10 @@ class Model:
         Face's ``model.generate``); ``self.generation_config`` gives the defaults."""
         from ..generation import generate
 
-        if not (self.is_decoder or self.is_encoder_decoder) or self.head in SEQ2SEQ_CLASSIFIERS:
+        if not (self.is_decoder or self.is_encoder_decoder) or self.head in (
+            *SEQ2SEQ_CLASSIFIERS,
+            "image-classification",  # imagegpt's classifier
+        ):
             raise ValueError(f"{self.model_type} models do not generate; call the model for its outputs")
         return generate(self, input_ids, attention_mask, **kwargs)
 

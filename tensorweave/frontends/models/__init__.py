@@ -3,7 +3,7 @@ Qwen3, Phi-3, Gemma, Gemma 2, Gemma 3, OLMo 2, Granite, StarCoder2, StableLM, GP
 CodeGen, GPT-Neo, Falcon, BLOOM, Phi, Mixtral, Qwen2-MoE: one module, ``llama``), the encoder family (BERT, RoBERTa, XLM-RoBERTa, CamemBERT,
 Data2Vec-Text, DistilBERT, ELECTRA, ALBERT, RoFormer, I-BERT, LayoutLM, RemBERT: one module,
 ``bert``; ``ENCODERS``), the vision encoders (ViT,
-DeiT, BEiT, Data2Vec-Vision: ``vit``; ``resnet``, ``convnext``, ``mobilenet`` (V1, V2), ``poolformer``, ``levit``; ``VISION_ENCODERS``, ``pixel_values`` in) and T5 forward passes, configs, KV caches.
+DeiT, BEiT, Data2Vec-Vision, YOLOS: ``vit``; ``resnet``, ``convnext``, ``mobilenet`` (V1, V2), ``poolformer``, ``levit``, ``mobilevit``; ``VISION_ENCODERS``, ``pixel_values`` in) and T5 forward passes, configs, KV caches.
 
 Each architecture module has ``parameter_shapes(cfg)`` (Hugging Face name -> shape),
 ``BASE_PREFIX`` (the base-model prefix of its names), ``IGNORED_SUFFIXES`` (checkpoint buffers
@@ -29,12 +29,17 @@ from . import (
     convbert,
     convnext,
     deberta,
+    detr,
     gpt2,
+    groupvit,
+    layoutlmv3,
     levit,
     llama,
     longformer,
     mobilebert,
     mobilenet,
+    mobilevit,
+    owlvit,
     perceiver,
     poolformer,
     resnet,
@@ -46,6 +51,7 @@ from . import (
     weights,
     whisper,
     xlm,
+    yolos,
 )
 from .attention import position_ids_from_mask
 from .cache import growing_cache, static_cache
@@ -113,6 +119,9 @@ VISION_MODULES = {
     "mobilenet_v2": mobilenet,
     "poolformer": poolformer,
     "levit": levit,
+    "yolos": yolos,  # vit.py's forward with detection tokens; yolos.py names its heads
+    "mobilevit": mobilevit,
+    "detr": detr,  # ResNet backbone + encoder-decoder transformer; pixel_values and pixel_mask in
 }
 #: model_type -> module; every rotary family member (ROTARY_CONFIGS) runs on ``llama``
 ARCHITECTURES = {
@@ -131,11 +140,14 @@ ARCHITECTURES = {
     "whisper": whisper,  # speech in (input_features), text out
     **VISION_MODULES,  # vit, deit, resnet, convnext: pixel_values in
     **{name: clip for name in MULTIMODAL_CONFIGS},  # clip: input_ids, attention_mask, pixel_values in
+    "owlvit": owlvit,  # CLIP with OWL-ViT's tower switches
+    "groupvit": groupvit,  # CLIP's text tower, a grouping vision tower
+    "layoutlmv3": layoutlmv3,  # input_ids, bbox, attention_mask and (optionally) pixel_values in
 }
 ENCODERS = tuple(ENCODER_CONFIGS)  # forward(..., head=...) -> dict of the head's outputs
 VISION_ENCODERS = tuple(VISION_CONFIGS)  # forward(params, cfg, pixel_values, head=...) -> dict
 # text + image: forward(params, cfg, input_ids, attention_mask, pixel_values, head=...) -> dict
-MULTIMODAL = tuple(MULTIMODAL_CONFIGS)
+MULTIMODAL = (*MULTIMODAL_CONFIGS, "layoutlmv3")  # layoutlmv3.py: also bbox, pixel_values optional
 DECODERS = ("gpt2", "imagegpt", *ROTARY_CONFIGS)
 # encode(...) + decode(..., cache) instead of one forward signature
 ENCODER_DECODERS = ("t5", *T5_VARIANT_CONFIGS, *BART_CONFIGS, "whisper")
@@ -167,6 +179,9 @@ __all__ = [
     "VISION_CONFIGS",
     "VISION_ENCODERS",
     "clip",
+    "owlvit",
+    "groupvit",
+    "layoutlmv3",
     "MULTIMODAL",
     "MULTIMODAL_CONFIGS",
     "ENCODER_DECODERS",

@@ -9,11 +9,13 @@ Per layer, in both towers: ``a = h + out_proj(attn(layer_norm1(h)))`` and
   causal attention that also hides padding keys; ``last = final_layer_norm(h)``; the pooled
   vector is ``last[i, e_i]`` with ``e_i = argmax_j ids[i, j]`` when ``eos_token_id == 2`` (the
   old configs: the EOS id is the largest in the vocabulary), else the first ``j`` with
-  ``ids[i, j] == eos_token_id``.
+  ``ids[i, j] == eos_token_id`` (the tower config's ``pools_at_largest_id``; OWL-ViT's always
+  takes the argmax).
 - Vision (``pixel_values [b', c, H, W]``, ``H = W = image_size``):
   ``h = pre_layrnorm(concat(class_embedding, conv(x, W_patch, stride = patch_size)) + position)``
-  (no convolution bias; patches row-major); bidirectional unmasked attention; the pooled vector
-  is ``post_layernorm(h[:, 0])``.
+  (no convolution bias; patches row-major; the norm's name is the tower config's ``pre_norm``,
+  OWL-ViT's ``pre_layernorm``); bidirectional unmasked attention; the pooled vector is
+  ``post_layernorm(h[:, 0])``.
 - ``text_embeds = normalize(text_projection(pooled_text))``, ``image_embeds =
   normalize(visual_projection(pooled_image))`` (``normalize(x) = x / ||x||_2``, bias-free
   projections to ``projection_dim``); ``logits_per_text = exp(logit_scale) * text_embeds
@@ -54,21 +56,32 @@ INPUTS = {
 
 def check_head(head: str) -> str:
     if head not in HEADS:
-        raise ValueError(f"unknown clip head {head!r}; use one of {list(HEADS)}")
+        raise ValueError(f"unknown head {head!r} for clip / owlvit / groupvit; use one of {list(HEADS)}")
     return head
+
+
+def layer_shapes(lp: str, d: int, ff: int) -> dict[str, tuple]:
+    """The parameters of one :func:`layer` under the prefix ``lp``."""
+    shapes: dict[str, tuple] = {}
+    for proj in ("q_proj", "k_proj", "v_proj", "out_proj"):
+        shapes.update({f"{lp}self_attn.{proj}.weight": (d, d), f"{lp}self_attn.{proj}.bias": (d,)})
+    shapes.update({lp + "mlp.fc1.weight": (ff, d), lp + "mlp.fc1.bias": (ff,)})
+    shapes.update({lp + "mlp.fc2.weight": (d, ff), lp + "mlp.fc2.bias": (d,)})
+    for norm in ("layer_norm1", "layer_norm2"):
+        shapes.update({f"{lp}{norm}.weight": (d,), f"{lp}{norm}.bias": (d,)})
+    return shapes
 
 
 def _layer_shapes(prefix: str, d: int, ff: int, layers: int) -> dict[str, tuple]:
     shapes: dict[str, tuple] = {}
     for i in range(layers):
-        lp = f"{prefix}encoder.layers.{i}."
-        for proj in ("q_proj", "k_proj", "v_proj", "out_proj"):
-            shapes.update({f"{lp}self_attn.{proj}.weight": (d, d), f"{lp}self_attn.{proj}.bias": (d,)})
-        shapes.update({lp + "mlp.fc1.weight": (ff, d), lp + "mlp.fc1.bias": (ff,)})
-        shapes.update({lp + "mlp.fc2.weight": (d, ff), lp + "mlp.fc2.bias": (d,)})
-        for norm in ("layer_norm1", "layer_norm2"):
-            shapes.update({f"{lp}{norm}.weight": (d,), f"{lp}{norm}.bias": (d,)})
+        shapes.update(layer_shapes(f"{prefix}encoder.layers.{i}.", d, ff))
     return shapes
+
+
+def text_shapes(cfg: Any) -> dict[str, tuple]:
+    """The text tower's parameters (``text_model.``) of a two-tower config."""
+    return _text_shapes(cfg.text)
 
 
 def _text_shapes(t: CLIPTextConfig) -> dict[str, tuple]:
@@ -93,7 +106,7 @@ def _vision_shapes(v: CLIPVisionConfig) -> dict[str, tuple]:
         "vision_model.embeddings.position_embedding.weight": (v.grid * v.grid + 1, v.hidden_size),
         **_layer_shapes("vision_model.", v.hidden_size, v.intermediate_size, v.num_hidden_layers),
     }
-    for norm in ("pre_layrnorm", "post_layernorm"):
+    for norm in (v.pre_norm, "post_layernorm"):
         shapes.update(
             {f"vision_model.{norm}.weight": (v.hidden_size,), f"vision_model.{norm}.bias": (v.hidden_size,)}
         )
@@ -106,13 +119,14 @@ def parameter_shapes(cfg: Any, head: str = "default") -> dict[str, tuple]:
     tower and its projection)."""
     check_head(head)
     shapes: dict[str, tuple] = {}
-    if "input_ids" in INPUTS[cfg.model_type]:
+    inputs = INPUTS.get(cfg.model_type, INPUTS["clip"])  # owlvit.py: CLIPModel's names
+    if "input_ids" in inputs:
         shapes.update(_text_shapes(cfg.text))
         shapes["text_projection.weight"] = (cfg.projection_dim, cfg.text.hidden_size)
-    if "pixel_values" in INPUTS[cfg.model_type]:
+    if "pixel_values" in inputs:
         shapes.update(_vision_shapes(cfg.vision))
         shapes["visual_projection.weight"] = (cfg.projection_dim, cfg.vision.hidden_size)
-    if cfg.model_type == "clip":
+    if len(inputs) == 3:
         shapes["logit_scale"] = ()
     return shapes
 
@@ -158,7 +172,7 @@ def encode_text(params: Any, cfg: Any, input_ids: Any, attention_mask: Any) -> t
         h = layer(xp, P, f"text_model.encoder.layers.{i}.", t, h, attention_mask, causal=True)
     last = _norm(xp, P, "text_model.final_layer_norm", h, t.layer_norm_eps)
     ids = xp.astype(input_ids, xp.int32)
-    where = ids if t.eos_token_id == 2 else xp.astype(ids == t.eos_token_id, xp.int32)
+    where = ids if t.pools_at_largest_id else xp.astype(ids == t.eos_token_id, xp.int32)
     eos = xp.argmax(where, axis=-1)  # the first maximum, as torch's argmax
     b, d = last.shape[0], t.hidden_size
     index = xp.broadcast_to(xp.reshape(xp.astype(eos, xp.int64), (b, 1, 1)), (b, 1, d))
@@ -182,7 +196,7 @@ def encode_image(params: Any, cfg: Any, pixel_values: Any) -> tuple[Any, Any]:
     patches = xp.permute_dims(xp.reshape(x, (b, d, n)), (0, 2, 1))
     cls = xp.broadcast_to(xp.reshape(P[e + "class_embedding"], (1, 1, d)), (b, 1, d))
     h = xp.concat([cls, patches], axis=1) + P[e + "position_embedding.weight"]
-    h = _norm(xp, P, "vision_model.pre_layrnorm", h, v.layer_norm_eps)
+    h = _norm(xp, P, "vision_model." + v.pre_norm, h, v.layer_norm_eps)
     mask = xp.ones((b, n + 1), dtype=xp.int64)
     for i in range(v.num_hidden_layers):
         h = layer(xp, P, f"vision_model.encoder.layers.{i}.", v, h, mask, causal=False)
@@ -220,8 +234,15 @@ def forward(
     xp = array_namespace(input_ids)
     _, text = encode_text(P, cfg, input_ids, attention_mask)
     _, image = encode_image(P, cfg, pixel_values)
-    text_embeds = _normalize(xp, _linear(xp, P, "text_projection", text))
-    image_embeds = _normalize(xp, _linear(xp, P, "visual_projection", image))
+    text_embeds = _linear(xp, P, "text_projection", text)
+    return contrast(xp, P, text_embeds, _linear(xp, P, "visual_projection", image))
+
+
+def contrast(xp: Any, P: Any, text: Any, image: Any) -> dict:
+    """The four outputs of projected text ``[b, p]`` and image ``[b', p]`` vectors:
+    ``text_embeds = normalize(text)``, ``image_embeds = normalize(image)``, ``logits_per_text =
+    exp(logit_scale) text_embeds image_embeds^T``, ``logits_per_image`` its transpose."""
+    text_embeds, image_embeds = _normalize(xp, text), _normalize(xp, image)
     per_text = xp.matmul(text_embeds, xp.permute_dims(image_embeds, (1, 0))) * xp.exp(P["logit_scale"])
     return {
         "logits_per_image": xp.permute_dims(per_text, (1, 0)),

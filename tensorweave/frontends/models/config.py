@@ -320,7 +320,8 @@ class GPT2Config(_ConfigMixin):
 class ImageGPTConfig(GPT2Config):
     """ImageGPT: GPT-2 over colour-cluster tokens (``vocab_size - 1`` clusters plus a start token);
     norms ``x / sqrt(mean(x^2) + eps) * w`` (no centring, no bias), ``quick_gelu`` MLP
-    (``x * sigmoid(1.702 x)``), untied ``lm_head`` with ``vocab_size - 1`` rows."""
+    (``x * sigmoid(1.702 x)``), untied ``lm_head`` with ``vocab_size - 1`` rows; or the
+    ``image-classification`` head (``score``, ``num_labels`` rows, over the mean hidden state)."""
 
     vocab_size: int = 513
     n_embd: int = 512
@@ -330,14 +331,20 @@ class ImageGPTConfig(GPT2Config):
     bos_token_id: int | None = None
     eos_token_id: Any = None
     tie_word_embeddings: bool = False
+    # the classifier's labels; not compared (transformers writes default names to config.json or not)
+    id2label: dict | None = dataclasses.field(default=None, compare=False)
+    num_labels: int | None = None
     model_type: str = "imagegpt"
 
     ACTIVATIONS: ClassVar[tuple[str, ...]] = (*ACTIVATIONS, "quick_gelu")
     layer_norm_centred: ClassVar[bool] = False
     head_rows_short: ClassVar[int] = 1
+    #: Hugging Face class -> head, besides the causal LM (``ImageGPTForCausalImageModeling``)
+    head_classes: ClassVar[dict[str, str]] = {"ImageGPTForImageClassification": "image-classification"}
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        _encoder_labels(self)
         if self.tie_word_embeddings:
             raise ValueError(
                 "config field `tie_word_embeddings` must be false for imagegpt (its lm_head has "
@@ -2695,10 +2702,12 @@ class LongformerConfig(RobertaConfig):
 
 @dataclass
 class PerceiverConfig(_ConfigMixin):
-    """Perceiver for masked language modelling (``perceiver.py``, ``PerceiverForMaskedLM``): byte
-    embeddings read by ``num_latents`` latents (cross-attention), ``num_blocks`` passes of
-    ``num_self_attends_per_block`` shared self-attention layers, position queries that read the
-    latents back (``max_position_embeddings`` outputs)."""
+    """Perceiver (``perceiver.py``; ``PerceiverForMaskedLM``, ``PerceiverForSequenceClassification``,
+    ``PerceiverForImageClassificationLearned``): byte embeddings (or 1x1-convolved pixels with
+    learned positions, ``image_size**2`` of them) read by ``num_latents`` latents
+    (cross-attention), ``num_blocks`` passes of ``num_self_attends_per_block`` shared
+    self-attention layers, queries that read the latents back (``max_position_embeddings``
+    positions, or one classification query)."""
 
     num_latents: int = 256
     d_latents: int = 1280
@@ -2716,15 +2725,24 @@ class PerceiverConfig(_ConfigMixin):
     use_query_residual: bool = True
     vocab_size: int = 262
     max_position_embeddings: int = 2048
+    image_size: int = 56
     id2label: dict | None = None
     num_labels: int | None = None
     architectures: list | None = None
     model_type: str = "perceiver"
 
     base_prefix: ClassVar[str] = "perceiver."
-    heads: ClassVar[tuple[str, ...]] = ("masked-lm",)
+    #: PerceiverForMaskedLM, PerceiverForSequenceClassification, PerceiverForImageClassificationLearned
+    heads: ClassVar[tuple[str, ...]] = ("masked-lm", "sequence-classification", "image-classification")
     token_types: ClassVar[bool] = False
     has_pooler: ClassVar[bool] = False
+    #: the image head's pixels: 3 channels, H * W = image_size**2 (a square ``export_image_size``)
+    num_channels: ClassVar[int] = 3
+    fixed_image_size: ClassVar[bool] = False
+
+    @property
+    def export_image_size(self) -> tuple[int, int]:
+        return (self.image_size, self.image_size)
 
     def __post_init__(self) -> None:
         _check_field_types(self)
@@ -2740,6 +2758,7 @@ class PerceiverConfig(_ConfigMixin):
             "cross_attention_widening_factor",
             "vocab_size",
             "max_position_embeddings",
+            "image_size",
         ):
             _positive(name, getattr(self, name))
         for name in ("qk_channels", "v_channels"):
@@ -3395,6 +3414,8 @@ class ViTConfig(_ConfigMixin):
     fixed_image_size: ClassVar[bool] = True
     #: the ``default`` head has a pooler
     has_pooler: ClassVar[bool] = True
+    #: the heads vit.py's forward takes for this type
+    heads: ClassVar[tuple[str, ...]] = ("default", "image-classification")
 
     def __post_init__(self) -> None:
         _check_field_types(self)
@@ -3442,8 +3463,20 @@ class ViTConfig(_ConfigMixin):
 
     @property
     def num_tokens(self) -> int:
-        """Sequence length: the patches plus the CLS (and distillation) token."""
-        return self.grid[0] * self.grid[1] + 1 + int(self.distilled)
+        """Sequence length: the patches plus the CLS (and distillation) token (and YOLOS'
+        detection tokens)."""
+        return self.grid[0] * self.grid[1] + 1 + int(self.distilled) + self.detection_tokens
+
+    # the YOLOS switches (YolosConfig sets them); ViT's values here
+    @property
+    def detection_tokens(self) -> int:
+        """Learned detection tokens appended after the patches."""
+        return 0
+
+    @property
+    def mid_positions(self) -> bool:
+        """A position table added after every layer but the last."""
+        return False
 
     # the BEiT switches (BeitConfig sets them from its config.json fields); ViT's values here
     @property
@@ -3548,6 +3581,43 @@ class Data2VecVisionConfig(BeitConfig):
     model_type: str = "data2vec-vision"
     base_prefix: ClassVar[str] = "data2vec_vision."
     has_pooler: ClassVar[bool] = False
+
+
+@dataclass
+class YolosConfig(ViTConfig):
+    """YOLOS: ViT with ``num_detection_tokens`` learned tokens after the patches (the position
+    table covers CLS, patches and detection tokens), a position table per layer but the last
+    (``use_mid_position_embeddings``) and ``YolosForObjectDetection``'s class and box MLPs on the
+    detection tokens. Square patches; the image size is the config's (no interpolation)."""
+
+    image_size: int | list = dataclasses.field(default_factory=lambda: [512, 864])
+    num_detection_tokens: int = 100
+    use_mid_position_embeddings: bool = True
+    model_type: str = "yolos"
+    heads: ClassVar[tuple[str, ...]] = ("default", "object-detection")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive("num_detection_tokens", self.num_detection_tokens)
+        p = self.patch_size
+        if p[0] != p[1]:
+            raise ValueError(
+                f"config field `patch_size` must be one integer for yolos (square patches), got {list(p)}"
+            )
+        h, w = self.image_size
+        if self.use_mid_position_embeddings and h * w // p[0] ** 2 != self.grid[0] * self.grid[1]:
+            raise ValueError(
+                f"config field `image_size` {[h, w]} must be a multiple of `patch_size` ({p[0]}) with "
+                "`use_mid_position_embeddings` (the mid-layer table has image_size area / patch_size**2 rows)"
+            )
+
+    @property
+    def detection_tokens(self) -> int:
+        return self.num_detection_tokens
+
+    @property
+    def mid_positions(self) -> bool:
+        return self.use_mid_position_embeddings
 
 
 @dataclass
@@ -3735,6 +3805,89 @@ class MobileNetV2Config(MobileNetV1Config):
         _positive("depth_divisible_by", self.depth_divisible_by)
         _positive("output_stride", self.output_stride)
         _positive_float("expand_ratio", self.expand_ratio)
+
+
+MOBILEVIT_ACTIVATIONS = ("silu", "swish")
+
+
+@dataclass
+class MobileViTConfig(_ConfigMixin):
+    """MobileViT (mobilevit.py): a 3x3/2 stem, two MobileNetV2 stages of inverted residuals
+    (expansion ``expand_ratio``), three MobileViT stages (a downsampling inverted residual, then a
+    local conv, a transformer over unfolded ``patch_size`` patches of width ``hidden_sizes[i]``, a
+    fold and a fusion conv), a final 1x1 conv; the semantic-segmentation head is DeepLabV3's ASPP.
+    Every BatchNorm has eps 1e-5. Any image size."""
+
+    num_channels: int = 3
+    image_size: int | list = 256
+    patch_size: int = 2
+    hidden_sizes: list | tuple = dataclasses.field(default_factory=lambda: [144, 192, 240])
+    neck_hidden_sizes: list | tuple = dataclasses.field(
+        default_factory=lambda: [16, 32, 64, 96, 128, 160, 640]
+    )
+    num_attention_heads: int = 4
+    mlp_ratio: float = 2.0
+    expand_ratio: float = 4.0
+    hidden_act: str = "silu"
+    conv_kernel_size: int = 3
+    output_stride: int = 32
+    layer_norm_eps: float = 1e-5
+    qkv_bias: bool = True
+    aspp_out_channels: int = 256
+    atrous_rates: list | tuple = dataclasses.field(default_factory=lambda: [6, 12, 18])
+    id2label: dict | None = None
+    num_labels: int | None = None
+    architectures: list | None = None
+    model_type: str = "mobilevit"
+
+    base_prefix: ClassVar[str] = "mobilevit."
+    fixed_image_size: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        _check_field_types(self)
+        for name in (
+            "num_channels",
+            "patch_size",
+            "num_attention_heads",
+            "conv_kernel_size",
+            "output_stride",
+            "aspp_out_channels",
+        ):
+            _positive(name, getattr(self, name))
+        for name in ("mlp_ratio", "expand_ratio", "layer_norm_eps"):
+            _positive_float(name, getattr(self, name))
+        self.image_size = _pair("image_size", self.image_size)
+        for name, count in (("hidden_sizes", 3), ("neck_hidden_sizes", 7), ("atrous_rates", 3)):
+            values = getattr(self, name)
+            if (
+                not isinstance(values, (list, tuple))
+                or len(values) != count
+                or not all(_is_int(v) and v > 0 for v in values)
+            ):
+                raise ValueError(f"config field `{name}` must list {count} positive integers, got {values!r}")
+            setattr(self, name, list(values))
+        for i, width in enumerate(self.hidden_sizes):
+            if width % self.num_attention_heads:
+                raise ValueError(
+                    f"config field `hidden_sizes` {self.hidden_sizes}: stage {i} width {width} must be "
+                    f"divisible by `num_attention_heads` ({self.num_attention_heads})"
+                )
+        if self.conv_kernel_size % 2 == 0:
+            raise ValueError(
+                f"config field `conv_kernel_size` must be odd (the local conv keeps the map's size), "
+                f"got {self.conv_kernel_size}"
+            )
+        _check_hidden_act(self, MOBILEVIT_ACTIVATIONS)
+        _check_labels(self)
+
+    @property
+    def export_image_size(self) -> tuple[int, int]:
+        return self.image_size
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        d["image_size"] = list(self.image_size)
+        return d
 
 
 @dataclass
@@ -4031,6 +4184,176 @@ class LevitConfig(_ConfigMixin):
         return d
 
 
+@dataclass
+class DetrBackboneConfig(ResNetConfig):
+    """DETR's ResNet backbone (``backbone_config`` of a detr config; resnet.py's layers under
+    ``model.backbone.conv_encoder.model.``): ResNet's fields plus the stages it hands on
+    (``out_features`` names from ``stem``, ``stage1`` ..., or ``out_indices``; DETR reads the
+    last one)."""
+
+    out_features: list | None = None
+    out_indices: list | None = None
+
+    base_prefix: ClassVar[str] = "model.backbone.conv_encoder.model."
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        names = ["stem", *(f"stage{i + 1}" for i in range(len(self.depths)))]
+        if self.out_features is not None:
+            bad = [f for f in self.out_features if f not in names]
+            if bad or not self.out_features:
+                raise ValueError(
+                    f"config field `out_features` {self.out_features!r} must name stages of {names}"
+                )
+        if self.out_indices is not None:
+            n = len(names)
+            if not self.out_indices or not all(_is_int(i) and -n <= i < n for i in self.out_indices):
+                raise ValueError(
+                    f"config field `out_indices` {self.out_indices!r} must be indices into the stages {names}"
+                )
+
+    @property
+    def feature_stages(self) -> list[int]:
+        """Indices into ``(stem, stage1, ...)`` of the feature maps the backbone hands on, shallow
+        first: those ``out_features`` (else ``out_indices``) name; the last stage when neither is set."""
+        names = ["stem", *(f"stage{i + 1}" for i in range(len(self.depths)))]
+        if self.out_features:
+            return sorted({names.index(f) for f in self.out_features})
+        if self.out_indices:
+            return sorted({i % len(names) for i in self.out_indices})
+        return [len(names) - 1]
+
+    @property
+    def feature_stage(self) -> int:
+        """The feature map DETR's transformer reads: the deepest of :attr:`feature_stages`."""
+        return self.feature_stages[-1]
+
+    @property
+    def fpn_channels(self) -> list[int]:
+        """Channels of the third, second and first feature maps (the segmentation head's FPN)."""
+        widths = [self.embedding_size, *self.hidden_sizes]
+        return [widths[i] for i in self.feature_stages[2::-1]]
+
+    @property
+    def feature_channels(self) -> int:
+        """Channels of that feature map (``embedding_size`` for the stem)."""
+        return [self.embedding_size, *self.hidden_sizes][self.feature_stage]
+
+
+#: transformers' default DETR backbone when `use_timm_backbone` is false and no backbone_config
+DETR_DEFAULT_BACKBONE = {"model_type": "resnet", "out_features": ["stage4"]}
+DETR_POSITION_EMBEDDINGS = ("sine", "learned")
+DETR_TIMM_FIX = (
+    "tensorweave reads transformers' own ResNet backbone only; use a checkpoint saved with "
+    '"use_timm_backbone": false and a ResNet `backbone_config` (model_type "resnet")'
+)
+
+
+@dataclass
+class DetrConfig(_ConfigMixin):
+    """DETR (detr.py): a ResNet backbone (``backbone_config``), a 1x1 input projection, 2-D sine
+    (or learned) positions, a post-norm transformer encoder over the feature map and a decoder over
+    ``num_queries`` learned object queries; heads ``default``, ``object-detection`` and
+    ``image-segmentation``. Any image size (no position table for sine; ``export_image_size`` is
+    what an export fixes)."""
+
+    backbone_config: dict | None = None
+    use_timm_backbone: bool = True
+    backbone: str | None = None
+    num_channels: int = 3
+    num_queries: int = 100
+    encoder_layers: int = 6
+    encoder_ffn_dim: int = 2048
+    encoder_attention_heads: int = 8
+    decoder_layers: int = 6
+    decoder_ffn_dim: int = 2048
+    decoder_attention_heads: int = 8
+    activation_function: str = "relu"
+    d_model: int = 256
+    position_embedding_type: str = "sine"
+    id2label: dict | None = None
+    num_labels: int | None = None
+    architectures: list | None = None
+    model_type: str = "detr"
+
+    base_prefix: ClassVar[str] = "model."
+    fixed_image_size: ClassVar[bool] = False
+    export_image_size: ClassVar[tuple[int, int]] = (224, 224)
+
+    def __post_init__(self) -> None:
+        _check_field_types(self)
+        if self.backbone_config is None:
+            if self.use_timm_backbone:
+                raise ValueError(
+                    f"config field `use_timm_backbone` is true (timm backbone {self.backbone or 'resnet50'!r}, "
+                    f"timm-named weights); {DETR_TIMM_FIX}"
+                )
+            self.backbone_config = dict(DETR_DEFAULT_BACKBONE)
+        kind = self.backbone_config.get("model_type")
+        if kind == "timm_backbone":
+            raise ValueError(f"config field `backbone_config.model_type` is 'timm_backbone'; {DETR_TIMM_FIX}")
+        if kind != "resnet":
+            raise ValueError(
+                f"config field `backbone_config.model_type` {kind!r} is not supported; DETR runs on a 'resnet' backbone"
+            )
+        names = {f.name for f in dataclasses.fields(DetrBackboneConfig)}
+        try:
+            self._resnet = DetrBackboneConfig(**{k: v for k, v in self.backbone_config.items() if k in names})
+        except (TypeError, ValueError) as exc:
+            msg = str(exc)
+            for name in names:  # the backbone's fields named as they sit in this config
+                msg = msg.replace(f"`{name}`", f"`backbone_config.{name}`")
+            raise ValueError(msg) from None
+        # the fields read, normalised (so a written config.json reads back equal)
+        unused = ("id2label", "num_labels", "architectures")
+        self.backbone_config = {
+            k: v for k, v in self._resnet.to_dict().items() if k not in unused and v is not None
+        }
+        for name in (
+            "num_channels",
+            "num_queries",
+            "encoder_layers",
+            "encoder_ffn_dim",
+            "encoder_attention_heads",
+            "decoder_layers",
+            "decoder_ffn_dim",
+            "decoder_attention_heads",
+            "d_model",
+        ):
+            _positive(name, getattr(self, name))
+        if self.num_channels != self._resnet.num_channels:
+            raise ValueError(
+                f"config field `num_channels` ({self.num_channels}) must equal `backbone_config.num_channels` "
+                f"({self._resnet.num_channels})"
+            )
+        for name in ("encoder_attention_heads", "decoder_attention_heads"):
+            if self.d_model % getattr(self, name):
+                raise ValueError(
+                    f"config field `d_model` ({self.d_model}) must be divisible by `{name}` ({getattr(self, name)})"
+                )
+        if self.position_embedding_type not in DETR_POSITION_EMBEDDINGS:
+            raise ValueError(
+                f"config field `position_embedding_type` {self.position_embedding_type!r} is not supported; "
+                f"use one of {list(DETR_POSITION_EMBEDDINGS)}"
+            )
+        if self.position_embedding_type == "sine" and self.d_model % 4:
+            raise ValueError(
+                f"config field `d_model` ({self.d_model}) must be a multiple of 4 (half of it per image axis, "
+                "in sine / cosine pairs)"
+            )
+        if self.activation_function not in BART_ACTIVATIONS:
+            raise ValueError(
+                f"config field `activation_function` {self.activation_function!r} is not supported; "
+                f"use one of {sorted(BART_ACTIVATIONS)}"
+            )
+        _check_labels(self)
+
+    @property
+    def resnet(self) -> DetrBackboneConfig:
+        """The parsed ``backbone_config``."""
+        return self._resnet
+
+
 def _check_labels(cfg: Any) -> None:
     """``id2label`` keys as ints; ``num_labels`` from it when absent (default 2), positive."""
     if cfg.id2label is not None:
@@ -4069,6 +4392,12 @@ class CLIPTextConfig:
     layer_norm_eps: float = 1e-5
     eos_token_id: int = 49407
 
+    @property
+    def pools_at_largest_id(self) -> bool:
+        """Pool at ``argmax(ids)`` (configs with ``eos_token_id == 2``, written before the EOS id
+        was fixed) instead of at the first ``eos_token_id``."""
+        return self.eos_token_id == 2
+
 
 @dataclass
 class CLIPVisionConfig:
@@ -4084,11 +4413,16 @@ class CLIPVisionConfig:
     patch_size: int = 32
     hidden_act: str = "quick_gelu"
     layer_norm_eps: float = 1e-5
+    #: the checkpoint name of the LayerNorm after the embeddings (CLIP spells it so)
+    pre_norm: ClassVar[str] = "pre_layrnorm"
 
     @property
     def grid(self) -> int:
         """Patches per side: ``image_size // patch_size`` (square images)."""
         return self.image_size // self.patch_size
+
+    def check_more(self) -> None:
+        """Checks a tower type adds (none for CLIP's)."""
 
 
 def _clip_tower(cls: Any, where: str, value: Any) -> Any:
@@ -4115,7 +4449,7 @@ def _clip_tower(cls: Any, where: str, value: Any) -> Any:
                 f"config field `hidden_act` {tower.hidden_act!r} is not supported; use one of "
                 f"{sorted([*ACTIVATIONS, 'quick_gelu'])}"
             )
-        if cls is CLIPTextConfig:
+        if issubclass(cls, CLIPTextConfig):
             for name in ("vocab_size", "max_position_embeddings"):
                 _positive(name, getattr(tower, name))
             if not _is_int(tower.eos_token_id):
@@ -4129,6 +4463,7 @@ def _clip_tower(cls: Any, where: str, value: Any) -> Any:
                 raise ValueError(
                     f"config field `image_size` ({tower.image_size}) must be at least `patch_size` ({tower.patch_size})"
                 )
+            tower.check_more()
     except ValueError as exc:
         if not where:
             raise
@@ -4190,22 +4525,27 @@ class CLIPConfig(_ConfigMixin):
     logit_scale_init_value: float = 2.6592
     architectures: list | None = None
     model_type: str = "clip"
+    #: the tower classes (OWL-ViT and GroupViT subclass this config with their own)
+    text_tower: ClassVar[type] = CLIPTextConfig
+    vision_tower: ClassVar[type] = CLIPVisionConfig
 
     def __post_init__(self) -> None:
         _check_field_types(self)
         _positive("projection_dim", self.projection_dim)
-        self.text_config = dataclasses.asdict(_clip_tower(CLIPTextConfig, "text_config", self.text_config))
+        self.text_config = dataclasses.asdict(_clip_tower(self.text_tower, "text_config", self.text_config))
         self.vision_config = dataclasses.asdict(
-            _clip_tower(CLIPVisionConfig, "vision_config", self.vision_config)
+            _clip_tower(self.vision_tower, "vision_config", self.vision_config)
         )
 
     @property
-    def text(self) -> CLIPTextConfig:
-        return CLIPTextConfig(**(self.text_config or {}))
+    def text(self) -> Any:
+        """The text tower (a :class:`CLIPTextConfig` or the type's subclass)."""
+        return self.text_tower(**(self.text_config or {}))
 
     @property
-    def vision(self) -> CLIPVisionConfig:
-        return CLIPVisionConfig(**(self.vision_config or {}))
+    def vision(self) -> Any:
+        """The vision tower (a :class:`CLIPVisionConfig` or the type's subclass)."""
+        return self.vision_tower(**(self.vision_config or {}))
 
     @property
     def vocab_size(self) -> int:
@@ -4213,12 +4553,268 @@ class CLIPConfig(_ConfigMixin):
         return self.text.vocab_size
 
 
-#: text + image models (clip.py), model_type -> config class: ``forward(params, cfg, input_ids,
-#: attention_mask, pixel_values, head=...)`` -> dict of the head's outputs
+@dataclass
+class LayoutLMv3Config(_ConfigMixin):
+    """LayoutLMv3 (layoutlmv3.py): RoBERTa-style text embeddings plus concatenated 2-D layout
+    embeddings, an optional image of patches appended to the text, post-LayerNorm layers with
+    bucketed 1-D (token order) and 2-D (box x / y) relative attention biases."""
+
+    vocab_size: int = 50265
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-5
+    pad_token_id: int | None = 1
+    bos_token_id: int | None = 0
+    eos_token_id: Any = 2
+    max_2d_position_embeddings: int = 1024
+    coordinate_size: int = 128
+    shape_size: int = 128
+    has_relative_attention_bias: bool = True
+    rel_pos_bins: int = 32
+    max_rel_pos: int = 128
+    rel_2d_pos_bins: int = 64
+    max_rel_2d_pos: int = 256
+    has_spatial_attention_bias: bool = True
+    text_embed: bool = True
+    visual_embed: bool = True
+    input_size: int = 224
+    num_channels: int = 3
+    patch_size: int = 16
+    id2label: dict | None = None
+    num_labels: int | None = None
+    architectures: list | None = None
+    model_type: str = "layoutlmv3"
+    positions_from_ids: ClassVar[bool] = True  # bert.default_position_ids: cumsum(m) * m + pad
+
+    def __post_init__(self) -> None:
+        _check_field_types(self)
+        for name in (
+            "vocab_size",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "intermediate_size",
+            "max_position_embeddings",
+            "type_vocab_size",
+            "max_2d_position_embeddings",
+            "coordinate_size",
+            "shape_size",
+            "input_size",
+            "num_channels",
+            "patch_size",
+        ):
+            _positive(name, getattr(self, name))
+        _positive_float("layer_norm_eps", self.layer_norm_eps)
+        _check_hidden_act(self)
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"config field `hidden_size` ({self.hidden_size}) must be divisible by "
+                f"`num_attention_heads` ({self.num_attention_heads})"
+            )
+        if 4 * self.coordinate_size + 2 * self.shape_size != self.hidden_size:
+            raise ValueError(
+                f"config field `hidden_size` ({self.hidden_size}) must equal 4 * `coordinate_size` + 2 * "
+                f"`shape_size` ({4 * self.coordinate_size + 2 * self.shape_size}): the layout embeddings are concatenated"
+            )
+        if not self.text_embed:
+            raise ValueError(
+                "config field `text_embed` false (an image-only model) is not supported; set it to true"
+            )
+        if not _is_int(self.pad_token_id) or not 0 <= self.pad_token_id < self.max_position_embeddings - 1:
+            raise ValueError(
+                f"config field `pad_token_id` must be an integer below `max_position_embeddings` - 1 "
+                f"(position ids start after it), got {self.pad_token_id!r}"
+            )
+        if self.input_size < self.patch_size:
+            raise ValueError(
+                f"config field `input_size` ({self.input_size}) must be at least `patch_size` ({self.patch_size})"
+            )
+        for bins, distance in (("rel_pos_bins", "max_rel_pos"), ("rel_2d_pos_bins", "max_rel_2d_pos")):
+            _positive(distance, getattr(self, distance))
+            if not _is_int(getattr(self, bins)) or getattr(self, bins) < 4:
+                raise ValueError(
+                    f"config field `{bins}` must be an integer of at least 4 (half per direction, half of "
+                    f"those exact), got {getattr(self, bins)!r}"
+                )
+            if getattr(self, distance) <= getattr(self, bins) // 4:
+                raise ValueError(
+                    f"config field `{distance}` ({getattr(self, distance)}) must exceed `{bins}` // 4 "
+                    f"({getattr(self, bins) // 4}), the exact buckets of one direction"
+                )
+        _check_labels(self)
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    @property
+    def grid(self) -> int:
+        """Patches per side: ``input_size // patch_size`` (square images)."""
+        return self.input_size // self.patch_size
+
+    @property
+    def image_size(self) -> int:
+        """The side of the square image ``pixel_values`` must have (``input_size``)."""
+        return self.input_size
+
+    @property
+    def max_text_length(self) -> int:
+        """The longest text: position ids run from ``pad_token_id + 1`` to ``pad + s``."""
+        return self.max_position_embeddings - int(self.pad_token_id or 0) - 1
+
+
+@dataclass
+class OwlViTTextConfig(CLIPTextConfig):
+    """OWL-ViT's text tower (owlvit.py): CLIP's, 16 positions by default, always pooled at the
+    largest id (``argmax(ids)``, whatever ``eos_token_id`` is)."""
+
+    max_position_embeddings: int = 16
+
+    @property
+    def pools_at_largest_id(self) -> bool:
+        return True
+
+
+@dataclass
+class OwlViTVisionConfig(CLIPVisionConfig):
+    """OWL-ViT's vision tower (owlvit.py): CLIP's, its first LayerNorm named ``pre_layernorm``."""
+
+    image_size: int = 768
+    pre_norm: ClassVar[str] = "pre_layernorm"
+
+
+@dataclass
+class OwlViTConfig(CLIPConfig):
+    """OWL-ViT (``OwlViTModel``; owlvit.py): CLIP's towers, projections and logits with the
+    OWL-ViT towers' differences."""
+
+    model_type: str = "owlvit"
+    text_tower: ClassVar[type] = OwlViTTextConfig
+    vision_tower: ClassVar[type] = OwlViTVisionConfig
+
+
+@dataclass
+class GroupViTTextConfig(CLIPTextConfig):
+    """GroupViT's text tower (groupvit.py): CLIP's with GroupViT's defaults."""
+
+    hidden_size: int = 256
+    intermediate_size: int = 1024
+    num_attention_heads: int = 4
+
+
+def _int_list(name: str, value: Any, low: int) -> list:
+    if not isinstance(value, (list, tuple)) or not value or not all(_is_int(v) and v >= low for v in value):
+        raise ValueError(
+            f"config field `{name}` must be a non-empty list of integers >= {low}, got {value!r}"
+        )
+    return list(value)
+
+
+@dataclass
+class GroupViTVisionConfig(CLIPVisionConfig):
+    """GroupViT's vision tower (groupvit.py): patch embeddings (a convolution with bias, a
+    LayerNorm, learned positions, no class token) and stages of pre-norm layers over the image
+    and group tokens, each stage with group tokens ending in a hard assignment of the image
+    tokens to ``num_output_groups`` groups."""
+
+    hidden_size: int = 384
+    intermediate_size: int = 1536
+    num_attention_heads: int = 6
+    patch_size: int = 16
+    hidden_act: str = "gelu"
+    depths: Any = (6, 3, 3)
+    num_group_tokens: Any = (64, 8, 0)
+    num_output_groups: Any = (64, 8, 8)
+    assign_eps: float = 1.0
+    assign_mlp_ratio: Any = (0.5, 4)
+
+    def check_more(self) -> None:
+        """Stage lists of one length; group tokens need output groups; a stage's group projector
+        reads the previous stage's group tokens, so their counts must agree; MLP ratios."""
+        self.depths = _int_list("depths", self.depths, 0)
+        self.num_group_tokens = _int_list("num_group_tokens", self.num_group_tokens, 0)
+        self.num_output_groups = _int_list("num_output_groups", self.num_output_groups, 0)
+        if not len(self.depths) == len(self.num_group_tokens) == len(self.num_output_groups):
+            raise ValueError(
+                f"config field `depths` ({len(self.depths)} stages) must have as many entries as "
+                f"`num_group_tokens` ({len(self.num_group_tokens)}) and `num_output_groups` "
+                f"({len(self.num_output_groups)}): one per stage"
+            )
+        for i, (g, out) in enumerate(zip(self.num_group_tokens, self.num_output_groups)):
+            if g and not out:
+                raise ValueError(
+                    f"config field `num_output_groups` [{i}] must be positive where `num_group_tokens` is ({g})"
+                )
+            if (
+                i
+                and g
+                and self.num_output_groups[i - 1]
+                and self.num_group_tokens[i - 1] != self.num_output_groups[i - 1]
+            ):
+                raise ValueError(
+                    f"config field `num_group_tokens` [{i - 1}] ({self.num_group_tokens[i - 1]}) must equal "
+                    f"`num_output_groups` [{i - 1}] ({self.num_output_groups[i - 1]}): stage {i} projects those "
+                    "group tokens"
+                )
+        if (
+            isinstance(self.assign_eps, bool)
+            or not isinstance(self.assign_eps, (int, float))
+            or self.assign_eps < 0
+        ):
+            raise ValueError(f"config field `assign_eps` must be a number >= 0, got {self.assign_eps!r}")
+        ratio = self.assign_mlp_ratio
+        pair = [ratio, ratio] if isinstance(ratio, (int, float)) and not isinstance(ratio, bool) else ratio
+        if (
+            not isinstance(pair, (list, tuple))
+            or len(pair) != 2
+            or not all(
+                isinstance(r, (int, float)) and not isinstance(r, bool) and int(r * self.hidden_size) > 0
+                for r in pair
+            )
+        ):
+            raise ValueError(
+                f"config field `assign_mlp_ratio` must be a number or [tokens, channels] numbers whose product "
+                f"with hidden_size ({self.hidden_size}) is at least 1, got {ratio!r}"
+            )
+        self.assign_mlp_ratio = list(pair)
+
+    @property
+    def assign_widths(self) -> tuple[int, int]:
+        """``(tokens, channels)``: the hidden widths of the token-mixing and channel MLPs of an
+        assignment, ``int(ratio * hidden_size)`` each."""
+        tokens, channels = self.assign_mlp_ratio
+        return int(tokens * self.hidden_size), int(channels * self.hidden_size)
+
+
+@dataclass
+class GroupViTConfig(CLIPConfig):
+    """GroupViT (``GroupViTModel``; groupvit.py): a CLIP text tower, the grouping vision tower and
+    two-layer projections (linear, BatchNorm, ReLU, linear) through ``projection_intermediate_dim``."""
+
+    projection_dim: int = 256
+    projection_intermediate_dim: int = 4096
+    model_type: str = "groupvit"
+    text_tower: ClassVar[type] = GroupViTTextConfig
+    vision_tower: ClassVar[type] = GroupViTVisionConfig
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive("projection_intermediate_dim", self.projection_intermediate_dim)
+
+
+#: text + image models (clip.py, owlvit.py, groupvit.py), model_type -> config class: ``forward(params, cfg,
+#: input_ids, attention_mask, pixel_values, head=...)`` -> dict of the head's outputs
 MULTIMODAL_CONFIGS = {
     "clip": CLIPConfig,
     "clip_text_model": CLIPTextModelConfig,  # CLIPTextModelWithProjection
     "clip_vision_model": CLIPVisionModelConfig,  # CLIPVisionModelWithProjection
+    "owlvit": OwlViTConfig,  # OwlViTModel
+    "groupvit": GroupViTConfig,  # GroupViTModel
 }
 
 
@@ -4237,6 +4833,9 @@ VISION_CONFIGS = {
     "mobilenet_v2": MobileNetV2Config,
     "poolformer": PoolFormerConfig,
     "levit": LevitConfig,
+    "yolos": YolosConfig,
+    "mobilevit": MobileViTConfig,
+    "detr": DetrConfig,  # detr.py: ResNet backbone + encoder-decoder transformer, pixel_mask too
 }
 
 
@@ -4357,6 +4956,7 @@ CONFIGS = {
     "whisper": WhisperConfig,
     **VISION_CONFIGS,
     **MULTIMODAL_CONFIGS,
+    "layoutlmv3": LayoutLMv3Config,  # layoutlmv3.py: text + layout + image
 }
 # activations a T5 `feed_forward_proj` may name (alone or after "gated-")
 T5_ACTIVATIONS = (*ACTIVATIONS, "silu")

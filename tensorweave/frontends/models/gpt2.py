@@ -4,6 +4,10 @@
 ``h += mlp(ln_2(h))`` with ``mlp(x) = c_proj(act(c_fc(x)))``; ``logits = ln_f(h) @ wte^T``
 (or ``lm_head.weight^T`` when ``tie_word_embeddings`` is false).
 Weights use GPT-2's Conv1D layout (``x @ W + b`` with ``W: [in, out]``) and Hugging Face names.
+
+ImageGPT's ``image-classification`` head (``ImageGPTForImageClassification``):
+``logits = mean_s(ln_f(h)) @ score.weight^T`` ``[b, num_labels]`` (the mean over every position,
+padding included, as Hugging Face; no bias), instead of the language-model head.
 """
 
 from __future__ import annotations
@@ -19,10 +23,24 @@ from .weights import ParamView
 BASE_PREFIX = "transformer."
 # buffers some checkpoints carry that are not parameters (the causal-mask tables of old GPT-2s)
 IGNORED_SUFFIXES = (".attn.bias", ".attn.masked_bias")
+#: heads besides the language model (``head=None``), by type
+HEADS = {"imagegpt": ("image-classification",)}
 
 
-def parameter_shapes(cfg: GPT2Config) -> dict[str, tuple]:
-    """Hugging Face name -> shape of every parameter ``forward`` reads."""
+def check_head(cfg: GPT2Config, head: str | None) -> str | None:
+    """``head`` when the type has it (None: the language model)."""
+    if head is not None and head not in HEADS.get(cfg.model_type, ()):
+        raise ValueError(
+            f"{cfg.model_type} has no head {head!r}; use None (the causal LM)"
+            + "".join(f" or {h!r}" for h in HEADS.get(cfg.model_type, ()))
+        )
+    return head
+
+
+def parameter_shapes(cfg: GPT2Config, head: str | None = None) -> dict[str, tuple]:
+    """Hugging Face name -> shape of every parameter ``forward`` reads (with ``head``: that
+    head's instead of the language model's)."""
+    check_head(cfg, head)
     d = cfg.n_embd
     inner = cfg.n_inner or 4 * d
     shapes = {
@@ -51,7 +69,9 @@ def parameter_shapes(cfg: GPT2Config) -> dict[str, tuple]:
         )
     if not cfg.layer_norm_centred:  # ImageGPT's norms have a weight only
         shapes = {k: v for k, v in shapes.items() if not k.endswith(("ln_1.bias", "ln_2.bias", "ln_f.bias"))}
-    if not cfg.tie_word_embeddings:
+    if head == "image-classification":
+        shapes["score.weight"] = (getattr(cfg, "num_labels", 0), d)
+    elif not cfg.tie_word_embeddings:
         shapes["lm_head.weight"] = (cfg.vocab_size - cfg.head_rows_short, d)
     return shapes
 
@@ -76,9 +96,11 @@ def forward(
     cache: Any = None,
     offset: Any = 0,
     output_hidden_states: bool = False,
+    head: str | None = None,
 ) -> tuple:
     """``(logits [b, s, vocab], cache)``; with ``output_hidden_states`` also the tuple of
     ``n_layer + 1`` hidden states (embeddings, each block's output, the last one after ``ln_f``).
+    With ``head="image-classification"`` (ImageGPT) the logits are ``[b, num_labels]``.
 
     ``attention_mask`` covers the key positions (see attention.py), ``position_ids`` the queries,
     ``offset`` is the key position of the first query (0 without a cache)."""
@@ -116,6 +138,9 @@ def forward(
         hidden.append(h)
     h = norm("transformer.ln_f", h)
     hidden[-1] = h
-    head = P["transformer.wte.weight"] if cfg.tie_word_embeddings else P["lm_head.weight"]
-    logits = xp.matmul(h, xp.permute_dims(head, (1, 0)))
+    if check_head(cfg, head) == "image-classification":
+        logits = xp.matmul(xp.mean(h, axis=1), xp.permute_dims(P["score.weight"], (1, 0)))
+    else:
+        out = P["transformer.wte.weight"] if cfg.tie_word_embeddings else P["lm_head.weight"]
+        logits = xp.matmul(h, xp.permute_dims(out, (1, 0)))
     return (logits, cache, tuple(hidden)) if output_hidden_states else (logits, cache)

@@ -15,8 +15,9 @@ Scores are ``q . k / sqrt(dh)``. Hugging Face pads the sequence to a multiple of
 and computes the band in overlapping chunks; the padded keys are masked, so the masked full
 attention here equals it on the real length (the outputs are cut back to it there too).
 
-The global mask is ``global_attention_mask`` when given (direct calls of :func:`forward`), else
-the head's default as in Hugging Face: ``sequence-classification`` the first token;
+The global mask is ``global_attention_mask`` when given (:func:`forward`, ``Model`` calls with
+``global_attention_mask=``, the ONNX export's input; used as given), else the head's default as in
+Hugging Face: ``sequence-classification`` the first token;
 ``question-answering`` the tokens before the first ``sep_token_id``; ``multiple-choice`` (per
 choice) the tokens after the first ``sep_token_id + 1`` positions; the other heads none.
 Hugging Face asserts that question-answering / multiple-choice rows hold exactly three separators;
@@ -42,6 +43,8 @@ from .weights import ParamView
 BASE_PREFIX = "longformer."
 IGNORED_SUFFIXES = bert.IGNORED_SUFFIXES
 GLOBAL_NAMES = ("query_global", "key_global", "value_global")
+#: optional forward inputs shaped like ``input_ids`` (``Model`` programs and exports carry them)
+EXTRA_INPUTS = ("global_attention_mask",)
 
 
 def check_head(head: str) -> str:

@@ -15,6 +15,17 @@ its position table has ``n + 2`` rows). Per layer (pre-norm)
 unmasked bidirectional attention ``softmax(q k^T / sqrt(d_head)) v``; the output is
 ``last_hidden_state = LayerNorm(h)``. ``pooler_output = pooler_act(pooler.dense(last[:, 0]))``.
 
+YOLOS (:class:`~.config.YolosConfig`, heads named by ``yolos.py``): ``h = concat(cls, patches,
+det) + position_embeddings`` with ``num_detection_tokens`` learned tokens ``det`` after the
+patches; with ``use_mid_position_embeddings`` layer ``i < L - 1`` adds its own table
+``encoder.mid_position_embeddings[i]`` to its output (the layer's hidden state is taken before the
+add; transformers v5 names it ``encoder.interpolation.mid_position_embeddings`` live).
+``object-detection``: on ``t = last[:, -num_detection_tokens:]``,
+``logits = mlp_c(t)`` (``num_labels + 1`` classes, the last one "no object") and
+``pred_boxes = sigmoid(mlp_b(t))`` (``(cx, cy, w, h)`` in [0, 1]), each MLP three linears with
+ReLU between them (``class_labels_classifier.layers.{0,1,2}``, ``bbox_predictor.layers.{0,1,2}``);
+``last_hidden_state`` too, as Hugging Face returns it.
+
 Heads (``head=``; outputs named as in Hugging Face):
 
 - ``default``: ``last_hidden_state [b, n + 1 (+ 1), d]`` and ``pooler_output [b, pooler_output_size]``;
@@ -70,10 +81,21 @@ _LIVE = re.compile(r"^(.*?)layers\.(\d+)\.(.+)$")
 REL_TABLE = "relative_position_bias.relative_position_bias_table"
 
 
-def check_head(head: str) -> str:
-    if head not in HEADS:
-        raise ValueError(f"unknown vision head {head!r}; use one of {list(HEADS)}")
+def check_head(head: str, heads: tuple[str, ...] = HEADS) -> str:
+    """``head`` if it is one of ``heads``, else a one-line ValueError listing them."""
+    if head not in heads:
+        raise ValueError(f"unknown vision head {head!r}; use one of {list(heads)}")
     return head
+
+
+def _detection_shapes(cfg: ViTConfig) -> dict[str, tuple]:
+    """YOLOS' class and box MLPs: ``d -> d -> d -> num_labels + 1`` and ``d -> d -> d -> 4``."""
+    d, labels = cfg.hidden_size, int(cfg.num_labels)  # type: ignore[arg-type]  # set by the config
+    shapes: dict[str, tuple] = {}
+    for name, out in (("class_labels_classifier", labels + 1), ("bbox_predictor", 4)):
+        for i, (rows, cols) in enumerate(((d, d), (d, d), (out, d))):
+            shapes.update({f"{name}.layers.{i}.weight": (rows, cols), f"{name}.layers.{i}.bias": (rows,)})
+    return shapes
 
 
 def file_names(params: dict[str, Any]) -> dict[str, Any]:
@@ -133,7 +155,7 @@ def relative_bias(xp: Any, cfg: ViTConfig, table: Any) -> Any:
 def parameter_shapes(cfg: ViTConfig, head: str = "default") -> dict[str, tuple]:
     """Hugging Face name -> shape of every parameter the ``head`` reads (the pooler only for
     ``default``, as ``*ForImageClassification`` has none)."""
-    check_head(head)
+    check_head(head, cfg.heads)
     d, ff, n = cfg.hidden_size, cfg.intermediate_size, cfg.num_labels
     p = cfg.base_prefix
     e = p + "embeddings."
@@ -146,6 +168,15 @@ def parameter_shapes(cfg: ViTConfig, head: str = "default") -> dict[str, tuple]:
         shapes[e + "position_embeddings"] = (1, cfg.num_tokens, d)
     if cfg.distilled:
         shapes[e + "distillation_token"] = (1, 1, d)
+    if cfg.detection_tokens:
+        shapes[e + "detection_tokens"] = (1, cfg.detection_tokens, d)
+    if cfg.mid_positions:
+        shapes[p + "encoder.mid_position_embeddings"] = (
+            cfg.num_hidden_layers - 1,
+            1,
+            cfg.num_tokens,
+            d,
+        )
     wh, ww = cfg.grid
     table = ((2 * wh - 1) * (2 * ww - 1) + 3, cfg.num_attention_heads)
     shared, per_layer = cfg.relative_bias
@@ -186,6 +217,8 @@ def parameter_shapes(cfg: ViTConfig, head: str = "default") -> dict[str, tuple]:
                 p + "pooler.dense.bias": (cfg.pooler_output_size,),
             }
         )
+    elif head == "object-detection":
+        shapes.update(_detection_shapes(cfg))
     else:
         for name in classifier_names(cfg):
             shapes.update({name + ".weight": (n, d), name + ".bias": (n,)})
@@ -209,7 +242,7 @@ def _layer_norm(xp: Any, P: Any, name: str, x: Any, eps: float) -> Any:
 
 
 def embed(P: Any, cfg: ViTConfig, pixel_values: Any) -> Any:
-    """``concat(cls, [dist,] patches) + position_embeddings`` (``[b, num_tokens, d]``)."""
+    """``concat(cls, [dist,] patches[, det]) + position_embeddings`` (``[b, num_tokens, d]``)."""
     xp = array_namespace(pixel_values)
     e = cfg.base_prefix + "embeddings."
     proj = e + "patch_embeddings.projection."
@@ -218,7 +251,12 @@ def embed(P: Any, cfg: ViTConfig, pixel_values: Any) -> Any:
     patches = xp.permute_dims(xp.reshape(x, (b, d, cfg.grid[0] * cfg.grid[1])), (0, 2, 1))
     tokens = ["cls_token", "distillation_token"] if cfg.distilled else ["cls_token"]
     lead = [xp.broadcast_to(P[e + t], (b, 1, d)) for t in tokens]
-    h = xp.concat([*lead, patches], axis=1)
+    tail = (
+        [xp.broadcast_to(P[e + "detection_tokens"], (b, cfg.detection_tokens, d))]
+        if cfg.detection_tokens
+        else []
+    )
+    h = xp.concat([*lead, patches, *tail], axis=1)
     return h + P[e + "position_embeddings"] if cfg.absolute_positions else h
 
 
@@ -236,26 +274,38 @@ def encode(params: dict, cfg: ViTConfig, pixel_values: Any) -> tuple[Any, tuple]
     h = embed(P, cfg, pixel_values)
     b, s = h.shape[0], h.shape[1]
     mask = xp.ones((b, s), dtype=xp.int64)
-    eps, nh, hd = cfg.layer_norm_eps, cfg.num_attention_heads, cfg.head_dim
+    eps, nh = cfg.layer_norm_eps, cfg.num_attention_heads
     shared, per_layer = cfg.relative_bias
     shared_bias = relative_bias(xp, cfg, P[cfg.base_prefix + "encoder." + REL_TABLE]) if shared else None
     hidden = [h]
+    mid = P[cfg.base_prefix + "encoder.mid_position_embeddings"] if cfg.mid_positions else None
     for i in range(cfg.num_hidden_layers):
         lp = f"{cfg.base_prefix}encoder.layer.{i}."
         bias = shared_bias
         if per_layer:
             own = relative_bias(xp, cfg, P[lp + "attention.attention." + REL_TABLE])
             bias = own if bias is None else bias + own
-        x = _layer_norm(xp, P, lp + LAYER_NAMES["ln1"], h, eps)
-        q, k, v = (split_heads(_linear(xp, P, lp + LAYER_NAMES[r], x), nh, hd) for r in ("q", "k", "v"))
-        ctx = merge_heads(attend(q, k, v, mask, 0, default_scale(hd), causal=False, bias=bias))
-        a = h + _scaled(P, lp + "lambda_1", _linear(xp, P, lp + LAYER_NAMES["o"], ctx))
-        x = _layer_norm(xp, P, lp + LAYER_NAMES["ln2"], a, eps)
-        m = activation(xp, cfg.hidden_act, _linear(xp, P, lp + LAYER_NAMES["ff1"], x))
-        h = a + _scaled(P, lp + "lambda_2", _linear(xp, P, lp + LAYER_NAMES["ff2"], m))
+        h = layer(P, lp, h, mask, nh, eps, lambda y: activation(xp, cfg.hidden_act, y), bias)
         hidden.append(h)
+        if mid is not None and i < cfg.num_hidden_layers - 1:  # yolos: after the hidden state is kept
+            h = h + mid[i]
     last = h if cfg.mean_pooling else _layer_norm(xp, P, cfg.base_prefix + "layernorm", h, eps)
     return last, tuple(hidden)
+
+
+def layer(P: Any, lp: str, h: Any, mask: Any, heads: int, eps: float, act: Any, bias: Any = None) -> Any:
+    """One pre-norm encoder layer under the names ``lp + LAYER_NAMES[...]`` (shared with
+    mobilevit.py's transformer): ``a = h + o(attn(LN_before(h)))``, ``a + ff2(act(ff1(LN_after(a))))``,
+    each branch scaled by BEiT's ``lambda_1`` / ``lambda_2`` when present; ``mask [b, s]``."""
+    xp = array_namespace(h)
+    hd = h.shape[-1] // heads
+    x = _layer_norm(xp, P, lp + LAYER_NAMES["ln1"], h, eps)
+    q, k, v = (split_heads(_linear(xp, P, lp + LAYER_NAMES[r], x), heads, hd) for r in ("q", "k", "v"))
+    ctx = merge_heads(attend(q, k, v, mask, 0, default_scale(hd), causal=False, bias=bias))
+    a = h + _scaled(P, lp + "lambda_1", _linear(xp, P, lp + LAYER_NAMES["o"], ctx))
+    x = _layer_norm(xp, P, lp + LAYER_NAMES["ln2"], a, eps)
+    m = act(_linear(xp, P, lp + LAYER_NAMES["ff1"], x))
+    return a + _scaled(P, lp + "lambda_2", _linear(xp, P, lp + LAYER_NAMES["ff2"], m))
 
 
 def _scaled(P: Any, name: str, x: Any) -> Any:
@@ -274,6 +324,15 @@ def pooler(xp: Any, P: Any, cfg: ViTConfig, last: Any) -> Any:
     return last[:, 0]
 
 
+def _mlp(xp: Any, P: Any, name: str, x: Any) -> Any:
+    """YOLOS' prediction MLP: ``L2(relu(L1(relu(L0(x)))))`` with ``L_i = {name}.layers.{i}``."""
+    for i in range(3):
+        x = _linear(xp, P, f"{name}.layers.{i}", x)
+        if i < 2:
+            x = xp.maximum(x, xp.zeros_like(x))
+    return x
+
+
 def _act(xp: Any, name: str, x: Any) -> Any:
     return xp.tanh(x) if name == "tanh" else activation(xp, name, x)
 
@@ -286,7 +345,7 @@ def forward(
     output_hidden_states: bool = False,
 ) -> dict:
     """The ``head``'s outputs (see the module docstring), plus ``hidden_states`` when asked."""
-    check_head(head)
+    check_head(head, cfg.heads)
     xp = array_namespace(pixel_values)
     P = ParamView(params)
     last, hidden = encode(P, cfg, pixel_values)
@@ -294,6 +353,13 @@ def forward(
         out = {"last_hidden_state": last}
         if cfg.has_pooler:
             out["pooler_output"] = pooler(xp, P, cfg, last)
+    elif head == "object-detection":
+        tokens = last[:, last.shape[1] - cfg.detection_tokens :]
+        out = {
+            "logits": _mlp(xp, P, "class_labels_classifier", tokens),
+            "pred_boxes": xp.sigmoid(_mlp(xp, P, "bbox_predictor", tokens)),
+            "last_hidden_state": last,
+        }
     elif cfg.pooler_style != "dense":  # beit: the classifier reads the pooler
         out = {"logits": _linear(xp, P, "classifier", pooler(xp, P, cfg, last))}
     else:

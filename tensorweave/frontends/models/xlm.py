@@ -3,7 +3,8 @@
 
 Embeddings: ``h = LN(E[ids] + pos[p] (+ lang[langs]) (+ E[token_type_ids]))`` where ``E`` is the
 word table (token types are looked up in it too, as Hugging Face's XLM does), ``lang`` exists when
-``n_langs > 1`` and ``use_lang_emb`` and is added only when ``langs`` is given, positions default
+``n_langs > 1`` and ``use_lang_emb`` and is added only when ``langs`` is given (``Model`` calls
+with ``langs=`` and the ONNX export's ``langs`` input carry it), positions default
 to ``0 .. s-1``; then ``h = h * m`` with ``m`` the attention mask (padding rows are zeros).
 Per layer, with ``attn`` bidirectional multi-head attention over the real keys
 (``softmax(q k^T / sqrt(d) + mask) v``; with ``causal`` a causal mask alone) and
@@ -48,6 +49,8 @@ from .weights import ParamView
 
 BASE_PREFIX = "transformer."
 IGNORED_SUFFIXES = ("position_ids",)
+#: optional forward inputs shaped like ``input_ids`` (``Model`` programs and exports carry them)
+EXTRA_INPUTS = ("langs",)
 
 
 def _linear_shapes(name: str, out: int, inp: int) -> dict[str, tuple]:

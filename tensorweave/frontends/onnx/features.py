@@ -83,8 +83,9 @@ class PoolerlessBertOnnxConfig(BertOnnxConfig):
 
 
 class PerceiverOnnxConfig(BertOnnxConfig):
-    """BERT's signature for ``PerceiverForMaskedLM`` (``token_type_ids`` accepted and unused): its
-    ``logits`` are ``[batch, max_position_embeddings, vocab]``, so only the batch axis is dynamic."""
+    """BERT's signature for Perceiver's text heads (``token_type_ids`` accepted and unused): the
+    masked-lm ``logits`` are ``[batch, max_position_embeddings, vocab]`` (sequence classification
+    ``[batch, num_labels]``), so only the batch axis is dynamic."""
 
     @property
     def outputs(self) -> Any:
@@ -122,6 +123,69 @@ class LayoutLMOnnxConfig(BertOnnxConfig):
         ids = np.asarray(out["input_ids"])
         out["bbox"] = np.broadcast_to(np.array([48, 84, 73, 128], np.int64), (*ids.shape, 4)).copy()
         return to_framework({k: out[k] for k in self.inputs if k in out}, framework)
+
+
+class XLMOnnxConfig(PoolerlessBertOnnxConfig):
+    """XLM / FlauBERT: BERT's signature (no pooler) plus, when the config has language embeddings
+    (``use_lang_emb`` and ``n_langs > 1``), ``langs`` (int64 language ids, shaped like ``input_ids``)."""
+
+    @property
+    def inputs(self) -> Any:
+        base = super().inputs
+        if config_field(self._config, "use_lang_emb", True) and config_field(self._config, "n_langs", 1) > 1:
+            base["langs"] = dict(base["input_ids"])
+        return base
+
+    def input_dtypes(self) -> dict[str, Any]:
+        dtypes = super().input_dtypes()
+        if "langs" in dtypes:
+            dtypes["langs"] = dtypes["input_ids"]  # int64
+        return dtypes
+
+    def generate_dummy_inputs(self, preprocessor: Any, *args: Any, **kwargs: Any) -> Any:
+        """BERT's dummy inputs plus language 0 everywhere when there is a ``langs`` input."""
+        import numpy as np
+
+        framework = kwargs.pop("framework", None)
+        out = dict(super().generate_dummy_inputs(preprocessor, *args, **kwargs))
+        if "langs" in self.inputs:
+            out["langs"] = np.zeros(np.asarray(out["input_ids"]).shape, np.int64)
+        return to_framework({k: out[k] for k in self.inputs if k in out}, framework)
+
+
+class LongformerOnnxConfig(BertOnnxConfig):
+    """Longformer, Transformers 4.37's signature: ``input_ids``, ``attention_mask``,
+    ``global_attention_mask`` (no token types: zeros inside, as the checkpoints have one type);
+    the global mask is used as given (no head default), as Hugging Face does when one is passed."""
+
+    @property
+    def inputs(self) -> Any:
+        base = super().inputs
+        axis = base["input_ids"]
+        return OrderedDict((k, dict(axis)) for k in ("input_ids", "attention_mask", "global_attention_mask"))
+
+    def generate_dummy_inputs(self, preprocessor: Any, *args: Any, **kwargs: Any) -> Any:
+        """BERT's dummy inputs with every second token global (4.37's)."""
+        import numpy as np
+
+        framework = kwargs.pop("framework", None)
+        out = dict(super().generate_dummy_inputs(preprocessor, *args, **kwargs))
+        ids = np.asarray(out["input_ids"])
+        out["global_attention_mask"] = np.broadcast_to(np.arange(ids.shape[-1]) % 2 == 0, ids.shape).astype(
+            np.int64
+        )
+        return to_framework({k: out[k] for k in self.inputs if k in out}, framework)
+
+
+class ImageGPTOnnxConfig(GPT2OnnxConfig):
+    """ImageGPT: GPT-2's signature (``input_ids``, ``attention_mask``; 4.37 took ``input_ids``
+    alone); ``image-classification`` returns ``logits [batch, num_labels]``."""
+
+    @property
+    def outputs(self) -> Any:
+        if self.task == "image-classification":
+            return OrderedDict([("logits", {0: "batch"})])
+        return super().outputs
 
 
 #: vision types whose base model returns no ``pooler_output`` (their ``default`` export has one output)
@@ -180,6 +244,58 @@ class SegformerOnnxConfig(VisionOnnxConfig):
         return 12
 
 
+class YolosOnnxConfig(VisionOnnxConfig):
+    """YOLOS (vit.py): the vision signature at the config's ``image_size``; ``object-detection``
+    returns ``logits [batch, num_detection_tokens, num_labels + 1]`` and ``pred_boxes
+    [batch, num_detection_tokens, 4]``."""
+
+    @property
+    def outputs(self) -> Any:
+        if self.task == "object-detection":
+            return OrderedDict([("logits", {0: "batch"}), ("pred_boxes", {0: "batch"})])
+        return super().outputs
+
+    @property
+    def default_onnx_opset(self) -> int:
+        return 12
+
+
+class DetrOnnxConfig(VisionOnnxConfig):
+    """DETR (detr.py), Transformers 4.37's signature: ``pixel_values [batch, num_channels, height,
+    width]`` (float32) and ``pixel_mask [batch, height, width]`` (int64, 1 = real pixel); the
+    image size is fixed at 224 x 224 (the config has none; the IR's ``conv`` needs static sizes).
+    ``default`` returns ``last_hidden_state [batch, num_queries, d_model]``, ``object-detection``
+    ``logits [batch, num_queries, num_labels + 1]`` and ``pred_boxes [batch, num_queries, 4]``,
+    ``image-segmentation`` also ``pred_masks [batch, num_queries, height / 4, width / 4]`` (the
+    first feature map's grid)."""
+
+    @property
+    def inputs(self) -> Any:
+        return OrderedDict([("pixel_values", {0: "batch"}), ("pixel_mask", {0: "batch"})])
+
+    @property
+    def outputs(self) -> Any:
+        if self.task == "default":
+            return OrderedDict([("last_hidden_state", {0: "batch"})])
+        names = ["logits", "pred_boxes"] + (["pred_masks"] if self.task == "image-segmentation" else [])
+        return OrderedDict((name, {0: "batch"}) for name in names)
+
+    def input_ranks(self) -> dict[str, int]:
+        return {"pixel_values": 4, "pixel_mask": 3}
+
+    def fixed_input_axes(self, name: str) -> dict[int, int]:
+        axes = super().fixed_input_axes("pixel_values")
+        return axes if name == "pixel_values" else {1: axes[2], 2: axes[3]}
+
+    @property
+    def default_onnx_opset(self) -> int:
+        return 12
+
+    @property
+    def atol_for_validation(self) -> float:
+        return 1e-5
+
+
 class ClipOnnxConfig(OnnxConfig):
     """CLIP (clip.py), Transformers 4.37's signature: ``input_ids``, ``pixel_values``,
     ``attention_mask`` in (texts and images share the ``batch`` axis, as in 4.37; a loaded model
@@ -188,7 +304,8 @@ class ClipOnnxConfig(OnnxConfig):
     the square ``image_size`` come from ``vision_config``. The text-only type
     (``clip_text_model``) takes the text inputs and returns ``text_embeds``,
     ``last_hidden_state``; the vision-only one (``clip_vision_model``) ``pixel_values`` ->
-    ``image_embeds``, ``last_hidden_state``."""
+    ``image_embeds``, ``last_hidden_state``. OWL-ViT and GroupViT (``owlvit``, ``groupvit``)
+    export CLIP's signature (4.37's ``OwlViTOnnxConfig`` / ``GroupViTOnnxConfig``)."""
 
     @property
     def _kind(self) -> str:
@@ -240,6 +357,63 @@ class ClipOnnxConfig(OnnxConfig):
     @property
     def atol_for_validation(self) -> float:
         return 1e-4
+
+
+class LayoutLMv3OnnxConfig(OnnxConfig):
+    """LayoutLMv3 (layoutlmv3.py), Transformers 4.37's signature: ``input_ids``, ``bbox [batch,
+    sequence, 4]`` (int64 boxes), ``attention_mask``, ``pixel_values`` in that order (``default``,
+    ``token-classification``; ``question-answering`` and ``sequence-classification`` put
+    ``attention_mask`` before ``bbox``, as 4.37 does). ``pixel_values`` has a dynamic batch only:
+    channels and the square ``input_size`` are the config's. The image adds ``(input_size /
+    patch_size)^2 + 1`` positions after the text, so ``last_hidden_state`` and the span logits
+    have ``sequence + n + 1`` of them; token logits cover the text alone."""
+
+    @property
+    def inputs(self) -> Any:
+        text = {0: "batch", 1: "sequence"}
+        order = ("input_ids", "bbox", "attention_mask", "pixel_values")
+        if self.task in ("question-answering", "sequence-classification"):
+            order = ("input_ids", "attention_mask", "bbox", "pixel_values")
+        return OrderedDict((n, {0: "batch"} if n == "pixel_values" else dict(text)) for n in order)
+
+    @property
+    def _positions(self) -> str:
+        size = config_field(self._config, "input_size", 224)
+        patch = config_field(self._config, "patch_size", 16)
+        return f"sequence + {(size // patch) ** 2 + 1}"
+
+    @property
+    def outputs(self) -> Any:
+        if self.task == "default":
+            return OrderedDict([("last_hidden_state", {0: "batch", 1: self._positions})])
+        if self.task == "question-answering":
+            axes = {0: "batch", 1: self._positions}
+            return OrderedDict([("start_logits", dict(axes)), ("end_logits", dict(axes))])
+        return super().outputs
+
+    def input_dtypes(self) -> dict[str, Any]:
+        dtypes = super().input_dtypes()
+        dtypes["bbox"] = dtypes["input_ids"]  # int64
+        return dtypes
+
+    def input_ranks(self) -> dict[str, int]:
+        return {n: {"bbox": 3, "pixel_values": 4}.get(n, 2) for n in self.inputs}
+
+    def fixed_input_axes(self, name: str) -> dict[int, int]:
+        if name == "bbox":
+            return {2: 4}
+        if name != "pixel_values":
+            return {}
+        size = config_field(self._config, "input_size", 224)
+        return {1: config_field(self._config, "num_channels", 3), 2: size, 3: size}
+
+    @property
+    def default_onnx_opset(self) -> int:
+        return 12
+
+    @property
+    def atol_for_validation(self) -> float:
+        return 1e-5
 
 
 def supported_features_mapping(*supported_features: str, onnx_config_cls: Any = None) -> dict[str, Callable]:
@@ -301,8 +475,15 @@ class FeaturesManager:
             *ENCODER_FEATURES_NO_CLM, onnx_config_cls=PoolerlessBertOnnxConfig
         ),
         "big-bird": supported_features_mapping(*ENCODER_FEATURES_NO_CLM, onnx_config_cls=BertOnnxConfig),
-        "longformer": supported_features_mapping(*ENCODER_FEATURES_NO_CLM, onnx_config_cls=BertOnnxConfig),
-        "perceiver": supported_features_mapping("masked-lm", onnx_config_cls=PerceiverOnnxConfig),
+        "longformer": supported_features_mapping(
+            *ENCODER_FEATURES_NO_CLM, onnx_config_cls=LongformerOnnxConfig
+        ),
+        "perceiver": {  # text heads with BERT's signature, the learned-position image classifier pixels in
+            **supported_features_mapping(
+                "masked-lm", "sequence-classification", onnx_config_cls=PerceiverOnnxConfig
+            ),
+            **supported_features_mapping("image-classification", onnx_config_cls=VisionOnnxConfig),
+        },
         "albert": supported_features_mapping(*ENCODER_FEATURES_NO_CLM, onnx_config_cls=BertOnnxConfig),
         "roformer": supported_features_mapping(*ENCODER_FEATURES, onnx_config_cls=PoolerlessBertOnnxConfig),
         "ibert": supported_features_mapping(*ENCODER_FEATURES_NO_CLM, onnx_config_cls=BertOnnxConfig),
@@ -317,18 +498,21 @@ class FeaturesManager:
         # xlm.py (xlm, flaubert: 4.37 also lists causal-lm, a head not implemented), squeezebert.py,
         # mobilebert.py (with a pooler), convbert.py
         **{
-            model_type: supported_features_mapping(
-                *ENCODER_FEATURES_NO_CLM, onnx_config_cls=PoolerlessBertOnnxConfig
-            )
-            for model_type in ("xlm", "flaubert", "convbert")
+            model_type: supported_features_mapping(*ENCODER_FEATURES_NO_CLM, onnx_config_cls=XLMOnnxConfig)
+            for model_type in ("xlm", "flaubert")  # langs with language embeddings
         },
+        "convbert": supported_features_mapping(
+            *ENCODER_FEATURES_NO_CLM, onnx_config_cls=PoolerlessBertOnnxConfig
+        ),
         **{
             model_type: supported_features_mapping(*ENCODER_FEATURES_NO_CLM, onnx_config_cls=BertOnnxConfig)
             for model_type in ("squeezebert", "mobilebert")
         },
-        # ImageGPT: GPT-2's signature over colour-cluster ids (4.37 listed default and image-classification;
-        # we export the decoder features, no classification head)
-        "imagegpt": supported_features_mapping(*DECODER_FEATURES, onnx_config_cls=GPT2OnnxConfig),
+        # ImageGPT: GPT-2's signature over colour-cluster ids (4.37 listed default and image-classification);
+        # the decoder features and the classifier (ImageGPTForImageClassification)
+        "imagegpt": supported_features_mapping(
+            *DECODER_FEATURES, "image-classification", onnx_config_cls=ImageGPTOnnxConfig
+        ),
         "gpt2": supported_features_mapping(
             "default",
             "default-with-past",
@@ -384,13 +568,28 @@ class FeaturesManager:
                 "levit",
             )
         },
-        # text + image (clip.py)
+        # text + image (clip.py; owlvit.py and groupvit.py with CLIP's signature, as in 4.37)
         **{
             model_type: supported_features_mapping("default", onnx_config_cls=ClipOnnxConfig)
-            for model_type in ("clip", "clip-text-model", "clip-vision-model")  # `_` spelled `-`
+            for model_type in ("clip", "clip-text-model", "clip-vision-model", "owlvit", "groupvit")
         },
+        # text + layout + image (layoutlmv3.py), Transformers 4.37's features
+        "layoutlmv3": supported_features_mapping(
+            "default",
+            "question-answering",
+            "sequence-classification",
+            "token-classification",
+            onnx_config_cls=LayoutLMv3OnnxConfig,
+        ),
         "segformer": supported_features_mapping(
             "default", "image-classification", "semantic-segmentation", onnx_config_cls=SegformerOnnxConfig
+        ),
+        "yolos": supported_features_mapping("default", "object-detection", onnx_config_cls=YolosOnnxConfig),
+        "detr": supported_features_mapping(
+            "default", "object-detection", "image-segmentation", onnx_config_cls=DetrOnnxConfig
+        ),
+        "mobilevit": supported_features_mapping(
+            "default", "image-classification", "semantic-segmentation", onnx_config_cls=VisionOnnxConfig
         ),
         # T5 and its variants (mt5 as Transformers 4.37 lists it; longt5 with the same signature)
         **{
