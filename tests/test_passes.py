@@ -340,3 +340,86 @@ def test_optimize_preserves_results_of_random_programs(steps, out_pick):
         assert o.num_nodes() <= g.num_nodes()
         passes.infer_shapes(o)
         assert_same_results(g, o, X)
+
+
+# ------------------------------------------------------------------------------ merge_linears
+RNG = np.random.default_rng(1)
+W1, W2, W4 = (RNG.standard_normal(s).astype(np.float32) for s in [(4, 3), (2, 3), (5, 4)])
+W3 = RNG.standard_normal((3, 6)).astype(np.float32)
+
+
+def linears(x):
+    w1, w2, w3, w4 = (xp.asarray(w) for w in (W1, W2, W3, W4))
+    a = xp.matmul(x, xp.permute_dims(w1, (1, 0)))  # x @ W1^T
+    b = xp.matmul(x, xp.permute_dims(w2, (1, 0)))  # x @ W2^T: merged with a
+    c = xp.matmul(x, w3)  # x @ W3 (an [in, out] weight: its own group)
+    d = xp.matmul(a, xp.permute_dims(w4, (1, 0)))  # another input: untouched
+    return a, b, c, d
+
+
+def test_merge_linears_concatenates_sibling_weights_and_slices_the_outputs():
+    g = tw.trace(linears, spec(("b", 3)))
+    m = passes.dead_code_elimination(passes.merge_linears(g))
+    passes.infer_shapes(m)
+    assert ops(m).count("matmul") == 3 and ops(m).count("slice") == 2
+    merged = [a for a in m.constants.values() if a.shape == (6, 3)]
+    assert len(merged) == 1 and np.array_equal(merged[0], np.concatenate([W1, W2]))
+    for u, v in zip(results(g, X), results(m, X)):
+        np.testing.assert_allclose(u, v, rtol=1e-6, atol=1e-6)
+    # the same sources give the same concatenated array (a prompt graph and its loop body share it)
+    again = passes.merge_linears(g)
+    assert any(a is merged[0] for a in again.constants.values())
+
+
+def test_merge_linears_inside_a_loop_body_captures_the_merged_weight():
+    def f(x):
+        w1, w2 = xp.asarray(W1), xp.asarray(W2)
+
+        def body(s):
+            i, v = s
+            a = xp.matmul(v, xp.permute_dims(w1, (1, 0)))[..., :3]
+            b = xp.matmul(v, xp.permute_dims(w2, (1, 0)))
+            return i + 1, xp.tanh(a) + xp.sum(b, axis=-1, keepdims=True) + 1.0
+
+        return xp.while_loop(lambda s: s[0] < 4, body, (0, x))[1]  # four steps
+
+    g = tw.trace(f, spec((2, 3)))
+    m = passes.optimize(g)
+    passes.infer_shapes(m)
+    loop = next(n for n in m.nodes if n.op == "while_loop")
+    body = loop.subgraphs["body"]
+    assert ops(body).count("matmul") == 1 and len(loop.inputs) == len(body.inputs) == len(
+        loop.subgraphs["cond"].inputs
+    )
+    assert any(a.shape == (6, 3) for a in m.constants.values())
+    np.testing.assert_allclose(results(g, X)[0], results(m, X)[0], rtol=1e-6, atol=1e-6)
+    for backend in ("onnx", "torch"):
+        if backend in tw.backends.available():  # both are installed in CI
+            np.testing.assert_allclose(
+                np.asarray(tw.lower(m, backend)(X)), results(g, X)[0], rtol=1e-5, atol=1e-5
+            )
+
+
+def test_merge_linears_merges_quantized_blocks_of_one_layout():
+    from tensorweave.frontends.models.weights import BlockQuantized
+
+    def blocks(rows: int) -> BlockQuantized:
+        packed = RNG.integers(0, 2**32, (rows, 2, 4), dtype=np.uint64).astype(np.uint32)  # 2 blocks of 32
+        return BlockQuantized(packed, RNG.random((rows, 2), np.float32), RNG.random((rows, 2), np.float32), 4)
+
+    qa, qb = blocks(3), blocks(5)
+
+    def f(x):
+        return tuple(
+            xp.quantized_matmul(
+                x, *(xp.asarray(a) for a in (q.packed, q.scales, q.offsets)), bits=4, zero_point=8
+            )
+            for q in (qa, qb)
+        )
+
+    x = RNG.standard_normal((2, 64)).astype(np.float32)
+    g = tw.trace(f, spec((2, 64)))
+    m = passes.optimize(g)
+    assert ops(m).count("quantized_matmul") == 1 and ops(m).count("slice") == 2
+    for u, v in zip(results(g, x), results(m, x)):
+        np.testing.assert_allclose(u, v, rtol=1e-6, atol=1e-6)

@@ -17,12 +17,22 @@ Values are shared between the input and the output graph: they are immutable SSA
   inputs and equal attributes are merged into the first; control-flow nodes merge only when
   their subgraphs are structurally identical (the IR is pure, so that is safe). Equal unnamed
   constants (same dtype, shape and bytes) are merged. Nothing crosses a subgraph boundary.
-- :func:`optimize`: DCE -> constant folding -> CSE -> DCE.
+- :func:`merge_linears`: sibling linear layers of one input become one: ``matmul(x, W_i^T)`` (or
+  ``matmul(x, W_i)``) nodes with 2-D constant weights of one dtype and inner size, and
+  ``quantized_matmul(x, ...)`` nodes with constant blocks of one layout, are replaced by one
+  product with the weights concatenated along the output axis, followed by a ``slice`` per
+  original output (the original output values, so their users are untouched). Attention's
+  q / k / v and a gated MLP's gate / up read their input once, in one wider product: fewer,
+  larger kernels per decode step. The concatenated arrays are cached per set of source arrays
+  (weakly), so a prompt graph and its loop body share one copy.
+- :func:`optimize`: DCE -> constant folding -> CSE -> merge_linears -> DCE.
 """
 
 from __future__ import annotations
 
 import hashlib
+import weakref
+from collections import Counter, defaultdict
 from typing import Any
 
 import numpy as np
@@ -278,12 +288,176 @@ def common_subexpression_elimination(graph: Graph) -> Graph:
     return _new_graph(graph, nodes, consts, [repl.get(v, v) for v in graph.outputs])
 
 
+# ------------------------------------------------------------------------------------ merge linears
+
+_MERGED: dict[tuple, tuple[list, np.ndarray]] = {}
+
+
+def _concatenated(arrays: list[np.ndarray], axis: int) -> np.ndarray:
+    """``concatenate(arrays, axis)``, computed once per list of source arrays while they live."""
+    key = (axis, *(id(a) for a in arrays))
+    hit = _MERGED.get(key)
+    if hit is not None and all(r() is a for r, a in zip(hit[0], arrays)):
+        return hit[1]
+    for k in [k for k, (refs, _) in _MERGED.items() if any(r() is None for r in refs)]:
+        del _MERGED[k]
+    out = np.ascontiguousarray(np.concatenate(arrays, axis=axis))
+    _MERGED[key] = ([weakref.ref(a) for a in arrays], out)
+    return out
+
+
+def _linear_member(n: Node, producer: dict, known: dict, uses: Counter) -> tuple | None:
+    """``(group key, weight values, concat axis)`` of a mergeable product node, else None;
+    ``known`` maps the values holding constant arrays (constants, and a loop body's inputs bound
+    to the enclosing graph's constants) to the arrays."""
+    if n.op == "matmul":
+        x, t = n.inputs
+        if t in known:
+            w, axis = t, 1  # x @ W, W [in, out]
+        else:
+            p = producer.get(t)
+            if p is None or p.op != "permute_dims" or tuple(p.attrs["axes"]) != (1, 0) or uses[t] != 1:
+                return None
+            w, axis = p.inputs[0], 0  # x @ W^T, W [out, in]
+            if w not in known:
+                return None
+        if w.spec.rank != 2 or x.spec.rank < 1:
+            return None
+        return ("matmul", x, axis, w.spec.dtype, w.spec.shape[1 - axis]), [w], axis
+    if n.op == "quantized_matmul":
+        x, *blocks = n.inputs
+        if len(blocks) != 3 or not all(v in known for v in blocks) or x.spec.rank < 1:
+            return None
+        layout = tuple((v.spec.dtype, tuple(v.spec.shape)[1:]) for v in blocks)
+        return ("quantized", x, n.attrs["bits"], n.attrs["zero_point"], layout), blocks, 0
+    return None
+
+
+def _merged_name(values: list[Value]) -> str | None:
+    names = [v.name for v in values]
+    return "+".join(names) if all(names) else None  # type: ignore[arg-type]
+
+
+def merge_linears(graph: Graph) -> Graph:
+    """Merge sibling products of one input with constant weights (see the module doc), also
+    inside while_loop bodies, whose weights arrive as captured operands: the merged weight becomes
+    a constant of the enclosing graph, captured by the loop like the weights it replaces."""
+    return _merge(graph, dict(graph.constants))[0]
+
+
+def _merge(graph: Graph, known: dict[Value, np.ndarray]) -> tuple[Graph, list[tuple[Value, np.ndarray]]]:
+    """``graph`` merged, and the new inputs it needs (a subgraph's merged weights whose parts
+    were captured inputs: ``(input value, array)``, appended to its inputs by this call)."""
+    producer = {o: n for n in graph.nodes for o in n.outputs}
+    uses: Counter = Counter(v for n in graph.nodes for v in n.inputs)
+    uses.update(graph.outputs)
+    groups: dict[tuple, list[tuple[int, Node, list[Value], int]]] = defaultdict(list)
+    for i, n in enumerate(graph.nodes):
+        member = _linear_member(n, producer, known, uses)
+        if member is not None:
+            groups[member[0]].append((i, n, member[1], member[2]))
+    consts = dict(graph.constants)
+    inputs = list(graph.inputs)
+    added: list[tuple[Value, np.ndarray]] = []
+    first: dict[int, list[Node]] = {}
+    dropped: set[int] = set()
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        axis = members[0][3]
+        weights = []
+        for k in range(len(members[0][2])):  # each weight operand (quantized: codes, scales, offsets)
+            parts = [m[2][k] for m in members]
+            arr = _concatenated([np.asarray(known[v]) for v in parts], axis)
+            v = Value(TensorSpec(arr.shape, parts[0].spec.dtype), _merged_name(parts))
+            if all(p in graph.constants for p in parts):
+                consts[v] = arr
+            else:
+                inputs.append(v)
+                added.append((v, arr))
+            weights.append(v)
+        first[members[0][0]] = _merged_nodes(members, weights, axis)
+        dropped.update(m[0] for m in members[1:])
+    by_id = {id(arr): v for v, arr in consts.items()}
+    nodes: list[Node] = []
+    for i, n in enumerate(graph.nodes):
+        if i in first:
+            nodes.extend(first[i])
+        elif i in dropped:
+            continue
+        elif n.op == "while_loop":
+            nodes.append(_merge_loop(n, known, consts, by_id))
+        else:
+            nodes.append(_copy_node(n, subgraphs={k: merge_linears(s) for k, s in n.subgraphs.items()}))
+    out = Graph(graph.name, inputs, list(graph.outputs), nodes, consts, list(graph.output_names))
+    return out, added
+
+
+def _merged_nodes(members: list, weights: list[Value], axis: int) -> list[Node]:
+    """One product over the concatenated weights, then a slice per original output value."""
+    node0 = members[0][1]
+    x, y0 = node0.inputs[0], node0.outputs[0].spec
+    widths = [m[1].outputs[0].spec.shape[-1] for m in members]
+    lead = list(y0.shape)[:-1]
+    new: list[Node] = []
+    if node0.op == "matmul" and axis == 0:
+        t = Value(TensorSpec(list(weights[0].spec.shape)[::-1], y0.dtype))
+        new.append(Node("permute_dims", [weights[0]], [t], {"axes": (1, 0)}))
+        operands = [x, t]
+    else:
+        operands = [x, *weights]
+    y = Value(TensorSpec(lead + [sum(widths)], y0.dtype))
+    new.append(Node(node0.op, operands, [y], dict(node0.attrs)))
+    start = 0
+    for m, w in zip(members, widths):
+        attrs = {
+            "starts": [0] * len(lead) + [start],
+            "stops": lead + [start + w],
+            "steps": [1] * (len(lead) + 1),
+        }
+        new.append(Node("slice", [y], list(m[1].outputs), attrs))
+        start += w
+    return new
+
+
+def _merge_loop(n: Node, known: dict, consts: dict, by_id: dict) -> Node:
+    """A while_loop with its body merged; the body's new weight inputs become captured operands
+    (constants of this graph) and matching unused inputs of ``cond``."""
+    body, cond = n.subgraphs["body"], n.subgraphs["cond"]
+    inner = {v: known[o] for v, o in zip(body.inputs, n.inputs) if o in known}
+    inner.update(body.constants)
+    new_body, added = _merge(body, inner)
+    ins = list(n.inputs)
+    cond_inputs = list(cond.inputs)
+    for v, arr in added:
+        outer = by_id.get(id(arr))
+        if outer is None:
+            outer = Value(v.spec, v.name)
+            consts[outer] = arr
+            by_id[id(arr)] = outer
+        ins.append(outer)
+        cond_inputs.append(Value(v.spec, v.name))
+    new_cond = Graph(
+        cond.name,
+        cond_inputs,
+        list(cond.outputs),
+        list(cond.nodes),
+        dict(cond.constants),
+        list(cond.output_names),
+    )
+    return Node(
+        n.op, ins, list(n.outputs), dict(n.attrs), {**n.subgraphs, "body": new_body, "cond": new_cond}
+    )
+
+
 # ------------------------------------------------------------------------------------ pipeline
 
 
 def optimize(graph: Graph, max_size: int = 1 << 16) -> Graph:
-    """dead_code_elimination -> constant_folding -> common_subexpression_elimination -> DCE."""
+    """dead_code_elimination -> constant_folding -> common_subexpression_elimination ->
+    merge_linears -> DCE."""
     g = dead_code_elimination(graph)
     g = constant_folding(g, max_size)
     g = common_subexpression_elimination(g)
+    g = merge_linears(g)
     return dead_code_elimination(g)

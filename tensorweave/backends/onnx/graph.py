@@ -194,6 +194,17 @@ def use_rules(rules: Any, no_round: Any) -> None:
     _RULES = (rules, no_round)
 
 
+def _body_outputs(body: Builder, names: list[str]) -> list[str]:
+    """Names a loop body can return: a value computed by one of its nodes is returned as it is
+    (an Identity there would copy, e.g., a whole KV cache every step); a body input, an outer-scope
+    name or a repeated name goes through an Identity."""
+    produced = {o for n in body.nodes for o in n.output}
+    out: list[str] = []
+    for x in names:
+        out.append(x if x in produced and x not in out else body.node("Identity", [x]))
+    return out
+
+
 class Lowering:
     """Lowers one IR graph (or subgraph) into a Builder, given the names bound to its inputs.
 
@@ -316,7 +327,7 @@ class Lowering:
         it, c_in = self.b.fresh("iter"), self.b.fresh("cond_in")
         s_in = [self.b.fresh("state_in") for _ in range(n)]
         new_state = inner.run(bg, s_in + cap)
-        new_state = [body.node("Identity", [x]) for x in new_state]
+        new_state = _body_outputs(body, new_state)
         c_out = body.node("Identity", [inner.run(cg, new_state + cap)[0]])
         specs = [v.spec for v in node.outputs]
         graph = helper.make_graph(

@@ -897,33 +897,58 @@ def dynamic_slice(site: OnnxSite) -> str:
     return b.node("Slice", [x, begin, end, b.i64(list(range(len(starts))))])
 
 
-def scatter_update(b: Builder, x: str, u: str, starts: list[str], xs: list[int], us: list[int]) -> str:
-    """dynamic_update_slice as one ``ScatterND`` when both shapes are static: the index tuples
-    cover the axes up to the last one the update does not span (``r`` axes); the rest of each
-    update row is copied whole. Cost O(update) instead of O(x) (ORT may update in place)."""
-    r = max(k for k in range(len(xs)) if us[k] != xs[k]) + 1
-    grid = us[:r]
-    cols = []
+def scatter_update(
+    b: Builder, x: str, u: str, starts: list[str], xs: list, us: list[int], dims: dict[int, str] | None = None
+) -> str:
+    """dynamic_update_slice as one ``ScatterND`` when the update's shape is static (``x``'s may be
+    symbolic: a decode step writing one position of a cache of run-time length). The index tuples
+    cover the axes up to the last one the update may not span (``r`` axes); the rest of each update
+    row is copied whole. The index is a constant grid (``arange`` per axis) plus the clamped start
+    of each axis whose start can move; an axis the update spans exactly (same static size) has
+    start 0 after clamping and costs nothing. Cost O(update) nodes and work, not O(x). ``dims``
+    gives symbolic sizes of ``x`` as the lowering's dim tensors: then the index depends only on the
+    start and the symbols, and the KV-cache writes of every layer share one index (ONNX Runtime
+    merges the equal subexpressions) instead of reading each cache's shape."""
+    moving = [k for k in range(len(xs)) if not (isinstance(xs[k], int) and xs[k] == us[k])]
+    r = max(moving) + 1
+    grid = np.stack(np.meshgrid(*[np.arange(n) for n in us[:r]], indexing="ij"), axis=-1)
+    index = b.const(grid.astype(np.int64))
+    shape = None
+    offsets = []
     for k in range(r):
-        hi = b.i64([xs[k] - us[k]])
+        if k not in moving:
+            offsets.append(b.i64([0]))
+            continue
+        if isinstance(xs[k], int):
+            hi = b.i64([xs[k] - us[k]])
+        elif dims and k in dims:
+            hi = b.node("Sub", [dims[k], b.i64([us[k]])])
+        else:
+            shape = shape or b.node("Shape", [x])
+            hi = b.node("Sub", [b.node("Gather", [shape, b.i64([k])], axis=0), b.i64([us[k]])])
         s1 = b.node("Reshape", [b.node("Cast", [starts[k]], to=TensorProto.INT64), b.i64([1])])
-        start = b.node("Max", [b.node("Min", [s1, hi]), b.i64([0])])
-        ix = b.node("Add", [start, b.i64(list(range(us[k])))])
-        view = [1] * r
-        view[k] = us[k]
-        cols.append(b.node("Expand", [b.node("Reshape", [ix, b.i64(view + [1])]), b.i64(grid + [1])]))
-    index = cols[0] if r == 1 else b.node("Concat", cols, axis=-1)
-    return b.node("ScatterND", [x, index, u])
+        offsets.append(b.node("Max", [b.node("Min", [s1, hi]), b.i64([0])]))
+    start = offsets[0] if r == 1 else b.node("Concat", offsets, axis=0)
+    return b.node("ScatterND", [x, b.node("Add", [index, start]), u])
 
 
 @register("dynamic_update_slice")
 def dynamic_update_slice(site: OnnxSite) -> str:
-    """One ScatterND when shapes are static (and not bool), else Pad of the update and a Where."""
+    """One ScatterND when the update's shape is static (and not bool), else Pad of the update
+    and a Where."""
     b, dt = site.b, site.in_dt
     x, u, starts = site.args[0], site.args[1], site.args[2:]
     xs, us = site.in_shape, list(site.node.inputs[1].shape)
-    if all(isinstance(d, int) for d in xs + us) and dt is not DType.bool and xs != us and 0 not in us:
-        return scatter_update(b, x, u, starts, xs, us)
+    static_u = all(isinstance(d, int) for d in us) and 0 not in us
+    if static_u and dt is not DType.bool and xs != us:
+        dims = {}
+        for k, d in enumerate(xs):
+            if not isinstance(d, int):
+                try:
+                    dims[k] = site.lowering.dim(d)
+                except KeyError:  # a symbol the lowering has no tensor for: read x's shape
+                    pass
+        return scatter_update(b, x, u, starts, xs, us, dims)
     ushape = b.node("Shape", [u])
     sizes = [b.node("Gather", [ushape, b.i64([k])], axis=0) for k in range(len(starts))]
     st = clamped_starts(b, x, starts, sizes)
@@ -1020,9 +1045,9 @@ def top_k(site: OnnxSite) -> list[str]:
 def _softmax_rule(log: bool):
     def rule(site: OnnxSite) -> str:
         b, x, axis = site.b, site.args[0], site.attrs["axis"]
+        # m = 0 where the max is infinite; a nan max may stay: its row is all nan either way
         m = b.node("ReduceMax", [x, b.i64([axis])], keepdims=1)
-        finite = b.node("Not", [b.node("Or", [b.node("IsNaN", [m]), b.node("IsInf", [m])])])
-        m = b.node("Where", [finite, m, const_of(b, 0, site.in_dt)])
+        m = b.node("Where", [b.node("IsInf", [m]), const_of(b, 0, site.in_dt), m])
         s = b.node("Sub", [x, m])
         e = b.node("Exp", [s])
         tot = b.node("ReduceSum", [e, b.i64([axis])], keepdims=1)
@@ -1040,11 +1065,13 @@ register("log_softmax")(_softmax_rule(True))
 
 @register("rms_norm")
 def rms_norm(site: OnnxSite) -> str:
+    """x / sqrt(mean(x^2) + eps) * w in the node order (Pow, ReduceMean, Add, Sqrt, Div, Mul) that
+    ONNX Runtime's optimizer fuses into one SimplifiedLayerNormalization kernel; the file keeps the
+    six standard nodes."""
     b, (x, w), dt = site.b, site.args, site.in_dt
-    ms = b.node("ReduceMean", [b.node("Mul", [x, x]), b.i64([-1])], keepdims=1)
+    ms = b.node("ReduceMean", [b.node("Pow", [x, const_of(b, 2.0, dt)]), b.i64([-1])], keepdims=1)
     eps = const_of(b, site.attrs["eps"], dt)
-    r = b.node("Div", [const_of(b, 1.0, dt), b.node("Sqrt", [b.node("Add", [ms, eps])])])
-    return b.node("Mul", [b.node("Mul", [x, r]), w])
+    return b.node("Mul", [b.node("Div", [x, b.node("Sqrt", [b.node("Add", [ms, eps])])]), w])
 
 
 @register("layer_norm")

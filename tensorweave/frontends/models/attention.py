@@ -50,9 +50,21 @@ def attend(
     ``p - j < window`` (a sliding window of ``window`` keys, the query's own included);
     ``softcap`` ``c``: the scores become ``c * tanh(scores / c)`` before masking (gemma2);
     ``bias``: an additive score bias broadcasting to ``[b, h, s, T]`` (ALiBi's per-head
-    ``[b, h, 1, T]``), added after the scale; None leaves the scores as they are."""
+    ``[b, h, 1, T]``), added after the scale; None leaves the scores as they are.
+
+    Grouped-query attention: ``k`` and ``v`` may have ``kv`` heads with ``h = g * kv``; query head
+    ``j`` attends with key/value head ``j // g``, read once per group, never copied ``g`` times:
+    with a static query length (a decode step) the group's queries are one ``[g * s, d]`` matrix
+    per key/value head; otherwise ``q`` is viewed as ``[b, kv, g, s, d]`` against keys broadcast
+    over the group axis (no product of symbolic sizes, which torch.export cannot bound)."""
     xp = array_namespace(q)
-    scores = xp.matmul(q, xp.permute_dims(k, (0, 1, 3, 2))) * scale
+    b, h, s, d = q.shape
+    kvh, t = k.shape[1], k.shape[2]
+    kt = xp.permute_dims(k, (0, 1, 3, 2))
+    if kvh != h:
+        scores = xp.reshape(xp.matmul(_grouped(xp, q, kvh), _group_axis(xp, kt, s)), (b, h, s, t)) * scale
+    else:
+        scores = xp.matmul(q, kt) * scale
     if bias is not None:
         scores = scores + bias
     if softcap is not None:
@@ -66,7 +78,24 @@ def attend(
             visible = visible & (qpos - kpos < window)
         allowed = visible[None, None, :, :] & allowed
     scores = xp.where(allowed, scores, xp.full_like(scores, xp.finfo(scores.dtype).min))
-    return xp.matmul(xp.softmax(scores, axis=-1), v)
+    probs = xp.softmax(scores, axis=-1)
+    if kvh != h:
+        out = xp.matmul(_grouped(xp, probs, kvh), _group_axis(xp, v, s))
+        return xp.reshape(out, (b, h, s, v.shape[3]))
+    return xp.matmul(probs, v)
+
+
+def _grouped(xp: Any, x: Any, kv_heads: int) -> Any:
+    """``[b, h, s, n]`` as ``[b, kv, g * s, n]`` (static ``s``) or ``[b, kv, g, s, n]``."""
+    b, h, s, n = x.shape
+    g = h // kv_heads
+    return xp.reshape(x, (b, kv_heads, g * s, n) if isinstance(s, int) else (b, kv_heads, g, s, n))
+
+
+def _group_axis(xp: Any, kv: Any, s: Any) -> Any:
+    """Keys / values ``[b, kv, m, n]`` as they meet :func:`_grouped` queries: unchanged for a static
+    query length, else with a broadcast group axis ``[b, kv, 1, m, n]``."""
+    return kv if isinstance(s, int) else xp.expand_dims(kv, axis=2)
 
 
 def split_heads(x: Any, heads: int, head_dim: int) -> Any:

@@ -41,8 +41,8 @@ Switches:
 - ``layer_rope(i)``: ``(theta, rope_scaling)`` of layer ``i`` (Gemma 3's sliding layers use
   ``rope_local_base_freq`` unscaled); one cos / sin pair is built per distinct value.
 
-Grouped-query attention repeats each key/value head ``heads / kv_heads`` times (head ``j`` uses
-kv head ``j // (heads / kv_heads)``). Rotary embeddings, in float32: ``angle = pos * inv_freq``,
+Grouped-query attention: query head ``j`` uses kv head ``j // (heads / kv_heads)`` (attention.attend
+groups the query heads per kv head instead of repeating the keys and values). Rotary embeddings, in float32: ``angle = pos * inv_freq``,
 ``cos, sin = attention_factor * cos/sin(concat(angle, angle))``,
 ``rope(x) = x * cos + rotate_half(x) * sin`` on the first ``rotary_dim`` dims of a head (the rest
 pass through; ``rotary_dim = int(head_dim * partial_rotary_factor)``) with
@@ -507,7 +507,7 @@ def _attention(
 ) -> tuple[Any, Any]:
     """``o_proj(attend(rope(q), rope(k), v))`` of layer ``i`` and the updated cache; ``rope`` is
     ``(cos, sin)`` or None (no rotary: learned positions, ALiBi's additive ``bias``)."""
-    N, nh, nkv = cfg.names, cfg.num_attention_heads, cfg.num_key_value_heads
+    N = cfg.names
     p = f"{N['layers']}{i}."
     q, k, v = _qkv(xp, P, cfg, p, x)
     if rope is not None:
@@ -515,10 +515,7 @@ def _attention(
         rd, layout = cfg.rotary_dim, cfg.rope_layout
         q, k = apply_rope(xp, q, cos, sin, rd, layout), apply_rope(xp, k, cos, sin, rd, layout)
     keys, values, cache = update_cache(cache, i, k, v, offset)
-    if nh != nkv:
-        keys = xp.repeat(keys, nh // nkv, axis=1)
-        values = xp.repeat(values, nh // nkv, axis=1)
-    a = attend(
+    a = attend(  # grouped-query attention when nkv < nh (attend reads each kv head once)
         q,
         keys,
         values,
