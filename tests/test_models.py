@@ -314,7 +314,7 @@ def test_configs_follow_hugging_face_fields(tmp_path):
             r".*'data2vec-text', .*'distilbert', .*'electra', .*'falcon', .*'gemma', .*'gemma2', .*'gemma3_text', .*'gpt2', "
             r".*'gpt_neo', .*'gpt_neox', "
             r"'gptj', .*'granite', .*'llama', .*'mistral', .*'mixtral', .*'olmo2', .*'phi', .*'phi3', .*'qwen2', .*'qwen2_moe', "
-            r"'qwen3', .*'roberta', .*'stablelm', .*'starcoder2', .*'t5', .*'xlm-roberta'\]",
+            r"'qwen3', .*'roberta', .*'stablelm', .*'starcoder2', .*'t5', .*'xlm-roberta', .*'yolos'\]",
         ),
         ({"model_type": "gpt2", "n_embd": 10, "n_head": 4}, "`n_embd`"),
         ({"model_type": "gpt2", "n_layer": 0}, "`n_layer` must be a positive integer"),

@@ -96,6 +96,9 @@ def _ddp_worker(rank: int, world: int, port: int, out_path: str) -> None:
             arrays = {f"p{i}": p.detach().numpy() for i, p in enumerate(model.module.parameters())}
             arrays["step"] = np.asarray(int(opt.state[next(model.module.parameters())]["step"]))
             np.savez(out_path, **arrays)
+        # both ranks tear down together: a rank that destroys its gloo group while the other still
+        # works can abort in gloo's teardown ("terminate called without an active exception")
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

@@ -224,7 +224,8 @@ def _head(config: Any, head: str | None) -> str | None:
         return "speech2seq-lm"
     if config.model_type not in ENCODERS:
         classes = getattr(config, "head_classes", {})  # imagegpt's image-classification
-        named = [classes[a] for a in config.architectures or [] if a in classes]
+        # a registered type's config need not name its architectures
+        named = [classes[a] for a in getattr(config, "architectures", None) or [] if a in classes]
         if head in classes.values() or (head is None and named):
             return head or named[0]
         if head not in (None, "default", "causal-lm"):
