@@ -423,3 +423,48 @@ def test_merge_linears_merges_quantized_blocks_of_one_layout():
     assert ops(m).count("quantized_matmul") == 1 and ops(m).count("slice") == 2
     for u, v in zip(results(g, x), results(m, x)):
         np.testing.assert_allclose(u, v, rtol=1e-6, atol=1e-6)
+
+
+def test_packed_siblings_merge_as_a_view_of_their_buffer():
+    from tensorweave.frontends.models.weights import BlockQuantized, bind_params, linear, pack_siblings
+
+    rng = np.random.default_rng(3)
+    p = "model.layers.0.self_attn"
+    params = {
+        f"{p}.{n}.weight": rng.standard_normal((r, 3)).astype(np.float32)
+        for n, r in [("q_proj", 4), ("k_proj", 2), ("v_proj", 2)]
+    }
+    before = {k: v.copy() for k, v in params.items()}
+    codes = rng.integers(0, 2**32, (5, 1, 4), dtype=np.uint64).astype(np.uint32)
+    params["model.layers.0.mlp.gate_proj.weight"] = BlockQuantized(
+        codes, rng.random((5, 1), np.float32), rng.random((5, 1), np.float32), 4
+    )
+    params["model.layers.0.mlp.up_proj.weight"] = BlockQuantized(
+        codes[:2] ^ 7, rng.random((2, 1), np.float32), rng.random((2, 1), np.float32), 4
+    )
+    pack_siblings(params)
+    for k, v in before.items():
+        np.testing.assert_array_equal(params[k], v)  # values unchanged, laid out back to back
+    q, k, v = (params[f"{p}.{n}_proj.weight"] for n in "qkv")
+    assert q.base is k.base is v.base and q.base is not None
+
+    def f(x, y):  # y feeds the quantized pair (32 columns: one block)
+        ps = bind_params(params)
+        return tuple(linear(xp, y if "mlp" in n else x, ps[n]) for n in params)
+
+    g = tw.trace(f, spec((2, 3)), spec((2, 32)))
+    m = passes.merge_linears(g)
+    merged = next(a for a in m.constants.values() if a.shape == (8, 3))
+    assert np.shares_memory(merged, q) and np.array_equal(merged, np.concatenate([q, k, v]))
+    # the quantized pair merges too, each of its three arrays a view of its packed buffer
+    gate = params["model.layers.0.mlp.gate_proj.weight"]
+    blocks = [a for a in m.constants.values() if a.shape[0] == 7]
+    assert len(blocks) == 3
+    assert all(np.shares_memory(a, b) for a, b in zip(blocks, (gate.packed, gate.scales, gate.offsets)))
+    x, y = rng.standard_normal((2, 3)).astype(np.float32), rng.standard_normal((2, 32)).astype(np.float32)
+    for u, w in zip(results(g, x, y), results(m, x, y)):
+        np.testing.assert_allclose(u, w, rtol=1e-6, atol=1e-6)
+    # arrays that only look adjacent (another buffer) are copied, not viewed
+    a, b = np.ones((2, 3), np.float32), np.zeros((1, 3), np.float32)
+    out = passes._concatenated([a, b], 0)
+    assert not np.shares_memory(out, a) and out.shape == (3, 3)

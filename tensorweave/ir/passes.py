@@ -293,15 +293,45 @@ def common_subexpression_elimination(graph: Graph) -> Graph:
 _MERGED: dict[tuple, tuple[list, np.ndarray]] = {}
 
 
+def _adjacent(arrays: list[np.ndarray], axis: int) -> np.ndarray | None:
+    """``concatenate(arrays, 0)`` as a view, when the arrays already lie back to back in one
+    buffer (C-contiguous, one dtype and trailing shape, each starting where the previous ends,
+    one owner: a loader's ``pack_siblings`` layout); else None."""
+    first = arrays[0]
+    if axis != 0 or first.ndim < 1:
+        return None
+
+    def owner(a: np.ndarray) -> Any:
+        while isinstance(a.base, np.ndarray):
+            a = a.base
+        return a.base if a.base is not None else a
+
+    address = first.__array_interface__["data"][0]
+    for a in arrays:
+        if (
+            not a.flags.c_contiguous
+            or a.dtype != first.dtype
+            or a.shape[1:] != first.shape[1:]
+            or a.__array_interface__["data"][0] != address
+            or owner(a) is not owner(first)
+        ):
+            return None
+        address += a.nbytes
+    rows = sum(a.shape[0] for a in arrays)
+    return np.lib.stride_tricks.as_strided(first, (rows, *first.shape[1:]), first.strides)
+
+
 def _concatenated(arrays: list[np.ndarray], axis: int) -> np.ndarray:
-    """``concatenate(arrays, axis)``, computed once per list of source arrays while they live."""
+    """``concatenate(arrays, axis)``, computed once per list of source arrays while they live (a
+    view where they already lie back to back, see :func:`_adjacent`)."""
     key = (axis, *(id(a) for a in arrays))
     hit = _MERGED.get(key)
     if hit is not None and all(r() is a for r, a in zip(hit[0], arrays)):
         return hit[1]
     for k in [k for k, (refs, _) in _MERGED.items() if any(r() is None for r in refs)]:
         del _MERGED[k]
-    out = np.ascontiguousarray(np.concatenate(arrays, axis=axis))
+    view = _adjacent(arrays, axis)
+    out = view if view is not None else np.ascontiguousarray(np.concatenate(arrays, axis=axis))
     _MERGED[key] = ([weakref.ref(a) for a in arrays], out)
     return out
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import ModelLoadError
 from ..frontends.models.config import LlamaConfig, Qwen2Config, Qwen3Config, RotaryConfig
-from ..frontends.models.weights import BlockQuantized
+from ..frontends.models.weights import BlockQuantized, pack_siblings
 from ..log import progress
 from .tokenizer import Tokenizer
 
@@ -416,7 +416,7 @@ def params_from_gguf(
                 )
             w = unpermute_rotary(w, heads)
         out[name] = w
-    return out
+    return pack_siblings(out)
 
 
 def tokenizer_from_gguf(reader: Any, path: str = "GGUF") -> Tokenizer:

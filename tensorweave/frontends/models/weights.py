@@ -137,6 +137,57 @@ def embed(xp: Any, table: Any, ids: Any) -> Any:
     return xp.reshape(w, (*ids.shape, table.shape[1]))
 
 
+#: Linear layers that read one input (``merge_linears`` multiplies them as one product): q / k / v
+#: of attention, gate / up of a gated MLP, under one module prefix.
+SIBLINGS = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
+
+
+def _packed_rows(parts: list[np.ndarray]) -> list[np.ndarray] | None:
+    """``parts`` copied into one C-contiguous buffer, one after another along the rows: the
+    views of it, equal to the parts; None when they cannot share one (dtype, trailing shape)."""
+    first = parts[0]
+    if first.ndim < 1 or any(p.dtype != first.dtype or p.shape[1:] != first.shape[1:] for p in parts):
+        return None
+    buf = np.empty((sum(p.shape[0] for p in parts), *first.shape[1:]), first.dtype)
+    views, start = [], 0
+    for p in parts:
+        view = buf[start : start + p.shape[0]]
+        view[...] = p
+        views.append(view)
+        start += p.shape[0]
+    return views
+
+
+def pack_siblings(params: dict[str, Any]) -> dict[str, Any]:
+    """Lay out the weights of each group of :data:`SIBLINGS` (``<prefix>.q_proj.weight``, ...)
+    back to back in one buffer, in place in ``params`` (values unchanged; the old arrays are freed
+    group by group). ``merge_linears`` then concatenates them as a view of that buffer instead of
+    a copy: no second copy of those weights, and no copy when a program is built (SmolLM2: 277
+    MB and about 0.3-0.45 s of a new process's first token). Float arrays and
+    :class:`BlockQuantized` weights of one layout are packed; anything else is left as it is."""
+    for group in SIBLINGS:
+        suffix = f".{group[0]}.weight"
+        for name in [k for k in params if k.endswith(suffix)]:
+            prefix = name[: -len(suffix)]
+            names = [f"{prefix}.{g}.weight" for g in group]
+            ws = [params.get(n) for n in names]
+            if all(isinstance(w, np.ndarray) and w.ndim == 2 and w.flags.c_contiguous for w in ws):
+                views = _packed_rows(ws)  # type: ignore[arg-type]
+                if views is not None:
+                    params.update(zip(names, views))
+            elif all(isinstance(w, BlockQuantized) for w in ws):
+                qs: list[BlockQuantized] = ws  # type: ignore[assignment]
+                if len({(q.bits, q.zero_point) for q in qs}) != 1:
+                    continue
+                arrays = [_packed_rows([getattr(q, a) for q in qs]) for a in ("packed", "scales", "offsets")]
+                if all(a is not None for a in arrays):
+                    params.update(
+                        (n, BlockQuantized(pk, sc, of, q.bits, q.zero_point))
+                        for n, q, pk, sc, of in zip(names, qs, *arrays)  # type: ignore[misc]
+                    )
+    return params
+
+
 def bind_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """Numpy parameters as named constants of the current trace (traced arrays pass through;
     a :class:`BlockQuantized` weight becomes a :class:`BoundQuantized`)."""
