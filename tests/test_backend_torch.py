@@ -63,19 +63,22 @@ def test_top_k_program_on_a_vocabulary_row_with_ties():
     np.testing.assert_array_equal(values, [[3, 3, 3], [1, 0, 0]])
 
 
-def _loop_program(rows, transposed_weight):
-    """``x <- tanh(x @ W) `` three times in a while_loop, W a constant ([8, 8] or used as W^T)."""
+def _loop_program(rows, transposed_weight, n=8):
+    """``x <- tanh(x @ W) `` three times in a while_loop, W a constant ([8, n] or used as W^T)."""
     from tensorweave.ir.control import while_loop
     from tensorweave.ir.trace import constant
 
-    w = np.random.default_rng(1).standard_normal((8, 8)).astype(np.float32) / 3
+    w = np.random.default_rng(1).standard_normal((8, n)).astype(np.float32) / 3
+    if transposed_weight:
+        w = np.ascontiguousarray(w.T)
 
     def fn(x):
         c = constant(w, name="w")
         op = xp.permute_dims(c, (1, 0)) if transposed_weight else c
 
         def body(s):
-            return {"i": s["i"] + 1, "x": xp.tanh(xp.matmul(s["x"], op))}
+            y = xp.tanh(xp.matmul(s["x"], op))
+            return {"i": s["i"] + 1, "x": y[:, :8] + y[:, -8:]}  # back to 8 columns
 
         return while_loop(lambda s: s["i"] < 3, body, {"i": xp.asarray(0, dtype=xp.int64), "x": x})["x"]
 
@@ -85,19 +88,25 @@ def _loop_program(rows, transposed_weight):
 
 @pytest.mark.parametrize("rows", [1, 4])
 @pytest.mark.parametrize("transposed_weight", [False, True])
-def test_weight_layout_plan_keeps_values_and_picks_the_fast_form(rows, transposed_weight):
-    graph, w = _loop_program(rows, transposed_weight)
+@pytest.mark.parametrize("n", [8, 9])
+def test_weight_layout_plan_keeps_values_and_picks_the_fast_form(rows, transposed_weight, n):
+    graph, w = _loop_program(rows, transposed_weight, n)
     prog = tw.lower(graph, backend="torch")
     x = np.random.default_rng(2).standard_normal((rows, 8)).astype(np.float32)
     want = x
     for _ in range(3):
-        want = np.tanh(want @ w)
+        y = np.tanh(want @ w)
+        want = y[:, :8] + y[:, -8:]
     np.testing.assert_allclose(prog(x), want, rtol=1e-5, atol=1e-6)
-    assert ("mm_nk(" in prog.source) == (rows > 1)  # several rows: (W^T x^T)^T over [N, K] memory
-    consts = [t for t in prog.entry.__globals__.values() if isinstance(t, torch.Tensor) and t.shape == (8, 8)]
+    # several rows: (W^T x^T)^T over [N, K] memory; one row: one bmm over blocks of the [N, K]
+    # rows when N splits, else x @ W over [K, N] memory (N >= K here)
+    assert ("mm_nk(" in prog.source) == (rows > 1)
+    assert ("mm_split(" in prog.source) == (rows == 1 and n % 2 == 0)
+    shape = (n, 8) if transposed_weight else (8, n)
+    consts = [t for t in prog.entry.__globals__.values() if isinstance(t, torch.Tensor) and t.shape == shape]
     assert len(consts) == 1  # stored once, in the chosen layout
     operand = consts[0].t() if transposed_weight else consts[0]
-    assert operand.is_contiguous() == (rows == 1)  # [K, N] rows for one row (N >= K here), else [N, K]
+    assert operand.is_contiguous() == (rows == 1 and n % 2 == 1)  # [K, N] rows, else [N, K]
 
 
 def test_every_lowering_is_one_rule_of_a_site():

@@ -41,14 +41,17 @@ class Codegen:
         self.count = 0
         self.transposed: set = set()  # 2-D weight constants stored transposed (see plan_weight_layouts)
         self.nk_sites: set = set()  # matmul nodes emitted as mm_nk
+        self.split_sites: dict = {}  # one-row matmul node id -> parts, emitted as mm_split
 
     def plan_weight_layouts(self, graph: Graph) -> None:
         """Choose the memory layout of 2-D float weight constants for the matmuls that use them.
 
-        On CPU, ``x [M, K] @ W`` is fastest with ``W`` stored ``[K, N]`` row-major when ``M == 1``
-        (a decode step) and ``N >= K``, with ``W`` stored ``[N, K]`` when ``M == 1`` and ``N < K``
-        (a plain matmul on the transposed view), and as ``(Wt @ x^T)^T`` with ``Wt`` stored
-        ``[N, K]`` when ``M >= 2`` (beams, prompts): up to 2-3x apart on this kind of machine. A weight
+        On CPU, ``x [M, K] @ W`` is fastest with ``W`` stored ``[N, K]`` row-major: for ``M == 1``
+        (a decode step) as one ``bmm`` of the ``[N, K]`` rows split in ``parts`` blocks
+        (``mm_split``: torch runs a one-row product on one thread, the batch of blocks on all of
+        them; 1.5x faster than any one-thread layout on a 2-core VM), falling back to ``W [K, N]``
+        (N >= K) or the transposed view (N < K) when N does not split; as ``(Wt @ x^T)^T`` when
+        ``M >= 2`` (beams, prompts): up to 2-3x apart on this kind of machine. A weight
         reaches a matmul directly, through ``permute_dims(.., (1, 0))`` (a tied or ``[out, in]``
         head) or as a captured operand of a loop. The uses inside the deepest loop decide (they
         run most often); the constant is stored in the chosen layout and bound under its own name
@@ -83,7 +86,8 @@ class Codegen:
                         sites.append((node, c, t, m))
                         # want [K, N] rows (the operand itself contiguous) for one row and N >= K,
                         # [N, K] rows otherwise
-                        wanted.setdefault(c, []).append((depth, t if (m == 1 and n >= k) else not t))
+                        kn = m == 1 and n >= k and self._parts(n) == 1  # no split: [K, N] rows
+                        wanted.setdefault(c, []).append((depth, t if kn else not t))
                 elif node.op == "while_loop":
                     n = node.attrs["num_state"]
                     for sub in node.subgraphs.values():
@@ -118,8 +122,21 @@ class Codegen:
             if choices == {True}:
                 self.transposed.add(c)
         for node, c, t, m in sites:
-            if m >= 2 and (c in self.transposed) != t:  # the operand's memory is [N, K] rows
-                self.nk_sites.add(id(node))
+            if (c in self.transposed) != t:  # the operand's memory is [N, K] rows
+                parts = self._parts(node.inputs[1].shape[1])
+                if m >= 2:
+                    self.nk_sites.add(id(node))
+                elif parts > 1:
+                    self.split_sites[id(node)] = parts
+
+    @staticmethod
+    def _parts(n: int) -> int:
+        """Blocks a one-row product over ``n`` outputs is split into: torch's thread count (at
+        least 2) when it divides ``n``, else 2 when ``n`` is even, else 1 (no split)."""
+        import torch
+
+        threads = max(2, torch.get_num_threads())
+        return threads if n % threads == 0 else 2 if n % 2 == 0 else 1
 
     def fresh(self, prefix: str) -> str:
         self.count += 1

@@ -468,6 +468,9 @@ def matmul(s: TorchSite) -> str:
         return f"matmul_u32({s.args[0]}, {s.args[1]})"
     if s.nk:
         return f"mm_nk({s.args[0]}, {s.args[1]})"
+    parts = s.cg.split_sites.get(id(s.node))
+    if parts:
+        return f"mm_split({s.args[0]}, {s.args[1]}, {parts})"
     return s.f32("torch.matmul({0}, {1})")
 
 

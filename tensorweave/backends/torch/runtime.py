@@ -168,6 +168,18 @@ def mm_nk(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return out.reshape(tuple(x.shape[:-1]) + (n,))
 
 
+def mm_split(x: torch.Tensor, w: torch.Tensor, parts: int) -> torch.Tensor:
+    """``x @ w`` for one row ``x [..., K]`` and a ``w [K, N]`` whose memory is ``[N, K]``
+    row-major (``w = base.t()``): ``base`` split into ``parts`` blocks of ``N / parts`` rows, all
+    multiplied by ``x`` in one ``bmm`` (torch runs a one-row ``mm`` on one thread and a batch on
+    all of them: decode-step products 1.5x faster on a 2-core VM)."""
+    k, n = w.shape
+    col = x.reshape(-1, k).t()  # [K, 1]
+    blocks = w.t().reshape(parts, n // parts, k)
+    out = torch.bmm(blocks, col.unsqueeze(0).expand(parts, k, col.shape[1]))  # [parts, N / parts, 1]
+    return out.reshape(n, -1).t().reshape(tuple(x.shape[:-1]) + (n,))
+
+
 def top_k(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The k largest along the last axis, descending, ties -> lower index first, nan largest: the
     IR's top_k. torch.topk finds the k-th largest value ``t``; every element ``> t`` is taken and
@@ -272,6 +284,7 @@ HELPERS = (
     softmax,
     log_softmax,
     mm_nk,
+    mm_split,
     top_k,
     take,
     dslice,
