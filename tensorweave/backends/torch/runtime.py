@@ -176,6 +176,8 @@ def mm_split(x: torch.Tensor, w: torch.Tensor, parts: int) -> torch.Tensor:
     k, n = w.shape
     col = x.reshape(-1, k).t()  # [K, 1]
     blocks = w.t().reshape(parts, n // parts, k)
+    # col's [K, 1] strides (1, K) pick torch's fast batched kernel; a reshape(1, K, 1) of x
+    # (strides (K, 1, 1)) measured 5x slower
     out = torch.bmm(blocks, col.unsqueeze(0).expand(parts, k, col.shape[1]))  # [parts, N / parts, 1]
     return out.reshape(n, -1).t().reshape(tuple(x.shape[:-1]) + (n,))
 

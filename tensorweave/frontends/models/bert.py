@@ -56,7 +56,7 @@ Dropout is the identity (inference).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -334,6 +334,18 @@ def _act(xp: Any, name: str, x: Any) -> Any:
     return xp.tanh(x) if name == "tanh" else activation(xp, name, x)
 
 
+def output_block(
+    xp: Any, P: Any, lp: str, ctx: Any, h: Any, act: str, eps: float, names: Mapping[str, str] | None = None
+) -> Any:
+    """The rest of a post-LayerNorm layer after attention, under the prefix ``lp``:
+    ``a = LN1(h + o(ctx))``, then ``LN2(a + ff2(act(ff1(a))))`` (parameter names of
+    :data:`LAYER_NAMES`, BERT's by default)."""
+    n = names or LAYER_NAMES["bert"]
+    a = _layer_norm(xp, P, lp + n["ln1"], _linear(xp, P, lp + n["o"], ctx) + h, eps)
+    m = _act(xp, act, _linear(xp, P, lp + n["ff1"], a))
+    return _layer_norm(xp, P, lp + n["ln2"], _linear(xp, P, lp + n["ff2"], m) + a, eps)
+
+
 def default_position_ids(cfg: BertConfig, input_ids: Any) -> Any:
     """``0 .. s-1`` per row, or (``cfg.positions_from_ids``) ``cumsum(m) * m + pad`` with
     ``m = input_ids != pad``."""
@@ -403,9 +415,7 @@ def _layer(xp: Any, P: Any, cfg: BertConfig, lp: str, h: Any, attention_mask: An
         if cfg.rotary_value:  # type: ignore[attr-defined]
             v = apply_rope(xp, v, cos, sin, hd, "interleaved")
     ctx = merge_heads(attend(q, k, v, attention_mask, 0, default_scale(hd), causal=False))
-    a = _layer_norm(xp, P, lp + names["ln1"], _linear(xp, P, lp + names["o"], ctx) + h, eps)
-    m = activation(xp, cfg.hidden_act, _linear(xp, P, lp + names["ff1"], a))
-    return _layer_norm(xp, P, lp + names["ln2"], _linear(xp, P, lp + names["ff2"], m) + a, eps)
+    return output_block(xp, P, lp, ctx, h, cfg.hidden_act, eps, names)
 
 
 def encode(

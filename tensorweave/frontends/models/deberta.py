@@ -39,7 +39,7 @@ import numpy as np
 
 from ...ir import array_namespace
 from .attention import merge_heads, split_heads
-from .bert import _act, _layer_norm, _linear
+from .bert import _act, _layer_norm, _linear, output_block
 from .config import DebertaConfig
 from .weights import ParamView
 
@@ -312,15 +312,7 @@ def encode(
     for i in range(cfg.num_hidden_layers):
         lp = f"{BASE_PREFIX}encoder.layer.{i}."
         ctx = attention(cfg, P, lp + "attention.self.", h, pair_mask, idx, table)
-        a = _layer_norm(
-            xp,
-            P,
-            lp + "attention.output.LayerNorm",
-            _linear(xp, P, lp + "attention.output.dense", ctx) + h,
-            eps,
-        )
-        m = _act(xp, cfg.hidden_act, _linear(xp, P, lp + "intermediate.dense", a))
-        out = _layer_norm(xp, P, lp + "output.LayerNorm", _linear(xp, P, lp + "output.dense", m) + a, eps)
+        out = output_block(xp, P, lp, ctx, h, cfg.hidden_act, eps)
         if i == 0 and cfg.version == 2 and cfg.conv_kernel_size > 0:  # type: ignore[attr-defined]
             out = conv_layer(cfg, P, hidden[0], out, mask_f)
         h = out

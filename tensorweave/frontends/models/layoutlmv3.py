@@ -42,9 +42,8 @@ import numpy as np
 
 from ...ir import array_namespace
 from .attention import attend, default_scale, merge_heads, split_heads
-from .bert import _layer_norm, _linear, default_position_ids
+from .bert import _layer_norm, _linear, default_position_ids, output_block
 from .config import LayoutLMv3Config
-from .gpt2 import activation
 from .t5 import relative_position_bucket
 from .weights import ParamView
 
@@ -203,11 +202,7 @@ def layer(xp: Any, P: Any, cfg: LayoutLMv3Config, lp: str, h: Any, mask: Any, bi
         split_heads(_linear(xp, P, f"{lp}attention.self.{r}", h), nh, hd) for r in ("query", "key", "value")
     )
     ctx = merge_heads(attend(q, k, v, mask, 0, default_scale(hd), causal=False, bias=bias))
-    a = _layer_norm(
-        xp, P, lp + "attention.output.LayerNorm", _linear(xp, P, lp + "attention.output.dense", ctx) + h, eps
-    )
-    m = activation(xp, cfg.hidden_act, _linear(xp, P, lp + "intermediate.dense", a))
-    return _layer_norm(xp, P, lp + "output.LayerNorm", _linear(xp, P, lp + "output.dense", m) + a, eps)
+    return output_block(xp, P, lp, ctx, h, cfg.hidden_act, eps)
 
 
 def encode(

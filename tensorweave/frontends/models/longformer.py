@@ -36,7 +36,7 @@ from typing import Any, Mapping
 from ...ir import array_namespace
 from . import bert
 from .attention import default_scale, merge_heads, split_heads
-from .bert import _act, _layer_norm, _linear
+from .bert import _act, _layer_norm, _linear, output_block
 from .config import LongformerConfig
 from .weights import ParamView
 
@@ -135,15 +135,7 @@ def encode(
     for i, window in enumerate(cfg.windows):
         lp = f"{BASE_PREFIX}encoder.layer.{i}."
         ctx = attention(cfg, P, lp + "attention.self.", h, real, glob, window)
-        a = _layer_norm(
-            xp,
-            P,
-            lp + "attention.output.LayerNorm",
-            _linear(xp, P, lp + "attention.output.dense", ctx) + h,
-            eps,
-        )
-        m = _act(xp, cfg.hidden_act, _linear(xp, P, lp + "intermediate.dense", a))
-        h = _layer_norm(xp, P, lp + "output.LayerNorm", _linear(xp, P, lp + "output.dense", m) + a, eps)
+        h = output_block(xp, P, lp, ctx, h, cfg.hidden_act, eps)
         hidden.append(h)
     return h, tuple(hidden)
 
