@@ -171,3 +171,32 @@ def test_generate_rejects_bad_arguments():
         tw.generate(model, IDS, MASK, num_beams=2, num_return_sequences=3)
     with pytest.raises(tw.IRError, match="input_ids must be an integer"):
         tw.generate(model, IDS.astype(np.float32), MASK)
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_beam_decay_penalty_leaves_a_masked_eos_alone(kind, backend):
+    """MinNewTokens sets EOS to -inf and ExponentialDecayLengthPenalty then adds |s| * (f**k - 1):
+    in Transformers 4.37 that is -inf + inf = nan, so the beam scores turn nan and EOS is picked
+    before min_new_tokens. A masked EOS stays -inf here (as in later releases): every score is
+    finite and no row ends early. The sequences are those of 4.37's algorithm with that one change
+    (checked against transformers 4.37.2 patched so, spec/generation.md)."""
+    _, model = MODELS[kind]
+    kw = dict(
+        max_new_tokens=7,
+        num_beams=3,
+        num_return_sequences=2,
+        do_sample=False,
+        eos_token_id=EOS,
+        min_new_tokens=4,
+        exponential_decay_length_penalty=(1, 2.0),
+        output_scores=True,
+        return_dict_in_generate=True,
+    )
+    ours = tw.generate(model, IDS, MASK, backend=backend, **kw)
+    assert np.all(np.isfinite(ours.sequences_scores))
+    new = ours.sequences[:, IDS.shape[1] :]
+    assert not np.any(new[:, :4] == EOS), new
+    if backend != "numpy":
+        ref = tw.generate(model, IDS, MASK, backend="numpy", **kw)
+        np.testing.assert_array_equal(ours.sequences, ref.sequences)
+        np.testing.assert_allclose(ours.sequences_scores, ref.sequences_scores, rtol=1e-4)

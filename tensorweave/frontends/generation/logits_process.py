@@ -636,7 +636,11 @@ class InfNanRemoveLogitsProcessor(LogitsProcessor):
 
 
 class ExponentialDecayLengthPenalty(LogitsProcessor):
-    """After start = start_index + prompt length, eos scores become s + |s| * (factor**(cur_len - start) - 1)."""
+    """After start = start_index + prompt length, finite eos scores become
+    s + |s| * (factor**(cur_len - start) - 1); a non-finite one (-inf from MinLength /
+    MinNewTokens) stays as it is. Transformers 4.37 penalised it too (-inf + inf = nan: nan beam
+    scores and EOS chosen before min_new_tokens); later releases skip it, and so do we
+    (spec/generation.md)."""
 
     def __init__(self, exponential_decay_length_penalty: tuple, eos_token_id: Any, input_ids_seq_length: int):
         self.regulation_start = exponential_decay_length_penalty[0] + input_ids_seq_length
@@ -649,7 +653,7 @@ class ExponentialDecayLengthPenalty(LogitsProcessor):
         steps = xp.astype(xp.asarray(n) - self.regulation_start, scores.dtype)
         factor = xp.astype(xp.asarray(self.regulation_factor), scores.dtype) ** steps
         penalized = scores + xp.abs(scores) * (factor - 1)
-        mask = _token_mask(xp, scores, self.eos_token_id) & (n > self.regulation_start)
+        mask = _token_mask(xp, scores, self.eos_token_id) & (n > self.regulation_start) & xp.isfinite(scores)
         return xp.where(mask, penalized, scores)
 
 
