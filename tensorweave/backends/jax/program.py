@@ -3,15 +3,21 @@ while jax traces it; :class:`JaxProgram` is ``jax.jit`` of it (spec/backends-jax
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer
 
 from ...ir.graph import Graph, Value
 from ...ir.types import DType, IRError, TensorSpec, as_dtype
+from ...log import logger
 from ..base import Program, Site, eval_dim, resolve_symbolic_attrs, symbol_plan
+from . import export_cache
 from .rules import LOWERINGS
 from .runtime import NAME, jdt, use_persistent_cache, x64
 
@@ -75,7 +81,12 @@ class JaxProgram(Program):
     """``jax.jit`` of :func:`run_graph`: traced and compiled once per input shapes (jit's cache).
 
     ``jitted(hoisted_arrays, *xs)`` calls the jit function with 64-bit types on for the call only
-    (it inlines into an enclosing ``jit``); ``jit`` is the bare ``jax.jit`` function."""
+    (it inlines into an enclosing ``jit``); ``jit`` is the bare ``jax.jit`` function.
+
+    A top-level call with concrete arrays (``_run``) goes through the export cache instead
+    (:mod:`~tensorweave.backends.jax.export_cache`): per input signature, a ``jax.jit`` of a
+    serialised ``jax.export`` program, read from disk when an earlier process (or program)
+    stored it, else exported once and stored; the plain jit when that cannot be done."""
 
     backend = NAME
 
@@ -95,6 +106,9 @@ class JaxProgram(Program):
 
         self.fn = fn
         self.jit = jax.jit(fn)
+        # input signature -> jit of a deserialised jax.export program (None: use the plain jit)
+        self._exported: dict[tuple, Callable | None] = {}
+        self._export_lock = threading.Lock()
 
     def jitted(self, hoisted: tuple, *xs: Any) -> tuple:
         """The jit function called with 64-bit types on (for this call only)."""
@@ -125,7 +139,96 @@ class JaxProgram(Program):
         return as_dtype(np.dtype(x.dtype))  # an unknown dtype (e.g. int8) is a one-line IRError
 
     def _run(self, args: list, env: dict) -> list:
+        if any(isinstance(a, Tracer) for a in args):  # inside a caller's trace: inline
+            return list(self.jitted(self.hoisted_arrays, *args))
+        sig = tuple((a.shape, a.dtype, a.sharding) for a in args)
+        call = self._exported.get(sig, _MISSING)
+        if call is _MISSING:
+            with self._export_lock:
+                call = self._exported.get(sig, _MISSING)
+                if call is _MISSING:
+                    return self._first_call(sig, args)
+        if call is None:
+            return list(self.jitted(self.hoisted_arrays, *args))
+        with x64():
+            return list(call(self.hoisted_arrays, *args))
+
+    def _first_call(self, sig: tuple, args: list) -> list:
+        """The first call for input signature ``sig``: through the export cache when it can be
+        used, and the plain jit for ``sig`` from then on if that call fails (a damaged entry that
+        deserialised; the plain jit then raises a genuine error itself)."""
+        call, path = self._exported_call(args)
+        if call is not None:
+            try:
+                with x64():
+                    outs = list(call(self.hoisted_arrays, *args))
+                self._exported[sig] = call
+                return outs
+            except Exception as exc:
+                first = (str(exc).splitlines() or [type(exc).__name__])[0]
+                logger.debug("jax export cache: %s failed to run (%s); using jit", path, first[:200])
+                export_cache.remove(path)
+        self._exported[sig] = None
         return list(self.jitted(self.hoisted_arrays, *args))
+
+    def _exported_call(self, args: Sequence[Any]) -> tuple[Callable | None, str]:
+        """``(jax.jit(exported.call), entry path)`` of this program for ``args``' shapes and
+        dtypes, the ``jax.export`` program read from the export cache or exported and written
+        there; ``(None, "")`` (the plain jit) when the cache is off or anything fails (logged at
+        debug level, never raised)."""
+        if any(len(a.sharding.device_set) != 1 for a in args):  # exported for one device
+            return None, ""
+        directory = export_cache.export_cache_dir()
+        if directory is None:
+            return None, ""
+        from jax import export as jexport
+
+        try:
+            with x64():
+                structs = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in (*self.hoisted_arrays, *args)]
+            key = export_cache.program_key(self.graph, self.hoisted, [(s.shape, s.dtype) for s in structs])
+        except Exception as exc:  # a key must never stop the program from running
+            logger.debug("jax export cache not used for %s: %s", self.graph.name, exc)
+            return None, ""
+        if key is None or export_cache.is_unexportable(directory, key):
+            return None, ""
+        path = export_cache.entry_path(directory, key)
+        exported = export_cache.read(path)
+        if exported is not None:
+            logger.info("jax export cache: read %s for %s", os.path.basename(path), self.graph.name)
+            return jax.jit(exported.call), path
+        start = time.perf_counter()
+        n = len(self.hoisted_arrays)
+        try:
+            with x64():
+                data = jexport.export(self.jit)(tuple(structs[:n]), *structs[n:]).serialize()
+                # run what the next process will read, so that it compiles (and the XLA cache
+                # keys) the very same module
+                exported = jexport.deserialize(data)
+        except Exception as exc:  # e.g. an op jax cannot export: trace the plain jit instead
+            first = (str(exc).splitlines() or [type(exc).__name__])[0]
+            logger.debug(
+                "jax export of %s failed (%s: %s); using jit",
+                self.graph.name,
+                type(exc).__name__,
+                first[:200],
+            )
+            export_cache.mark_unexportable(directory, key)
+            return None, ""
+        seconds = time.perf_counter() - start
+        if seconds < export_cache.MIN_EXPORT_SECONDS:
+            logger.debug("jax export cache: %s exported in %.3f s, not stored", self.graph.name, seconds)
+        elif export_cache.write(path, data):
+            logger.info(
+                "jax export cache: wrote %s for %s (%d KB, traced and exported in %.1f s)",
+                os.path.basename(path),
+                self.graph.name,
+                len(data) // 1024,
+                seconds,
+            )
+        # not written (fast to export, a read-only directory, ...): this process still runs the
+        # exported program, so every process compiles the same module for this key
+        return jax.jit(exported.call), path
 
     def export(self, path: str, allow_zero: Sequence[str] = ()) -> str:
         """Serialised StableHLO (``jax.export``) with one symbolic dimension per IR symbol, written
@@ -135,6 +238,8 @@ class JaxProgram(Program):
         with x64():
             return export_stablehlo(self, path, allow_zero)
 
+
+_MISSING: Any = object()
 
 _NARROW = {DType.int64: np.dtype("int32"), DType.float64: np.dtype("float32")}
 
