@@ -46,6 +46,7 @@ bench-deps: $(STAMP)
 # the full comparison: tensorweave on every backend vs transformers and llama.cpp, results in benchmarks/results/
 bench-full: bench-deps
 	$(PY) benchmarks/generate.py
+	$(PY) benchmarks/kernel_floor.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
