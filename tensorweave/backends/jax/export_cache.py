@@ -34,7 +34,7 @@ import numpy as np
 from ...ir.graph import Graph, Value
 from ...ir.types import DType, Shape, SymDim
 from ...log import logger
-from .runtime import cache_root
+from .runtime import cache_subdir
 
 #: bump when the key's layout or the stored program's calling convention changes
 FORMAT = "tensorweave-jax-export/1"
@@ -63,16 +63,7 @@ def export_cache_dir() -> str | None:
     """``<cache_root()>/jax-export``, created if missing; None when the cache is off or the
     directory cannot be created. Used even when the user set JAX's own compilation cache
     directory (that one only holds XLA executables)."""
-    root = cache_root()
-    if root is None:
-        return None
-    path = os.path.join(root, "jax-export")
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as exc:
-        logger.debug("jax export cache off: cannot create %s (%s)", path, exc)
-        return None
-    return path
+    return cache_subdir("jax-export")
 
 
 class Unkeyable(Exception):

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from ...ir.types import DType
+from ...log import logger
 
 NAME = "jax"
 #: float16/bfloat16: math runs in float32 and is rounded once, like the reference
@@ -49,6 +50,21 @@ def cache_root() -> str | None:
     return os.path.join(base, "tensorweave")
 
 
+def cache_subdir(name: str) -> str | None:
+    """``<cache_root()>/<name>``, created if missing; None when the cache is off or the directory
+    cannot be created (a read-only home, ...: run without that cache)."""
+    root = cache_root()
+    if root is None:
+        return None
+    path = os.path.join(root, name)
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        logger.debug("tensorweave cache %s off: cannot create %s (%s)", name, path, exc)
+        return None
+    return path
+
+
 def use_persistent_cache() -> str | None:
     """Point JAX's persistent compilation cache at ``<cache_root>/jax`` (XLA executables keyed by
     the program's HLO, compile options and jax version; tensorweave's programs take the large
@@ -58,13 +74,8 @@ def use_persistent_cache() -> str | None:
     current = jax.config.jax_compilation_cache_dir
     if current:  # the user's own setting wins
         return str(current)
-    root = cache_root()
-    if root is None:
-        return None
-    path = os.path.join(root, "jax")
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError:  # read-only home, ...: run without a cache
+    path = cache_subdir("jax")
+    if path is None:
         return None
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
