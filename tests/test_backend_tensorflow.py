@@ -189,6 +189,38 @@ def kv_args(b, s, p, pos, seed=0):
     ]
 
 
+def _cache_write(cache, update, pos):
+    return xp.dynamic_update_slice(cache, update, [0, 0, pos, 0])
+
+
+CACHE_WRITE = trace(
+    _cache_write,
+    TensorSpec((2, 3, "cap", 4), "float32", "cache"),
+    TensorSpec((2, 3, "seq", 4), "float32", "update"),
+    TensorSpec((), "int64", "pos"),
+)
+
+
+@pytest.mark.parametrize("cap,seq,pos", [(8, 1, 5), (8, 3, 0), (8, 3, 7), (8, 3, -2), (6, 6, 2), (5, 0, 1)])
+def test_dynamic_update_slice_with_run_time_sizes(cap, seq, pos):
+    """A KV-cache write whose cache size and update length are symbolic (an any-prompt program's):
+    one scatter of the update's index tuples (no select over the whole cache, few TF ops), starts
+    clamped to [0, cap - seq] as in XLA, equal to the numpy reference; one trace for every size."""
+    prog = tf_backend.lower(CACHE_WRITE)
+    ref = lower_numpy(CACHE_WRITE)
+    rng = np.random.default_rng(cap * 10 + seq)
+    args = [
+        rng.standard_normal((2, 3, cap, 4)).astype(np.float32),
+        rng.standard_normal((2, 3, seq, 4)).astype(np.float32),
+        np.array(pos, np.int64),
+    ]
+    np.testing.assert_array_equal(np.asarray(prog(*args)), np.asarray(ref(*args)))
+    graph = prog.fn.get_concrete_function().graph
+    kinds = [op.type for op in graph.get_operations()]
+    assert "TensorScatterUpdate" in kinds and "SelectV2" not in kinds and "Pad" not in kinds, kinds
+    assert len(kinds) < 60, len(kinds)
+
+
 def test_signature_has_none_for_symbolic_dims():
     assert [s.shape.as_list() for s in KV_PROG.signature] == [
         [None, None, 4],
