@@ -11,10 +11,6 @@ Tolerance: spec/models.md ("Parity with transformers"), atol = rtol = 1e-5 (obse
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import sys
-
 import numpy as np
 import pytest
 
@@ -25,6 +21,16 @@ from tensorweave.ir import TensorSpec
 from tensorweave.models import from_pretrained, from_transformers
 
 from conftest import IN_CI
+from model_parity import (
+    assert_close,
+    build_cases,
+    check_export_config,
+    check_export_reads_back,
+    check_live_and_saved,
+    check_outputs,
+    export_and_validate,
+    torch_outputs,
+)
 
 if IN_CI:
     import torch
@@ -33,7 +39,6 @@ else:
     transformers = pytest.importorskip("transformers")
     torch = pytest.importorskip("torch")
 
-ATOL = RTOL = 1e-5
 VOCAB, SEQ, REAL = 100, 9, 6  # row 1 is padded after REAL tokens
 COMMON = dict(
     vocab_size=VOCAB,
@@ -80,10 +85,6 @@ HEADS = {
 OUTPUTS = ("last_hidden_state", "pooler_output", "logits", "start_logits", "end_logits")
 
 
-def assert_close(actual, expected, atol=ATOL, rtol=RTOL):
-    np.testing.assert_allclose(np.asarray(actual), np.asarray(expected), atol=atol, rtol=rtol)
-
-
 def hf_model(name: str, head: str):
     prefix, kwargs = CASES[name]
     torch.manual_seed(0)
@@ -117,29 +118,13 @@ def reference(hf, name: str, head: str) -> dict:
         kwargs["token_type_ids"] = torch.from_numpy(types)
     with torch.no_grad():
         out = hf(**kwargs, output_hidden_states=True)
-    ref = {k: out[k].numpy() for k in OUTPUTS if out.get(k) is not None}
-    ref["hidden_states"] = [h.numpy() for h in out.hidden_states]
-    return ref
+    return torch_outputs(out, OUTPUTS)
 
 
 @pytest.fixture(scope="module")
 def cases() -> dict:
     """(type, head) -> (transformers model, reference outputs), built once."""
-    out = {}
-    for name in TYPES:
-        for head in HEADS:
-            hf = hf_model(name, head)
-            out[name, head] = (hf, reference(hf, name, head))
-    return out
-
-
-def check_outputs(out: dict, ref: dict) -> None:
-    assert sorted(k for k in out if k != "hidden_states") == sorted(k for k in ref if k != "hidden_states")
-    for k in ref:
-        if k != "hidden_states":
-            assert_close(out[k], ref[k])
-    for ours, theirs in zip(out["hidden_states"], ref["hidden_states"], strict=True):
-        assert_close(ours, theirs)
+    return build_cases(TYPES, lambda name: HEADS, hf_model, reference)
 
 
 # ------------------------------------------------------------------ numpy: live and saved
@@ -147,14 +132,7 @@ def check_outputs(out: dict, ref: dict) -> None:
 def test_every_head_matches_transformers_live_and_from_a_checkpoint(name, cases, tmp_path):
     for head in HEADS:
         hf, ref = cases[name, head]
-        args = inputs(name, head)
-        live = from_transformers(hf)
-        assert live.head == head and live.model_type == name
-        check_outputs(live(*args, backend="numpy", output_hidden_states=True), ref)
-        hf.save_pretrained(str(tmp_path / head))
-        saved = from_pretrained(str(tmp_path / head))
-        assert saved.head == head
-        check_outputs(saved(*args, backend="numpy", output_hidden_states=True), ref)
+        check_live_and_saved(hf, ref, name, head, tmp_path, inputs(name, head), check=check_outputs)
 
 
 def test_base_model_checkpoints_get_their_prefix(cases, tmp_path):
@@ -204,22 +182,16 @@ def test_every_backend_forward(name, backend, cases):
 @pytest.mark.parametrize("head", ["default", "sequence-classification"])
 def test_onnx_export_validates(name, head, cases, tmp_path):
     pytest.importorskip("onnxruntime")
-    E = sys.modules["tensorweave.export"]
     hf = cases[name, head][0]
     model = from_transformers(hf)
-    res = tw.export(model, head, "onnx", tmp_path / "out")
-    E.validate_model_outputs(
-        res.onnx_config, model, res.path, res.output_names, res.onnx_config.atol_for_validation
-    )
-    config = json.loads((tmp_path / "out" / "config.json").read_text())
-    assert config["architectures"] == [type(hf).__name__] and config["model_type"] == name
+    export_and_validate(model, head, tmp_path / "out")
+    check_export_config(tmp_path / "out", type(hf).__name__, name)
     assert not (tmp_path / "out" / "generation_config.json").exists()  # encoders do not generate
-    back = from_pretrained(str(tmp_path / "out"))  # the export folder reads back as the same model
-    # the same config, except that the export records the head's class (a live model built from a
-    # config has none until save_pretrained sets it, which other tests of the shared model do)
-    assert back.config.architectures == [type(hf).__name__]
-    same = dataclasses.replace(model.config, architectures=back.config.architectures)
-    assert back.head == head and back.config == same and back.generation_config is None
+    # the export folder reads back as the same model: the same config, except that the export
+    # records the head's class (a live model built from a config has none until save_pretrained
+    # sets it, which other tests of the shared model do)
+    back = check_export_reads_back(model, head, tmp_path / "out")
+    assert back.config.architectures == [type(hf).__name__] and back.generation_config is None
 
 
 def test_sentence_embeddings_of_the_new_types(cases):

@@ -12,17 +12,22 @@ Tolerance: spec/models.md ("Parity with transformers"), atol = rtol = 1e-5."""
 
 from __future__ import annotations
 
-import json
-import sys
-
 import numpy as np
 import pytest
 
-import tensorweave as tw
 from tensorweave.frontends.models import bert, config_from_dict
 from tensorweave.models import from_pretrained, from_transformers
 
 from conftest import IN_CI
+from model_parity import (
+    assert_close,
+    build_cases,
+    check_export_config,
+    check_live_and_saved,
+    check_outputs,
+    export_and_validate,
+    torch_outputs,
+)
 
 if IN_CI:
     import torch
@@ -31,7 +36,6 @@ else:
     transformers = pytest.importorskip("transformers")
     torch = pytest.importorskip("torch")
 
-ATOL = RTOL = 1e-5
 VOCAB, SEQ, REAL, BOX = 100, 9, 6, 64  # row 1 is padded after REAL tokens; boxes below BOX
 COMMON = dict(
     vocab_size=VOCAB,
@@ -80,10 +84,6 @@ OUTPUTS = ("last_hidden_state", "pooler_output", "logits", "start_logits", "end_
 def heads_of(name: str) -> list[str]:
     """The heads transformers has a class for (LayoutLM has no multiple choice)."""
     return [h for h in HEADS if hasattr(transformers, CASES[name][0] + HEADS[h])]
-
-
-def assert_close(actual, expected, atol=ATOL, rtol=RTOL):
-    np.testing.assert_allclose(np.asarray(actual), np.asarray(expected), atol=atol, rtol=rtol)
 
 
 def hf_model(name: str, head: str, **overrides):
@@ -137,20 +137,13 @@ def reference(hf, name: str, head: str) -> dict:
         kwargs["bbox"] = torch.from_numpy(args[3])
     with torch.no_grad():
         out = hf(**kwargs, output_hidden_states=True)
-    ref = {k: out[k].numpy() for k in OUTPUTS if out.get(k) is not None}
-    ref["hidden_states"] = [h.numpy() for h in out.hidden_states]
-    return ref
+    return torch_outputs(out, OUTPUTS)
 
 
 @pytest.fixture(scope="module")
 def cases() -> dict:
     """(type, head) -> (transformers model, reference outputs), built once."""
-    out = {}
-    for name in TYPES:
-        for head in heads_of(name):
-            hf = hf_model(name, head)
-            out[name, head] = (hf, reference(hf, name, head))
-    return out
+    return build_cases(TYPES, heads_of, hf_model, reference)
 
 
 def max_error(out: dict, ref: dict) -> float:
@@ -159,29 +152,14 @@ def max_error(out: dict, ref: dict) -> float:
     return float(max(errs))
 
 
-def check_outputs(out: dict, ref: dict) -> None:
-    assert sorted(k for k in out if k != "hidden_states") == sorted(k for k in ref if k != "hidden_states")
-    for k in ref:
-        if k != "hidden_states":
-            assert_close(out[k], ref[k])
-    assert len(out["hidden_states"]) == len(ref["hidden_states"])
-    for ours, theirs in zip(out["hidden_states"], ref["hidden_states"], strict=True):
-        assert_close(ours, theirs)
-
-
 # ------------------------------------------------------------------ numpy: live and saved
 @pytest.mark.parametrize("name", TYPES)
 def test_every_head_matches_transformers_live_and_from_a_checkpoint(name, cases, tmp_path):
     for head in heads_of(name):
         hf, ref = cases[name, head]
         args = inputs(name, head)
-        live = from_transformers(hf)
-        assert live.head == head and live.model_type == name
-        check_outputs(run(live, args, backend="numpy", output_hidden_states=True), ref)
-        hf.save_pretrained(str(tmp_path / head))
-        saved = from_pretrained(str(tmp_path / head))
-        assert saved.head == head
-        check_outputs(run(saved, args, backend="numpy", output_hidden_states=True), ref)
+        bbox = {"bbox": args[3]} if len(args) == 4 else {}  # as run() passes it
+        check_live_and_saved(hf, ref, name, head, tmp_path, args[:3], bbox)
 
 
 def test_albert_shares_one_layer_group():
@@ -250,16 +228,11 @@ EXPORTS = {
 @pytest.mark.parametrize("name", TYPES)
 def test_onnx_export_validates(name, cases, tmp_path):
     pytest.importorskip("onnxruntime")
-    E = sys.modules["tensorweave.export"]
     head = EXPORTS[name]
     hf = cases[name, head][0]
     model = from_transformers(hf)
-    res = tw.export(model, head, "onnx", tmp_path / "out")
-    E.validate_model_outputs(
-        res.onnx_config, model, res.path, res.output_names, res.onnx_config.atol_for_validation
-    )
-    config = json.loads((tmp_path / "out" / "config.json").read_text())
-    assert config["architectures"] == [type(hf).__name__] and config["model_type"] == name
+    res = export_and_validate(model, head, tmp_path / "out")
+    check_export_config(tmp_path / "out", type(hf).__name__, name)
     back = from_pretrained(str(tmp_path / "out"))
     assert back.head == head and back.model_type == name
     if name == "layoutlm":

@@ -11,9 +11,7 @@ Tolerance: spec/models.md ("Parity with transformers"), atol = rtol = 1e-5."""
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import sys
+import functools
 
 import numpy as np
 import pytest
@@ -25,6 +23,17 @@ from tensorweave.ir import TensorSpec
 from tensorweave.models import from_pretrained, from_transformers
 
 from conftest import IN_CI
+from model_parity import (
+    assert_close,
+    build_cases,
+    check_export_config,
+    check_export_reads_back,
+    check_live_and_saved,
+    export_and_validate,
+    perturb_parameters,
+    torch_outputs,
+)
+from model_parity import check_outputs as check_parity
 
 if IN_CI:
     import torch
@@ -33,7 +42,6 @@ else:
     transformers = pytest.importorskip("transformers")
     torch = pytest.importorskip("torch")
 
-ATOL = RTOL = 1e-5
 VOCAB, SEQ, REAL = 100, 9, 6  # row 1 is padded after REAL tokens
 BERT_LIKE = dict(
     vocab_size=VOCAB,
@@ -117,27 +125,15 @@ def heads_of(name: str) -> dict:
     return XLM_HEADS if name in ("xlm", "flaubert") else HEADS
 
 
-def assert_close(actual, expected, atol=ATOL, rtol=RTOL):
-    np.testing.assert_allclose(np.asarray(actual), np.asarray(expected), atol=atol, rtol=rtol)
-
-
-def perturb(model):
-    """Add seeded noise to every parameter (NoNorm / LayerNorm weights start at one, biases and
-    some convolution tensors at zero: without this a wrong bias or norm could go unnoticed)."""
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn(p.shape, generator=gen))
-    return model
-
-
 def hf_model(name: str, head: str, **overrides):
     prefix, kwargs, _ = CASES[name]
     torch.manual_seed(0)
     cfg = getattr(transformers, prefix + "Config")(
         **{**kwargs, **overrides}, num_labels=2 if head == "question-answering" else 3
     )
-    return perturb(getattr(transformers, prefix + heads_of(name)[head])(cfg).eval())
+    # seeded noise on every parameter (NoNorm / LayerNorm weights start at one, biases and some
+    # convolution tensors at zero: without it a wrong bias or norm could go unnoticed)
+    return perturb_parameters(getattr(transformers, prefix + heads_of(name)[head])(cfg).eval())
 
 
 def inputs(name: str, head: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -164,31 +160,17 @@ def torch_inputs(args: tuple) -> dict:
 def reference(hf, name: str, head: str, **extra) -> dict:
     with torch.no_grad():
         out = hf(**torch_inputs(inputs(name, head)), **extra, output_hidden_states=True)
-    ref = {k: out[k].numpy() for k in OUTPUTS if out.get(k) is not None}
-    ref["hidden_states"] = [h.numpy() for h in out.hidden_states]
-    return ref
+    return torch_outputs(out, OUTPUTS)
 
 
 @pytest.fixture(scope="module")
 def cases() -> dict:
     """(type, head) -> (transformers model, reference outputs), built once."""
-    out = {}
-    for name in TYPES:
-        for head in HEADS:
-            hf = hf_model(name, head)
-            out[name, head] = (hf, reference(hf, name, head))
-    return out
+    return build_cases(TYPES, lambda name: HEADS, hf_model, reference)
 
 
-def check_outputs(out: dict, ref: dict) -> None:
-    assert sorted(k for k in out if k != "hidden_states") == sorted(k for k in ref if k != "hidden_states")
-    for k in ref:
-        if k != "hidden_states":
-            assert np.abs(ref[k]).max() > 1e-2  # the comparison is not between near-zeros
-            assert_close(out[k], ref[k])
-    assert len(out["hidden_states"]) == len(ref["hidden_states"]) == 3
-    for ours, theirs in zip(out["hidden_states"], ref["hidden_states"], strict=True):
-        assert_close(ours, theirs)
+check_outputs = functools.partial(check_parity, layers=3, nonzero=True)
+"""Every output and hidden state (3 of them) close to transformers' (:func:`model_parity.check_outputs`)."""
 
 
 # ------------------------------------------------------------------ numpy: live and saved
@@ -196,14 +178,7 @@ def check_outputs(out: dict, ref: dict) -> None:
 def test_every_head_matches_transformers_live_and_from_a_checkpoint(name, cases, tmp_path):
     for head in HEADS:
         hf, ref = cases[name, head]
-        args = inputs(name, head)
-        live = from_transformers(hf)
-        assert live.head == head and live.model_type == name
-        check_outputs(live(*args, backend="numpy", output_hidden_states=True), ref)
-        hf.save_pretrained(str(tmp_path / head))
-        saved = from_pretrained(str(tmp_path / head))
-        assert saved.head == head
-        check_outputs(saved(*args, backend="numpy", output_hidden_states=True), ref)
+        check_live_and_saved(hf, ref, name, head, tmp_path, inputs(name, head), check=check_outputs)
 
 
 def test_base_model_checkpoints_get_their_prefix(cases, tmp_path):
@@ -357,20 +332,13 @@ EXPORTS = [
 @pytest.mark.parametrize("name, head", EXPORTS)
 def test_onnx_export_validates(name, head, cases, tmp_path):
     pytest.importorskip("onnxruntime")
-    E = sys.modules["tensorweave.export"]
     hf = cases[name, head][0]
     model = from_transformers(hf)
-    res = tw.export(model, head, "onnx", tmp_path / "out")
-    E.validate_model_outputs(
-        res.onnx_config, model, res.path, res.output_names, res.onnx_config.atol_for_validation
-    )
-    config = json.loads((tmp_path / "out" / "config.json").read_text())
-    assert config["architectures"] == [type(hf).__name__] and config["model_type"] == name
+    res = export_and_validate(model, head, tmp_path / "out")
+    check_export_config(tmp_path / "out", type(hf).__name__, name)
     if name == "xlm":  # with language embeddings the export takes `langs` (and keeps the table)
         assert res.input_names[-1] == "langs"
-    back = from_pretrained(str(tmp_path / "out"))
-    same = dataclasses.replace(model.config, architectures=back.config.architectures)
-    assert back.head == head and back.config == same
+    back = check_export_reads_back(model, head, tmp_path / "out")
     assert_close(back(*inputs(name, head))[res.output_names[0]], cases[name, head][1][res.output_names[0]])
 
 

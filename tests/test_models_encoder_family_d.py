@@ -12,8 +12,7 @@ atol = rtol = 1e-5 (observed < 1e-6)."""
 from __future__ import annotations
 
 import dataclasses
-import json
-import sys
+import functools
 
 import numpy as np
 import pytest
@@ -24,6 +23,16 @@ from tensorweave.ir import TensorSpec, array_namespace
 from tensorweave.models import from_pretrained, from_transformers
 
 from conftest import IN_CI
+from model_parity import (
+    assert_close,
+    build_cases,
+    check_export_config,
+    check_export_reads_back,
+    check_live_and_saved,
+    export_and_validate,
+    torch_outputs,
+)
+from model_parity import check_outputs as check_parity
 
 if IN_CI:
     import torch
@@ -32,7 +41,6 @@ else:
     transformers = pytest.importorskip("transformers")
     torch = pytest.importorskip("torch")
 
-ATOL = RTOL = 1e-5
 VOCAB, SEQ, REAL = 100, 11, 8  # row 1 is padded after REAL tokens
 SEPS = ((2, 4, 7), (1, 3, 5))  # three separators per row (Longformer's question-answering needs three)
 COMMON = dict(
@@ -101,10 +109,6 @@ def heads_of(name: str) -> list[str]:
     return [h for h in HEADS if not (name == "deberta" and h == "multiple-choice")]
 
 
-def assert_close(actual, expected, atol=ATOL, rtol=RTOL):
-    np.testing.assert_allclose(np.asarray(actual), np.asarray(expected), atol=atol, rtol=rtol)
-
-
 def hf_model(name: str, head: str, **overrides):
     prefix, kwargs = CASES[name]
     torch.manual_seed(0)
@@ -137,30 +141,17 @@ def reference(hf, name: str, head: str) -> dict:
     ids, mask, types = (torch.from_numpy(np.ascontiguousarray(a)) for a in inputs(name, head))
     with torch.no_grad():
         out = hf(input_ids=ids, attention_mask=mask, token_type_ids=types, output_hidden_states=True)
-    ref = {k: out[k].numpy() for k in OUTPUTS if out.get(k) is not None}
-    ref["hidden_states"] = [h.numpy() for h in out.hidden_states]
-    return ref
+    return torch_outputs(out, OUTPUTS)
 
 
 @pytest.fixture(scope="module")
 def cases() -> dict:
     """(type, head) -> (transformers model, reference outputs), built once."""
-    out = {}
-    for name in TYPES:
-        for head in heads_of(name):
-            hf = hf_model(name, head)
-            out[name, head] = (hf, reference(hf, name, head))
-    return out
+    return build_cases(TYPES, heads_of, hf_model, reference)
 
 
-def check_outputs(out: dict, ref: dict) -> None:
-    assert sorted(k for k in out if k != "hidden_states") == sorted(k for k in ref if k != "hidden_states")
-    for k in ref:
-        if k != "hidden_states":
-            assert_close(out[k], ref[k])
-    assert len(out["hidden_states"]) == len(ref["hidden_states"]) == 3
-    for ours, theirs in zip(out["hidden_states"], ref["hidden_states"], strict=True):
-        assert_close(ours, theirs)
+check_outputs = functools.partial(check_parity, layers=3)
+"""Every output and hidden state (3 of them) close to transformers' (:func:`model_parity.check_outputs`)."""
 
 
 def run_traced(fn, *arrays):
@@ -174,14 +165,7 @@ def run_traced(fn, *arrays):
 def test_every_head_matches_transformers_live_and_from_a_checkpoint(name, cases, tmp_path):
     for head in heads_of(name):
         hf, ref = cases[name, head]
-        args = inputs(name, head)
-        live = from_transformers(hf)
-        assert live.head == head and live.model_type == name
-        check_outputs(live(*args, backend="numpy", output_hidden_states=True), ref)
-        hf.save_pretrained(str(tmp_path / head))
-        saved = from_pretrained(str(tmp_path / head))
-        assert saved.head == head
-        check_outputs(saved(*args, backend="numpy", output_hidden_states=True), ref)
+        check_live_and_saved(hf, ref, name, head, tmp_path, inputs(name, head), check=check_outputs)
 
 
 def test_deberta_v2_shared_keys_embedding_size_and_legacy_head(tmp_path):
@@ -295,19 +279,12 @@ EXPORTS = {
 @pytest.mark.parametrize("name", TYPES)
 def test_onnx_export_validates(name, cases, tmp_path):
     pytest.importorskip("onnxruntime")
-    E = sys.modules["tensorweave.export"]
     head = EXPORTS[name]
     hf = cases[name, head][0]
     model = from_transformers(hf)
-    res = tw.export(model, head, "onnx", tmp_path / "out")
-    E.validate_model_outputs(
-        res.onnx_config, model, res.path, res.output_names, res.onnx_config.atol_for_validation
-    )
-    config = json.loads((tmp_path / "out" / "config.json").read_text())
-    assert config["architectures"] == [type(hf).__name__] and config["model_type"] == name
-    back = from_pretrained(str(tmp_path / "out"))
-    assert back.head == head
-    assert back.config == dataclasses.replace(model.config, architectures=back.config.architectures)
+    export_and_validate(model, head, tmp_path / "out")
+    check_export_config(tmp_path / "out", type(hf).__name__, name)
+    check_export_reads_back(model, head, tmp_path / "out")
 
 
 def test_features():
@@ -417,12 +394,8 @@ def test_perceiver_every_backend(backend, perceiver):
 
 def test_perceiver_onnx_export_validates(perceiver, tmp_path):
     pytest.importorskip("onnxruntime")
-    E = sys.modules["tensorweave.export"]
     model = from_transformers(perceiver[0])
-    res = tw.export(model, "masked-lm", "onnx", tmp_path / "out")
-    E.validate_model_outputs(
-        res.onnx_config, model, res.path, res.output_names, res.onnx_config.atol_for_validation
-    )
+    export_and_validate(model, "masked-lm", tmp_path / "out")
     back = from_pretrained(str(tmp_path / "out"))
     assert back.head == "masked-lm" and back.config.architectures == ["PerceiverForMaskedLM"]
 

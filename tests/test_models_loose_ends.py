@@ -17,8 +17,6 @@ and read back, and the errors. Tolerance: spec/models.md ("Parity with transform
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pytest
 
@@ -28,6 +26,8 @@ from tensorweave.frontends.models import config_from_dict
 from tensorweave.models import from_pretrained, from_transformers
 
 from conftest import IN_CI
+from model_parity import assert_close, perturb_parameters
+from model_parity import export_and_validate as validated_export
 
 if IN_CI:
     import torch
@@ -41,22 +41,10 @@ BACKEND_TOL = 1e-4
 VOCAB, SEQ, REAL = 100, 9, 6  # row 1 is padded after REAL tokens
 
 
-def assert_close(actual, expected, atol=ATOL, rtol=RTOL):
-    np.testing.assert_allclose(np.asarray(actual), np.asarray(expected), atol=atol, rtol=rtol)
-
-
-def perturb(model):
-    """Seeded noise on every parameter (norm weights start at one, biases at zero)."""
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn(p.shape, generator=gen))
-    return model.eval()
-
-
 def build(cls: str, config, **kwargs):
     torch.manual_seed(0)
-    return perturb(getattr(transformers, cls)(config, **kwargs))
+    # seeded noise on every parameter (norm weights start at one, biases at zero)
+    return perturb_parameters(getattr(transformers, cls)(config, **kwargs)).eval()
 
 
 def text_inputs(pad: int) -> tuple[np.ndarray, np.ndarray]:
@@ -98,13 +86,9 @@ def check(out: dict, ref: dict, rows=slice(None)) -> float:
 
 
 def export_and_validate(model, feature: str, out) -> object:
+    """:func:`model_parity.export_and_validate` where onnxruntime is installed (skips elsewhere)."""
     pytest.importorskip("onnxruntime")
-    E = sys.modules["tensorweave.export"]
-    res = tw.export(model, feature, "onnx", out)
-    E.validate_model_outputs(
-        res.onnx_config, model, res.path, res.output_names, res.onnx_config.atol_for_validation
-    )
-    return res
+    return validated_export(model, feature, out)
 
 
 def run_onnx(path, **feeds) -> np.ndarray:

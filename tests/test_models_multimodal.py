@@ -11,8 +11,6 @@ Tolerance: spec/models.md ("Parity with transformers"), atol = rtol = 1e-5."""
 from __future__ import annotations
 
 import dataclasses
-import json
-import sys
 
 import numpy as np
 import pytest
@@ -24,6 +22,18 @@ from tensorweave.ir import TensorSpec
 from tensorweave.models import from_pretrained, from_transformers
 
 from conftest import IN_CI
+from model_parity import (
+    CLIP_OUTPUTS,
+    assert_close,
+    check_clip_onnx,
+    check_export_config,
+    check_export_reads_back,
+    export_and_validate,
+)
+from model_parity import check_clip_outputs as check_outputs
+from model_parity import clip_pixels as pixels
+from model_parity import clip_reference as reference
+from model_parity import clip_texts as texts
 
 if IN_CI:
     import torch
@@ -32,16 +42,11 @@ else:
     transformers = pytest.importorskip("transformers")
     torch = pytest.importorskip("torch")
 
-ATOL = RTOL = 1e-5
-EOS = 98
-OUTPUTS = ("logits_per_image", "logits_per_text", "text_embeds", "image_embeds")
+EOS = 98  # clip_texts' default
+OUTPUTS = CLIP_OUTPUTS
 TOWER = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4)
 TEXT = dict(TOWER, vocab_size=99, max_position_embeddings=20, eos_token_id=EOS)
 VISION = dict(TOWER, image_size=16, patch_size=4, num_channels=3)
-
-
-def assert_close(actual, expected, atol=ATOL, rtol=RTOL):
-    np.testing.assert_allclose(np.asarray(actual), np.asarray(expected), atol=atol, rtol=rtol)
 
 
 def hf_model(**text):
@@ -56,42 +61,11 @@ def hf_model(**text):
     return transformers.CLIPModel(cfg).eval()
 
 
-def texts(eos: int = EOS) -> tuple[np.ndarray, np.ndarray]:
-    """Three texts of 7 tokens, the EOS token at 4, 6 and 2, the first one padded after it."""
-    ids = np.random.default_rng(0).integers(3, 90, (3, 7)).astype(np.int64)
-    for row, pos in enumerate((4, 6, 2)):
-        ids[row, pos] = eos
-    mask = np.ones((3, 7), np.int64)
-    mask[0, 5:] = 0
-    return ids, mask
-
-
-def pixels(batch: int = 2) -> np.ndarray:
-    return np.random.default_rng(1).standard_normal((batch, 3, 16, 16)).astype(np.float32)
-
-
-def reference(hf, ids, mask, px) -> dict:
-    with torch.no_grad():
-        out = hf(
-            input_ids=torch.from_numpy(ids),
-            attention_mask=torch.from_numpy(mask),
-            pixel_values=torch.from_numpy(px),
-        )
-    return {k: out[k].numpy() for k in OUTPUTS}
-
-
 @pytest.fixture(scope="module")
 def case() -> tuple:
     hf = hf_model()
     ids, mask = texts()
     return hf, reference(hf, ids, mask, pixels())
-
-
-def check_outputs(out: dict, ref: dict) -> None:
-    assert sorted(out) == sorted(OUTPUTS)
-    for k in OUTPUTS:
-        assert_close(out[k], ref[k])
-    assert np.shape(out["logits_per_image"]) == (2, 3)
 
 
 # ------------------------------------------------------------------ numpy: live and saved
@@ -174,43 +148,21 @@ def test_every_backend_forward(backend, case):
 # ------------------------------------------------------------------ ONNX export
 def test_onnx_export_validates(case, tmp_path):
     pytest.importorskip("onnxruntime")
-    import onnxruntime as ort
-
-    E = sys.modules["tensorweave.export"]
     hf = case[0]
     model = from_transformers(hf)
-    res = tw.export(model, "default", "onnx", tmp_path / "out")
+    res = export_and_validate(model, "default", tmp_path / "out")
     assert [s.name for s in res.onnx_config.input_specs()] == ["input_ids", "pixel_values", "attention_mask"]
     assert list(res.output_names) == list(OUTPUTS)
-    E.validate_model_outputs(
-        res.onnx_config, model, res.path, res.output_names, res.onnx_config.atol_for_validation
-    )
-    session = ort.InferenceSession(res.path, providers=["CPUExecutionProvider"])
-    shapes = {i.name: i.shape for i in session.get_inputs()}
+    shapes = check_clip_onnx(res, hf)
     assert shapes == {
         "input_ids": ["batch", "sequence"],
         "pixel_values": ["batch", 3, 16, 16],
         "attention_mask": ["batch", "sequence"],
     }
-    ids, mask = texts()
-    px = pixels(3)
-    outs = dict(
-        zip(
-            res.output_names,
-            session.run(None, {"input_ids": ids, "pixel_values": px, "attention_mask": mask}),
-        )
-    )
-    ref = reference(hf, ids, mask, px)
-    for k in OUTPUTS:
-        assert_close(outs[k], ref[k])
-    config = json.loads((tmp_path / "out" / "config.json").read_text())
-    assert config["architectures"] == ["CLIPModel"] and config["model_type"] == "clip"
+    config = check_export_config(tmp_path / "out", "CLIPModel", "clip")
     assert config["text_config"]["eos_token_id"] == EOS and config["vision_config"]["image_size"] == 16
     assert not (tmp_path / "out" / "generation_config.json").exists()
-    back = from_pretrained(str(tmp_path / "out"))
-    assert back.head == "default" and back.config == dataclasses.replace(
-        model.config, architectures=back.config.architectures
-    )
+    check_export_reads_back(model, "default", tmp_path / "out")
 
 
 def test_features():
@@ -332,15 +284,11 @@ def test_projection_classes_live_saved_and_every_backend(kind, tmp_path):
 @pytest.mark.parametrize("kind", ["text", "vision"])
 def test_projection_classes_export(kind, tmp_path):
     pytest.importorskip("onnxruntime")
-    E = sys.modules["tensorweave.export"]
     hf = tower(kind)
     model = from_transformers(hf)
-    res = tw.export(model, "default", "onnx", tmp_path / "out")
+    res = export_and_validate(model, "default", tmp_path / "out")
     names = ["input_ids", "attention_mask"] if kind == "text" else ["pixel_values"]
     assert [s.name for s in res.onnx_config.input_specs()] == names
-    E.validate_model_outputs(
-        res.onnx_config, model, res.path, res.output_names, res.onnx_config.atol_for_validation
-    )
     back = from_pretrained(str(tmp_path / "out"))
     assert back.config.architectures == [type(hf).__name__] and back.model_type == f"clip_{kind}_model"
     ref = tower_reference(hf, kind)

@@ -18,8 +18,6 @@ atol = rtol = 1e-5."""
 from __future__ import annotations
 
 import dataclasses
-import json
-import sys
 
 import numpy as np
 import pytest
@@ -31,6 +29,18 @@ from tensorweave.ir import TensorSpec
 from tensorweave.models import from_pretrained, from_transformers
 
 from conftest import IN_CI
+from model_parity import (
+    CLIP_OUTPUTS,
+    assert_close,
+    check_clip_onnx,
+    check_export_config,
+    check_export_reads_back,
+    export_and_validate,
+)
+from model_parity import check_clip_outputs as check_outputs
+from model_parity import clip_pixels as pixels
+from model_parity import clip_reference as reference
+from model_parity import clip_texts as texts
 
 if IN_CI:
     import torch
@@ -39,18 +49,13 @@ else:
     transformers = pytest.importorskip("transformers")
     torch = pytest.importorskip("torch")
 
-ATOL = RTOL = 1e-5
-EOS = 98
-OUTPUTS = ("logits_per_image", "logits_per_text", "text_embeds", "image_embeds")
+EOS = 98  # clip_texts' default
+OUTPUTS = CLIP_OUTPUTS
 TOWER = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4)
 TEXT = dict(TOWER, vocab_size=99, max_position_embeddings=20, eos_token_id=EOS)
 VISION = dict(TOWER, image_size=16, patch_size=4, num_channels=3)
 STAGES = dict(num_hidden_layers=3, depths=[1, 1, 1], num_group_tokens=[4, 2, 0], num_output_groups=[4, 2, 2])
 CLASSES = {"owlvit": ("OwlViTConfig", "OwlViTModel"), "groupvit": ("GroupViTConfig", "GroupViTModel")}
-
-
-def assert_close(actual, expected, atol=ATOL, rtol=RTOL):
-    np.testing.assert_allclose(np.asarray(actual), np.asarray(expected), atol=atol, rtol=rtol)
 
 
 def perturb(model, seed: int = 1):
@@ -87,42 +92,11 @@ def hf_model(kind: str, **text):
     return perturb(model_cls(cfg).eval())
 
 
-def texts(eos: int = EOS) -> tuple[np.ndarray, np.ndarray]:
-    """Three texts of 7 tokens, the EOS token at 4, 6 and 2, the first one padded after it."""
-    ids = np.random.default_rng(0).integers(3, 90, (3, 7)).astype(np.int64)
-    for row, pos in enumerate((4, 6, 2)):
-        ids[row, pos] = eos
-    mask = np.ones((3, 7), np.int64)
-    mask[0, 5:] = 0
-    return ids, mask
-
-
-def pixels(batch: int = 2) -> np.ndarray:
-    return np.random.default_rng(1).standard_normal((batch, 3, 16, 16)).astype(np.float32)
-
-
-def reference(hf, ids, mask, px) -> dict:
-    with torch.no_grad():
-        out = hf(
-            input_ids=torch.from_numpy(ids),
-            attention_mask=torch.from_numpy(mask),
-            pixel_values=torch.from_numpy(px),
-        )
-    return {k: out[k].numpy() for k in OUTPUTS}
-
-
 @pytest.fixture(scope="module", params=["owlvit", "groupvit"])
 def case(request) -> tuple:
     hf = hf_model(request.param)
     ids, mask = texts()
     return request.param, hf, reference(hf, ids, mask, pixels())
-
-
-def check_outputs(out: dict, ref: dict) -> None:
-    assert sorted(out) == sorted(OUTPUTS)
-    for k in OUTPUTS:
-        assert_close(out[k], ref[k])
-    assert np.shape(out["logits_per_image"]) == (2, 3)
 
 
 # ------------------------------------------------------------------ numpy: live and saved
@@ -193,32 +167,15 @@ def test_every_backend_forward(backend, case):
 # ------------------------------------------------------------------ ONNX export
 def test_onnx_export_validates(case, tmp_path):
     pytest.importorskip("onnxruntime")
-    import onnxruntime as ort
-
-    E = sys.modules["tensorweave.export"]
     kind, hf, _ = case
     model = from_transformers(hf)
-    res = tw.export(model, "default", "onnx", tmp_path / "out")
+    res = export_and_validate(model, "default", tmp_path / "out")
     assert [s.name for s in res.onnx_config.input_specs()] == ["input_ids", "pixel_values", "attention_mask"]
     assert list(res.output_names) == list(OUTPUTS)
-    E.validate_model_outputs(
-        res.onnx_config, model, res.path, res.output_names, res.onnx_config.atol_for_validation
-    )
-    session = ort.InferenceSession(res.path, providers=["CPUExecutionProvider"])
-    ids, mask = texts()
-    px = pixels(3)
-    feeds = {"input_ids": ids, "pixel_values": px, "attention_mask": mask}
-    outs = dict(zip(res.output_names, session.run(None, feeds)))
-    ref = reference(hf, ids, mask, px)
-    for k in OUTPUTS:
-        assert_close(outs[k], ref[k])
-    config = json.loads((tmp_path / "out" / "config.json").read_text())
-    assert config["architectures"] == [CLASSES[kind][1]] and config["model_type"] == kind
+    check_clip_onnx(res, hf)
+    config = check_export_config(tmp_path / "out", CLASSES[kind][1], kind)
     assert config["vision_config"]["image_size"] == 16
-    back = from_pretrained(str(tmp_path / "out"))
-    assert back.head == "default" and back.config == dataclasses.replace(
-        model.config, architectures=back.config.architectures
-    )
+    check_export_reads_back(model, "default", tmp_path / "out")
 
 
 def test_features():

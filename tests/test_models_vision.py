@@ -12,10 +12,6 @@ Tolerance: spec/models.md ("Parity with transformers"), atol = rtol = 1e-5 (obse
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import sys
-
 import numpy as np
 import pytest
 
@@ -23,9 +19,23 @@ import tensorweave as tw
 from tensorweave.errors import ModelLoadError
 from tensorweave.frontends.models import bind_params, config_from_dict, vit
 from tensorweave.ir import TensorSpec
-from tensorweave.models import from_pretrained, from_transformers
+from tensorweave.models import from_transformers
 
 from conftest import IN_CI
+from model_parity import (
+    assert_close,
+    build_cases,
+    check_backend_outputs,
+    check_export_config,
+    check_export_reads_back,
+    check_live_and_saved,
+    check_onnx_pixels,
+    check_outputs,
+    export_and_validate,
+    perturb_batchnorm,
+    vision_reference,
+)
+from model_parity import image_pixels as pixels
 
 if IN_CI:
     import torch
@@ -34,7 +44,6 @@ else:
     transformers = pytest.importorskip("transformers")
     torch = pytest.importorskip("torch")
 
-ATOL = RTOL = 1e-5
 COMMON = dict(
     hidden_size=32,
     num_hidden_layers=2,
@@ -103,10 +112,6 @@ HEADS = ("default", "image-classification")
 OUTPUTS = ("last_hidden_state", "pooler_output", "logits")
 
 
-def assert_close(actual, expected, atol=ATOL, rtol=RTOL):
-    np.testing.assert_allclose(np.asarray(actual), np.asarray(expected), atol=atol, rtol=rtol)
-
-
 def hf_model(name: str, head: str):
     prefix, kwargs, classes = CASES[name]
     torch.manual_seed(0)
@@ -118,12 +123,7 @@ def hf_model(name: str, head: str):
                 k in pname for k in ("relative_position_bias_table", "lambda_", "cls_token", "position_embed")
             ):
                 param.normal_(0.0, 0.5)
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.normal_(0.0, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.normal_(1.0, 0.3)
-                m.bias.normal_(0.0, 0.3)
+    perturb_batchnorm(model)
     return model
 
 
@@ -131,36 +131,16 @@ def size_of(name: str) -> tuple:
     return (16, 16) if name == "beit" else (16, 12)
 
 
-def pixels(batch: int = 2, size: tuple = (16, 12)) -> np.ndarray:
-    return np.random.default_rng(0).standard_normal((batch, 3, *size)).astype(np.float32)
-
-
 def reference(hf, size: tuple = (16, 12)) -> dict:
-    with torch.no_grad():
-        out = hf(pixel_values=torch.from_numpy(pixels(size=size)), output_hidden_states=True)
-    ref = {k: out[k].numpy() for k in OUTPUTS if out.get(k) is not None}
-    ref["hidden_states"] = [h.numpy() for h in out.hidden_states]
-    return ref
+    return vision_reference(hf, pixels(size=size), OUTPUTS)
 
 
 @pytest.fixture(scope="module")
 def cases() -> dict:
     """(type, head) -> (transformers model, reference outputs), built once."""
-    out = {}
-    for name in TYPES:
-        for head in HEADS:
-            hf = hf_model(name, head)
-            out[name, head] = (hf, reference(hf, size_of(name)))
-    return out
-
-
-def check_outputs(out: dict, ref: dict) -> None:
-    assert sorted(k for k in out if k != "hidden_states") == sorted(k for k in ref if k != "hidden_states")
-    for k in ref:
-        if k != "hidden_states":
-            assert_close(out[k], ref[k])
-    for ours, theirs in zip(out["hidden_states"], ref["hidden_states"], strict=True):
-        assert_close(ours, theirs)
+    return build_cases(
+        TYPES, lambda name: HEADS, hf_model, lambda hf, name, head: reference(hf, size_of(name))
+    )
 
 
 # ------------------------------------------------------------------ numpy: live and saved
@@ -168,17 +148,12 @@ def check_outputs(out: dict, ref: dict) -> None:
 def test_every_head_matches_transformers_live_and_from_a_checkpoint(name, cases, tmp_path):
     for head in HEADS:
         hf, ref = cases[name, head]
-        live = from_transformers(hf)
-        assert live.head == head and live.model_type == name and live.is_vision
-        check_outputs(live(pixels(size=size_of(name)), backend="numpy", output_hidden_states=True), ref)
-        hf.save_pretrained(str(tmp_path / head))
-        saved = from_pretrained(str(tmp_path / head))
-        assert saved.head == head and saved.generation_config is None
+        live, saved = check_live_and_saved(hf, ref, name, head, tmp_path, (pixels(size=size_of(name)),))
+        assert live.is_vision and saved.generation_config is None
         assert all(
             k.startswith((saved.config.base_prefix, "classifier.", "cls_classifier.", "distillation_"))
             for k in saved.params
         )
-        check_outputs(saved(pixels(size=size_of(name)), backend="numpy", output_hidden_states=True), ref)
 
 
 def test_the_switches_under_test_move_the_outputs(cases):
@@ -206,10 +181,7 @@ def test_the_switches_under_test_move_the_outputs(cases):
 @pytest.mark.parametrize("name", TYPES)
 def test_every_backend_forward(name, backend, cases):
     hf, ref = cases[name, "default"]
-    out = from_transformers(hf)(pixels(size=size_of(name)), backend=backend)
-    assert sorted(out) == sorted(k for k in ref if k != "hidden_states")
-    for k in out:
-        assert_close(out[k], ref[k])
+    check_backend_outputs(from_transformers(hf)(pixels(size=size_of(name)), backend=backend), ref)
 
 
 # ------------------------------------------------------------------ ONNX export
@@ -226,30 +198,16 @@ def test_every_backend_forward(name, backend, cases):
 )
 def test_onnx_export_validates(name, head, cases, tmp_path):
     pytest.importorskip("onnxruntime")
-    E = sys.modules["tensorweave.export"]
     hf = cases[name, head][0]
     model = from_transformers(hf)
-    res = tw.export(model, head, "onnx", tmp_path / "out")
+    res = export_and_validate(model, head, tmp_path / "out")
     assert res.onnx_config.input_specs()[0].name == "pixel_values"
-    E.validate_model_outputs(
-        res.onnx_config, model, res.path, res.output_names, res.onnx_config.atol_for_validation
-    )
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(res.path, providers=["CPUExecutionProvider"])
-    (inp,) = session.get_inputs()
     size = (224, 224) if name == "resnet" else size_of(name)  # resnet's config has no image size
-    assert (inp.name, inp.shape) == ("pixel_values", ["batch", 3, *size])
-    outs = dict(zip(res.output_names, session.run(None, {"pixel_values": pixels(3, size)})))
-    want = model(pixels(3, size), backend="numpy")
-    for k in res.output_names:
-        assert_close(outs[k], want[k])
-    config = json.loads((tmp_path / "out" / "config.json").read_text())
-    assert config["architectures"] == [type(hf).__name__] and config["model_type"] == name
+    check_onnx_pixels(res, model, size, pixels(3, size))
+    check_export_config(tmp_path / "out", type(hf).__name__, name)
     assert not (tmp_path / "out" / "generation_config.json").exists()  # encoders do not generate
-    back = from_pretrained(str(tmp_path / "out"))  # the export folder reads back as the same model
-    same = dataclasses.replace(model.config, architectures=back.config.architectures)
-    assert back.head == head and back.config == same and back.generation_config is None
+    back = check_export_reads_back(model, head, tmp_path / "out")  # reads back as the same model
+    assert back.generation_config is None
 
 
 @pytest.mark.parametrize("name", ["resnet", "convnext"])

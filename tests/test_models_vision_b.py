@@ -13,19 +13,30 @@ Tolerance: spec/models.md ("Parity with transformers"), atol = rtol = 1e-5."""
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import sys
+import functools
 
 import numpy as np
 import pytest
 
-import tensorweave as tw
 from tensorweave.errors import ModelLoadError
 from tensorweave.frontends.models import config_from_dict
-from tensorweave.models import from_pretrained, from_transformers
+from tensorweave.models import from_transformers
 
 from conftest import IN_CI
+from model_parity import (
+    ATOL,
+    assert_close,
+    build_cases,
+    check_backend_outputs,
+    check_export_config,
+    check_export_reads_back,
+    check_live_and_saved,
+    check_onnx_pixels,
+    check_outputs,
+    export_and_validate,
+    vision_reference,
+)
+from model_parity import image_pixels as pixels
 
 if IN_CI:
     import torch
@@ -34,7 +45,6 @@ else:
     transformers = pytest.importorskip("transformers")
     torch = pytest.importorskip("torch")
 
-ATOL = RTOL = 1e-5
 # MobileNet stacks 27 (V1) / 52 (V2) conv + BatchNorm layers at unit scale: float32 rounding grows
 # along them (transformers' own float32 outputs are up to 9e-5 from its float64 ones), so its
 # tolerance is wider (spec/models.md, "Parity with transformers"); PoolFormer keeps 1e-5
@@ -87,10 +97,6 @@ HEADS = tuple(CLASSES)
 OUTPUTS = ("last_hidden_state", "pooler_output", "logits")
 
 
-def assert_close(actual, expected, atol=ATOL, rtol=RTOL):
-    np.testing.assert_allclose(np.asarray(actual), np.asarray(expected), atol=atol, rtol=rtol)
-
-
 def hf_model(name: str, head: str, **overrides):
     prefix, kwargs = CASES[name]
     torch.manual_seed(0)
@@ -128,43 +134,16 @@ def size_of(name: str) -> tuple:
     return (48, 48) if name == "levit" else SIZE
 
 
-def pixels(batch: int = 2, size: tuple = SIZE) -> np.ndarray:
-    return np.random.default_rng(0).standard_normal((batch, 3, *size)).astype(np.float32)
-
-
 def reference(hf, size: tuple = SIZE) -> dict:
-    with torch.no_grad():
-        out = hf(pixel_values=torch.from_numpy(pixels(size=size)), output_hidden_states=True)
-    ref = {k: out[k].numpy() for k in OUTPUTS if out.get(k) is not None}
-    ref["hidden_states"] = [h.numpy() for h in out.hidden_states]
-    return ref
+    return vision_reference(hf, pixels(size=size), OUTPUTS)
 
 
 @pytest.fixture(scope="module")
 def cases() -> dict:
     """(type, head) -> (transformers model, reference outputs), built once."""
-    out = {}
-    for name in TYPES:
-        for head in HEADS:
-            hf = hf_model(name, head)
-            out[name, head] = (hf, reference(hf, size_of(name)))
-    return out
-
-
-def check_outputs(out: dict, ref: dict, tol: float = ATOL) -> float:
-    """Asserts every output and hidden state (atol = rtol = ``tol``); returns the largest
-    absolute error."""
-    assert sorted(k for k in out if k != "hidden_states") == sorted(k for k in ref if k != "hidden_states")
-    worst = 0.0
-    for k in ref:
-        if k != "hidden_states":
-            assert_close(out[k], ref[k], tol, tol)
-            worst = max(worst, float(np.abs(np.asarray(out[k]) - ref[k]).max()))
-    assert len(out["hidden_states"]) == len(ref["hidden_states"])
-    for ours, theirs in zip(out["hidden_states"], ref["hidden_states"], strict=True):
-        assert_close(ours, theirs, tol, tol)
-        worst = max(worst, float(np.abs(np.asarray(ours) - theirs).max()))
-    return worst
+    return build_cases(
+        TYPES, lambda name: HEADS, hf_model, lambda hf, name, head: reference(hf, size_of(name))
+    )
 
 
 # ------------------------------------------------------------------ numpy: live and saved
@@ -175,20 +154,13 @@ def test_every_head_matches_transformers_live_and_from_a_checkpoint(name, cases,
         first = ref["logits"] if "logits" in ref else ref["last_hidden_state"]
         # the two images' outputs differ by far more than the tolerance
         assert np.abs(first[0] - first[1]).max() > 20 * TOL[name]
-        live = from_transformers(hf)
-        assert live.head == head and live.model_type == name and live.is_vision
-        check_outputs(
-            live(pixels(size=size_of(name)), backend="numpy", output_hidden_states=True), ref, TOL[name]
-        )
-        hf.save_pretrained(str(tmp_path / head))
-        saved = from_pretrained(str(tmp_path / head))
-        assert saved.head == head and saved.generation_config is None
+        check = functools.partial(check_outputs, tol=TOL[name])
+        x = pixels(size=size_of(name))
+        live, saved = check_live_and_saved(hf, ref, name, head, tmp_path, (x,), check=check)
+        assert live.is_vision and saved.generation_config is None
         assert all(
             k.startswith((saved.config.base_prefix, "classifier.", "classifier_distill.", "norm."))
             for k in saved.params
-        )
-        check_outputs(
-            saved(pixels(size=size_of(name)), backend="numpy", output_hidden_states=True), ref, TOL[name]
         )
 
 
@@ -228,10 +200,7 @@ def test_any_image_size(name, cases):
 @pytest.mark.parametrize("name", TYPES)
 def test_every_backend_forward(name, backend, cases):
     hf, ref = cases[name, "default"]
-    out = from_transformers(hf)(pixels(size=size_of(name)), backend=backend)
-    assert sorted(out) == sorted(k for k in ref if k != "hidden_states")
-    for k in out:
-        assert_close(out[k], ref[k], TOL[name], TOL[name])
+    check_backend_outputs(from_transformers(hf)(pixels(size=size_of(name)), backend=backend), ref, TOL[name])
 
 
 # ------------------------------------------------------------------ ONNX export
@@ -247,30 +216,15 @@ def test_every_backend_forward(name, backend, cases):
 )
 def test_onnx_export_validates(name, head, cases, tmp_path):
     pytest.importorskip("onnxruntime")
-    E = sys.modules["tensorweave.export"]
     hf = cases[name, head][0]
     model = from_transformers(hf)
-    res = tw.export(model, head, "onnx", tmp_path / "out")
+    res = export_and_validate(model, head, tmp_path / "out")
     assert res.onnx_config.input_specs()[0].name == "pixel_values"
-    E.validate_model_outputs(
-        res.onnx_config, model, res.path, res.output_names, res.onnx_config.atol_for_validation
-    )
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(res.path, providers=["CPUExecutionProvider"])
-    (inp,) = session.get_inputs()
-    assert (inp.name, inp.shape) == ("pixel_values", ["batch", 3, *size_of(name)])
     want_names = ["last_hidden_state"] if name == "poolformer" else ["last_hidden_state", "pooler_output"]
     assert list(res.output_names) == (want_names if head == "default" else ["logits"])
-    outs = dict(zip(res.output_names, session.run(None, {"pixel_values": pixels(3, size_of(name))})))
-    want = model(pixels(3, size_of(name)), backend="numpy")
-    for k in res.output_names:
-        assert_close(outs[k], want[k], TOL[name], TOL[name])
-    config = json.loads((tmp_path / "out" / "config.json").read_text())
-    assert config["architectures"] == [type(hf).__name__] and config["model_type"] == name
-    back = from_pretrained(str(tmp_path / "out"))
-    same = dataclasses.replace(model.config, architectures=back.config.architectures)
-    assert back.head == head and back.config == same and back.generation_config is None
+    check_onnx_pixels(res, model, size_of(name), pixels(3, size_of(name)), TOL[name])
+    check_export_config(tmp_path / "out", type(hf).__name__, name)
+    assert check_export_reads_back(model, head, tmp_path / "out").generation_config is None
 
 
 def test_levit_averages_two_heads_and_fixes_the_image_size(cases):

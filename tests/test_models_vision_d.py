@@ -17,19 +17,29 @@ atol = rtol = 1e-5."""
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import sys
-
 import numpy as np
 import pytest
 
 import tensorweave as tw
 from tensorweave.frontends.models import bind_params, config_from_dict, mobilevit, vit
 from tensorweave.ir import TensorSpec, array_namespace
-from tensorweave.models import from_pretrained, from_transformers
+from tensorweave.models import from_transformers
 
 from conftest import IN_CI
+from model_parity import (
+    assert_close,
+    build_cases,
+    check_backend_outputs,
+    check_export_config,
+    check_export_reads_back,
+    check_live_and_saved,
+    check_onnx_pixels,
+    check_outputs,
+    export_and_validate,
+    perturb_batchnorm,
+    vision_reference,
+)
+from model_parity import image_pixels as pixels
 
 if IN_CI:
     import torch
@@ -38,7 +48,6 @@ else:
     transformers = pytest.importorskip("transformers")
     torch = pytest.importorskip("torch")
 
-ATOL = RTOL = 1e-5
 # model_type -> (transformers class prefix, config kwargs, head -> (class suffix, extra kwargs))
 CASES = {
     "yolos": (
@@ -81,10 +90,6 @@ SIZES = {"yolos": (16, 12), "mobilevit": (40, 56)}
 OUTPUTS = ("last_hidden_state", "pooler_output", "logits", "pred_boxes")
 
 
-def assert_close(actual, expected, atol=ATOL, rtol=RTOL):
-    np.testing.assert_allclose(np.asarray(actual), np.asarray(expected), atol=atol, rtol=rtol)
-
-
 def hf_model(name: str, head: str, **extra):
     prefix, kwargs, classes = CASES[name]
     suffix, head_extra = classes[head]
@@ -95,45 +100,20 @@ def hf_model(name: str, head: str, **extra):
         for pname, param in model.named_parameters():
             if "position_embeddings" in pname or pname.endswith(("cls_token", "detection_tokens")):
                 param.normal_(0.0, 0.5)
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.normal_(0.0, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.normal_(1.0, 0.3)
-                m.bias.normal_(0.0, 0.3)
+    perturb_batchnorm(model)
     return model
 
 
-def pixels(batch: int = 2, size: tuple = (16, 12)) -> np.ndarray:
-    return np.random.default_rng(0).standard_normal((batch, 3, *size)).astype(np.float32)
-
-
 def reference(hf, size: tuple) -> dict:
-    with torch.no_grad():
-        out = hf(pixel_values=torch.from_numpy(pixels(size=size)), output_hidden_states=True)
-    ref = {k: out[k].numpy() for k in OUTPUTS if out.get(k) is not None}
-    ref["hidden_states"] = [h.numpy() for h in out.hidden_states]
-    return ref
+    return vision_reference(hf, pixels(size=size), OUTPUTS)
 
 
 @pytest.fixture(scope="module")
 def cases() -> dict:
     """(type, head) -> (transformers model, reference outputs), built once."""
-    out = {}
-    for name in TYPES:
-        for head in CASES[name][2]:
-            hf = hf_model(name, head)
-            out[name, head] = (hf, reference(hf, SIZES[name]))
-    return out
-
-
-def check_outputs(out: dict, ref: dict) -> None:
-    assert sorted(k for k in out if k != "hidden_states") == sorted(k for k in ref if k != "hidden_states")
-    for k in ref:
-        if k != "hidden_states":
-            assert_close(out[k], ref[k])
-    for ours, theirs in zip(out["hidden_states"], ref["hidden_states"], strict=True):
-        assert_close(ours, theirs)
+    return build_cases(
+        TYPES, lambda name: CASES[name][2], hf_model, lambda hf, name, head: reference(hf, SIZES[name])
+    )
 
 
 # ------------------------------------------------------------------ numpy: live and saved
@@ -142,15 +122,10 @@ def test_every_head_matches_transformers_live_and_from_a_checkpoint(name, cases,
     x = pixels(size=SIZES[name])
     for head in CASES[name][2]:
         hf, ref = cases[name, head]
-        live = from_transformers(hf)
-        assert live.head == head and live.model_type == name and live.is_vision
-        check_outputs(live(x, backend="numpy", output_hidden_states=True), ref)
-        hf.save_pretrained(str(tmp_path / head))
-        saved = from_pretrained(str(tmp_path / head))
-        assert saved.head == head and saved.generation_config is None
+        live, saved = check_live_and_saved(hf, ref, name, head, tmp_path, (x,))
+        assert live.is_vision and saved.generation_config is None
         prefixes = (saved.config.base_prefix, "classifier.", "segmentation_head.", "class_labels_classifier.")
         assert all(k.startswith((*prefixes, "bbox_predictor.")) for k in saved.params)
-        check_outputs(saved(x, backend="numpy", output_hidden_states=True), ref)
 
 
 def test_yolos_detection_outputs_and_mid_positions(cases):
@@ -209,10 +184,7 @@ def test_mobilevit_unfold_and_fold_are_inverse():
 @pytest.mark.parametrize("name", TYPES)
 def test_every_backend_forward(name, backend, cases):
     hf, ref = cases[name, "default"]
-    out = from_transformers(hf)(pixels(size=SIZES[name]), backend=backend)
-    assert sorted(out) == sorted(k for k in ref if k != "hidden_states")
-    for k in out:
-        assert_close(out[k], ref[k])
+    check_backend_outputs(from_transformers(hf)(pixels(size=SIZES[name]), backend=backend), ref)
 
 
 # ------------------------------------------------------------------ ONNX export
@@ -221,30 +193,15 @@ def test_every_backend_forward(name, backend, cases):
 )
 def test_onnx_export_validates(name, head, cases, tmp_path):
     pytest.importorskip("onnxruntime")
-    E = sys.modules["tensorweave.export"]
     hf = cases[name, head][0]
     model = from_transformers(hf)
-    res = tw.export(model, head, "onnx", tmp_path / "out")
+    res = export_and_validate(model, head, tmp_path / "out")
     assert res.onnx_config.input_specs()[0].name == "pixel_values"
     assert res.output_names == (["logits", "pred_boxes"] if name == "yolos" else ["logits"])
-    E.validate_model_outputs(
-        res.onnx_config, model, res.path, res.output_names, res.onnx_config.atol_for_validation
-    )
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(res.path, providers=["CPUExecutionProvider"])
-    (inp,) = session.get_inputs()
     size = SIZES[name]
-    assert (inp.name, inp.shape) == ("pixel_values", ["batch", 3, *size])
-    outs = dict(zip(res.output_names, session.run(None, {"pixel_values": pixels(3, size)})))
-    want = model(pixels(3, size), backend="numpy")
-    for k in res.output_names:
-        assert_close(outs[k], want[k])
-    config = json.loads((tmp_path / "out" / "config.json").read_text())
-    assert config["architectures"] == [type(hf).__name__] and config["model_type"] == name
-    back = from_pretrained(str(tmp_path / "out"))
-    same = dataclasses.replace(model.config, architectures=back.config.architectures)
-    assert back.head == head and back.config == same and back.generation_config is None
+    check_onnx_pixels(res, model, size, pixels(3, size))
+    check_export_config(tmp_path / "out", type(hf).__name__, name)
+    assert check_export_reads_back(model, head, tmp_path / "out").generation_config is None
 
 
 def test_features():
