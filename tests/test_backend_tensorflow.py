@@ -660,3 +660,44 @@ def test_export_replaces_a_previous_export_and_leaves_no_temporaries(tmp_path):
             assert within(np.asarray(g.numpy()), r, spec.dtype), differences(np.asarray(g.numpy()), r)
     with pytest.raises(ArtefactError, match="not a directory"):
         tf_backend.load(str(tmp_path / "missing"))
+
+
+XLA_RUN = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import tensorweave.ir.namespace as xp
+    from tensorweave.backends import tensorflow as tf_backend
+    from tensorweave.ir import TensorSpec, trace
+
+    graph = trace(lambda x: xp.tanh(x @ xp.permute_dims(x, (1, 0))) * 3.0 + 1.0, TensorSpec(("n", 8), "float32", "x"))
+    out = tf_backend.lower(graph, jit_compile=True)(np.linspace(-1, 1, 40, dtype=np.float32).reshape(5, 8))
+    np.save(sys.argv[1], np.asarray(out))
+    """
+)
+
+
+def test_xla_programs_persist_across_processes_and_a_damaged_entry_is_recompiled(tmp_path):
+    """``jit_compile=True`` points TensorFlow's persistent XLA cache at <cache root>/tensorflow-xla:
+    a first process writes an entry; a second process finding it damaged (a cut-short file)
+    removes it, compiles again and gives the same result, with a warning naming the file."""
+    (tmp_path / "run.py").write_text(XLA_RUN)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TENSORWEAVE_CACHE=str(tmp_path / "cache"))
+    env.pop("TF_XLA_FLAGS", None)
+
+    def run(name: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, str(tmp_path / "run.py"), str(tmp_path / name)]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+
+    first = run("a.npy")
+    assert first.returncode == 0, first.stderr[-3000:]
+    entries = list((tmp_path / "cache" / "tensorflow-xla").glob("*.pb"))
+    assert len(entries) == 1, entries
+    entries[0].write_bytes(b"\x01cut short")
+    second = run("b.npy")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "is damaged: removed, compiling again" in second.stderr and entries[0].name in second.stderr
+    assert not entries[0].exists()
+    np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
+    x = np.linspace(-1, 1, 40, dtype=np.float32).reshape(5, 8)
+    np.testing.assert_allclose(np.load(tmp_path / "a.npy"), np.tanh(x @ x.T) * 3 + 1, rtol=1e-5, atol=1e-5)

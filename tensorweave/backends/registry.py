@@ -32,8 +32,13 @@ REQUIRES = {
 EXTRA = {"numpy": None, "torch": "torch", "tensorflow": "tensorflow", "jax": "jax", "onnx": "onnx"}
 MODULE = {"numpy": "numpy", "torch": "torch", "tensorflow": "tensorflow", "jax": "jax", "onnx": "onnx"}
 #: backends whose lowered programs compile once per concrete input shape (``jax.jit``); the others
-#: run symbolic dims without recompiling (generation buckets prompt lengths for these)
+#: run symbolic dims without recompiling (generation buckets prompt lengths for these, and for a
+#: program lowered with ``jit_compile=True``)
 SHAPE_SPECIALISING = frozenset({"jax"})
+#: lowering options of the fused greedy / sampling programs of decoder-only models: tensorflow's
+#: run under XLA (SmolLM2 greedy 23.6 -> 38.4 tok/s; its 4-beam program is slower under XLA,
+#: 17.9 -> 10.5 tok/s, so beam search is not compiled so; spec/backends-tensorflow.md)
+DECODE_OPTIONS: dict[str, tuple] = {"tensorflow": (("jit_compile", True),)}
 ALIASES = {
     "tf": "tensorflow",
     "pytorch": "torch",

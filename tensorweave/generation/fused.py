@@ -8,7 +8,8 @@ read the prompt length or ``max_length`` get them as traced values, ``run_time_l
 ``sequence + cap`` positions, ``cap`` the smallest power of two >= ``max(MIN_CAP, max_new_tokens)``,
 and the loop stops at ``sequence + max_new_tokens``. A new prompt, or a new ``max_new_tokens`` up
 to the cap, reuses the compiled program. A backend that compiles per concrete shape (``jax.jit``:
-``backends.registry.SHAPE_SPECIALISING``) gets the prompt left-padded to a power of two (at least ``MIN_PROMPT``;
+``backends.registry.SHAPE_SPECIALISING``, and tensorflow's greedy programs under XLA:
+``registry.DECODE_OPTIONS``) gets the prompt left-padded to a power of two (at least ``MIN_PROMPT``;
 mask 0, so positions and attention are those of the unpadded prompt) and the padding columns
 removed from the result: one compile per prompt bucket — only when padding cannot change the
 result: not when sampling (the random stream folds in the position) and only with processors
@@ -171,18 +172,19 @@ def run_fused(
     """Run the fused program (the any-prompt one where the plan allows it); its outputs as numpy
     arrays by name."""
     cap = any_prompt_cap(plan)
+    # sampling folds the position into its key, so padding would move the random stream: no bucket
+    padding_safe = not plan.do_sample and all(isinstance(p, PADDING_SAFE) for p in plan.processors)
+    if not plan.seq2seq and plan.mode in (Mode.GREEDY, Mode.SAMPLE) and (cap is None or padding_safe):
+        # a program compiled per shape (XLA) only where one shape serves every prompt of a bucket
+        # (or where the program is per prompt shape anyway)
+        backend = dataclasses.replace(backend, options=registry.DECODE_OPTIONS.get(backend.name, ()))
     if cap is None:
         program = fused_program(model, plan, backend, ids.shape)
         outs = program(ids, mask, key)
     else:
         program = any_prompt_program(model, plan, backend, ids.shape[0], cap)
         new = np.asarray(int(plan.max_length) - int(plan.prompt_len), np.int64)
-        # sampling folds the position into its key, so padding would move the random stream: no bucket
-        bucketed = (
-            backend.name in registry.SHAPE_SPECIALISING
-            and not plan.do_sample
-            and all(isinstance(p, PADDING_SAFE) for p in plan.processors)
-        )
+        bucketed = backend.specialises_shapes and padding_safe
         pad = _bucket(ids.shape[1], MIN_PROMPT) - ids.shape[1] if bucketed else 0
         if pad:
             ids = np.concatenate([np.full((ids.shape[0], pad), plan.pad, ids.dtype), ids], axis=1)

@@ -43,9 +43,16 @@ class Backend:
     """The backend a generation runs on, chosen once (``registry.resolve``) and passed down."""
 
     name: str
+    #: lowering options as (name, value) pairs (``registry.DECODE_OPTIONS``)
+    options: tuple = ()
 
     def lower(self, graph: Any) -> Any:
-        return registry.get(self.name).lower(graph)
+        return registry.get(self.name).lower(graph, **dict(self.options))
+
+    @property
+    def specialises_shapes(self) -> bool:
+        """Its programs compile once per concrete input shape (jax; XLA through ``jit_compile``)."""
+        return self.name in registry.SHAPE_SPECIALISING or dict(self.options).get("jit_compile", False)
 
 
 def select_backend(name: str | None) -> Backend:

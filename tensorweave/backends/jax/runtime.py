@@ -1,17 +1,16 @@
 """What the jax rules and the program share: the backend name, how IR dtypes map to jnp, the
-64-bit scope, and the persistent compilation cache."""
+64-bit scope, and the persistent compilation cache (its directory from :mod:`tensorweave.backends.cache`)."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 from typing import Any, Iterator
 
 import jax
 import jax.numpy as jnp
 
 from ...ir.types import DType
-from ...log import logger
+from ..cache import CACHE_ENV, cache_root, cache_subdir  # noqa: F401  (CACHE_ENV, cache_root: re-exported)
 
 NAME = "jax"
 #: float16/bfloat16: math runs in float32 and is rounded once, like the reference
@@ -33,36 +32,6 @@ def x64() -> Iterator[None]:
         return
     with jax.enable_x64(True):
         yield
-
-
-#: the environment variable that places (or, set to ``off``, disables) the compile cache
-CACHE_ENV = "TENSORWEAVE_CACHE"
-
-
-def cache_root() -> str | None:
-    """Where tensorweave keeps compiled programs across processes: ``$TENSORWEAVE_CACHE``, else
-    ``$XDG_CACHE_HOME/tensorweave`` (``~/.cache/tensorweave``); None when ``TENSORWEAVE_CACHE``
-    is ``off`` / ``0`` / empty."""
-    value = os.environ.get(CACHE_ENV)
-    if value is not None:
-        return None if value.strip().lower() in ("", "0", "off", "false", "no") else os.path.abspath(value)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "tensorweave")
-
-
-def cache_subdir(name: str) -> str | None:
-    """``<cache_root()>/<name>``, created if missing; None when the cache is off or the directory
-    cannot be created (a read-only home, ...: run without that cache)."""
-    root = cache_root()
-    if root is None:
-        return None
-    path = os.path.join(root, name)
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as exc:
-        logger.debug("tensorweave cache %s off: cannot create %s (%s)", name, path, exc)
-        return None
-    return path
 
 
 def use_persistent_cache() -> str | None:

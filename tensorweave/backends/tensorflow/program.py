@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -14,7 +16,9 @@ import tensorflow as tf
 from ...ir.graph import Graph, Value
 from ...ir.ops import OPS
 from ...ir.types import DType, IRError, TensorSpec
+from ...log import logger
 from ..base import Program, Site, eval_dim, resolve_symbolic_attrs, symbol_plan
+from ..cache import cache_subdir
 from .rules import LOWERINGS
 from .runtime import BOUNDARY, NAME, mask32, static_shape, tf_name
 
@@ -133,6 +137,7 @@ class TFProgram(Program):
                 for o, s in zip(outs, out_specs)
             )
 
+        self._trace = fn
         self.fn = tf.function(fn, input_signature=self.signature, jit_compile=jit_compile, autograph=False)
 
     # ---- conversions (Program hooks)
@@ -152,7 +157,19 @@ class TFProgram(Program):
         return np.asarray(x.numpy())
 
     def _run(self, args: list, env: dict) -> list:
-        return list(self.fn(*args))
+        try:
+            return list(self.fn(*args))
+        except tf.errors.DataLossError as exc:
+            bad = _damaged_xla_entry(str(exc))
+            if bad is None:
+                raise
+            logger.warning("TensorFlow's XLA cache entry %s is damaged: removed, compiling again", bad)
+            os.remove(bad)
+            # TF remembers the failed compile of this function: a new tf.function compiles afresh
+            self.fn = tf.function(
+                self._trace, input_signature=self.signature, jit_compile=self.jit_compile, autograph=False
+            )
+            return list(self.fn(*args))
 
     def export(self, path: str) -> str:
         """A SavedModel directory at ``path`` (see
@@ -171,4 +188,39 @@ def lower(graph: Graph, jit_compile: bool = False, **options: Any) -> TFProgram:
     if not isinstance(jit_compile, bool):
         raise IRError(f"the tensorflow backend's jit_compile must be True or False, got {jit_compile!r}")
     graph.check()
+    if jit_compile:
+        use_xla_persistent_cache()
     return TFProgram(graph, jit_compile=jit_compile)
+
+
+#: the TF_XLA_FLAGS flag naming XLA's persistent compilation cache directory
+XLA_CACHE_FLAG = "--tf_xla_persistent_cache_directory"
+
+
+def use_xla_persistent_cache() -> str | None:
+    """Point TensorFlow's persistent XLA cache at ``<cache root>/tensorflow-xla`` (through
+    ``TF_XLA_FLAGS``, read when the process first compiles with XLA), unless the flag is set
+    already (the user's directory is returned) or the cache is off: a new process then loads the
+    executables of ``jit_compile`` programs an earlier one compiled. Returns the directory (None:
+    none set here)."""
+    flags = os.environ.get("TF_XLA_FLAGS", "")
+    given = re.search(re.escape(XLA_CACHE_FLAG) + r"=(\S+)", flags)
+    if given:
+        return given.group(1)
+    path = cache_subdir("tensorflow-xla")
+    if path is None:
+        return None
+    os.environ["TF_XLA_FLAGS"] = f"{flags} {XLA_CACHE_FLAG}={path}".strip()
+    return path
+
+
+def _damaged_xla_entry(message: str) -> str | None:
+    """The file of tensorweave's XLA cache a DataLossError names (TF cannot parse an entry, e.g.
+    one cut short by a killed process), or None."""
+    path = cache_subdir("tensorflow-xla")
+    match = re.search(r"(\S+\.pb)", message)
+    if path is None or match is None:
+        return None
+    entry = os.path.abspath(match.group(1))
+    inside = os.path.dirname(entry) == os.path.abspath(path)
+    return entry if inside and os.path.isfile(entry) else None
