@@ -40,6 +40,7 @@ from ...ir import array_namespace
 from .attention import attend, default_scale, merge_heads, split_heads
 from .config import CLIPTextConfig, CLIPVisionConfig
 from .gpt2 import activation
+from .vit import check_pixel_values
 from .weights import ParamView
 
 BASE_PREFIX = ""  # CLIPModel's names start at the towers (text_model., vision_model.)
@@ -184,12 +185,7 @@ def encode_image(params: Any, cfg: Any, pixel_values: Any) -> tuple[Any, Any]:
     xp = array_namespace(pixel_values)
     P = ParamView(params)
     v = cfg.vision
-    want = (v.num_channels, v.image_size, v.image_size)
-    if tuple(pixel_values.shape[1:]) != want:
-        raise ValueError(
-            f"pixel_values must be [batch, {', '.join(map(str, want))}] (num_channels, image_size), "
-            f"got {list(pixel_values.shape)}; resize the image to the vision config's image_size"
-        )
+    check_pixel_values(pixel_values, v.num_channels, (v.image_size, v.image_size), config="vision config")
     e = "vision_model.embeddings."
     x = xp.conv(pixel_values, P[e + "patch_embedding.weight"], strides=(v.patch_size, v.patch_size))
     b, d, n = x.shape[0], v.hidden_size, v.grid * v.grid

@@ -50,7 +50,8 @@ from .bert import _layer_norm
 from .config import DetrConfig
 from .gpt2 import activation
 from .llama import _linear
-from .weights import ParamView
+from .vit import check_pixel_values
+from .weights import ParamView, renamed
 
 BASE_PREFIX = "model."
 IGNORED_SUFFIXES: tuple[str, ...] = ("num_batches_tracked",)
@@ -95,12 +96,7 @@ def check_head(head: str) -> str:
 
 def file_names(params: dict[str, Any]) -> dict[str, Any]:
     """A live transformers v5 state dict under the names checkpoints are saved with."""
-    out = {}
-    for k, v in params.items():
-        for pattern, repl in _LIVE:
-            k = pattern.sub(repl, k)
-        out[k] = v
-    return out
+    return renamed(params, _LIVE)
 
 
 # ------------------------------------------------------------------ names and shapes
@@ -356,11 +352,7 @@ def mask_logits(P: Any, cfg: DetrConfig, proj: Any, maps: Any, fpn: list) -> Any
 
 
 def _check_inputs(cfg: DetrConfig, pixel_values: Any, pixel_mask: Any) -> None:
-    if pixel_values.ndim != 4 or pixel_values.shape[1] != cfg.num_channels:
-        raise ValueError(
-            f"pixel_values must be [batch, {cfg.num_channels}, height, width] (num_channels), "
-            f"got {list(pixel_values.shape)}"
-        )
+    check_pixel_values(pixel_values, cfg.num_channels)
     want = [pixel_values.shape[0], pixel_values.shape[2], pixel_values.shape[3]]
     if pixel_mask is not None and (pixel_mask.ndim != 3 or list(pixel_mask.shape)[1:] != want[1:]):
         raise ValueError(

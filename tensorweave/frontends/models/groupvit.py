@@ -57,6 +57,7 @@ from .clip import (
 )
 from .config import GroupViTVisionConfig
 from .gpt2 import activation
+from .vit import check_pixel_values
 from .weights import ParamView
 
 BASE_PREFIX = ""  # GroupViTModel's names start at the towers (text_model., vision_model.)
@@ -199,12 +200,7 @@ def assign(xp: Any, P: Any, dp: str, v: GroupViTVisionConfig, x: Any, t: Any, ha
 
 
 def _check_pixels(v: GroupViTVisionConfig, pixel_values: Any) -> None:
-    want = (v.num_channels, v.image_size, v.image_size)
-    if tuple(pixel_values.shape[1:]) != want:
-        raise ValueError(
-            f"pixel_values must be [batch, {', '.join(map(str, want))}] (num_channels, image_size), "
-            f"got {list(pixel_values.shape)}; resize the image to the vision config's image_size"
-        )
+    check_pixel_values(pixel_values, v.num_channels, (v.image_size, v.image_size), config="vision config")
 
 
 def encode_image(params: Any, cfg: Any, pixel_values: Any, hard: bool = True) -> tuple[Any, Any]:

@@ -45,6 +45,7 @@ from .attention import attend, default_scale, merge_heads, split_heads
 from .bert import _layer_norm, _linear, default_position_ids, output_block
 from .config import LayoutLMv3Config
 from .t5 import relative_position_bucket
+from .vit import check_pixel_values
 from .weights import ParamView
 
 BASE_PREFIX = "layoutlmv3."
@@ -146,12 +147,7 @@ def embed_text(xp: Any, P: Any, cfg: LayoutLMv3Config, input_ids: Any, bbox: Any
 
 def embed_image(xp: Any, P: Any, cfg: LayoutLMv3Config, pixel_values: Any) -> Any:
     """``[b, n + 1, d]``: ``norm(concat(cls, patches) + pos_embed)`` (eps 1e-6)."""
-    want = (cfg.num_channels, cfg.input_size, cfg.input_size)
-    if tuple(pixel_values.shape[1:]) != want:
-        raise ValueError(
-            f"pixel_values must be [batch, {', '.join(map(str, want))}] (num_channels, input_size), "
-            f"got {list(pixel_values.shape)}; resize the image to the config's input_size"
-        )
+    check_pixel_values(pixel_values, cfg.num_channels, (cfg.input_size, cfg.input_size), "input_size")
     p, d, n = BASE_PREFIX, cfg.hidden_size, cfg.grid * cfg.grid
     x = xp.conv(pixel_values, P[p + "patch_embed.proj.weight"], strides=(cfg.patch_size, cfg.patch_size))
     b = x.shape[0]

@@ -35,7 +35,7 @@ import numpy as np
 from ...ir import array_namespace
 from .attention import attend, default_scale, merge_heads
 from .config import LevitConfig
-from .vit import check_head
+from .vit import check_head, check_pixel_values
 from .weights import ParamView
 
 BASE_PREFIX = "levit."
@@ -209,12 +209,7 @@ def encode(params: dict, cfg: LevitConfig, pixel_values: Any) -> tuple[Any, tupl
     """``(last_hidden_state [b, n, C], hidden_states)``: each stage's input and the last output."""
     xp = array_namespace(pixel_values)
     P = ParamView(params)
-    want = [cfg.num_channels, *cfg.image_size]
-    if pixel_values.ndim != 4 or list(pixel_values.shape[1:]) != want:
-        raise ValueError(
-            f"pixel_values must be [batch, {want[0]}, {want[1]}, {want[2]}] (num_channels, image_size), "
-            f"got {list(pixel_values.shape)}"
-        )
+    check_pixel_values(pixel_values, cfg.num_channels, tuple(cfg.image_size))
     h = pixel_values
     for i in range(4):
         name = f"{cfg.base_prefix}patch_embeddings.embedding_layer_{i + 1}"

@@ -37,7 +37,7 @@ from typing import Any
 from ...ir import array_namespace
 from .config import MobileNetV1Config, MobileNetV2Config
 from .gpt2 import activation
-from .vit import check_head
+from .vit import check_head, check_pixel_values
 from .weights import ParamView
 
 BASE_PREFIX = "mobilenet_v1."  # V2's is its config's ``base_prefix``
@@ -181,11 +181,7 @@ def encode(params: dict, cfg: MobileNetConfig, pixel_values: Any) -> tuple[Any, 
     """``(last_hidden_state [b, C, h, w], hidden_states)`` (see the module docstring)."""
     xp = array_namespace(pixel_values)
     P = ParamView(params)
-    if pixel_values.ndim != 4 or pixel_values.shape[1] != cfg.num_channels:
-        raise ValueError(
-            f"pixel_values must be [batch, {cfg.num_channels}, height, width] (num_channels), "
-            f"got {list(pixel_values.shape)}"
-        )
+    check_pixel_values(pixel_values, cfg.num_channels)
     h, hidden = pixel_values, []
     if isinstance(cfg, MobileNetV2Config):
         stem, blocks, last = _v2_plan(cfg)

@@ -299,11 +299,7 @@ def encode(params: Any, cfg: MobileViTConfig, pixel_values: Any) -> tuple[Any, t
     """``(the encoder's last map [b, n5, h, w], hidden_states)`` (before ``conv_1x1_exp``)."""
     xp = array_namespace(pixel_values)
     P = ParamView(params)
-    if pixel_values.ndim != 4 or pixel_values.shape[1] != cfg.num_channels:
-        raise ValueError(
-            f"pixel_values must be [batch, {cfg.num_channels}, height, width] (num_channels), "
-            f"got {list(pixel_values.shape)}"
-        )
+    vit.check_pixel_values(pixel_values, cfg.num_channels)
     stem, residuals, blocks = plan(cfg)
     h = conv_layer(xp, P, cfg, stem, pixel_values)
     h = _residual(xp, P, cfg, residuals[0], h)

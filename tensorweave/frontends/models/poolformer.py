@@ -23,7 +23,7 @@ from typing import Any
 from ...ir import array_namespace
 from .config import PoolFormerConfig
 from .gpt2 import activation
-from .vit import check_head
+from .vit import check_head, check_pixel_values
 from .weights import ParamView
 
 BASE_PREFIX = "poolformer."
@@ -97,11 +97,7 @@ def encode(params: dict, cfg: PoolFormerConfig, pixel_values: Any) -> tuple[Any,
     """``(last_hidden_state [b, C, h, w], hidden_states)``: every stage's output."""
     xp = array_namespace(pixel_values)
     P = ParamView(params)
-    if pixel_values.ndim != 4 or pixel_values.shape[1] != cfg.num_channels:
-        raise ValueError(
-            f"pixel_values must be [batch, {cfg.num_channels}, height, width] (num_channels), "
-            f"got {list(pixel_values.shape)}"
-        )
+    check_pixel_values(pixel_values, cfg.num_channels)
     e = cfg.base_prefix + "encoder."
     h, hidden = pixel_values, []
     for i, depth in enumerate(cfg.depths):

@@ -26,7 +26,7 @@ from typing import Any
 from ...ir import array_namespace
 from .config import ResNetConfig
 from .gpt2 import activation
-from .vit import check_head
+from .vit import check_head, check_pixel_values
 from .weights import ParamView
 
 BASE_PREFIX = "resnet."
@@ -97,11 +97,7 @@ def encode(params: dict, cfg: ResNetConfig, pixel_values: Any) -> tuple[Any, tup
     """``(last_hidden_state [b, C, h, w], hidden_states)``: the stem's and every stage's output."""
     xp = array_namespace(pixel_values)
     P = ParamView(params)
-    if pixel_values.ndim != 4 or pixel_values.shape[1] != cfg.num_channels:
-        raise ValueError(
-            f"pixel_values must be [batch, {cfg.num_channels}, height, width] (num_channels), "
-            f"got {list(pixel_values.shape)}"
-        )
+    check_pixel_values(pixel_values, cfg.num_channels)
     act = cfg.hidden_act
     h = activation(xp, act, conv_bn(P, cfg.base_prefix + "embedder.embedder", pixel_values, 2))
     h = xp.max_pool(h, (3, 3), strides=2, pads=1)

@@ -33,7 +33,8 @@ from ...ir import array_namespace
 from .attention import attend, default_scale, merge_heads, split_heads
 from .config import SegformerConfig
 from .gpt2 import activation
-from .weights import ParamView
+from .vit import check_pixel_values
+from .weights import ParamView, renamed
 
 BASE_PREFIX = "segformer."
 IGNORED_SUFFIXES: tuple[str, ...] = ("num_batches_tracked",)
@@ -67,12 +68,7 @@ def check_head(head: str) -> str:
 
 def file_names(params: dict[str, Any]) -> dict[str, Any]:
     """A live transformers v5 state dict under the names checkpoints are saved with."""
-    out = {}
-    for k, v in params.items():
-        for pattern, repl in _LIVE:
-            k = pattern.sub(repl, k)
-        out[k] = v
-    return out
+    return renamed(params, _LIVE)
 
 
 def _ln(name: str, width: int) -> dict[str, tuple]:
@@ -181,11 +177,7 @@ def encode(params: Any, cfg: SegformerConfig, pixel_values: Any) -> tuple[Any, t
     ``[b, H * W, C]`` without ``reshape_last_stage``)."""
     xp = array_namespace(pixel_values)
     P = ParamView(params)
-    if pixel_values.ndim != 4 or pixel_values.shape[1] != cfg.num_channels:
-        raise ValueError(
-            f"pixel_values must be [batch, {cfg.num_channels}, height, width] (num_channels), "
-            f"got {list(pixel_values.shape)}"
-        )
+    check_pixel_values(pixel_values, cfg.num_channels)
     enc = cfg.base_prefix + "encoder."
     x, hidden = pixel_values, []
     last_stage = cfg.num_encoder_blocks - 1

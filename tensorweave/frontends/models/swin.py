@@ -37,7 +37,7 @@ from ...ir import array_namespace
 from .attention import attend, default_scale
 from .config import SwinConfig
 from .gpt2 import activation
-from .vit import check_head
+from .vit import check_head, check_pixel_values
 from .weights import ParamView
 
 BASE_PREFIX = "swin."
@@ -280,11 +280,7 @@ def encode(params: Any, cfg: SwinConfig, pixel_values: Any) -> tuple[Any, tuple]
     """``(last_hidden_state [b, L, C], hidden_states)``: the stem's and every stage's output."""
     xp = array_namespace(pixel_values)
     P = ParamView(params)
-    if pixel_values.ndim != 4 or pixel_values.shape[1] != cfg.num_channels:
-        raise ValueError(
-            f"pixel_values must be [batch, {cfg.num_channels}, height, width] (num_channels), "
-            f"got {list(pixel_values.shape)}"
-        )
+    check_pixel_values(pixel_values, cfg.num_channels)
     p = cfg.base_prefix
     h, grid = embed(xp, P, cfg, pixel_values)
     hidden = [h]

@@ -88,6 +88,31 @@ def check_head(head: str, heads: tuple[str, ...] = HEADS) -> str:
     return head
 
 
+def check_pixel_values(
+    pixel_values: Any,
+    num_channels: int,
+    size: tuple | None = None,
+    size_name: str = "image_size",
+    config: str = "config",
+) -> None:
+    """A one-line ValueError unless ``pixel_values`` is ``[batch, num_channels, height, width]``
+    with ``(height, width) == size`` when the model takes one image size (``size_name`` and
+    ``config`` name the setting in the message)."""
+    if size is None:
+        if pixel_values.ndim != 4 or pixel_values.shape[1] != num_channels:
+            raise ValueError(
+                f"pixel_values must be [batch, {num_channels}, height, width] (num_channels), "
+                f"got {list(pixel_values.shape)}"
+            )
+        return
+    want = (num_channels, *size)
+    if pixel_values.ndim != 4 or tuple(pixel_values.shape[1:]) != want:
+        raise ValueError(
+            f"pixel_values must be [batch, {', '.join(map(str, want))}] (num_channels, {size_name}), "
+            f"got {list(pixel_values.shape)}; resize the image to the {config}'s {size_name}"
+        )
+
+
 def _detection_shapes(cfg: ViTConfig) -> dict[str, tuple]:
     """YOLOS' class and box MLPs: ``d -> d -> d -> num_labels + 1`` and ``d -> d -> d -> 4``."""
     d, labels = cfg.hidden_size, int(cfg.num_labels)  # type: ignore[arg-type]  # set by the config
@@ -265,12 +290,7 @@ def encode(params: dict, cfg: ViTConfig, pixel_values: Any) -> tuple[Any, tuple]
     embeddings and each layer's output (before the final LayerNorm), as Hugging Face's."""
     xp = array_namespace(pixel_values)
     P = ParamView(params)
-    want = (cfg.num_channels, *cfg.image_size)
-    if tuple(pixel_values.shape[1:]) != want:
-        raise ValueError(
-            f"pixel_values must be [batch, {', '.join(map(str, want))}] (num_channels, image_size), "
-            f"got {list(pixel_values.shape)}; resize the image to the config's image_size"
-        )
+    check_pixel_values(pixel_values, cfg.num_channels, tuple(cfg.image_size))
     h = embed(P, cfg, pixel_values)
     b, s = h.shape[0], h.shape[1]
     mask = xp.ones((b, s), dtype=xp.int64)

@@ -14,7 +14,7 @@ To make weights program **inputs** instead (e.g. to swap weights without re-lowe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -102,6 +102,17 @@ class BoundQuantized:
     @property
     def shape(self) -> tuple:
         return (self.packed.shape[0], self.packed.shape[1] * (self.packed.shape[2] * 32 // self.bits))
+
+
+def renamed(params: Mapping[str, Any], rules: Sequence[tuple[Any, str]]) -> dict[str, Any]:
+    """``params`` with every name rewritten by each ``(compiled regex, replacement)`` rule in
+    order (``pattern.sub``), values unchanged: a live state dict under a checkpoint's names."""
+    out = {}
+    for k, v in params.items():
+        for pattern, repl in rules:
+            k = pattern.sub(repl, k)
+        out[k] = v
+    return out
 
 
 def _bind(v: Any, name: str) -> Any:
